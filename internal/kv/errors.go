@@ -1,0 +1,83 @@
+package kv
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Operating errors. Each has a stable code (Code) that front ends put in
+// their replies and that forwarded requests carry between nodes.
+var (
+	// ErrInvalidArgument: the request is malformed or over a limit.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrNotFound: the key is absent.
+	ErrNotFound = errors.New("key not found")
+	// ErrTableNotFound: the table does not exist.
+	ErrTableNotFound = errors.New("table not found")
+	// ErrTableExists: CreateTable of a name that exists.
+	ErrTableExists = errors.New("table already exists")
+	// ErrConditionFailed: a conditional write's condition did not hold.
+	ErrConditionFailed = errors.New("condition failed")
+	// ErrUnavailable: no leader could be reached in time; retry.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrTimeout: the request was sent but its outcome is unknown.
+	ErrTimeout = errors.New("timed out; outcome unknown")
+	// ErrNotLeader: this node does not lead the range (internal; the router
+	// retries it).
+	ErrNotLeader = errors.New("not leader")
+	// ErrInternal: a bug or a storage failure.
+	ErrInternal = errors.New("internal error")
+)
+
+var codes = []struct {
+	err  error
+	code string
+}{
+	{ErrInvalidArgument, "invalid_argument"},
+	{ErrNotFound, "not_found"},
+	{ErrTableNotFound, "table_not_found"},
+	{ErrTableExists, "table_exists"},
+	{ErrConditionFailed, "condition_failed"},
+	{ErrUnavailable, "unavailable"},
+	{ErrTimeout, "timeout"},
+	{ErrNotLeader, "not_leader"},
+	{ErrInternal, "internal"},
+}
+
+// Code returns the stable code of err's kind ("internal" when unknown).
+func Code(err error) string {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return "internal"
+}
+
+// FromCode rebuilds an error of the kind named by code with message msg;
+// the inverse of Code for errors carried between nodes.
+func FromCode(code, msg string) error {
+	for _, c := range codes {
+		if c.code == code {
+			if msg == "" || msg == c.err.Error() {
+				return c.err
+			}
+			return &codedError{kind: c.err, msg: msg}
+		}
+	}
+	return &codedError{kind: ErrInternal, msg: msg}
+}
+
+type codedError struct {
+	kind error
+	msg  string
+}
+
+func (e *codedError) Error() string { return e.msg }
+func (e *codedError) Unwrap() error { return e.kind }
+
+// Errorf wraps kind with a formatted message: Errorf(ErrInvalidArgument,
+// "key is %d bytes", n) reads "invalid argument: key is 5000 bytes".
+func Errorf(kind error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", kind, fmt.Sprintf(format, args...))
+}

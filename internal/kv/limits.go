@@ -1,0 +1,122 @@
+package kv
+
+import (
+	"github.com/cairn-db/cairn/api/cairnpb"
+)
+
+// Limits are the input limits checked at the edge. The zero value is not
+// valid; use DefaultLimits.
+type Limits struct {
+	MaxKeyBytes   int
+	MaxValueBytes int
+	// MaxListLimit caps ListRequest.limit; DefaultListLimit applies when 0.
+	MaxListLimit     int
+	DefaultListLimit int
+}
+
+// DefaultLimits are the contract's defaults: key <= 4 KiB, value <= 1 MiB.
+var DefaultLimits = Limits{
+	MaxKeyBytes:      4 << 10,
+	MaxValueBytes:    1 << 20,
+	MaxListLimit:     10000,
+	DefaultListLimit: 1000,
+}
+
+// MaxTableNameBytes is the longest table name.
+const MaxTableNameBytes = 64
+
+// ValidateTableName checks a table name against [a-z0-9_-]{1,64}.
+func ValidateTableName(name string) error {
+	if len(name) == 0 {
+		return Errorf(ErrInvalidArgument, "table name is empty")
+	}
+	if len(name) > MaxTableNameBytes {
+		return Errorf(ErrInvalidArgument, "table name is %d bytes; the limit is %d", len(name), MaxTableNameBytes)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return Errorf(ErrInvalidArgument, "table name %q: only a-z, 0-9, _ and - are allowed", name)
+		}
+	}
+	return nil
+}
+
+// ValidateKey checks a key is non-empty and within the limit.
+func (l Limits) ValidateKey(key []byte) error {
+	if len(key) == 0 {
+		return Errorf(ErrInvalidArgument, "key is empty")
+	}
+	if len(key) > l.MaxKeyBytes {
+		return Errorf(ErrInvalidArgument, "key is %d bytes; the limit is %d", len(key), l.MaxKeyBytes)
+	}
+	return nil
+}
+
+// ValidateValue checks a value is within the limit.
+func (l Limits) ValidateValue(value []byte) error {
+	if len(value) > l.MaxValueBytes {
+		return Errorf(ErrInvalidArgument, "value is %d bytes; the limit is %d", len(value), l.MaxValueBytes)
+	}
+	return nil
+}
+
+func validateCondition(c *cairnpb.Condition) error {
+	if c != nil && c.Absent && c.Version != 0 {
+		return Errorf(ErrInvalidArgument, "a condition cannot require both a version and absence")
+	}
+	return nil
+}
+
+// ValidateGet checks a GetRequest.
+func (l Limits) ValidateGet(r *cairnpb.GetRequest) error {
+	if err := ValidateTableName(r.Table); err != nil {
+		return err
+	}
+	return l.ValidateKey(r.Key)
+}
+
+// ValidatePut checks a PutRequest.
+func (l Limits) ValidatePut(r *cairnpb.PutRequest) error {
+	if err := ValidateTableName(r.Table); err != nil {
+		return err
+	}
+	if err := l.ValidateKey(r.Key); err != nil {
+		return err
+	}
+	if err := l.ValidateValue(r.Value); err != nil {
+		return err
+	}
+	return validateCondition(r.Condition)
+}
+
+// ValidateDelete checks a DeleteRequest.
+func (l Limits) ValidateDelete(r *cairnpb.DeleteRequest) error {
+	if err := ValidateTableName(r.Table); err != nil {
+		return err
+	}
+	if err := l.ValidateKey(r.Key); err != nil {
+		return err
+	}
+	return validateCondition(r.Condition)
+}
+
+// ValidateList checks a ListRequest and returns the effective page size.
+func (l Limits) ValidateList(r *cairnpb.ListRequest) (int, error) {
+	if err := ValidateTableName(r.Table); err != nil {
+		return 0, err
+	}
+	for _, b := range [][]byte{r.Prefix, r.Start, r.End} {
+		if len(b) > l.MaxKeyBytes {
+			return 0, Errorf(ErrInvalidArgument, "list bound is %d bytes; the limit is %d", len(b), l.MaxKeyBytes)
+		}
+	}
+	n := int(r.Limit)
+	if n == 0 {
+		n = l.DefaultListLimit
+	}
+	if n > l.MaxListLimit {
+		return 0, Errorf(ErrInvalidArgument, "limit %d is over the maximum %d", n, l.MaxListLimit)
+	}
+	return n, nil
+}

@@ -1,0 +1,29 @@
+package kv
+
+import (
+	"context"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+)
+
+// Service is the whole client-facing API of a node. Every node implements
+// all of it: requests for ranges led elsewhere are forwarded.
+//
+// Errors are the sentinels of this package (wrapped with detail); callers
+// classify them with errors.Is.
+type Service interface {
+	Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.GetResponse, error)
+	Put(ctx context.Context, req *cairnpb.PutRequest) (*cairnpb.PutResponse, error)
+	Delete(ctx context.Context, req *cairnpb.DeleteRequest) (*cairnpb.DeleteResponse, error)
+	List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.ListResponse, error)
+
+	CreateTable(ctx context.Context, req *cairnpb.CreateTableRequest) (*cairnpb.Table, error)
+	GetTable(ctx context.Context, req *cairnpb.GetTableRequest) (*cairnpb.Table, error)
+	ListTables(ctx context.Context, req *cairnpb.ListTablesRequest) (*cairnpb.ListTablesResponse, error)
+	DropTable(ctx context.Context, req *cairnpb.DropTableRequest) (*cairnpb.DropTableResponse, error)
+
+	ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, error)
+	// Ready reports nil when this node can serve reads and writes through a
+	// leader (it knows a leader for the meta range and the default table).
+	Ready(ctx context.Context) error
+}
