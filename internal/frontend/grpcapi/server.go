@@ -1,0 +1,127 @@
+package grpcapi
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/kv"
+)
+
+// Option configures Register.
+type Option func(*options)
+
+type options struct {
+	limits kv.Limits
+}
+
+// WithLimits sets the input limits checked before a request reaches the
+// service (default kv.DefaultLimits). Pass the node's configured limits.
+func WithLimits(l kv.Limits) Option {
+	return func(o *options) { o.limits = l }
+}
+
+// Register registers the KV, Tables and Cluster services on s, each a thin
+// adapter over svc.
+func Register(s *grpc.Server, svc kv.Service, opts ...Option) {
+	o := options{limits: kv.DefaultLimits}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	h := &handler{svc: svc, limits: o.limits}
+	cairnpb.RegisterKVServer(s, &kvServer{h: h})
+	cairnpb.RegisterTablesServer(s, &tablesServer{h: h})
+	cairnpb.RegisterClusterServer(s, &clusterServer{h: h})
+}
+
+// handler holds what the three services share. It is immutable after
+// Register, so the handlers need no locking.
+type handler struct {
+	svc    kv.Service
+	limits kv.Limits
+}
+
+type kvServer struct {
+	cairnpb.UnimplementedKVServer
+	h *handler
+}
+
+func (s *kvServer) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.GetResponse, error) {
+	if err := s.h.limits.ValidateGet(req); err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := s.h.svc.Get(ctx, req)
+	return resp, toStatus(err)
+}
+
+func (s *kvServer) Put(ctx context.Context, req *cairnpb.PutRequest) (*cairnpb.PutResponse, error) {
+	if err := s.h.limits.ValidatePut(req); err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := s.h.svc.Put(ctx, req)
+	return resp, toStatus(err)
+}
+
+func (s *kvServer) Delete(ctx context.Context, req *cairnpb.DeleteRequest) (*cairnpb.DeleteResponse, error) {
+	if err := s.h.limits.ValidateDelete(req); err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := s.h.svc.Delete(ctx, req)
+	return resp, toStatus(err)
+}
+
+func (s *kvServer) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.ListResponse, error) {
+	if _, err := s.h.limits.ValidateList(req); err != nil {
+		return nil, toStatus(err)
+	}
+	if _, err := kv.DecodePageToken(req.PageToken, s.h.limits); err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := s.h.svc.List(ctx, req)
+	return resp, toStatus(err)
+}
+
+type tablesServer struct {
+	cairnpb.UnimplementedTablesServer
+	h *handler
+}
+
+func (s *tablesServer) CreateTable(ctx context.Context, req *cairnpb.CreateTableRequest) (*cairnpb.Table, error) {
+	if err := kv.ValidateTableName(req.Name); err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := s.h.svc.CreateTable(ctx, req)
+	return resp, toStatus(err)
+}
+
+func (s *tablesServer) GetTable(ctx context.Context, req *cairnpb.GetTableRequest) (*cairnpb.Table, error) {
+	if err := kv.ValidateTableName(req.Name); err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := s.h.svc.GetTable(ctx, req)
+	return resp, toStatus(err)
+}
+
+func (s *tablesServer) ListTables(ctx context.Context, req *cairnpb.ListTablesRequest) (*cairnpb.ListTablesResponse, error) {
+	resp, err := s.h.svc.ListTables(ctx, req)
+	return resp, toStatus(err)
+}
+
+func (s *tablesServer) DropTable(ctx context.Context, req *cairnpb.DropTableRequest) (*cairnpb.DropTableResponse, error) {
+	if err := kv.ValidateTableName(req.Name); err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := s.h.svc.DropTable(ctx, req)
+	return resp, toStatus(err)
+}
+
+type clusterServer struct {
+	cairnpb.UnimplementedClusterServer
+	h *handler
+}
+
+func (s *clusterServer) Status(ctx context.Context, _ *cairnpb.ClusterStatusRequest) (*cairnpb.ClusterStatus, error) {
+	resp, err := s.h.svc.ClusterStatus(ctx)
+	return resp, toStatus(err)
+}
