@@ -1,0 +1,220 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+)
+
+// Defaults of Config.
+const (
+	DefaultDialTimeout    = 5 * time.Second
+	DefaultRequestTimeout = 10 * time.Second
+)
+
+// maxReconnectDelay caps the backoff between attempts to reconnect to an
+// endpoint, so that a node that comes back is used again soon.
+const maxReconnectDelay = 2 * time.Second
+
+// Config configures a Client.
+type Config struct {
+	// Endpoints are the client addresses (--listen or --advertise) of some
+	// of the cluster's nodes, as host:port. At least one is required.
+	Endpoints []string
+	// DialTimeout bounds one attempt to connect to an endpoint (default
+	// DefaultDialTimeout). After it the call fails over to the next one.
+	DialTimeout time.Duration
+	// RequestTimeout bounds a whole call, failovers included, when its
+	// context has no deadline (default DefaultRequestTimeout).
+	RequestTimeout time.Duration
+	// DialOptions are added to the client's own gRPC dial options; the
+	// last wins. For tests and for transport settings not covered here.
+	DialOptions []grpc.DialOption
+}
+
+// Client is a connection to a cairn cluster. It is safe for concurrent use;
+// make one and share it.
+type Client struct {
+	cfg       Config
+	endpoints []*endpoint
+	// preferred is the index of the endpoint that answered last; calls
+	// start there.
+	preferred atomic.Uint32
+	closed    atomic.Bool
+}
+
+// endpoint is the connection to one node. Connections are made lazily, on
+// the first call that needs them, and re-made after failures by gRPC.
+type endpoint struct {
+	addr    string
+	cc      *grpc.ClientConn
+	kv      cairnpb.KVClient
+	tables  cairnpb.TablesClient
+	cluster cairnpb.ClusterClient
+}
+
+// New returns a Client for cfg. It does not connect: a node that is down is
+// noticed by the first call.
+func New(cfg Config) (*Client, error) {
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	var addrs []string
+	for _, e := range cfg.Endpoints {
+		if e = strings.TrimSpace(e); e != "" {
+			addrs = append(addrs, e)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, newError("invalid_argument", "client: no endpoints", "")
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  100 * time.Millisecond,
+				Multiplier: 1.6,
+				Jitter:     0.2,
+				MaxDelay:   maxReconnectDelay,
+			},
+			MinConnectTimeout: cfg.DialTimeout,
+		}),
+	}
+	opts = append(opts, cfg.DialOptions...)
+	c := &Client{cfg: cfg}
+	for _, addr := range addrs {
+		cc, err := grpc.NewClient(addr, opts...)
+		if err != nil {
+			_ = c.Close()
+			return nil, newError("invalid_argument", fmt.Sprintf("client: endpoint %q: %v", addr, err), addr)
+		}
+		c.endpoints = append(c.endpoints, &endpoint{
+			addr:    addr,
+			cc:      cc,
+			kv:      cairnpb.NewKVClient(cc),
+			tables:  cairnpb.NewTablesClient(cc),
+			cluster: cairnpb.NewClusterClient(cc),
+		})
+	}
+	return c, nil
+}
+
+// Close closes the connections. Calls after Close fail with ErrClosed.
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	var errs []error
+	for _, ep := range c.endpoints {
+		errs = append(errs, ep.cc.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Endpoints returns the configured endpoints.
+func (c *Client) Endpoints() []string {
+	out := make([]string, len(c.endpoints))
+	for i, ep := range c.endpoints {
+		out[i] = ep.addr
+	}
+	return out
+}
+
+// callKind says whether a call may be repeated on another endpoint after it
+// was sent.
+type callKind int
+
+const (
+	// read calls have no effect: repeat them after any Unavailable.
+	read callKind = iota
+	// write calls are repeated only when they were provably not executed.
+	write
+)
+
+// do runs fn against the endpoints, starting at the preferred one and
+// trying each at most once, by the failover rules of the package doc.
+func (c *Client) do(ctx context.Context, kind callKind, fn func(context.Context, *endpoint) error) error {
+	if c.closed.Load() {
+		return &Error{Code: "closed", Message: ErrClosed.Error(), kind: ErrClosed}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
+	}
+	n := len(c.endpoints)
+	start := int(c.preferred.Load()) % n
+	var last *Error
+	for i := range n {
+		idx := (start + i) % n
+		ep := c.endpoints[idx]
+		if err := ep.waitReady(ctx, c.cfg.DialTimeout); err != nil {
+			if ctx.Err() != nil {
+				return contextError(ctx, ep.addr)
+			}
+			last = newError("unavailable", fmt.Sprintf("cannot connect to %s: %v", ep.addr, err), ep.addr)
+			continue
+		}
+		err := fn(ctx, ep)
+		if err == nil {
+			c.preferred.Store(uint32(idx))
+			return nil
+		}
+		e, fromNode := fromStatus(err, ep.addr)
+		if !errors.Is(e, ErrUnavailable) {
+			return e
+		}
+		if kind == write && !(fromNode && notExecuted(e)) {
+			// The request left on a ready connection that then failed: it
+			// may have been executed.
+			return newError("timeout", fmt.Sprintf("connection to %s failed after the request was sent; outcome unknown: %s", ep.addr, e.Message), ep.addr)
+		}
+		last = e
+	}
+	return last
+}
+
+// waitReady connects ep if needed and waits up to timeout for the
+// connection to be ready. It fails at once if the last attempt to connect
+// failed and gRPC has not yet made a new one.
+func (ep *endpoint) waitReady(ctx context.Context, timeout time.Duration) error {
+	s := ep.cc.GetState()
+	if s == connectivity.Ready {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ep.cc.Connect()
+	for {
+		switch s = ep.cc.GetState(); s {
+		case connectivity.Ready:
+			return nil
+		case connectivity.TransientFailure:
+			return errors.New("connection failed")
+		case connectivity.Shutdown:
+			return ErrClosed
+		}
+		if !ep.cc.WaitForStateChange(ctx, s) {
+			return fmt.Errorf("no connection after %v", timeout)
+		}
+	}
+}
+
+// contextError is the error of a call whose context ended.
+func contextError(ctx context.Context, endpoint string) *Error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return newError("canceled", ctx.Err().Error(), endpoint)
+	}
+	return newError("timeout", "deadline exceeded before an endpoint answered", endpoint)
+}

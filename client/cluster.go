@@ -1,0 +1,66 @@
+package client
+
+import (
+	"context"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+)
+
+// ClusterStatus reports the nodes and ranges of a cluster.
+type ClusterStatus struct {
+	Nodes  []NodeStatus  `json:"nodes"`
+	Ranges []RangeStatus `json:"ranges"`
+}
+
+// NodeStatus describes one node.
+type NodeStatus struct {
+	ID      uint64 `json:"id"`
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Alive   bool   `json:"alive"`
+	// Ranges counts the replicas on the node; Leaders those that lead.
+	Ranges  uint32 `json:"ranges"`
+	Leaders uint32 `json:"leaders"`
+}
+
+// RangeStatus describes one range: the keys of Table in [Start, End).
+type RangeStatus struct {
+	ID    uint64 `json:"id"`
+	Table string `json:"table"`
+	Start []byte `json:"start"`
+	End   []byte `json:"end"`
+	// Replicas and Leader are node IDs; Leader is 0 when unknown.
+	Replicas     []uint64 `json:"replicas"`
+	Leader       uint64   `json:"leader"`
+	Term         uint64   `json:"term"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	SizeBytes    uint64   `json:"size_bytes"`
+}
+
+// ClusterStatus reports the nodes and ranges of the cluster, as one node
+// sees them.
+func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
+	var resp *cairnpb.ClusterStatus
+	err := c.do(ctx, read, func(ctx context.Context, ep *endpoint) (err error) {
+		resp, err = ep.cluster.Status(ctx, &cairnpb.ClusterStatusRequest{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &ClusterStatus{
+		Nodes:  make([]NodeStatus, len(resp.Nodes)),
+		Ranges: make([]RangeStatus, len(resp.Ranges)),
+	}
+	for i, n := range resp.Nodes {
+		out.Nodes[i] = NodeStatus{ID: n.Id, Name: n.Name, Address: n.Address, Alive: n.Alive, Ranges: n.Ranges, Leaders: n.Leaders}
+	}
+	for i, r := range resp.Ranges {
+		out.Ranges[i] = RangeStatus{
+			ID: r.Id, Table: r.Table, Start: r.Start, End: r.End, Replicas: r.Replicas, Leader: r.Leader,
+			Term: r.Term, CommitIndex: r.CommitIndex, AppliedIndex: r.AppliedIndex, SizeBytes: r.SizeBytes,
+		}
+	}
+	return out, nil
+}

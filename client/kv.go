@@ -1,0 +1,143 @@
+package client
+
+import (
+	"context"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+)
+
+// WriteOption sets a condition on Put or Delete.
+type WriteOption func(*cairnpb.Condition)
+
+// IfVersion makes a write succeed only if the key's current version is v
+// (non-zero); otherwise it fails with ErrConditionFailed.
+func IfVersion(v uint64) WriteOption {
+	return func(c *cairnpb.Condition) { c.Version = v }
+}
+
+// IfAbsent makes a Put succeed only if the key does not exist; otherwise it
+// fails with ErrConditionFailed.
+func IfAbsent() WriteOption {
+	return func(c *cairnpb.Condition) { c.Absent = true }
+}
+
+func condition(opts []WriteOption) *cairnpb.Condition {
+	if len(opts) == 0 {
+		return nil
+	}
+	c := &cairnpb.Condition{}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Get returns the value and version of key in table, or ErrNotFound.
+func (c *Client) Get(ctx context.Context, table string, key []byte) (value []byte, version uint64, err error) {
+	req := &cairnpb.GetRequest{Table: table, Key: key}
+	var resp *cairnpb.GetResponse
+	err = c.do(ctx, read, func(ctx context.Context, ep *endpoint) (err error) {
+		resp, err = ep.kv.Get(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp.Value, resp.Version, nil
+}
+
+// Put sets key in table to value and returns the new version. With
+// IfVersion or IfAbsent it fails with ErrConditionFailed when the condition
+// does not hold.
+func (c *Client) Put(ctx context.Context, table string, key, value []byte, opts ...WriteOption) (version uint64, err error) {
+	req := &cairnpb.PutRequest{Table: table, Key: key, Value: value, Condition: condition(opts)}
+	var resp *cairnpb.PutResponse
+	err = c.do(ctx, write, func(ctx context.Context, ep *endpoint) (err error) {
+		resp, err = ep.kv.Put(ctx, req)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return resp.Version, nil
+}
+
+// Delete removes key from table and returns the version of the deleted
+// value; ErrNotFound if it is absent. With IfVersion it fails with
+// ErrConditionFailed unless the current version is the given one.
+func (c *Client) Delete(ctx context.Context, table string, key []byte, opts ...WriteOption) (version uint64, err error) {
+	req := &cairnpb.DeleteRequest{Table: table, Key: key, Condition: condition(opts)}
+	var resp *cairnpb.DeleteResponse
+	err = c.do(ctx, write, func(ctx context.Context, ep *endpoint) (err error) {
+		resp, err = ep.kv.Delete(ctx, req)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return resp.Version, nil
+}
+
+// ListOptions selects the keys of a List. Prefix and the half-open span
+// [Start, End) combine: the keys listed are in their intersection. An empty
+// End means no upper bound.
+type ListOptions struct {
+	Prefix []byte
+	Start  []byte
+	End    []byte
+	// Limit is the maximum number of items in the page; 0 means the
+	// server's default (1000).
+	Limit int
+	// PageToken continues a listing after a previous page; it is that
+	// page's NextPageToken.
+	PageToken string
+	// Values asks for the values too; without it items have only keys
+	// and versions.
+	Values bool
+}
+
+// KeyValue is one item of a listing.
+type KeyValue struct {
+	Key     []byte `json:"key"`
+	Value   []byte `json:"value,omitempty"`
+	Version uint64 `json:"version"`
+}
+
+// ListPage is one page of a listing, in key order.
+type ListPage struct {
+	Items []KeyValue `json:"items"`
+	// NextPageToken continues the listing (ListOptions.PageToken); it is
+	// empty on the last page.
+	NextPageToken string `json:"next_page_token"`
+}
+
+// List returns one page of the keys of table selected by opts. Pages name
+// the key they resume after, so a listing that follows NextPageToken
+// returns every key present throughout it exactly once.
+func (c *Client) List(ctx context.Context, table string, opts ListOptions) (*ListPage, error) {
+	if opts.Limit < 0 || opts.Limit > 1<<31 {
+		return nil, newError("invalid_argument", "list limit out of range", "")
+	}
+	req := &cairnpb.ListRequest{
+		Table:     table,
+		Prefix:    opts.Prefix,
+		Start:     opts.Start,
+		End:       opts.End,
+		Limit:     uint32(opts.Limit),
+		PageToken: opts.PageToken,
+		Values:    opts.Values,
+	}
+	var resp *cairnpb.ListResponse
+	err := c.do(ctx, read, func(ctx context.Context, ep *endpoint) (err error) {
+		resp, err = ep.kv.List(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	page := &ListPage{Items: make([]KeyValue, len(resp.Items)), NextPageToken: resp.NextPageToken}
+	for i, it := range resp.Items {
+		page.Items[i] = KeyValue{Key: it.Key, Value: it.Value, Version: it.Version}
+	}
+	return page, nil
+}

@@ -1,0 +1,102 @@
+package client
+
+import (
+	"context"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+)
+
+// Table describes a table.
+type Table struct {
+	Name string `json:"name"`
+	ID   uint64 `json:"id"`
+	// Partitioning is "range" (the only one so far) or "hash".
+	Partitioning string  `json:"partitioning"`
+	Replicas     uint32  `json:"replicas"`
+	Ranges       []Range `json:"ranges,omitempty"`
+}
+
+// Range describes one range of a table: the keys in [Start, End); an empty
+// End means the end of the table.
+type Range struct {
+	ID       uint64   `json:"id"`
+	TableID  uint64   `json:"table_id"`
+	Start    []byte   `json:"start"`
+	End      []byte   `json:"end"`
+	Replicas []uint64 `json:"replicas"`
+}
+
+// TableOption sets a property of a new table.
+type TableOption func(*cairnpb.CreateTableRequest)
+
+// WithPartitioning sets how the table's keys are spread over ranges:
+// "range" (sorted keys, cheap prefix scans; the default) or "hash".
+func WithPartitioning(p string) TableOption {
+	return func(r *cairnpb.CreateTableRequest) { r.Partitioning = p }
+}
+
+func tableFromProto(t *cairnpb.Table) *Table {
+	out := &Table{Name: t.Name, ID: t.Id, Partitioning: t.Partitioning, Replicas: t.Replicas}
+	for _, r := range t.Ranges {
+		out.Ranges = append(out.Ranges, Range{ID: r.Id, TableID: r.TableId, Start: r.Start, End: r.End, Replicas: r.Replicas})
+	}
+	return out
+}
+
+// CreateTable creates a table; ErrTableExists if the name is taken.
+func (c *Client) CreateTable(ctx context.Context, name string, opts ...TableOption) (*Table, error) {
+	req := &cairnpb.CreateTableRequest{Name: name}
+	for _, o := range opts {
+		o(req)
+	}
+	var resp *cairnpb.Table
+	err := c.do(ctx, write, func(ctx context.Context, ep *endpoint) (err error) {
+		resp, err = ep.tables.CreateTable(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tableFromProto(resp), nil
+}
+
+// GetTable describes a table; ErrTableNotFound if it does not exist.
+func (c *Client) GetTable(ctx context.Context, name string) (*Table, error) {
+	req := &cairnpb.GetTableRequest{Name: name}
+	var resp *cairnpb.Table
+	err := c.do(ctx, read, func(ctx context.Context, ep *endpoint) (err error) {
+		resp, err = ep.tables.GetTable(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tableFromProto(resp), nil
+}
+
+// ListTables describes all tables.
+func (c *Client) ListTables(ctx context.Context) ([]*Table, error) {
+	var resp *cairnpb.ListTablesResponse
+	err := c.do(ctx, read, func(ctx context.Context, ep *endpoint) (err error) {
+		resp, err = ep.tables.ListTables(ctx, &cairnpb.ListTablesRequest{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Table, len(resp.Tables))
+	for i, t := range resp.Tables {
+		out[i] = tableFromProto(t)
+	}
+	return out, nil
+}
+
+// DropTable deletes a table and all its keys; ErrTableNotFound if it does
+// not exist.
+func (c *Client) DropTable(ctx context.Context, name string) error {
+	req := &cairnpb.DropTableRequest{Name: name}
+	return c.do(ctx, write, func(ctx context.Context, ep *endpoint) error {
+		_, err := ep.tables.DropTable(ctx, req)
+		return err
+	})
+}
