@@ -25,11 +25,10 @@ const (
 )
 
 type RaftBatch struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	FromNode uint64                 `protobuf:"varint,1,opt,name=from_node,json=fromNode,proto3" json:"from_node,omitempty"`
-	ToNode   uint64                 `protobuf:"varint,2,opt,name=to_node,json=toNode,proto3" json:"to_node,omitempty"`
-	// Each is a marshaled raftpb.Message.
-	Msgs          [][]byte `protobuf:"bytes,3,rep,name=msgs,proto3" json:"msgs,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromNode      uint64                 `protobuf:"varint,1,opt,name=from_node,json=fromNode,proto3" json:"from_node,omitempty"`
+	ToNode        uint64                 `protobuf:"varint,2,opt,name=to_node,json=toNode,proto3" json:"to_node,omitempty"`
+	Msgs          []*RaftMessage         `protobuf:"bytes,3,rep,name=msgs,proto3" json:"msgs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -78,9 +77,63 @@ func (x *RaftBatch) GetToNode() uint64 {
 	return 0
 }
 
-func (x *RaftBatch) GetMsgs() [][]byte {
+func (x *RaftBatch) GetMsgs() []*RaftMessage {
 	if x != nil {
 		return x.Msgs
+	}
+	return nil
+}
+
+// RaftMessage is one raftpb.Message of one range's Raft group.
+type RaftMessage struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RangeId uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	// A marshaled raftpb.Message.
+	Msg           []byte `protobuf:"bytes,2,opt,name=msg,proto3" json:"msg,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RaftMessage) Reset() {
+	*x = RaftMessage{}
+	mi := &file_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RaftMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RaftMessage) ProtoMessage() {}
+
+func (x *RaftMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RaftMessage.ProtoReflect.Descriptor instead.
+func (*RaftMessage) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RaftMessage) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *RaftMessage) GetMsg() []byte {
+	if x != nil {
+		return x.Msg
 	}
 	return nil
 }
@@ -93,7 +146,7 @@ type RaftAck struct {
 
 func (x *RaftAck) Reset() {
 	*x = RaftAck{}
-	mi := &file_peer_proto_msgTypes[1]
+	mi := &file_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -105,7 +158,7 @@ func (x *RaftAck) String() string {
 func (*RaftAck) ProtoMessage() {}
 
 func (x *RaftAck) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[1]
+	mi := &file_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -118,7 +171,7 @@ func (x *RaftAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftAck.ProtoReflect.Descriptor instead.
 func (*RaftAck) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{1}
+	return file_peer_proto_rawDescGZIP(), []int{2}
 }
 
 // Request is any client request, as forwarded between nodes.
@@ -139,7 +192,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_peer_proto_msgTypes[2]
+	mi := &file_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -151,7 +204,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[2]
+	mi := &file_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -164,7 +217,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{2}
+	return file_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Request) GetOp() isRequest_Op {
@@ -287,7 +340,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_peer_proto_msgTypes[3]
+	mi := &file_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +352,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[3]
+	mi := &file_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +365,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{3}
+	return file_peer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Response) GetOp() isResponse_Op {
@@ -433,7 +486,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_peer_proto_msgTypes[4]
+	mi := &file_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +498,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[4]
+	mi := &file_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +511,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{4}
+	return file_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Error) GetCode() string {
@@ -490,14 +543,17 @@ type Command struct {
 	//	*Command_Delete
 	//	*Command_CreateTable
 	//	*Command_DropTable
-	Op            isCommand_Op `protobuf_oneof:"op"`
+	Op isCommand_Op `protobuf_oneof:"op"`
+	// The table a put or delete addresses, as resolved by the proposer; the
+	// apply fails if the range no longer holds that table.
+	TableId       uint64 `protobuf:"varint,8,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_peer_proto_msgTypes[5]
+	mi := &file_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +565,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[5]
+	mi := &file_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +578,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{5}
+	return file_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Command) GetNodeId() uint64 {
@@ -589,6 +645,13 @@ func (x *Command) GetDropTable() *DropTable {
 	return nil
 }
 
+func (x *Command) GetTableId() uint64 {
+	if x != nil {
+		return x.TableId
+	}
+	return 0
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -627,7 +690,7 @@ type CreateTable struct {
 
 func (x *CreateTable) Reset() {
 	*x = CreateTable{}
-	mi := &file_peer_proto_msgTypes[6]
+	mi := &file_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +702,7 @@ func (x *CreateTable) String() string {
 func (*CreateTable) ProtoMessage() {}
 
 func (x *CreateTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[6]
+	mi := &file_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +715,7 @@ func (x *CreateTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTable.ProtoReflect.Descriptor instead.
 func (*CreateTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{6}
+	return file_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateTable) GetName() string {
@@ -678,7 +741,7 @@ type DropTable struct {
 
 func (x *DropTable) Reset() {
 	*x = DropTable{}
-	mi := &file_peer_proto_msgTypes[7]
+	mi := &file_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +753,7 @@ func (x *DropTable) String() string {
 func (*DropTable) ProtoMessage() {}
 
 func (x *DropTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[7]
+	mi := &file_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +766,7 @@ func (x *DropTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTable.ProtoReflect.Descriptor instead.
 func (*DropTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{7}
+	return file_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DropTable) GetName() string {
@@ -730,7 +793,7 @@ type RangeState struct {
 
 func (x *RangeState) Reset() {
 	*x = RangeState{}
-	mi := &file_peer_proto_msgTypes[8]
+	mi := &file_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +805,7 @@ func (x *RangeState) String() string {
 func (*RangeState) ProtoMessage() {}
 
 func (x *RangeState) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[8]
+	mi := &file_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +818,7 @@ func (x *RangeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeState.ProtoReflect.Descriptor instead.
 func (*RangeState) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{8}
+	return file_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RangeState) GetDesc() *RangeDescriptor {
@@ -805,7 +868,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +880,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +893,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{9}
+	return file_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Node) GetId() uint64 {
@@ -865,7 +928,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +940,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +953,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{10}
+	return file_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SnapshotData) GetState() *RangeState {
@@ -917,7 +980,7 @@ type SnapshotKV struct {
 
 func (x *SnapshotKV) Reset() {
 	*x = SnapshotKV{}
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +992,7 @@ func (x *SnapshotKV) String() string {
 func (*SnapshotKV) ProtoMessage() {}
 
 func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1005,7 @@ func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotKV.ProtoReflect.Descriptor instead.
 func (*SnapshotKV) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{11}
+	return file_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SnapshotKV) GetKey() []byte {
@@ -964,11 +1027,14 @@ var File_peer_proto protoreflect.FileDescriptor
 const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"peer.proto\x12\rcairn.peer.v1\x1a\bkv.proto\"U\n" +
+	"peer.proto\x12\rcairn.peer.v1\x1a\bkv.proto\"q\n" +
 	"\tRaftBatch\x12\x1b\n" +
 	"\tfrom_node\x18\x01 \x01(\x04R\bfromNode\x12\x17\n" +
-	"\ato_node\x18\x02 \x01(\x04R\x06toNode\x12\x12\n" +
-	"\x04msgs\x18\x03 \x03(\fR\x04msgs\"\t\n" +
+	"\ato_node\x18\x02 \x01(\x04R\x06toNode\x12.\n" +
+	"\x04msgs\x18\x03 \x03(\v2\x1a.cairn.peer.v1.RaftMessageR\x04msgs\":\n" +
+	"\vRaftMessage\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
+	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
 	"\aRaftAck\"\xc3\x02\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
@@ -992,7 +1058,7 @@ const file_peer_proto_rawDesc = "" +
 	"\x02op\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xc0\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xdb\x02\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -1002,7 +1068,8 @@ const file_peer_proto_rawDesc = "" +
 	"\x06delete\x18\x05 \x01(\v2\x17.cairn.v1.DeleteRequestH\x00R\x06delete\x12?\n" +
 	"\fcreate_table\x18\x06 \x01(\v2\x1a.cairn.peer.v1.CreateTableH\x00R\vcreateTable\x129\n" +
 	"\n" +
-	"drop_table\x18\a \x01(\v2\x18.cairn.peer.v1.DropTableH\x00R\tdropTableB\x04\n" +
+	"drop_table\x18\a \x01(\v2\x18.cairn.peer.v1.DropTableH\x00R\tdropTable\x12\x19\n" +
+	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
 	"\x02op\"E\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
@@ -1045,64 +1112,66 @@ func file_peer_proto_rawDescGZIP() []byte {
 	return file_peer_proto_rawDescData
 }
 
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_peer_proto_goTypes = []any{
 	(*RaftBatch)(nil),          // 0: cairn.peer.v1.RaftBatch
-	(*RaftAck)(nil),            // 1: cairn.peer.v1.RaftAck
-	(*Request)(nil),            // 2: cairn.peer.v1.Request
-	(*Response)(nil),           // 3: cairn.peer.v1.Response
-	(*Error)(nil),              // 4: cairn.peer.v1.Error
-	(*Command)(nil),            // 5: cairn.peer.v1.Command
-	(*CreateTable)(nil),        // 6: cairn.peer.v1.CreateTable
-	(*DropTable)(nil),          // 7: cairn.peer.v1.DropTable
-	(*RangeState)(nil),         // 8: cairn.peer.v1.RangeState
-	(*Node)(nil),               // 9: cairn.peer.v1.Node
-	(*SnapshotData)(nil),       // 10: cairn.peer.v1.SnapshotData
-	(*SnapshotKV)(nil),         // 11: cairn.peer.v1.SnapshotKV
-	(*GetRequest)(nil),         // 12: cairn.v1.GetRequest
-	(*PutRequest)(nil),         // 13: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),      // 14: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),        // 15: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil), // 16: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),   // 17: cairn.v1.DropTableRequest
-	(*GetResponse)(nil),        // 18: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 19: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 20: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 21: cairn.v1.ListResponse
-	(*Table)(nil),              // 22: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 23: cairn.v1.DropTableResponse
-	(*RangeDescriptor)(nil),    // 24: cairn.v1.RangeDescriptor
+	(*RaftMessage)(nil),        // 1: cairn.peer.v1.RaftMessage
+	(*RaftAck)(nil),            // 2: cairn.peer.v1.RaftAck
+	(*Request)(nil),            // 3: cairn.peer.v1.Request
+	(*Response)(nil),           // 4: cairn.peer.v1.Response
+	(*Error)(nil),              // 5: cairn.peer.v1.Error
+	(*Command)(nil),            // 6: cairn.peer.v1.Command
+	(*CreateTable)(nil),        // 7: cairn.peer.v1.CreateTable
+	(*DropTable)(nil),          // 8: cairn.peer.v1.DropTable
+	(*RangeState)(nil),         // 9: cairn.peer.v1.RangeState
+	(*Node)(nil),               // 10: cairn.peer.v1.Node
+	(*SnapshotData)(nil),       // 11: cairn.peer.v1.SnapshotData
+	(*SnapshotKV)(nil),         // 12: cairn.peer.v1.SnapshotKV
+	(*GetRequest)(nil),         // 13: cairn.v1.GetRequest
+	(*PutRequest)(nil),         // 14: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),      // 15: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),        // 16: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil), // 17: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),   // 18: cairn.v1.DropTableRequest
+	(*GetResponse)(nil),        // 19: cairn.v1.GetResponse
+	(*PutResponse)(nil),        // 20: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),     // 21: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),       // 22: cairn.v1.ListResponse
+	(*Table)(nil),              // 23: cairn.v1.Table
+	(*DropTableResponse)(nil),  // 24: cairn.v1.DropTableResponse
+	(*RangeDescriptor)(nil),    // 25: cairn.v1.RangeDescriptor
 }
 var file_peer_proto_depIdxs = []int32{
-	12, // 0: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	13, // 1: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	14, // 2: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	15, // 3: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	16, // 4: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	17, // 5: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	18, // 6: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	19, // 7: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	20, // 8: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	21, // 9: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	22, // 10: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	23, // 11: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	4,  // 12: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	13, // 13: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	14, // 14: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	6,  // 15: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	7,  // 16: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	24, // 17: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	8,  // 18: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	11, // 19: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	0,  // 20: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	2,  // 21: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	1,  // 22: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	3,  // 23: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	22, // [22:24] is the sub-list for method output_type
-	20, // [20:22] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	1,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
+	13, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	14, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	15, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	16, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	17, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	18, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	19, // 7: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	20, // 8: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	21, // 9: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	22, // 10: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	23, // 11: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	24, // 12: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	5,  // 13: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	14, // 14: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	15, // 15: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	7,  // 16: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	8,  // 17: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	25, // 18: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	9,  // 19: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	12, // 20: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	0,  // 21: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	3,  // 22: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	2,  // 23: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	4,  // 24: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	23, // [23:25] is the sub-list for method output_type
+	21, // [21:23] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -1111,7 +1180,7 @@ func file_peer_proto_init() {
 		return
 	}
 	file_kv_proto_init()
-	file_peer_proto_msgTypes[2].OneofWrappers = []any{
+	file_peer_proto_msgTypes[3].OneofWrappers = []any{
 		(*Request_Get)(nil),
 		(*Request_Put)(nil),
 		(*Request_Delete)(nil),
@@ -1119,7 +1188,7 @@ func file_peer_proto_init() {
 		(*Request_CreateTable)(nil),
 		(*Request_DropTable)(nil),
 	}
-	file_peer_proto_msgTypes[3].OneofWrappers = []any{
+	file_peer_proto_msgTypes[4].OneofWrappers = []any{
 		(*Response_Get)(nil),
 		(*Response_Put)(nil),
 		(*Response_Delete)(nil),
@@ -1127,7 +1196,7 @@ func file_peer_proto_init() {
 		(*Response_Table)(nil),
 		(*Response_DropTable)(nil),
 	}
-	file_peer_proto_msgTypes[5].OneofWrappers = []any{
+	file_peer_proto_msgTypes[6].OneofWrappers = []any{
 		(*Command_Put)(nil),
 		(*Command_Delete)(nil),
 		(*Command_CreateTable)(nil),
@@ -1139,7 +1208,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,141 @@
+// Package keys is the only package that knows how cairn lays out its keys
+// in the node's single Pebble instance. Everything a node stores lives
+// there, under distinct one-byte prefixes:
+//
+//	0x01 rangeID(8) 'h'            Raft hard state of a range
+//	0x01 rangeID(8) 'l' index(8)   Raft log entry of a range
+//	0x01 rangeID(8) 's'            applied RangeState of a range
+//	0x01 rangeID(8) 't'            truncated state (index, term) of a range
+//	0x02 "ident"                   this node's identity
+//	0x03 tableID(8) userKey        user data (table 0 is the meta table)
+//
+// Integers are big-endian so that byte order is numeric order: a range's
+// log is one contiguous, ordered span, and so is a table's data. The meta
+// table (tableID 0) holds the cluster's own records (nodes, tables,
+// counters) in the same format as user data, so that the meta range is an
+// ordinary range to Raft, snapshots and truncation.
+package keys
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// RangeID names a range (a Raft group).
+type RangeID uint64
+
+// TableID names a table. MetaTableID is the cluster's own table.
+type TableID uint64
+
+// MetaTableID is the table the meta range holds.
+const MetaTableID TableID = 0
+
+const (
+	prefixRange byte = 0x01
+	prefixLocal byte = 0x02
+	prefixData  byte = 0x03
+)
+
+const (
+	suffixHardState  byte = 'h'
+	suffixLog        byte = 'l'
+	suffixRangeState byte = 's'
+	suffixTruncated  byte = 't'
+)
+
+// ErrMalformed is returned when a key does not decode.
+var ErrMalformed = errors.New("keys: malformed key")
+
+func rangeKey(id RangeID, suffix byte, extra int) []byte {
+	b := make([]byte, 0, 1+8+1+extra)
+	b = append(b, prefixRange)
+	b = binary.BigEndian.AppendUint64(b, uint64(id))
+	return append(b, suffix)
+}
+
+// HardStateKey is where a range's raftpb.HardState lives.
+func HardStateKey(id RangeID) []byte { return rangeKey(id, suffixHardState, 0) }
+
+// RangeStateKey is where a range's applied state lives.
+func RangeStateKey(id RangeID) []byte { return rangeKey(id, suffixRangeState, 0) }
+
+// TruncatedStateKey is where a range's truncated log position lives.
+func TruncatedStateKey(id RangeID) []byte { return rangeKey(id, suffixTruncated, 0) }
+
+// RaftLogKey is the key of entry index of a range's log.
+func RaftLogKey(id RangeID, index uint64) []byte {
+	return binary.BigEndian.AppendUint64(rangeKey(id, suffixLog, 8), index)
+}
+
+// RaftLogIndex decodes the index from a RaftLogKey.
+func RaftLogIndex(key []byte) (uint64, error) {
+	if len(key) != 1+8+1+8 || key[0] != prefixRange || key[9] != suffixLog {
+		return 0, ErrMalformed
+	}
+	return binary.BigEndian.Uint64(key[10:]), nil
+}
+
+// RangeLocalSpan is [start, end) covering every Raft key of a range.
+func RangeLocalSpan(id RangeID) (start, end []byte) {
+	start = append([]byte{prefixRange}, binary.BigEndian.AppendUint64(nil, uint64(id))...)
+	end = append([]byte{prefixRange}, binary.BigEndian.AppendUint64(nil, uint64(id)+1)...)
+	return start, end
+}
+
+// RangeStateSpan is [start, end) over all ranges' keys; iterate it and
+// keep suffix 's' keys (RangeStateID) to find the replicas a node holds.
+func RangeStateSpan() (start, end []byte) { return []byte{prefixRange}, []byte{prefixRange + 1} }
+
+// RangeStateID returns the range of a RangeStateKey, and false for any
+// other key.
+func RangeStateID(key []byte) (RangeID, bool) {
+	if len(key) != 1+8+1 || key[0] != prefixRange || key[9] != suffixRangeState {
+		return 0, false
+	}
+	return RangeID(binary.BigEndian.Uint64(key[1:9])), true
+}
+
+// IdentKey is where the node's identity lives.
+func IdentKey() []byte { return []byte{prefixLocal, 'i', 'd', 'e', 'n', 't'} }
+
+// DataKey is the storage key of userKey in table.
+func DataKey(table TableID, userKey []byte) []byte {
+	b := make([]byte, 0, 1+8+len(userKey))
+	b = append(b, prefixData)
+	b = binary.BigEndian.AppendUint64(b, uint64(table))
+	return append(b, userKey...)
+}
+
+// DecodeDataKey splits a DataKey. The returned userKey aliases key.
+func DecodeDataKey(key []byte) (TableID, []byte, error) {
+	if len(key) < 1+8 || key[0] != prefixData {
+		return 0, nil, ErrMalformed
+	}
+	return TableID(binary.BigEndian.Uint64(key[1:9])), key[9:], nil
+}
+
+// DataSpan is [start, end) of the storage keys of the user keys [userStart,
+// userEnd) of table; an empty userEnd means the end of the table.
+func DataSpan(table TableID, userStart, userEnd []byte) (start, end []byte) {
+	start = DataKey(table, userStart)
+	if len(userEnd) == 0 {
+		end = make([]byte, 0, 9)
+		end = append(end, prefixData)
+		end = binary.BigEndian.AppendUint64(end, uint64(table)+1)
+		return start, end
+	}
+	return start, DataKey(table, userEnd)
+}
+
+// PrefixEnd returns the smallest key greater than every key with prefix p,
+// or nil when there is none (p is empty or all 0xff).
+func PrefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}

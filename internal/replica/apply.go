@@ -1,0 +1,225 @@
+package replica
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/kv"
+	"github.com/cairn-db/cairn/internal/storage"
+)
+
+// Effect is a change to the node's set of replicas that an applied meta
+// command asks the store to make once the apply batch is committed.
+type Effect struct {
+	Create  *cairnpb.RangeDescriptor
+	Destroy *cairnpb.RangeDescriptor
+}
+
+// Applied is what one apply pass produced: the waiters to wake once the
+// batch is committed and the effects for the store.
+type Applied struct {
+	fire    []func()
+	Effects []Effect
+	// MaxVersion is the largest version handed out (for the node's clock).
+	MaxVersion uint64
+}
+
+// Fire wakes the waiters of the applied entries. Call after commit.
+func (a *Applied) Fire() {
+	for _, f := range a.fire {
+		f()
+	}
+	a.fire = nil
+}
+
+// Apply applies committed entries to the state machine, writing into b (an
+// indexed batch, so later entries read earlier ones' writes). Driver only.
+func (r *Replica) Apply(b *pebble.Batch, ents []raftpb.Entry, out *Applied) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	for i := range ents {
+		e := &ents[i]
+		if e.Index <= r.state.AppliedIndex {
+			continue
+		}
+		if err := r.applyEntry(b, e, out); err != nil {
+			return fmt.Errorf("range %d: apply entry %d: %w", r.ID, e.Index, err)
+		}
+		r.state.AppliedIndex, r.state.AppliedTerm = e.Index, e.Term
+	}
+	if err := putState(b, r.ID, r.state); err != nil {
+		return err
+	}
+	r.applied.Store(r.state.AppliedIndex)
+	if r.state.MaxVersion > out.MaxVersion {
+		out.MaxVersion = r.state.MaxVersion
+	}
+	return nil
+}
+
+func (r *Replica) applyEntry(b *pebble.Batch, e *raftpb.Entry, out *Applied) error {
+	switch e.Type {
+	case raftpb.EntryConfChange:
+		var cc raftpb.ConfChange
+		if err := cc.Unmarshal(e.Data); err != nil {
+			return err
+		}
+		return r.applyConfChange(cc)
+	case raftpb.EntryConfChangeV2:
+		var cc raftpb.ConfChangeV2
+		if err := cc.Unmarshal(e.Data); err != nil {
+			return err
+		}
+		return r.applyConfChange(cc)
+	}
+	if len(e.Data) == 0 {
+		return nil // a new leader's empty entry
+	}
+	cmd := &cairnpb.Command{}
+	if err := proto.Unmarshal(e.Data, cmd); err != nil {
+		return err
+	}
+	res, err := r.applyCommand(b, cmd, out)
+	if err != nil {
+		return err
+	}
+	if cmd.NodeId == r.opts.NodeID {
+		if p, ok := r.waiters[cmd.ProposalId]; ok {
+			delete(r.waiters, cmd.ProposalId)
+			out.fire = append(out.fire, func() { p.done <- res })
+		}
+	}
+	return nil
+}
+
+func (r *Replica) applyConfChange(cc raftpb.ConfChangeI) error {
+	cs := r.rn.ApplyConfChange(cc)
+	csb, err := cs.Marshal()
+	if err != nil {
+		return err
+	}
+	r.state.ConfState = csb
+	r.log.SetConfState(*cs)
+	return nil
+}
+
+// applyCommand applies one command. The returned error is a storage
+// failure (fatal); a command's own failure (condition, not found) is in
+// the Result, decided identically on every replica.
+func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Applied) (Result, error) {
+	desc := r.Desc()
+	switch op := cmd.Op.(type) {
+	case *cairnpb.Command_Put:
+		if cmd.TableId != desc.TableId || !r.containsKey(op.Put.Key) {
+			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Put.Table)}, nil
+		}
+		return r.applyPut(b, keys.DataKey(keys.TableID(cmd.TableId), op.Put.Key), op.Put.Value, op.Put.Condition, cmd.Timestamp)
+	case *cairnpb.Command_Delete:
+		if cmd.TableId != desc.TableId || !r.containsKey(op.Delete.Key) {
+			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Delete.Table)}, nil
+		}
+		return r.applyDelete(b, keys.DataKey(keys.TableID(cmd.TableId), op.Delete.Key), op.Delete.Condition)
+	case *cairnpb.Command_CreateTable:
+		if desc.TableId != uint64(keys.MetaTableID) {
+			return Result{Err: kv.Errorf(kv.ErrInternal, "create table on a data range")}, nil
+		}
+		return r.applyCreateTable(b, op.CreateTable, cmd.Timestamp, out)
+	case *cairnpb.Command_DropTable:
+		if desc.TableId != uint64(keys.MetaTableID) {
+			return Result{Err: kv.Errorf(kv.ErrInternal, "drop table on a data range")}, nil
+		}
+		return r.applyDropTable(b, op.DropTable, out)
+	}
+	return Result{Err: kv.Errorf(kv.ErrInternal, "unknown command")}, nil
+}
+
+func (r *Replica) containsKey(k []byte) bool {
+	d := r.Desc()
+	return bytes.Compare(k, d.Start) >= 0 && (len(d.End) == 0 || bytes.Compare(k, d.End) < 0)
+}
+
+// nextVersion returns the version of the next write: above the range's
+// last version and at least the proposer's timestamp.
+func (r *Replica) nextVersion(ts uint64) uint64 {
+	v := r.state.MaxVersion + 1
+	if ts > v {
+		v = ts
+	}
+	r.state.MaxVersion = v
+	return v
+}
+
+// readCurrent returns the stored version and value of key as of b.
+func readCurrent(b *pebble.Batch, key []byte) (version uint64, value []byte, found bool, err error) {
+	v, closer, err := b.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil, false, nil
+	}
+	if err != nil {
+		return 0, nil, false, err
+	}
+	defer closer.Close()
+	version, value, err = storage.DecodeValue(v)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	return version, append([]byte(nil), value...), true, nil
+}
+
+func checkCondition(c *cairnpb.Condition, found bool, version uint64) error {
+	if c == nil {
+		return nil
+	}
+	if c.Absent && found {
+		return kv.Errorf(kv.ErrConditionFailed, "key exists (version %d)", version)
+	}
+	if c.Version != 0 {
+		if !found {
+			return kv.Errorf(kv.ErrConditionFailed, "key is absent; expected version %d", c.Version)
+		}
+		if version != c.Version {
+			return kv.Errorf(kv.ErrConditionFailed, "version is %d; expected %d", version, c.Version)
+		}
+	}
+	return nil
+}
+
+func (r *Replica) applyPut(b *pebble.Batch, key, value []byte, cond *cairnpb.Condition, ts uint64) (Result, error) {
+	cur, _, found, err := readCurrent(b, key)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := checkCondition(cond, found, cur); err != nil {
+		return Result{Err: err}, nil
+	}
+	v := r.nextVersion(ts)
+	if err := b.Set(key, storage.EncodeValue(v, value), nil); err != nil {
+		return Result{}, err
+	}
+	return Result{Version: v}, nil
+}
+
+func (r *Replica) applyDelete(b *pebble.Batch, key []byte, cond *cairnpb.Condition) (Result, error) {
+	cur, _, found, err := readCurrent(b, key)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return Result{Err: kv.ErrNotFound}, nil
+	}
+	if err := checkCondition(cond, found, cur); err != nil {
+		return Result{Err: err}, nil
+	}
+	if err := b.Delete(key, nil); err != nil {
+		return Result{}, err
+	}
+	return Result{Version: cur}, nil
+}

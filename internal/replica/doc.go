@@ -1,0 +1,28 @@
+// Package replica is one range's replica on one node: its Raft group
+// (a raft.RawNode over a raftlog.Log), its state machine (apply of
+// Commands to the range's keys in Pebble), and the queues through which
+// request goroutines propose writes and wait for linearizable reads.
+//
+// Ownership: the store's driver goroutine owns the RawNode, the log, the
+// applied state and the waiter maps; it alone calls the methods documented
+// "driver only". Request goroutines call Propose and ReadBarrier, which
+// enqueue under mu and wait on a channel that the driver triggers after
+// the effect is durable and applied. Status fields that request goroutines
+// read (leader, term, applied) are typed atomics.
+//
+// Writes: Propose encodes a Command, the driver hands it to raft, and the
+// waiter fires when the entry applies — after a majority has fsynced it.
+// If this replica stops leading before that, pending waiters fail with
+// kv.ErrTimeout ("outcome unknown"): the entry may still commit.
+//
+// Reads: ReadBarrier uses Raft's ReadIndex (safe without clock
+// assumptions): the leader confirms it still leads with a heartbeat round
+// and returns its commit index; the read waits until this replica has
+// applied that index and then reads Pebble directly. Concurrent reads share
+// one ReadIndex round. Leases (no round trip) are a later optimisation.
+//
+// Versions: a write's version is max(proposer's HLC timestamp, the range's
+// max version + 1), decided at apply, so every replica computes the same
+// version and a range's versions strictly increase across leader changes
+// and restarts (see docs/design/versions.md).
+package replica

@@ -1,0 +1,217 @@
+package replica
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/kv"
+	"github.com/cairn-db/cairn/internal/storage"
+)
+
+// The meta range (range 1) holds table 0, whose keys are the cluster's
+// own records:
+//
+//	"node/" + id(8)       -> cairnpb.Node
+//	"table/" + name       -> cairnpb.Table (with its range descriptors)
+//	"counter/table"       -> next table ID (8 bytes)
+//	"counter/range"       -> next range ID (8 bytes)
+const (
+	MetaRangeID keys.RangeID = 1
+
+	metaNodePrefix  = "node/"
+	metaTablePrefix = "table/"
+	metaTableCtr    = "counter/table"
+	metaRangeCtr    = "counter/range"
+)
+
+// MetaTableKey is the storage key of a table's record.
+func MetaTableKey(name string) []byte {
+	return keys.DataKey(keys.MetaTableID, []byte(metaTablePrefix+name))
+}
+
+// MetaTableSpan is the span of all table records.
+func MetaTableSpan() (start, end []byte) {
+	p := []byte(metaTablePrefix)
+	return keys.DataKey(keys.MetaTableID, p), keys.DataKey(keys.MetaTableID, keys.PrefixEnd(p))
+}
+
+// MetaNodeKey is the storage key of a node's record.
+func MetaNodeKey(id uint64) []byte {
+	return keys.DataKey(keys.MetaTableID, binary.BigEndian.AppendUint64([]byte(metaNodePrefix), id))
+}
+
+// MetaNodeSpan is the span of all node records.
+func MetaNodeSpan() (start, end []byte) {
+	p := []byte(metaNodePrefix)
+	return keys.DataKey(keys.MetaTableID, p), keys.DataKey(keys.MetaTableID, keys.PrefixEnd(p))
+}
+
+// Reader is what meta reads need: a *pebble.DB or an indexed batch.
+type Reader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+	NewIter(o *pebble.IterOptions) (*pebble.Iterator, error)
+}
+
+// GetProto reads a meta record; found is false when absent.
+func GetProto(rd Reader, key []byte, m proto.Message) (found bool, err error) {
+	v, closer, err := rd.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	_, raw, err := storage.DecodeValue(v)
+	if err != nil {
+		return false, err
+	}
+	return true, proto.Unmarshal(raw, m)
+}
+
+func putProto(b *pebble.Batch, key []byte, version uint64, m proto.Message) error {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return b.Set(key, storage.EncodeValue(version, data), nil)
+}
+
+// ScanProtos calls fn with each record in [start, end).
+func ScanProtos[T proto.Message](rd Reader, start, end []byte, newT func() T, fn func(T)) error {
+	it, err := rd.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		_, raw, err := storage.DecodeValue(it.Value())
+		if err != nil {
+			it.Close()
+			return err
+		}
+		m := newT()
+		if err := proto.Unmarshal(raw, m); err != nil {
+			it.Close()
+			return err
+		}
+		fn(m)
+	}
+	return it.Close()
+}
+
+func nextCounter(b *pebble.Batch, name string, first uint64) (uint64, error) {
+	key := keys.DataKey(keys.MetaTableID, []byte(name))
+	n := first
+	v, closer, err := b.Get(key)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return 0, err
+	default:
+		_, raw, derr := storage.DecodeValue(v)
+		if derr == nil && len(raw) == 8 {
+			n = binary.BigEndian.Uint64(raw)
+		}
+		closer.Close()
+		if derr != nil {
+			return 0, derr
+		}
+	}
+	return n, b.Set(key, storage.EncodeValue(0, binary.BigEndian.AppendUint64(nil, n+1)), nil)
+}
+
+// Bootstrap writes the initial state of a new cluster into b: the meta
+// range and the "default" table's range, both replicated on every node.
+// Every node of an --initial-cluster writes the same bytes, so all
+// replicas start identical.
+func Bootstrap(b *pebble.Batch, nodes []*cairnpb.Node) error {
+	var voters []uint64
+	for _, n := range nodes {
+		voters = append(voters, n.Id)
+		if err := putProto(b, MetaNodeKey(n.Id), 0, n); err != nil {
+			return err
+		}
+	}
+	meta := &cairnpb.RangeDescriptor{Id: uint64(MetaRangeID), TableId: uint64(keys.MetaTableID), Replicas: voters}
+	if err := WriteInitial(b, meta); err != nil {
+		return err
+	}
+	if _, err := nextCounter(b, metaTableCtr, 1); err != nil { // table 1 = default
+		return err
+	}
+	if _, err := nextCounter(b, metaRangeCtr, 2); err != nil { // range 2 = default's
+		return err
+	}
+	desc := &cairnpb.RangeDescriptor{Id: 2, TableId: 1, Replicas: voters}
+	t := &cairnpb.Table{Name: "default", Id: 1, Partitioning: "range", Replicas: uint32(len(voters)), Ranges: []*cairnpb.RangeDescriptor{desc}}
+	if err := putProto(b, MetaTableKey(t.Name), 0, t); err != nil {
+		return err
+	}
+	return WriteInitial(b, desc)
+}
+
+func (r *Replica) metaVoters(b *pebble.Batch) ([]uint64, error) {
+	start, end := MetaNodeSpan()
+	var ids []uint64
+	err := ScanProtos(b, start, end, func() *cairnpb.Node { return &cairnpb.Node{} }, func(n *cairnpb.Node) { ids = append(ids, n.Id) })
+	return ids, err
+}
+
+func (r *Replica) applyCreateTable(b *pebble.Batch, c *cairnpb.CreateTable, ts uint64, out *Applied) (Result, error) {
+	existing := &cairnpb.Table{}
+	found, err := GetProto(b, MetaTableKey(c.Name), existing)
+	if err != nil {
+		return Result{}, err
+	}
+	if found {
+		return Result{Err: kv.Errorf(kv.ErrTableExists, "table %q exists", c.Name), Table: existing}, nil
+	}
+	voters, err := r.metaVoters(b)
+	if err != nil {
+		return Result{}, err
+	}
+	tableID, err := nextCounter(b, metaTableCtr, 1)
+	if err != nil {
+		return Result{}, err
+	}
+	rangeID, err := nextCounter(b, metaRangeCtr, 2)
+	if err != nil {
+		return Result{}, err
+	}
+	desc := &cairnpb.RangeDescriptor{Id: rangeID, TableId: tableID, Replicas: voters}
+	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: uint32(len(voters)), Ranges: []*cairnpb.RangeDescriptor{desc}}
+	v := r.nextVersion(ts)
+	if err := putProto(b, MetaTableKey(c.Name), v, t); err != nil {
+		return Result{}, err
+	}
+	if err := WriteInitial(b, desc); err != nil {
+		return Result{}, fmt.Errorf("create range %d: %w", rangeID, err)
+	}
+	out.Effects = append(out.Effects, Effect{Create: desc})
+	return Result{Version: v, Table: t}, nil
+}
+
+func (r *Replica) applyDropTable(b *pebble.Batch, c *cairnpb.DropTable, out *Applied) (Result, error) {
+	t := &cairnpb.Table{}
+	found, err := GetProto(b, MetaTableKey(c.Name), t)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q does not exist", c.Name)}, nil
+	}
+	if err := b.Delete(MetaTableKey(c.Name), nil); err != nil {
+		return Result{}, err
+	}
+	for _, d := range t.Ranges {
+		out.Effects = append(out.Effects, Effect{Destroy: d})
+	}
+	return Result{Table: t}, nil
+}

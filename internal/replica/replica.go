@@ -1,0 +1,522 @@
+package replica
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/kv"
+	"github.com/cairn-db/cairn/internal/raftlog"
+	"github.com/cairn-db/cairn/internal/storage"
+)
+
+// Initial log position of a range created at bootstrap or by CreateTable:
+// every replica starts from the same empty "snapshot" at this index and
+// term, so no replica needs a snapshot to join (as CockroachDB does).
+const (
+	InitialIndex uint64 = 10
+	InitialTerm  uint64 = 5
+)
+
+// Options configures a replica's Raft group.
+type Options struct {
+	NodeID         uint64
+	ElectionTicks  int
+	HeartbeatTicks int
+	// MaxPending bounds queued proposals and reads; beyond it requests fail
+	// fast with kv.ErrUnavailable.
+	MaxPending int
+	// ProposalIDSeed starts this run's proposal IDs; it must exceed every ID
+	// a previous run of the node used (the store passes the wall clock in
+	// nanoseconds), so a stale entry never wakes a new waiter.
+	ProposalIDSeed uint64
+	Logger     *slog.Logger
+}
+
+// Result is the outcome of an applied command.
+type Result struct {
+	Version uint64
+	Table   *cairnpb.Table
+	Err     error
+}
+
+type proposal struct {
+	id      uint64
+	data    []byte
+	done    chan Result
+	tickAge int
+}
+
+type readWaiter struct {
+	done chan error
+}
+
+type readBatch struct {
+	waiters []*readWaiter
+	index   uint64
+	tickAge int
+}
+
+// Replica is one range's replica. See the package doc for ownership.
+type Replica struct {
+	ID   keys.RangeID
+	opts Options
+	db   *pebble.DB
+
+	// Driver-owned.
+	rn            *raft.RawNode
+	log           *raftlog.Log
+	state         *cairnpb.RangeState
+	waiters       map[uint64]*proposal
+	readSeq       uint64
+	readsInflight map[uint64]*readBatch
+	readsIndexed  []*readBatch
+	lastLeader    uint64
+
+	// Read by any goroutine.
+	leader   atomic.Uint64
+	term     atomic.Uint64
+	commit   atomic.Uint64
+	applied  atomic.Uint64
+	destroyed atomic.Bool
+	desc     atomic.Pointer[cairnpb.RangeDescriptor]
+
+	nextProposalID atomic.Uint64
+	notify         func(keys.RangeID)
+
+	mu struct {
+		sync.Mutex
+		proposals []*proposal
+		reads     []*readWaiter
+	}
+}
+
+// WriteInitial writes the state of a new, empty range into b: its applied
+// state at InitialIndex and an empty log truncated there.
+func WriteInitial(b *pebble.Batch, desc *cairnpb.RangeDescriptor) error {
+	cs := raftpb.ConfState{Voters: desc.Replicas}
+	csb, err := cs.Marshal()
+	if err != nil {
+		return err
+	}
+	st := &cairnpb.RangeState{Desc: desc, AppliedIndex: InitialIndex, AppliedTerm: InitialTerm, ConfState: csb}
+	if err := putState(b, keys.RangeID(desc.Id), st); err != nil {
+		return err
+	}
+	return raftlog.WriteInitial(b, keys.RangeID(desc.Id), InitialIndex, InitialTerm)
+}
+
+// DestroyData deletes every key of a range (Raft state and data) in b.
+func DestroyData(b *pebble.Batch, desc *cairnpb.RangeDescriptor) error {
+	ls, le := keys.RangeLocalSpan(keys.RangeID(desc.Id))
+	if err := b.DeleteRange(ls, le, nil); err != nil {
+		return err
+	}
+	ds, de := keys.DataSpan(keys.TableID(desc.TableId), desc.Start, desc.End)
+	return b.DeleteRange(ds, de, nil)
+}
+
+// LoadState reads a range's applied state.
+func LoadState(db *pebble.DB, id keys.RangeID) (*cairnpb.RangeState, error) {
+	v, closer, err := db.Get(keys.RangeStateKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("replica: range %d state: %w", id, err)
+	}
+	defer closer.Close()
+	st := &cairnpb.RangeState{}
+	if err := proto.Unmarshal(v, st); err != nil {
+		return nil, fmt.Errorf("replica: range %d state: %w", id, err)
+	}
+	return st, nil
+}
+
+func putState(b *pebble.Batch, id keys.RangeID, st *cairnpb.RangeState) error {
+	data, err := proto.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return b.Set(keys.RangeStateKey(id), data, nil)
+}
+
+// Open loads a range's replica from db. notify is called (from any
+// goroutine) when the replica has queued work for the driver.
+func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID)) (*Replica, error) {
+	st, err := LoadState(db, id)
+	if err != nil {
+		return nil, err
+	}
+	var cs raftpb.ConfState
+	if err := cs.Unmarshal(st.ConfState); err != nil {
+		return nil, fmt.Errorf("replica: range %d conf state: %w", id, err)
+	}
+	r := &Replica{
+		ID: id, opts: opts, db: db, state: st,
+		waiters:       map[uint64]*proposal{},
+		readsInflight: map[uint64]*readBatch{},
+		notify:        notify,
+	}
+	r.desc.Store(st.Desc)
+	r.log, err = raftlog.Load(db, id, cs, r.snapshot)
+	if err != nil {
+		return nil, err
+	}
+	r.rn, err = raft.NewRawNode(&raft.Config{
+		ID:                        opts.NodeID,
+		ElectionTick:              opts.ElectionTicks,
+		HeartbeatTick:             opts.HeartbeatTicks,
+		Storage:                   r.log,
+		Applied:                   st.AppliedIndex,
+		MaxSizePerMsg:             1 << 20,
+		MaxCommittedSizePerReady:  16 << 20,
+		MaxUncommittedEntriesSize: 256 << 20,
+		MaxInflightMsgs:           256,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		Logger:                    raftLogger{opts.Logger.With("range", uint64(id))},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replica: range %d: %w", id, err)
+	}
+	r.applied.Store(st.AppliedIndex)
+	r.nextProposalID.Store(opts.ProposalIDSeed)
+	return r, nil
+}
+
+// Desc returns the range's descriptor.
+func (r *Replica) Desc() *cairnpb.RangeDescriptor { return r.desc.Load() }
+
+// Leader returns the node ID of the leader this replica knows (0: none).
+func (r *Replica) Leader() uint64 { return r.leader.Load() }
+
+// IsLeader reports whether this replica leads its range.
+func (r *Replica) IsLeader() bool { return r.leader.Load() == r.opts.NodeID }
+
+// Status returns term, commit and applied index.
+func (r *Replica) Status() (term, commit, applied uint64) {
+	return r.term.Load(), r.commit.Load(), r.applied.Load()
+}
+
+// Propose replicates cmd through Raft and waits until it is applied here.
+func (r *Replica) Propose(ctx context.Context, cmd *cairnpb.Command) (Result, error) {
+	if r.destroyed.Load() {
+		return Result{}, kv.Errorf(kv.ErrNotLeader, "range %d was removed", r.ID)
+	}
+	p := &proposal{id: r.nextProposalID.Add(1), done: make(chan Result, 1)}
+	cmd.NodeId, cmd.ProposalId = r.opts.NodeID, p.id
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return Result{}, kv.Errorf(kv.ErrInternal, "marshal command: %v", err)
+	}
+	p.data = data
+	r.mu.Lock()
+	if len(r.mu.proposals) >= r.opts.MaxPending {
+		r.mu.Unlock()
+		return Result{}, kv.Errorf(kv.ErrUnavailable, "range %d: %d proposals queued", r.ID, r.opts.MaxPending)
+	}
+	r.mu.proposals = append(r.mu.proposals, p)
+	r.mu.Unlock()
+	r.notify(r.ID)
+	select {
+	case res := <-p.done:
+		return res, nil
+	case <-ctx.Done():
+		return Result{}, kv.Errorf(kv.ErrTimeout, "range %d: write not applied in time: %v", r.ID, ctx.Err())
+	}
+}
+
+// ReadBarrier returns once this replica has applied every write committed
+// before the call (Raft ReadIndex). Works on followers too.
+func (r *Replica) ReadBarrier(ctx context.Context) error {
+	if r.destroyed.Load() {
+		return kv.Errorf(kv.ErrNotLeader, "range %d was removed", r.ID)
+	}
+	w := &readWaiter{done: make(chan error, 1)}
+	r.mu.Lock()
+	if len(r.mu.reads) >= r.opts.MaxPending {
+		r.mu.Unlock()
+		return kv.Errorf(kv.ErrUnavailable, "range %d: %d reads queued", r.ID, r.opts.MaxPending)
+	}
+	r.mu.reads = append(r.mu.reads, w)
+	r.mu.Unlock()
+	r.notify(r.ID)
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		return kv.Errorf(kv.ErrUnavailable, "range %d: read index not confirmed in time: %v", r.ID, ctx.Err())
+	}
+}
+
+// DrainRequests hands queued proposals and reads to raft. Driver only.
+func (r *Replica) DrainRequests() {
+	r.mu.Lock()
+	props, reads := r.mu.proposals, r.mu.reads
+	r.mu.proposals, r.mu.reads = nil, nil
+	r.mu.Unlock()
+	for _, p := range props {
+		if r.rn.Status().Lead != r.opts.NodeID {
+			p.done <- Result{Err: kv.Errorf(kv.ErrNotLeader, "range %d: not the leader", r.ID)}
+			continue
+		}
+		if err := r.rn.Propose(p.data); err != nil {
+			p.done <- Result{Err: kv.Errorf(kv.ErrNotLeader, "range %d: proposal dropped: %v", r.ID, err)}
+			continue
+		}
+		r.waiters[p.id] = p
+	}
+	if len(reads) == 0 {
+		return
+	}
+	if r.rn.Status().Lead == raft.None {
+		for _, w := range reads {
+			w.done <- kv.Errorf(kv.ErrUnavailable, "range %d: no leader", r.ID)
+		}
+		return
+	}
+	r.readSeq++
+	r.readsInflight[r.readSeq] = &readBatch{waiters: reads}
+	r.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, r.readSeq))
+}
+
+// Tick advances the replica's logical clock by one tick. Driver only.
+func (r *Replica) Tick() {
+	r.rn.Tick()
+	limit := 3 * r.opts.ElectionTicks
+	for seq, rb := range r.readsInflight {
+		if rb.tickAge++; rb.tickAge > limit {
+			failReads(rb, kv.Errorf(kv.ErrUnavailable, "range %d: read index lost", r.ID))
+			delete(r.readsInflight, seq)
+		}
+	}
+}
+
+// Step delivers a Raft message. Driver only.
+func (r *Replica) Step(m raftpb.Message) error { return r.rn.Step(m) }
+
+// HasReady reports whether Ready has work. Driver only.
+func (r *Replica) HasReady() bool { return r.rn.HasReady() }
+
+// Ready returns the Raft group's pending work. Driver only.
+func (r *Replica) Ready() raft.Ready { return r.rn.Ready() }
+
+// Advance acknowledges a Ready. Driver only.
+func (r *Replica) Advance(rd raft.Ready) { r.rn.Advance(rd) }
+
+// ReportUnreachable and ReportSnapshot pass transport outcomes to raft.
+// Driver only.
+func (r *Replica) ReportUnreachable(to uint64) { r.rn.ReportUnreachable(to) }
+
+// ReportSnapshot reports whether a snapshot to a follower was sent.
+func (r *Replica) ReportSnapshot(to uint64, ok bool) {
+	st := raft.SnapshotFinish
+	if !ok {
+		st = raft.SnapshotFailure
+	}
+	r.rn.ReportSnapshot(to, st)
+}
+
+// Persist writes a Ready's snapshot, entries and hard state into b.
+// Driver only; b is committed (with fsync if rd.MustSync) by the caller.
+func (r *Replica) Persist(b *pebble.Batch, rd raft.Ready) error {
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := r.applySnapshot(b, rd.Snapshot); err != nil {
+			return fmt.Errorf("range %d: apply snapshot: %w", r.ID, err)
+		}
+	}
+	if err := r.log.Append(b, rd.Entries); err != nil {
+		return err
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		return r.log.SetHardState(b, rd.HardState)
+	}
+	return nil
+}
+
+// AfterPersist updates the status others read and handles ReadStates and
+// leadership changes. Driver only; call after the Persist batch committed.
+func (r *Replica) AfterPersist(rd raft.Ready) {
+	if rd.SoftState != nil {
+		r.leader.Store(rd.SoftState.Lead)
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		r.term.Store(rd.HardState.Term)
+		r.commit.Store(rd.HardState.Commit)
+	}
+	lead := r.leader.Load()
+	if lead != r.lastLeader {
+		if r.lastLeader == r.opts.NodeID {
+			r.failPendingLocked(kv.Errorf(kv.ErrTimeout, "range %d: leadership lost; outcome unknown", r.ID))
+		}
+		for seq, rb := range r.readsInflight {
+			failReads(rb, kv.Errorf(kv.ErrNotLeader, "range %d: leader changed", r.ID))
+			delete(r.readsInflight, seq)
+		}
+		r.lastLeader = lead
+	}
+	for _, rs := range rd.ReadStates {
+		if len(rs.RequestCtx) != 8 {
+			continue
+		}
+		seq := binary.BigEndian.Uint64(rs.RequestCtx)
+		if rb, ok := r.readsInflight[seq]; ok {
+			delete(r.readsInflight, seq)
+			rb.index = rs.Index
+			r.readsIndexed = append(r.readsIndexed, rb)
+		}
+	}
+}
+
+func (r *Replica) failPendingLocked(err error) {
+	for id, p := range r.waiters {
+		p.done <- Result{Err: err}
+		delete(r.waiters, id)
+	}
+}
+
+func failReads(rb *readBatch, err error) {
+	for _, w := range rb.waiters {
+		w.done <- err
+	}
+}
+
+// ReleaseReads wakes reads whose index has been applied. Driver only; call
+// after the apply batch committed.
+func (r *Replica) ReleaseReads() {
+	applied := r.applied.Load()
+	kept := r.readsIndexed[:0]
+	for _, rb := range r.readsIndexed {
+		if rb.index <= applied {
+			failReads(rb, nil)
+			continue
+		}
+		kept = append(kept, rb)
+	}
+	for i := len(kept); i < len(r.readsIndexed); i++ {
+		r.readsIndexed[i] = nil
+	}
+	r.readsIndexed = kept
+}
+
+// Destroy fails every waiter; the store removes the replica. Driver only.
+func (r *Replica) Destroy() {
+	r.destroyed.Store(true)
+	err := kv.Errorf(kv.ErrTableNotFound, "range %d was removed", r.ID)
+	r.failPendingLocked(err)
+	for seq, rb := range r.readsInflight {
+		failReads(rb, err)
+		delete(r.readsInflight, seq)
+	}
+	for _, rb := range r.readsIndexed {
+		failReads(rb, err)
+	}
+	r.readsIndexed = nil
+	r.mu.Lock()
+	props, reads := r.mu.proposals, r.mu.reads
+	r.mu.proposals, r.mu.reads = nil, nil
+	r.mu.Unlock()
+	for _, p := range props {
+		p.done <- Result{Err: err}
+	}
+	for _, w := range reads {
+		w.done <- err
+	}
+}
+
+// MaybeTruncate drops applied log entries beyond keep into b. Driver only.
+func (r *Replica) MaybeTruncate(b *pebble.Batch, keep uint64) error {
+	applied := r.state.AppliedIndex
+	if applied < r.log.TruncIndex()+2*keep {
+		return nil
+	}
+	return r.log.Truncate(b, applied-keep)
+}
+
+// DataSpan returns the storage span of the range's user data.
+func (r *Replica) DataSpan() (start, end []byte) {
+	d := r.Desc()
+	return keys.DataSpan(keys.TableID(d.TableId), d.Start, d.End)
+}
+
+// snapshot builds a raft snapshot of the state machine at the applied
+// index. Runs on the driver, between applies, so Pebble holds exactly the
+// applied state.
+func (r *Replica) snapshot() (raftpb.Snapshot, error) {
+	start, end := r.DataSpan()
+	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return raftpb.Snapshot{}, err
+	}
+	sd := &cairnpb.SnapshotData{State: r.state}
+	for ok := it.First(); ok; ok = it.Next() {
+		sd.Kvs = append(sd.Kvs, &cairnpb.SnapshotKV{
+			Key:   append([]byte(nil), it.Key()...),
+			Value: append([]byte(nil), it.Value()...),
+		})
+	}
+	if err := it.Close(); err != nil {
+		return raftpb.Snapshot{}, err
+	}
+	data, err := proto.Marshal(sd)
+	if err != nil {
+		return raftpb.Snapshot{}, err
+	}
+	var cs raftpb.ConfState
+	if err := cs.Unmarshal(r.state.ConfState); err != nil {
+		return raftpb.Snapshot{}, err
+	}
+	return raftpb.Snapshot{
+		Data: data,
+		Metadata: raftpb.SnapshotMetadata{
+			Index: r.state.AppliedIndex, Term: r.state.AppliedTerm, ConfState: cs,
+		},
+	}, nil
+}
+
+func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
+	sd := &cairnpb.SnapshotData{}
+	if err := proto.Unmarshal(snap.Data, sd); err != nil {
+		return err
+	}
+	if sd.State == nil || sd.State.Desc == nil || sd.State.Desc.Id != uint64(r.ID) {
+		return fmt.Errorf("snapshot is for another range")
+	}
+	start, end := r.DataSpan()
+	if err := b.DeleteRange(start, end, nil); err != nil {
+		return err
+	}
+	for _, e := range sd.Kvs {
+		if _, _, err := storage.DecodeValue(e.Value); err != nil {
+			return err
+		}
+		if err := b.Set(e.Key, e.Value, nil); err != nil {
+			return err
+		}
+	}
+	st := sd.State
+	st.AppliedIndex, st.AppliedTerm = snap.Metadata.Index, snap.Metadata.Term
+	csb, err := snap.Metadata.ConfState.Marshal()
+	if err != nil {
+		return err
+	}
+	st.ConfState = csb
+	if err := putState(b, r.ID, st); err != nil {
+		return err
+	}
+	if err := r.log.ApplySnapshot(b, snap.Metadata); err != nil {
+		return err
+	}
+	r.state = st
+	r.desc.Store(st.Desc)
+	r.applied.Store(st.AppliedIndex)
+	return nil
+}

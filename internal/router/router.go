@@ -1,0 +1,549 @@
+// Package router implements kv.Service on a node: it validates a request,
+// resolves its table to a range, and either executes it on the local
+// replica when that replica leads the range, or forwards it to the node
+// that does (over the peer connection, one hop: the receiving node never
+// forwards again but answers "not leader", and the router here retries).
+//
+// Table resolution uses the node's applied copy of the meta range (fast,
+// possibly a little stale). A miss is confirmed with a linearizable
+// ReadBarrier on the meta replica before answering "table not found", so
+// a table created through another node is visible at once.
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/hlc"
+	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/kv"
+	"github.com/cairn-db/cairn/internal/replica"
+	"github.com/cairn-db/cairn/internal/storage"
+	"github.com/cairn-db/cairn/internal/store"
+	"github.com/cairn-db/cairn/internal/transport"
+)
+
+// Options configures a Router.
+type Options struct {
+	Limits         kv.Limits
+	RequestTimeout time.Duration
+	Clock          *hlc.Clock
+}
+
+// Router is the node's kv.Service.
+type Router struct {
+	opts      Options
+	store     *store.Store
+	transport *transport.Transport
+}
+
+var _ kv.Service = (*Router)(nil)
+
+// New returns a router over a store and its transport.
+func New(s *store.Store, t *transport.Transport, opts Options) *Router {
+	return &Router{opts: opts, store: s, transport: t}
+}
+
+func (rt *Router) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, rt.opts.RequestTimeout)
+}
+
+// table resolves a table name, confirming a miss linearizably.
+func (rt *Router) table(ctx context.Context, name string) (*cairnpb.Table, error) {
+	if t := rt.store.Table(name); t != nil {
+		return t, nil
+	}
+	if err := rt.metaBarrier(ctx); err != nil {
+		return nil, err
+	}
+	if t := rt.store.Table(name); t != nil {
+		return t, nil
+	}
+	return nil, kv.Errorf(kv.ErrTableNotFound, "table %q does not exist", name)
+}
+
+func (rt *Router) metaBarrier(ctx context.Context) error {
+	meta := rt.store.Replica(replica.MetaRangeID)
+	if meta == nil {
+		return kv.Errorf(kv.ErrInternal, "no meta replica")
+	}
+	return retry(ctx, func() error { return meta.ReadBarrier(ctx) })
+}
+
+// retry runs f until it succeeds, fails with a non-retryable error, or ctx
+// ends. Retryable: not leader, and unavailable (no leader yet).
+func retry(ctx context.Context, f func() error) error {
+	backoff := 10 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || !(errors.Is(err, kv.ErrNotLeader) || errors.Is(err, kv.ErrUnavailable)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(err, kv.ErrNotLeader) {
+				return kv.Errorf(kv.ErrUnavailable, "no leader reachable: %v", err)
+			}
+			return err
+		case <-time.After(backoff):
+		}
+		if backoff *= 2; backoff > 200*time.Millisecond {
+			backoff = 200 * time.Millisecond
+		}
+	}
+}
+
+// rangeFor returns the range of table t holding key.
+func rangeFor(t *cairnpb.Table, key []byte) *cairnpb.RangeDescriptor {
+	for _, d := range t.Ranges {
+		if bytes.Compare(key, d.Start) >= 0 && (len(d.End) == 0 || bytes.Compare(key, d.End) < 0) {
+			return d
+		}
+	}
+	return nil
+}
+
+// route runs local on the leader replica of rangeID, or forwards req to
+// the leader's node. write says whether a failed forward may have
+// executed (then its outcome is unknown and it is not retried).
+func (rt *Router) route(ctx context.Context, rangeID keys.RangeID, req *cairnpb.Request, write bool,
+	local func(r *replica.Replica) (*cairnpb.Response, error)) (*cairnpb.Response, error) {
+	var resp *cairnpb.Response
+	err := retry(ctx, func() error {
+		r := rt.store.Replica(rangeID)
+		if r == nil {
+			return kv.Errorf(kv.ErrTableNotFound, "range %d is not on this node", rangeID)
+		}
+		if r.IsLeader() {
+			var err error
+			resp, err = local(r)
+			return err
+		}
+		leader := r.Leader()
+		if leader == 0 {
+			return kv.Errorf(kv.ErrUnavailable, "range %d has no leader", rangeID)
+		}
+		c := rt.transport.Client(leader)
+		if c == nil || !rt.transport.Connected(leader) {
+			return kv.Errorf(kv.ErrUnavailable, "leader %d of range %d is unreachable", leader, rangeID)
+		}
+		out, err := c.Forward(ctx, req)
+		if err != nil {
+			if write && status.Code(err) != codes.Canceled {
+				return kv.Errorf(kv.ErrTimeout, "forward to node %d failed: %v", leader, err)
+			}
+			return kv.Errorf(kv.ErrUnavailable, "forward to node %d failed: %v", leader, err)
+		}
+		if out.Error != nil {
+			return kv.FromCode(out.Error.Code, out.Error.Message)
+		}
+		resp = out
+		return nil
+	})
+	return resp, err
+}
+
+// Forward executes a request forwarded by another node; it never forwards
+// again (local-only), answering ErrNotLeader instead.
+func (rt *Router) Forward(ctx context.Context, req *cairnpb.Request) *cairnpb.Response {
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	resp, err := rt.forwarded(ctx, req)
+	if err != nil {
+		return &cairnpb.Response{Error: &cairnpb.Error{Code: kv.Code(err), Message: err.Error()}}
+	}
+	return resp
+}
+
+func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb.Response, error) {
+	onLeader := func(id keys.RangeID, f func(*replica.Replica) (*cairnpb.Response, error)) (*cairnpb.Response, error) {
+		r := rt.store.Replica(id)
+		if r == nil || !r.IsLeader() {
+			return nil, kv.Errorf(kv.ErrNotLeader, "node %d does not lead range %d", rt.store.NodeID(), id)
+		}
+		return f(r)
+	}
+	switch op := req.Op.(type) {
+	case *cairnpb.Request_Get:
+		t, d, err := rt.resolve(ctx, op.Get.Table, op.Get.Key)
+		if err != nil {
+			return nil, err
+		}
+		return onLeader(keys.RangeID(d.Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localGet(ctx, r, t, op.Get) })
+	case *cairnpb.Request_Put:
+		t, d, err := rt.resolve(ctx, op.Put.Table, op.Put.Key)
+		if err != nil {
+			return nil, err
+		}
+		return onLeader(keys.RangeID(d.Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localPut(ctx, r, t, op.Put) })
+	case *cairnpb.Request_Delete:
+		t, d, err := rt.resolve(ctx, op.Delete.Table, op.Delete.Key)
+		if err != nil {
+			return nil, err
+		}
+		return onLeader(keys.RangeID(d.Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localDelete(ctx, r, t, op.Delete) })
+	case *cairnpb.Request_List:
+		t, err := rt.table(ctx, op.List.Table)
+		if err != nil {
+			return nil, err
+		}
+		return onLeader(keys.RangeID(t.Ranges[0].Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localList(ctx, r, t, op.List) })
+	case *cairnpb.Request_CreateTable:
+		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localCreateTable(ctx, r, op.CreateTable) })
+	case *cairnpb.Request_DropTable:
+		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localDropTable(ctx, r, op.DropTable) })
+	}
+	return nil, kv.Errorf(kv.ErrInvalidArgument, "unknown forwarded request")
+}
+
+func (rt *Router) resolve(ctx context.Context, table string, key []byte) (*cairnpb.Table, *cairnpb.RangeDescriptor, error) {
+	t, err := rt.table(ctx, table)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := rangeFor(t, key)
+	if d == nil {
+		return nil, nil, kv.Errorf(kv.ErrInternal, "table %q has no range for the key", table)
+	}
+	return t, d, nil
+}
+
+// Get implements kv.Service.
+func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.GetResponse, error) {
+	if err := rt.opts.Limits.ValidateGet(req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	t, d, err := rt.resolve(ctx, req.Table, req.Key)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Get{Get: req}}, false,
+		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localGet(ctx, r, t, req) })
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetGet(), nil
+}
+
+func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.GetRequest) (*cairnpb.Response, error) {
+	if err := r.ReadBarrier(ctx); err != nil {
+		return nil, err
+	}
+	v, closer, err := rt.store.DB().Get(keys.DataKey(keys.TableID(t.Id), req.Key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, kv.ErrNotFound
+	}
+	if err != nil {
+		return nil, kv.Errorf(kv.ErrInternal, "read: %v", err)
+	}
+	defer closer.Close()
+	version, value, err := storage.DecodeValue(v)
+	if err != nil {
+		return nil, kv.Errorf(kv.ErrInternal, "read: %v", err)
+	}
+	return &cairnpb.Response{Op: &cairnpb.Response_Get{Get: &cairnpb.GetResponse{Value: append([]byte(nil), value...), Version: version}}}, nil
+}
+
+// Put implements kv.Service.
+func (rt *Router) Put(ctx context.Context, req *cairnpb.PutRequest) (*cairnpb.PutResponse, error) {
+	if err := rt.opts.Limits.ValidatePut(req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	t, d, err := rt.resolve(ctx, req.Table, req.Key)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Put{Put: req}}, true,
+		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localPut(ctx, r, t, req) })
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetPut(), nil
+}
+
+func (rt *Router) propose(ctx context.Context, r *replica.Replica, cmd *cairnpb.Command) (replica.Result, error) {
+	cmd.Timestamp = uint64(rt.opts.Clock.Now())
+	res, err := r.Propose(ctx, cmd)
+	if err != nil {
+		return res, err
+	}
+	return res, res.Err
+}
+
+func (rt *Router) localPut(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.PutRequest) (*cairnpb.Response, error) {
+	res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Put{Put: req}})
+	if err != nil {
+		return nil, err
+	}
+	return &cairnpb.Response{Op: &cairnpb.Response_Put{Put: &cairnpb.PutResponse{Version: res.Version}}}, nil
+}
+
+// Delete implements kv.Service.
+func (rt *Router) Delete(ctx context.Context, req *cairnpb.DeleteRequest) (*cairnpb.DeleteResponse, error) {
+	if err := rt.opts.Limits.ValidateDelete(req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	t, d, err := rt.resolve(ctx, req.Table, req.Key)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Delete{Delete: req}}, true,
+		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localDelete(ctx, r, t, req) })
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetDelete(), nil
+}
+
+func (rt *Router) localDelete(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.DeleteRequest) (*cairnpb.Response, error) {
+	res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Delete{Delete: req}})
+	if err != nil {
+		return nil, err
+	}
+	return &cairnpb.Response{Op: &cairnpb.Response_Delete{Delete: &cairnpb.DeleteResponse{Version: res.Version}}}, nil
+}
+
+// List implements kv.Service.
+func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.ListResponse, error) {
+	if _, err := rt.opts.Limits.ValidateList(req); err != nil {
+		return nil, err
+	}
+	if _, err := kv.DecodePageToken(req.PageToken, rt.opts.Limits); err != nil {
+		return nil, err
+	}
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	t, err := rt.table(ctx, req.Table)
+	if err != nil {
+		return nil, err
+	}
+	// One range per table for now; scans over several ranges come with
+	// splitting.
+	resp, err := rt.route(ctx, keys.RangeID(t.Ranges[0].Id), &cairnpb.Request{Op: &cairnpb.Request_List{List: req}}, false,
+		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localList(ctx, r, t, req) })
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetList(), nil
+}
+
+// listSpan computes the user-key span [start, end) of a list request: the
+// intersection of [Start, End), the prefix, and "after the page token".
+func listSpan(req *cairnpb.ListRequest, after []byte) (start, end []byte) {
+	start, end = req.Start, req.End
+	if len(req.Prefix) > 0 {
+		if bytes.Compare(req.Prefix, start) > 0 {
+			start = req.Prefix
+		}
+		if pe := keys.PrefixEnd(req.Prefix); pe != nil && (len(end) == 0 || bytes.Compare(pe, end) < 0) {
+			end = pe
+		}
+	}
+	if after != nil {
+		next := append(append([]byte(nil), after...), 0)
+		if bytes.Compare(next, start) > 0 {
+			start = next
+		}
+	}
+	return start, end
+}
+
+func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.ListRequest) (*cairnpb.Response, error) {
+	limit, err := rt.opts.Limits.ValidateList(req)
+	if err != nil {
+		return nil, err
+	}
+	after, err := kv.DecodePageToken(req.PageToken, rt.opts.Limits)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.ReadBarrier(ctx); err != nil {
+		return nil, err
+	}
+	start, end := listSpan(req, after)
+	out := &cairnpb.ListResponse{}
+	if len(end) > 0 && bytes.Compare(start, end) >= 0 {
+		return &cairnpb.Response{Op: &cairnpb.Response_List{List: out}}, nil
+	}
+	ls, le := keys.DataSpan(keys.TableID(t.Id), start, end)
+	it, err := rt.store.DB().NewIter(&pebble.IterOptions{LowerBound: ls, UpperBound: le})
+	if err != nil {
+		return nil, kv.Errorf(kv.ErrInternal, "list: %v", err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if len(out.Items) == limit {
+			out.NextPageToken = kv.EncodePageToken(out.Items[len(out.Items)-1].Key)
+			break
+		}
+		_, uk, err := keys.DecodeDataKey(it.Key())
+		if err != nil {
+			return nil, kv.Errorf(kv.ErrInternal, "list: %v", err)
+		}
+		version, value, err := storage.DecodeValue(it.Value())
+		if err != nil {
+			return nil, kv.Errorf(kv.ErrInternal, "list: %v", err)
+		}
+		item := &cairnpb.KeyValue{Key: append([]byte(nil), uk...), Version: version}
+		if req.Values {
+			item.Value = append([]byte(nil), value...)
+		}
+		out.Items = append(out.Items, item)
+	}
+	if err := it.Error(); err != nil {
+		return nil, kv.Errorf(kv.ErrInternal, "list: %v", err)
+	}
+	return &cairnpb.Response{Op: &cairnpb.Response_List{List: out}}, nil
+}
+
+// CreateTable implements kv.Service.
+func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableRequest) (*cairnpb.Table, error) {
+	if err := kv.ValidateTableName(req.Name); err != nil {
+		return nil, err
+	}
+	switch req.Partitioning {
+	case "":
+		req.Partitioning = "range"
+	case "range":
+	default:
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "partitioning %q is not supported (only \"range\")", req.Partitioning)
+	}
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	resp, err := rt.route(ctx, replica.MetaRangeID, &cairnpb.Request{Op: &cairnpb.Request_CreateTable{CreateTable: req}}, true,
+		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localCreateTable(ctx, r, req) })
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetTable(), nil
+}
+
+func (rt *Router) localCreateTable(ctx context.Context, r *replica.Replica, req *cairnpb.CreateTableRequest) (*cairnpb.Response, error) {
+	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning}}})
+	if err != nil {
+		return nil, err
+	}
+	return &cairnpb.Response{Op: &cairnpb.Response_Table{Table: res.Table}}, nil
+}
+
+// DropTable implements kv.Service.
+func (rt *Router) DropTable(ctx context.Context, req *cairnpb.DropTableRequest) (*cairnpb.DropTableResponse, error) {
+	if err := kv.ValidateTableName(req.Name); err != nil {
+		return nil, err
+	}
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	_, err := rt.route(ctx, replica.MetaRangeID, &cairnpb.Request{Op: &cairnpb.Request_DropTable{DropTable: req}}, true,
+		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localDropTable(ctx, r, req) })
+	if err != nil {
+		return nil, err
+	}
+	return &cairnpb.DropTableResponse{}, nil
+}
+
+func (rt *Router) localDropTable(ctx context.Context, r *replica.Replica, req *cairnpb.DropTableRequest) (*cairnpb.Response, error) {
+	if _, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_DropTable{DropTable: &cairnpb.DropTable{Name: req.Name}}}); err != nil {
+		return nil, err
+	}
+	return &cairnpb.Response{Op: &cairnpb.Response_DropTable{DropTable: &cairnpb.DropTableResponse{}}}, nil
+}
+
+// GetTable implements kv.Service.
+func (rt *Router) GetTable(ctx context.Context, req *cairnpb.GetTableRequest) (*cairnpb.Table, error) {
+	if err := kv.ValidateTableName(req.Name); err != nil {
+		return nil, err
+	}
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	if err := rt.metaBarrier(ctx); err != nil {
+		return nil, err
+	}
+	if t := rt.store.Table(req.Name); t != nil {
+		return t, nil
+	}
+	return nil, kv.Errorf(kv.ErrTableNotFound, "table %q does not exist", req.Name)
+}
+
+// ListTables implements kv.Service.
+func (rt *Router) ListTables(ctx context.Context, _ *cairnpb.ListTablesRequest) (*cairnpb.ListTablesResponse, error) {
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	if err := rt.metaBarrier(ctx); err != nil {
+		return nil, err
+	}
+	ts := rt.store.Tables()
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+	return &cairnpb.ListTablesResponse{Tables: ts}, nil
+}
+
+// ClusterStatus implements kv.Service. It reports this node's view.
+func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, error) {
+	out := &cairnpb.ClusterStatus{}
+	names := map[uint64]string{}
+	for _, t := range rt.store.Tables() {
+		for _, d := range t.Ranges {
+			names[d.Id] = t.Name
+		}
+	}
+	names[uint64(replica.MetaRangeID)] = "(meta)"
+	leaders := map[uint64]uint32{}
+	ranges := map[uint64]uint32{}
+	for _, r := range rt.store.Replicas() {
+		d := r.Desc()
+		term, commit, applied := r.Status()
+		start, end := r.DataSpan()
+		size, _ := rt.store.DB().EstimateDiskUsage(start, end)
+		out.Ranges = append(out.Ranges, &cairnpb.RangeStatus{
+			Id: d.Id, Table: names[d.Id], Start: d.Start, End: d.End, Replicas: d.Replicas,
+			Leader: r.Leader(), Term: term, CommitIndex: commit, AppliedIndex: applied, SizeBytes: size,
+		})
+		leaders[r.Leader()]++
+		for _, id := range d.Replicas {
+			ranges[id]++
+		}
+	}
+	sort.Slice(out.Ranges, func(i, j int) bool { return out.Ranges[i].Id < out.Ranges[j].Id })
+	for _, n := range rt.store.Nodes() {
+		alive := n.Id == rt.store.NodeID() || rt.transport.Connected(n.Id)
+		out.Nodes = append(out.Nodes, &cairnpb.NodeStatus{
+			Id: n.Id, Name: n.Name, Address: n.PeerAddress, Alive: alive,
+			Ranges: ranges[n.Id], Leaders: leaders[n.Id],
+		})
+	}
+	sort.Slice(out.Nodes, func(i, j int) bool { return out.Nodes[i].Id < out.Nodes[j].Id })
+	return out, nil
+}
+
+// Ready implements kv.Service: the meta range and the default table's
+// range both have a leader this node knows.
+func (rt *Router) Ready(ctx context.Context) error {
+	meta := rt.store.Replica(replica.MetaRangeID)
+	if meta == nil || meta.Leader() == 0 {
+		return kv.Errorf(kv.ErrUnavailable, "meta range has no leader")
+	}
+	t := rt.store.Table("default")
+	if t == nil {
+		return kv.Errorf(kv.ErrUnavailable, "default table not known yet")
+	}
+	for _, d := range t.Ranges {
+		r := rt.store.Replica(keys.RangeID(d.Id))
+		if r == nil || r.Leader() == 0 {
+			return kv.Errorf(kv.ErrUnavailable, "range %d has no leader", d.Id)
+		}
+	}
+	return nil
+}

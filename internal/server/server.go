@@ -1,0 +1,203 @@
+// Package server assembles a node: it opens storage, bootstraps or loads
+// the node's identity, starts the peer transport and the store's driver,
+// and serves the front ends (gRPC and HTTP on --listen, the peer API on
+// --listen-peer). Run blocks until its context ends, then stops everything
+// in reverse order: front ends first (no new requests), then the driver,
+// then the transport, then Pebble.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/config"
+	"github.com/cairn-db/cairn/internal/frontend/grpcapi"
+	"github.com/cairn-db/cairn/internal/frontend/httpapi"
+	"github.com/cairn-db/cairn/internal/hlc"
+	"github.com/cairn-db/cairn/internal/kv"
+	"github.com/cairn-db/cairn/internal/router"
+	"github.com/cairn-db/cairn/internal/storage"
+	"github.com/cairn-db/cairn/internal/store"
+	"github.com/cairn-db/cairn/internal/transport"
+)
+
+// InitialNodes turns an --initial-cluster map into node records. IDs are
+// assigned by sorted name, so every node computes the same IDs whatever
+// the order of the flag's entries.
+func InitialNodes(cluster map[string]string) []*cairnpb.Node {
+	names := make([]string, 0, len(cluster))
+	for n := range cluster {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	nodes := make([]*cairnpb.Node, len(names))
+	for i, n := range names {
+		nodes[i] = &cairnpb.Node{Id: uint64(i + 1), Name: n, PeerAddress: cluster[n]}
+	}
+	return nodes
+}
+
+// NewLogger builds the node's slog logger from the config.
+func NewLogger(cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// Run runs a node until ctx ends.
+func Run(ctx context.Context, cfg config.Config) error {
+	// cfg.EnsureDefaults()
+	if err := validate(cfg); err != nil {
+		return err
+	}
+	if len(cfg.Join) > 0 {
+		return errors.New("server: --join (adding a node to a running cluster) is not supported yet; start all members with the same --initial-cluster")
+	}
+	logger := NewLogger(cfg).With("node", cfg.Name)
+	cluster := cfg.InitialCluster
+	if len(cluster) == 0 {
+		cluster = map[string]string{cfg.Name: cfg.AdvertisePeer}
+	}
+
+	// Bind the listeners first: a port in use is the commonest start-up
+	// error and must not leave a half-bootstrapped data dir behind.
+	clientLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listen %s: %w", cfg.Listen, err)
+	}
+	defer clientLn.Close()
+	peerLn, err := net.Listen("tcp", cfg.ListenPeer)
+	if err != nil {
+		return fmt.Errorf("server: listen-peer %s: %w", cfg.ListenPeer, err)
+	}
+	defer peerLn.Close()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("server: data dir: %w", err)
+	}
+	db, err := storage.Open(cfg.DataDir, storage.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	nodeID, err := store.Bootstrap(db, cfg.Name, InitialNodes(cluster))
+	if err != nil {
+		return err
+	}
+	logger = logger.With("node_id", nodeID)
+	clock := hlc.New(nil)
+	st, err := store.New(db, store.Options{
+		NodeID: nodeID, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
+		HeartbeatTicks: cfg.HeartbeatTicks, LogKeepEntries: cfg.LogKeepEntries, Logger: logger, Clock: clock,
+	})
+	if err != nil {
+		return err
+	}
+	tr := transport.New(nodeID, st.TransportCallbacks(), logger)
+	defer tr.Close()
+	for _, n := range st.Nodes() {
+		if err := tr.AddPeer(n.Id, n.PeerAddress); err != nil {
+			return err
+		}
+	}
+	st.SetTransport(tr)
+	st.Start()
+	defer st.Stop()
+
+	limits := kv.DefaultLimits
+	limits.MaxKeyBytes, limits.MaxValueBytes = cfg.MaxKeyBytes, cfg.MaxValueBytes
+	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock})
+
+	peerSrv := grpc.NewServer(grpc.MaxRecvMsgSize(transport.MaxMessageBytes), grpc.MaxSendMsgSize(transport.MaxMessageBytes))
+	cairnpb.RegisterPeerServer(peerSrv, &peerService{tr: tr, rt: rt})
+	clientGRPC := grpc.NewServer(grpc.MaxRecvMsgSize(limits.MaxValueBytes + limits.MaxKeyBytes + 64<<10))
+	grpcapi.Register(clientGRPC, rt)
+	reflection.Register(clientGRPC)
+	httpHandler := httpapi.New(rt, httpapi.Options{Limits: limits, Logger: logger})
+
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	httpSrv := &http.Server{
+		Handler:           mux(clientGRPC, httpHandler),
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- peerSrv.Serve(peerLn) }()
+	go func() { errc <- httpSrv.Serve(clientLn) }()
+	logger.Info("cairn node started", "listen", cfg.Listen, "listen_peer", cfg.ListenPeer,
+		"data_dir", cfg.DataDir, "cluster_size", len(st.Nodes()))
+	if cfg.ListenResp != "" {
+		logger.Info("the Redis protocol front end is not built yet; --listen-resp is ignored", "listen_resp", cfg.ListenResp)
+	}
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err := <-errc:
+		logger.Error("listener failed", "err", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = httpSrv.Shutdown(shutdownCtx)
+	stopGRPC(peerSrv, 2*time.Second)
+	return nil
+}
+
+// mux sends gRPC requests (HTTP/2 with a grpc content type) to the gRPC
+// server and everything else to the HTTP API, so both share one port.
+func mux(g *grpc.Server, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			g.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func stopGRPC(s *grpc.Server, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		s.Stop()
+	}
+}
+
+// peerService serves the Peer API.
+type peerService struct {
+	cairnpb.UnimplementedPeerServer
+	tr *transport.Transport
+	rt *router.Router
+}
+
+func (p *peerService) Raft(st cairnpb.Peer_RaftServer) error { return p.tr.HandleStream(st) }
+
+func (p *peerService) Forward(ctx context.Context, req *cairnpb.Request) (*cairnpb.Response, error) {
+	return p.rt.Forward(ctx, req), nil
+}
+
+func validate(config.Config) error { return nil }

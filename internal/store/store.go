@@ -1,0 +1,543 @@
+// Package store hosts all of a node's replicas (multi-Raft) and runs the
+// node's one driver goroutine: the only code that touches Raft groups.
+//
+// The driver loop, one iteration:
+//
+//  1. Wait for a tick, inbound messages, or a replica with queued requests.
+//  2. Tick / Step / hand queued proposals and reads to raft.
+//  3. Collect Ready from every replica that has one.
+//  4. Persist all of them in ONE Pebble batch (snapshots, entries, hard
+//     states) and commit it with ONE fsync: group commit across ranges
+//     and across the many proposals each Ready carries.
+//  5. Send their messages (after the fsync, so a follower's append ack
+//     always means "durable here").
+//  6. Apply committed entries of all replicas in one batch (no fsync: the
+//     log is durable and apply is replayed from the applied index after a
+//     crash), then wake waiters, release reads, make meta effects
+//     (create/destroy replicas), Advance, and truncate logs.
+//
+// Steps are serial because raft's Ready/Advance contract requires it; the
+// batching across replicas is what makes one driver fast enough.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/hlc"
+	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/replica"
+	"github.com/cairn-db/cairn/internal/transport"
+)
+
+// Options configures a Store.
+type Options struct {
+	NodeID         uint64
+	TickInterval   time.Duration
+	ElectionTicks  int
+	HeartbeatTicks int
+	LogKeepEntries uint64
+	Logger         *slog.Logger
+	Clock          *hlc.Clock
+}
+
+// Store is a node's set of replicas and their driver.
+type Store struct {
+	opts      Options
+	db        *pebble.DB
+	transport *transport.Transport
+	logger    *slog.Logger
+
+	// inbox carries inbound Raft messages to the driver (bounded).
+	inbox chan []transport.RangeMessage
+	// work carries IDs of replicas with queued requests (bounded; a full
+	// channel means the driver will look at every replica anyway).
+	work    chan keys.RangeID
+	reports chan func()
+
+	mu struct {
+		sync.RWMutex
+		replicas map[keys.RangeID]*replica.Replica
+		catalog  map[string]*cairnpb.Table
+		nodes    map[uint64]*cairnpb.Node
+	}
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New opens the replicas found in db. Start runs the driver.
+func New(db *pebble.DB, opts Options) (*Store, error) {
+	s := &Store{
+		opts:    opts,
+		db:      db,
+		logger:  opts.Logger,
+		inbox:   make(chan []transport.RangeMessage, 1024),
+		work:    make(chan keys.RangeID, 4096),
+		reports: make(chan func(), 4096),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	s.mu.replicas = map[keys.RangeID]*replica.Replica{}
+	if err := s.loadCatalog(); err != nil {
+		return nil, err
+	}
+	if err := s.reconcile(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetTransport connects the store to its transport (before Start).
+func (s *Store) SetTransport(t *transport.Transport) { s.transport = t }
+
+// TransportCallbacks returns the callbacks the transport calls.
+func (s *Store) TransportCallbacks() transport.Callbacks {
+	return transport.Callbacks{
+		Deliver: func(ctx context.Context, msgs []transport.RangeMessage) error {
+			select {
+			case s.inbox <- msgs:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.stop:
+				return errors.New("store: stopped")
+			}
+		},
+		Unreachable: func(id keys.RangeID, to uint64) {
+			s.report(func() {
+				if r := s.replicaLocked(id); r != nil {
+					r.ReportUnreachable(to)
+				}
+			})
+		},
+		SnapshotSent: func(id keys.RangeID, to uint64, ok bool) {
+			s.report(func() {
+				if r := s.replicaLocked(id); r != nil {
+					r.ReportSnapshot(to, ok)
+				}
+			})
+		},
+	}
+}
+
+func (s *Store) report(f func()) {
+	select {
+	case s.reports <- f:
+	default: // dropped: raft recovers by its own probing
+	}
+}
+
+func (s *Store) replicaLocked(id keys.RangeID) *replica.Replica {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.mu.replicas[id]
+}
+
+// Replica returns the local replica of a range, or nil.
+func (s *Store) Replica(id keys.RangeID) *replica.Replica { return s.replicaLocked(id) }
+
+// Replicas returns all local replicas.
+func (s *Store) Replicas() []*replica.Replica {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*replica.Replica, 0, len(s.mu.replicas))
+	for _, r := range s.mu.replicas {
+		out = append(out, r)
+	}
+	return out
+}
+
+// Table returns the table named name as this node's meta replica has
+// applied it (possibly stale; see router).
+func (s *Store) Table(name string) *cairnpb.Table {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.mu.catalog[name]
+}
+
+// Tables returns all tables as applied here.
+func (s *Store) Tables() []*cairnpb.Table {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*cairnpb.Table, 0, len(s.mu.catalog))
+	for _, t := range s.mu.catalog {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Nodes returns the cluster's nodes as applied here.
+func (s *Store) Nodes() []*cairnpb.Node {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*cairnpb.Node, 0, len(s.mu.nodes))
+	for _, n := range s.mu.nodes {
+		out = append(out, n)
+	}
+	return out
+}
+
+// DB returns the node's Pebble instance (for reads).
+func (s *Store) DB() *pebble.DB { return s.db }
+
+// NodeID returns this node's ID.
+func (s *Store) NodeID() uint64 { return s.opts.NodeID }
+
+// loadCatalog rebuilds the table and node maps from the meta records.
+func (s *Store) loadCatalog() error {
+	catalog := map[string]*cairnpb.Table{}
+	start, end := replica.MetaTableSpan()
+	if err := replica.ScanProtos(s.db, start, end, func() *cairnpb.Table { return &cairnpb.Table{} },
+		func(t *cairnpb.Table) { catalog[t.Name] = t }); err != nil {
+		return fmt.Errorf("store: load tables: %w", err)
+	}
+	nodes := map[uint64]*cairnpb.Node{}
+	start, end = replica.MetaNodeSpan()
+	if err := replica.ScanProtos(s.db, start, end, func() *cairnpb.Node { return &cairnpb.Node{} },
+		func(n *cairnpb.Node) { nodes[n.Id] = n }); err != nil {
+		return fmt.Errorf("store: load nodes: %w", err)
+	}
+	s.mu.Lock()
+	s.mu.catalog, s.mu.nodes = catalog, nodes
+	s.mu.Unlock()
+	return nil
+}
+
+// reconcile makes the set of local replicas match the catalog: it opens
+// the replicas of every range that lists this node, creating the initial
+// state of ranges that have none yet (a meta snapshot can announce tables
+// whose CreateTable this node never applied), and destroys replicas of
+// ranges that no longer exist (a DropTable whose cleanup a crash cut off).
+func (s *Store) reconcile() error {
+	want := map[keys.RangeID]*cairnpb.RangeDescriptor{
+		replica.MetaRangeID: {Id: uint64(replica.MetaRangeID), TableId: uint64(keys.MetaTableID)},
+	}
+	for _, t := range s.Tables() {
+		for _, d := range t.Ranges {
+			for _, id := range d.Replicas {
+				if id == s.opts.NodeID {
+					want[keys.RangeID(d.Id)] = d
+				}
+			}
+		}
+	}
+	have := map[keys.RangeID]bool{}
+	start, end := keys.RangeStateSpan()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		if id, ok := keys.RangeStateID(it.Key()); ok {
+			have[id] = true
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for id := range have {
+		if _, ok := want[id]; !ok {
+			st, err := replica.LoadState(s.db, id)
+			if err != nil {
+				return err
+			}
+			if err := replica.DestroyData(b, st.Desc); err != nil {
+				return err
+			}
+			s.removeReplica(id)
+		}
+	}
+	for id, d := range want {
+		if !have[id] {
+			if err := replica.WriteInitial(b, d); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	for id := range want {
+		if s.replicaLocked(id) != nil {
+			continue
+		}
+		if err := s.openReplica(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) openReplica(id keys.RangeID) error {
+	r, err := replica.Open(s.db, id, replica.Options{
+		NodeID:         s.opts.NodeID,
+		ElectionTicks:  s.opts.ElectionTicks,
+		HeartbeatTicks: s.opts.HeartbeatTicks,
+		MaxPending:     10000,
+		ProposalIDSeed: uint64(time.Now().UnixNano()),
+		Logger:         s.logger,
+	}, s.notify)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.mu.replicas[id] = r
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) removeReplica(id keys.RangeID) {
+	s.mu.Lock()
+	r := s.mu.replicas[id]
+	delete(s.mu.replicas, id)
+	s.mu.Unlock()
+	if r != nil {
+		r.Destroy()
+	}
+}
+
+func (s *Store) notify(id keys.RangeID) {
+	select {
+	case s.work <- id:
+	default:
+	}
+}
+
+// Bootstrap writes a new cluster's initial state if db has none. It
+// returns the node ID stored in db.
+func Bootstrap(db *pebble.DB, self string, nodes []*cairnpb.Node) (uint64, error) {
+	ident := &cairnpb.Node{}
+	v, closer, err := db.Get(keys.IdentKey())
+	if err == nil {
+		perr := proto.Unmarshal(v, ident)
+		closer.Close()
+		if perr != nil {
+			return 0, fmt.Errorf("store: node identity: %w", perr)
+		}
+		if ident.Name != self {
+			return 0, fmt.Errorf("store: data dir belongs to node %q, not %q", ident.Name, self)
+		}
+		return ident.Id, nil
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return 0, err
+	}
+	for _, n := range nodes {
+		if n.Name == self {
+			ident = n
+		}
+	}
+	if ident.Id == 0 {
+		return 0, fmt.Errorf("store: node %q is not in the initial cluster", self)
+	}
+	b := db.NewIndexedBatch()
+	defer b.Close()
+	if err := replica.Bootstrap(b, nodes); err != nil {
+		return 0, err
+	}
+	data, err := proto.Marshal(ident)
+	if err != nil {
+		return 0, err
+	}
+	if err := b.Set(keys.IdentKey(), data, nil); err != nil {
+		return 0, err
+	}
+	return ident.Id, b.Commit(pebble.Sync)
+}
+
+// Start runs the driver goroutine until Stop.
+func (s *Store) Start() {
+	go s.run()
+}
+
+// Stop ends the driver and waits for it.
+func (s *Store) Stop() {
+	close(s.stop)
+	<-s.done
+}
+
+func (s *Store) run() {
+	defer close(s.done)
+	ticker := time.NewTicker(s.opts.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.stop:
+			for _, r := range s.Replicas() {
+				r.Destroy()
+			}
+			return
+		case <-ticker.C:
+			for _, r := range s.Replicas() {
+				r.Tick()
+			}
+		case msgs := <-s.inbox:
+			s.step(msgs)
+		case id := <-s.work:
+			s.drain(id)
+		case f := <-s.reports:
+			f()
+		}
+		// Take whatever else is already waiting before one Ready pass:
+		// this is where proposals and messages batch up.
+		s.gather()
+		if err := s.processReady(); err != nil {
+			// Storage failure: never keep serving on a broken disk.
+			s.logger.Error("store: fatal storage error; stopping node", "err", err)
+			panic(fmt.Sprintf("store: %v", err))
+		}
+	}
+}
+
+func (s *Store) gather() {
+	for i := 0; i < 256; i++ {
+		select {
+		case msgs := <-s.inbox:
+			s.step(msgs)
+		case id := <-s.work:
+			s.drain(id)
+		case f := <-s.reports:
+			f()
+		default:
+			return
+		}
+	}
+}
+
+func (s *Store) drain(id keys.RangeID) {
+	if r := s.replicaLocked(id); r != nil {
+		r.DrainRequests()
+	}
+}
+
+func (s *Store) step(msgs []transport.RangeMessage) {
+	for _, m := range msgs {
+		r := s.replicaLocked(m.RangeID)
+		if r == nil {
+			continue // not created here yet, or removed: raft retries
+		}
+		if err := r.Step(m.Msg); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+			s.logger.Debug("step", "range", uint64(m.RangeID), "err", err)
+		}
+	}
+}
+
+type pending struct {
+	r  *replica.Replica
+	rd raft.Ready
+}
+
+func (s *Store) processReady() error {
+	var rds []pending
+	for _, r := range s.Replicas() {
+		if r.HasReady() {
+			rds = append(rds, pending{r, r.Ready()})
+		}
+	}
+	if len(rds) == 0 {
+		return nil
+	}
+	// Step 4: one batch, one fsync.
+	b := s.db.NewBatch()
+	sync := false
+	for _, p := range rds {
+		if err := p.r.Persist(b, p.rd); err != nil {
+			b.Close()
+			return err
+		}
+		sync = sync || p.rd.MustSync
+	}
+	opt := pebble.NoSync
+	if sync {
+		opt = pebble.Sync
+	}
+	if err := b.Commit(opt); err != nil {
+		b.Close()
+		return fmt.Errorf("commit raft batch: %w", err)
+	}
+	b.Close()
+	// Step 5: messages.
+	for _, p := range rds {
+		p.r.AfterPersist(p.rd)
+		if len(p.rd.Messages) > 0 {
+			s.transport.Send(p.r.ID, p.rd.Messages)
+		}
+	}
+	// Step 6: apply.
+	ab := s.db.NewIndexedBatch()
+	var applied replica.Applied
+	metaChanged := false
+	for _, p := range rds {
+		if len(p.rd.CommittedEntries) == 0 && raft.IsEmptySnap(p.rd.Snapshot) {
+			continue
+		}
+		if err := p.r.Apply(ab, p.rd.CommittedEntries, &applied); err != nil {
+			ab.Close()
+			return err
+		}
+		if p.r.ID == replica.MetaRangeID {
+			metaChanged = true
+		}
+	}
+	for _, p := range rds {
+		if err := p.r.MaybeTruncate(ab, s.opts.LogKeepEntries); err != nil {
+			ab.Close()
+			return err
+		}
+	}
+	if err := ab.Commit(pebble.NoSync); err != nil {
+		ab.Close()
+		return fmt.Errorf("commit apply batch: %w", err)
+	}
+	ab.Close()
+	if applied.MaxVersion > 0 {
+		s.opts.Clock.Update(hlc.Timestamp(applied.MaxVersion))
+	}
+	applied.Fire()
+	for _, p := range rds {
+		p.r.ReleaseReads()
+		p.r.Advance(p.rd)
+	}
+	if metaChanged {
+		return s.metaApplied(applied.Effects)
+	}
+	return nil
+}
+
+// metaApplied refreshes the catalog after the meta range applied entries
+// and carries out their effects.
+func (s *Store) metaApplied(effects []replica.Effect) error {
+	if err := s.loadCatalog(); err != nil {
+		return err
+	}
+	for _, e := range effects {
+		if e.Destroy != nil {
+			id := keys.RangeID(e.Destroy.Id)
+			s.removeReplica(id)
+			b := s.db.NewBatch()
+			if err := replica.DestroyData(b, e.Destroy); err != nil {
+				b.Close()
+				return err
+			}
+			if err := b.Commit(pebble.NoSync); err != nil {
+				b.Close()
+				return err
+			}
+			b.Close()
+		}
+	}
+	// Creations (and anything a meta snapshot announced) are opened here.
+	return s.reconcile()
+}
