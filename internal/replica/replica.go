@@ -40,7 +40,7 @@ type Options struct {
 	// a previous run of the node used (the store passes the wall clock in
 	// nanoseconds), so a stale entry never wakes a new waiter.
 	ProposalIDSeed uint64
-	Logger     *slog.Logger
+	Logger         *slog.Logger
 }
 
 // Result is the outcome of an applied command.
@@ -84,12 +84,12 @@ type Replica struct {
 	lastLeader    uint64
 
 	// Read by any goroutine.
-	leader   atomic.Uint64
-	term     atomic.Uint64
-	commit   atomic.Uint64
-	applied  atomic.Uint64
+	leader    atomic.Uint64
+	term      atomic.Uint64
+	commit    atomic.Uint64
+	applied   atomic.Uint64
 	destroyed atomic.Bool
-	desc     atomic.Pointer[cairnpb.RangeDescriptor]
+	desc      atomic.Pointer[cairnpb.RangeDescriptor]
 
 	nextProposalID atomic.Uint64
 	notify         func(keys.RangeID)

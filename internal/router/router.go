@@ -197,7 +197,9 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 		}
 		return onLeader(keys.RangeID(t.Ranges[0].Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localList(ctx, r, t, op.List) })
 	case *cairnpb.Request_CreateTable:
-		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localCreateTable(ctx, r, op.CreateTable) })
+		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localCreateTable(ctx, r, op.CreateTable)
+		})
 	case *cairnpb.Request_DropTable:
 		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localDropTable(ctx, r, op.DropTable) })
 	}
