@@ -1,0 +1,58 @@
+# cairn — see README.md. `make test` is the test command CI runs.
+GO ?= go
+BIN := bin/cairn
+FUZZTIME ?= 5s
+PKGS := ./...
+
+.PHONY: build run test test-unit fuzz bench proto cluster cluster-stop ci vet clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/cairn
+
+# A single-node database in ./cairn-data, on 127.0.0.1 only.
+run: build
+	./$(BIN) server
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
+
+# Unit, golden, property and end-to-end tests (real processes), with the
+# race detector, then every fuzz target briefly.
+test: vet
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) fuzz
+
+test-unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /tests/)
+
+# Run each fuzz target for FUZZTIME (longer: make fuzz FUZZTIME=10m).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg >/dev/null || { echo "FAIL fuzz $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; exit 1; }; \
+	  done; \
+	done
+
+# Hot-path micro benchmarks (apply, storage). Compare runs with benchstat.
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/storage/ ./internal/replica/
+
+# Regenerate api/cairnpb from the .proto files (needs protoc).
+proto:
+	$(GO) build -o bin/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	cd api/cairnpb && $(GO) generate ./...
+
+# A local 3-node cluster in the background.
+cluster:
+	scripts/cluster.sh start
+
+cluster-stop:
+	scripts/cluster.sh stop
+
+ci: test
+
+clean:
+	rm -rf bin .cluster
