@@ -1,0 +1,256 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/kv"
+)
+
+type tableJSON struct {
+	Name         string      `json:"name"`
+	ID           uint64      `json:"id"`
+	Partitioning string      `json:"partitioning"`
+	Replicas     uint32      `json:"replicas"`
+	Ranges       []rangeJSON `json:"ranges"` // never null
+}
+
+// rangeJSON is one range of a table, keys [start, end); end "" is the end
+// of the table. Bounds are shown as strings, like keys.
+type rangeJSON struct {
+	ID       uint64   `json:"id"`
+	Start    string   `json:"start"`
+	End      string   `json:"end"`
+	Replicas []uint64 `json:"replicas"` // node IDs; never null
+}
+
+type tablesJSON struct {
+	Tables []tableJSON `json:"tables"` // never null
+}
+
+// createTableJSON is the body of POST /v1/tables. The contract's other
+// settings are decoded only to be refused with a clear message.
+type createTableJSON struct {
+	Name          string          `json:"name"`
+	Partitioning  string          `json:"partitioning"`
+	InitialRanges json.RawMessage `json:"initial_ranges"`
+	Replicas      json.RawMessage `json:"replicas"`
+	Learners      json.RawMessage `json:"learners"`
+	RangeMaxBytes json.RawMessage `json:"range_max_bytes"`
+	Consistency   json.RawMessage `json:"consistency"`
+}
+
+func toTableJSON(t *cairnpb.Table) tableJSON {
+	out := tableJSON{
+		Name:         t.GetName(),
+		ID:           t.GetId(),
+		Partitioning: t.GetPartitioning(),
+		Replicas:     t.GetReplicas(),
+		Ranges:       make([]rangeJSON, 0, len(t.GetRanges())),
+	}
+	for _, rd := range t.GetRanges() {
+		out.Ranges = append(out.Ranges, rangeJSON{
+			ID:       rd.GetId(),
+			Start:    string(rd.GetStart()),
+			End:      string(rd.GetEnd()),
+			Replicas: nonNil(rd.GetReplicas()),
+		})
+	}
+	return out
+}
+
+func nonNil(ids []uint64) []uint64 {
+	if ids == nil {
+		return []uint64{}
+	}
+	return ids
+}
+
+// tables serves /v1/tables: GET lists, POST creates.
+func (h *handler) tables(w *statusWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		h.createTable(w, r)
+		return
+	}
+	resp, err := h.svc.ListTables(r.Context(), &cairnpb.ListTablesRequest{})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := tablesJSON{Tables: make([]tableJSON, 0, len(resp.GetTables()))}
+	for _, t := range resp.GetTables() {
+		out.Tables = append(out.Tables, toTableJSON(t))
+	}
+	writeJSON(w, r, http.StatusOK, out)
+}
+
+func (h *handler) createTable(w *statusWriter, r *http.Request) {
+	req, err := decodeCreateTable(w, r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	t, err := h.svc.CreateTable(r.Context(), req)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/tables/"+t.GetName())
+	writeJSON(w, r, http.StatusCreated, toTableJSON(t))
+}
+
+// decodeCreateTable reads and checks the body of POST /v1/tables.
+func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateTableRequest, error) {
+	body, err := readBody(w, r, maxTableBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	var in createTableJSON
+	if err := decodeStrict(body, &in); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{
+		{"initial_ranges", in.InitialRanges},
+		{"replicas", in.Replicas},
+		{"learners", in.Learners},
+		{"range_max_bytes", in.RangeMaxBytes},
+		{"consistency", in.Consistency},
+	} {
+		if f.raw != nil {
+			return nil, kv.Errorf(kv.ErrInvalidArgument, "%s is not supported yet", f.name)
+		}
+	}
+	switch in.Partitioning {
+	case "", "range":
+	case "hash":
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "hash partitioning is not supported yet")
+	default:
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "partitioning must be range or hash; got %q", in.Partitioning)
+	}
+	if err := kv.ValidateTableName(in.Name); err != nil {
+		return nil, err
+	}
+	return &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: "range"}, nil
+}
+
+// decodeStrict decodes exactly one JSON value with no unknown fields.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return kv.Errorf(kv.ErrInvalidArgument, "body is empty; want a JSON object")
+		}
+		return kv.Errorf(kv.ErrInvalidArgument, "malformed JSON body: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return kv.Errorf(kv.ErrInvalidArgument, "malformed JSON body: data after the object")
+	}
+	return nil
+}
+
+// table serves /v1/tables/{name}.
+func (h *handler) table(w *statusWriter, r *http.Request, name string) {
+	switch r.Method {
+	case http.MethodDelete:
+		if _, err := h.svc.DropTable(r.Context(), &cairnpb.DropTableRequest{Name: name}); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		writeJSON(w, r, http.StatusOK, struct{}{})
+		return
+	}
+	t, err := h.svc.GetTable(r.Context(), &cairnpb.GetTableRequest{Name: name})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if r.Method == http.MethodPatch {
+		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "no table settings can be changed yet"))
+		return
+	}
+	writeJSON(w, r, http.StatusOK, toTableJSON(t))
+}
+
+type clusterJSON struct {
+	Nodes  []nodeJSON        `json:"nodes"`  // never null
+	Ranges []rangeStatusJSON `json:"ranges"` // never null
+}
+
+type nodeJSON struct {
+	ID      uint64 `json:"id"`
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Alive   bool   `json:"alive"`
+	Ranges  uint32 `json:"ranges"`
+	Leaders uint32 `json:"leaders"`
+}
+
+type rangeStatusJSON struct {
+	ID           uint64   `json:"id"`
+	Table        string   `json:"table"`
+	Start        string   `json:"start"`
+	End          string   `json:"end"`
+	Replicas     []uint64 `json:"replicas"`
+	Leader       uint64   `json:"leader"`
+	Term         uint64   `json:"term"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	SizeBytes    uint64   `json:"size_bytes"`
+}
+
+func (h *handler) cluster(w *statusWriter, r *http.Request) {
+	st, err := h.svc.ClusterStatus(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := clusterJSON{
+		Nodes:  make([]nodeJSON, 0, len(st.GetNodes())),
+		Ranges: make([]rangeStatusJSON, 0, len(st.GetRanges())),
+	}
+	for _, n := range st.GetNodes() {
+		out.Nodes = append(out.Nodes, nodeJSON{
+			ID: n.GetId(), Name: n.GetName(), Address: n.GetAddress(),
+			Alive: n.GetAlive(), Ranges: n.GetRanges(), Leaders: n.GetLeaders(),
+		})
+	}
+	for _, rs := range st.GetRanges() {
+		out.Ranges = append(out.Ranges, rangeStatusJSON{
+			ID: rs.GetId(), Table: rs.GetTable(),
+			Start: string(rs.GetStart()), End: string(rs.GetEnd()),
+			Replicas: nonNil(rs.GetReplicas()), Leader: rs.GetLeader(), Term: rs.GetTerm(),
+			CommitIndex: rs.GetCommitIndex(), AppliedIndex: rs.GetAppliedIndex(),
+			SizeBytes: rs.GetSizeBytes(),
+		})
+	}
+	writeJSON(w, r, http.StatusOK, out)
+}
+
+// readyz is 200 "ready" when svc.Ready is nil, else 503 with the error.
+func (h *handler) readyz(w *statusWriter, r *http.Request) {
+	err := h.svc.Ready(r.Context())
+	if err == nil {
+		writeText(w, r, http.StatusOK, "ready")
+		return
+	}
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		w.status = statusClientClosed
+		return
+	}
+	_, code := statusOf(err)
+	msg := err.Error()
+	if code == "internal" {
+		msg = "internal error"
+	}
+	h.log.Debug("httpapi: not ready", "err", err)
+	writeJSON(w, r, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: code, Message: msg}})
+}
