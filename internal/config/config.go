@@ -1,9 +1,30 @@
 // Package config turns flags, a config file and CAIRN_* environment
 // variables into a validated Config for `cairn server`.
+//
+// Every setting has one name, the flag name (e.g. "data-dir"), used three
+// ways: as the flag (--data-dir), as the environment variable (CAIRN_ +
+// the name in upper case with underscores: CAIRN_DATA_DIR) and as the key
+// in the JSON config file given by --config ({"data-dir": "/var/lib/cairn"}).
+// Precedence, highest first: flag, environment, file, default.
+//
+// Usage, in a cobra command:
+//
+//	cfg := config.Default()
+//	config.BindFlags(cmd.Flags(), &cfg)
+//	// ... after flag parsing:
+//	cfg, err := config.Load(cmd.Flags(), os.LookupEnv)
+//
+// Load applies the file and the environment beneath the flags given on the
+// command line, fills in derived defaults (EnsureDefaults) and validates
+// (Validate), so a Config it returns is ready to use.
 package config
 
 import (
+	"maps"
+	"slices"
 	"time"
+
+	"github.com/cairn-db/cairn/internal/kv"
 )
 
 // Config is everything `cairn server` needs to start a node.
@@ -46,4 +67,100 @@ type Config struct {
 	// LogLevel is debug|info|warn|error; LogFormat is text|json.
 	LogLevel  string
 	LogFormat string
+
+	// ConfigFile is the JSON file the settings were read from (--config),
+	// or empty.
+	ConfigFile string
+}
+
+// Upper bounds of the input limits: a key or value over these could not
+// cross the peer transport in one message.
+const (
+	MaxKeyBytesLimit   = 64 << 10
+	MaxValueBytesLimit = 64 << 20
+)
+
+// Default returns the defaults of the contract: a single node n1 with data
+// in ./cairn-data, listening on 127.0.0.1 only.
+func Default() Config {
+	return Config{
+		Name:           "n1",
+		DataDir:        "./cairn-data",
+		Listen:         "127.0.0.1:7379",
+		ListenPeer:     "127.0.0.1:7380",
+		ListenResp:     "127.0.0.1:7381",
+		TickInterval:   100 * time.Millisecond,
+		ElectionTicks:  10,
+		HeartbeatTicks: 1,
+		LogKeepEntries: 10000,
+		RequestTimeout: 10 * time.Second,
+		MaxKeyBytes:    kv.DefaultLimits.MaxKeyBytes,
+		MaxValueBytes:  kv.DefaultLimits.MaxValueBytes,
+		LogLevel:       "info",
+		LogFormat:      "text",
+	}
+}
+
+// EnsureDefaults fills zero fields with the defaults and derives the
+// advertised addresses: Advertise defaults to Listen, and AdvertisePeer to
+// this node's entry in InitialCluster or else to ListenPeer. ListenResp,
+// InitialCluster and Join stay empty when empty (they mean "disabled",
+// "single node" and "not joining").
+func (c *Config) EnsureDefaults() {
+	d := Default()
+	setString := func(p *string, def string) {
+		if *p == "" {
+			*p = def
+		}
+	}
+	setString(&c.Name, d.Name)
+	setString(&c.DataDir, d.DataDir)
+	setString(&c.Listen, d.Listen)
+	setString(&c.ListenPeer, d.ListenPeer)
+	setString(&c.LogLevel, d.LogLevel)
+	setString(&c.LogFormat, d.LogFormat)
+	setString(&c.Advertise, c.Listen)
+	if c.AdvertisePeer == "" {
+		if addr, ok := c.InitialCluster[c.Name]; ok {
+			c.AdvertisePeer = addr
+		} else {
+			c.AdvertisePeer = c.ListenPeer
+		}
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = d.TickInterval
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = d.ElectionTicks
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = d.HeartbeatTicks
+	}
+	if c.LogKeepEntries == 0 {
+		c.LogKeepEntries = d.LogKeepEntries
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.MaxKeyBytes == 0 {
+		c.MaxKeyBytes = d.MaxKeyBytes
+	}
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = d.MaxValueBytes
+	}
+}
+
+// KVLimits returns the input limits of the config for the front ends.
+func (c Config) KVLimits() kv.Limits {
+	l := kv.DefaultLimits
+	l.MaxKeyBytes = c.MaxKeyBytes
+	l.MaxValueBytes = c.MaxValueBytes
+	return l
+}
+
+// clone returns a copy of c that shares no map or slice with it.
+func (c Config) clone() Config {
+	c.InitialCluster = maps.Clone(c.InitialCluster)
+	c.Join = slices.Clone(c.Join)
+	return c
 }

@@ -1,0 +1,162 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// kind is the type of a setting's value, which decides the JSON types the
+// config file accepts for it.
+type kind int
+
+const (
+	kindString kind = iota
+	kindInt
+	kindUint
+	kindDuration
+	kindList    // comma-separated; a JSON array in the file
+	kindCluster // name=addr,...; a JSON object in the file
+)
+
+func (k kind) String() string {
+	return [...]string{"string", "int", "uint", "duration", "list", "cluster"}[k]
+}
+
+// option is one setting. get and set convert between the Config field and
+// the setting's text form (the flag and environment syntax); set(get(c))
+// leaves c unchanged, which Load relies on to apply flags last.
+type option struct {
+	name  string
+	usage string
+	kind  kind
+	get   func(*Config) string
+	set   func(*Config, string) error
+}
+
+// configOption is the --config setting; it names the file, so it cannot be
+// set in the file.
+const configOption = "config"
+
+// options lists every setting in the order of --help and of EncodeFile.
+var options = []option{
+	stringOption("name", "node name, as in --initial-cluster", func(c *Config) *string { return &c.Name }),
+	stringOption("data-dir", "directory of the node's data", func(c *Config) *string { return &c.DataDir }),
+	stringOption("listen", "client API address, gRPC and HTTP (host:port)", func(c *Config) *string { return &c.Listen }),
+	stringOption("listen-peer", "node-to-node address (host:port)", func(c *Config) *string { return &c.ListenPeer }),
+	stringOption("listen-resp", "Redis protocol address (host:port); empty disables it", func(c *Config) *string { return &c.ListenResp }),
+	stringOption("advertise", "client address others use to reach this node (default --listen)", func(c *Config) *string { return &c.Advertise }),
+	stringOption("advertise-peer", "peer address others use to reach this node (default --listen-peer)", func(c *Config) *string { return &c.AdvertisePeer }),
+	{
+		name:  "initial-cluster",
+		usage: "bootstrap a cluster of these nodes: name=peeraddr,name=peeraddr,... (default: this node alone)",
+		kind:  kindCluster,
+		get:   func(c *Config) string { return FormatInitialCluster(c.InitialCluster) },
+		set: func(c *Config, s string) (err error) {
+			c.InitialCluster, err = ParseInitialCluster(s)
+			return err
+		},
+	},
+	{
+		name:  "join",
+		usage: "join a running cluster through these peer addresses (comma-separated)",
+		kind:  kindList,
+		get:   func(c *Config) string { return strings.Join(c.Join, ",") },
+		set: func(c *Config, s string) (err error) {
+			c.Join, err = parseList(s)
+			return err
+		},
+	},
+	durationOption("tick-interval", "Raft tick", func(c *Config) *time.Duration { return &c.TickInterval }),
+	intOption("election-ticks", "Raft election timeout in ticks", func(c *Config) *int { return &c.ElectionTicks }),
+	intOption("heartbeat-ticks", "Raft heartbeat interval in ticks", func(c *Config) *int { return &c.HeartbeatTicks }),
+	{
+		name:  "log-keep-entries",
+		usage: "applied Raft entries each range keeps before truncating its log",
+		kind:  kindUint,
+		get:   func(c *Config) string { return strconv.FormatUint(c.LogKeepEntries, 10) },
+		set: func(c *Config, s string) (err error) {
+			c.LogKeepEntries, err = strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%q is not a non-negative integer", s)
+			}
+			return nil
+		},
+	},
+	durationOption("request-timeout", "time limit of one client request inside the node", func(c *Config) *time.Duration { return &c.RequestTimeout }),
+	intOption("max-key-bytes", "largest key accepted", func(c *Config) *int { return &c.MaxKeyBytes }),
+	intOption("max-value-bytes", "largest value accepted", func(c *Config) *int { return &c.MaxValueBytes }),
+	stringOption("log-level", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
+	stringOption("log-format", "text or json", func(c *Config) *string { return &c.LogFormat }),
+	stringOption(configOption, "JSON config file; its keys are these flag names", func(c *Config) *string { return &c.ConfigFile }),
+}
+
+func lookupOption(name string) *option {
+	for i := range options {
+		if options[i].name == name {
+			return &options[i]
+		}
+	}
+	return nil
+}
+
+// envName is the environment variable of a setting: CAIRN_DATA_DIR for
+// data-dir.
+func envName(name string) string {
+	return "CAIRN_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+func stringOption(name, usage string, field func(*Config) *string) option {
+	return option{
+		name: name, usage: usage, kind: kindString,
+		get: func(c *Config) string { return *field(c) },
+		set: func(c *Config, s string) error { *field(c) = s; return nil },
+	}
+}
+
+func intOption(name, usage string, field func(*Config) *int) option {
+	return option{
+		name: name, usage: usage, kind: kindInt,
+		get: func(c *Config) string { return strconv.Itoa(*field(c)) },
+		set: func(c *Config, s string) error {
+			v, err := strconv.Atoi(s)
+			if err != nil {
+				return fmt.Errorf("%q is not an integer", s)
+			}
+			*field(c) = v
+			return nil
+		},
+	}
+}
+
+func durationOption(name, usage string, field func(*Config) *time.Duration) option {
+	return option{
+		name: name, usage: usage, kind: kindDuration,
+		get: func(c *Config) string { return field(c).String() },
+		set: func(c *Config, s string) error {
+			v, err := time.ParseDuration(s)
+			if err != nil {
+				return fmt.Errorf("%q is not a duration like 100ms or 10s", s)
+			}
+			*field(c) = v
+			return nil
+		},
+	}
+}
+
+// parseList splits a comma-separated list, trimming spaces; "" is nil.
+func parseList(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []string
+	for e := range strings.SplitSeq(s, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			return nil, fmt.Errorf("list %q has an empty entry", s)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

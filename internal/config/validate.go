@@ -1,0 +1,147 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Bounds of the Raft timing settings.
+const (
+	minTickInterval  = time.Millisecond
+	maxTickInterval  = time.Minute
+	maxElectionTicks = 1000
+)
+
+// Validate reports every problem of c at once (joined), each naming the
+// setting by its flag. Call EnsureDefaults first: Validate treats empty
+// required fields as errors.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(flag string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config: --%s: %w", flag, err))
+		}
+	}
+	add("name", checkName(c.Name))
+	if c.DataDir == "" {
+		add("data-dir", errors.New("is empty"))
+	}
+	c.validateAddrs(add)
+	c.validateCluster(add)
+	c.validateNumbers(add)
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		add("log-level", fmt.Errorf("%q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if !slices.Contains([]string{"text", "json"}, c.LogFormat) {
+		add("log-format", fmt.Errorf("%q is not one of text, json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// multiNode reports whether the node is meant to talk to other nodes.
+func (c Config) multiNode() bool {
+	return len(c.InitialCluster) > 1 || len(c.Join) > 0
+}
+
+func (c Config) validateAddrs(add func(string, error)) {
+	type listener struct {
+		flag, addr string
+		hp         hostPort
+	}
+	var listeners []listener
+	for _, l := range []listener{{flag: "listen", addr: c.Listen}, {flag: "listen-peer", addr: c.ListenPeer}, {flag: "listen-resp", addr: c.ListenResp}} {
+		if l.addr == "" && l.flag == "listen-resp" {
+			continue // disabled
+		}
+		hp, err := parseHostPort(l.addr)
+		if err != nil {
+			add(l.flag, err)
+			continue
+		}
+		for _, o := range listeners {
+			if sameListenAddr(hp, o.hp) {
+				add(l.flag, fmt.Errorf("%q conflicts with --%s %q", l.addr, o.flag, o.addr))
+			}
+		}
+		l.hp = hp
+		listeners = append(listeners, l)
+	}
+	for _, a := range []struct{ flag, addr string }{{"advertise", c.Advertise}, {"advertise-peer", c.AdvertisePeer}} {
+		hp, err := parseHostPort(a.addr)
+		switch {
+		case err != nil:
+			add(a.flag, err)
+		case c.multiNode() && !hp.specific():
+			add(a.flag, fmt.Errorf("%q: other nodes cannot reach it; give this node's reachable host:port", a.addr))
+		}
+	}
+}
+
+// sameListenAddr reports whether two listen addresses would collide: the
+// same non-zero port on the same host or on all interfaces.
+func sameListenAddr(a, b hostPort) bool {
+	if a.port == 0 || a.port != b.port {
+		return false
+	}
+	return a.host == b.host || !a.specificHost() || !b.specificHost()
+}
+
+func (a hostPort) specificHost() bool {
+	return hostPort{host: a.host, port: 1}.specific()
+}
+
+func (c Config) validateCluster(add func(string, error)) {
+	if len(c.InitialCluster) > 0 && len(c.Join) > 0 {
+		add("join", errors.New("cannot be combined with --initial-cluster: a node either bootstraps a cluster or joins one"))
+	}
+	if len(c.InitialCluster) > 0 {
+		// Re-check entries: the map may not come from ParseInitialCluster.
+		if _, err := ParseInitialCluster(FormatInitialCluster(c.InitialCluster)); err != nil {
+			add("initial-cluster", err)
+		}
+		addr, ok := c.InitialCluster[c.Name]
+		switch {
+		case !ok:
+			names := make([]string, 0, len(c.InitialCluster))
+			for n := range c.InitialCluster {
+				names = append(names, n)
+			}
+			slices.Sort(names)
+			add("initial-cluster", fmt.Errorf("has no entry for this node (--name %q); members are %s", c.Name, strings.Join(names, ", ")))
+		case addr != c.AdvertisePeer:
+			add("advertise-peer", fmt.Errorf("%q differs from this node's --initial-cluster address %q", c.AdvertisePeer, addr))
+		}
+	}
+	for _, j := range c.Join {
+		if err := checkPeerAddr(j); err != nil {
+			add("join", err)
+		}
+	}
+}
+
+func (c Config) validateNumbers(add func(string, error)) {
+	if c.TickInterval < minTickInterval || c.TickInterval > maxTickInterval {
+		add("tick-interval", fmt.Errorf("%v is outside [%v, %v]", c.TickInterval, minTickInterval, maxTickInterval))
+	}
+	if c.HeartbeatTicks < 1 {
+		add("heartbeat-ticks", fmt.Errorf("%d is less than 1", c.HeartbeatTicks))
+	}
+	if c.ElectionTicks <= c.HeartbeatTicks || c.ElectionTicks > maxElectionTicks {
+		add("election-ticks", fmt.Errorf("%d must be greater than --heartbeat-ticks (%d) and at most %d", c.ElectionTicks, c.HeartbeatTicks, maxElectionTicks))
+	}
+	if c.LogKeepEntries < 1 {
+		add("log-keep-entries", errors.New("must be at least 1"))
+	}
+	if c.RequestTimeout <= 0 {
+		add("request-timeout", fmt.Errorf("%v is not positive", c.RequestTimeout))
+	}
+	if c.MaxKeyBytes < 1 || c.MaxKeyBytes > MaxKeyBytesLimit {
+		add("max-key-bytes", fmt.Errorf("%d is outside [1, %d]", c.MaxKeyBytes, MaxKeyBytesLimit))
+	}
+	if c.MaxValueBytes < 1 || c.MaxValueBytes > MaxValueBytesLimit {
+		add("max-value-bytes", fmt.Errorf("%d is outside [1, %d]", c.MaxValueBytes, MaxValueBytesLimit))
+	}
+}
