@@ -62,8 +62,8 @@ func NewLogger(cfg config.Config) *slog.Logger {
 
 // Run runs a node until ctx ends.
 func Run(ctx context.Context, cfg config.Config) error {
-	// cfg.EnsureDefaults()
-	if err := validate(cfg); err != nil {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	if len(cfg.Join) > 0 {
@@ -199,5 +199,3 @@ func (p *peerService) Raft(st cairnpb.Peer_RaftServer) error { return p.tr.Handl
 func (p *peerService) Forward(ctx context.Context, req *cairnpb.Request) (*cairnpb.Response, error) {
 	return p.rt.Forward(ctx, req), nil
 }
-
-func validate(config.Config) error { return nil }
