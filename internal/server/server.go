@@ -26,7 +26,6 @@ import (
 	"github.com/cairn-db/cairn/internal/frontend/grpcapi"
 	"github.com/cairn-db/cairn/internal/frontend/httpapi"
 	"github.com/cairn-db/cairn/internal/hlc"
-	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/router"
 	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/store"
@@ -120,8 +119,7 @@ func Run(ctx context.Context, cfg config.Config) error {
 	st.Start()
 	defer st.Stop()
 
-	limits := kv.DefaultLimits
-	limits.MaxKeyBytes, limits.MaxValueBytes = cfg.MaxKeyBytes, cfg.MaxValueBytes
+	limits := cfg.KVLimits()
 	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock})
 
 	peerSrv := grpc.NewServer(grpc.MaxRecvMsgSize(transport.MaxMessageBytes), grpc.MaxSendMsgSize(transport.MaxMessageBytes))
