@@ -263,8 +263,9 @@ func (r *Replica) DrainRequests() {
 	props, reads := r.mu.proposals, r.mu.reads
 	r.mu.proposals, r.mu.reads = nil, nil
 	r.mu.Unlock()
+	lead := r.rn.BasicStatus().Lead
 	for _, p := range props {
-		if r.rn.Status().Lead != r.opts.NodeID {
+		if lead != r.opts.NodeID {
 			p.done <- Result{Err: kv.Errorf(kv.ErrNotLeader, "range %d: not the leader", r.ID)}
 			continue
 		}
@@ -277,7 +278,7 @@ func (r *Replica) DrainRequests() {
 	if len(reads) == 0 {
 		return
 	}
-	if r.rn.Status().Lead == raft.None {
+	if lead == raft.None {
 		for _, w := range reads {
 			w.done <- kv.Errorf(kv.ErrUnavailable, "range %d: no leader", r.ID)
 		}

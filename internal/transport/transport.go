@@ -25,6 +25,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
@@ -147,7 +148,7 @@ func (t *Transport) Connected(id uint64) bool {
 	t.mu.Lock()
 	p := t.mu.peers[id]
 	t.mu.Unlock()
-	return p != nil && p.conn.GetState().String() == "READY"
+	return p != nil && p.conn.GetState() == connectivity.Ready
 }
 
 // Send queues messages of one range; it never blocks.
