@@ -155,7 +155,7 @@ func (c *Client) do(ctx context.Context, kind callKind, fn func(context.Context,
 	}
 	n := len(c.endpoints)
 	start := int(c.preferred.Load()) % n
-	var last *Error
+	var failures []*Error // one per endpoint that could not serve the call
 	for i := range n {
 		idx := (start + i) % n
 		ep := c.endpoints[idx]
@@ -163,7 +163,7 @@ func (c *Client) do(ctx context.Context, kind callKind, fn func(context.Context,
 			if ctx.Err() != nil {
 				return contextError(ctx, ep.addr)
 			}
-			last = newError("unavailable", fmt.Sprintf("cannot connect to %s: %v", ep.addr, err), ep.addr)
+			failures = append(failures, newError("unavailable", fmt.Sprintf("cannot connect to %s: %v", ep.addr, err), ep.addr))
 			continue
 		}
 		err := fn(ctx, ep)
@@ -180,9 +180,23 @@ func (c *Client) do(ctx context.Context, kind callKind, fn func(context.Context,
 			// may have been executed.
 			return newError("timeout", fmt.Sprintf("connection to %s failed after the request was sent; outcome unknown: %s", ep.addr, e.Message), ep.addr)
 		}
-		last = e
+		failures = append(failures, e)
 	}
-	return last
+	return unavailable(failures)
+}
+
+// unavailable is the error of a call no endpoint could serve: the one
+// failure, or a summary of all.
+func unavailable(failures []*Error) *Error {
+	if len(failures) == 1 {
+		return failures[0]
+	}
+	msgs := make([]string, len(failures))
+	for i, f := range failures {
+		msgs[i] = f.Message
+	}
+	last := failures[len(failures)-1]
+	return newError(last.Code, fmt.Sprintf("no endpoint could serve the request: %s", strings.Join(msgs, "; ")), last.Endpoint)
 }
 
 // waitReady connects ep if needed and waits up to timeout for the

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -424,5 +425,14 @@ func TestValuesAreBinarySafe(t *testing.T) {
 	got, _, err := c.Get(ctx, "default", key)
 	if err != nil || !bytes.Equal(got, val) {
 		t.Fatalf("Get = %d bytes, %v", len(got), err)
+	}
+}
+
+func TestUnavailableNamesEveryEndpoint(t *testing.T) {
+	a, b := deadAddr(t), deadAddr(t)
+	c := newClient(t, a, b)
+	_, _, err := c.Get(context.Background(), "default", []byte("k"))
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), b) {
+		t.Fatalf("Get: %v", err)
 	}
 }

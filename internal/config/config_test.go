@@ -430,3 +430,13 @@ func FuzzParseInitialCluster(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateReportsABadListenAddressOnce(t *testing.T) {
+	c := Default()
+	c.Listen = "bad"
+	c.EnsureDefaults() // advertise = "bad" too
+	err := c.Validate()
+	if err == nil || strings.Count(err.Error(), `"bad"`) != 1 {
+		t.Fatalf("Validate = %v, want one report of the bad address", err)
+	}
+}

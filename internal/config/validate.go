@@ -52,6 +52,7 @@ func (c Config) validateAddrs(add func(string, error)) {
 		hp         hostPort
 	}
 	var listeners []listener
+	bad := map[string]bool{} // listen addresses that do not parse
 	for _, l := range []listener{{flag: "listen", addr: c.Listen}, {flag: "listen-peer", addr: c.ListenPeer}, {flag: "listen-resp", addr: c.ListenResp}} {
 		if l.addr == "" && l.flag == "listen-resp" {
 			continue // disabled
@@ -59,6 +60,7 @@ func (c Config) validateAddrs(add func(string, error)) {
 		hp, err := parseHostPort(l.addr)
 		if err != nil {
 			add(l.flag, err)
+			bad[l.addr] = true
 			continue
 		}
 		for _, o := range listeners {
@@ -70,6 +72,9 @@ func (c Config) validateAddrs(add func(string, error)) {
 		listeners = append(listeners, l)
 	}
 	for _, a := range []struct{ flag, addr string }{{"advertise", c.Advertise}, {"advertise-peer", c.AdvertisePeer}} {
+		if bad[a.addr] {
+			continue // derived from a bad listen address, already reported
+		}
 		hp, err := parseHostPort(a.addr)
 		switch {
 		case err != nil:
