@@ -1,0 +1,266 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/kv"
+)
+
+// memService is an in-memory kv.Service: tables of sorted keys with
+// versions from one counter, conditional writes and paged listings. fail,
+// when set, runs first in every method and its non-nil error is returned
+// instead (fault injection). calls counts calls per method.
+type memService struct {
+	mu      sync.Mutex
+	tables  map[string]map[string]memEntry
+	ids     map[string]uint64
+	version uint64
+	calls   map[string]int
+	fail    func(method string) error
+}
+
+type memEntry struct {
+	value   []byte
+	version uint64
+}
+
+func newMemService() *memService {
+	return &memService{
+		tables: map[string]map[string]memEntry{"default": {}},
+		ids:    map[string]uint64{"default": 1},
+		calls:  map[string]int{},
+	}
+}
+
+func (m *memService) setFail(f func(string) error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fail = f
+}
+
+func (m *memService) callCount(method string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.calls[method]
+}
+
+// enter counts a call and returns the injected error, if any. The caller
+// holds m.mu.
+func (m *memService) enterLocked(method string) error {
+	m.calls[method]++
+	if m.fail != nil {
+		return m.fail(method)
+	}
+	return nil
+}
+
+func (m *memService) tableLocked(name string) (map[string]memEntry, error) {
+	t, ok := m.tables[name]
+	if !ok {
+		return nil, kv.Errorf(kv.ErrTableNotFound, "table %q", name)
+	}
+	return t, nil
+}
+
+func checkCondition(c *cairnpb.Condition, e memEntry, exists bool) error {
+	switch {
+	case c == nil:
+		return nil
+	case c.Absent && exists:
+		return kv.Errorf(kv.ErrConditionFailed, "key exists at version %d", e.version)
+	case c.Version != 0 && !exists:
+		return kv.Errorf(kv.ErrConditionFailed, "key is absent; expected version %d", c.Version)
+	case c.Version != 0 && c.Version != e.version:
+		return kv.Errorf(kv.ErrConditionFailed, "key is at version %d; expected %d", e.version, c.Version)
+	}
+	return nil
+}
+
+func (m *memService) Get(_ context.Context, req *cairnpb.GetRequest) (*cairnpb.GetResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("Get"); err != nil {
+		return nil, err
+	}
+	t, err := m.tableLocked(req.Table)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := t[string(req.Key)]
+	if !ok {
+		return nil, kv.Errorf(kv.ErrNotFound, "key %q", req.Key)
+	}
+	return &cairnpb.GetResponse{Value: e.value, Version: e.version}, nil
+}
+
+func (m *memService) Put(_ context.Context, req *cairnpb.PutRequest) (*cairnpb.PutResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("Put"); err != nil {
+		return nil, err
+	}
+	t, err := m.tableLocked(req.Table)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := t[string(req.Key)]
+	if err := checkCondition(req.Condition, e, ok); err != nil {
+		return nil, err
+	}
+	m.version++
+	t[string(req.Key)] = memEntry{value: bytes.Clone(req.Value), version: m.version}
+	return &cairnpb.PutResponse{Version: m.version}, nil
+}
+
+func (m *memService) Delete(_ context.Context, req *cairnpb.DeleteRequest) (*cairnpb.DeleteResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("Delete"); err != nil {
+		return nil, err
+	}
+	t, err := m.tableLocked(req.Table)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := t[string(req.Key)]
+	if err := checkCondition(req.Condition, e, ok); err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, kv.Errorf(kv.ErrNotFound, "key %q", req.Key)
+	}
+	delete(t, string(req.Key))
+	return &cairnpb.DeleteResponse{Version: e.version}, nil
+}
+
+func (m *memService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb.ListResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("List"); err != nil {
+		return nil, err
+	}
+	t, err := m.tableLocked(req.Table)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := kv.DefaultLimits.ValidateList(req)
+	if err != nil {
+		return nil, err
+	}
+	after, err := kv.DecodePageToken(req.PageToken, kv.DefaultLimits)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	resp := &cairnpb.ListResponse{}
+	for _, k := range keys {
+		switch {
+		case !strings.HasPrefix(k, string(req.Prefix)),
+			k < string(req.Start),
+			len(req.End) > 0 && k >= string(req.End),
+			req.PageToken != "" && k <= string(after):
+			continue
+		}
+		if len(resp.Items) == limit {
+			resp.NextPageToken = kv.EncodePageToken(resp.Items[limit-1].Key)
+			break
+		}
+		item := &cairnpb.KeyValue{Key: []byte(k), Version: t[k].version}
+		if req.Values {
+			item.Value = t[k].value
+		}
+		resp.Items = append(resp.Items, item)
+	}
+	return resp, nil
+}
+
+func (m *memService) describeLocked(name string) *cairnpb.Table {
+	return &cairnpb.Table{Name: name, Id: m.ids[name], Partitioning: "range", Replicas: 1,
+		Ranges: []*cairnpb.RangeDescriptor{{Id: m.ids[name], TableId: m.ids[name], Replicas: []uint64{1}}}}
+}
+
+func (m *memService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequest) (*cairnpb.Table, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("CreateTable"); err != nil {
+		return nil, err
+	}
+	if _, ok := m.tables[req.Name]; ok {
+		return nil, kv.Errorf(kv.ErrTableExists, "table %q", req.Name)
+	}
+	if req.Partitioning != "" && req.Partitioning != "range" {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "partitioning %q is not supported", req.Partitioning)
+	}
+	m.tables[req.Name] = map[string]memEntry{}
+	m.ids[req.Name] = uint64(len(m.ids) + 1)
+	return m.describeLocked(req.Name), nil
+}
+
+func (m *memService) GetTable(_ context.Context, req *cairnpb.GetTableRequest) (*cairnpb.Table, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("GetTable"); err != nil {
+		return nil, err
+	}
+	if _, err := m.tableLocked(req.Name); err != nil {
+		return nil, err
+	}
+	return m.describeLocked(req.Name), nil
+}
+
+func (m *memService) ListTables(context.Context, *cairnpb.ListTablesRequest) (*cairnpb.ListTablesResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("ListTables"); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(m.tables))
+	for n := range m.tables {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	resp := &cairnpb.ListTablesResponse{}
+	for _, n := range names {
+		resp.Tables = append(resp.Tables, m.describeLocked(n))
+	}
+	return resp, nil
+}
+
+func (m *memService) DropTable(_ context.Context, req *cairnpb.DropTableRequest) (*cairnpb.DropTableResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("DropTable"); err != nil {
+		return nil, err
+	}
+	if _, err := m.tableLocked(req.Name); err != nil {
+		return nil, err
+	}
+	delete(m.tables, req.Name)
+	delete(m.ids, req.Name)
+	return &cairnpb.DropTableResponse{}, nil
+}
+
+func (m *memService) ClusterStatus(context.Context) (*cairnpb.ClusterStatus, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("ClusterStatus"); err != nil {
+		return nil, err
+	}
+	return &cairnpb.ClusterStatus{
+		Nodes: []*cairnpb.NodeStatus{{Id: 1, Name: "n1", Address: "127.0.0.1:7379", Alive: true, Ranges: 2, Leaders: 2}},
+		Ranges: []*cairnpb.RangeStatus{
+			{Id: 1, Table: "default", Replicas: []uint64{1}, Leader: 1, Term: 2, CommitIndex: 10, AppliedIndex: 10, SizeBytes: 4096},
+		},
+	}, nil
+}
+
+func (m *memService) Ready(context.Context) error { return nil }

@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairn-db/cairn/client"
+)
+
+// Version is the version `cairn version` prints; release builds set it with
+// -ldflags "-X github.com/cairn-db/cairn/internal/cli.Version=v1.2.3".
+var Version = "dev"
+
+// Exit codes; see the package doc.
+const (
+	exitOK       = 0
+	exitNo       = 1
+	exitUsage    = 2
+	exitFailure  = 3
+	defaultTable = "default"
+)
+
+// Main runs the cairn command line with the process's arguments and
+// standard streams and returns the exit code.
+func Main() int {
+	return Run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+}
+
+// Run runs the command line args (without the program name) and returns
+// the exit code. Errors are printed to stderr.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{}
+	root := newRootCommand(a)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := exitCode(err)
+	a.printError(stderr, cmd, err, code)
+	return code
+}
+
+// app holds the settings shared by the client commands of one run.
+type app struct {
+	endpoints string
+	output    string
+	timeout   time.Duration
+}
+
+func newRootCommand(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cairn",
+		Short: "cairn: a distributed, strongly consistent key-value database",
+		Long: `cairn is a distributed, strongly consistent key-value database.
+
+Start a single-node database with "cairn server", then use the client
+commands ("cairn put greeting hello", "cairn get greeting") or any gRPC,
+HTTP or Redis client.`,
+		Args:          cobra.NoArgs,
+		RunE:          showHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newServerCommand(),
+		newGetCommand(a),
+		newPutCommand(a),
+		newDelCommand(a),
+		newLsCommand(a),
+		newTableCommand(a),
+		newClusterCommand(a),
+		newBenchCommand(a),
+		newVersionCommand(a),
+	)
+	return root
+}
+
+// showHelp is the body of commands that only group subcommands. Giving
+// them a body makes cobra check their arguments, so that an unknown
+// subcommand is a usage error rather than a help page.
+func showHelp(cmd *cobra.Command, _ []string) error {
+	return cmd.Help()
+}
+
+// addClientFlags adds the flags of the client commands to fs.
+func (a *app) addClientFlags(cmd *cobra.Command, persistent bool) {
+	fs := cmd.Flags()
+	if persistent {
+		fs = cmd.PersistentFlags()
+	}
+	fs.StringVar(&a.endpoints, "endpoints", "127.0.0.1:7379", "comma-separated client addresses of cluster nodes ($CAIRN_ENDPOINTS)")
+	fs.DurationVar(&a.timeout, "timeout", 10*time.Second, "time limit of each request")
+	a.addOutputFlag(cmd, persistent)
+}
+
+func (a *app) addOutputFlag(cmd *cobra.Command, persistent bool) {
+	fs := cmd.Flags()
+	if persistent {
+		fs = cmd.PersistentFlags()
+	}
+	fs.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
+}
+
+// json reports whether the output is JSON; it fails on unknown formats.
+func (a *app) json() (bool, error) {
+	switch a.output {
+	case "text":
+		return false, nil
+	case "json":
+		return true, nil
+	}
+	return false, usageErrorf("--output %q: want text or json", a.output)
+}
+
+// newClient connects to the endpoints of --endpoints (or $CAIRN_ENDPOINTS
+// when the flag was not given).
+func (a *app) newClient(cmd *cobra.Command) (*client.Client, error) {
+	if _, err := a.json(); err != nil {
+		return nil, err
+	}
+	endpoints := a.endpoints
+	if f := cmd.Flags().Lookup("endpoints"); f != nil && !f.Changed {
+		if env, ok := os.LookupEnv("CAIRN_ENDPOINTS"); ok {
+			endpoints = env
+		}
+	}
+	var list []string
+	for e := range strings.SplitSeq(endpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			list = append(list, e)
+		}
+	}
+	if len(list) == 0 {
+		return nil, usageErrorf("--endpoints is empty")
+	}
+	if a.timeout <= 0 {
+		return nil, usageErrorf("--timeout %v: want a positive duration", a.timeout)
+	}
+	c, err := client.New(client.Config{
+		Endpoints:      list,
+		DialTimeout:    min(a.timeout, client.DefaultDialTimeout),
+		RequestTimeout: a.timeout,
+	})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return c, nil
+}
+
+// usageError is an error in how cairn was called (exit code 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// runError is an error of a command that ran (exit code by its kind).
+type runError struct{ err error }
+
+func (e runError) Error() string { return e.err.Error() }
+func (e runError) Unwrap() error { return e.err }
+
+// runE adapts a command body: errors other than usage errors become run
+// errors. Errors that reach Run without passing through here come from
+// cobra's own checks of arguments and flags, so they are usage errors.
+func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		err := f(cmd, args)
+		if err == nil || errors.As(err, new(usageError)) {
+			return err
+		}
+		return runError{err}
+	}
+}
+
+// exitCode classifies an error returned by a command.
+func exitCode(err error) int {
+	if !errors.As(err, new(runError)) {
+		return exitUsage
+	}
+	switch {
+	case errors.Is(err, client.ErrNotFound),
+		errors.Is(err, client.ErrTableNotFound),
+		errors.Is(err, client.ErrConditionFailed),
+		errors.Is(err, client.ErrTableExists):
+		return exitNo
+	case errors.Is(err, client.ErrInvalidArgument):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// errorCode is the stable code of err for JSON output.
+func errorCode(err error, exit int) string {
+	if ce := (*client.Error)(nil); errors.As(err, &ce) {
+		return ce.Code
+	}
+	if exit == exitUsage {
+		return "usage"
+	}
+	return "error"
+}
+
+func (a *app) printError(w io.Writer, cmd *cobra.Command, err error, exit int) {
+	if a.output == "json" {
+		writeJSON(w, map[string]any{"error": map[string]string{"code": errorCode(err, exit), "message": err.Error()}})
+		return
+	}
+	fmt.Fprintf(w, "Error: %v\n", err)
+	if exit == exitUsage && !errors.As(err, new(runError)) && cmd != nil {
+		fmt.Fprintf(w, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+}

@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairn-db/cairn/client"
+)
+
+func newTableCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "table",
+		Short: "Create, list, describe and drop tables",
+		Long: `Tables hold keys. The table "default" always exists; table names are
+[a-z0-9_-]{1,64}.`,
+		Args: cobra.NoArgs,
+		RunE: showHelp,
+	}
+	a.addClientFlags(cmd, true)
+	cmd.AddCommand(newTableCreateCommand(a), newTableLsCommand(a), newTableGetCommand(a), newTableDropCommand(a))
+	return cmd
+}
+
+func newTableCreateCommand(a *app) *cobra.Command {
+	var partitioning string
+	cmd := &cobra.Command{
+		Use:     "create NAME",
+		Short:   "Create a table",
+		Long:    `Create a table. Exits 1 if it exists.`,
+		Example: `  cairn table create users --partitioning range`,
+		Args:    cobra.ExactArgs(1),
+	}
+	cmd.Flags().StringVar(&partitioning, "partitioning", "range", "how keys spread over ranges: range (sorted keys, cheap prefix scans) or hash")
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		c, err := a.newClient(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		t, err := c.CreateTable(cmd.Context(), args[0], client.WithPartitioning(partitioning))
+		if err != nil {
+			return err
+		}
+		if a.output == "json" {
+			writeJSON(cmd.OutOrStdout(), t)
+			return nil
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "OK table=%s id=%d\n", t.Name, t.ID)
+		return nil
+	})
+	return cmd
+}
+
+// tablesOutput is the JSON output of table ls.
+type tablesOutput struct {
+	Tables []*client.Table `json:"tables"`
+}
+
+func newTableLsCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List tables",
+		Args:  cobra.NoArgs,
+	}
+	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
+		c, err := a.newClient(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		tables, err := c.ListTables(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if a.output == "json" {
+			if tables == nil {
+				tables = []*client.Table{}
+			}
+			writeJSON(cmd.OutOrStdout(), tablesOutput{Tables: tables})
+			return nil
+		}
+		printTables(cmd.OutOrStdout(), tables)
+		return nil
+	})
+	return cmd
+}
+
+func newTableGetCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "get NAME",
+		Short: "Describe a table and its ranges",
+		Long:  `Describe a table and its ranges. Exits 1 if it does not exist.`,
+		Args:  cobra.ExactArgs(1),
+	}
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		c, err := a.newClient(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		t, err := c.GetTable(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if a.output == "json" {
+			writeJSON(out, t)
+			return nil
+		}
+		printTables(out, []*client.Table{t})
+		if len(t.Ranges) > 0 {
+			fmt.Fprintln(out)
+			tw := newTable(out)
+			fmt.Fprintln(tw, "RANGE\tSTART\tEND\tREPLICAS")
+			for _, r := range t.Ranges {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%v\n", r.ID, printable(r.Start), printable(r.End), r.Replicas)
+			}
+			_ = tw.Flush()
+		}
+		return nil
+	})
+	return cmd
+}
+
+func newTableDropCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "drop NAME",
+		Short: "Delete a table and all its keys",
+		Long:  `Delete a table and all its keys. Exits 1 if it does not exist.`,
+		Args:  cobra.ExactArgs(1),
+	}
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		c, err := a.newClient(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.DropTable(cmd.Context(), args[0]); err != nil {
+			return err
+		}
+		if a.output == "json" {
+			writeJSON(cmd.OutOrStdout(), map[string]string{"dropped": args[0]})
+			return nil
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "OK dropped table=%s\n", args[0])
+		return nil
+	})
+	return cmd
+}
+
+func printTables(w io.Writer, tables []*client.Table) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tID\tPARTITIONING\tREPLICAS\tRANGES")
+	for _, t := range tables {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\n", t.Name, t.ID, t.Partitioning, t.Replicas, len(t.Ranges))
+	}
+	_ = tw.Flush()
+}

@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestTable(t *testing.T) {
+	s := startServer(t)
+	s.cli(t, "table", "create", "users").expect(t, exitOK, "OK table=users id=2\n")
+	r := s.cli(t, "table", "create", "users")
+	r.expect(t, exitNo, "")
+	if !strings.Contains(r.stderr, "table already exists") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	s.cli(t, "table", "create", "Bad!").expect(t, exitUsage, "")
+	s.cli(t, "table", "create", "h", "--partitioning", "hash").expect(t, exitUsage, "") // the fake supports range only
+
+	s.cli(t, "table", "ls").expect(t, exitOK,
+		"NAME     ID  PARTITIONING  REPLICAS  RANGES\n"+
+			"default  1   range         1         1\n"+
+			"users    2   range         1         1\n")
+	r = s.cli(t, "table", "ls", "-o", "json")
+	r.expect(t, exitOK, "*")
+	var tables tablesOutput
+	r.decode(t, &tables)
+	if len(tables.Tables) != 2 || tables.Tables[1].Name != "users" || tables.Tables[1].Partitioning != "range" {
+		t.Errorf("JSON output %+v", tables)
+	}
+
+	r = s.cli(t, "table", "get", "users")
+	r.expect(t, exitOK, "*")
+	if !strings.Contains(r.stdout, "users  2   range") || !strings.Contains(r.stdout, "RANGE  START  END  REPLICAS\n2      -      -    [1]\n") {
+		t.Errorf("table get:\n%s", r.stdout)
+	}
+
+	// Data in the new table is separate from the default table.
+	s.cli(t, "put", "k", "v", "--table", "users").expect(t, exitOK, "*")
+	s.cli(t, "get", "k").expect(t, exitNo, "")
+	s.cli(t, "get", "k", "--table", "users").expect(t, exitOK, "v\n")
+
+	s.cli(t, "table", "drop", "users").expect(t, exitOK, "OK dropped table=users\n")
+	s.cli(t, "table", "drop", "users").expect(t, exitNo, "")
+	s.cli(t, "table", "get", "users").expect(t, exitNo, "")
+	s.cli(t, "table", "drop", "default", "-o", "json").expect(t, exitOK, "{\"dropped\":\"default\"}\n")
+}
