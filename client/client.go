@@ -22,6 +22,11 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 )
 
+// maxResponseBytes bounds one response. gRPC's default of 4 MiB would
+// refuse values under the server's configurable limit (up to 64 MiB) and
+// pages of large values.
+const maxResponseBytes = 128 << 20
+
 // maxReconnectDelay caps the backoff between attempts to reconnect to an
 // endpoint, so that a node that comes back is used again soon.
 const maxReconnectDelay = 2 * time.Second
@@ -83,6 +88,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponseBytes)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: backoff.Config{
 				BaseDelay:  100 * time.Millisecond,
