@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg config.Config) error {
 	peerSrv := grpc.NewServer(grpc.MaxRecvMsgSize(transport.MaxMessageBytes), grpc.MaxSendMsgSize(transport.MaxMessageBytes))
 	cairnpb.RegisterPeerServer(peerSrv, &peerService{tr: tr, rt: rt})
 	clientGRPC := grpc.NewServer(grpc.MaxRecvMsgSize(limits.MaxValueBytes + limits.MaxKeyBytes + 64<<10))
-	grpcapi.Register(clientGRPC, rt)
+	grpcapi.Register(clientGRPC, rt, grpcapi.WithLimits(limits))
 	reflection.Register(clientGRPC)
 	httpHandler := httpapi.New(rt, httpapi.Options{Limits: limits, Logger: logger})
 
