@@ -65,8 +65,8 @@ func newRootCommand(a *app) *cobra.Command {
 		Long: `cairn is a distributed, strongly consistent key-value database.
 
 Start a single-node database with "cairn server", then use the client
-commands ("cairn put greeting hello", "cairn get greeting") or any gRPC,
-HTTP or Redis client.`,
+commands ("cairn put greeting hello", "cairn get greeting") or any gRPC
+or HTTP client.`,
 		Args:          cobra.NoArgs,
 		RunE:          showHelp,
 		SilenceUsage:  true,
