@@ -192,6 +192,21 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 	return r, nil
 }
 
+// Campaign starts an election now instead of after an election timeout:
+// used for a range just created by this node (its first leader is then
+// known at once) and for a range whose only voter is this node. Driver
+// only.
+func (r *Replica) Campaign() error { return r.rn.Campaign() }
+
+// SoleVoter reports whether this node is the range's only voter.
+func (r *Replica) SoleVoter() bool {
+	var conf raftpb.ConfState
+	if err := conf.Unmarshal(r.state.ConfState); err != nil {
+		return false
+	}
+	return len(conf.Voters) == 1 && conf.Voters[0] == r.opts.NodeID
+}
+
 // Desc returns the range's descriptor.
 func (r *Replica) Desc() *cairnpb.RangeDescriptor { return r.desc.Load() }
 

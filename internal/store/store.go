@@ -292,6 +292,12 @@ func (s *Store) openReplica(id keys.RangeID) error {
 	if err != nil {
 		return err
 	}
+	// A range with no other voter need not wait out an election timeout.
+	if r.SoleVoter() {
+		if err := r.Campaign(); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	s.mu.replicas[id] = r
 	s.mu.Unlock()
@@ -539,5 +545,22 @@ func (s *Store) metaApplied(effects []replica.Effect) error {
 		}
 	}
 	// Creations (and anything a meta snapshot announced) are opened here.
-	return s.reconcile()
+	if err := s.reconcile(); err != nil {
+		return err
+	}
+	// The meta leader proposed the creation; it campaigns for the new
+	// range at once so the table has a leader without an election timeout.
+	if meta := s.replicaLocked(replica.MetaRangeID); meta != nil && meta.IsLeader() {
+		for _, e := range effects {
+			if e.Create == nil {
+				continue
+			}
+			if r := s.replicaLocked(keys.RangeID(e.Create.Id)); r != nil {
+				if err := r.Campaign(); err != nil {
+					s.logger.Warn("campaign for a new range", "range", e.Create.Id, "err", err)
+				}
+			}
+		}
+	}
+	return nil
 }
