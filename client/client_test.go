@@ -24,6 +24,7 @@ import (
 
 	"github.com/cairn-db/cairn/internal/frontend/grpcapi"
 	"github.com/cairn-db/cairn/internal/kv"
+	"github.com/cairn-db/cairn/internal/kv/kvtest"
 )
 
 // trackingListener remembers the connections it accepted so a test can cut
@@ -55,7 +56,7 @@ func (l *trackingListener) cutAll() {
 // node is one test server.
 type node struct {
 	addr string
-	svc  *memService
+	svc  *kvtest.MemService
 	lis  *trackingListener
 }
 
@@ -66,7 +67,7 @@ func startNode(t testing.TB) *node {
 		t.Fatal(err)
 	}
 	lis := &trackingListener{Listener: l}
-	svc := newMemService()
+	svc := kvtest.NewMemService()
 	s := grpc.NewServer()
 	grpcapi.Register(s, svc)
 	done := make(chan struct{})
@@ -295,7 +296,7 @@ func TestReadFailover(t *testing.T) {
 
 	// A node that answers "unavailable" to reads is skipped too.
 	down := startNode(t)
-	down.svc.setFail(func(string) error { return kv.Errorf(kv.ErrUnavailable, "no leader") })
+	down.svc.SetFail(func(string) error { return kv.Errorf(kv.ErrUnavailable, "no leader") })
 	c2 := newClient(t, down.addr, n.addr)
 	if v, _, err := c2.Get(ctx, "default", []byte("k")); err != nil || string(v) != "v" {
 		t.Fatalf("Get via an unavailable node = %q, %v", v, err)
@@ -303,7 +304,7 @@ func TestReadFailover(t *testing.T) {
 	if _, err := c2.List(ctx, "default", ListOptions{}); err != nil {
 		t.Fatalf("List via an unavailable node: %v", err)
 	}
-	if got := down.svc.callCount("Get"); got != 1 {
+	if got := down.svc.CallCount("Get"); got != 1 {
 		t.Errorf("unavailable node saw %d Gets, want 1", got)
 	}
 }
@@ -312,7 +313,7 @@ func TestWriteFailoverWhenNotExecuted(t *testing.T) {
 	ctx := context.Background()
 	for _, kind := range []error{kv.ErrUnavailable, kv.ErrNotLeader} {
 		a, b := startNode(t), startNode(t)
-		a.svc.setFail(func(string) error { return kv.Errorf(kind, "from a") })
+		a.svc.SetFail(func(string) error { return kv.Errorf(kind, "from a") })
 		c := newClient(t, a.addr, b.addr)
 		if _, err := c.Put(ctx, "default", []byte("k"), []byte("v")); err != nil {
 			t.Fatalf("%v: Put: %v", kind, err)
@@ -320,8 +321,8 @@ func TestWriteFailoverWhenNotExecuted(t *testing.T) {
 		if _, err := c.Delete(ctx, "default", []byte("k")); err != nil {
 			t.Fatalf("%v: Delete: %v", kind, err)
 		}
-		if a.svc.callCount("Put") != 1 || b.svc.callCount("Put") != 1 {
-			t.Errorf("%v: Puts a=%d b=%d, want 1 and 1", kind, a.svc.callCount("Put"), b.svc.callCount("Put"))
+		if a.svc.CallCount("Put") != 1 || b.svc.CallCount("Put") != 1 {
+			t.Errorf("%v: Puts a=%d b=%d, want 1 and 1", kind, a.svc.CallCount("Put"), b.svc.CallCount("Put"))
 		}
 	}
 }
@@ -331,12 +332,12 @@ func TestWriteNotRetriedWhenOutcomeUnknown(t *testing.T) {
 
 	// The node says the outcome is unknown.
 	a, b := startNode(t), startNode(t)
-	a.svc.setFail(func(string) error { return kv.Errorf(kv.ErrTimeout, "proposal pending") })
+	a.svc.SetFail(func(string) error { return kv.Errorf(kv.ErrTimeout, "proposal pending") })
 	c := newClient(t, a.addr, b.addr)
 	if _, err := c.Put(ctx, "default", []byte("k"), []byte("v")); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Put: %v, want ErrTimeout", err)
 	}
-	if b.svc.callCount("Put") != 0 {
+	if b.svc.CallCount("Put") != 0 {
 		t.Errorf("a write with unknown outcome was repeated on another node")
 	}
 
@@ -346,7 +347,7 @@ func TestWriteNotRetriedWhenOutcomeUnknown(t *testing.T) {
 	if _, _, err := c2.Get(ctx, "default", []byte("x")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get to warm the connection: %v", err)
 	}
-	a2.svc.setFail(func(method string) error {
+	a2.svc.SetFail(func(method string) error {
 		if method == "Put" {
 			a2.lis.cutAll()
 		}
@@ -356,7 +357,7 @@ func TestWriteNotRetriedWhenOutcomeUnknown(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Put over a broken connection: %v, want ErrTimeout", err)
 	}
-	if b.svc.callCount("Put") != 0 {
+	if b.svc.CallCount("Put") != 0 {
 		t.Errorf("a write sent over a broken connection was repeated on another node")
 	}
 }
@@ -376,7 +377,7 @@ func TestRequestTimeout(t *testing.T) {
 	n := startNode(t)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) }) // runs before the server stops
-	n.svc.setFail(func(string) error {
+	n.svc.SetFail(func(string) error {
 		<-release // answer only after the client gave up
 		return nil
 	})

@@ -15,8 +15,8 @@ func TestBench(t *testing.T) {
 		!strings.HasPrefix(lines[2], "get") || !strings.HasPrefix(lines[3], "put") || !strings.HasPrefix(lines[4], "total") {
 		t.Errorf("bench output:\n%s", r.stdout)
 	}
-	if s.svc.callCount("Put") < 50 {
-		t.Errorf("preload wrote %d keys, want 50", s.svc.callCount("Put"))
+	if s.svc.CallCount("Put") < 50 {
+		t.Errorf("preload wrote %d keys, want 50", s.svc.CallCount("Put"))
 	}
 
 	r = s.cli(t, "bench", "--clients", "2", "--duration", "200ms", "--keys", "10", "--read-ratio", "0.5", "-o", "json")

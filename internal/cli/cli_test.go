@@ -16,12 +16,13 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/cairn-db/cairn/internal/frontend/grpcapi"
+	"github.com/cairn-db/cairn/internal/kv/kvtest"
 )
 
 // testServer is a gRPC server over a memService.
 type testServer struct {
 	addr string
-	svc  *memService
+	svc  *kvtest.MemService
 }
 
 func startServer(t testing.TB) *testServer {
@@ -30,7 +31,7 @@ func startServer(t testing.TB) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := newMemService()
+	svc := kvtest.NewMemService()
 	s := grpc.NewServer()
 	grpcapi.Register(s, svc)
 	done := make(chan struct{})

@@ -32,7 +32,7 @@ func TestLs(t *testing.T) {
 	if r.stderr != "" {
 		t.Errorf("stderr %q", r.stderr)
 	}
-	if got := s.svc.callCount("List"); got != 3+2+3 {
+	if got := s.svc.CallCount("List"); got != 3+2+3 {
 		t.Errorf("List calls %d", got)
 	}
 

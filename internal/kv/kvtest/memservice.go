@@ -1,4 +1,8 @@
-package client
+// Package kvtest provides an in-memory kv.Service for the unit tests of
+// front ends, the client library and the CLI: tables of sorted keys with
+// versions from one counter, conditional writes, paged listings, and fault
+// injection. It is a test double, never used by a node.
+package kvtest
 
 import (
 	"bytes"
@@ -11,11 +15,11 @@ import (
 	"github.com/cairn-db/cairn/internal/kv"
 )
 
-// memService is an in-memory kv.Service: tables of sorted keys with
+// MemService is an in-memory kv.Service: tables of sorted keys with
 // versions from one counter, conditional writes and paged listings. fail,
 // when set, runs first in every method and its non-nil error is returned
 // instead (fault injection). calls counts calls per method.
-type memService struct {
+type MemService struct {
 	mu      sync.Mutex
 	tables  map[string]map[string]memEntry
 	ids     map[string]uint64
@@ -29,21 +33,21 @@ type memEntry struct {
 	version uint64
 }
 
-func newMemService() *memService {
-	return &memService{
+func NewMemService() *MemService {
+	return &MemService{
 		tables: map[string]map[string]memEntry{"default": {}},
 		ids:    map[string]uint64{"default": 1},
 		calls:  map[string]int{},
 	}
 }
 
-func (m *memService) setFail(f func(string) error) {
+func (m *MemService) SetFail(f func(string) error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.fail = f
 }
 
-func (m *memService) callCount(method string) int {
+func (m *MemService) CallCount(method string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.calls[method]
@@ -51,7 +55,7 @@ func (m *memService) callCount(method string) int {
 
 // enter counts a call and returns the injected error, if any. The caller
 // holds m.mu.
-func (m *memService) enterLocked(method string) error {
+func (m *MemService) enterLocked(method string) error {
 	m.calls[method]++
 	if m.fail != nil {
 		return m.fail(method)
@@ -59,7 +63,7 @@ func (m *memService) enterLocked(method string) error {
 	return nil
 }
 
-func (m *memService) tableLocked(name string) (map[string]memEntry, error) {
+func (m *MemService) tableLocked(name string) (map[string]memEntry, error) {
 	t, ok := m.tables[name]
 	if !ok {
 		return nil, kv.Errorf(kv.ErrTableNotFound, "table %q", name)
@@ -81,7 +85,7 @@ func checkCondition(c *cairnpb.Condition, e memEntry, exists bool) error {
 	return nil
 }
 
-func (m *memService) Get(_ context.Context, req *cairnpb.GetRequest) (*cairnpb.GetResponse, error) {
+func (m *MemService) Get(_ context.Context, req *cairnpb.GetRequest) (*cairnpb.GetResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enterLocked("Get"); err != nil {
@@ -98,7 +102,7 @@ func (m *memService) Get(_ context.Context, req *cairnpb.GetRequest) (*cairnpb.G
 	return &cairnpb.GetResponse{Value: e.value, Version: e.version}, nil
 }
 
-func (m *memService) Put(_ context.Context, req *cairnpb.PutRequest) (*cairnpb.PutResponse, error) {
+func (m *MemService) Put(_ context.Context, req *cairnpb.PutRequest) (*cairnpb.PutResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enterLocked("Put"); err != nil {
@@ -117,7 +121,7 @@ func (m *memService) Put(_ context.Context, req *cairnpb.PutRequest) (*cairnpb.P
 	return &cairnpb.PutResponse{Version: m.version}, nil
 }
 
-func (m *memService) Delete(_ context.Context, req *cairnpb.DeleteRequest) (*cairnpb.DeleteResponse, error) {
+func (m *MemService) Delete(_ context.Context, req *cairnpb.DeleteRequest) (*cairnpb.DeleteResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enterLocked("Delete"); err != nil {
@@ -138,7 +142,7 @@ func (m *memService) Delete(_ context.Context, req *cairnpb.DeleteRequest) (*cai
 	return &cairnpb.DeleteResponse{Version: e.version}, nil
 }
 
-func (m *memService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb.ListResponse, error) {
+func (m *MemService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb.ListResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enterLocked("List"); err != nil {
@@ -183,12 +187,12 @@ func (m *memService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb
 	return resp, nil
 }
 
-func (m *memService) describeLocked(name string) *cairnpb.Table {
+func (m *MemService) describeLocked(name string) *cairnpb.Table {
 	return &cairnpb.Table{Name: name, Id: m.ids[name], Partitioning: "range", Replicas: 1,
 		Ranges: []*cairnpb.RangeDescriptor{{Id: m.ids[name], TableId: m.ids[name], Replicas: []uint64{1}}}}
 }
 
-func (m *memService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequest) (*cairnpb.Table, error) {
+func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequest) (*cairnpb.Table, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enterLocked("CreateTable"); err != nil {
@@ -205,7 +209,7 @@ func (m *memService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequ
 	return m.describeLocked(req.Name), nil
 }
 
-func (m *memService) GetTable(_ context.Context, req *cairnpb.GetTableRequest) (*cairnpb.Table, error) {
+func (m *MemService) GetTable(_ context.Context, req *cairnpb.GetTableRequest) (*cairnpb.Table, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enterLocked("GetTable"); err != nil {
@@ -217,7 +221,7 @@ func (m *memService) GetTable(_ context.Context, req *cairnpb.GetTableRequest) (
 	return m.describeLocked(req.Name), nil
 }
 
-func (m *memService) ListTables(context.Context, *cairnpb.ListTablesRequest) (*cairnpb.ListTablesResponse, error) {
+func (m *MemService) ListTables(context.Context, *cairnpb.ListTablesRequest) (*cairnpb.ListTablesResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enterLocked("ListTables"); err != nil {
@@ -235,7 +239,7 @@ func (m *memService) ListTables(context.Context, *cairnpb.ListTablesRequest) (*c
 	return resp, nil
 }
 
-func (m *memService) DropTable(_ context.Context, req *cairnpb.DropTableRequest) (*cairnpb.DropTableResponse, error) {
+func (m *MemService) DropTable(_ context.Context, req *cairnpb.DropTableRequest) (*cairnpb.DropTableResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enterLocked("DropTable"); err != nil {
@@ -249,7 +253,7 @@ func (m *memService) DropTable(_ context.Context, req *cairnpb.DropTableRequest)
 	return &cairnpb.DropTableResponse{}, nil
 }
 
-func (m *memService) ClusterStatus(context.Context) (*cairnpb.ClusterStatus, error) {
+func (m *MemService) ClusterStatus(context.Context) (*cairnpb.ClusterStatus, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enterLocked("ClusterStatus"); err != nil {
@@ -263,4 +267,4 @@ func (m *memService) ClusterStatus(context.Context) (*cairnpb.ClusterStatus, err
 	}, nil
 }
 
-func (m *memService) Ready(context.Context) error { return nil }
+func (m *MemService) Ready(context.Context) error { return nil }
