@@ -423,10 +423,10 @@ func (r *Replica) ReleaseReads() {
 	r.readsIndexed = kept
 }
 
-// Destroy fails every waiter; the store removes the replica. Driver only.
-func (r *Replica) Destroy() {
+// Destroy fails every waiter with err; the store then drops the replica
+// (its range was removed, or the node is stopping). Driver only.
+func (r *Replica) Destroy(err error) {
 	r.destroyed.Store(true)
-	err := kv.Errorf(kv.ErrTableNotFound, "range %d was removed", r.ID)
 	r.failPendingLocked(err)
 	for seq, rb := range r.readsInflight {
 		failReads(rb, err)

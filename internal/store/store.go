@@ -35,6 +35,7 @@ import (
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/hlc"
 	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/replica"
 	"github.com/cairn-db/cairn/internal/transport"
 )
@@ -310,7 +311,7 @@ func (s *Store) removeReplica(id keys.RangeID) {
 	delete(s.mu.replicas, id)
 	s.mu.Unlock()
 	if r != nil {
-		r.Destroy()
+		r.Destroy(kv.Errorf(kv.ErrTableNotFound, "range %d was removed", id))
 	}
 }
 
@@ -382,7 +383,7 @@ func (s *Store) run() {
 		select {
 		case <-s.stop:
 			for _, r := range s.Replicas() {
-				r.Destroy()
+				r.Destroy(kv.Errorf(kv.ErrUnavailable, "node is shutting down"))
 			}
 			return
 		case <-ticker.C:
