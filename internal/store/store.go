@@ -470,9 +470,12 @@ func (s *Store) processReady() error {
 	if sync {
 		opt = pebble.Sync
 	}
-	if err := b.Commit(opt); err != nil {
-		b.Close()
-		return fmt.Errorf("commit raft batch: %w", err)
+	// Heartbeat-only Readies write nothing; skip the commit pipeline.
+	if !b.Empty() {
+		if err := b.Commit(opt); err != nil {
+			b.Close()
+			return fmt.Errorf("commit raft batch: %w", err)
+		}
 	}
 	b.Close()
 	// Step 5: messages.
@@ -504,9 +507,11 @@ func (s *Store) processReady() error {
 			return err
 		}
 	}
-	if err := ab.Commit(pebble.NoSync); err != nil {
-		ab.Close()
-		return fmt.Errorf("commit apply batch: %w", err)
+	if !ab.Empty() {
+		if err := ab.Commit(pebble.NoSync); err != nil {
+			ab.Close()
+			return fmt.Errorf("commit apply batch: %w", err)
+		}
 	}
 	ab.Close()
 	if applied.MaxVersion > 0 {
