@@ -423,11 +423,14 @@ func (r *Replica) ReleaseReads() {
 	r.readsIndexed = kept
 }
 
-// Destroy fails every waiter with err; the store then drops the replica
-// (its range was removed, or the node is stopping). Driver only.
-func (r *Replica) Destroy(err error) {
+// Destroy fails every waiter; the store then drops the replica (its range
+// was removed, or the node is stopping). Queued requests and reads fail
+// with err; writes already handed to Raft fail with proposedErr, since they
+// may still commit (on a stopping node: kv.ErrTimeout, outcome unknown).
+// Driver only.
+func (r *Replica) Destroy(err, proposedErr error) {
 	r.destroyed.Store(true)
-	r.failPendingLocked(err)
+	r.failPendingLocked(proposedErr)
 	for seq, rb := range r.readsInflight {
 		failReads(rb, err)
 		delete(r.readsInflight, seq)

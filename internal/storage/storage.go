@@ -33,11 +33,14 @@ type Options struct {
 
 // EnsureDefaults fills zero fields.
 func (o *Options) EnsureDefaults() {
+	// NB: Pebble reserves every memtable (the live one and a recycled one)
+	// out of the block cache, so the cache must be well above twice the
+	// memtable size or no data blocks stay cached at all.
 	if o.CacheBytes == 0 {
-		o.CacheBytes = 128 << 20
+		o.CacheBytes = 256 << 20
 	}
 	if o.MemTableBytes == 0 {
-		o.MemTableBytes = 64 << 20
+		o.MemTableBytes = 32 << 20
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -60,9 +61,11 @@ type Store struct {
 
 	// inbox carries inbound Raft messages to the driver (bounded).
 	inbox chan []transport.RangeMessage
-	// work carries IDs of replicas with queued requests (bounded; a full
-	// channel means the driver will look at every replica anyway).
-	work    chan keys.RangeID
+	// work carries IDs of replicas with queued requests. It is bounded;
+	// when it is full, notify sets drainAll instead and the driver then
+	// drains every replica, so no queued request is ever forgotten.
+	work     chan keys.RangeID
+	drainAll atomic.Bool
 	reports chan func()
 
 	mu struct {
@@ -311,7 +314,8 @@ func (s *Store) removeReplica(id keys.RangeID) {
 	delete(s.mu.replicas, id)
 	s.mu.Unlock()
 	if r != nil {
-		r.Destroy(kv.Errorf(kv.ErrTableNotFound, "range %d was removed", id))
+		err := kv.Errorf(kv.ErrTableNotFound, "range %d was removed", id)
+		r.Destroy(err, err)
 	}
 }
 
@@ -319,6 +323,8 @@ func (s *Store) notify(id keys.RangeID) {
 	select {
 	case s.work <- id:
 	default:
+		s.drainAll.Store(true)
+		// Wake the driver: an entry of work suffices, and one is there.
 	}
 }
 
@@ -383,7 +389,8 @@ func (s *Store) run() {
 		select {
 		case <-s.stop:
 			for _, r := range s.Replicas() {
-				r.Destroy(kv.Errorf(kv.ErrUnavailable, "node is shutting down"))
+				r.Destroy(kv.Errorf(kv.ErrUnavailable, "node is shutting down"),
+					kv.Errorf(kv.ErrTimeout, "node is shutting down; outcome unknown"))
 			}
 			return
 		case <-ticker.C:
@@ -400,6 +407,11 @@ func (s *Store) run() {
 		// Take whatever else is already waiting before one Ready pass:
 		// this is where proposals and messages batch up.
 		s.gather()
+		if s.drainAll.Swap(false) {
+			for _, r := range s.Replicas() {
+				r.DrainRequests()
+			}
+		}
 		if err := s.processReady(); err != nil {
 			// Storage failure: never keep serving on a broken disk.
 			s.logger.Error("store: fatal storage error; stopping node", "err", err)
