@@ -66,7 +66,7 @@ type Store struct {
 	// drains every replica, so no queued request is ever forgotten.
 	work     chan keys.RangeID
 	drainAll atomic.Bool
-	reports chan func()
+	reports  chan func()
 
 	mu struct {
 		sync.RWMutex
