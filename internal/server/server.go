@@ -156,10 +156,17 @@ func Run(ctx context.Context, cfg config.Config) error {
 	case err := <-errc:
 		logger.Error("listener failed", "err", err)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Drain client requests for a moment, then cut what is left (idle
+	// connections that never sent a request would hold Shutdown for 5 s).
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = httpSrv.Shutdown(shutdownCtx)
-	stopGRPC(peerSrv, 2*time.Second)
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		_ = httpSrv.Close()
+	}
+	// Peer streams are long-lived, so a graceful stop would only wait for
+	// other nodes to hang up: stop at once. Forwarded requests in flight
+	// fail at their origin as unavailable or outcome unknown.
+	peerSrv.Stop()
 	return nil
 }
 
@@ -173,16 +180,6 @@ func mux(g *grpc.Server, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-func stopGRPC(s *grpc.Server, timeout time.Duration) {
-	done := make(chan struct{})
-	go func() { s.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		s.Stop()
-	}
 }
 
 // peerService serves the Peer API.

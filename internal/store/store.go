@@ -385,24 +385,16 @@ func (s *Store) run() {
 	defer close(s.done)
 	ticker := time.NewTicker(s.opts.TickInterval)
 	defer ticker.Stop()
+	// again is set when a Ready pass left more work behind (a single-voter
+	// range commits only on Advance): loop at once instead of waiting for
+	// the next event.
+	again := false
 	for {
-		select {
-		case <-s.stop:
-			for _, r := range s.Replicas() {
-				r.Destroy(kv.Errorf(kv.ErrUnavailable, "node is shutting down"),
-					kv.Errorf(kv.ErrTimeout, "node is shutting down; outcome unknown"))
+		if !again {
+			if !s.wait(ticker.C) {
+				s.shutdown()
+				return
 			}
-			return
-		case <-ticker.C:
-			for _, r := range s.Replicas() {
-				r.Tick()
-			}
-		case msgs := <-s.inbox:
-			s.step(msgs)
-		case id := <-s.work:
-			s.drain(id)
-		case f := <-s.reports:
-			f()
 		}
 		// Take whatever else is already waiting before one Ready pass:
 		// this is where proposals and messages batch up.
@@ -417,6 +409,42 @@ func (s *Store) run() {
 			s.logger.Error("store: fatal storage error; stopping node", "err", err)
 			panic(fmt.Sprintf("store: %v", err))
 		}
+		again = s.anyReady()
+	}
+}
+
+// wait blocks until one event arrives and handles it; false means stop.
+func (s *Store) wait(tick <-chan time.Time) bool {
+	select {
+	case <-s.stop:
+		return false
+	case <-tick:
+		for _, r := range s.Replicas() {
+			r.Tick()
+		}
+	case msgs := <-s.inbox:
+		s.step(msgs)
+	case id := <-s.work:
+		s.drain(id)
+	case f := <-s.reports:
+		f()
+	}
+	return true
+}
+
+func (s *Store) anyReady() bool {
+	for _, r := range s.Replicas() {
+		if r.HasReady() {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Store) shutdown() {
+	for _, r := range s.Replicas() {
+		r.Destroy(kv.Errorf(kv.ErrUnavailable, "node is shutting down"),
+			kv.Errorf(kv.ErrTimeout, "node is shutting down; outcome unknown"))
 	}
 }
 
