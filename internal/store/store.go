@@ -576,8 +576,9 @@ func (s *Store) metaApplied(effects []replica.Effect) error {
 	}
 	for _, e := range effects {
 		if e.Destroy != nil {
-			id := keys.RangeID(e.Destroy.Id)
-			s.removeReplica(id)
+			// Delete the data first, then drop the replica: whoever sees the
+			// replica gone also sees its data gone. Both run on the driver,
+			// so no Ready of the replica can write in between.
 			b := s.db.NewBatch()
 			if err := replica.DestroyData(b, e.Destroy); err != nil {
 				b.Close()
@@ -588,6 +589,7 @@ func (s *Store) metaApplied(effects []replica.Effect) error {
 				return err
 			}
 			b.Close()
+			s.removeReplica(keys.RangeID(e.Destroy.Id))
 		}
 	}
 	// Creations (and anything a meta snapshot announced) are opened here.
