@@ -3,6 +3,8 @@
 // replica when that replica leads the range, or forwards it to the node
 // that does (over the peer connection, one hop: the receiving node never
 // forwards again but answers "not leader", and the router here retries).
+// Linearizable reads are the exception: any local replica serves them
+// after a Raft ReadIndex barrier (see Router.read).
 //
 // Table resolution uses the node's applied copy of the meta range (fast,
 // possibly a little stale). A miss is confirmed with a linearizable
@@ -151,6 +153,27 @@ func (rt *Router) route(ctx context.Context, rangeID keys.RangeID, req *cairnpb.
 	return resp, err
 }
 
+// read serves a linearizable read on the local replica of rangeID, leader
+// or follower: local runs a ReadBarrier (Raft ReadIndex; on a follower the
+// leader confirms its commit index and the follower waits until it has
+// applied that far), then reads the local Pebble. This spreads reads over
+// all replicas and ships a small ReadIndex message instead of the request
+// and the value. Without a local replica the request is forwarded.
+func (rt *Router) read(ctx context.Context, rangeID keys.RangeID, req *cairnpb.Request,
+	local func(r *replica.Replica) (*cairnpb.Response, error)) (*cairnpb.Response, error) {
+	r := rt.store.Replica(rangeID)
+	if r == nil {
+		return rt.route(ctx, rangeID, req, false, local)
+	}
+	var resp *cairnpb.Response
+	err := retry(ctx, func() error {
+		var err error
+		resp, err = local(r)
+		return err
+	})
+	return resp, err
+}
+
 // Forward executes a request forwarded by another node; it never forwards
 // again (local-only), answering ErrNotLeader instead.
 func (rt *Router) Forward(ctx context.Context, req *cairnpb.Request) *cairnpb.Response {
@@ -229,7 +252,7 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 	if err != nil {
 		return nil, err
 	}
-	resp, err := rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Get{Get: req}}, false,
+	resp, err := rt.read(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Get{Get: req}},
 		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localGet(ctx, r, t, req) })
 	if err != nil {
 		return nil, err
@@ -335,7 +358,7 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 	}
 	// One range per table for now; scans over several ranges come with
 	// splitting.
-	resp, err := rt.route(ctx, keys.RangeID(t.Ranges[0].Id), &cairnpb.Request{Op: &cairnpb.Request_List{List: req}}, false,
+	resp, err := rt.read(ctx, keys.RangeID(t.Ranges[0].Id), &cairnpb.Request{Op: &cairnpb.Request_List{List: req}},
 		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localList(ctx, r, t, req) })
 	if err != nil {
 		return nil, err

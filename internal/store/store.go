@@ -9,8 +9,9 @@
 //  4. Persist all of them in ONE Pebble batch (snapshots, entries, hard
 //     states) and commit it with ONE fsync: group commit across ranges
 //     and across the many proposals each Ready carries.
-//  5. Send their messages (after the fsync, so a follower's append ack
-//     always means "durable here").
+//  5. Send their messages: a leader's before the fsync (step 4), every
+//     other replica's after it, so a follower's append ack always means
+//     "durable here".
 //  6. Apply committed entries of all replicas in one batch (no fsync: the
 //     log is durable and apply is replayed from the applied index after a
 //     crash), then wake waiters, release reads, make meta effects
@@ -496,6 +497,22 @@ func (s *Store) processReady() error {
 	if len(rds) == 0 {
 		return nil
 	}
+	// A leader may send before its own fsync (as etcd does): its appends
+	// count toward the quorum only once persisted (raft acks the leader's
+	// own entries on Advance), and followers append in parallel, which
+	// takes the leader's fsync off the critical path of every round.
+	// Followers send after the fsync: their acks promise durability.
+	early := make([]bool, len(rds))
+	for i, p := range rds {
+		lead := p.r.IsLeader()
+		if p.rd.SoftState != nil {
+			lead = p.rd.SoftState.RaftState == raft.StateLeader
+		}
+		if lead && len(p.rd.Messages) > 0 {
+			early[i] = true
+			s.transport.Send(p.r.ID, p.rd.Messages)
+		}
+	}
 	// Step 4: one batch, one fsync.
 	b := s.db.NewBatch()
 	sync := false
@@ -519,9 +536,9 @@ func (s *Store) processReady() error {
 	}
 	b.Close()
 	// Step 5: messages.
-	for _, p := range rds {
+	for i, p := range rds {
 		p.r.AfterPersist(p.rd)
-		if len(p.rd.Messages) > 0 {
+		if !early[i] && len(p.rd.Messages) > 0 {
 			s.transport.Send(p.r.ID, p.rd.Messages)
 		}
 	}
