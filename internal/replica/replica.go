@@ -223,53 +223,74 @@ func (r *Replica) Status() (term, commit, applied uint64) {
 
 // Propose replicates cmd through Raft and waits until it is applied here.
 func (r *Replica) Propose(ctx context.Context, cmd *cairnpb.Command) (Result, error) {
-	if r.destroyed.Load() {
-		return Result{}, kv.Errorf(kv.ErrNotLeader, "range %d was removed", r.ID)
-	}
-	p := &proposal{id: r.nextProposalID.Add(1), done: make(chan Result, 1)}
-	cmd.NodeId, cmd.ProposalId = r.opts.NodeID, p.id
-	data, err := proto.Marshal(cmd)
+	done, err := r.ProposeAsync(cmd)
 	if err != nil {
-		return Result{}, kv.Errorf(kv.ErrInternal, "marshal command: %v", err)
+		return Result{}, err
 	}
-	p.data = data
-	r.mu.Lock()
-	if len(r.mu.proposals) >= r.opts.MaxPending {
-		r.mu.Unlock()
-		return Result{}, kv.Errorf(kv.ErrUnavailable, "range %d: %d proposals queued", r.ID, r.opts.MaxPending)
-	}
-	r.mu.proposals = append(r.mu.proposals, p)
-	r.mu.Unlock()
-	r.notify(r.ID)
 	select {
-	case res := <-p.done:
+	case res := <-done:
 		return res, nil
 	case <-ctx.Done():
 		return Result{}, kv.Errorf(kv.ErrTimeout, "range %d: write not applied in time: %v", r.ID, ctx.Err())
 	}
 }
 
+// ProposeAsync queues cmd and returns the channel its Result arrives on
+// once applied here (or failed). The simulator uses it to keep one
+// goroutine; Propose wraps it.
+func (r *Replica) ProposeAsync(cmd *cairnpb.Command) (<-chan Result, error) {
+	if r.destroyed.Load() {
+		return nil, kv.Errorf(kv.ErrNotLeader, "range %d was removed", r.ID)
+	}
+	p := &proposal{id: r.nextProposalID.Add(1), done: make(chan Result, 1)}
+	cmd.NodeId, cmd.ProposalId = r.opts.NodeID, p.id
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return nil, kv.Errorf(kv.ErrInternal, "marshal command: %v", err)
+	}
+	p.data = data
+	r.mu.Lock()
+	if len(r.mu.proposals) >= r.opts.MaxPending {
+		r.mu.Unlock()
+		return nil, kv.Errorf(kv.ErrUnavailable, "range %d: %d proposals queued", r.ID, r.opts.MaxPending)
+	}
+	r.mu.proposals = append(r.mu.proposals, p)
+	r.mu.Unlock()
+	r.notify(r.ID)
+	return p.done, nil
+}
+
 // ReadBarrier returns once this replica has applied every write committed
 // before the call (Raft ReadIndex). Works on followers too.
 func (r *Replica) ReadBarrier(ctx context.Context) error {
+	done, err := r.ReadBarrierAsync()
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return kv.Errorf(kv.ErrUnavailable, "range %d: read index not confirmed in time: %v", r.ID, ctx.Err())
+	}
+}
+
+// ReadBarrierAsync queues a read barrier and returns the channel its
+// outcome arrives on (nil: safe to read local state now).
+func (r *Replica) ReadBarrierAsync() (<-chan error, error) {
 	if r.destroyed.Load() {
-		return kv.Errorf(kv.ErrNotLeader, "range %d was removed", r.ID)
+		return nil, kv.Errorf(kv.ErrNotLeader, "range %d was removed", r.ID)
 	}
 	w := &readWaiter{done: make(chan error, 1)}
 	r.mu.Lock()
 	if len(r.mu.reads) >= r.opts.MaxPending {
 		r.mu.Unlock()
-		return kv.Errorf(kv.ErrUnavailable, "range %d: %d reads queued", r.ID, r.opts.MaxPending)
+		return nil, kv.Errorf(kv.ErrUnavailable, "range %d: %d reads queued", r.ID, r.opts.MaxPending)
 	}
 	r.mu.reads = append(r.mu.reads, w)
 	r.mu.Unlock()
 	r.notify(r.ID)
-	select {
-	case err := <-w.done:
-		return err
-	case <-ctx.Done():
-		return kv.Errorf(kv.ErrUnavailable, "range %d: read index not confirmed in time: %v", r.ID, ctx.Err())
-	}
+	return w.done, nil
 }
 
 // DrainRequests hands queued proposals and reads to raft. Driver only.

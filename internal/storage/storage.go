@@ -21,6 +21,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Options configures Open.
@@ -29,6 +30,12 @@ type Options struct {
 	CacheBytes int64
 	// MemTableBytes is the size of one memtable.
 	MemTableBytes uint64
+	// FS is the filesystem (default the OS's); the simulator passes
+	// Pebble's in-memory, crashable one.
+	FS vfs.FS
+	// DisableAutomaticCompactions keeps Pebble's background work out of
+	// deterministic runs; the simulator compacts at seeded steps.
+	DisableAutomaticCompactions bool
 }
 
 // EnsureDefaults fills zero fields.
@@ -53,6 +60,9 @@ func Open(dir string, opts Options) (*pebble.DB, error) {
 		Cache:        cache,
 		MemTableSize: opts.MemTableBytes,
 		Logger:       quietLogger{},
+		FS:           opts.FS,
+
+		DisableAutomaticCompactions: opts.DisableAutomaticCompactions,
 	}
 	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	po.EnsureDefaults()

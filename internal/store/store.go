@@ -22,16 +22,19 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
@@ -51,13 +54,16 @@ type Options struct {
 	LogKeepEntries uint64
 	Logger         *slog.Logger
 	Clock          *hlc.Clock
+	// Now reads the wall clock (default time.Now); the simulator injects
+	// its own so that a seed replays exactly.
+	Now func() time.Time
 }
 
 // Store is a node's set of replicas and their driver.
 type Store struct {
 	opts      Options
 	db        *pebble.DB
-	transport *transport.Transport
+	transport Sender
 	logger    *slog.Logger
 
 	// inbox carries inbound Raft messages to the driver (bounded).
@@ -82,6 +88,9 @@ type Store struct {
 
 // New opens the replicas found in db. Start runs the driver.
 func New(db *pebble.DB, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	s := &Store{
 		opts:    opts,
 		db:      db,
@@ -102,8 +111,14 @@ func New(db *pebble.DB, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Sender is what the store needs of a transport: a send that never
+// blocks. *transport.Transport implements it; the simulator has its own.
+type Sender interface {
+	Send(rangeID keys.RangeID, msgs []raftpb.Message)
+}
+
 // SetTransport connects the store to its transport (before Start).
-func (s *Store) SetTransport(t *transport.Transport) { s.transport = t }
+func (s *Store) SetTransport(t Sender) { s.transport = t }
 
 // TransportCallbacks returns the callbacks the transport calls.
 func (s *Store) TransportCallbacks() transport.Callbacks {
@@ -159,6 +174,9 @@ func (s *Store) Replicas() []*replica.Replica {
 	for _, r := range s.mu.replicas {
 		out = append(out, r)
 	}
+	// In range order: the order of Ready processing decides the order of
+	// sent messages, which a deterministic simulation must reproduce.
+	slices.SortFunc(out, func(a, b *replica.Replica) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -291,7 +309,7 @@ func (s *Store) openReplica(id keys.RangeID) error {
 		ElectionTicks:  s.opts.ElectionTicks,
 		HeartbeatTicks: s.opts.HeartbeatTicks,
 		MaxPending:     10000,
-		ProposalIDSeed: uint64(time.Now().UnixNano()),
+		ProposalIDSeed: uint64(s.opts.Now().UnixNano()),
 		Logger:         s.logger,
 	}, s.notify)
 	if err != nil {
@@ -431,6 +449,44 @@ func (s *Store) wait(tick <-chan time.Time) bool {
 		f()
 	}
 	return true
+}
+
+// Driving a store by hand. A simulator that never calls Start drives the
+// store from its one goroutine with these, in the order run would:
+// Tick/Deliver/DrainRequests, then ProcessReady until it reports no work
+// left. Each is "driver only".
+
+// Tick advances every replica by one Raft tick.
+func (s *Store) Tick() {
+	for _, r := range s.Replicas() {
+		r.Tick()
+	}
+}
+
+// Deliver steps inbound Raft messages.
+func (s *Store) Deliver(msgs []transport.RangeMessage) { s.step(msgs) }
+
+// DrainRequests hands every replica's queued proposals and reads to Raft.
+func (s *Store) DrainRequests() {
+	for _, r := range s.Replicas() {
+		r.DrainRequests()
+	}
+}
+
+// ProcessReady runs one Ready pass over all replicas and reports whether
+// more work is left (call it again at once if so).
+func (s *Store) ProcessReady() (more bool, err error) {
+	if err := s.processReady(); err != nil {
+		return false, err
+	}
+	return s.anyReady(), nil
+}
+
+// ReportUnreachable tells a range's Raft group a peer did not get a message.
+func (s *Store) ReportUnreachable(id keys.RangeID, to uint64) {
+	if r := s.replicaLocked(id); r != nil {
+		r.ReportUnreachable(to)
+	}
 }
 
 func (s *Store) anyReady() bool {
