@@ -17,11 +17,11 @@ vet:
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 
-# Unit, golden, property and end-to-end tests (real processes), with the
-# race detector, then every fuzz target briefly.
+# Every fuzz target briefly, then unit, golden, property and end-to-end
+# tests (real processes) with the race detector.
 test: vet
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) fuzz
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 test-unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /tests/)
