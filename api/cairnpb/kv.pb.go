@@ -402,6 +402,243 @@ func (x *DeleteResponse) GetVersion() uint64 {
 
 // ListRequest selects keys by prefix or by the half-open span [start, end).
 // prefix and start/end combine: the span is their intersection.
+// BatchRequest writes several keys of one table atomically: every
+// condition is checked against the state before the batch, and either all
+// operations apply or none does. All keys must lie in one range (today a
+// table is one range); multi-range atomic writes are transactions.
+type BatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Ops           []*BatchOp             `protobuf:"bytes,2,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchRequest) Reset() {
+	*x = BatchRequest{}
+	mi := &file_kv_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchRequest) ProtoMessage() {}
+
+func (x *BatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
+func (*BatchRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BatchRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *BatchRequest) GetOps() []*BatchOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+// BatchOp is one write of a batch; its table field is ignored.
+type BatchOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*BatchOp_Put
+	//	*BatchOp_Delete
+	Op            isBatchOp_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchOp) Reset() {
+	*x = BatchOp{}
+	mi := &file_kv_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchOp) ProtoMessage() {}
+
+func (x *BatchOp) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchOp.ProtoReflect.Descriptor instead.
+func (*BatchOp) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BatchOp) GetOp() isBatchOp_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *BatchOp) GetPut() *PutRequest {
+	if x != nil {
+		if x, ok := x.Op.(*BatchOp_Put); ok {
+			return x.Put
+		}
+	}
+	return nil
+}
+
+func (x *BatchOp) GetDelete() *DeleteRequest {
+	if x != nil {
+		if x, ok := x.Op.(*BatchOp_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+type isBatchOp_Op interface {
+	isBatchOp_Op()
+}
+
+type BatchOp_Put struct {
+	Put *PutRequest `protobuf:"bytes,1,opt,name=put,proto3,oneof"`
+}
+
+type BatchOp_Delete struct {
+	Delete *DeleteRequest `protobuf:"bytes,2,opt,name=delete,proto3,oneof"`
+}
+
+func (*BatchOp_Put) isBatchOp_Op() {}
+
+func (*BatchOp_Delete) isBatchOp_Op() {}
+
+type BatchResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version written (put) or removed (delete; 0 when the key was
+	// absent, which a batch delete treats as a no-op, not an error).
+	Version       uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Found         bool   `protobuf:"varint,2,opt,name=found,proto3" json:"found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResult) Reset() {
+	*x = BatchResult{}
+	mi := &file_kv_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResult) ProtoMessage() {}
+
+func (x *BatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
+func (*BatchResult) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *BatchResult) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *BatchResult) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+type BatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*BatchResult         `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResponse) Reset() {
+	*x = BatchResponse{}
+	mi := &file_kv_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResponse) ProtoMessage() {}
+
+func (x *BatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
+func (*BatchResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BatchResponse) GetResults() []*BatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type ListRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Table  string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -420,7 +657,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +669,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +682,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{7}
+	return file_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListRequest) GetTable() string {
@@ -508,7 +745,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +757,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +770,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{8}
+	return file_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KeyValue) GetKey() []byte {
@@ -568,7 +805,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +817,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +830,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{9}
+	return file_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListResponse) GetItems() []*KeyValue {
@@ -624,7 +861,7 @@ type Table struct {
 
 func (x *Table) Reset() {
 	*x = Table{}
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -636,7 +873,7 @@ func (x *Table) String() string {
 func (*Table) ProtoMessage() {}
 
 func (x *Table) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -649,7 +886,7 @@ func (x *Table) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Table.ProtoReflect.Descriptor instead.
 func (*Table) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{10}
+	return file_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Table) GetName() string {
@@ -697,7 +934,7 @@ type CreateTableRequest struct {
 
 func (x *CreateTableRequest) Reset() {
 	*x = CreateTableRequest{}
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +946,7 @@ func (x *CreateTableRequest) String() string {
 func (*CreateTableRequest) ProtoMessage() {}
 
 func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +959,7 @@ func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableRequest.ProtoReflect.Descriptor instead.
 func (*CreateTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{11}
+	return file_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateTableRequest) GetName() string {
@@ -748,7 +985,7 @@ type GetTableRequest struct {
 
 func (x *GetTableRequest) Reset() {
 	*x = GetTableRequest{}
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +997,7 @@ func (x *GetTableRequest) String() string {
 func (*GetTableRequest) ProtoMessage() {}
 
 func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +1010,7 @@ func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTableRequest.ProtoReflect.Descriptor instead.
 func (*GetTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{12}
+	return file_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetTableRequest) GetName() string {
@@ -791,7 +1028,7 @@ type ListTablesRequest struct {
 
 func (x *ListTablesRequest) Reset() {
 	*x = ListTablesRequest{}
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +1040,7 @@ func (x *ListTablesRequest) String() string {
 func (*ListTablesRequest) ProtoMessage() {}
 
 func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +1053,7 @@ func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListTablesRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{13}
+	return file_kv_proto_rawDescGZIP(), []int{17}
 }
 
 type ListTablesResponse struct {
@@ -828,7 +1065,7 @@ type ListTablesResponse struct {
 
 func (x *ListTablesResponse) Reset() {
 	*x = ListTablesResponse{}
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1077,7 @@ func (x *ListTablesResponse) String() string {
 func (*ListTablesResponse) ProtoMessage() {}
 
 func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1090,7 @@ func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListTablesResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{14}
+	return file_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListTablesResponse) GetTables() []*Table {
@@ -872,7 +1109,7 @@ type DropTableRequest struct {
 
 func (x *DropTableRequest) Reset() {
 	*x = DropTableRequest{}
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +1121,7 @@ func (x *DropTableRequest) String() string {
 func (*DropTableRequest) ProtoMessage() {}
 
 func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +1134,7 @@ func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableRequest.ProtoReflect.Descriptor instead.
 func (*DropTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{15}
+	return file_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DropTableRequest) GetName() string {
@@ -915,7 +1152,7 @@ type DropTableResponse struct {
 
 func (x *DropTableResponse) Reset() {
 	*x = DropTableResponse{}
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1164,7 @@ func (x *DropTableResponse) String() string {
 func (*DropTableResponse) ProtoMessage() {}
 
 func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1177,7 @@ func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableResponse.ProtoReflect.Descriptor instead.
 func (*DropTableResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{16}
+	return file_kv_proto_rawDescGZIP(), []int{20}
 }
 
 // RangeDescriptor describes one range: a Raft group holding the keys of one
@@ -958,7 +1195,7 @@ type RangeDescriptor struct {
 
 func (x *RangeDescriptor) Reset() {
 	*x = RangeDescriptor{}
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1207,7 @@ func (x *RangeDescriptor) String() string {
 func (*RangeDescriptor) ProtoMessage() {}
 
 func (x *RangeDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1220,7 @@ func (x *RangeDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeDescriptor.ProtoReflect.Descriptor instead.
 func (*RangeDescriptor) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{17}
+	return file_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RangeDescriptor) GetId() uint64 {
@@ -1029,7 +1266,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1278,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1291,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{18}
+	return file_kv_proto_rawDescGZIP(), []int{22}
 }
 
 type NodeStatus struct {
@@ -1071,7 +1308,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1320,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1333,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{19}
+	return file_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *NodeStatus) GetId() uint64 {
@@ -1159,7 +1396,7 @@ type RangeStatus struct {
 
 func (x *RangeStatus) Reset() {
 	*x = RangeStatus{}
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1408,7 @@ func (x *RangeStatus) String() string {
 func (*RangeStatus) ProtoMessage() {}
 
 func (x *RangeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1421,7 @@ func (x *RangeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeStatus.ProtoReflect.Descriptor instead.
 func (*RangeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{20}
+	return file_kv_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RangeStatus) GetId() uint64 {
@@ -1267,7 +1504,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1516,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1529,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{21}
+	return file_kv_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClusterStatus) GetNodes() []*NodeStatus {
@@ -1337,7 +1574,19 @@ const file_kv_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x121\n" +
 	"\tcondition\x18\x03 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\"*\n" +
 	"\x0eDeleteResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"\xb0\x01\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"I\n" +
+	"\fBatchRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12#\n" +
+	"\x03ops\x18\x02 \x03(\v2\x11.cairn.v1.BatchOpR\x03ops\"l\n" +
+	"\aBatchOp\x12(\n" +
+	"\x03put\x18\x01 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
+	"\x06delete\x18\x02 \x01(\v2\x17.cairn.v1.DeleteRequestH\x00R\x06deleteB\x04\n" +
+	"\x02op\"=\n" +
+	"\vBatchResult\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x14\n" +
+	"\x05found\x18\x02 \x01(\bR\x05found\"@\n" +
+	"\rBatchResponse\x12/\n" +
+	"\aresults\x18\x01 \x03(\v2\x15.cairn.v1.BatchResultR\aresults\"\xb0\x01\n" +
 	"\vListRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\fR\x06prefix\x12\x14\n" +
@@ -1428,7 +1677,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 	return file_kv_proto_rawDescData
 }
 
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_kv_proto_goTypes = []any{
 	(*GetRequest)(nil),           // 0: cairn.v1.GetRequest
 	(*GetResponse)(nil),          // 1: cairn.v1.GetResponse
@@ -1437,53 +1686,61 @@ var file_kv_proto_goTypes = []any{
 	(*PutResponse)(nil),          // 4: cairn.v1.PutResponse
 	(*DeleteRequest)(nil),        // 5: cairn.v1.DeleteRequest
 	(*DeleteResponse)(nil),       // 6: cairn.v1.DeleteResponse
-	(*ListRequest)(nil),          // 7: cairn.v1.ListRequest
-	(*KeyValue)(nil),             // 8: cairn.v1.KeyValue
-	(*ListResponse)(nil),         // 9: cairn.v1.ListResponse
-	(*Table)(nil),                // 10: cairn.v1.Table
-	(*CreateTableRequest)(nil),   // 11: cairn.v1.CreateTableRequest
-	(*GetTableRequest)(nil),      // 12: cairn.v1.GetTableRequest
-	(*ListTablesRequest)(nil),    // 13: cairn.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),   // 14: cairn.v1.ListTablesResponse
-	(*DropTableRequest)(nil),     // 15: cairn.v1.DropTableRequest
-	(*DropTableResponse)(nil),    // 16: cairn.v1.DropTableResponse
-	(*RangeDescriptor)(nil),      // 17: cairn.v1.RangeDescriptor
-	(*ClusterStatusRequest)(nil), // 18: cairn.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),           // 19: cairn.v1.NodeStatus
-	(*RangeStatus)(nil),          // 20: cairn.v1.RangeStatus
-	(*ClusterStatus)(nil),        // 21: cairn.v1.ClusterStatus
+	(*BatchRequest)(nil),         // 7: cairn.v1.BatchRequest
+	(*BatchOp)(nil),              // 8: cairn.v1.BatchOp
+	(*BatchResult)(nil),          // 9: cairn.v1.BatchResult
+	(*BatchResponse)(nil),        // 10: cairn.v1.BatchResponse
+	(*ListRequest)(nil),          // 11: cairn.v1.ListRequest
+	(*KeyValue)(nil),             // 12: cairn.v1.KeyValue
+	(*ListResponse)(nil),         // 13: cairn.v1.ListResponse
+	(*Table)(nil),                // 14: cairn.v1.Table
+	(*CreateTableRequest)(nil),   // 15: cairn.v1.CreateTableRequest
+	(*GetTableRequest)(nil),      // 16: cairn.v1.GetTableRequest
+	(*ListTablesRequest)(nil),    // 17: cairn.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),   // 18: cairn.v1.ListTablesResponse
+	(*DropTableRequest)(nil),     // 19: cairn.v1.DropTableRequest
+	(*DropTableResponse)(nil),    // 20: cairn.v1.DropTableResponse
+	(*RangeDescriptor)(nil),      // 21: cairn.v1.RangeDescriptor
+	(*ClusterStatusRequest)(nil), // 22: cairn.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),           // 23: cairn.v1.NodeStatus
+	(*RangeStatus)(nil),          // 24: cairn.v1.RangeStatus
+	(*ClusterStatus)(nil),        // 25: cairn.v1.ClusterStatus
 }
 var file_kv_proto_depIdxs = []int32{
 	2,  // 0: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
 	2,  // 1: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
-	8,  // 2: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
-	17, // 3: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
-	10, // 4: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
-	19, // 5: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
-	20, // 6: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
-	0,  // 7: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	3,  // 8: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	5,  // 9: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	7,  // 10: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	11, // 11: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	12, // 12: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	13, // 13: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	15, // 14: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	18, // 15: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	1,  // 16: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	4,  // 17: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	6,  // 18: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	9,  // 19: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	10, // 20: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	10, // 21: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	14, // 22: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	16, // 23: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	21, // 24: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	16, // [16:25] is the sub-list for method output_type
-	7,  // [7:16] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	8,  // 2: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
+	3,  // 3: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
+	5,  // 4: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
+	9,  // 5: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
+	12, // 6: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
+	21, // 7: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
+	14, // 8: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
+	23, // 9: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
+	24, // 10: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
+	0,  // 11: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	3,  // 12: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	5,  // 13: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	11, // 14: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	15, // 15: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	16, // 16: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	17, // 17: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	19, // 18: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	22, // 19: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	1,  // 20: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	4,  // 21: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	6,  // 22: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	13, // 23: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	14, // 24: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	14, // 25: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	18, // 26: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	20, // 27: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	25, // 28: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	20, // [20:29] is the sub-list for method output_type
+	11, // [11:20] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -1491,13 +1748,17 @@ func file_kv_proto_init() {
 	if File_kv_proto != nil {
 		return
 	}
+	file_kv_proto_msgTypes[8].OneofWrappers = []any{
+		(*BatchOp_Put)(nil),
+		(*BatchOp_Delete)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

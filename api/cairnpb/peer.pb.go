@@ -185,6 +185,7 @@ type Request struct {
 	//	*Request_List
 	//	*Request_CreateTable
 	//	*Request_DropTable
+	//	*Request_Batch
 	Op            isRequest_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -281,6 +282,15 @@ func (x *Request) GetDropTable() *DropTableRequest {
 	return nil
 }
 
+func (x *Request) GetBatch() *BatchRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
 type isRequest_Op interface {
 	isRequest_Op()
 }
@@ -309,6 +319,10 @@ type Request_DropTable struct {
 	DropTable *DropTableRequest `protobuf:"bytes,6,opt,name=drop_table,json=dropTable,proto3,oneof"`
 }
 
+type Request_Batch struct {
+	Batch *BatchRequest `protobuf:"bytes,7,opt,name=batch,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -321,6 +335,8 @@ func (*Request_CreateTable) isRequest_Op() {}
 
 func (*Request_DropTable) isRequest_Op() {}
 
+func (*Request_Batch) isRequest_Op() {}
+
 type Response struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Op:
@@ -331,6 +347,7 @@ type Response struct {
 	//	*Response_List
 	//	*Response_Table
 	//	*Response_DropTable
+	//	*Response_Batch
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
 	Error         *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
@@ -429,6 +446,15 @@ func (x *Response) GetDropTable() *DropTableResponse {
 	return nil
 }
 
+func (x *Response) GetBatch() *BatchResponse {
+	if x != nil {
+		if x, ok := x.Op.(*Response_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetError() *Error {
 	if x != nil {
 		return x.Error
@@ -464,6 +490,10 @@ type Response_DropTable struct {
 	DropTable *DropTableResponse `protobuf:"bytes,6,opt,name=drop_table,json=dropTable,proto3,oneof"`
 }
 
+type Response_Batch struct {
+	Batch *BatchResponse `protobuf:"bytes,7,opt,name=batch,proto3,oneof"`
+}
+
 func (*Response_Get) isResponse_Op() {}
 
 func (*Response_Put) isResponse_Op() {}
@@ -475,6 +505,8 @@ func (*Response_List) isResponse_Op() {}
 func (*Response_Table) isResponse_Op() {}
 
 func (*Response_DropTable) isResponse_Op() {}
+
+func (*Response_Batch) isResponse_Op() {}
 
 type Error struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -543,6 +575,7 @@ type Command struct {
 	//	*Command_Delete
 	//	*Command_CreateTable
 	//	*Command_DropTable
+	//	*Command_Batch
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
@@ -645,6 +678,15 @@ func (x *Command) GetDropTable() *DropTable {
 	return nil
 }
 
+func (x *Command) GetBatch() *BatchRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
@@ -672,6 +714,10 @@ type Command_DropTable struct {
 	DropTable *DropTable `protobuf:"bytes,7,opt,name=drop_table,json=dropTable,proto3,oneof"`
 }
 
+type Command_Batch struct {
+	Batch *BatchRequest `protobuf:"bytes,9,opt,name=batch,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -679,6 +725,8 @@ func (*Command_Delete) isCommand_Op() {}
 func (*Command_CreateTable) isCommand_Op() {}
 
 func (*Command_DropTable) isCommand_Op() {}
+
+func (*Command_Batch) isCommand_Op() {}
 
 type CreateTable struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1035,7 +1083,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xc3\x02\n" +
+	"\aRaftAck\"\xf3\x02\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -1043,8 +1091,9 @@ const file_peer_proto_rawDesc = "" +
 	"\x04list\x18\x04 \x01(\v2\x15.cairn.v1.ListRequestH\x00R\x04list\x12A\n" +
 	"\fcreate_table\x18\x05 \x01(\v2\x1c.cairn.v1.CreateTableRequestH\x00R\vcreateTable\x12;\n" +
 	"\n" +
-	"drop_table\x18\x06 \x01(\v2\x1a.cairn.v1.DropTableRequestH\x00R\tdropTableB\x04\n" +
-	"\x02op\"\xdb\x02\n" +
+	"drop_table\x18\x06 \x01(\v2\x1a.cairn.v1.DropTableRequestH\x00R\tdropTable\x12.\n" +
+	"\x05batch\x18\a \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batchB\x04\n" +
+	"\x02op\"\x8c\x03\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -1052,13 +1101,14 @@ const file_peer_proto_rawDesc = "" +
 	"\x04list\x18\x04 \x01(\v2\x16.cairn.v1.ListResponseH\x00R\x04list\x12'\n" +
 	"\x05table\x18\x05 \x01(\v2\x0f.cairn.v1.TableH\x00R\x05table\x12<\n" +
 	"\n" +
-	"drop_table\x18\x06 \x01(\v2\x1b.cairn.v1.DropTableResponseH\x00R\tdropTable\x12*\n" +
+	"drop_table\x18\x06 \x01(\v2\x1b.cairn.v1.DropTableResponseH\x00R\tdropTable\x12/\n" +
+	"\x05batch\x18\a \x01(\v2\x17.cairn.v1.BatchResponseH\x00R\x05batch\x12*\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05errorB\x04\n" +
 	"\x02op\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xdb\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x8b\x03\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -1068,7 +1118,8 @@ const file_peer_proto_rawDesc = "" +
 	"\x06delete\x18\x05 \x01(\v2\x17.cairn.v1.DeleteRequestH\x00R\x06delete\x12?\n" +
 	"\fcreate_table\x18\x06 \x01(\v2\x1a.cairn.peer.v1.CreateTableH\x00R\vcreateTable\x129\n" +
 	"\n" +
-	"drop_table\x18\a \x01(\v2\x18.cairn.peer.v1.DropTableH\x00R\tdropTable\x12\x19\n" +
+	"drop_table\x18\a \x01(\v2\x18.cairn.peer.v1.DropTableH\x00R\tdropTable\x12.\n" +
+	"\x05batch\x18\t \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
 	"\x02op\"E\n" +
 	"\vCreateTable\x12\x12\n" +
@@ -1133,13 +1184,15 @@ var file_peer_proto_goTypes = []any{
 	(*ListRequest)(nil),        // 16: cairn.v1.ListRequest
 	(*CreateTableRequest)(nil), // 17: cairn.v1.CreateTableRequest
 	(*DropTableRequest)(nil),   // 18: cairn.v1.DropTableRequest
-	(*GetResponse)(nil),        // 19: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 20: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 21: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 22: cairn.v1.ListResponse
-	(*Table)(nil),              // 23: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 24: cairn.v1.DropTableResponse
-	(*RangeDescriptor)(nil),    // 25: cairn.v1.RangeDescriptor
+	(*BatchRequest)(nil),       // 19: cairn.v1.BatchRequest
+	(*GetResponse)(nil),        // 20: cairn.v1.GetResponse
+	(*PutResponse)(nil),        // 21: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),     // 22: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),       // 23: cairn.v1.ListResponse
+	(*Table)(nil),              // 24: cairn.v1.Table
+	(*DropTableResponse)(nil),  // 25: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),      // 26: cairn.v1.BatchResponse
+	(*RangeDescriptor)(nil),    // 27: cairn.v1.RangeDescriptor
 }
 var file_peer_proto_depIdxs = []int32{
 	1,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
@@ -1149,29 +1202,32 @@ var file_peer_proto_depIdxs = []int32{
 	16, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
 	17, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
 	18, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	19, // 7: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	20, // 8: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	21, // 9: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	22, // 10: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	23, // 11: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	24, // 12: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	5,  // 13: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	14, // 14: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	15, // 15: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	7,  // 16: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	8,  // 17: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	25, // 18: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	9,  // 19: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	12, // 20: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	0,  // 21: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	3,  // 22: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	2,  // 23: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	4,  // 24: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	23, // [23:25] is the sub-list for method output_type
-	21, // [21:23] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	19, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	20, // 8: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	21, // 9: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	22, // 10: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	23, // 11: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	24, // 12: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	25, // 13: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	26, // 14: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	5,  // 15: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	14, // 16: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	15, // 17: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	7,  // 18: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	8,  // 19: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	19, // 20: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	27, // 21: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	9,  // 22: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	12, // 23: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	0,  // 24: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	3,  // 25: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	2,  // 26: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	4,  // 27: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	26, // [26:28] is the sub-list for method output_type
+	24, // [24:26] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -1187,6 +1243,7 @@ func file_peer_proto_init() {
 		(*Request_List)(nil),
 		(*Request_CreateTable)(nil),
 		(*Request_DropTable)(nil),
+		(*Request_Batch)(nil),
 	}
 	file_peer_proto_msgTypes[4].OneofWrappers = []any{
 		(*Response_Get)(nil),
@@ -1195,12 +1252,14 @@ func file_peer_proto_init() {
 		(*Response_List)(nil),
 		(*Response_Table)(nil),
 		(*Response_DropTable)(nil),
+		(*Response_Batch)(nil),
 	}
 	file_peer_proto_msgTypes[6].OneofWrappers = []any{
 		(*Command_Put)(nil),
 		(*Command_Delete)(nil),
 		(*Command_CreateTable)(nil),
 		(*Command_DropTable)(nil),
+		(*Command_Batch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

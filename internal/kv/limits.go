@@ -1,6 +1,8 @@
 package kv
 
 import (
+	"fmt"
+
 	"github.com/cairn-db/cairn/api/cairnpb"
 )
 
@@ -119,4 +121,49 @@ func (l Limits) ValidateList(r *cairnpb.ListRequest) (int, error) {
 		return 0, Errorf(ErrInvalidArgument, "limit %d is over the maximum %d", n, l.MaxListLimit)
 	}
 	return n, nil
+}
+
+// MaxBatchOps bounds the operations of one atomic batch.
+const MaxBatchOps = 1000
+
+// ValidateBatch checks a BatchRequest: one table, at most MaxBatchOps
+// operations, each key and value within the limits, total size within
+// the value limit times 16 (one Raft entry must stay reasonable).
+func (l Limits) ValidateBatch(r *cairnpb.BatchRequest) error {
+	if err := ValidateTableName(r.Table); err != nil {
+		return err
+	}
+	if len(r.Ops) == 0 {
+		return Errorf(ErrInvalidArgument, "batch is empty")
+	}
+	if len(r.Ops) > MaxBatchOps {
+		return Errorf(ErrInvalidArgument, "batch has %d operations; the limit is %d", len(r.Ops), MaxBatchOps)
+	}
+	total := 0
+	for i, op := range r.Ops {
+		var err error
+		switch o := op.Op.(type) {
+		case *cairnpb.BatchOp_Put:
+			if err = l.ValidateKey(o.Put.Key); err == nil {
+				if err = l.ValidateValue(o.Put.Value); err == nil {
+					err = validateCondition(o.Put.Condition)
+				}
+			}
+			total += len(o.Put.Key) + len(o.Put.Value)
+		case *cairnpb.BatchOp_Delete:
+			if err = l.ValidateKey(o.Delete.Key); err == nil {
+				err = validateCondition(o.Delete.Condition)
+			}
+			total += len(o.Delete.Key)
+		default:
+			err = Errorf(ErrInvalidArgument, "operation is empty")
+		}
+		if err != nil {
+			return fmt.Errorf("batch op %d: %w", i, err)
+		}
+	}
+	if limit := 16 * l.MaxValueBytes; total > limit {
+		return Errorf(ErrInvalidArgument, "batch is %d bytes; the limit is %d", total, limit)
+	}
+	return nil
 }

@@ -27,3 +27,10 @@ type Service interface {
 	// leader (it knows a leader for the meta range and the default table).
 	Ready(ctx context.Context) error
 }
+
+// Batcher writes several keys of one table atomically (all or nothing).
+// The router implements it; the Redis front end needs it for MSET and
+// MSETNX. It is not part of the HTTP/gRPC contract yet.
+type Batcher interface {
+	Batch(ctx context.Context, req *cairnpb.BatchRequest) (*cairnpb.BatchResponse, error)
+}

@@ -127,6 +127,11 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Delete.Table)}, nil
 		}
 		return r.applyDelete(b, keys.DataKey(keys.TableID(cmd.TableId), op.Delete.Key), op.Delete.Condition)
+	case *cairnpb.Command_Batch:
+		if cmd.TableId != desc.TableId {
+			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Batch.Table)}, nil
+		}
+		return r.applyBatch(b, keys.TableID(cmd.TableId), op.Batch, cmd.Timestamp)
 	case *cairnpb.Command_CreateTable:
 		if desc.TableId != uint64(keys.MetaTableID) {
 			return Result{Err: kv.Errorf(kv.ErrInternal, "create table on a data range")}, nil
@@ -222,4 +227,61 @@ func (r *Replica) applyDelete(b *pebble.Batch, key []byte, cond *cairnpb.Conditi
 		return Result{}, err
 	}
 	return Result{Version: cur}, nil
+}
+
+// batchKey returns the key of a batch operation.
+func batchKey(op *cairnpb.BatchOp) ([]byte, *cairnpb.Condition) {
+	switch o := op.Op.(type) {
+	case *cairnpb.BatchOp_Put:
+		return o.Put.Key, o.Put.Condition
+	case *cairnpb.BatchOp_Delete:
+		return o.Delete.Key, o.Delete.Condition
+	}
+	return nil, nil
+}
+
+// applyBatch applies a batch all or nothing: every condition is checked
+// against the state before the batch; then the operations apply in order
+// (a later write to the same key wins; each put gets its own version).
+func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.BatchRequest, ts uint64) (Result, error) {
+	for i, op := range req.Ops {
+		key, cond := batchKey(op)
+		if key == nil {
+			return Result{Err: kv.Errorf(kv.ErrInvalidArgument, "batch op %d is empty", i)}, nil
+		}
+		if !r.containsKey(key) {
+			return Result{Err: kv.Errorf(kv.ErrInvalidArgument, "batch op %d: key is outside the range", i)}, nil
+		}
+		cur, _, found, err := readCurrent(b, keys.DataKey(table, key))
+		if err != nil {
+			return Result{}, err
+		}
+		if err := checkCondition(cond, found, cur); err != nil {
+			return Result{Err: fmt.Errorf("batch op %d: %w", i, err)}, nil
+		}
+	}
+	results := make([]*cairnpb.BatchResult, len(req.Ops))
+	for i, op := range req.Ops {
+		switch o := op.Op.(type) {
+		case *cairnpb.BatchOp_Put:
+			v := r.nextVersion(ts)
+			if err := b.Set(keys.DataKey(table, o.Put.Key), storage.EncodeValue(v, o.Put.Value), nil); err != nil {
+				return Result{}, err
+			}
+			results[i] = &cairnpb.BatchResult{Version: v, Found: true}
+		case *cairnpb.BatchOp_Delete:
+			dk := keys.DataKey(table, o.Delete.Key)
+			cur, _, found, err := readCurrent(b, dk)
+			if err != nil {
+				return Result{}, err
+			}
+			if found {
+				if err := b.Delete(dk, nil); err != nil {
+					return Result{}, err
+				}
+			}
+			results[i] = &cairnpb.BatchResult{Version: cur, Found: found}
+		}
+	}
+	return Result{Batch: results}, nil
 }

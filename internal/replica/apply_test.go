@@ -159,6 +159,13 @@ func (e *applyEnv) parseEntry(t testing.TB, td *datadriven.TestData, nextIndex m
 		} else {
 			cmd.Op = &cairnpb.Command_Delete{Delete: &cairnpb.DeleteRequest{Table: table, Key: []byte(key), Condition: cond}}
 		}
+	case "multi":
+		// An atomic BatchRequest, one operation per input line: "put KEY VALUE [if-absent|if-version=N]"
+		// or "del KEY [if-version=N]".
+		r = e.replica(t, td, 2)
+		cmd.TableId = r.Desc().TableId
+		td.MaybeScanArgs(t, "table-id", &cmd.TableId)
+		cmd.Op = &cairnpb.Command_Batch{Batch: parseBatch(t, td)}
 	case "create-table":
 		r = e.replica(t, td, MetaRangeID)
 		var name string
@@ -282,9 +289,57 @@ func (e *applyEnv) apply(t testing.TB, ents []entry) string {
 	return sb.String()
 }
 
+func parseBatch(t testing.TB, td *datadriven.TestData) *cairnpb.BatchRequest {
+	req := &cairnpb.BatchRequest{}
+	for _, line := range strings.Split(strings.TrimSpace(td.Input), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			td.Fatalf(t, "bad batch line %q", line)
+		}
+		var cond *cairnpb.Condition
+		rest := f[2:]
+		if f[0] == "put" {
+			if len(f) < 3 {
+				td.Fatalf(t, "bad batch line %q", line)
+			}
+			rest = f[3:]
+		}
+		for _, a := range rest {
+			switch {
+			case a == "if-absent":
+				cond = &cairnpb.Condition{Absent: true}
+			case strings.HasPrefix(a, "if-version="):
+				var v uint64
+				if _, err := fmt.Sscanf(a, "if-version=%d", &v); err != nil {
+					td.Fatalf(t, "bad %q", a)
+				}
+				cond = &cairnpb.Condition{Version: v}
+			default:
+				td.Fatalf(t, "bad batch argument %q", a)
+			}
+		}
+		switch f[0] {
+		case "put":
+			req.Ops = append(req.Ops, &cairnpb.BatchOp{Op: &cairnpb.BatchOp_Put{Put: &cairnpb.PutRequest{Key: []byte(f[1]), Value: []byte(f[2]), Condition: cond}}})
+		case "del":
+			req.Ops = append(req.Ops, &cairnpb.BatchOp{Op: &cairnpb.BatchOp_Delete{Delete: &cairnpb.DeleteRequest{Key: []byte(f[1]), Condition: cond}}})
+		default:
+			td.Fatalf(t, "bad batch op %q", f[0])
+		}
+	}
+	return req
+}
+
 func describeResult(res Result) string {
 	if res.Err != nil {
 		return fmt.Sprintf("error %s: %v", kv.Code(res.Err), res.Err)
+	}
+	if res.Batch != nil {
+		var parts []string
+		for _, b := range res.Batch {
+			parts = append(parts, fmt.Sprintf("(version=%d found=%t)", b.Version, b.Found))
+		}
+		return "ok batch " + strings.Join(parts, " ")
 	}
 	s := fmt.Sprintf("ok version=%d", res.Version)
 	if res.Table != nil {
@@ -321,9 +376,11 @@ func describeState(db *pebble.DB, id keys.RangeID) string {
 }
 
 func TestApply(t *testing.T) {
-	e := newApplyEnv(t)
-	datadriven.RunTest(t, "testdata/apply.txt", func(t *testing.T, td *datadriven.TestData) string {
-		return e.handle(t, td)
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		e := newApplyEnv(t)
+		datadriven.RunTest(t, path, func(t *testing.T, td *datadriven.TestData) string {
+			return e.handle(t, td)
+		})
 	})
 }
 
@@ -346,9 +403,12 @@ func TestApply(t *testing.T) {
 //	                                 write and open an extra range
 //	open-range id=N                  open a replica (e.g. one create-table made)
 //	reopen                           close Pebble, reopen it and all replicas
+//	multi [ts=N]                     one atomic BatchRequest entry; input
+//	                                 lines "put K V [if-absent|if-version=N]"
+//	                                 and "del K [if-version=N]"
 func (e *applyEnv) handle(t *testing.T, td *datadriven.TestData) string {
 	switch td.Cmd {
-	case "put", "del", "create-table", "drop-table", "empty":
+	case "put", "del", "multi", "create-table", "drop-table", "empty":
 		return e.apply(t, []entry{e.parseEntry(t, td, map[keys.RangeID]uint64{})})
 	case "batch":
 		next := map[keys.RangeID]uint64{}

@@ -47,6 +47,7 @@ type Options struct {
 type Result struct {
 	Version uint64
 	Table   *cairnpb.Table
+	Batch   []*cairnpb.BatchResult
 	Err     error
 }
 

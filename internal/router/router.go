@@ -219,6 +219,12 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 			return nil, err
 		}
 		return onLeader(keys.RangeID(t.Ranges[0].Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localList(ctx, r, t, op.List) })
+	case *cairnpb.Request_Batch:
+		t, d, err := rt.resolveBatch(ctx, op.Batch)
+		if err != nil {
+			return nil, err
+		}
+		return onLeader(keys.RangeID(d.Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localBatch(ctx, r, t, op.Batch) })
 	case *cairnpb.Request_CreateTable:
 		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localCreateTable(ctx, r, op.CreateTable)
@@ -340,6 +346,63 @@ func (rt *Router) localDelete(ctx context.Context, r *replica.Replica, t *cairnp
 		return nil, err
 	}
 	return &cairnpb.Response{Op: &cairnpb.Response_Delete{Delete: &cairnpb.DeleteResponse{Version: res.Version}}}, nil
+}
+
+var _ kv.Batcher = (*Router)(nil)
+
+// Batch implements kv.Batcher: an atomic write of several keys that lie in
+// one range.
+func (rt *Router) Batch(ctx context.Context, req *cairnpb.BatchRequest) (*cairnpb.BatchResponse, error) {
+	if err := rt.opts.Limits.ValidateBatch(req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	t, d, err := rt.resolveBatch(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Batch{Batch: req}}, true,
+		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localBatch(ctx, r, t, req) })
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetBatch(), nil
+}
+
+// resolveBatch finds the one range that holds every key of a batch.
+func (rt *Router) resolveBatch(ctx context.Context, req *cairnpb.BatchRequest) (*cairnpb.Table, *cairnpb.RangeDescriptor, error) {
+	t, err := rt.table(ctx, req.Table)
+	if err != nil {
+		return nil, nil, err
+	}
+	var d *cairnpb.RangeDescriptor
+	for _, op := range req.Ops {
+		var key []byte
+		switch o := op.Op.(type) {
+		case *cairnpb.BatchOp_Put:
+			key = o.Put.Key
+		case *cairnpb.BatchOp_Delete:
+			key = o.Delete.Key
+		}
+		kd := rangeFor(t, key)
+		if kd == nil {
+			return nil, nil, kv.Errorf(kv.ErrInternal, "table %q has no range for a key", req.Table)
+		}
+		if d != nil && kd.Id != d.Id {
+			return nil, nil, kv.Errorf(kv.ErrInvalidArgument, "batch keys lie in several ranges; an atomic write across ranges needs a transaction")
+		}
+		d = kd
+	}
+	return t, d, nil
+}
+
+func (rt *Router) localBatch(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.BatchRequest) (*cairnpb.Response, error) {
+	res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Batch{Batch: req}})
+	if err != nil {
+		return nil, err
+	}
+	return &cairnpb.Response{Op: &cairnpb.Response_Batch{Batch: &cairnpb.BatchResponse{Results: res.Batch}}}, nil
 }
 
 // List implements kv.Service.
