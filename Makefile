@@ -4,7 +4,7 @@ BIN := bin/cairn
 FUZZTIME ?= 5s
 PKGS := ./...
 
-.PHONY: build run test test-unit fuzz bench proto cluster cluster-stop ci vet clean
+.PHONY: build run test test-unit fuzz bench proto cluster cluster-stop ci vet clean sim sim-long robustness robustness-long
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/cairn
@@ -35,6 +35,23 @@ fuzz:
 	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg >/dev/null || { echo "FAIL fuzz $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; exit 1; }; \
 	  done; \
 	done
+
+# Deterministic simulation: SEEDS seeds (CI runs the default sweep inside
+# make test). Replay one: go test ./internal/sim -run TestSim -seed=N -v
+SEEDS ?= 10000
+sim:
+	$(GO) test -count=1 -run 'TestSim$$' ./internal/sim/ -v
+
+sim-long:
+	$(GO) test -count=1 -timeout 0 -run 'TestSim$$' ./internal/sim/ -seeds=$(SEEDS)
+
+# Real processes under injected faults (needs root, iptables, iproute2).
+RUNS ?= 20
+robustness:
+	$(GO) test -count=1 ./tests/robustness/ -v
+
+robustness-long:
+	$(GO) test -count=1 -timeout 0 ./tests/robustness/ -v -runs=$(RUNS)
 
 # Hot-path micro benchmarks (apply, storage). Compare runs with benchstat.
 bench:
