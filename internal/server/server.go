@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
@@ -122,7 +123,10 @@ func Run(ctx context.Context, cfg config.Config) error {
 	limits := cfg.KVLimits()
 	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock})
 
-	peerSrv := grpc.NewServer(grpc.MaxRecvMsgSize(transport.MaxMessageBytes), grpc.MaxSendMsgSize(transport.MaxMessageBytes))
+	peerSrv := grpc.NewServer(grpc.MaxRecvMsgSize(transport.MaxMessageBytes), grpc.MaxSendMsgSize(transport.MaxMessageBytes),
+		// Peers ping every 2 s when idle (transport.DialOptions); the
+		// default policy (5 min) would answer with GOAWAY and cut them off.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}))
 	cairnpb.RegisterPeerServer(peerSrv, &peerService{tr: tr, rt: rt})
 	clientGRPC := grpc.NewServer(grpc.MaxRecvMsgSize(limits.MaxValueBytes + limits.MaxKeyBytes + 64<<10))
 	grpcapi.Register(clientGRPC, rt, grpcapi.WithLimits(limits))
