@@ -296,7 +296,7 @@ func TestReadFailover(t *testing.T) {
 
 	// A node that answers "unavailable" to reads is skipped too.
 	down := startNode(t)
-	down.svc.SetFail(func(string) error { return kv.Errorf(kv.ErrUnavailable, "no leader") })
+	down.svc.SetFail(func(string, []byte) error { return kv.Errorf(kv.ErrUnavailable, "no leader") })
 	c2 := newClient(t, down.addr, n.addr)
 	if v, _, err := c2.Get(ctx, "default", []byte("k")); err != nil || string(v) != "v" {
 		t.Fatalf("Get via an unavailable node = %q, %v", v, err)
@@ -313,7 +313,7 @@ func TestWriteFailoverWhenNotExecuted(t *testing.T) {
 	ctx := context.Background()
 	for _, kind := range []error{kv.ErrUnavailable, kv.ErrNotLeader} {
 		a, b := startNode(t), startNode(t)
-		a.svc.SetFail(func(string) error { return kv.Errorf(kind, "from a") })
+		a.svc.SetFail(func(string, []byte) error { return kv.Errorf(kind, "from a") })
 		c := newClient(t, a.addr, b.addr)
 		if _, err := c.Put(ctx, "default", []byte("k"), []byte("v")); err != nil {
 			t.Fatalf("%v: Put: %v", kind, err)
@@ -332,7 +332,7 @@ func TestWriteNotRetriedWhenOutcomeUnknown(t *testing.T) {
 
 	// The node says the outcome is unknown.
 	a, b := startNode(t), startNode(t)
-	a.svc.SetFail(func(string) error { return kv.Errorf(kv.ErrTimeout, "proposal pending") })
+	a.svc.SetFail(func(string, []byte) error { return kv.Errorf(kv.ErrTimeout, "proposal pending") })
 	c := newClient(t, a.addr, b.addr)
 	if _, err := c.Put(ctx, "default", []byte("k"), []byte("v")); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Put: %v, want ErrTimeout", err)
@@ -347,7 +347,7 @@ func TestWriteNotRetriedWhenOutcomeUnknown(t *testing.T) {
 	if _, _, err := c2.Get(ctx, "default", []byte("x")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get to warm the connection: %v", err)
 	}
-	a2.svc.SetFail(func(method string) error {
+	a2.svc.SetFail(func(method string, _ []byte) error {
 		if method == "Put" {
 			a2.lis.cutAll()
 		}
@@ -377,7 +377,7 @@ func TestRequestTimeout(t *testing.T) {
 	n := startNode(t)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) }) // runs before the server stops
-	n.svc.SetFail(func(string) error {
+	n.svc.SetFail(func(string, []byte) error {
 		<-release // answer only after the client gave up
 		return nil
 	})

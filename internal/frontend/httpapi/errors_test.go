@@ -64,7 +64,7 @@ func TestErrorTable(t *testing.T) {
 	}
 	for _, tc := range want[:9] {
 		e := newTestEnv(t)
-		e.svc.setErr(kv.Errorf(tc.err, "detail-from-service"))
+		e.svc.SetFail(func(string, []byte) error { return kv.Errorf(tc.err, "detail-from-service") })
 		for _, rq := range requests {
 			w := e.do(t, rq.method, rq.path, []byte(rq.body))
 			msg := wantError(t, w, tc.status, tc.code)

@@ -2,8 +2,8 @@ package httpapi
 
 // FuzzHTTPRequest feeds random requests (method, target, header block, body)
 // through net/http's own request parser and then the handler over
-// fakeService. Properties: the handler never panics; it never answers 5xx
-// unless fakeService returned an injected error for that request; every
+// kvtest.MemService. Properties: the handler never panics; it never answers 5xx
+// unless the service returned an injected error for that request; every
 // error reply is the JSON error shape; a 405 carries Allow. Small limits
 // make the boundaries reachable.
 //
@@ -23,9 +23,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-db/cairn/internal/kv"
+	"github.com/cairn-db/cairn/internal/kv/kvtest"
 )
 
 var fuzzLimits = kv.Limits{MaxKeyBytes: 64, MaxValueBytes: 256, MaxListLimit: 20, DefaultListLimit: 5}
+
+// unavailablePrefix marks keys whose requests fail with ErrUnavailable.
+const unavailablePrefix = "!unavailable"
 
 func FuzzHTTPRequest(f *testing.F) {
 	tok := kv.EncodePageToken([]byte("a"))
@@ -77,7 +81,14 @@ func FuzzHTTPRequest(f *testing.F) {
 		f.Add(s.method, s.target, s.headers, s.body)
 	}
 
-	svc := newFakeService()
+	svc := kvtest.NewMemService()
+	// Keys under unavailablePrefix fail as a lost leader would.
+	svc.SetFail(func(_ string, key []byte) error {
+		if bytes.HasPrefix(key, []byte(unavailablePrefix)) {
+			return kv.Errorf(kv.ErrUnavailable, "injected")
+		}
+		return nil
+	})
 	h := New(svc, Options{
 		Limits:     fuzzLimits,
 		Registerer: prometheus.NewRegistry(),
@@ -88,10 +99,10 @@ func FuzzHTTPRequest(f *testing.F) {
 		if r == nil {
 			return // net/http itself would have refused it
 		}
-		before := svc.injected.Load()
+		before := svc.Injected()
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		injected := svc.injected.Load() != before
+		injected := svc.Injected() != before
 
 		if w.Code >= 500 && !injected {
 			t.Fatalf("%s %q: status %d without an injected error: %s", method, target, w.Code, w.Body)

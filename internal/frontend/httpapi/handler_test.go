@@ -1,6 +1,6 @@
 package httpapi
 
-// These tests drive the handler with httptest over fakeService: every route,
+// These tests drive the handler with httptest over kvtest.MemService: every route,
 // status, header and JSON shape of the contract, plus the bad inputs a
 // client can send. They check the HTTP mapping, not the service semantics.
 
@@ -23,19 +23,21 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/kv"
+	"github.com/cairn-db/cairn/internal/kv/kvtest"
 )
 
 type testEnv struct {
 	h   http.Handler
-	svc *fakeService
+	svc *kvtest.MemService
 	reg *prometheus.Registry
 	log *bytes.Buffer
 }
 
 func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
-	env := &testEnv{svc: newFakeService(), reg: prometheus.NewRegistry(), log: &bytes.Buffer{}}
+	env := &testEnv{svc: kvtest.NewMemService(), reg: prometheus.NewRegistry(), log: &bytes.Buffer{}}
 	env.h = New(env.svc, Options{
 		Limits:     kv.DefaultLimits,
 		Registerer: env.reg,
@@ -296,11 +298,8 @@ func TestKeysInPath(t *testing.T) {
 		if w.Body.String() != tc.key || w.Header().Get("Cairn-Version") != fmt.Sprint(v) {
 			t.Errorf("%s: got value %q", tc.path, w.Body.String())
 		}
-		e.svc.mu.Lock()
-		_, ok := e.svc.mu.data["default"][tc.key]
-		e.svc.mu.Unlock()
-		if !ok {
-			t.Errorf("%s: key %q not stored", tc.path, tc.key)
+		if _, err := e.svc.Get(context.Background(), &cairnpb.GetRequest{Table: "default", Key: []byte(tc.key)}); err != nil {
+			t.Errorf("%s: key %q not stored: %v", tc.path, tc.key, err)
 		}
 	}
 	wantError(t, e.do(t, "PUT", "/v1/kv/default/", []byte("v")), 400, "invalid_argument")
@@ -541,6 +540,13 @@ func TestTables(t *testing.T) {
 
 func TestCluster(t *testing.T) {
 	e := newTestEnv(t)
+	e.svc.SetClusterStatus(&cairnpb.ClusterStatus{
+		Nodes: []*cairnpb.NodeStatus{{Id: 1, Name: "n1", Address: "127.0.0.1:7380", Alive: true, Ranges: 2, Leaders: 1}},
+		Ranges: []*cairnpb.RangeStatus{
+			{Id: 2, Table: "default", Start: []byte("a"), End: []byte("m"), Replicas: []uint64{1}, Leader: 1, Term: 3, CommitIndex: 12, AppliedIndex: 12, SizeBytes: 1024},
+			{Id: 3, Table: "default", Start: []byte("m")},
+		},
+	})
 	w := e.do(t, "GET", "/v1/cluster", nil)
 	wantStatus(t, w, 200)
 	var st struct {
@@ -570,7 +576,7 @@ func TestHealthAndReady(t *testing.T) {
 	if w.Body.String() != "ready" {
 		t.Fatalf("readyz %q", w.Body)
 	}
-	e.svc.setNotReady(kv.Errorf(kv.ErrUnavailable, "no leader for the meta range"))
+	e.svc.SetNotReady(kv.Errorf(kv.ErrUnavailable, "no leader for the meta range"))
 	msg := wantError(t, e.do(t, "GET", "/readyz", nil), 503, "unavailable")
 	if !strings.Contains(msg, "meta range") {
 		t.Fatalf("message %q", msg)
@@ -659,7 +665,7 @@ func TestClientGone(t *testing.T) {
 	e := newTestEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	e.svc.setErr(context.Canceled)
+	e.svc.SetFail(func(string, []byte) error { return context.Canceled })
 	w := e.doCtx(t, ctx, "GET", "/v1/kv/default/k", nil)
 	if w.Body.Len() != 0 || w.Header().Get("Content-Type") != "" {
 		t.Fatalf("wrote a reply to a client that went away: %d %q", w.Code, w.Body)

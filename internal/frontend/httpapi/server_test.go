@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/kv/kvtest"
 )
 
 func TestRealServer(t *testing.T) {
@@ -44,11 +45,8 @@ func TestRealServer(t *testing.T) {
 	if resp.StatusCode != 200 || body != "v1" {
 		t.Fatalf("GET: %d %q", resp.StatusCode, body)
 	}
-	e.svc.mu.Lock()
-	_, ok := e.svc.mu.data["default"]["dir/file/..//x"]
-	e.svc.mu.Unlock()
-	if !ok {
-		t.Fatal("key not stored verbatim")
+	if _, err := e.svc.Get(context.Background(), &cairnpb.GetRequest{Table: "default", Key: []byte("dir/file/..//x")}); err != nil {
+		t.Fatalf("key not stored verbatim: %v", err)
 	}
 
 	// An oversized body of unknown length: 413, and the server survives.
@@ -65,7 +63,7 @@ func TestRealServer(t *testing.T) {
 
 // blockingService blocks Get until the request's context ends.
 type blockingService struct {
-	*fakeService
+	*kvtest.MemService
 	entered chan struct{}
 }
 
@@ -77,7 +75,7 @@ func (b *blockingService) Get(ctx context.Context, _ *cairnpb.GetRequest) (*cair
 
 func TestRealServerClientGone(t *testing.T) {
 	e := newTestEnv(t)
-	svc := &blockingService{fakeService: e.svc, entered: make(chan struct{})}
+	svc := &blockingService{MemService: e.svc, entered: make(chan struct{})}
 	h := New(svc, Options{Registerer: e.reg, Logger: slogTo(e.log)})
 	done := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -20,12 +20,15 @@ import (
 // when set, runs first in every method and its non-nil error is returned
 // instead (fault injection). calls counts calls per method.
 type MemService struct {
-	mu      sync.Mutex
-	tables  map[string]map[string]memEntry
-	ids     map[string]uint64
-	version uint64
-	calls   map[string]int
-	fail    func(method string) error
+	mu       sync.Mutex
+	tables   map[string]map[string]memEntry
+	ids      map[string]uint64
+	version  uint64
+	calls    map[string]int
+	fail     func(method string, key []byte) error
+	notReady error
+	injected int64
+	status   *cairnpb.ClusterStatus
 }
 
 type memEntry struct {
@@ -41,10 +44,34 @@ func NewMemService() *MemService {
 	}
 }
 
-func (m *MemService) SetFail(f func(string) error) {
+// SetFail installs a fault injector: it runs first in every method with
+// the method's name and the request's key (nil for methods without one),
+// and its non-nil error is returned instead of doing the call.
+func (m *MemService) SetFail(f func(method string, key []byte) error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.fail = f
+}
+
+// SetClusterStatus makes ClusterStatus return st (nil: a one-node default).
+func (m *MemService) SetClusterStatus(st *cairnpb.ClusterStatus) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.status = st
+}
+
+// SetNotReady makes Ready return err (nil: ready).
+func (m *MemService) SetNotReady(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.notReady = err
+}
+
+// Injected counts the errors the fault injector returned.
+func (m *MemService) Injected() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.injected
 }
 
 func (m *MemService) CallCount(method string) int {
@@ -53,14 +80,17 @@ func (m *MemService) CallCount(method string) int {
 	return m.calls[method]
 }
 
-// enter counts a call and returns the injected error, if any. The caller
-// holds m.mu.
-func (m *MemService) enterLocked(method string) error {
+// enterLocked counts a call and returns the injected error, if any.
+func (m *MemService) enterLocked(method string, key []byte) error {
 	m.calls[method]++
-	if m.fail != nil {
-		return m.fail(method)
+	if m.fail == nil {
+		return nil
 	}
-	return nil
+	err := m.fail(method, key)
+	if err != nil {
+		m.injected++
+	}
+	return err
 }
 
 func (m *MemService) tableLocked(name string) (map[string]memEntry, error) {
@@ -88,7 +118,7 @@ func checkCondition(c *cairnpb.Condition, e memEntry, exists bool) error {
 func (m *MemService) Get(_ context.Context, req *cairnpb.GetRequest) (*cairnpb.GetResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enterLocked("Get"); err != nil {
+	if err := m.enterLocked("Get", req.Key); err != nil {
 		return nil, err
 	}
 	t, err := m.tableLocked(req.Table)
@@ -105,7 +135,7 @@ func (m *MemService) Get(_ context.Context, req *cairnpb.GetRequest) (*cairnpb.G
 func (m *MemService) Put(_ context.Context, req *cairnpb.PutRequest) (*cairnpb.PutResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enterLocked("Put"); err != nil {
+	if err := m.enterLocked("Put", req.Key); err != nil {
 		return nil, err
 	}
 	t, err := m.tableLocked(req.Table)
@@ -124,7 +154,7 @@ func (m *MemService) Put(_ context.Context, req *cairnpb.PutRequest) (*cairnpb.P
 func (m *MemService) Delete(_ context.Context, req *cairnpb.DeleteRequest) (*cairnpb.DeleteResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enterLocked("Delete"); err != nil {
+	if err := m.enterLocked("Delete", req.Key); err != nil {
 		return nil, err
 	}
 	t, err := m.tableLocked(req.Table)
@@ -145,7 +175,7 @@ func (m *MemService) Delete(_ context.Context, req *cairnpb.DeleteRequest) (*cai
 func (m *MemService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb.ListResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enterLocked("List"); err != nil {
+	if err := m.enterLocked("List", nil); err != nil {
 		return nil, err
 	}
 	t, err := m.tableLocked(req.Table)
@@ -195,7 +225,7 @@ func (m *MemService) describeLocked(name string) *cairnpb.Table {
 func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequest) (*cairnpb.Table, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enterLocked("CreateTable"); err != nil {
+	if err := m.enterLocked("CreateTable", nil); err != nil {
 		return nil, err
 	}
 	if _, ok := m.tables[req.Name]; ok {
@@ -212,7 +242,7 @@ func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequ
 func (m *MemService) GetTable(_ context.Context, req *cairnpb.GetTableRequest) (*cairnpb.Table, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enterLocked("GetTable"); err != nil {
+	if err := m.enterLocked("GetTable", nil); err != nil {
 		return nil, err
 	}
 	if _, err := m.tableLocked(req.Name); err != nil {
@@ -224,7 +254,7 @@ func (m *MemService) GetTable(_ context.Context, req *cairnpb.GetTableRequest) (
 func (m *MemService) ListTables(context.Context, *cairnpb.ListTablesRequest) (*cairnpb.ListTablesResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enterLocked("ListTables"); err != nil {
+	if err := m.enterLocked("ListTables", nil); err != nil {
 		return nil, err
 	}
 	names := make([]string, 0, len(m.tables))
@@ -242,7 +272,7 @@ func (m *MemService) ListTables(context.Context, *cairnpb.ListTablesRequest) (*c
 func (m *MemService) DropTable(_ context.Context, req *cairnpb.DropTableRequest) (*cairnpb.DropTableResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enterLocked("DropTable"); err != nil {
+	if err := m.enterLocked("DropTable", nil); err != nil {
 		return nil, err
 	}
 	if _, err := m.tableLocked(req.Name); err != nil {
@@ -256,8 +286,11 @@ func (m *MemService) DropTable(_ context.Context, req *cairnpb.DropTableRequest)
 func (m *MemService) ClusterStatus(context.Context) (*cairnpb.ClusterStatus, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enterLocked("ClusterStatus"); err != nil {
+	if err := m.enterLocked("ClusterStatus", nil); err != nil {
 		return nil, err
+	}
+	if m.status != nil {
+		return m.status, nil
 	}
 	return &cairnpb.ClusterStatus{
 		Nodes: []*cairnpb.NodeStatus{{Id: 1, Name: "n1", Address: "127.0.0.1:7379", Alive: true, Ranges: 2, Leaders: 2}},
@@ -267,4 +300,8 @@ func (m *MemService) ClusterStatus(context.Context) (*cairnpb.ClusterStatus, err
 	}, nil
 }
 
-func (m *MemService) Ready(context.Context) error { return nil }
+func (m *MemService) Ready(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.notReady
+}
