@@ -4,7 +4,7 @@ BIN := bin/cairn
 FUZZTIME ?= 5s
 PKGS := ./...
 
-.PHONY: build run test test-unit fuzz bench proto cluster cluster-stop ci vet clean sim sim-long robustness robustness-long
+.PHONY: deps build run test test-unit fuzz bench proto cluster cluster-stop ci vet clean sim sim-long robustness robustness-long
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/cairn
@@ -17,9 +17,13 @@ vet:
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 
+# Debian packages the tests need (installed when missing and root).
+deps:
+	scripts/deps.sh
+
 # Every fuzz target briefly, then unit, golden, property and end-to-end
 # tests (real processes) with the race detector.
-test: vet
+test: deps vet
 	$(MAKE) fuzz
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
