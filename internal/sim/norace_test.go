@@ -1,0 +1,7 @@
+//go:build !race
+
+package sim
+
+const raceEnabled = false
+
+const raceSeeds = defaultSeeds
