@@ -577,7 +577,9 @@ func (s *Store) processReady() error {
 			b.Close()
 			return err
 		}
-		sync = sync || p.rd.MustSync
+		// raft's MustSync ignores snapshots, but the follower acks one as
+		// soon as this batch commits: it must be durable like entries.
+		sync = sync || p.rd.MustSync || !raft.IsEmptySnap(p.rd.Snapshot)
 	}
 	opt := pebble.NoSync
 	if sync {
