@@ -190,6 +190,10 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 	}
 	r.applied.Store(st.AppliedIndex)
 	r.nextProposalID.Store(opts.ProposalIDSeed)
+	// Read index contexts, like proposal IDs, must not repeat across
+	// restarts: a late response to the previous run's read would release a
+	// new read at an index from before it began.
+	r.readSeq = opts.ProposalIDSeed
 	return r, nil
 }
 
