@@ -81,6 +81,10 @@ type network struct {
 	cut     map[[2]int]bool // directed from -> to
 	healAt  int64
 	reports []report
+	// hold, if set, keeps the due messages it matches in held instead of
+	// delivering them (targeted scenarios).
+	hold func(e *envelope) bool
+	held []envelope
 }
 
 // sender is a node incarnation's transport.
@@ -223,6 +227,10 @@ func (s *Sim) deliver() {
 	batches := make([][]transport.RangeMessage, len(s.nodes))
 	for _, e := range due {
 		to := s.nodes[e.to]
+		if s.net.hold != nil && s.net.hold(&e) {
+			s.net.held = append(s.net.held, e)
+			continue
+		}
 		if !to.up || (e.toInc >= 0 && e.toInc != to.inc) || s.net.cut[[2]int{e.from, e.to}] {
 			s.ev("lost", uint64(e.from+1), uint64(e.to+1), e.seq)
 			continue

@@ -163,15 +163,8 @@ var raftRandMu sync.Mutex
 
 // Run simulates one seed and checks it.
 func Run(cfg Config) *Result {
-	cfg.defaults()
-	raftRandMu.Lock()
-	defer raftRandMu.Unlock()
-	s := newSim(cfg)
-	old := crand.Reader
-	crand.Reader = rand.NewChaCha8(seedBytes(cfg.Seed, 0x7261667400000000))
-	defer func() { crand.Reader = old }()
-	defer s.closeAll()
-	s.bootstrap()
+	s, done := open(cfg)
+	defer done()
 	for s.now < int64(cfg.Steps) && !s.stopped {
 		s.step(true)
 	}
@@ -181,6 +174,22 @@ func Run(cfg Config) *Result {
 	s.res.TraceHash = s.h.Sum64()
 	s.res.Steps = s.now
 	return &s.res
+}
+
+// open builds and bootstraps a simulation; done closes it. In between,
+// this goroutine owns crypto/rand.Reader (seeded for raft).
+func open(cfg Config) (s *Sim, done func()) {
+	cfg.defaults()
+	raftRandMu.Lock()
+	s = newSim(cfg)
+	old := crand.Reader
+	crand.Reader = rand.NewChaCha8(seedBytes(cfg.Seed, 0x7261667400000000))
+	s.bootstrap()
+	return s, func() {
+		s.closeAll()
+		crand.Reader = old
+		raftRandMu.Unlock()
+	}
 }
 
 func seedBytes(seed, salt uint64) [32]byte {
