@@ -222,6 +222,7 @@ func (c *checker) final(s *Sim) {
 		cl.history = append(cl.history, o)
 	}
 	c.lostWrites(s, finals)
+	c.checkCatalogs(s)
 	checkLinearizable(s, cl.history)
 	s.res.Ops = len(cl.history)
 	for _, o := range cl.history {

@@ -23,6 +23,8 @@ type profile struct {
 	slowDelay       int64 // a slow message takes up to this many steps
 	// Mean steps between injections (0: never).
 	crashEvery, partEvery, compactEvery int64
+	// churnEvery is the mean steps between table churn operations.
+	churnEvery int64
 	// crashAtSend is the share of crashes that hit the middle of a Ready.
 	crashAtSend float64
 	// reportDrop is the share of drops reported to Raft as unreachable.
@@ -31,6 +33,7 @@ type profile struct {
 
 func newProfile(rng *rand.Rand, none bool) profile {
 	p := profile{maxDelay: 1 + rng.Int64N(6), slowDelay: 20 + rng.Int64N(200), reportDrop: 0.5}
+	p.churnEvery = []int64{0, 40, 150}[rng.IntN(3)]
 	if none {
 		p.none = true
 		return p

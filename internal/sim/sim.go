@@ -165,7 +165,7 @@ var raftRandMu sync.Mutex
 func Run(cfg Config) *Result {
 	s, done := open(cfg)
 	defer done()
-	for s.now < int64(cfg.Steps) && !s.stopped {
+	for s.now < int64(s.cfg.Steps) && !s.stopped {
 		s.step(true)
 	}
 	if !s.stopped {
@@ -407,6 +407,7 @@ func (s *Sim) step(faults bool) {
 	}
 	s.deliver()
 	s.cl.issue()
+	s.churn()
 	for _, n := range s.upNodes() {
 		s.guard(n, "a Ready pass", func() { s.drive(n) })
 	}
@@ -421,6 +422,11 @@ func (s *Sim) step(faults bool) {
 func (s *Sim) drive(n *node) {
 	st := n.st
 	st.DrainRequests()
+	// A Ready pass may open replicas (store.reconcile, in map order), each
+	// drawing an election timeout: give them all the same draw.
+	seeded := crand.Reader
+	crand.Reader = constReader(byte(n.idx*3) % electionTicks)
+	defer func() { crand.Reader = seeded }()
 	for i := 0; i < 64; i++ {
 		more, err := st.ProcessReady()
 		if !n.up || n.st != st {
@@ -499,7 +505,16 @@ func (s *Sim) converged() bool {
 	// NB: a follower's Status reports term and commit 0 after a restart
 	// until its hard state changes (see the report), so only the leader's
 	// commit index is compared.
-	for _, id := range []keys.RangeID{1, dataRange} {
+	var ids []keys.RangeID
+	for _, r := range s.nodes[0].st.Replicas() {
+		ids = append(ids, r.ID)
+	}
+	for _, n := range s.nodes[1:] {
+		if len(n.st.Replicas()) != len(ids) {
+			return false
+		}
+	}
+	for _, id := range ids {
 		var lead, applied0 uint64
 		for i, n := range s.nodes {
 			r := n.st.Replica(id)
