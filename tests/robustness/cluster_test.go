@@ -337,6 +337,29 @@ func (n *Node) kill() {
 	n.paused.Store(false)
 }
 
+// Term sends SIGTERM and waits for the exit; anything but a clean exit
+// (status 0) within exitTimeout is an error (the node is then killed).
+func (n *Node) Term() error {
+	p := n.current()
+	if p == nil || p.exited() {
+		return fmt.Errorf("%s: SIGTERM of a node that is not running", n.Name)
+	}
+	p.expected.Store(true)
+	if err := syscall.Kill(p.pid, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("%s: SIGTERM: %w", n.Name, err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(exitTimeout):
+		n.kill()
+		return fmt.Errorf("%s: still running %v after SIGTERM (killed)", n.Name, exitTimeout)
+	}
+	if p.state == nil || !p.state.Exited() || p.state.ExitCode() != 0 {
+		return fmt.Errorf("%s: exit after SIGTERM is %s, want status 0", n.Name, exitString(p))
+	}
+	return nil
+}
+
 // Pause stops the node's processes with SIGSTOP (a frozen VM, a long GC).
 func (n *Node) Pause() error {
 	p := n.current()

@@ -47,6 +47,15 @@ var scenarios = []scenario{
 	{name: "kill-all", nodes: 3, nemesis: func(e *env) {
 		e.loop(e.killAll)
 	}},
+	{name: "restart-graceful", nodes: 3, nemesis: func(e *env) {
+		e.loop(func() {
+			n := e.leader()
+			if e.rng.IntN(2) == 0 {
+				n = e.c.Nodes[e.rng.IntN(len(e.c.Nodes))]
+			}
+			e.termRestart(n)
+		})
+	}},
 	{name: "pause-leader", snapshots: true, nodes: 3, nemesis: func(e *env) {
 		e.loop(func() { e.pause(e.leader()) })
 	}},
@@ -70,7 +79,7 @@ var scenarios = []scenario{
 	}},
 	{name: "mixed", snapshots: true, nodes: 5, nemesis: func(e *env) {
 		e.loop(func() {
-			switch e.rng.IntN(8) {
+			switch e.rng.IntN(9) {
 			case 0:
 				running := e.running()
 				if len(running) > 0 {
@@ -90,6 +99,8 @@ var scenarios = []scenario{
 				e.oneWay(e.leader())
 			case 7:
 				e.slow()
+			case 8:
+				e.termRestart(e.leader())
 			}
 		})
 	}},
@@ -485,6 +496,23 @@ func (e *env) killRestart(n *Node) {
 		e.expectLeader(e.c.Others(n), "after kill -9 of leader "+n.Name)
 	}
 	time.Sleep(down - time.Since(t0))
+	e.restart(n)
+	end()
+}
+
+// termRestart stops n with SIGTERM (it must exit 0 in time) and starts
+// it again at once.
+func (e *env) termRestart(n *Node) {
+	if !n.Running() {
+		e.restart(n)
+		return
+	}
+	end := e.fault(n.Name, "SIGTERM, restart")
+	t0 := time.Now()
+	if err := n.Term(); err != nil {
+		e.t.Error(err)
+	}
+	e.t.Logf("%7.3fs %s stopped in %v", e.c.since().Seconds(), n.Name, time.Since(t0).Round(time.Millisecond))
 	e.restart(n)
 	end()
 }
