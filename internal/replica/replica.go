@@ -189,6 +189,9 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 		return nil, fmt.Errorf("replica: range %d: %w", id, err)
 	}
 	r.applied.Store(st.AppliedIndex)
+	hs := r.log.HardState() // Status before the first Ready changes it
+	r.term.Store(hs.Term)
+	r.commit.Store(hs.Commit)
 	r.nextProposalID.Store(opts.ProposalIDSeed)
 	// Read index contexts, like proposal IDs, must not repeat across
 	// restarts: a late response to the previous run's read would release a
