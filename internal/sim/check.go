@@ -49,7 +49,10 @@ func (c *checker) afterStep(s *Sim) {
 			continue
 		}
 		for _, r := range n.st.Replicas() {
-			term, _, applied := r.Status()
+			term, commit, applied := r.Status()
+			if applied > commit {
+				s.fail("%s: range %d applied %d beyond its commit index %d", n.name, r.ID, applied, commit)
+			}
 			if r.IsLeader() {
 				k := [2]uint64{uint64(r.ID), term}
 				if prev, ok := c.leaders[k]; ok && prev != n.id {

