@@ -285,13 +285,27 @@ func Check(ops []*Op, keys []string) *Report {
 // executed (503, refused) and failed reads carry no information and are
 // left out.
 func buildPorcupineOps(ops []*Op, ko *keyOps, pending int64) []porcupine.Operation {
+	// Rows of the visualization: the clients, then the final reads (one
+	// row per node), then one row per client for its pending operations,
+	// which last to the end and would hide the client's later ones.
+	clients, finals := 0, 0
+	for _, o := range ops {
+		if o.Final {
+			finals = max(finals, o.Client-finalClientBase+1)
+		} else {
+			clients = max(clients, o.Client+1)
+		}
+	}
 	var out []porcupine.Operation
 	add := func(o *Op, in kvInput, outp kvOutput) {
-		ret := o.Return
-		if outp.Outcome == outUnknown {
-			ret = pending
+		ret, row := o.Return, o.Client
+		switch {
+		case o.Final:
+			row = clients + o.Client - finalClientBase
+		case outp.Outcome == outUnknown:
+			ret, row = pending, clients+finals+o.Client
 		}
-		out = append(out, porcupine.Operation{ClientId: o.Client, Input: in, Call: o.Call, Output: outp, Return: ret, Metadata: o.Seq})
+		out = append(out, porcupine.Operation{ClientId: row, Input: in, Call: o.Call, Output: outp, Return: ret, Metadata: o.Seq})
 	}
 	for _, o := range ops {
 		if o.Key != ko.key || (o.Kind != "put" && o.Kind != "delete") {

@@ -28,7 +28,7 @@ func read(client int, key string, call, ret int64, value string, version uint64)
 }
 
 func final(node, key string, at int64, value string, version uint64) *Op {
-	o := read(100, key, at, at+1, value, version)
+	o := read(finalClientBase+int(node[1]-'1'), key, at, at+1, value, version)
 	o.Node, o.Final = node, true
 	return o
 }

@@ -17,7 +17,9 @@ type workload struct {
 	keys    []string
 	prefix  string
 	clients int
-	seed    uint64
+	// sdkEvery: every sdkEvery-th client uses the Go SDK (0: none).
+	sdkEvery int
+	seed     uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -77,9 +79,39 @@ func (w *workload) pickNode(rng *rand.Rand, avoid map[*Node]time.Time) *Node {
 	return ok[rng.IntN(len(ok))]
 }
 
+// kvAPI is one way to send the workload's operations: HTTP to one node,
+// or the Go SDK over gRPC to all of them.
+type kvAPI interface {
+	Put(o *Op) *Op
+	Delete(o *Op) *Op
+	Get(o *Op) *Op
+	List(o *Op) *Op
+}
+
+// httpAt sends through the HTTP API of one node.
+type httpAt struct {
+	kc *kvClient
+	n  *Node
+}
+
+func (h httpAt) Put(o *Op) *Op    { return h.kc.Put(h.n, o) }
+func (h httpAt) Delete(o *Op) *Op { return h.kc.Delete(h.n, o) }
+func (h httpAt) Get(o *Op) *Op    { return h.kc.Get(h.n, o) }
+func (h httpAt) List(o *Op) *Op   { return h.kc.List(h.n, o) }
+
 func (w *workload) client(id int) {
 	defer w.wg.Done()
 	rng := rand.New(rand.NewPCG(w.seed, uint64(id)+1))
+	// Every sdkEvery-th client goes through the Go SDK.
+	var sdk *sdkClient
+	if w.sdkEvery > 0 && id%w.sdkEvery == w.sdkEvery-1 {
+		var err error
+		if sdk, err = newSDKClient(w.kc.h, w.c, w.kc.table, rng); err != nil {
+			w.c.t.Errorf("client %d: SDK: %v", id, err)
+			return
+		}
+		defer sdk.close()
+	}
 	known := map[string]uint64{} // the last version of each key this client saw
 	seq := 0
 	value := func() string {
@@ -88,11 +120,18 @@ func (w *workload) client(id int) {
 	}
 	avoid := map[*Node]time.Time{}
 	for !w.stopped() {
-		n := w.pickNode(rng, avoid)
+		var api kvAPI = sdk
+		var n *Node
+		if sdk == nil {
+			n = w.pickNode(rng, avoid)
+			api = httpAt{w.kc, n}
+		}
 		key := w.keys[rng.IntN(len(w.keys))]
 		learn := func(o *Op) {
 			if o.Outcome == outUnknown || o.Outcome == outFailed {
-				avoid[n] = time.Now().Add(time.Second + time.Duration(rng.Int64N(int64(time.Second))))
+				if n != nil {
+					avoid[n] = time.Now().Add(time.Second + time.Duration(rng.Int64N(int64(time.Second))))
+				}
 				if o.Outcome == outFailed && o.Status == 0 {
 					time.Sleep(10 * time.Millisecond) // refused: the node is down
 				}
@@ -106,7 +145,7 @@ func (w *workload) client(id int) {
 		}
 		switch p := rng.IntN(100); {
 		case p < 30:
-			learn(w.kc.Put(n, &Op{Client: id, Key: key, Value: value()}))
+			learn(api.Put(&Op{Client: id, Key: key, Value: value()}))
 		case p < 42:
 			o := &Op{Client: id, Key: key, Value: value()}
 			if v, ok := known[key]; ok {
@@ -114,22 +153,22 @@ func (w *workload) client(id int) {
 			} else {
 				o.IfNoneMatch = true
 			}
-			learn(w.kc.Put(n, o))
+			learn(api.Put(o))
 		case p < 46:
-			learn(w.kc.Put(n, &Op{Client: id, Key: key, Value: value(), IfNoneMatch: true}))
+			learn(api.Put(&Op{Client: id, Key: key, Value: value(), IfNoneMatch: true}))
 		case p < 54:
 			o := &Op{Client: id, Key: key}
 			if v, ok := known[key]; ok && rng.IntN(2) == 0 {
 				o.IfMatch = v
 			}
-			learn(w.kc.Delete(n, o))
+			learn(api.Delete(o))
 		case p < 92:
-			learn(w.kc.Get(n, &Op{Client: id, Key: key}))
+			learn(api.Get(&Op{Client: id, Key: key}))
 		default:
 			// A scan of a few pages.
 			after, limit := "", 2+rng.IntN(6)
 			for page := 0; page < 3 && !w.stopped(); page++ {
-				o := w.kc.List(n, &Op{Client: id, Prefix: w.prefix, After: after, Limit: limit})
+				o := api.List(&Op{Client: id, Prefix: w.prefix, After: after, Limit: limit})
 				learn(o)
 				if o.Outcome != outOK || !o.More {
 					break
