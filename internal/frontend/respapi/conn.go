@@ -1,0 +1,185 @@
+package respapi
+
+import (
+	"errors"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairn-db/cairn/internal/resp"
+)
+
+// conn is one client connection. Its goroutine (serve) owns every field
+// but the atomics, which CLIENT LIST and INFO read from other connections.
+//
+// The loop: wait for the first byte of a command (idle deadline), read the
+// whole command (partial-command deadline), dispatch it, append its reply
+// to out; write out when no further command is buffered (the end of a
+// pipeline) or out is large, with a write deadline. A protocol error is
+// answered and closes the connection; a reply buffer over
+// MaxOutputBufferBytes closes it; a panic closes it and is logged.
+type conn struct {
+	srv     *Server
+	nc      net.Conn
+	id      int64
+	r       *resp.Reader
+	created time.Time
+	addr    string
+	laddr   string
+
+	// out holds replies not yet written. scratch holds the replies of a
+	// command that may be retried (a transaction), copied to out once it
+	// committed.
+	out     resp.Writer
+	scratch resp.Writer
+
+	proto   int    // 2 or 3 (HELLO)
+	table   string // CAIRN.TABLE
+	multi   *multiState
+	watched []watchedKey
+	// closing is set by QUIT and by fatal errors: flush, then close.
+	closing bool
+
+	// Read by other connections (CLIENT LIST).
+	info       atomic.Pointer[clientInfo]
+	lastCmd    atomic.Pointer[command]
+	lastActive atomic.Int64 // unix nanoseconds of the last command
+}
+
+// clientInfo is what CLIENT SETNAME, SETINFO and HELLO set; replaced as a
+// whole so that other goroutines read a consistent copy.
+type clientInfo struct {
+	name, libName, libVer string
+	proto                 int
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	now := time.Now()
+	c := &conn{
+		srv:     s,
+		nc:      nc,
+		id:      int64(s.nextID.Add(1)),
+		r:       resp.NewReader(nc, s.limits),
+		created: now,
+		addr:    nc.RemoteAddr().String(),
+		laddr:   nc.LocalAddr().String(),
+		proto:   2,
+		table:   "default",
+	}
+	c.info.Store(&clientInfo{proto: 2})
+	c.lastActive.Store(now.UnixNano())
+	return c
+}
+
+func (c *conn) setProto(p int) {
+	c.proto = p
+	c.out.Proto, c.scratch.Proto = p, p
+	info := *c.info.Load()
+	info.proto = p
+	c.info.Store(&info)
+}
+
+// serve runs the connection until the client leaves, a limit or protocol
+// error ends it, or the server closes.
+func (c *conn) serve() {
+	defer c.srv.wg.Done()
+	defer c.srv.untrack(c)
+	defer c.nc.Close()
+	defer func() {
+		if p := recover(); p != nil {
+			c.srv.log.Error("respapi: panic while serving a connection; closing it", "conn", c.id,
+				"remote", c.addr, "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	opts := &c.srv.opts
+	for {
+		if c.r.Buffered() == 0 {
+			if !c.flush() {
+				return
+			}
+			var idle time.Time
+			if opts.IdleTimeout > 0 {
+				idle = time.Now().Add(opts.IdleTimeout)
+			}
+			_ = c.nc.SetReadDeadline(idle)
+			if err := c.r.WaitFrame(); err != nil {
+				c.readFailed(err)
+				return
+			}
+		}
+		_ = c.nc.SetReadDeadline(time.Now().Add(opts.PartialCommandTimeout))
+		args, err := c.r.ReadCommand()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.dispatch(args)
+		if c.closing {
+			c.flush()
+			return
+		}
+		if c.out.Len() > opts.MaxOutputBufferBytes {
+			c.srv.log.Warn("respapi: client output buffer over the limit; closing the connection", "conn", c.id,
+				"remote", c.addr, "bytes", c.out.Len(), "limit", opts.MaxOutputBufferBytes)
+			return
+		}
+		if c.out.Len() >= flushBytes && !c.flush() {
+			return
+		}
+	}
+}
+
+// flush writes out the buffered replies; false if the connection failed.
+func (c *conn) flush() bool {
+	if c.out.Len() == 0 {
+		return true
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
+	_, err := c.nc.Write(c.out.Bytes())
+	c.out.Reset(keepBufferBytes)
+	if err != nil {
+		c.srv.log.Debug("respapi: write failed; closing the connection", "conn", c.id, "remote", c.addr, "err", err)
+		return false
+	}
+	return true
+}
+
+// readFailed handles a read error: a protocol error is answered (the
+// stream is out of sync, so the connection then closes, as in Redis).
+func (c *conn) readFailed(err error) {
+	var pe *resp.ProtocolError
+	var ne net.Error
+	switch {
+	case errors.As(err, &pe):
+		c.out.Error("ERR " + pe.Error())
+		c.flush()
+		c.srv.log.Debug("respapi: protocol error; closing the connection", "conn", c.id, "remote", c.addr, "err", err)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.srv.log.Debug("respapi: read timed out (idle, or a command sent in part); closing the connection",
+			"conn", c.id, "remote", c.addr)
+	case err == io.EOF:
+	default:
+		c.srv.log.Debug("respapi: read failed; closing the connection", "conn", c.id, "remote", c.addr, "err", err)
+	}
+}
+
+// outputFull reports whether the replies being built for this connection
+// are over the output buffer limit (the connection will be closed).
+func (c *conn) outputFull(extra int) bool {
+	return c.out.Len()+extra > c.srv.opts.MaxOutputBufferBytes
+}
+
+// replyErr answers a backend error through the error table.
+func (c *conn) replyErr(err error) {
+	if errors.Is(err, errOutputLimit) {
+		// Nothing useful can be sent: close, as Redis does for a client
+		// over its output buffer limit.
+		c.srv.log.Warn("respapi: a reply would exceed the client output buffer limit; closing the connection",
+			"conn", c.id, "remote", c.addr, "limit", c.srv.opts.MaxOutputBufferBytes)
+		c.closing = true
+		return
+	}
+	c.out.Error(errorReply(err, c.srv.log))
+}
