@@ -39,7 +39,7 @@ type testNode struct {
 	addr  string
 	nodes []*cairnpb.Node
 	clock *hlc.Clock
-	// electionTicks is the Raft election timeout in ticks (default 10).
+	// electionTicks is the Raft election timeout in ticks (default 30).
 	electionTicks int
 
 	id  uint64
@@ -99,7 +99,10 @@ func (n *testNode) start(ln net.Listener) {
 		n.clock = hlc.New(nil)
 	}
 	if n.electionTicks == 0 {
-		n.electionTicks = 10
+		// 300 ms: short enough for quick failovers, long enough that a CI
+		// machine busy with -race and other packages does not starve
+		// heartbeats into spurious elections (seen at 100 ms).
+		n.electionTicks = 30
 	}
 	st, err := store.New(db, store.Options{
 		NodeID: id, TickInterval: tickInterval, ElectionTicks: n.electionTicks, HeartbeatTicks: 1,
