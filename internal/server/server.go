@@ -1,9 +1,10 @@
 // Package server assembles a node: it opens storage, bootstraps or loads
 // the node's identity, starts the peer transport and the store's driver,
-// and serves the front ends (gRPC and HTTP on --listen, the peer API on
-// --listen-peer). Run blocks until its context ends, then stops everything
-// in reverse order: front ends first (no new requests), then the driver,
-// then the transport, then Pebble.
+// and serves the front ends (gRPC and HTTP on --listen, the Redis
+// protocol on --listen-resp, the peer API on --listen-peer). Run blocks
+// until its context ends, then stops everything in reverse order: front
+// ends first (no new requests), then the driver, then the transport, then
+// Pebble.
 package server
 
 import (
@@ -26,6 +27,7 @@ import (
 	"github.com/cairn-db/cairn/internal/config"
 	"github.com/cairn-db/cairn/internal/frontend/grpcapi"
 	"github.com/cairn-db/cairn/internal/frontend/httpapi"
+	"github.com/cairn-db/cairn/internal/frontend/respapi"
 	"github.com/cairn-db/cairn/internal/hlc"
 	"github.com/cairn-db/cairn/internal/router"
 	"github.com/cairn-db/cairn/internal/storage"
@@ -87,6 +89,13 @@ func Run(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("server: listen-peer %s: %w", cfg.ListenPeer, err)
 	}
 	defer peerLn.Close()
+	var respLn net.Listener
+	if cfg.ListenResp != "" {
+		if respLn, err = net.Listen("tcp", cfg.ListenResp); err != nil {
+			return fmt.Errorf("server: listen-resp %s: %w", cfg.ListenResp, err)
+		}
+		defer respLn.Close()
+	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("server: data dir: %w", err)
@@ -145,20 +154,27 @@ func Run(ctx context.Context, cfg config.Config) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- peerSrv.Serve(peerLn) }()
 	go func() { errc <- httpSrv.Serve(clientLn) }()
-	logger.Info("cairn node started", "listen", cfg.Listen, "listen_peer", cfg.ListenPeer,
-		"data_dir", cfg.DataDir, "cluster_size", len(st.Nodes()))
-	if cfg.ListenResp != "" {
-		logger.Info("the Redis protocol front end is not built yet; --listen-resp is ignored", "listen_resp", cfg.ListenResp)
+	var respSrv *respapi.Server
+	if respLn != nil {
+		respSrv = respapi.New(rt, respapi.Options{Limits: limits, NodeName: cfg.Name, Logger: logger})
+		go func() { errc <- respSrv.Serve(respLn) }()
 	}
+	logger.Info("cairn node started", "listen", cfg.Listen, "listen_peer", cfg.ListenPeer,
+		"listen_resp", cfg.ListenResp, "data_dir", cfg.DataDir, "cluster_size", len(st.Nodes()))
 
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down")
 	case err := <-errc:
 		logger.Error("listener failed", "err", err)
+	}
+	// Redis clients first: Close cancels their commands in flight and
+	// waits for every connection, so none reaches the store after it stops.
+	if respSrv != nil {
+		respSrv.Close()
 	}
 	// Drain client requests for a moment, then cut what is left (idle
 	// connections that never sent a request would hold Shutdown for 5 s).
