@@ -41,6 +41,8 @@ type conn struct {
 	watched []watchedKey
 	// closing is set by QUIT and by fatal errors: flush, then close.
 	closing bool
+	// run collects pipelined SETs or GETs (pipeline.go).
+	run pipelineRun
 
 	// Read by other connections (CLIENT LIST).
 	info       atomic.Pointer[clientInfo]
@@ -112,10 +114,11 @@ func (c *conn) serve() {
 		_ = c.nc.SetReadDeadline(time.Now().Add(opts.PartialCommandTimeout))
 		args, err := c.r.ReadCommand()
 		if err != nil {
+			c.flushRun() // the commands received whole still run
 			c.readFailed(err)
 			return
 		}
-		c.dispatch(args)
+		c.collect(args)
 		if c.closing {
 			c.flush()
 			return

@@ -26,8 +26,8 @@ type memBackend struct {
 	*kvtest.MemService
 	mu   sync.Mutex
 	fail func(method string) error
-	// batches counts Batch calls.
-	batches int
+	// batches and puts count Batch and Put calls.
+	batches, puts int
 }
 
 func newMemBackend() *memBackend { return &memBackend{MemService: kvtest.NewMemService()} }
@@ -57,6 +57,7 @@ func (m *memBackend) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb
 func (m *memBackend) Put(ctx context.Context, req *cairnpb.PutRequest) (*cairnpb.PutResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.puts++
 	if err := m.injected("Put"); err != nil {
 		return nil, err
 	}

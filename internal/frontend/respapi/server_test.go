@@ -125,6 +125,44 @@ func TestPipelineAndInline(t *testing.T) {
 	}
 }
 
+// TestPipelinedRuns: consecutive SETs of a pipeline become one batch and
+// consecutive GETs parallel reads, with replies in order and per-command
+// errors where they belong.
+func TestPipelinedRuns(t *testing.T) {
+	b := newMemBackend()
+	s := newTestServer(t, b, Options{})
+	c := dial(t, startServer(t, s))
+	var in []byte
+	for i := range 50 {
+		in = append(in, encode("SET", fmt.Sprint("k", i%10), fmt.Sprint(i))...)
+	}
+	in = append(in, encode("SET", "", "x")...)
+	in = append(in, encode("set", "k0", "last")...)
+	for i := range 10 {
+		in = append(in, encode("GET", fmt.Sprint("k", i))...)
+	}
+	in = append(in, encode("GET", "nope")...)
+	in = append(in, encode("GET", "")...)
+	in = append(in, encode("INCR", "k1")...)
+	in = append(in, encode("GET", "k1")...)
+	c.send(in)
+	var got []string
+	for range 50 + 2 + 10 + 4 {
+		got = append(got, c.read())
+	}
+	want := append(strings.Split(strings.Repeat("OK,", 50), ",")[:50], "(error) ERR invalid argument: key is empty", "OK",
+		`"last"`, `"41"`, `"42"`, `"43"`, `"44"`, `"45"`, `"46"`, `"47"`, `"48"`, `"49"`, "(nil)",
+		"(error) ERR invalid argument: key is empty", "(integer) 42", `"42"`)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("replies:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.batches != 1 || b.puts != 1 {
+		t.Fatalf("%d batches, %d puts: the SETs were not batched", b.batches, b.puts)
+	}
+}
+
 func TestProtocolErrorClosesConnection(t *testing.T) {
 	s := newTestServer(t, newMemBackend(), Options{})
 	addr := startServer(t, s)
