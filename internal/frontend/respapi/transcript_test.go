@@ -2,7 +2,7 @@ package respapi
 
 // Goal: the command table's replies, byte for byte as Redis gives them
 // where Redis defines them. Method: datadriven transcripts
-// (testdata/*.txt) of commands on named connections against a Server over
+// (testdata/transcripts/*.txt) of commands on named connections against a Server over
 // an in-memory backend (memBackend), without sockets. Each command must
 // produce exactly one well-formed reply. Regenerate with -rewrite and read
 // the diff. Texts were checked against redis-server 7.0 by hand and, for
@@ -29,7 +29,7 @@ import (
 )
 
 func TestTranscripts(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+	datadriven.Walk(t, "testdata/transcripts", func(t *testing.T, path string) {
 		b := newMemBackend()
 		s := newTestServer(t, b, Options{NodeName: "n1"})
 		next := uint64(0)
