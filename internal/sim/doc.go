@@ -19,8 +19,10 @@
 //     crypto/rand.Reader; Run points it at a seeded ChaCha8 stream and
 //     restores it afterwards (so Run is not reentrant; runs are serialized).
 //   - Network (network.go): a queue of messages with seeded delay, drop,
-//     duplication, reordering (long delays) and partitions (sets of cut
-//     directed node pairs, healed later). Messages are marshalled on send,
+//     duplication, reordering (long delays), partitions (sets of cut
+//     directed node pairs, healed later) and clogs (a link that holds its
+//     messages and delivers them in a burst when it clears). Messages are
+//     marshalled on send,
 //     as the real transport does. Some drops are reported to Raft as
 //     unreachable (and snapshot failures), as transport.Transport does.
 //   - Disks: Pebble on vfs.NewCrashableMem with automatic compactions off;
@@ -36,13 +38,17 @@
 //     ErrNotLeader; reads run ReadBarrierAsync on the gateway's replica and
 //     then read that node's Pebble. Writes whose node crashes or that time
 //     out are "unknown" (maybe applied).
+//   - Table churn (churn.go): extra tables created and dropped through the
+//     meta range, with writes into them, so that replica creation and
+//     destruction, reconcile and meta snapshots run under the same faults.
 //
 // Checkers (check.go, model.go): after every step, at most one leader per
 // term per range; applied entries agree across nodes and incarnations (the
 // (term, type, data) of every applied index, read back from the Raft log,
 // and a hash of the range's state machine at every applied index); a key's
 // version never goes down on a node. At the end, after healing everything
-// and letting the cluster settle: all replicas hold the same data, no
+// and letting the cluster settle: all replicas hold the same data and the
+// same catalog, no replica or data of a dropped table is left behind, no
 // acknowledged write is lost, and the whole client history is
 // linearizable per key (porcupine, with a register model that checks
 // versions too; unknown writes may or may not have happened).
@@ -56,6 +62,18 @@
 //
 //	go test ./internal/sim -run TestSim -seeds=10000 -timeout=0
 //
+// A panic in cairn or raft code (raft panics when it finds a log it was
+// promised missing) fails the seed too.
+//
 // Config.Bug plants a known bug (a read without its barrier, a disk that
 // forgets synced writes) so that a test can prove the checkers fire.
+// scenario_test.go reuses the harness for targeted regression scenarios:
+// the test holds chosen messages, cuts links, crashes and restarts nodes.
+//
+// Determinism notes: never call Store.Start (the simulation is the driver);
+// anything that iterates a map to decide an order breaks replay (store.New
+// opens replicas in map order, so the simulation feeds raft a constant
+// random stream while a store opens or reconciles replicas); Pebble runs
+// with automatic compactions off and is flushed and compacted at seeded
+// steps. A seed that does not replay is a bug: TestSimReplaysExactly.
 package sim

@@ -82,6 +82,7 @@ type network struct {
 	q       []envelope
 	seq     uint64
 	cut     map[[2]int]bool // directed from -> to
+	clog    map[[2]int]bool // directed links whose messages wait for healAt
 	healAt  int64
 	reports []report
 	// hold, if set, keeps the due messages it matches in held instead of
@@ -155,6 +156,10 @@ func (s *Sim) send(n *node, inc int, id keys.RangeID, msgs []raftpb.Message) {
 			delay := 1 + s.rngN.Int64N(p.maxDelay)
 			if chance(s.rngN, p.slow) {
 				delay += s.rngN.Int64N(p.slowDelay)
+			}
+			if s.net.clog[[2]int{n.idx, to.idx}] {
+				// Delivered, in order, once the clog clears.
+				delay = s.net.healAt - s.now + 1 + int64(c)
 			}
 			toInc := to.inc
 			if !to.up {
@@ -251,12 +256,12 @@ func (s *Sim) deliver() {
 // partition cuts links: isolate a node (often the leader), split the
 // cluster in two, or cut one direction of one link.
 func (s *Sim) partition() {
-	if len(s.net.cut) > 0 {
+	if len(s.net.cut) > 0 || len(s.net.clog) > 0 {
 		return
 	}
 	rng, nn := s.rngF, len(s.nodes)
 	cut := func(a, b int) { s.net.cut[[2]int{a, b}] = true }
-	switch k := rng.IntN(4); k {
+	switch k := rng.IntN(5); k {
 	case 0, 1: // isolate one node; k == 1 prefers the data range's leader
 		victim := rng.IntN(nn)
 		if k == 1 {
@@ -288,13 +293,17 @@ func (s *Sim) partition() {
 		a := rng.IntN(nn)
 		b := (a + 1 + rng.IntN(nn-1)) % nn
 		cut(a, b)
+	case 4: // clog: both directions of one link hold messages until healed
+		a := rng.IntN(nn)
+		b := (a + 1 + rng.IntN(nn-1)) % nn
+		s.net.clog[[2]int{a, b}], s.net.clog[[2]int{b, a}] = true, true
 	}
 	s.net.healAt = s.now + 50 + rng.Int64N(800)
 	s.res.Partitions++
 	var links []uint64
 	for i := 0; i < nn; i++ {
 		for j := 0; j < nn; j++ {
-			if s.net.cut[[2]int{i, j}] {
+			if s.net.cut[[2]int{i, j}] || s.net.clog[[2]int{i, j}] {
 				links = append(links, uint64(i+1)*10+uint64(j+1))
 			}
 		}
@@ -303,10 +312,10 @@ func (s *Sim) partition() {
 }
 
 func (n *network) healAll(s *Sim) {
-	if len(n.cut) > 0 {
+	if len(n.cut)+len(n.clog) > 0 {
 		s.ev("heal")
 	}
-	n.cut = map[[2]int]bool{}
+	n.cut, n.clog = map[[2]int]bool{}, map[[2]int]bool{}
 	n.healAt = 0
 }
 

@@ -211,7 +211,7 @@ func newSim(cfg Config) *Sim {
 	}
 	s.res.Seed = cfg.Seed
 	s.prof = newProfile(s.rngF, cfg.NoFaults)
-	s.net.cut = map[[2]int]bool{}
+	s.net.cut, s.net.clog = map[[2]int]bool{}, map[[2]int]bool{}
 	s.chk = newChecker()
 	s.cl = newClients(s)
 	for i := 0; i < cfg.Nodes; i++ {
