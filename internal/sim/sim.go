@@ -65,7 +65,7 @@ type Config struct {
 	Seed    uint64
 	Nodes   int // default 3
 	Steps   int // steps of the faulty phase (1 ms each); default 3000
-	Keys    int // default 4
+	Keys    int // default: 1 to 8, drawn per seed
 	Clients int // concurrent clients; default 4
 	// NoFaults disables crashes, partitions and message faults.
 	NoFaults bool
@@ -82,9 +82,6 @@ func (c *Config) defaults() {
 	}
 	if c.Steps == 0 {
 		c.Steps = 3000
-	}
-	if c.Keys == 0 {
-		c.Keys = 4
 	}
 	if c.Clients == 0 {
 		c.Clients = 4
@@ -211,6 +208,10 @@ func newSim(cfg Config) *Sim {
 	}
 	s.res.Seed = cfg.Seed
 	s.prof = newProfile(s.rngF, cfg.NoFaults)
+	if s.cfg.Keys == 0 {
+		// Few keys mean contention on each; more keys, longer histories.
+		s.cfg.Keys = []int{1, 2, 4, 4, 8}[s.rngF.IntN(5)]
+	}
 	s.net.cut, s.net.clog = map[[2]int]bool{}, map[[2]int]bool{}
 	s.chk = newChecker()
 	s.cl = newClients(s)
@@ -342,8 +343,17 @@ func (s *Sim) crash(n *node) {
 	if !n.up {
 		return
 	}
-	s.ev("crash", n.id, uint64(n.inc))
+	// Half the crashes are process kills: the kernel keeps every write the
+	// process made (model: sync the WAL, then clone). The others are power
+	// failures: only what was fsynced survives.
+	kill := !s.prof.none && s.rngF.IntN(2) == 0
+	s.ev("crash", n.id, uint64(n.inc), boolInt(kill))
 	s.res.Crashes++
+	if kill {
+		if err := n.db.LogData([]byte("kill"), pebble.Sync); err != nil {
+			s.fail("%s: sync before a process kill: %v", n.name, err)
+		}
+	}
 	n.fs = n.fs.CrashClone(vfs.CrashCloneCfg{})
 	n.up = false
 	n.crashAtSend = false
