@@ -49,7 +49,9 @@
 //     answer "-ERR TTL is not supported yet"; TTL/PTTL answer -1 or -2;
 //     PERSIST 0.
 //   - SCAN pages through List; its cursor is a number naming a page token
-//     kept by the node (scan.go).
+//     kept by the node (scan.go), because clients parse cursors as numbers.
+//   - Pipelines: consecutive plain SETs already received are written as one
+//     atomic batch, consecutive GETs read in parallel (pipeline.go).
 //
 // # Limits and bad input
 //
