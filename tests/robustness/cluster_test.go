@@ -94,8 +94,8 @@ func (p *proc) exited() bool {
 }
 
 // StartCluster starts opts.nodes nodes named n1..nN under uids
-// uidBase+1..uidBase+N, bootstrapping one cluster, and waits until each
-// answers /readyz.
+// uidBlock()+1..uidBlock()+N, bootstrapping one cluster, and waits until
+// each answers /readyz.
 func StartCluster(t testing.TB, opts clusterOpts, events *timeline) *Cluster {
 	t.Helper()
 	requireFaultTools(t)
@@ -107,6 +107,8 @@ func StartCluster(t testing.TB, opts clusterOpts, events *timeline) *Cluster {
 	// processes are dead, the mounts gone and the logs saved.
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("CAIRN_ROBUST_KEEP") != "" {
+			// The marker keeps later runs' stale cleanup off it.
+			_ = os.WriteFile(filepath.Join(dir, keepMarker), nil, 0o644)
 			t.Logf("keeping data dirs and logs in %s", dir)
 			return
 		}
@@ -123,6 +125,10 @@ func StartCluster(t testing.TB, opts clusterOpts, events *timeline) *Cluster {
 			MaxIdleConns:    32,
 			IdleConnTimeout: 10 * time.Second,
 		}}}
+	uids, err := uidBlock()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ports := freePorts(t, 2*opts.nodes)
 	var initial []string
 	for i := range opts.nodes {
@@ -130,7 +136,7 @@ func StartCluster(t testing.TB, opts clusterOpts, events *timeline) *Cluster {
 			c:        c,
 			Name:     fmt.Sprintf("n%d", i+1),
 			ID:       uint64(i + 1),
-			UID:      uidBase + i + 1,
+			UID:      uids + i + 1,
 			Client:   fmt.Sprintf("127.0.0.1:%d", ports[2*i]),
 			Peer:     fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),
 			PeerPort: ports[2*i+1],
@@ -351,8 +357,15 @@ func (n *Node) Term() error {
 	select {
 	case <-p.done:
 	case <-time.After(exitTimeout):
+		// SIGQUIT makes the Go runtime print every goroutine into the
+		// node's log: the evidence of where the shutdown hangs.
+		_ = syscall.Kill(p.pid, syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(2 * time.Second):
+		}
 		n.kill()
-		return fmt.Errorf("%s: still running %v after SIGTERM (killed)", n.Name, exitTimeout)
+		return fmt.Errorf("%s: still running %v after SIGTERM (goroutine dump by SIGQUIT in %s; killed)", n.Name, exitTimeout, n.LogPath)
 	}
 	if p.state == nil || !p.state.Exited() || p.state.ExitCode() != 0 {
 		return fmt.Errorf("%s: exit after SIGTERM is %s, want status 0", n.Name, exitString(p))

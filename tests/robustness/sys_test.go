@@ -23,8 +23,48 @@ const (
 	runDirGlob  = "cairn-robust-run-" // $TMPDIR/cairn-robust-run-<pid>-*: data dirs, tmpfs mounts
 	tcHandle    = "cb00:"             // our root qdisc on lo
 	tcLockPath  = "/run/cairn-robust-tc.lock"
-	uidBase     = 47100 // node i (1-based) runs as uid uidBase+i; its connmark is the uid
+	keepMarker  = ".robustness-keep" // in a run dir kept for inspection
+	// Node i (1-based) of a cluster runs as uid uidBlock()+i; that uid is
+	// also the connmark of its connections. Test processes running at the
+	// same time take different blocks of uids (a lock file per block), so
+	// that their marks, and hence their faults, never touch each other's
+	// nodes.
+	uidFirstBlock = 47100
+	uidBlockSize  = 20
+	uidBlocks     = 50
+	uidLockDir    = "/run/cairn-robust-uids"
 )
+
+var uidLease struct {
+	once sync.Once
+	base int
+	f    *os.File // held open (and locked) for the life of the process
+	err  error
+}
+
+// uidBlock returns the first uid of this process's block.
+func uidBlock() (int, error) {
+	uidLease.once.Do(func() {
+		if err := os.MkdirAll(uidLockDir, 0o755); err != nil {
+			uidLease.err = err
+			return
+		}
+		for b := range uidBlocks {
+			f, err := os.OpenFile(filepath.Join(uidLockDir, fmt.Sprintf("block-%02d.lock", b)), os.O_CREATE|os.O_RDWR, 0o600)
+			if err != nil {
+				uidLease.err = err
+				return
+			}
+			if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+				uidLease.base, uidLease.f = uidFirstBlock+b*uidBlockSize, f
+				return
+			}
+			f.Close()
+		}
+		uidLease.err = fmt.Errorf("all %d uid blocks in %s are taken by running test processes", uidBlocks, uidLockDir)
+	})
+	return uidLease.base, uidLease.err
+}
 
 var preflight struct {
 	once sync.Once
@@ -186,6 +226,9 @@ func cleanupStale() {
 	}
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), runDirGlob+"*"))
 	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, keepMarker)); err == nil {
+			continue // kept on purpose (a failed run): remove it by hand
+		}
 		if pid := ownerPid(filepath.Base(d), runDirGlob); pid != 0 && !pidAlive(pid) {
 			_ = os.RemoveAll(d)
 		}
