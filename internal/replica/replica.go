@@ -330,7 +330,11 @@ func (r *Replica) DrainRequests() {
 	}
 	r.readSeq++
 	r.readsInflight[r.readSeq] = &readBatch{waiters: reads}
-	r.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, r.readSeq))
+	// The context names this node too: the leader keeps one pending
+	// request per context, so equal sequence numbers from two nodes would
+	// otherwise collide and one read would be lost.
+	rctx := binary.BigEndian.AppendUint64(make([]byte, 0, 16), r.opts.NodeID)
+	r.rn.ReadIndex(binary.BigEndian.AppendUint64(rctx, r.readSeq))
 }
 
 // Tick advances the replica's logical clock by one tick. Driver only.
@@ -409,10 +413,10 @@ func (r *Replica) AfterPersist(rd raft.Ready) {
 		r.lastLeader = lead
 	}
 	for _, rs := range rd.ReadStates {
-		if len(rs.RequestCtx) != 8 {
+		if len(rs.RequestCtx) != 16 || binary.BigEndian.Uint64(rs.RequestCtx) != r.opts.NodeID {
 			continue
 		}
-		seq := binary.BigEndian.Uint64(rs.RequestCtx)
+		seq := binary.BigEndian.Uint64(rs.RequestCtx[8:])
 		if rb, ok := r.readsInflight[seq]; ok {
 			delete(r.readsInflight, seq)
 			rb.index = rs.Index

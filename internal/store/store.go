@@ -102,10 +102,12 @@ func New(db *pebble.DB, opts Options) (*Store, error) {
 		done:    make(chan struct{}),
 	}
 	s.mu.replicas = map[keys.RangeID]*replica.Replica{}
-	if err := s.loadCatalog(); err != nil {
+	catalog, nodes, err := s.readCatalog()
+	if err != nil {
 		return nil, err
 	}
-	if err := s.reconcile(); err != nil {
+	s.publishCatalog(catalog, nodes)
+	if err := s.reconcile(catalog); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -216,24 +218,28 @@ func (s *Store) DB() *pebble.DB { return s.db }
 // NodeID returns this node's ID.
 func (s *Store) NodeID() uint64 { return s.opts.NodeID }
 
-// loadCatalog rebuilds the table and node maps from the meta records.
-func (s *Store) loadCatalog() error {
+// readCatalog reads the table and node maps from the meta records.
+func (s *Store) readCatalog() (map[string]*cairnpb.Table, map[uint64]*cairnpb.Node, error) {
 	catalog := map[string]*cairnpb.Table{}
 	start, end := replica.MetaTableSpan()
 	if err := replica.ScanProtos(s.db, start, end, func() *cairnpb.Table { return &cairnpb.Table{} },
 		func(t *cairnpb.Table) { catalog[t.Name] = t }); err != nil {
-		return fmt.Errorf("store: load tables: %w", err)
+		return nil, nil, fmt.Errorf("store: load tables: %w", err)
 	}
 	nodes := map[uint64]*cairnpb.Node{}
 	start, end = replica.MetaNodeSpan()
 	if err := replica.ScanProtos(s.db, start, end, func() *cairnpb.Node { return &cairnpb.Node{} },
 		func(n *cairnpb.Node) { nodes[n.Id] = n }); err != nil {
-		return fmt.Errorf("store: load nodes: %w", err)
+		return nil, nil, fmt.Errorf("store: load nodes: %w", err)
 	}
+	return catalog, nodes, nil
+}
+
+// publishCatalog makes a catalog the one requests see.
+func (s *Store) publishCatalog(catalog map[string]*cairnpb.Table, nodes map[uint64]*cairnpb.Node) {
 	s.mu.Lock()
 	s.mu.catalog, s.mu.nodes = catalog, nodes
 	s.mu.Unlock()
-	return nil
 }
 
 // reconcile makes the set of local replicas match the catalog: it opens
@@ -241,11 +247,11 @@ func (s *Store) loadCatalog() error {
 // state of ranges that have none yet (a meta snapshot can announce tables
 // whose CreateTable this node never applied), and destroys replicas of
 // ranges that no longer exist (a DropTable whose cleanup a crash cut off).
-func (s *Store) reconcile() error {
+func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 	want := map[keys.RangeID]*cairnpb.RangeDescriptor{
 		replica.MetaRangeID: {Id: uint64(replica.MetaRangeID), TableId: uint64(keys.MetaTableID)},
 	}
-	for _, t := range s.Tables() {
+	for _, t := range catalog {
 		for _, d := range t.Ranges {
 			for _, id := range d.Replicas {
 				if id == s.opts.NodeID {
@@ -632,13 +638,18 @@ func (s *Store) processReady() error {
 	if applied.MaxVersion > 0 {
 		s.opts.Clock.Update(hlc.Timestamp(applied.MaxVersion))
 	}
+	// Meta changes take effect (catalog, new replicas opened) before any
+	// waiter wakes or read is released: a client told "table created", or
+	// reading the catalog after a barrier, must find the table's replica.
+	if metaChanged {
+		if err := s.metaApplied(applied.Effects); err != nil {
+			return err
+		}
+	}
 	applied.Fire()
 	for _, p := range rds {
 		p.r.ReleaseReads()
 		p.r.Advance(p.rd)
-	}
-	if metaChanged {
-		return s.metaApplied(applied.Effects)
 	}
 	return nil
 }
@@ -646,7 +657,8 @@ func (s *Store) processReady() error {
 // metaApplied refreshes the catalog after the meta range applied entries
 // and carries out their effects.
 func (s *Store) metaApplied(effects []replica.Effect) error {
-	if err := s.loadCatalog(); err != nil {
+	catalog, nodes, err := s.readCatalog()
+	if err != nil {
 		return err
 	}
 	for _, e := range effects {
@@ -667,10 +679,13 @@ func (s *Store) metaApplied(effects []replica.Effect) error {
 			s.removeReplica(keys.RangeID(e.Destroy.Id))
 		}
 	}
-	// Creations (and anything a meta snapshot announced) are opened here.
-	if err := s.reconcile(); err != nil {
+	// Creations (and anything a meta snapshot announced) are opened here,
+	// before the new catalog is published: a request that finds a table
+	// finds its replica.
+	if err := s.reconcile(catalog); err != nil {
 		return err
 	}
+	s.publishCatalog(catalog, nodes)
 	// The meta leader proposed the creation; it campaigns for the new
 	// range at once so the table has a leader without an election timeout.
 	if meta := s.replicaLocked(replica.MetaRangeID); meta != nil && meta.IsLeader() {

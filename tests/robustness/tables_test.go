@@ -38,7 +38,6 @@ func (p tableProbe) String() string {
 //   - with no fault, nothing is unavailable (503) or times out (504).
 func TestTableLifecycle(t *testing.T) {
 	requireFaultTools(t)
-	knownBug(t, bugTableNotFoundAfterCreate)
 	tl := &timeline{start: time.Now()}
 	c := StartCluster(t, clusterOpts{nodes: 3}, tl)
 	kc := newKVClient(newHistory(tl.start), "")
