@@ -96,7 +96,11 @@ far. Exits 3 if no operation succeeded.`,
 		} else {
 			r.print(cmd.OutOrStdout(), o)
 		}
-		if r.get.ok()+r.put.ok() == 0 && r.firstErr != nil {
+		if r.get.ok()+r.put.ok() == 0 {
+			if r.firstErr == nil {
+				// Nothing finished in time: as much a failure as errors.
+				return fmt.Errorf("no operation succeeded: none completed within %v", o.duration)
+			}
 			return fmt.Errorf("no operation succeeded; first error: %w", r.firstErr)
 		}
 		if r.firstErr != nil && a.output != "json" {

@@ -19,7 +19,7 @@ func TestBench(t *testing.T) {
 		t.Errorf("preload wrote %d keys, want 50", s.svc.CallCount("Put"))
 	}
 
-	r = s.cli(t, "bench", "--clients", "2", "--duration", "200ms", "--keys", "10", "--read-ratio", "0.5", "-o", "json")
+	r = s.cli(t, "bench", "--clients", "2", "--duration", "1s", "--keys", "10", "--read-ratio", "0.5", "-o", "json")
 	r.expect(t, exitOK, "*")
 	var sum benchSummary
 	r.decode(t, &sum)
@@ -30,7 +30,7 @@ func TestBench(t *testing.T) {
 	}
 
 	// Every operation failing is a failure.
-	r = run(t, "", "bench", "--duration", "100ms", "--endpoints", "127.0.0.1:1")
+	r = run(t, "", "bench", "--duration", "500ms", "--endpoints", "127.0.0.1:1")
 	r.expect(t, exitFailure, "*")
 	if !strings.Contains(r.stderr, "no operation succeeded") {
 		t.Errorf("stderr %q", r.stderr)
