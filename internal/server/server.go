@@ -135,7 +135,10 @@ func Run(ctx context.Context, cfg config.Config) error {
 	peerSrv := grpc.NewServer(grpc.MaxRecvMsgSize(transport.MaxMessageBytes), grpc.MaxSendMsgSize(transport.MaxMessageBytes),
 		// Peers ping every 2 s when idle (transport.DialOptions); the
 		// default policy (5 min) would answer with GOAWAY and cut them off.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}))
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		// A peer that connects and goes silent must not hold a connection
+		// in its handshake for gRPC's default 120 s: Stop waits for those.
+		grpc.ConnectionTimeout(5*time.Second))
 	cairnpb.RegisterPeerServer(peerSrv, &peerService{tr: tr, rt: rt})
 	clientGRPC := grpc.NewServer(grpc.MaxRecvMsgSize(limits.MaxValueBytes + limits.MaxKeyBytes + 64<<10))
 	grpcapi.Register(clientGRPC, rt, grpcapi.WithLimits(limits))
