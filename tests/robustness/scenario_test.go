@@ -53,7 +53,41 @@ var scenarios = []scenario{
 			if e.rng.IntN(2) == 0 {
 				n = e.c.Nodes[e.rng.IntN(len(e.c.Nodes))]
 			}
-			e.termRestart(n)
+			if e.rng.IntN(2) == 0 {
+				e.termRestart(n)
+				return
+			}
+			// The shutdown has to drain while the network fails: the
+			// node cut off (or its links slowed) just before or while it
+			// stops.
+			var err error
+			d := e.between(0, 2*time.Second)
+			cut := e.rng.IntN(2) == 0
+			done := make(chan struct{})
+			end := e.fault("net", map[bool]string{true: "cut ", false: "slow "}[cut]+n.Name+" around its SIGTERM")
+			go func() {
+				defer close(done)
+				time.Sleep(d)
+				if cut {
+					err = e.c.fw.Partition([]*Node{n}, e.c.Others(n))
+				} else {
+					err = e.c.fw.Slow([]*Node{n}, "64kbit", 0.1)
+				}
+			}()
+			if e.rng.IntN(2) == 0 {
+				<-done // the fault first
+			}
+			e.termRestartNoWait(n)
+			<-done
+			if err != nil {
+				e.t.Error(err)
+			}
+			time.Sleep(time.Second)
+			if err := e.c.fw.Heal(); err != nil {
+				e.t.Error(err)
+			}
+			end()
+			e.restart(n)
 		})
 	}},
 	{name: "pause-leader", snapshots: true, nodes: 3, nemesis: func(e *env) {
@@ -569,13 +603,21 @@ func (e *env) termRestart(n *Node) {
 		return
 	}
 	end := e.fault(n.Name, "SIGTERM, restart")
+	e.termRestartNoWait(n)
+	e.restart(n)
+	end()
+}
+
+// termRestartNoWait stops n with SIGTERM; it must exit 0 in time.
+func (e *env) termRestartNoWait(n *Node) {
+	if !n.Running() {
+		return
+	}
 	t0 := time.Now()
 	if err := n.Term(); err != nil {
 		e.t.Error(err)
 	}
-	e.t.Logf("%7.3fs %s stopped in %v", e.c.since().Seconds(), n.Name, time.Since(t0).Round(time.Millisecond))
-	e.restart(n)
-	end()
+	e.t.Logf("%7.3fs %s stopped by SIGTERM in %v", e.c.since().Seconds(), n.Name, time.Since(t0).Round(time.Millisecond))
 }
 
 func (e *env) killAll() {

@@ -42,7 +42,7 @@ func TestTableLifecycle(t *testing.T) {
 	c := StartCluster(t, clusterOpts{nodes: 3}, tl)
 	kc := newKVClient(newHistory(tl.start), "")
 	defer kc.close()
-	rounds := 60
+	rounds := 20
 	kinds := map[string][]string{}
 	counts := map[string]int{}
 	for i := range rounds {
