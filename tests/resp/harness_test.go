@@ -317,12 +317,13 @@ func childEnv() []string {
 	return env
 }
 
-// needTool skips the test when a Redis tool is not installed.
+// needTool fails the test when a Redis tool is not installed (make test
+// installs them through scripts/deps.sh); a missing tool is never a pass.
 func needTool(t testing.TB, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("%s is not installed (Debian: apt-get install redis-tools redis-server)", name)
+		t.Fatalf("%s is not installed (Debian: apt-get install redis-tools redis-server, or run make deps)", name)
 	}
 	return path
 }
