@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -143,11 +144,19 @@ func (s *Store) TransportCallbacks() transport.Callbacks {
 			})
 		},
 		SnapshotSent: func(id keys.RangeID, to uint64, ok bool) {
-			s.report(func() {
+			// Never dropped (unlike unreachable reports): a lost snapshot
+			// report leaves the follower waiting for a snapshot until the
+			// leader changes. The sender blocks instead; the driver never
+			// waits on the transport, so this cannot deadlock.
+			f := func() {
 				if r := s.replicaLocked(id); r != nil {
 					r.ReportSnapshot(to, ok)
 				}
-			})
+			}
+			select {
+			case s.reports <- f:
+			case <-s.stop:
+			}
 		},
 	}
 }
@@ -298,7 +307,9 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
-	for id := range want {
+	// In range order: each opened replica draws an election timeout, so a
+	// deterministic simulation needs a fixed order.
+	for _, id := range slices.Sorted(maps.Keys(want)) {
 		if s.replicaLocked(id) != nil {
 			continue
 		}
