@@ -17,7 +17,9 @@ const (
 	// opTimeout is how long a client waits for an operation (steps); a
 	// write still in flight then has an unknown outcome.
 	opTimeout = 4 * tickEvery * electionTicks
-	maxThink  = 30
+	// calmLatency bounds an operation's latency once faults are over.
+	calmLatency = electionTicks * tickEvery
+	maxThink    = 30
 )
 
 type opKind uint8
@@ -83,6 +85,9 @@ type clients struct {
 	lastVer     map[string]uint64
 	nextID      int
 	stopIssuing bool
+	// calmFrom, once set, is the step from which faults are over: every
+	// operation issued since must succeed.
+	calmFrom int64
 }
 
 func newClients(s *Sim) *clients {
@@ -234,6 +239,10 @@ func (c *clients) poll() {
 			default:
 			}
 		}
+		if c.slotOf(o) >= 0 && c.calmFrom > 0 && o.start >= c.calmFrom && s.now-o.start == calmLatency {
+			s.fail("liveness: op %d %v issued at step %d still pending after %d steps in a settled, fault-free cluster",
+				o.id, o.in, o.start, calmLatency)
+		}
 		if c.slotOf(o) >= 0 && s.now-o.start > opTimeout {
 			if o.wch != nil {
 				c.unknown(o, "timed out")
@@ -284,6 +293,7 @@ func (c *clients) readDone(o *op, err error) {
 		}
 		c.finishRead(o, o.node)
 	case errors.Is(err, kv.ErrUnavailable), errors.Is(err, kv.ErrNotLeader):
+		c.checkCalm(o, "read barrier failed: "+err.Error())
 		o.retryAt = s.now + 2 + s.rngC.Int64N(20)
 		s.ev("retry", uint64(o.id))
 	default:
@@ -356,7 +366,16 @@ func (c *clients) complete(o *op, out output) {
 	c.free(o, false)
 }
 
+// checkCalm fails the run if o, issued after the faults ended, did not
+// complete.
+func (c *clients) checkCalm(o *op, why string) {
+	if c.calmFrom > 0 && o.start >= c.calmFrom {
+		c.s.fail("liveness: op %d %v issued at step %d in a settled, fault-free cluster: %s", o.id, o.in, o.start, why)
+	}
+}
+
 func (c *clients) unknown(o *op, why string) {
+	c.checkCalm(o, "outcome unknown: "+why)
 	o.out = output{Out: outUnknown}
 	o.wch = nil
 	c.s.ev("unknown", uint64(o.id))
@@ -366,6 +385,7 @@ func (c *clients) unknown(o *op, why string) {
 }
 
 func (c *clients) drop(o *op, why string) {
+	c.checkCalm(o, "dropped: "+why)
 	c.s.ev("dropped", uint64(o.id))
 	c.s.logf("op %d dropped: %s", o.id, why)
 	c.free(o, false)

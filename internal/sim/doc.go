@@ -51,7 +51,11 @@
 // same catalog, no replica or data of a dropped table is left behind, no
 // acknowledged write is lost, and the whole client history is
 // linearizable per key (porcupine, with a register model that checks
-// versions too; unknown writes may or may not have happened).
+// versions too; unknown writes may or may not have happened). Liveness:
+// the healed cluster must settle, and in a calm phase after that every
+// operation must succeed within an election timeout, with no failed read
+// barrier (this catches lost ReadIndex requests and stuck proposals,
+// which a client would otherwise just retry).
 //
 // Replaying: a failing seed prints itself and the command that replays it,
 //

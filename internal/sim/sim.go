@@ -483,6 +483,28 @@ func (s *Sim) settle() {
 		}
 	}
 	s.cl.stopIssuing = true
+	if !s.waitSettled() {
+		return
+	}
+	// Calm phase: operations on a healed, settled cluster must all
+	// succeed; one that times out or ends unknown is a liveness bug (a
+	// lost read index, a proposal that never applies).
+	s.logf("calm phase")
+	s.cl.stopIssuing, s.cl.calmFrom = false, s.now
+	for i := 0; i < calmSteps && !s.stopped; i++ {
+		s.step(false)
+	}
+	s.cl.stopIssuing = true
+	if s.waitSettled() {
+		s.chk.final(s)
+	}
+}
+
+const calmSteps = 500
+
+// waitSettled steps until no operation is outstanding and the cluster has
+// stayed converged for a while.
+func (s *Sim) waitSettled() bool {
 	stable := 0
 	for i := 0; i < 5000 && !s.stopped; i++ {
 		s.step(false)
@@ -495,13 +517,13 @@ func (s *Sim) settle() {
 		}
 	}
 	if s.stopped {
-		return
+		return false
 	}
 	if stable == 0 {
 		s.fail("liveness: the cluster did not settle within 5000 steps after healing (%s)", s.describeRanges())
-		return
+		return false
 	}
-	s.chk.final(s)
+	return true
 }
 
 // converged reports whether every node is up and every range has one

@@ -3,9 +3,9 @@
 // when a checker fires; prove that a seed replays exactly; prove that the
 // checkers catch planted bugs.
 //
-// Cost: the default sweep (defaultSeeds = 400 seeds of 3000 steps, about
-// 3.5 s of simulated time and ~350 checked operations each) takes roughly
-// 60-90 s on an idle 2-core machine without -race (~0.16 s a seed); under
+// Cost: the default sweep (defaultSeeds = 350 seeds of 3000 faulty steps,
+// about 4.5 s of simulated time and ~450 checked operations each) takes
+// roughly 60-90 s on an idle 2-core machine without -race; under
 // -race the default is raceSeeds (20). Long sweeps by flag:
 //
 //	go test ./internal/sim -run TestSim$ -seeds=10000 -timeout=0
@@ -29,7 +29,7 @@ var (
 	flagTrace = flag.Bool("simtrace", false, "print every simulated event of a replayed seed")
 )
 
-const defaultSeeds = 400
+const defaultSeeds = 350
 
 func replayCommand(seed uint64) string {
 	cmd := fmt.Sprintf("go test ./internal/sim -run TestSim -seed=%d -v", seed)
