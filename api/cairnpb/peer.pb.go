@@ -186,6 +186,7 @@ type Request struct {
 	//	*Request_CreateTable
 	//	*Request_DropTable
 	//	*Request_Batch
+	//	*Request_Expire
 	Op            isRequest_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -291,6 +292,15 @@ func (x *Request) GetBatch() *BatchRequest {
 	return nil
 }
 
+func (x *Request) GetExpire() *ExpireRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_Expire); ok {
+			return x.Expire
+		}
+	}
+	return nil
+}
+
 type isRequest_Op interface {
 	isRequest_Op()
 }
@@ -323,6 +333,10 @@ type Request_Batch struct {
 	Batch *BatchRequest `protobuf:"bytes,7,opt,name=batch,proto3,oneof"`
 }
 
+type Request_Expire struct {
+	Expire *ExpireRequest `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -337,6 +351,62 @@ func (*Request_DropTable) isRequest_Op() {}
 
 func (*Request_Batch) isRequest_Op() {}
 
+func (*Request_Expire) isRequest_Op() {}
+
+// ExpireRequest asks the leader of the keys' range to remove them if
+// expired (see Expire).
+type ExpireRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Expire        *Expire                `protobuf:"bytes,2,opt,name=expire,proto3" json:"expire,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireRequest) Reset() {
+	*x = ExpireRequest{}
+	mi := &file_peer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireRequest) ProtoMessage() {}
+
+func (x *ExpireRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireRequest.ProtoReflect.Descriptor instead.
+func (*ExpireRequest) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ExpireRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *ExpireRequest) GetExpire() *Expire {
+	if x != nil {
+		return x.Expire
+	}
+	return nil
+}
+
 type Response struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Op:
@@ -348,6 +418,7 @@ type Response struct {
 	//	*Response_Table
 	//	*Response_DropTable
 	//	*Response_Batch
+	//	*Response_Expire
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
 	Error         *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
@@ -357,7 +428,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_peer_proto_msgTypes[4]
+	mi := &file_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +440,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[4]
+	mi := &file_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +453,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{4}
+	return file_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Response) GetOp() isResponse_Op {
@@ -455,6 +526,15 @@ func (x *Response) GetBatch() *BatchResponse {
 	return nil
 }
 
+func (x *Response) GetExpire() *ExpireResponse {
+	if x != nil {
+		if x, ok := x.Op.(*Response_Expire); ok {
+			return x.Expire
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetError() *Error {
 	if x != nil {
 		return x.Error
@@ -494,6 +574,10 @@ type Response_Batch struct {
 	Batch *BatchResponse `protobuf:"bytes,7,opt,name=batch,proto3,oneof"`
 }
 
+type Response_Expire struct {
+	Expire *ExpireResponse `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
+}
+
 func (*Response_Get) isResponse_Op() {}
 
 func (*Response_Put) isResponse_Op() {}
@@ -508,6 +592,53 @@ func (*Response_DropTable) isResponse_Op() {}
 
 func (*Response_Batch) isResponse_Op() {}
 
+func (*Response_Expire) isResponse_Op() {}
+
+type ExpireResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many keys were removed.
+	Removed       uint64 `protobuf:"varint,1,opt,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireResponse) Reset() {
+	*x = ExpireResponse{}
+	mi := &file_peer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireResponse) ProtoMessage() {}
+
+func (x *ExpireResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireResponse.ProtoReflect.Descriptor instead.
+func (*ExpireResponse) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ExpireResponse) GetRemoved() uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return 0
+}
+
 type Error struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
@@ -518,7 +649,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_peer_proto_msgTypes[5]
+	mi := &file_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +661,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[5]
+	mi := &file_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +674,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{5}
+	return file_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Error) GetCode() string {
@@ -576,6 +707,7 @@ type Command struct {
 	//	*Command_CreateTable
 	//	*Command_DropTable
 	//	*Command_Batch
+	//	*Command_Expire
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
@@ -586,7 +718,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_peer_proto_msgTypes[6]
+	mi := &file_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +730,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[6]
+	mi := &file_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +743,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{6}
+	return file_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Command) GetNodeId() uint64 {
@@ -687,6 +819,15 @@ func (x *Command) GetBatch() *BatchRequest {
 	return nil
 }
 
+func (x *Command) GetExpire() *Expire {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Expire); ok {
+			return x.Expire
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
@@ -718,6 +859,10 @@ type Command_Batch struct {
 	Batch *BatchRequest `protobuf:"bytes,9,opt,name=batch,proto3,oneof"`
 }
 
+type Command_Expire struct {
+	Expire *Expire `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -727,6 +872,117 @@ func (*Command_CreateTable) isCommand_Op() {}
 func (*Command_DropTable) isCommand_Op() {}
 
 func (*Command_Batch) isCommand_Op() {}
+
+func (*Command_Expire) isCommand_Op() {}
+
+// Expire removes keys whose TTL has passed. The command's timestamp
+// decides: a key is removed only if it still has the version and expiry
+// named here and that expiry is at or before the timestamp, so every
+// replica decides alike whatever its own clock says. The entry in the
+// expiry index is removed in any case (it may be stale).
+type Expire struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*ExpireKey           `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Expire) Reset() {
+	*x = Expire{}
+	mi := &file_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Expire) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Expire) ProtoMessage() {}
+
+func (x *Expire) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Expire.ProtoReflect.Descriptor instead.
+func (*Expire) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Expire) GetKeys() []*ExpireKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type ExpireKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	ExpireAtMs    int64                  `protobuf:"varint,3,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireKey) Reset() {
+	*x = ExpireKey{}
+	mi := &file_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireKey) ProtoMessage() {}
+
+func (x *ExpireKey) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireKey.ProtoReflect.Descriptor instead.
+func (*ExpireKey) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ExpireKey) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ExpireKey) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ExpireKey) GetExpireAtMs() int64 {
+	if x != nil {
+		return x.ExpireAtMs
+	}
+	return 0
+}
 
 type CreateTable struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -738,7 +994,7 @@ type CreateTable struct {
 
 func (x *CreateTable) Reset() {
 	*x = CreateTable{}
-	mi := &file_peer_proto_msgTypes[7]
+	mi := &file_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +1006,7 @@ func (x *CreateTable) String() string {
 func (*CreateTable) ProtoMessage() {}
 
 func (x *CreateTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[7]
+	mi := &file_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +1019,7 @@ func (x *CreateTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTable.ProtoReflect.Descriptor instead.
 func (*CreateTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{7}
+	return file_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateTable) GetName() string {
@@ -789,7 +1045,7 @@ type DropTable struct {
 
 func (x *DropTable) Reset() {
 	*x = DropTable{}
-	mi := &file_peer_proto_msgTypes[8]
+	mi := &file_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +1057,7 @@ func (x *DropTable) String() string {
 func (*DropTable) ProtoMessage() {}
 
 func (x *DropTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[8]
+	mi := &file_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +1070,7 @@ func (x *DropTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTable.ProtoReflect.Descriptor instead.
 func (*DropTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{8}
+	return file_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DropTable) GetName() string {
@@ -834,14 +1090,18 @@ type RangeState struct {
 	// Versions handed out so far: the next write's version is greater.
 	MaxVersion uint64 `protobuf:"varint,4,opt,name=max_version,json=maxVersion,proto3" json:"max_version,omitempty"`
 	// Marshaled raftpb.ConfState as of applied_index.
-	ConfState     []byte `protobuf:"bytes,5,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
+	ConfState []byte `protobuf:"bytes,5,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
+	// The largest command timestamp applied: the range's log time. TTL
+	// expiry is judged against it, so it never goes back, whatever the
+	// clocks of successive leaders say.
+	MaxTimestamp  uint64 `protobuf:"varint,20,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RangeState) Reset() {
 	*x = RangeState{}
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1113,7 @@ func (x *RangeState) String() string {
 func (*RangeState) ProtoMessage() {}
 
 func (x *RangeState) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +1126,7 @@ func (x *RangeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeState.ProtoReflect.Descriptor instead.
 func (*RangeState) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{9}
+	return file_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RangeState) GetDesc() *RangeDescriptor {
@@ -904,6 +1164,13 @@ func (x *RangeState) GetConfState() []byte {
 	return nil
 }
 
+func (x *RangeState) GetMaxTimestamp() uint64 {
+	if x != nil {
+		return x.MaxTimestamp
+	}
+	return 0
+}
+
 // Node is a member of the cluster as the meta range records it.
 type Node struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -916,7 +1183,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1195,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1208,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{10}
+	return file_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Node) GetId() uint64 {
@@ -976,7 +1243,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1255,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1268,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{11}
+	return file_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SnapshotData) GetState() *RangeState {
@@ -1028,7 +1295,7 @@ type SnapshotKV struct {
 
 func (x *SnapshotKV) Reset() {
 	*x = SnapshotKV{}
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1307,7 @@ func (x *SnapshotKV) String() string {
 func (*SnapshotKV) ProtoMessage() {}
 
 func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1320,7 @@ func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotKV.ProtoReflect.Descriptor instead.
 func (*SnapshotKV) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{12}
+	return file_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SnapshotKV) GetKey() []byte {
@@ -1083,7 +1350,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xf3\x02\n" +
+	"\aRaftAck\"\xab\x03\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -1092,8 +1359,12 @@ const file_peer_proto_rawDesc = "" +
 	"\fcreate_table\x18\x05 \x01(\v2\x1c.cairn.v1.CreateTableRequestH\x00R\vcreateTable\x12;\n" +
 	"\n" +
 	"drop_table\x18\x06 \x01(\v2\x1a.cairn.v1.DropTableRequestH\x00R\tdropTable\x12.\n" +
-	"\x05batch\x18\a \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batchB\x04\n" +
-	"\x02op\"\x8c\x03\n" +
+	"\x05batch\x18\a \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x126\n" +
+	"\x06expire\x18\x14 \x01(\v2\x1c.cairn.peer.v1.ExpireRequestH\x00R\x06expireB\x04\n" +
+	"\x02op\"T\n" +
+	"\rExpireRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12-\n" +
+	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xc5\x03\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -1102,13 +1373,16 @@ const file_peer_proto_rawDesc = "" +
 	"\x05table\x18\x05 \x01(\v2\x0f.cairn.v1.TableH\x00R\x05table\x12<\n" +
 	"\n" +
 	"drop_table\x18\x06 \x01(\v2\x1b.cairn.v1.DropTableResponseH\x00R\tdropTable\x12/\n" +
-	"\x05batch\x18\a \x01(\v2\x17.cairn.v1.BatchResponseH\x00R\x05batch\x12*\n" +
+	"\x05batch\x18\a \x01(\v2\x17.cairn.v1.BatchResponseH\x00R\x05batch\x127\n" +
+	"\x06expire\x18\x14 \x01(\v2\x1d.cairn.peer.v1.ExpireResponseH\x00R\x06expire\x12*\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05errorB\x04\n" +
-	"\x02op\"5\n" +
+	"\x02op\"*\n" +
+	"\x0eExpireResponse\x12\x18\n" +
+	"\aremoved\x18\x01 \x01(\x04R\aremoved\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x8b\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xbc\x03\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -1119,14 +1393,22 @@ const file_peer_proto_rawDesc = "" +
 	"\fcreate_table\x18\x06 \x01(\v2\x1a.cairn.peer.v1.CreateTableH\x00R\vcreateTable\x129\n" +
 	"\n" +
 	"drop_table\x18\a \x01(\v2\x18.cairn.peer.v1.DropTableH\x00R\tdropTable\x12.\n" +
-	"\x05batch\x18\t \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x12\x19\n" +
+	"\x05batch\x18\t \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x12/\n" +
+	"\x06expire\x18\x14 \x01(\v2\x15.cairn.peer.v1.ExpireH\x00R\x06expire\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
-	"\x02op\"E\n" +
+	"\x02op\"6\n" +
+	"\x06Expire\x12,\n" +
+	"\x04keys\x18\x01 \x03(\v2\x18.cairn.peer.v1.ExpireKeyR\x04keys\"Y\n" +
+	"\tExpireKey\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
+	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
+	"expireAtMs\"E\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xc3\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xe8\x01\n" +
 	"\n" +
 	"RangeState\x12-\n" +
 	"\x04desc\x18\x01 \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\x12#\n" +
@@ -1135,7 +1417,8 @@ const file_peer_proto_rawDesc = "" +
 	"\vmax_version\x18\x04 \x01(\x04R\n" +
 	"maxVersion\x12\x1d\n" +
 	"\n" +
-	"conf_state\x18\x05 \x01(\fR\tconfState\"M\n" +
+	"conf_state\x18\x05 \x01(\fR\tconfState\x12#\n" +
+	"\rmax_timestamp\x18\x14 \x01(\x04R\fmaxTimestamp\"M\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -1163,71 +1446,80 @@ func file_peer_proto_rawDescGZIP() []byte {
 	return file_peer_proto_rawDescData
 }
 
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_peer_proto_goTypes = []any{
 	(*RaftBatch)(nil),          // 0: cairn.peer.v1.RaftBatch
 	(*RaftMessage)(nil),        // 1: cairn.peer.v1.RaftMessage
 	(*RaftAck)(nil),            // 2: cairn.peer.v1.RaftAck
 	(*Request)(nil),            // 3: cairn.peer.v1.Request
-	(*Response)(nil),           // 4: cairn.peer.v1.Response
-	(*Error)(nil),              // 5: cairn.peer.v1.Error
-	(*Command)(nil),            // 6: cairn.peer.v1.Command
-	(*CreateTable)(nil),        // 7: cairn.peer.v1.CreateTable
-	(*DropTable)(nil),          // 8: cairn.peer.v1.DropTable
-	(*RangeState)(nil),         // 9: cairn.peer.v1.RangeState
-	(*Node)(nil),               // 10: cairn.peer.v1.Node
-	(*SnapshotData)(nil),       // 11: cairn.peer.v1.SnapshotData
-	(*SnapshotKV)(nil),         // 12: cairn.peer.v1.SnapshotKV
-	(*GetRequest)(nil),         // 13: cairn.v1.GetRequest
-	(*PutRequest)(nil),         // 14: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),      // 15: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),        // 16: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil), // 17: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),   // 18: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),       // 19: cairn.v1.BatchRequest
-	(*GetResponse)(nil),        // 20: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 21: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 22: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 23: cairn.v1.ListResponse
-	(*Table)(nil),              // 24: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 25: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),      // 26: cairn.v1.BatchResponse
-	(*RangeDescriptor)(nil),    // 27: cairn.v1.RangeDescriptor
+	(*ExpireRequest)(nil),      // 4: cairn.peer.v1.ExpireRequest
+	(*Response)(nil),           // 5: cairn.peer.v1.Response
+	(*ExpireResponse)(nil),     // 6: cairn.peer.v1.ExpireResponse
+	(*Error)(nil),              // 7: cairn.peer.v1.Error
+	(*Command)(nil),            // 8: cairn.peer.v1.Command
+	(*Expire)(nil),             // 9: cairn.peer.v1.Expire
+	(*ExpireKey)(nil),          // 10: cairn.peer.v1.ExpireKey
+	(*CreateTable)(nil),        // 11: cairn.peer.v1.CreateTable
+	(*DropTable)(nil),          // 12: cairn.peer.v1.DropTable
+	(*RangeState)(nil),         // 13: cairn.peer.v1.RangeState
+	(*Node)(nil),               // 14: cairn.peer.v1.Node
+	(*SnapshotData)(nil),       // 15: cairn.peer.v1.SnapshotData
+	(*SnapshotKV)(nil),         // 16: cairn.peer.v1.SnapshotKV
+	(*GetRequest)(nil),         // 17: cairn.v1.GetRequest
+	(*PutRequest)(nil),         // 18: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),      // 19: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),        // 20: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil), // 21: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),   // 22: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),       // 23: cairn.v1.BatchRequest
+	(*GetResponse)(nil),        // 24: cairn.v1.GetResponse
+	(*PutResponse)(nil),        // 25: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),     // 26: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),       // 27: cairn.v1.ListResponse
+	(*Table)(nil),              // 28: cairn.v1.Table
+	(*DropTableResponse)(nil),  // 29: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),      // 30: cairn.v1.BatchResponse
+	(*RangeDescriptor)(nil),    // 31: cairn.v1.RangeDescriptor
 }
 var file_peer_proto_depIdxs = []int32{
 	1,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	13, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	14, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	15, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	16, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	17, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	18, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	19, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	20, // 8: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	21, // 9: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	22, // 10: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	23, // 11: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	24, // 12: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	25, // 13: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	26, // 14: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	5,  // 15: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	14, // 16: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	15, // 17: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	7,  // 18: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	8,  // 19: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	19, // 20: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	27, // 21: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	9,  // 22: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	12, // 23: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	0,  // 24: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	3,  // 25: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	2,  // 26: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	4,  // 27: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	26, // [26:28] is the sub-list for method output_type
-	24, // [24:26] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	17, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	18, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	19, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	20, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	21, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	22, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	23, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	4,  // 8: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
+	9,  // 9: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	24, // 10: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	25, // 11: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	26, // 12: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	27, // 13: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	28, // 14: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	29, // 15: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	30, // 16: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	6,  // 17: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
+	7,  // 18: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	18, // 19: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	19, // 20: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	11, // 21: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	12, // 22: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	23, // 23: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	9,  // 24: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	10, // 25: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	31, // 26: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	13, // 27: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	16, // 28: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	0,  // 29: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	3,  // 30: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	2,  // 31: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	5,  // 32: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	31, // [31:33] is the sub-list for method output_type
+	29, // [29:31] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -1244,8 +1536,9 @@ func file_peer_proto_init() {
 		(*Request_CreateTable)(nil),
 		(*Request_DropTable)(nil),
 		(*Request_Batch)(nil),
+		(*Request_Expire)(nil),
 	}
-	file_peer_proto_msgTypes[4].OneofWrappers = []any{
+	file_peer_proto_msgTypes[5].OneofWrappers = []any{
 		(*Response_Get)(nil),
 		(*Response_Put)(nil),
 		(*Response_Delete)(nil),
@@ -1253,13 +1546,15 @@ func file_peer_proto_init() {
 		(*Response_Table)(nil),
 		(*Response_DropTable)(nil),
 		(*Response_Batch)(nil),
+		(*Response_Expire)(nil),
 	}
-	file_peer_proto_msgTypes[6].OneofWrappers = []any{
+	file_peer_proto_msgTypes[8].OneofWrappers = []any{
 		(*Command_Put)(nil),
 		(*Command_Delete)(nil),
 		(*Command_CreateTable)(nil),
 		(*Command_DropTable)(nil),
 		(*Command_Batch)(nil),
+		(*Command_Expire)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1267,7 +1562,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

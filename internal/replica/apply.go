@@ -2,7 +2,6 @@ package replica
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -12,7 +11,6 @@ import (
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
 	"github.com/cairn-db/cairn/internal/kv"
-	"github.com/cairn-db/cairn/internal/storage"
 )
 
 // Effect is a change to the node's set of replicas that an applied meta
@@ -59,6 +57,7 @@ func (r *Replica) Apply(b *pebble.Batch, ents []raftpb.Entry, out *Applied) erro
 		return err
 	}
 	r.applied.Store(r.state.AppliedIndex)
+	r.maxTS.Store(r.state.MaxTimestamp)
 	if r.state.MaxVersion > out.MaxVersion {
 		out.MaxVersion = r.state.MaxVersion
 	}
@@ -116,22 +115,30 @@ func (r *Replica) applyConfChange(cc raftpb.ConfChangeI) error {
 // the Result, decided identically on every replica.
 func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Applied) (Result, error) {
 	desc := r.Desc()
+	if cmd.Timestamp > r.state.MaxTimestamp {
+		r.state.MaxTimestamp = cmd.Timestamp
+	}
 	switch op := cmd.Op.(type) {
 	case *cairnpb.Command_Put:
 		if cmd.TableId != desc.TableId || !r.containsKey(op.Put.Key) {
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Put.Table)}, nil
 		}
-		return r.applyPut(b, keys.DataKey(keys.TableID(cmd.TableId), op.Put.Key), op.Put.Value, op.Put.Condition, cmd.Timestamp)
+		return r.applyPut(b, keys.TableID(cmd.TableId), op.Put, cmd.Timestamp)
 	case *cairnpb.Command_Delete:
 		if cmd.TableId != desc.TableId || !r.containsKey(op.Delete.Key) {
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Delete.Table)}, nil
 		}
-		return r.applyDelete(b, keys.DataKey(keys.TableID(cmd.TableId), op.Delete.Key), op.Delete.Condition)
+		return r.applyDelete(b, keys.TableID(cmd.TableId), op.Delete.Key, op.Delete.Condition)
 	case *cairnpb.Command_Batch:
 		if cmd.TableId != desc.TableId {
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Batch.Table)}, nil
 		}
 		return r.applyBatch(b, keys.TableID(cmd.TableId), op.Batch, cmd.Timestamp)
+	case *cairnpb.Command_Expire:
+		if cmd.TableId != desc.TableId {
+			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "range %d no longer holds table %d", desc.Id, cmd.TableId)}, nil
+		}
+		return r.applyExpire(b, keys.TableID(cmd.TableId), op.Expire)
 	case *cairnpb.Command_CreateTable:
 		if desc.TableId != uint64(keys.MetaTableID) {
 			return Result{Err: kv.Errorf(kv.ErrInternal, "create table on a data range")}, nil
@@ -162,23 +169,6 @@ func (r *Replica) nextVersion(ts uint64) uint64 {
 	return v
 }
 
-// readCurrent returns the stored version and value of key as of b.
-func readCurrent(b *pebble.Batch, key []byte) (version uint64, value []byte, found bool, err error) {
-	v, closer, err := b.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil, false, nil
-	}
-	if err != nil {
-		return 0, nil, false, err
-	}
-	defer closer.Close()
-	version, value, err = storage.DecodeValue(v)
-	if err != nil {
-		return 0, nil, false, err
-	}
-	return version, append([]byte(nil), value...), true, nil
-}
-
 func checkCondition(c *cairnpb.Condition, found bool, version uint64) error {
 	if c == nil {
 		return nil
@@ -197,36 +187,36 @@ func checkCondition(c *cairnpb.Condition, found bool, version uint64) error {
 	return nil
 }
 
-func (r *Replica) applyPut(b *pebble.Batch, key, value []byte, cond *cairnpb.Condition, ts uint64) (Result, error) {
-	cur, _, found, err := readCurrent(b, key)
+func (r *Replica) applyPut(b *pebble.Batch, table keys.TableID, req *cairnpb.PutRequest, ts uint64) (Result, error) {
+	cur, err := readLive(b, table, req.Key, r.state.MaxTimestamp)
 	if err != nil {
 		return Result{}, err
 	}
-	if err := checkCondition(cond, found, cur); err != nil {
+	if err := checkCondition(req.Condition, cur.found, cur.version); err != nil {
 		return Result{Err: err}, nil
 	}
 	v := r.nextVersion(ts)
-	if err := b.Set(key, storage.EncodeValue(v, value), nil); err != nil {
+	if err := writeValue(b, table, req, cur, v, r.state.MaxTimestamp); err != nil {
 		return Result{}, err
 	}
 	return Result{Version: v}, nil
 }
 
-func (r *Replica) applyDelete(b *pebble.Batch, key []byte, cond *cairnpb.Condition) (Result, error) {
-	cur, _, found, err := readCurrent(b, key)
+func (r *Replica) applyDelete(b *pebble.Batch, table keys.TableID, key []byte, cond *cairnpb.Condition) (Result, error) {
+	cur, err := readLive(b, table, key, r.state.MaxTimestamp)
 	if err != nil {
 		return Result{}, err
 	}
-	if !found {
+	if !cur.found {
 		return Result{Err: kv.ErrNotFound}, nil
 	}
-	if err := checkCondition(cond, found, cur); err != nil {
+	if err := checkCondition(cond, cur.found, cur.version); err != nil {
 		return Result{Err: err}, nil
 	}
-	if err := b.Delete(key, nil); err != nil {
+	if err := removeValue(b, table, key, cur); err != nil {
 		return Result{}, err
 	}
-	return Result{Version: cur}, nil
+	return Result{Version: cur.version}, nil
 }
 
 // batchKey returns the key of a batch operation.
@@ -252,11 +242,11 @@ func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.B
 		if !r.containsKey(key) {
 			return Result{Err: kv.Errorf(kv.ErrInvalidArgument, "batch op %d: key is outside the range", i)}, nil
 		}
-		cur, _, found, err := readCurrent(b, keys.DataKey(table, key))
+		cur, err := readLive(b, table, key, r.state.MaxTimestamp)
 		if err != nil {
 			return Result{}, err
 		}
-		if err := checkCondition(cond, found, cur); err != nil {
+		if err := checkCondition(cond, cur.found, cur.version); err != nil {
 			return Result{Err: fmt.Errorf("batch op %d: %w", i, err)}, nil
 		}
 	}
@@ -264,23 +254,26 @@ func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.B
 	for i, op := range req.Ops {
 		switch o := op.Op.(type) {
 		case *cairnpb.BatchOp_Put:
+			cur, err := readLive(b, table, o.Put.Key, r.state.MaxTimestamp)
+			if err != nil {
+				return Result{}, err
+			}
 			v := r.nextVersion(ts)
-			if err := b.Set(keys.DataKey(table, o.Put.Key), storage.EncodeValue(v, o.Put.Value), nil); err != nil {
+			if err := writeValue(b, table, o.Put, cur, v, r.state.MaxTimestamp); err != nil {
 				return Result{}, err
 			}
 			results[i] = &cairnpb.BatchResult{Version: v, Found: true}
 		case *cairnpb.BatchOp_Delete:
-			dk := keys.DataKey(table, o.Delete.Key)
-			cur, _, found, err := readCurrent(b, dk)
+			cur, err := readLive(b, table, o.Delete.Key, r.state.MaxTimestamp)
 			if err != nil {
 				return Result{}, err
 			}
-			if found {
-				if err := b.Delete(dk, nil); err != nil {
+			if cur.found {
+				if err := removeValue(b, table, o.Delete.Key, cur); err != nil {
 					return Result{}, err
 				}
 			}
-			results[i] = &cairnpb.BatchResult{Version: cur, Found: found}
+			results[i] = &cairnpb.BatchResult{Version: cur.version, Found: cur.found}
 		}
 	}
 	return Result{Batch: results}, nil

@@ -89,6 +89,7 @@ type Replica struct {
 	term      atomic.Uint64
 	commit    atomic.Uint64
 	applied   atomic.Uint64
+	maxTS     atomic.Uint64 // state.MaxTimestamp, for readers
 	destroyed atomic.Bool
 	desc      atomic.Pointer[cairnpb.RangeDescriptor]
 
@@ -124,7 +125,17 @@ func DestroyData(b *pebble.Batch, desc *cairnpb.RangeDescriptor) error {
 		return err
 	}
 	ds, de := keys.DataSpan(keys.TableID(desc.TableId), desc.Start, desc.End)
-	return b.DeleteRange(ds, de, nil)
+	if err := b.DeleteRange(ds, de, nil); err != nil {
+		return err
+	}
+	if len(desc.Start) == 0 && len(desc.End) == 0 {
+		// The whole table goes: so does its expiry index. (A range that
+		// leaves a node while its table stays leaves stale entries, which
+		// the expirer meets and drops through Raft.)
+		is, ie := keys.ExpirySpan(keys.TableID(desc.TableId), -1)
+		return b.DeleteRange(is, ie, nil)
+	}
+	return nil
 }
 
 // LoadState reads a range's applied state.
@@ -189,6 +200,7 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 		return nil, fmt.Errorf("replica: range %d: %w", id, err)
 	}
 	r.applied.Store(st.AppliedIndex)
+	r.maxTS.Store(st.MaxTimestamp)
 	hs := r.log.HardState() // Status before the first Ready changes it
 	r.term.Store(hs.Term)
 	r.commit.Store(hs.Commit)
@@ -546,11 +558,17 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	if err := b.DeleteRange(start, end, nil); err != nil {
 		return err
 	}
+	if err := clearExpiryIndex(b, r.db, r.Desc()); err != nil {
+		return err
+	}
 	for _, e := range sd.Kvs {
 		if _, _, err := storage.DecodeValue(e.Value); err != nil {
 			return err
 		}
 		if err := b.Set(e.Key, e.Value, nil); err != nil {
+			return err
+		}
+		if err := indexSnapshotValue(b, e.Key, e.Value); err != nil {
 			return err
 		}
 	}
@@ -570,5 +588,6 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	r.state = st
 	r.desc.Store(st.Desc)
 	r.applied.Store(st.AppliedIndex)
+	r.maxTS.Store(st.MaxTimestamp)
 	return nil
 }

@@ -225,6 +225,21 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 			return nil, err
 		}
 		return onLeader(keys.RangeID(d.Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localBatch(ctx, r, t, op.Batch) })
+	case *cairnpb.Request_Expire:
+		t, err := rt.table(ctx, op.Expire.Table)
+		if err != nil {
+			return nil, err
+		}
+		if len(op.Expire.GetExpire().GetKeys()) == 0 {
+			return nil, kv.Errorf(kv.ErrInvalidArgument, "expire request without keys")
+		}
+		d := rangeFor(t, op.Expire.Expire.Keys[0].Key)
+		if d == nil {
+			return nil, kv.Errorf(kv.ErrInternal, "table %q has no range for the key", op.Expire.Table)
+		}
+		return onLeader(keys.RangeID(d.Id), func(r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localExpire(ctx, r, t, op.Expire.Expire)
+		})
 	case *cairnpb.Request_CreateTable:
 		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localCreateTable(ctx, r, op.CreateTable)
@@ -258,12 +273,24 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 	if err != nil {
 		return nil, err
 	}
-	resp, err := rt.read(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Get{Get: req}},
-		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localGet(ctx, r, t, req) })
-	if err != nil {
+	get := func() (*cairnpb.GetResponse, error) {
+		resp, err := rt.read(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Get{Get: req}},
+			func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localGet(ctx, r, t, req) })
+		if err != nil {
+			return nil, err
+		}
+		return resp.GetGet(), nil
+	}
+	resp, err := get()
+	if err != nil || resp.ExpireAtMs == 0 || resp.ExpireAtMs > rt.opts.Clock.Now().Millis() {
+		return resp, err
+	}
+	// Expired by this node's clock but not yet by the log: expire it
+	// through Raft, then read again.
+	if err := rt.expire(ctx, t, d, []*cairnpb.ExpireKey{{Key: req.Key, Version: resp.Version, ExpireAtMs: resp.ExpireAtMs}}); err != nil {
 		return nil, err
 	}
-	return resp.GetGet(), nil
+	return get()
 }
 
 func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.GetRequest) (*cairnpb.Response, error) {
@@ -278,11 +305,14 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 		return nil, kv.Errorf(kv.ErrInternal, "read: %v", err)
 	}
 	defer closer.Close()
-	version, value, err := storage.DecodeValue(v)
+	version, exp, value, err := storage.DecodeValueTTL(v)
 	if err != nil {
 		return nil, kv.Errorf(kv.ErrInternal, "read: %v", err)
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Get{Get: &cairnpb.GetResponse{Value: append([]byte(nil), value...), Version: version}}}, nil
+	if replica.Expired(exp, r.LogTime()) {
+		return nil, kv.ErrNotFound
+	}
+	return &cairnpb.Response{Op: &cairnpb.Response_Get{Get: &cairnpb.GetResponse{Value: append([]byte(nil), value...), Version: version, ExpireAtMs: exp}}}, nil
 }
 
 // Put implements kv.Service.
@@ -463,6 +493,10 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 		return nil, err
 	}
 	start, end := listSpan(req, after)
+	// Expired keys are left out: those the log time has passed, and, so
+	// that a list agrees with gets (which expire such keys through Raft
+	// first), those this node's clock has passed.
+	logTime, nowMs := r.LogTime(), rt.opts.Clock.Now().Millis()
 	out := &cairnpb.ListResponse{}
 	if len(end) > 0 && bytes.Compare(start, end) >= 0 {
 		return &cairnpb.Response{Op: &cairnpb.Response_List{List: out}}, nil
@@ -482,11 +516,14 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 		if err != nil {
 			return nil, kv.Errorf(kv.ErrInternal, "list: %v", err)
 		}
-		version, value, err := storage.DecodeValue(it.Value())
+		version, exp, value, err := storage.DecodeValueTTL(it.Value())
 		if err != nil {
 			return nil, kv.Errorf(kv.ErrInternal, "list: %v", err)
 		}
-		item := &cairnpb.KeyValue{Key: append([]byte(nil), uk...), Version: version}
+		if exp != 0 && (replica.Expired(exp, logTime) || exp <= nowMs) {
+			continue
+		}
+		item := &cairnpb.KeyValue{Key: append([]byte(nil), uk...), Version: version, ExpireAtMs: exp}
 		if req.Values {
 			item.Value = append([]byte(nil), value...)
 		}
