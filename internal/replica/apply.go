@@ -100,6 +100,9 @@ func (r *Replica) applyEntry(b *pebble.Batch, e *raftpb.Entry, out *Applied) err
 }
 
 func (r *Replica) applyConfChange(cc raftpb.ConfChangeI) error {
+	// A new configuration's quorums need not overlap the one that last
+	// confirmed the lease: start it over.
+	r.leaseUntil.Store(0)
 	cs := r.rn.ApplyConfChange(cc)
 	csb, err := cs.Marshal()
 	if err != nil {

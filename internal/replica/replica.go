@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
@@ -41,6 +42,14 @@ type Options struct {
 	// nanoseconds), so a stale entry never wakes a new waiter.
 	ProposalIDSeed uint64
 	Logger         *slog.Logger
+	// TickInterval is the wall time of one tick; with Now it bounds the
+	// leader's read lease (see lease.go). Zero disables leases.
+	TickInterval time.Duration
+	// Now reads the clock (default time.Now); the simulator passes its own.
+	Now func() time.Time
+	// HoldVotesUntil: vote requests that arrive before then are dropped
+	// (the store passes its start plus an election timeout; see lease.go).
+	HoldVotesUntil time.Time
 }
 
 // Result is the outcome of an applied command.
@@ -66,6 +75,11 @@ type readBatch struct {
 	waiters []*readWaiter
 	index   uint64
 	tickAge int
+	// sentAt is when the request went to raft; leaderTerm is the term this
+	// node led when it did (0 if it did not lead): a confirmed read index
+	// from our own term then extends the lease to sentAt + lease.
+	sentAt     int64
+	leaderTerm uint64
 }
 
 // Replica is one range's replica. See the package doc for ownership.
@@ -83,6 +97,7 @@ type Replica struct {
 	readsInflight map[uint64]*readBatch
 	readsIndexed  []*readBatch
 	lastLeader    uint64
+	lastRenewal   int64 // when the last lease renewal went to raft
 
 	// Read by any goroutine.
 	leader    atomic.Uint64
@@ -96,10 +111,24 @@ type Replica struct {
 	nextProposalID atomic.Uint64
 	notify         func(keys.RangeID)
 
+	// The read lease (lease.go): the clock's origin, the lease's end (ns
+	// since base; 0: none) and term, whether a read used it since the last
+	// renewal, and when votes start to be heard.
+	base       time.Time
+	leaseUntil atomic.Int64
+	leaseTerm  atomic.Uint64
+	leaseUsed  atomic.Bool
+	votesAfter int64
+
 	mu struct {
 		sync.Mutex
 		proposals []*proposal
 		reads     []*readWaiter
+		// leaseReads wait for the apply of an index a lease read took.
+		leaseReads []leaseRead
+		// visible is the applied index whose apply batch is committed:
+		// what a read of Pebble sees.
+		visible uint64
 	}
 }
 
@@ -171,11 +200,18 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 	if err := cs.Unmarshal(st.ConfState); err != nil {
 		return nil, fmt.Errorf("replica: range %d conf state: %w", id, err)
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	r := &Replica{
 		ID: id, opts: opts, db: db, state: st,
 		waiters:       map[uint64]*proposal{},
 		readsInflight: map[uint64]*readBatch{},
 		notify:        notify,
+		base:          opts.Now(),
+	}
+	if !opts.HoldVotesUntil.IsZero() {
+		r.votesAfter = int64(opts.HoldVotesUntil.Sub(r.base))
 	}
 	r.desc.Store(st.Desc)
 	r.log, err = raftlog.Load(db, id, cs, r.snapshot)
@@ -284,7 +320,7 @@ func (r *Replica) ProposeAsync(cmd *cairnpb.Command) (<-chan Result, error) {
 // before the call (Raft ReadIndex). Works on followers too.
 func (r *Replica) ReadBarrier(ctx context.Context) error {
 	done, err := r.ReadBarrierAsync()
-	if err != nil {
+	if err != nil || done == nil {
 		return err
 	}
 	select {
@@ -300,6 +336,9 @@ func (r *Replica) ReadBarrier(ctx context.Context) error {
 func (r *Replica) ReadBarrierAsync() (<-chan error, error) {
 	if r.destroyed.Load() {
 		return nil, kv.Errorf(kv.ErrNotLeader, "range %d was removed", r.ID)
+	}
+	if idx, ok := r.leaseReadIndex(); ok {
+		return r.awaitApplied(idx)
 	}
 	w := &readWaiter{done: make(chan error, 1)}
 	r.mu.Lock()
@@ -319,7 +358,8 @@ func (r *Replica) DrainRequests() {
 	props, reads := r.mu.proposals, r.mu.reads
 	r.mu.proposals, r.mu.reads = nil, nil
 	r.mu.Unlock()
-	lead := r.rn.BasicStatus().Lead
+	st := r.rn.BasicStatus()
+	lead := st.Lead
 	for _, p := range props {
 		if lead != r.opts.NodeID {
 			p.done <- Result{Err: kv.Errorf(kv.ErrNotLeader, "range %d: not the leader", r.ID)}
@@ -340,8 +380,18 @@ func (r *Replica) DrainRequests() {
 		}
 		return
 	}
+	r.sendReadIndex(&readBatch{waiters: reads}, st.Term)
+}
+
+// sendReadIndex hands a read index request for rb to raft; term is the
+// current term. Driver only.
+func (r *Replica) sendReadIndex(rb *readBatch, term uint64) {
+	rb.sentAt = r.nowNanos()
+	if r.rn.BasicStatus().Lead == r.opts.NodeID {
+		rb.leaderTerm = term
+	}
 	r.readSeq++
-	r.readsInflight[r.readSeq] = &readBatch{waiters: reads}
+	r.readsInflight[r.readSeq] = rb
 	// The context names this node too: the leader keeps one pending
 	// request per context, so equal sequence numbers from two nodes would
 	// otherwise collide and one read would be lost.
@@ -352,6 +402,7 @@ func (r *Replica) DrainRequests() {
 // Tick advances the replica's logical clock by one tick. Driver only.
 func (r *Replica) Tick() {
 	r.rn.Tick()
+	r.maybeRenewLease()
 	limit := 3 * r.opts.ElectionTicks
 	for seq, rb := range r.readsInflight {
 		if rb.tickAge++; rb.tickAge > limit {
@@ -362,7 +413,12 @@ func (r *Replica) Tick() {
 }
 
 // Step delivers a Raft message. Driver only.
-func (r *Replica) Step(m raftpb.Message) error { return r.rn.Step(m) }
+func (r *Replica) Step(m raftpb.Message) error {
+	if (m.Type == raftpb.MsgVote || m.Type == raftpb.MsgPreVote) && r.nowNanos() < r.votesAfter {
+		return nil // see lease.go: a restarted node must not vote at once
+	}
+	return r.rn.Step(m)
+}
 
 // HasReady reports whether Ready has work. Driver only.
 func (r *Replica) HasReady() bool { return r.rn.HasReady() }
@@ -415,6 +471,7 @@ func (r *Replica) AfterPersist(rd raft.Ready) {
 	}
 	lead := r.leader.Load()
 	if lead != r.lastLeader {
+		r.leaseUntil.Store(0)
 		if r.lastLeader == r.opts.NodeID {
 			r.failPendingLocked(kv.Errorf(kv.ErrTimeout, "range %d: leadership lost; outcome unknown", r.ID))
 		}
@@ -432,6 +489,7 @@ func (r *Replica) AfterPersist(rd raft.Ready) {
 		if rb, ok := r.readsInflight[seq]; ok {
 			delete(r.readsInflight, seq)
 			rb.index = rs.Index
+			r.extendLease(rb)
 			r.readsIndexed = append(r.readsIndexed, rb)
 		}
 	}
@@ -466,6 +524,7 @@ func (r *Replica) ReleaseReads() {
 		r.readsIndexed[i] = nil
 	}
 	r.readsIndexed = kept
+	r.releaseLeaseReads(applied)
 }
 
 // Destroy fails every waiter; the store then drops the replica (its range
@@ -485,14 +544,17 @@ func (r *Replica) Destroy(err, proposedErr error) {
 	}
 	r.readsIndexed = nil
 	r.mu.Lock()
-	props, reads := r.mu.proposals, r.mu.reads
-	r.mu.proposals, r.mu.reads = nil, nil
+	props, reads, leaseReads := r.mu.proposals, r.mu.reads, r.mu.leaseReads
+	r.mu.proposals, r.mu.reads, r.mu.leaseReads = nil, nil, nil
 	r.mu.Unlock()
 	for _, p := range props {
 		p.done <- Result{Err: err}
 	}
 	for _, w := range reads {
 		w.done <- err
+	}
+	for _, lr := range leaseReads {
+		lr.w.done <- err
 	}
 }
 

@@ -200,3 +200,105 @@ func TestScenarioStaleReadIndexAfterRestart(t *testing.T) {
 		}
 	})
 }
+
+// A leader's read lease rests on its followers refusing to vote for
+// another candidate for an election timeout after they heard from it. A
+// follower that restarts forgot it heard from the leader; if it voted at
+// once, a candidate cut off from the leader could win while the leader
+// still serves reads under its lease (stale reads). The store therefore
+// holds votes for an election timeout after it starts (replica/lease.go).
+// Here: b is cut off from the leader l; l takes a lease; a restarts and
+// hears nothing from l; b campaigns at once. b must not win while l's
+// lease runs.
+func TestScenarioRestartedVoterCannotCutALeaseShort(t *testing.T) {
+	runScenario(t, 1, func(sc *scenario) {
+		l := sc.leader()
+		a, b := sc.others(l)
+		sc.s.net.cut[[2]int{l.idx, b.idx}] = true
+		sc.s.net.cut[[2]int{b.idx, l.idx}] = true
+		// A read through l takes the lease.
+		ch, err := l.st.Replica(dataRange).ReadBarrierAsync()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch != nil {
+			done := false
+			sc.until("l's read barrier", func() bool {
+				select {
+				case err = <-ch:
+					done = true
+				default:
+				}
+				return done
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !l.st.Replica(dataRange).HasLease() {
+			t.Fatal("the leader has no lease after a confirmed read index; the scenario needs one")
+		}
+		sc.s.crash(a)
+		sc.s.closeCrashed()
+		// a hears nothing from l after its restart.
+		sc.s.net.hold = func(e *envelope) bool { return e.from == l.idx && e.to == a.idx }
+		sc.s.start(a)
+		if err := b.st.Replica(dataRange).Campaign(); err != nil {
+			t.Fatal(err)
+		}
+		leased := 0
+		for l.st.Replica(dataRange).HasLease() {
+			if b.st.Replica(dataRange).IsLeader() {
+				t.Fatalf("b won an election while l still serves reads under its lease (step %d)", sc.s.now)
+			}
+			leased++
+			sc.s.step(false)
+			if leased > 10000 {
+				t.Fatal("the lease never ended")
+			}
+		}
+		if leased == 0 {
+			t.Fatal("the lease ended before the restarted node could vote; the scenario proves nothing")
+		}
+	})
+}
+
+// A leader cut off from everyone right after it took its lease: the
+// lease must be over before the others elect a new leader, however the
+// nodes' ticks fall.
+func TestScenarioLeaseEndsBeforeANewLeader(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		runScenario(t, seed, func(sc *scenario) {
+			l := sc.leader()
+			a, b := sc.others(l)
+			ch, err := l.st.Replica(dataRange).ReadBarrierAsync()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc.isolate(l, true)
+			if ch != nil {
+				// Let the read index round through, then cut l off.
+				sc.isolate(l, false)
+				done := false
+				sc.until("l's read barrier", func() bool {
+					select {
+					case err = <-ch:
+						done = true
+					default:
+					}
+					return done
+				})
+				sc.isolate(l, true)
+			}
+			if !l.st.Replica(dataRange).HasLease() {
+				t.Fatalf("seed %d: no lease after a confirmed read index", seed)
+			}
+			sc.until("a new leader", func() bool {
+				if l.st.Replica(dataRange).HasLease() && (a.st.Replica(dataRange).IsLeader() || b.st.Replica(dataRange).IsLeader()) {
+					t.Fatalf("seed %d: a new leader while the old one's lease runs (step %d)", seed, sc.s.now)
+				}
+				return a.st.Replica(dataRange).IsLeader() || b.st.Replica(dataRange).IsLeader()
+			})
+		})
+	}
+}

@@ -66,6 +66,7 @@ type Store struct {
 	db        *pebble.DB
 	transport Sender
 	logger    *slog.Logger
+	startedAt time.Time
 
 	// inbox carries inbound Raft messages to the driver (bounded).
 	inbox chan []transport.RangeMessage
@@ -93,14 +94,15 @@ func New(db *pebble.DB, opts Options) (*Store, error) {
 		opts.Now = time.Now
 	}
 	s := &Store{
-		opts:    opts,
-		db:      db,
-		logger:  opts.Logger,
-		inbox:   make(chan []transport.RangeMessage, 1024),
-		work:    make(chan keys.RangeID, 4096),
-		reports: make(chan func(), 4096),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		opts:      opts,
+		db:        db,
+		logger:    opts.Logger,
+		inbox:     make(chan []transport.RangeMessage, 1024),
+		work:      make(chan keys.RangeID, 4096),
+		reports:   make(chan func(), 4096),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		startedAt: opts.Now(),
 	}
 	s.mu.replicas = map[keys.RangeID]*replica.Replica{}
 	catalog, nodes, err := s.readCatalog()
@@ -328,6 +330,11 @@ func (s *Store) openReplica(id keys.RangeID) error {
 		MaxPending:     10000,
 		ProposalIDSeed: uint64(s.opts.Now().UnixNano()),
 		Logger:         s.logger,
+		TickInterval:   s.opts.TickInterval,
+		Now:            s.opts.Now,
+		// A restarted node forgot which leaders it heard from; it must not
+		// vote before an election timeout has passed (replica/lease.go).
+		HoldVotesUntil: s.startedAt.Add(time.Duration(s.opts.ElectionTicks) * s.opts.TickInterval),
 	}, s.notify)
 	if err != nil {
 		return err
