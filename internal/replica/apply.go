@@ -51,6 +51,7 @@ func (r *Replica) Apply(b *pebble.Batch, ents []raftpb.Entry, out *Applied) erro
 		if err := r.applyEntry(b, e, out); err != nil {
 			return fmt.Errorf("range %d: apply entry %d: %w", r.ID, e.Index, err)
 		}
+		r.stats().EntriesApplied.Add(1)
 		r.state.AppliedIndex, r.state.AppliedTerm = e.Index, e.Term
 	}
 	if err := putState(b, r.ID, r.state); err != nil {

@@ -64,6 +64,7 @@ func (r *Replica) leaseReadIndex() (uint64, bool) {
 	idx, ok := r.leaseReadIndexPeek()
 	if ok {
 		r.leaseUsed.Store(true)
+		r.stats().LeaseReads.Add(1)
 	}
 	return idx, ok
 }

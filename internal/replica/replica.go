@@ -50,6 +50,8 @@ type Options struct {
 	// HoldVotesUntil: vote requests that arrive before then are dropped
 	// (the store passes its start plus an election timeout; see lease.go).
 	HoldVotesUntil time.Time
+	// Stats receives the replica's counters (nil: not counted).
+	Stats *Stats
 }
 
 // Result is the outcome of an applied command.
@@ -362,13 +364,16 @@ func (r *Replica) DrainRequests() {
 	lead := st.Lead
 	for _, p := range props {
 		if lead != r.opts.NodeID {
+			r.stats().ProposalsDropped.Add(1)
 			p.done <- Result{Err: kv.Errorf(kv.ErrNotLeader, "range %d: not the leader", r.ID)}
 			continue
 		}
 		if err := r.rn.Propose(p.data); err != nil {
+			r.stats().ProposalsDropped.Add(1)
 			p.done <- Result{Err: kv.Errorf(kv.ErrNotLeader, "range %d: proposal dropped: %v", r.ID, err)}
 			continue
 		}
+		r.stats().Proposals.Add(1)
 		r.waiters[p.id] = p
 	}
 	if len(reads) == 0 {
@@ -390,6 +395,7 @@ func (r *Replica) sendReadIndex(rb *readBatch, term uint64) {
 	if r.rn.BasicStatus().Lead == r.opts.NodeID {
 		rb.leaderTerm = term
 	}
+	r.stats().ReadIndexRounds.Add(1)
 	r.readSeq++
 	r.readsInflight[r.readSeq] = rb
 	// The context names this node too: the leader keeps one pending
@@ -472,6 +478,10 @@ func (r *Replica) AfterPersist(rd raft.Ready) {
 	lead := r.leader.Load()
 	if lead != r.lastLeader {
 		r.leaseUntil.Store(0)
+		r.stats().LeaderChanges.Add(1)
+		if lead == r.opts.NodeID {
+			r.stats().BecameLeader.Add(1)
+		}
 		if r.lastLeader == r.opts.NodeID {
 			r.failPendingLocked(kv.Errorf(kv.ErrTimeout, "range %d: leadership lost; outcome unknown", r.ID))
 		}
@@ -647,6 +657,7 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	if err := r.log.ApplySnapshot(b, snap.Metadata); err != nil {
 		return err
 	}
+	r.stats().SnapshotsApplied.Add(1)
 	r.state = st
 	r.desc.Store(st.Desc)
 	r.applied.Store(st.AppliedIndex)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
@@ -33,8 +34,18 @@ func (rt *Router) localExpire(ctx context.Context, r *replica.Replica, t *cairnp
 	if err != nil {
 		return nil, err
 	}
+	expiredKeys.Add(float64(res.Version))
 	return &cairnpb.Response{Op: &cairnpb.Response_Expire{Expire: &cairnpb.ExpireResponse{Removed: res.Version}}}, nil
 }
+
+// expiredKeys counts keys removed by Expire commands this node proposed.
+var expiredKeys = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "cairn_ttl_expired_keys_total",
+	Help: "Keys with a TTL removed through Expire commands proposed by this node (expirer and gets).",
+})
+
+// Collectors returns the package's metrics, for the node to register once.
+func Collectors() []prometheus.Collector { return []prometheus.Collector{expiredKeys} }
 
 // maxExpirePerCommand bounds one Expire command (and one scan of the
 // index per range and pass).

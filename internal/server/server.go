@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
@@ -29,6 +31,7 @@ import (
 	"github.com/cairn-db/cairn/internal/frontend/httpapi"
 	"github.com/cairn-db/cairn/internal/frontend/respapi"
 	"github.com/cairn-db/cairn/internal/hlc"
+	"github.com/cairn-db/cairn/internal/metrics"
 	"github.com/cairn-db/cairn/internal/router"
 	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/store"
@@ -144,7 +147,9 @@ func Run(ctx context.Context, cfg config.Config) error {
 		// in its handshake for gRPC's default 120 s: Stop waits for those.
 		grpc.ConnectionTimeout(5*time.Second))
 	cairnpb.RegisterPeerServer(peerSrv, &peerService{tr: tr, rt: rt})
-	clientGRPC := grpc.NewServer(grpc.MaxRecvMsgSize(limits.MaxValueBytes + limits.MaxKeyBytes + 64<<10))
+	grpcDuration := registerMetrics(logger, st, db)
+	clientGRPC := grpc.NewServer(grpc.MaxRecvMsgSize(limits.MaxValueBytes+limits.MaxKeyBytes+64<<10),
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(grpcDuration)))
 	grpcapi.Register(clientGRPC, rt, grpcapi.WithLimits(limits))
 	reflection.Register(clientGRPC)
 	httpHandler := httpapi.New(rt, httpapi.Options{Limits: limits, Logger: logger})
@@ -195,6 +200,32 @@ func Run(ctx context.Context, cfg config.Config) error {
 	// fail at their origin as unavailable or outcome unknown.
 	peerSrv.Stop()
 	return nil
+}
+
+// registerMetrics registers the node's collectors with the default
+// Prometheus registry (which /metrics serves) and returns the gRPC latency
+// histogram. A collector already registered (a second node in one test
+// process) is reused.
+func registerMetrics(logger *slog.Logger, st *store.Store, db *pebble.DB) *prometheus.HistogramVec {
+	grpcDuration := metrics.GRPCDuration()
+	cs := []prometheus.Collector{metrics.NewNodeCollector(st, db), grpcDuration}
+	cs = append(cs, respapi.Collectors()...)
+	cs = append(cs, router.Collectors()...)
+	for i, c := range cs {
+		if err := prometheus.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				if i == 1 {
+					if h, ok := are.ExistingCollector.(*prometheus.HistogramVec); ok {
+						grpcDuration = h
+					}
+				}
+				continue
+			}
+			logger.Error("metrics: register", "err", err)
+		}
+	}
+	return grpcDuration
 }
 
 // expireInterval is how often a node looks for due keys with a TTL in the

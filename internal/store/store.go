@@ -67,6 +67,7 @@ type Store struct {
 	transport Sender
 	logger    *slog.Logger
 	startedAt time.Time
+	stats     replica.Stats
 
 	// inbox carries inbound Raft messages to the driver (bounded).
 	inbox chan []transport.RangeMessage
@@ -226,6 +227,9 @@ func (s *Store) Nodes() []*cairnpb.Node {
 // DB returns the node's Pebble instance (for reads).
 func (s *Store) DB() *pebble.DB { return s.db }
 
+// Stats returns the node's Raft counters.
+func (s *Store) Stats() *replica.Stats { return &s.stats }
+
 // NodeID returns this node's ID.
 func (s *Store) NodeID() uint64 { return s.opts.NodeID }
 
@@ -335,6 +339,7 @@ func (s *Store) openReplica(id keys.RangeID) error {
 		// A restarted node forgot which leaders it heard from; it must not
 		// vote before an election timeout has passed (replica/lease.go).
 		HoldVotesUntil: s.startedAt.Add(time.Duration(s.opts.ElectionTicks) * s.opts.TickInterval),
+		Stats:          &s.stats,
 	}, s.notify)
 	if err != nil {
 		return err

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-db/cairn/internal/resp"
 )
@@ -34,6 +37,10 @@ type command struct {
 	// the read-modify-write combiner. It writes one reply to x.w; an error
 	// it returns is a backend error that aborts the whole command.
 	exec func(x *execCtx, args [][]byte) error
+
+	// duration observes how long run takes (metrics.go); set lazily.
+	duration     prometheus.Observer
+	durationOnce sync.Once
 }
 
 // arityOK reports whether n arguments (with the name) fit the arity.
@@ -116,7 +123,9 @@ func (c *conn) dispatch(args [][]byte) {
 		c.queue(cmd, args)
 		return
 	}
+	start := time.Now()
 	cmd.run(c, args)
+	cmd.observe(time.Since(start))
 }
 
 // wrongArgs is Redis's arity error; name is "get" or "client|setname".

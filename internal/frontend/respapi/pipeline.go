@@ -3,6 +3,7 @@ package respapi
 import (
 	"bytes"
 	"errors"
+	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/kv"
@@ -97,12 +98,20 @@ func (c *conn) flushRun() {
 		return
 	}
 	c.srv.stats.commands.Add(uint64(len(run.cmds)))
+	start := time.Now()
+	cmd := commandTable["get"]
 	if run.kind == runSets {
-		c.lastCmd.Store(commandTable["set"])
+		cmd = commandTable["set"]
+		c.lastCmd.Store(cmd)
 		c.runSetBatch(run.cmds)
 	} else {
-		c.lastCmd.Store(commandTable["get"])
+		c.lastCmd.Store(cmd)
 		c.runGetBatch(run.cmds)
+	}
+	// Each command of the run took as long as the run.
+	d := time.Since(start)
+	for range run.cmds {
+		cmd.observe(d)
 	}
 }
 

@@ -1,0 +1,27 @@
+package replica
+
+import "sync/atomic"
+
+// Stats are a node's Raft counters, shared by all its replicas (so that
+// they only grow, whatever replicas come and go) and exported as metrics
+// by internal/metrics.
+type Stats struct {
+	Proposals        atomic.Uint64 // commands handed to raft
+	ProposalsDropped atomic.Uint64 // refused: not the leader, or raft dropped them
+	LeaderChanges    atomic.Uint64 // times a replica saw its range's leader change
+	BecameLeader     atomic.Uint64 // times a replica of this node became leader
+	ReadIndexRounds  atomic.Uint64 // ReadIndex requests handed to raft (batches and lease renewals)
+	LeaseReads       atomic.Uint64 // reads served under the leader's lease
+	SnapshotsApplied atomic.Uint64 // snapshots installed
+	EntriesApplied   atomic.Uint64 // log entries applied
+}
+
+func (r *Replica) stats() *Stats {
+	if r.opts.Stats == nil {
+		return &discardStats
+	}
+	return r.opts.Stats
+}
+
+// discardStats absorbs the counts of replicas opened without Stats.
+var discardStats Stats
