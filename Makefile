@@ -4,7 +4,7 @@ BIN := bin/cairn
 FUZZTIME ?= 5s
 PKGS := ./...
 
-.PHONY: deps build run test test-unit fuzz bench proto cluster cluster-stop ci vet clean sim sim-long robustness robustness-long
+.PHONY: image deps build run test test-unit fuzz bench proto cluster cluster-stop ci vet clean sim sim-long robustness robustness-long
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/cairn
@@ -69,6 +69,13 @@ proto:
 # A local 3-node cluster in the background.
 cluster:
 	scripts/cluster.sh start
+
+# The container image (FROM scratch, the static binary only), tagged
+# cairn:dev; then: docker-compose -f deploy/docker/compose.yaml up -d
+image: build
+	mkdir -p bin/image
+	cp $(BIN) deploy/docker/Dockerfile bin/image/
+	docker build -t cairn:dev bin/image
 
 cluster-stop:
 	scripts/cluster.sh stop
