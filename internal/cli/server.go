@@ -23,7 +23,7 @@ client API (gRPC and HTTP) on 127.0.0.1:7379, peers on 127.0.0.1:7380 and
 the Redis protocol on 127.0.0.1:7381.
 
 Every flag can also be set by the environment variable CAIRN_<FLAG> (in
-upper case, dashes as underscores: CAIRN_DATA_DIR) or in the JSON file
+upper case, dashes as underscores: CAIRN_DATA_DIR) or in the JSON or YAML file
 given by --config, whose keys are the flag names. A flag beats the
 environment, which beats the file.`,
 		Example: `  cairn server

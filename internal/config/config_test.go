@@ -440,3 +440,64 @@ func TestValidateReportsABadListenAddressOnce(t *testing.T) {
 		t.Fatalf("Validate = %v, want one report of the bad address", err)
 	}
 }
+
+// TestDecodeYAMLFile: the YAML file means the same as the JSON one, and
+// refuses what the JSON decoder refuses plus YAML's own traps.
+func TestDecodeYAMLFile(t *testing.T) {
+	fromJSON, fromYAML := Default(), Default()
+	if err := LoadFile("testdata/three-nodes.json", &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	if err := LoadFile("testdata/three-nodes.yaml", &fromYAML); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromJSON, fromYAML) {
+		t.Fatalf("YAML and JSON files differ:\nyaml %+v\njson %+v", fromYAML, fromJSON)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{``, "config: YAML"},
+		{`- a`, "not a mapping"},
+		{`name: a` + "\n---\nname: b", "more than one document"},
+		{`nmae: x`, "unknown key \"nmae\""},
+		{"name: a\nname: b", "config:"},
+		{`name: 5`, "a string setting cannot be 5"},
+		{`election-ticks: 1.5`, "not an integer"},
+		{`join: [1]`, "want an array of strings"},
+		{"a: &x 1\nname: *x", "config:"},
+		{`{[1]: 2}`, "keys must be plain strings"},
+		{"name:\n  a:\n    b:\n      c:\n        d:\n          e:\n            f:\n              g:\n                h:\n                  i: 1", "too deep"},
+	} {
+		c := Default()
+		err := DecodeYAMLFile([]byte(tc.in), &c)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("DecodeYAMLFile(%q) = %v, want %q", tc.in, err, tc.want)
+		}
+		if !reflect.DeepEqual(c, Default()) {
+			t.Errorf("DecodeYAMLFile(%q) changed the config on error", tc.in)
+		}
+	}
+}
+
+func FuzzConfigYAMLFile(f *testing.F) {
+	seed, err := os.ReadFile("testdata/three-nodes.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte("join: [a:1, b:2]\nmax-key-bytes: 0x10\n"))
+	f.Add([]byte("initial-cluster: n1=a:1\nelection-ticks: 1_0\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c1 := Default()
+		if err := DecodeYAMLFile(data, &c1); err != nil {
+			return
+		}
+		// Whatever YAML decodes, its JSON encoding decodes the same.
+		c2 := Default()
+		if err := DecodeFile(EncodeFile(c1), &c2); err != nil {
+			t.Fatalf("re-decoding: %v", err)
+		}
+		if !reflect.DeepEqual(c1, c2) {
+			t.Fatalf("round trip of %q:\n got %+v\nwant %+v", data, c2, c1)
+		}
+	})
+}

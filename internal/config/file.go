@@ -13,7 +13,8 @@ import (
 // maxFileBytes bounds a config file.
 const maxFileBytes = 1 << 20
 
-// LoadFile reads the JSON config file at path onto c (see DecodeFile).
+// LoadFile reads the config file at path onto c: YAML if its name ends in
+// .yaml or .yml (DecodeYAMLFile), else JSON (DecodeFile).
 func LoadFile(path string, c *Config) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -24,7 +25,11 @@ func LoadFile(path string, c *Config) error {
 	if err != nil {
 		return fmt.Errorf("config: %s: %w", path, err)
 	}
-	if err := DecodeFile(data, c); err != nil {
+	decode := DecodeFile
+	if isYAML(path) {
+		decode = DecodeYAMLFile
+	}
+	if err := decode(data, c); err != nil {
 		return fmt.Errorf("%w (in %s)", err, path)
 	}
 	return nil

@@ -89,7 +89,7 @@ var options = []option{
 	intOption("max-value-bytes", "largest value accepted", func(c *Config) *int { return &c.MaxValueBytes }),
 	stringOption("log-level", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 	stringOption("log-format", "text or json", func(c *Config) *string { return &c.LogFormat }),
-	stringOption(configOption, "JSON config file; its keys are these flag names", func(c *Config) *string { return &c.ConfigFile }),
+	stringOption(configOption, "config file, JSON or YAML (.yaml/.yml); its keys are these flag names", func(c *Config) *string { return &c.ConfigFile }),
 }
 
 func lookupOption(name string) *option {
