@@ -186,7 +186,14 @@ type Request struct {
 	//	*Request_CreateTable
 	//	*Request_DropTable
 	//	*Request_Batch
-	Op            isRequest_Op `protobuf_oneof:"op"`
+	//	*Request_SplitRange
+	//	*Request_AllocRangeId
+	//	*Request_UpdateRanges
+	Op isRequest_Op `protobuf_oneof:"op"`
+	// The range the sender routed a keyed request to (0: resolve here). The
+	// receiver executes on that range or answers not leader / range key
+	// mismatch, so both sides never disagree about routing in a loop.
+	RangeId       uint64 `protobuf:"varint,20,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -291,6 +298,40 @@ func (x *Request) GetBatch() *BatchRequest {
 	return nil
 }
 
+func (x *Request) GetSplitRange() *SplitRangeRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_SplitRange); ok {
+			return x.SplitRange
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetAllocRangeId() *AllocRangeID {
+	if x != nil {
+		if x, ok := x.Op.(*Request_AllocRangeId); ok {
+			return x.AllocRangeId
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetUpdateRanges() *UpdateRanges {
+	if x != nil {
+		if x, ok := x.Op.(*Request_UpdateRanges); ok {
+			return x.UpdateRanges
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
 type isRequest_Op interface {
 	isRequest_Op()
 }
@@ -323,6 +364,18 @@ type Request_Batch struct {
 	Batch *BatchRequest `protobuf:"bytes,7,opt,name=batch,proto3,oneof"`
 }
 
+type Request_SplitRange struct {
+	SplitRange *SplitRangeRequest `protobuf:"bytes,8,opt,name=split_range,json=splitRange,proto3,oneof"`
+}
+
+type Request_AllocRangeId struct {
+	AllocRangeId *AllocRangeID `protobuf:"bytes,9,opt,name=alloc_range_id,json=allocRangeId,proto3,oneof"`
+}
+
+type Request_UpdateRanges struct {
+	UpdateRanges *UpdateRanges `protobuf:"bytes,10,opt,name=update_ranges,json=updateRanges,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -337,6 +390,12 @@ func (*Request_DropTable) isRequest_Op() {}
 
 func (*Request_Batch) isRequest_Op() {}
 
+func (*Request_SplitRange) isRequest_Op() {}
+
+func (*Request_AllocRangeId) isRequest_Op() {}
+
+func (*Request_UpdateRanges) isRequest_Op() {}
+
 type Response struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Op:
@@ -348,9 +407,12 @@ type Response struct {
 	//	*Response_Table
 	//	*Response_DropTable
 	//	*Response_Batch
+	//	*Response_SplitRange
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
-	Error         *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	Error *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	// The range ID an AllocRangeID request allocated.
+	RangeId       uint64 `protobuf:"varint,11,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -455,11 +517,27 @@ func (x *Response) GetBatch() *BatchResponse {
 	return nil
 }
 
+func (x *Response) GetSplitRange() *SplitRangeResponse {
+	if x != nil {
+		if x, ok := x.Op.(*Response_SplitRange); ok {
+			return x.SplitRange
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetError() *Error {
 	if x != nil {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *Response) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
 }
 
 type isResponse_Op interface {
@@ -494,6 +572,10 @@ type Response_Batch struct {
 	Batch *BatchResponse `protobuf:"bytes,7,opt,name=batch,proto3,oneof"`
 }
 
+type Response_SplitRange struct {
+	SplitRange *SplitRangeResponse `protobuf:"bytes,8,opt,name=split_range,json=splitRange,proto3,oneof"`
+}
+
 func (*Response_Get) isResponse_Op() {}
 
 func (*Response_Put) isResponse_Op() {}
@@ -507,6 +589,8 @@ func (*Response_Table) isResponse_Op() {}
 func (*Response_DropTable) isResponse_Op() {}
 
 func (*Response_Batch) isResponse_Op() {}
+
+func (*Response_SplitRange) isResponse_Op() {}
 
 type Error struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -576,6 +660,9 @@ type Command struct {
 	//	*Command_CreateTable
 	//	*Command_DropTable
 	//	*Command_Batch
+	//	*Command_Split
+	//	*Command_AllocRangeId
+	//	*Command_UpdateRanges
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
@@ -687,6 +774,33 @@ func (x *Command) GetBatch() *BatchRequest {
 	return nil
 }
 
+func (x *Command) GetSplit() *Split {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Split); ok {
+			return x.Split
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAllocRangeId() *AllocRangeID {
+	if x != nil {
+		if x, ok := x.Op.(*Command_AllocRangeId); ok {
+			return x.AllocRangeId
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetUpdateRanges() *UpdateRanges {
+	if x != nil {
+		if x, ok := x.Op.(*Command_UpdateRanges); ok {
+			return x.UpdateRanges
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
@@ -718,6 +832,18 @@ type Command_Batch struct {
 	Batch *BatchRequest `protobuf:"bytes,9,opt,name=batch,proto3,oneof"`
 }
 
+type Command_Split struct {
+	Split *Split `protobuf:"bytes,10,opt,name=split,proto3,oneof"`
+}
+
+type Command_AllocRangeId struct {
+	AllocRangeId *AllocRangeID `protobuf:"bytes,11,opt,name=alloc_range_id,json=allocRangeId,proto3,oneof"`
+}
+
+type Command_UpdateRanges struct {
+	UpdateRanges *UpdateRanges `protobuf:"bytes,12,opt,name=update_ranges,json=updateRanges,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -727,6 +853,168 @@ func (*Command_CreateTable) isCommand_Op() {}
 func (*Command_DropTable) isCommand_Op() {}
 
 func (*Command_Batch) isCommand_Op() {}
+
+func (*Command_Split) isCommand_Op() {}
+
+func (*Command_AllocRangeId) isCommand_Op() {}
+
+func (*Command_UpdateRanges) isCommand_Op() {}
+
+// Split, proposed to the range itself, splits it at split_key: the range
+// keeps [start, split_key) and range new_range_id gets [split_key, end).
+// It applies only if the range's generation is still expected_generation.
+type Split struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	SplitKey           []byte                 `protobuf:"bytes,1,opt,name=split_key,json=splitKey,proto3" json:"split_key,omitempty"`
+	NewRangeId         uint64                 `protobuf:"varint,2,opt,name=new_range_id,json=newRangeId,proto3" json:"new_range_id,omitempty"`
+	ExpectedGeneration uint64                 `protobuf:"varint,3,opt,name=expected_generation,json=expectedGeneration,proto3" json:"expected_generation,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *Split) Reset() {
+	*x = Split{}
+	mi := &file_peer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Split) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Split) ProtoMessage() {}
+
+func (x *Split) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Split.ProtoReflect.Descriptor instead.
+func (*Split) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Split) GetSplitKey() []byte {
+	if x != nil {
+		return x.SplitKey
+	}
+	return nil
+}
+
+func (x *Split) GetNewRangeId() uint64 {
+	if x != nil {
+		return x.NewRangeId
+	}
+	return 0
+}
+
+func (x *Split) GetExpectedGeneration() uint64 {
+	if x != nil {
+		return x.ExpectedGeneration
+	}
+	return 0
+}
+
+// AllocRangeID (meta range) hands out a fresh range ID.
+type AllocRangeID struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllocRangeID) Reset() {
+	*x = AllocRangeID{}
+	mi := &file_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllocRangeID) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllocRangeID) ProtoMessage() {}
+
+func (x *AllocRangeID) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllocRangeID.ProtoReflect.Descriptor instead.
+func (*AllocRangeID) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{8}
+}
+
+// UpdateRanges (meta range) records range descriptors of a table in its
+// Table record. A descriptor replaces every recorded one it overlaps when
+// its generation is higher than all of theirs; otherwise it is ignored.
+// So the command is idempotent and insensitive to order.
+type UpdateRanges struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TableId       uint64                 `protobuf:"varint,1,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	Descs         []*RangeDescriptor     `protobuf:"bytes,2,rep,name=descs,proto3" json:"descs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRanges) Reset() {
+	*x = UpdateRanges{}
+	mi := &file_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRanges) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRanges) ProtoMessage() {}
+
+func (x *UpdateRanges) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRanges.ProtoReflect.Descriptor instead.
+func (*UpdateRanges) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UpdateRanges) GetTableId() uint64 {
+	if x != nil {
+		return x.TableId
+	}
+	return 0
+}
+
+func (x *UpdateRanges) GetDescs() []*RangeDescriptor {
+	if x != nil {
+		return x.Descs
+	}
+	return nil
+}
 
 type CreateTable struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -738,7 +1026,7 @@ type CreateTable struct {
 
 func (x *CreateTable) Reset() {
 	*x = CreateTable{}
-	mi := &file_peer_proto_msgTypes[7]
+	mi := &file_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +1038,7 @@ func (x *CreateTable) String() string {
 func (*CreateTable) ProtoMessage() {}
 
 func (x *CreateTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[7]
+	mi := &file_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +1051,7 @@ func (x *CreateTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTable.ProtoReflect.Descriptor instead.
 func (*CreateTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{7}
+	return file_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateTable) GetName() string {
@@ -789,7 +1077,7 @@ type DropTable struct {
 
 func (x *DropTable) Reset() {
 	*x = DropTable{}
-	mi := &file_peer_proto_msgTypes[8]
+	mi := &file_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +1089,7 @@ func (x *DropTable) String() string {
 func (*DropTable) ProtoMessage() {}
 
 func (x *DropTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[8]
+	mi := &file_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +1102,7 @@ func (x *DropTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTable.ProtoReflect.Descriptor instead.
 func (*DropTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{8}
+	return file_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DropTable) GetName() string {
@@ -834,14 +1122,17 @@ type RangeState struct {
 	// Versions handed out so far: the next write's version is greater.
 	MaxVersion uint64 `protobuf:"varint,4,opt,name=max_version,json=maxVersion,proto3" json:"max_version,omitempty"`
 	// Marshaled raftpb.ConfState as of applied_index.
-	ConfState     []byte `protobuf:"bytes,5,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
+	ConfState []byte `protobuf:"bytes,5,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
+	// approx_bytes is the logical size of the range's data (keys plus
+	// values), kept on apply; it drives size-based splits.
+	ApproxBytes   uint64 `protobuf:"varint,6,opt,name=approx_bytes,json=approxBytes,proto3" json:"approx_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RangeState) Reset() {
 	*x = RangeState{}
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1144,7 @@ func (x *RangeState) String() string {
 func (*RangeState) ProtoMessage() {}
 
 func (x *RangeState) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +1157,7 @@ func (x *RangeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeState.ProtoReflect.Descriptor instead.
 func (*RangeState) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{9}
+	return file_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RangeState) GetDesc() *RangeDescriptor {
@@ -904,6 +1195,13 @@ func (x *RangeState) GetConfState() []byte {
 	return nil
 }
 
+func (x *RangeState) GetApproxBytes() uint64 {
+	if x != nil {
+		return x.ApproxBytes
+	}
+	return 0
+}
+
 // Node is a member of the cluster as the meta range records it.
 type Node struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -916,7 +1214,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1226,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1239,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{10}
+	return file_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Node) GetId() uint64 {
@@ -976,7 +1274,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1286,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1299,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{11}
+	return file_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SnapshotData) GetState() *RangeState {
@@ -1028,7 +1326,7 @@ type SnapshotKV struct {
 
 func (x *SnapshotKV) Reset() {
 	*x = SnapshotKV{}
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1338,7 @@ func (x *SnapshotKV) String() string {
 func (*SnapshotKV) ProtoMessage() {}
 
 func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1351,7 @@ func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotKV.ProtoReflect.Descriptor instead.
 func (*SnapshotKV) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{12}
+	return file_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SnapshotKV) GetKey() []byte {
@@ -1083,7 +1381,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xf3\x02\n" +
+	"\aRaftAck\"\xd7\x04\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -1092,8 +1390,14 @@ const file_peer_proto_rawDesc = "" +
 	"\fcreate_table\x18\x05 \x01(\v2\x1c.cairn.v1.CreateTableRequestH\x00R\vcreateTable\x12;\n" +
 	"\n" +
 	"drop_table\x18\x06 \x01(\v2\x1a.cairn.v1.DropTableRequestH\x00R\tdropTable\x12.\n" +
-	"\x05batch\x18\a \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batchB\x04\n" +
-	"\x02op\"\x8c\x03\n" +
+	"\x05batch\x18\a \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x12>\n" +
+	"\vsplit_range\x18\b \x01(\v2\x1b.cairn.v1.SplitRangeRequestH\x00R\n" +
+	"splitRange\x12C\n" +
+	"\x0ealloc_range_id\x18\t \x01(\v2\x1b.cairn.peer.v1.AllocRangeIDH\x00R\fallocRangeId\x12B\n" +
+	"\rupdate_ranges\x18\n" +
+	" \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x12\x19\n" +
+	"\brange_id\x18\x14 \x01(\x04R\arangeIdB\x04\n" +
+	"\x02op\"\xe8\x03\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -1102,13 +1406,16 @@ const file_peer_proto_rawDesc = "" +
 	"\x05table\x18\x05 \x01(\v2\x0f.cairn.v1.TableH\x00R\x05table\x12<\n" +
 	"\n" +
 	"drop_table\x18\x06 \x01(\v2\x1b.cairn.v1.DropTableResponseH\x00R\tdropTable\x12/\n" +
-	"\x05batch\x18\a \x01(\v2\x17.cairn.v1.BatchResponseH\x00R\x05batch\x12*\n" +
+	"\x05batch\x18\a \x01(\v2\x17.cairn.v1.BatchResponseH\x00R\x05batch\x12?\n" +
+	"\vsplit_range\x18\b \x01(\v2\x1c.cairn.v1.SplitRangeResponseH\x00R\n" +
+	"splitRange\x12*\n" +
 	"\x05error\x18\n" +
-	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05errorB\x04\n" +
+	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05error\x12\x19\n" +
+	"\brange_id\x18\v \x01(\x04R\arangeIdB\x04\n" +
 	"\x02op\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x8b\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xc2\x04\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -1119,14 +1426,27 @@ const file_peer_proto_rawDesc = "" +
 	"\fcreate_table\x18\x06 \x01(\v2\x1a.cairn.peer.v1.CreateTableH\x00R\vcreateTable\x129\n" +
 	"\n" +
 	"drop_table\x18\a \x01(\v2\x18.cairn.peer.v1.DropTableH\x00R\tdropTable\x12.\n" +
-	"\x05batch\x18\t \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x12\x19\n" +
+	"\x05batch\x18\t \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x12,\n" +
+	"\x05split\x18\n" +
+	" \x01(\v2\x14.cairn.peer.v1.SplitH\x00R\x05split\x12C\n" +
+	"\x0ealloc_range_id\x18\v \x01(\v2\x1b.cairn.peer.v1.AllocRangeIDH\x00R\fallocRangeId\x12B\n" +
+	"\rupdate_ranges\x18\f \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
-	"\x02op\"E\n" +
+	"\x02op\"w\n" +
+	"\x05Split\x12\x1b\n" +
+	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\x12 \n" +
+	"\fnew_range_id\x18\x02 \x01(\x04R\n" +
+	"newRangeId\x12/\n" +
+	"\x13expected_generation\x18\x03 \x01(\x04R\x12expectedGeneration\"\x0e\n" +
+	"\fAllocRangeID\"Z\n" +
+	"\fUpdateRanges\x12\x19\n" +
+	"\btable_id\x18\x01 \x01(\x04R\atableId\x12/\n" +
+	"\x05descs\x18\x02 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x05descs\"E\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xc3\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xe6\x01\n" +
 	"\n" +
 	"RangeState\x12-\n" +
 	"\x04desc\x18\x01 \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\x12#\n" +
@@ -1135,7 +1455,8 @@ const file_peer_proto_rawDesc = "" +
 	"\vmax_version\x18\x04 \x01(\x04R\n" +
 	"maxVersion\x12\x1d\n" +
 	"\n" +
-	"conf_state\x18\x05 \x01(\fR\tconfState\"M\n" +
+	"conf_state\x18\x05 \x01(\fR\tconfState\x12!\n" +
+	"\fapprox_bytes\x18\x06 \x01(\x04R\vapproxBytes\"M\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -1163,7 +1484,7 @@ func file_peer_proto_rawDescGZIP() []byte {
 	return file_peer_proto_rawDescData
 }
 
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_peer_proto_goTypes = []any{
 	(*RaftBatch)(nil),          // 0: cairn.peer.v1.RaftBatch
 	(*RaftMessage)(nil),        // 1: cairn.peer.v1.RaftMessage
@@ -1172,62 +1493,75 @@ var file_peer_proto_goTypes = []any{
 	(*Response)(nil),           // 4: cairn.peer.v1.Response
 	(*Error)(nil),              // 5: cairn.peer.v1.Error
 	(*Command)(nil),            // 6: cairn.peer.v1.Command
-	(*CreateTable)(nil),        // 7: cairn.peer.v1.CreateTable
-	(*DropTable)(nil),          // 8: cairn.peer.v1.DropTable
-	(*RangeState)(nil),         // 9: cairn.peer.v1.RangeState
-	(*Node)(nil),               // 10: cairn.peer.v1.Node
-	(*SnapshotData)(nil),       // 11: cairn.peer.v1.SnapshotData
-	(*SnapshotKV)(nil),         // 12: cairn.peer.v1.SnapshotKV
-	(*GetRequest)(nil),         // 13: cairn.v1.GetRequest
-	(*PutRequest)(nil),         // 14: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),      // 15: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),        // 16: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil), // 17: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),   // 18: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),       // 19: cairn.v1.BatchRequest
-	(*GetResponse)(nil),        // 20: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 21: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 22: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 23: cairn.v1.ListResponse
-	(*Table)(nil),              // 24: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 25: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),      // 26: cairn.v1.BatchResponse
-	(*RangeDescriptor)(nil),    // 27: cairn.v1.RangeDescriptor
+	(*Split)(nil),              // 7: cairn.peer.v1.Split
+	(*AllocRangeID)(nil),       // 8: cairn.peer.v1.AllocRangeID
+	(*UpdateRanges)(nil),       // 9: cairn.peer.v1.UpdateRanges
+	(*CreateTable)(nil),        // 10: cairn.peer.v1.CreateTable
+	(*DropTable)(nil),          // 11: cairn.peer.v1.DropTable
+	(*RangeState)(nil),         // 12: cairn.peer.v1.RangeState
+	(*Node)(nil),               // 13: cairn.peer.v1.Node
+	(*SnapshotData)(nil),       // 14: cairn.peer.v1.SnapshotData
+	(*SnapshotKV)(nil),         // 15: cairn.peer.v1.SnapshotKV
+	(*GetRequest)(nil),         // 16: cairn.v1.GetRequest
+	(*PutRequest)(nil),         // 17: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),      // 18: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),        // 19: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil), // 20: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),   // 21: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),       // 22: cairn.v1.BatchRequest
+	(*SplitRangeRequest)(nil),  // 23: cairn.v1.SplitRangeRequest
+	(*GetResponse)(nil),        // 24: cairn.v1.GetResponse
+	(*PutResponse)(nil),        // 25: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),     // 26: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),       // 27: cairn.v1.ListResponse
+	(*Table)(nil),              // 28: cairn.v1.Table
+	(*DropTableResponse)(nil),  // 29: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),      // 30: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil), // 31: cairn.v1.SplitRangeResponse
+	(*RangeDescriptor)(nil),    // 32: cairn.v1.RangeDescriptor
 }
 var file_peer_proto_depIdxs = []int32{
 	1,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	13, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	14, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	15, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	16, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	17, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	18, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	19, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	20, // 8: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	21, // 9: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	22, // 10: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	23, // 11: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	24, // 12: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	25, // 13: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	26, // 14: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	5,  // 15: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	14, // 16: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	15, // 17: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	7,  // 18: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	8,  // 19: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	19, // 20: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	27, // 21: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	9,  // 22: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	12, // 23: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	0,  // 24: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	3,  // 25: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	2,  // 26: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	4,  // 27: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	26, // [26:28] is the sub-list for method output_type
-	24, // [24:26] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	16, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	17, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	18, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	19, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	20, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	21, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	22, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	23, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
+	8,  // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	9,  // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	24, // 11: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	25, // 12: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	26, // 13: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	27, // 14: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	28, // 15: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	29, // 16: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	30, // 17: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	31, // 18: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	5,  // 19: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	17, // 20: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	18, // 21: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	10, // 22: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	11, // 23: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	22, // 24: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	7,  // 25: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	8,  // 26: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	9,  // 27: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	32, // 28: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	32, // 29: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	12, // 30: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	15, // 31: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	0,  // 32: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	3,  // 33: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	2,  // 34: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	4,  // 35: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	34, // [34:36] is the sub-list for method output_type
+	32, // [32:34] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -1244,6 +1578,9 @@ func file_peer_proto_init() {
 		(*Request_CreateTable)(nil),
 		(*Request_DropTable)(nil),
 		(*Request_Batch)(nil),
+		(*Request_SplitRange)(nil),
+		(*Request_AllocRangeId)(nil),
+		(*Request_UpdateRanges)(nil),
 	}
 	file_peer_proto_msgTypes[4].OneofWrappers = []any{
 		(*Response_Get)(nil),
@@ -1253,6 +1590,7 @@ func file_peer_proto_init() {
 		(*Response_Table)(nil),
 		(*Response_DropTable)(nil),
 		(*Response_Batch)(nil),
+		(*Response_SplitRange)(nil),
 	}
 	file_peer_proto_msgTypes[6].OneofWrappers = []any{
 		(*Command_Put)(nil),
@@ -1260,6 +1598,9 @@ func file_peer_proto_init() {
 		(*Command_CreateTable)(nil),
 		(*Command_DropTable)(nil),
 		(*Command_Batch)(nil),
+		(*Command_Split)(nil),
+		(*Command_AllocRangeId)(nil),
+		(*Command_UpdateRanges)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1267,7 +1608,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
@@ -20,6 +19,9 @@ import (
 type Effect struct {
 	Create  *cairnpb.RangeDescriptor
 	Destroy *cairnpb.RangeDescriptor
+	// Split marks a Create made by a split of a data range (not by the
+	// meta range): the left's leader campaigns for it.
+	Split bool
 }
 
 // Applied is what one apply pass produced: the waiters to wake once the
@@ -118,13 +120,19 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 	desc := r.Desc()
 	switch op := cmd.Op.(type) {
 	case *cairnpb.Command_Put:
-		if cmd.TableId != desc.TableId || !r.containsKey(op.Put.Key) {
+		if cmd.TableId != desc.TableId {
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Put.Table)}, nil
+		}
+		if !r.containsKey(op.Put.Key) {
+			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)}, nil
 		}
 		return r.applyPut(b, keys.DataKey(keys.TableID(cmd.TableId), op.Put.Key), op.Put.Value, op.Put.Condition, cmd.Timestamp)
 	case *cairnpb.Command_Delete:
-		if cmd.TableId != desc.TableId || !r.containsKey(op.Delete.Key) {
+		if cmd.TableId != desc.TableId {
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Delete.Table)}, nil
+		}
+		if !r.containsKey(op.Delete.Key) {
+			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)}, nil
 		}
 		return r.applyDelete(b, keys.DataKey(keys.TableID(cmd.TableId), op.Delete.Key), op.Delete.Condition)
 	case *cairnpb.Command_Batch:
@@ -142,14 +150,23 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 			return Result{Err: kv.Errorf(kv.ErrInternal, "drop table on a data range")}, nil
 		}
 		return r.applyDropTable(b, op.DropTable, out)
+	case *cairnpb.Command_Split:
+		return r.applySplit(b, op.Split, out)
+	case *cairnpb.Command_AllocRangeId:
+		if desc.TableId != uint64(keys.MetaTableID) {
+			return Result{Err: kv.Errorf(kv.ErrInternal, "range ID allocation on a data range")}, nil
+		}
+		return r.applyAllocRangeID(b)
+	case *cairnpb.Command_UpdateRanges:
+		if desc.TableId != uint64(keys.MetaTableID) {
+			return Result{Err: kv.Errorf(kv.ErrInternal, "range update on a data range")}, nil
+		}
+		return r.applyUpdateRanges(b, op.UpdateRanges, cmd.Timestamp)
 	}
 	return Result{Err: kv.Errorf(kv.ErrInternal, "unknown command")}, nil
 }
 
-func (r *Replica) containsKey(k []byte) bool {
-	d := r.Desc()
-	return bytes.Compare(k, d.Start) >= 0 && (len(d.End) == 0 || bytes.Compare(k, d.End) < 0)
-}
+func (r *Replica) containsKey(k []byte) bool { return DescContains(r.Desc(), k) }
 
 // nextVersion returns the version of the next write: above the range's
 // last version and at least the proposer's timestamp.
@@ -198,7 +215,7 @@ func checkCondition(c *cairnpb.Condition, found bool, version uint64) error {
 }
 
 func (r *Replica) applyPut(b *pebble.Batch, key, value []byte, cond *cairnpb.Condition, ts uint64) (Result, error) {
-	cur, _, found, err := readCurrent(b, key)
+	cur, old, found, err := readCurrent(b, key)
 	if err != nil {
 		return Result{}, err
 	}
@@ -206,14 +223,31 @@ func (r *Replica) applyPut(b *pebble.Batch, key, value []byte, cond *cairnpb.Con
 		return Result{Err: err}, nil
 	}
 	v := r.nextVersion(ts)
-	if err := b.Set(key, storage.EncodeValue(v, value), nil); err != nil {
+	if err := r.setData(b, key, storage.EncodeValue(v, value), old, found); err != nil {
 		return Result{}, err
 	}
 	return Result{Version: v}, nil
 }
 
+// setData writes a data key and keeps the approximate size: old is the
+// key's previous raw value (found: it had one).
+func (r *Replica) setData(b *pebble.Batch, key, encoded, old []byte, found bool) error {
+	delta := int64(len(key) + len(encoded))
+	if found {
+		delta -= int64(len(key) + len(storage.EncodeValue(0, old)))
+	}
+	r.addBytes(delta)
+	return b.Set(key, encoded, nil)
+}
+
+// deleteData deletes a data key whose raw value was old.
+func (r *Replica) deleteData(b *pebble.Batch, key, old []byte) error {
+	r.addBytes(-int64(len(key) + len(storage.EncodeValue(0, old))))
+	return b.Delete(key, nil)
+}
+
 func (r *Replica) applyDelete(b *pebble.Batch, key []byte, cond *cairnpb.Condition) (Result, error) {
-	cur, _, found, err := readCurrent(b, key)
+	cur, old, found, err := readCurrent(b, key)
 	if err != nil {
 		return Result{}, err
 	}
@@ -223,7 +257,7 @@ func (r *Replica) applyDelete(b *pebble.Batch, key []byte, cond *cairnpb.Conditi
 	if err := checkCondition(cond, found, cur); err != nil {
 		return Result{Err: err}, nil
 	}
-	if err := b.Delete(key, nil); err != nil {
+	if err := r.deleteData(b, key, old); err != nil {
 		return Result{}, err
 	}
 	return Result{Version: cur}, nil
@@ -250,7 +284,7 @@ func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.B
 			return Result{Err: kv.Errorf(kv.ErrInvalidArgument, "batch op %d is empty", i)}, nil
 		}
 		if !r.containsKey(key) {
-			return Result{Err: kv.Errorf(kv.ErrInvalidArgument, "batch op %d: key is outside the range", i)}, nil
+			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "batch op %d: range %d no longer holds the key", i, r.ID)}, nil
 		}
 		cur, _, found, err := readCurrent(b, keys.DataKey(table, key))
 		if err != nil {
@@ -264,19 +298,24 @@ func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.B
 	for i, op := range req.Ops {
 		switch o := op.Op.(type) {
 		case *cairnpb.BatchOp_Put:
+			dk := keys.DataKey(table, o.Put.Key)
+			_, old, found, err := readCurrent(b, dk)
+			if err != nil {
+				return Result{}, err
+			}
 			v := r.nextVersion(ts)
-			if err := b.Set(keys.DataKey(table, o.Put.Key), storage.EncodeValue(v, o.Put.Value), nil); err != nil {
+			if err := r.setData(b, dk, storage.EncodeValue(v, o.Put.Value), old, found); err != nil {
 				return Result{}, err
 			}
 			results[i] = &cairnpb.BatchResult{Version: v, Found: true}
 		case *cairnpb.BatchOp_Delete:
 			dk := keys.DataKey(table, o.Delete.Key)
-			cur, _, found, err := readCurrent(b, dk)
+			cur, old, found, err := readCurrent(b, dk)
 			if err != nil {
 				return Result{}, err
 			}
 			if found {
-				if err := b.Delete(dk, nil); err != nil {
+				if err := r.deleteData(b, dk, old); err != nil {
 					return Result{}, err
 				}
 			}

@@ -48,6 +48,10 @@ type Result struct {
 	Version uint64
 	Table   *cairnpb.Table
 	Batch   []*cairnpb.BatchResult
+	// Split is the outcome of a split: both new descriptors.
+	Split *cairnpb.SplitRangeResponse
+	// RangeID is a range ID the meta range allocated.
+	RangeID uint64
 	Err     error
 }
 
@@ -83,13 +87,17 @@ type Replica struct {
 	readsInflight map[uint64]*readBatch
 	readsIndexed  []*readBatch
 	lastLeader    uint64
+	// snapshotApplied is set by applySnapshot (see TakeSnapshotApplied).
+	snapshotApplied bool
 
 	// Read by any goroutine.
 	leader    atomic.Uint64
 	term      atomic.Uint64
 	commit    atomic.Uint64
 	applied   atomic.Uint64
-	destroyed atomic.Bool
+	// approxBytes mirrors state.ApproxBytes for other goroutines.
+	approxBytes atomic.Uint64
+	destroyed   atomic.Bool
 	desc      atomic.Pointer[cairnpb.RangeDescriptor]
 
 	nextProposalID atomic.Uint64
@@ -117,13 +125,19 @@ func WriteInitial(b *pebble.Batch, desc *cairnpb.RangeDescriptor) error {
 	return raftlog.WriteInitial(b, keys.RangeID(desc.Id), InitialIndex, InitialTerm)
 }
 
-// DestroyData deletes every key of a range (Raft state and data) in b.
-func DestroyData(b *pebble.Batch, desc *cairnpb.RangeDescriptor) error {
-	ls, le := keys.RangeLocalSpan(keys.RangeID(desc.Id))
+// DestroyData deletes every key of a range (Raft state and, unless the
+// replica is uninitialized and so owns no data, its data) in b. st is the
+// replica's own applied state, never a descriptor from the catalog: only
+// the local descriptor says which data this replica owns.
+func DestroyData(b *pebble.Batch, st *cairnpb.RangeState) error {
+	ls, le := keys.RangeLocalSpan(keys.RangeID(st.Desc.Id))
 	if err := b.DeleteRange(ls, le, nil); err != nil {
 		return err
 	}
-	ds, de := keys.DataSpan(keys.TableID(desc.TableId), desc.Start, desc.End)
+	if st.AppliedIndex == 0 {
+		return nil
+	}
+	ds, de := keys.DataSpan(keys.TableID(st.Desc.TableId), st.Desc.Start, st.Desc.End)
 	return b.DeleteRange(ds, de, nil)
 }
 
@@ -189,6 +203,7 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 		return nil, fmt.Errorf("replica: range %d: %w", id, err)
 	}
 	r.applied.Store(st.AppliedIndex)
+	r.approxBytes.Store(st.ApproxBytes)
 	hs := r.log.HardState() // Status before the first Ready changes it
 	r.term.Store(hs.Term)
 	r.commit.Store(hs.Commit)
@@ -542,7 +557,14 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	if sd.State == nil || sd.State.Desc == nil || sd.State.Desc.Id != uint64(r.ID) {
 		return fmt.Errorf("snapshot is for another range")
 	}
+	// Delete the data this replica owned (its old span; a snapshot from
+	// after a split covers less) or, if it owned none yet, whatever lies in
+	// the snapshot's span (the store refuses snapshots that overlap another
+	// local replica, so nobody else owns it).
 	start, end := r.DataSpan()
+	if r.state.AppliedIndex == 0 {
+		start, end = keys.DataSpan(keys.TableID(sd.State.Desc.TableId), sd.State.Desc.Start, sd.State.Desc.End)
+	}
 	if err := b.DeleteRange(start, end, nil); err != nil {
 		return err
 	}
@@ -570,5 +592,17 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	r.state = st
 	r.desc.Store(st.Desc)
 	r.applied.Store(st.AppliedIndex)
+	r.approxBytes.Store(st.ApproxBytes)
+	r.snapshotApplied = true
 	return nil
+}
+
+// TakeSnapshotApplied reports (and clears) whether a snapshot was applied
+// since the last call: the store then reconciles, since a snapshot from
+// after a split narrows the replica and frees span for ranges this node
+// has not got. Driver only.
+func (r *Replica) TakeSnapshotApplied() bool {
+	ok := r.snapshotApplied
+	r.snapshotApplied = false
+	return ok
 }
