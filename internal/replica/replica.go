@@ -91,14 +91,14 @@ type Replica struct {
 	snapshotApplied bool
 
 	// Read by any goroutine.
-	leader    atomic.Uint64
-	term      atomic.Uint64
-	commit    atomic.Uint64
-	applied   atomic.Uint64
+	leader  atomic.Uint64
+	term    atomic.Uint64
+	commit  atomic.Uint64
+	applied atomic.Uint64
 	// approxBytes mirrors state.ApproxBytes for other goroutines.
 	approxBytes atomic.Uint64
 	destroyed   atomic.Bool
-	desc      atomic.Pointer[cairnpb.RangeDescriptor]
+	desc        atomic.Pointer[cairnpb.RangeDescriptor]
 
 	nextProposalID atomic.Uint64
 	notify         func(keys.RangeID)

@@ -1,9 +1,9 @@
 package grpcapi
 
 import (
+	"context"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"context"
 
 	"google.golang.org/grpc"
 
