@@ -77,6 +77,17 @@ type Store struct {
 	drainAll atomic.Bool
 	reports  chan func()
 
+	// held keeps Raft messages for ranges this node does not have yet
+	// (driver-owned): the right-hand range of a split is created here only
+	// when this node applies the split, usually a moment after the left's
+	// leader campaigned for it. Dropping the vote requests would cost the
+	// new range an election timeout; they are stepped when the range is
+	// opened, or dropped after heldTicks. Never a reason to create a
+	// replica (see docs/design/splits.md).
+	held      map[keys.RangeID][]heldMsg
+	heldCount int
+	ticks     uint64
+
 	mu struct {
 		sync.RWMutex
 		replicas map[keys.RangeID]*replica.Replica
@@ -86,6 +97,63 @@ type Store struct {
 
 	stop chan struct{}
 	done chan struct{}
+}
+
+type heldMsg struct {
+	m    raftpb.Message
+	tick uint64
+}
+
+const (
+	maxHeldMsgs = 4096
+	heldTicks   = 20
+)
+
+// hold keeps m for a range not (yet) here. Snapshots are not kept: they
+// are large, and the sender retries them.
+func (s *Store) hold(id keys.RangeID, m raftpb.Message) {
+	if m.Type == raftpb.MsgSnap || s.heldCount >= maxHeldMsgs {
+		return
+	}
+	if s.held == nil {
+		s.held = map[keys.RangeID][]heldMsg{}
+	}
+	s.held[id] = append(s.held[id], heldMsg{m: m, tick: s.ticks})
+	s.heldCount++
+}
+
+// tickHeld ages held messages out.
+func (s *Store) tickHeld() {
+	s.ticks++
+	for id, ms := range s.held {
+		kept := ms[:0]
+		for _, h := range ms {
+			if s.ticks-h.tick <= heldTicks {
+				kept = append(kept, h)
+			}
+		}
+		s.heldCount -= len(ms) - len(kept)
+		if len(kept) == 0 {
+			delete(s.held, id)
+		} else {
+			s.held[id] = kept
+		}
+	}
+}
+
+// stepHeld steps the messages held for a range just opened.
+func (s *Store) stepHeld(r *replica.Replica) {
+	ms := s.held[r.ID]
+	if len(ms) == 0 {
+		return
+	}
+	delete(s.held, r.ID)
+	s.heldCount -= len(ms)
+	for _, h := range ms {
+		if err := r.Step(h.m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+			s.logger.Debug("step held", "range", uint64(r.ID), "err", err)
+		}
+	}
 }
 
 // New opens the replicas found in db. Start runs the driver.
@@ -411,6 +479,7 @@ func (s *Store) openReplica(id keys.RangeID) error {
 	s.mu.Lock()
 	s.mu.replicas[id] = r
 	s.mu.Unlock()
+	s.stepHeld(r)
 	return nil
 }
 
@@ -525,9 +594,7 @@ func (s *Store) wait(tick <-chan time.Time) bool {
 	case <-s.stop:
 		return false
 	case <-tick:
-		for _, r := range s.Replicas() {
-			r.Tick()
-		}
+		s.Tick()
 	case msgs := <-s.inbox:
 		s.step(msgs)
 	case id := <-s.work:
@@ -548,6 +615,7 @@ func (s *Store) Tick() {
 	for _, r := range s.Replicas() {
 		r.Tick()
 	}
+	s.tickHeld()
 }
 
 // Deliver steps inbound Raft messages.
@@ -619,7 +687,9 @@ func (s *Store) step(msgs []transport.RangeMessage) {
 		if r == nil {
 			// Not created here yet (this node has not applied the split
 			// that creates it), or removed. Never create a replica on a
-			// message: raft retries, and the split or reconcile creates it.
+			// message: hold it a while; raft retries anyway, and the split
+			// or reconcile creates the replica.
+			s.hold(m.RangeID, m.Msg)
 			continue
 		}
 		if m.Msg.Type == raftpb.MsgSnap && !s.snapshotFits(r, m.Msg) {
