@@ -257,4 +257,3 @@ func catalogHas(t *cairnpb.Table, d *cairnpb.RangeDescriptor) bool {
 	}
 	return false
 }
-
