@@ -243,6 +243,9 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 			return rt.localList(ctx, r, t, op.List)
 		})
 	case *cairnpb.Request_Batch:
+		if len(op.Batch.Ops) == 0 {
+			return &cairnpb.Response{Op: &cairnpb.Response_Batch{Batch: &cairnpb.BatchResponse{}}}, nil
+		}
 		key, _ := batchKeyOf(op.Batch.Ops[0])
 		return keyed(op.Batch.Table, key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localBatch(ctx, r, t, op.Batch)
