@@ -150,6 +150,39 @@ func TestKV(t *testing.T) {
 	}
 }
 
+// TestTTL: WithTTL reaches the server as ttl_ms; the key is gone once the
+// server's clock passes it; a sub-millisecond TTL is refused locally.
+func TestTTL(t *testing.T) {
+	n := startNode(t)
+	now := time.UnixMilli(1_700_000_000_000)
+	var mu sync.Mutex
+	n.svc.SetNow(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	c := newClient(t, n.addr)
+	ctx := context.Background()
+	if _, err := c.Put(ctx, "default", []byte("k"), []byte("v"), WithTTL(1500*time.Millisecond), IfAbsent()); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.List(ctx, "default", ListOptions{})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("list = %v, %v", list, err)
+	}
+	mu.Lock()
+	now = now.Add(1499 * time.Millisecond)
+	mu.Unlock()
+	if _, _, err := c.Get(ctx, "default", []byte("k")); err != nil {
+		t.Fatalf("get 1 ms before expiry: %v", err)
+	}
+	mu.Lock()
+	now = now.Add(time.Millisecond)
+	mu.Unlock()
+	if _, _, err := c.Get(ctx, "default", []byte("k")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get at expiry: %v; want ErrNotFound", err)
+	}
+	if _, err := c.Put(ctx, "default", []byte("k"), []byte("v"), WithTTL(time.Microsecond)); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("put with a 1µs TTL: %v; want ErrInvalidArgument", err)
+	}
+}
+
 func TestListPages(t *testing.T) {
 	n := startNode(t)
 	c := newClient(t, n.addr)

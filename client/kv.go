@@ -2,34 +2,52 @@ package client
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 )
 
-// WriteOption sets a condition on Put or Delete.
-type WriteOption func(*cairnpb.Condition)
+// WriteOption sets a condition on Put or Delete, or a TTL on Put.
+type WriteOption func(*writeOptions)
+
+type writeOptions struct {
+	cond *cairnpb.Condition
+	ttl  time.Duration
+}
 
 // IfVersion makes a write succeed only if the key's current version is v
 // (non-zero); otherwise it fails with ErrConditionFailed.
 func IfVersion(v uint64) WriteOption {
-	return func(c *cairnpb.Condition) { c.Version = v }
+	return func(o *writeOptions) { o.condition().Version = v }
 }
 
 // IfAbsent makes a Put succeed only if the key does not exist; otherwise it
 // fails with ErrConditionFailed.
 func IfAbsent() WriteOption {
-	return func(c *cairnpb.Condition) { c.Absent = true }
+	return func(o *writeOptions) { o.condition().Absent = true }
 }
 
-func condition(opts []WriteOption) *cairnpb.Condition {
-	if len(opts) == 0 {
-		return nil
+// WithTTL makes a Put's key expire ttl after the write (at least 1 ms;
+// rounded down to milliseconds). The leader's clock fixes the expiry time
+// when it orders the write; Delete ignores it.
+func WithTTL(ttl time.Duration) WriteOption {
+	return func(o *writeOptions) { o.ttl = ttl }
+}
+
+func (o *writeOptions) condition() *cairnpb.Condition {
+	if o.cond == nil {
+		o.cond = &cairnpb.Condition{}
 	}
-	c := &cairnpb.Condition{}
-	for _, o := range opts {
-		o(c)
+	return o.cond
+}
+
+func collect(opts []WriteOption) writeOptions {
+	var o writeOptions
+	for _, f := range opts {
+		f(&o)
 	}
-	return c
+	return o
 }
 
 // Get returns the value and version of key in table, or ErrNotFound.
@@ -50,7 +68,11 @@ func (c *Client) Get(ctx context.Context, table string, key []byte) (value []byt
 // IfVersion or IfAbsent it fails with ErrConditionFailed when the condition
 // does not hold.
 func (c *Client) Put(ctx context.Context, table string, key, value []byte, opts ...WriteOption) (version uint64, err error) {
-	req := &cairnpb.PutRequest{Table: table, Key: key, Value: value, Condition: condition(opts)}
+	o := collect(opts)
+	if o.ttl != 0 && o.ttl < time.Millisecond {
+		return 0, fmt.Errorf("%w: ttl %v is under 1ms", ErrInvalidArgument, o.ttl)
+	}
+	req := &cairnpb.PutRequest{Table: table, Key: key, Value: value, Condition: o.cond, TtlMs: o.ttl.Milliseconds()}
 	var resp *cairnpb.PutResponse
 	err = c.do(ctx, write, func(ctx context.Context, ep *endpoint) (err error) {
 		resp, err = ep.kv.Put(ctx, req)
@@ -66,7 +88,7 @@ func (c *Client) Put(ctx context.Context, table string, key, value []byte, opts 
 // value; ErrNotFound if it is absent. With IfVersion it fails with
 // ErrConditionFailed unless the current version is the given one.
 func (c *Client) Delete(ctx context.Context, table string, key []byte, opts ...WriteOption) (version uint64, err error) {
-	req := &cairnpb.DeleteRequest{Table: table, Key: key, Condition: condition(opts)}
+	req := &cairnpb.DeleteRequest{Table: table, Key: key, Condition: collect(opts).cond}
 	var resp *cairnpb.DeleteResponse
 	err = c.do(ctx, write, func(ctx context.Context, ep *endpoint) (err error) {
 		resp, err = ep.kv.Delete(ctx, req)

@@ -181,9 +181,11 @@ func (x *GetRequest) GetKey() []byte {
 }
 
 type GetResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Value         []byte                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
-	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Value   []byte                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	Version uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// When the key expires (unix milliseconds); 0 if it has no TTL.
+	ExpireAtMs    int64 `protobuf:"varint,3,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,6 +230,13 @@ func (x *GetResponse) GetValue() []byte {
 func (x *GetResponse) GetVersion() uint64 {
 	if x != nil {
 		return x.Version
+	}
+	return 0
+}
+
+func (x *GetResponse) GetExpireAtMs() int64 {
+	if x != nil {
+		return x.ExpireAtMs
 	}
 	return 0
 }
@@ -288,11 +297,16 @@ func (x *Condition) GetAbsent() bool {
 }
 
 type PutRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	Condition     *Condition             `protobuf:"bytes,4,opt,name=condition,proto3" json:"condition,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Table     string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Key       []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Value     []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Condition *Condition             `protobuf:"bytes,4,opt,name=condition,proto3" json:"condition,omitempty"`
+	// Expire the key this many milliseconds after the write (0: never). The
+	// expiry time is fixed by the leader's clock when it proposes the write.
+	TtlMs int64 `protobuf:"varint,5,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	// Keep the key's current expiry (Redis KEEPTTL); ttl_ms must be 0.
+	KeepTtl       bool `protobuf:"varint,6,opt,name=keep_ttl,json=keepTtl,proto3" json:"keep_ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -353,6 +367,20 @@ func (x *PutRequest) GetCondition() *Condition {
 		return x.Condition
 	}
 	return nil
+}
+
+func (x *PutRequest) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+func (x *PutRequest) GetKeepTtl() bool {
+	if x != nil {
+		return x.KeepTtl
+	}
+	return false
 }
 
 type PutResponse struct {
@@ -839,10 +867,12 @@ func (x *ListRequest) GetValues() bool {
 }
 
 type KeyValue struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Key     []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value   []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Version uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// When the key expires (unix milliseconds); 0 if it has no TTL.
+	ExpireAtMs    int64 `protobuf:"varint,4,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -894,6 +924,13 @@ func (x *KeyValue) GetValue() []byte {
 func (x *KeyValue) GetVersion() uint64 {
 	if x != nil {
 		return x.Version
+	}
+	return 0
+}
+
+func (x *KeyValue) GetExpireAtMs() int64 {
+	if x != nil {
+		return x.ExpireAtMs
 	}
 	return 0
 }
@@ -1682,19 +1719,23 @@ const file_kv_proto_rawDesc = "" +
 	"\n" +
 	"GetRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\fR\x03key\"=\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\"_\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"=\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
+	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
+	"expireAtMs\"=\n" +
 	"\tCondition\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x16\n" +
-	"\x06absent\x18\x02 \x01(\bR\x06absent\"}\n" +
+	"\x06absent\x18\x02 \x01(\bR\x06absent\"\xaf\x01\n" +
 	"\n" +
 	"PutRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x121\n" +
-	"\tcondition\x18\x04 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\"'\n" +
+	"\tcondition\x18\x04 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\x12\x15\n" +
+	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\x12\x19\n" +
+	"\bkeep_ttl\x18\x06 \x01(\bR\akeepTtl\"'\n" +
 	"\vPutResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\"j\n" +
 	"\rDeleteRequest\x12\x14\n" +
@@ -1723,11 +1764,13 @@ const file_kv_proto_rawDesc = "" +
 	"\x05limit\x18\x05 \x01(\rR\x05limit\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\x12\x16\n" +
-	"\x06values\x18\a \x01(\bR\x06values\"L\n" +
+	"\x06values\x18\a \x01(\bR\x06values\"n\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion\"`\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12 \n" +
+	"\fexpire_at_ms\x18\x04 \x01(\x03R\n" +
+	"expireAtMs\"`\n" +
 	"\fListResponse\x12(\n" +
 	"\x05items\x18\x01 \x03(\v2\x12.cairn.v1.KeyValueR\x05items\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9e\x01\n" +

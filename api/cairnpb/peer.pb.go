@@ -189,11 +189,12 @@ type Request struct {
 	//	*Request_SplitRange
 	//	*Request_AllocRangeId
 	//	*Request_UpdateRanges
+	//	*Request_Expire
 	Op isRequest_Op `protobuf_oneof:"op"`
 	// The range the sender routed a keyed request to (0: resolve here). The
 	// receiver executes on that range or answers not leader / range key
 	// mismatch, so both sides never disagree about routing in a loop.
-	RangeId       uint64 `protobuf:"varint,20,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	RangeId       uint64 `protobuf:"varint,21,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -325,6 +326,15 @@ func (x *Request) GetUpdateRanges() *UpdateRanges {
 	return nil
 }
 
+func (x *Request) GetExpire() *ExpireRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_Expire); ok {
+			return x.Expire
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
@@ -376,6 +386,10 @@ type Request_UpdateRanges struct {
 	UpdateRanges *UpdateRanges `protobuf:"bytes,10,opt,name=update_ranges,json=updateRanges,proto3,oneof"`
 }
 
+type Request_Expire struct {
+	Expire *ExpireRequest `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -396,6 +410,62 @@ func (*Request_AllocRangeId) isRequest_Op() {}
 
 func (*Request_UpdateRanges) isRequest_Op() {}
 
+func (*Request_Expire) isRequest_Op() {}
+
+// ExpireRequest asks the leader of the keys' range to remove them if
+// expired (see Expire).
+type ExpireRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Expire        *Expire                `protobuf:"bytes,2,opt,name=expire,proto3" json:"expire,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireRequest) Reset() {
+	*x = ExpireRequest{}
+	mi := &file_peer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireRequest) ProtoMessage() {}
+
+func (x *ExpireRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireRequest.ProtoReflect.Descriptor instead.
+func (*ExpireRequest) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ExpireRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *ExpireRequest) GetExpire() *Expire {
+	if x != nil {
+		return x.Expire
+	}
+	return nil
+}
+
 type Response struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Op:
@@ -408,6 +478,7 @@ type Response struct {
 	//	*Response_DropTable
 	//	*Response_Batch
 	//	*Response_SplitRange
+	//	*Response_Expire
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
 	Error *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
@@ -419,7 +490,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_peer_proto_msgTypes[4]
+	mi := &file_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +502,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[4]
+	mi := &file_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +515,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{4}
+	return file_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Response) GetOp() isResponse_Op {
@@ -526,6 +597,15 @@ func (x *Response) GetSplitRange() *SplitRangeResponse {
 	return nil
 }
 
+func (x *Response) GetExpire() *ExpireResponse {
+	if x != nil {
+		if x, ok := x.Op.(*Response_Expire); ok {
+			return x.Expire
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetError() *Error {
 	if x != nil {
 		return x.Error
@@ -576,6 +656,10 @@ type Response_SplitRange struct {
 	SplitRange *SplitRangeResponse `protobuf:"bytes,8,opt,name=split_range,json=splitRange,proto3,oneof"`
 }
 
+type Response_Expire struct {
+	Expire *ExpireResponse `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
+}
+
 func (*Response_Get) isResponse_Op() {}
 
 func (*Response_Put) isResponse_Op() {}
@@ -592,6 +676,53 @@ func (*Response_Batch) isResponse_Op() {}
 
 func (*Response_SplitRange) isResponse_Op() {}
 
+func (*Response_Expire) isResponse_Op() {}
+
+type ExpireResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many keys were removed.
+	Removed       uint64 `protobuf:"varint,1,opt,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireResponse) Reset() {
+	*x = ExpireResponse{}
+	mi := &file_peer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireResponse) ProtoMessage() {}
+
+func (x *ExpireResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireResponse.ProtoReflect.Descriptor instead.
+func (*ExpireResponse) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ExpireResponse) GetRemoved() uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return 0
+}
+
 type Error struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
@@ -602,7 +733,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_peer_proto_msgTypes[5]
+	mi := &file_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -614,7 +745,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[5]
+	mi := &file_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -627,7 +758,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{5}
+	return file_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Error) GetCode() string {
@@ -663,6 +794,7 @@ type Command struct {
 	//	*Command_Split
 	//	*Command_AllocRangeId
 	//	*Command_UpdateRanges
+	//	*Command_Expire
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
@@ -673,7 +805,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_peer_proto_msgTypes[6]
+	mi := &file_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +817,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[6]
+	mi := &file_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +830,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{6}
+	return file_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Command) GetNodeId() uint64 {
@@ -801,6 +933,15 @@ func (x *Command) GetUpdateRanges() *UpdateRanges {
 	return nil
 }
 
+func (x *Command) GetExpire() *Expire {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Expire); ok {
+			return x.Expire
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
@@ -844,6 +985,10 @@ type Command_UpdateRanges struct {
 	UpdateRanges *UpdateRanges `protobuf:"bytes,12,opt,name=update_ranges,json=updateRanges,proto3,oneof"`
 }
 
+type Command_Expire struct {
+	Expire *Expire `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -860,6 +1005,8 @@ func (*Command_AllocRangeId) isCommand_Op() {}
 
 func (*Command_UpdateRanges) isCommand_Op() {}
 
+func (*Command_Expire) isCommand_Op() {}
+
 // Split, proposed to the range itself, splits it at split_key: the range
 // keeps [start, split_key) and range new_range_id gets [split_key, end).
 // It applies only if the range's generation is still expected_generation.
@@ -874,7 +1021,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_peer_proto_msgTypes[7]
+	mi := &file_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1033,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[7]
+	mi := &file_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1046,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{7}
+	return file_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Split) GetSplitKey() []byte {
@@ -932,7 +1079,7 @@ type AllocRangeID struct {
 
 func (x *AllocRangeID) Reset() {
 	*x = AllocRangeID{}
-	mi := &file_peer_proto_msgTypes[8]
+	mi := &file_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1091,7 @@ func (x *AllocRangeID) String() string {
 func (*AllocRangeID) ProtoMessage() {}
 
 func (x *AllocRangeID) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[8]
+	mi := &file_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1104,7 @@ func (x *AllocRangeID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocRangeID.ProtoReflect.Descriptor instead.
 func (*AllocRangeID) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{8}
+	return file_peer_proto_rawDescGZIP(), []int{10}
 }
 
 // UpdateRanges (meta range) records range descriptors of a table in its
@@ -974,7 +1121,7 @@ type UpdateRanges struct {
 
 func (x *UpdateRanges) Reset() {
 	*x = UpdateRanges{}
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1133,7 @@ func (x *UpdateRanges) String() string {
 func (*UpdateRanges) ProtoMessage() {}
 
 func (x *UpdateRanges) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,7 +1146,7 @@ func (x *UpdateRanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRanges.ProtoReflect.Descriptor instead.
 func (*UpdateRanges) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{9}
+	return file_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateRanges) GetTableId() uint64 {
@@ -1016,6 +1163,115 @@ func (x *UpdateRanges) GetDescs() []*RangeDescriptor {
 	return nil
 }
 
+// Expire removes keys whose TTL has passed. The command's timestamp
+// decides: a key is removed only if it still has the version and expiry
+// named here and that expiry is at or before the timestamp, so every
+// replica decides alike whatever its own clock says. The entry in the
+// expiry index is removed in any case (it may be stale).
+type Expire struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*ExpireKey           `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Expire) Reset() {
+	*x = Expire{}
+	mi := &file_peer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Expire) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Expire) ProtoMessage() {}
+
+func (x *Expire) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Expire.ProtoReflect.Descriptor instead.
+func (*Expire) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Expire) GetKeys() []*ExpireKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type ExpireKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	ExpireAtMs    int64                  `protobuf:"varint,3,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireKey) Reset() {
+	*x = ExpireKey{}
+	mi := &file_peer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireKey) ProtoMessage() {}
+
+func (x *ExpireKey) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireKey.ProtoReflect.Descriptor instead.
+func (*ExpireKey) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ExpireKey) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ExpireKey) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ExpireKey) GetExpireAtMs() int64 {
+	if x != nil {
+		return x.ExpireAtMs
+	}
+	return 0
+}
+
 type CreateTable struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1026,7 +1282,7 @@ type CreateTable struct {
 
 func (x *CreateTable) Reset() {
 	*x = CreateTable{}
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1294,7 @@ func (x *CreateTable) String() string {
 func (*CreateTable) ProtoMessage() {}
 
 func (x *CreateTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1307,7 @@ func (x *CreateTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTable.ProtoReflect.Descriptor instead.
 func (*CreateTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{10}
+	return file_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateTable) GetName() string {
@@ -1077,7 +1333,7 @@ type DropTable struct {
 
 func (x *DropTable) Reset() {
 	*x = DropTable{}
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1345,7 @@ func (x *DropTable) String() string {
 func (*DropTable) ProtoMessage() {}
 
 func (x *DropTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1358,7 @@ func (x *DropTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTable.ProtoReflect.Descriptor instead.
 func (*DropTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{11}
+	return file_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DropTable) GetName() string {
@@ -1125,14 +1381,18 @@ type RangeState struct {
 	ConfState []byte `protobuf:"bytes,5,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
 	// approx_bytes is the logical size of the range's data (keys plus
 	// values), kept on apply; it drives size-based splits.
-	ApproxBytes   uint64 `protobuf:"varint,6,opt,name=approx_bytes,json=approxBytes,proto3" json:"approx_bytes,omitempty"`
+	ApproxBytes uint64 `protobuf:"varint,6,opt,name=approx_bytes,json=approxBytes,proto3" json:"approx_bytes,omitempty"`
+	// The largest command timestamp applied: the range's log time. TTL
+	// expiry is judged against it, so it never goes back, whatever the
+	// clocks of successive leaders say.
+	MaxTimestamp  uint64 `protobuf:"varint,20,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RangeState) Reset() {
 	*x = RangeState{}
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1404,7 @@ func (x *RangeState) String() string {
 func (*RangeState) ProtoMessage() {}
 
 func (x *RangeState) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1417,7 @@ func (x *RangeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeState.ProtoReflect.Descriptor instead.
 func (*RangeState) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{12}
+	return file_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RangeState) GetDesc() *RangeDescriptor {
@@ -1202,6 +1462,13 @@ func (x *RangeState) GetApproxBytes() uint64 {
 	return 0
 }
 
+func (x *RangeState) GetMaxTimestamp() uint64 {
+	if x != nil {
+		return x.MaxTimestamp
+	}
+	return 0
+}
+
 // Node is a member of the cluster as the meta range records it.
 type Node struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1214,7 +1481,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_peer_proto_msgTypes[13]
+	mi := &file_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1493,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[13]
+	mi := &file_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1506,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{13}
+	return file_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Node) GetId() uint64 {
@@ -1274,7 +1541,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_peer_proto_msgTypes[14]
+	mi := &file_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1553,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[14]
+	mi := &file_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1566,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{14}
+	return file_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SnapshotData) GetState() *RangeState {
@@ -1326,7 +1593,7 @@ type SnapshotKV struct {
 
 func (x *SnapshotKV) Reset() {
 	*x = SnapshotKV{}
-	mi := &file_peer_proto_msgTypes[15]
+	mi := &file_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1605,7 @@ func (x *SnapshotKV) String() string {
 func (*SnapshotKV) ProtoMessage() {}
 
 func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[15]
+	mi := &file_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1618,7 @@ func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotKV.ProtoReflect.Descriptor instead.
 func (*SnapshotKV) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{15}
+	return file_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SnapshotKV) GetKey() []byte {
@@ -1381,7 +1648,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xd7\x04\n" +
+	"\aRaftAck\"\x8f\x05\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -1395,9 +1662,13 @@ const file_peer_proto_rawDesc = "" +
 	"splitRange\x12C\n" +
 	"\x0ealloc_range_id\x18\t \x01(\v2\x1b.cairn.peer.v1.AllocRangeIDH\x00R\fallocRangeId\x12B\n" +
 	"\rupdate_ranges\x18\n" +
-	" \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x12\x19\n" +
-	"\brange_id\x18\x14 \x01(\x04R\arangeIdB\x04\n" +
-	"\x02op\"\xe8\x03\n" +
+	" \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x126\n" +
+	"\x06expire\x18\x14 \x01(\v2\x1c.cairn.peer.v1.ExpireRequestH\x00R\x06expire\x12\x19\n" +
+	"\brange_id\x18\x15 \x01(\x04R\arangeIdB\x04\n" +
+	"\x02op\"T\n" +
+	"\rExpireRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12-\n" +
+	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xa1\x04\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -1408,14 +1679,17 @@ const file_peer_proto_rawDesc = "" +
 	"drop_table\x18\x06 \x01(\v2\x1b.cairn.v1.DropTableResponseH\x00R\tdropTable\x12/\n" +
 	"\x05batch\x18\a \x01(\v2\x17.cairn.v1.BatchResponseH\x00R\x05batch\x12?\n" +
 	"\vsplit_range\x18\b \x01(\v2\x1c.cairn.v1.SplitRangeResponseH\x00R\n" +
-	"splitRange\x12*\n" +
+	"splitRange\x127\n" +
+	"\x06expire\x18\x14 \x01(\v2\x1d.cairn.peer.v1.ExpireResponseH\x00R\x06expire\x12*\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05error\x12\x19\n" +
 	"\brange_id\x18\v \x01(\x04R\arangeIdB\x04\n" +
-	"\x02op\"5\n" +
+	"\x02op\"*\n" +
+	"\x0eExpireResponse\x12\x18\n" +
+	"\aremoved\x18\x01 \x01(\x04R\aremoved\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xc2\x04\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xf3\x04\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -1430,7 +1704,8 @@ const file_peer_proto_rawDesc = "" +
 	"\x05split\x18\n" +
 	" \x01(\v2\x14.cairn.peer.v1.SplitH\x00R\x05split\x12C\n" +
 	"\x0ealloc_range_id\x18\v \x01(\v2\x1b.cairn.peer.v1.AllocRangeIDH\x00R\fallocRangeId\x12B\n" +
-	"\rupdate_ranges\x18\f \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x12\x19\n" +
+	"\rupdate_ranges\x18\f \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x12/\n" +
+	"\x06expire\x18\x14 \x01(\v2\x15.cairn.peer.v1.ExpireH\x00R\x06expire\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
 	"\x02op\"w\n" +
 	"\x05Split\x12\x1b\n" +
@@ -1441,12 +1716,19 @@ const file_peer_proto_rawDesc = "" +
 	"\fAllocRangeID\"Z\n" +
 	"\fUpdateRanges\x12\x19\n" +
 	"\btable_id\x18\x01 \x01(\x04R\atableId\x12/\n" +
-	"\x05descs\x18\x02 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x05descs\"E\n" +
+	"\x05descs\x18\x02 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x05descs\"6\n" +
+	"\x06Expire\x12,\n" +
+	"\x04keys\x18\x01 \x03(\v2\x18.cairn.peer.v1.ExpireKeyR\x04keys\"Y\n" +
+	"\tExpireKey\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
+	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
+	"expireAtMs\"E\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xe6\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x8b\x02\n" +
 	"\n" +
 	"RangeState\x12-\n" +
 	"\x04desc\x18\x01 \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\x12#\n" +
@@ -1456,7 +1738,8 @@ const file_peer_proto_rawDesc = "" +
 	"maxVersion\x12\x1d\n" +
 	"\n" +
 	"conf_state\x18\x05 \x01(\fR\tconfState\x12!\n" +
-	"\fapprox_bytes\x18\x06 \x01(\x04R\vapproxBytes\"M\n" +
+	"\fapprox_bytes\x18\x06 \x01(\x04R\vapproxBytes\x12#\n" +
+	"\rmax_timestamp\x18\x14 \x01(\x04R\fmaxTimestamp\"M\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -1484,84 +1767,93 @@ func file_peer_proto_rawDescGZIP() []byte {
 	return file_peer_proto_rawDescData
 }
 
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_peer_proto_goTypes = []any{
 	(*RaftBatch)(nil),          // 0: cairn.peer.v1.RaftBatch
 	(*RaftMessage)(nil),        // 1: cairn.peer.v1.RaftMessage
 	(*RaftAck)(nil),            // 2: cairn.peer.v1.RaftAck
 	(*Request)(nil),            // 3: cairn.peer.v1.Request
-	(*Response)(nil),           // 4: cairn.peer.v1.Response
-	(*Error)(nil),              // 5: cairn.peer.v1.Error
-	(*Command)(nil),            // 6: cairn.peer.v1.Command
-	(*Split)(nil),              // 7: cairn.peer.v1.Split
-	(*AllocRangeID)(nil),       // 8: cairn.peer.v1.AllocRangeID
-	(*UpdateRanges)(nil),       // 9: cairn.peer.v1.UpdateRanges
-	(*CreateTable)(nil),        // 10: cairn.peer.v1.CreateTable
-	(*DropTable)(nil),          // 11: cairn.peer.v1.DropTable
-	(*RangeState)(nil),         // 12: cairn.peer.v1.RangeState
-	(*Node)(nil),               // 13: cairn.peer.v1.Node
-	(*SnapshotData)(nil),       // 14: cairn.peer.v1.SnapshotData
-	(*SnapshotKV)(nil),         // 15: cairn.peer.v1.SnapshotKV
-	(*GetRequest)(nil),         // 16: cairn.v1.GetRequest
-	(*PutRequest)(nil),         // 17: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),      // 18: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),        // 19: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil), // 20: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),   // 21: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),       // 22: cairn.v1.BatchRequest
-	(*SplitRangeRequest)(nil),  // 23: cairn.v1.SplitRangeRequest
-	(*GetResponse)(nil),        // 24: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 25: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 26: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 27: cairn.v1.ListResponse
-	(*Table)(nil),              // 28: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 29: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),      // 30: cairn.v1.BatchResponse
-	(*SplitRangeResponse)(nil), // 31: cairn.v1.SplitRangeResponse
-	(*RangeDescriptor)(nil),    // 32: cairn.v1.RangeDescriptor
+	(*ExpireRequest)(nil),      // 4: cairn.peer.v1.ExpireRequest
+	(*Response)(nil),           // 5: cairn.peer.v1.Response
+	(*ExpireResponse)(nil),     // 6: cairn.peer.v1.ExpireResponse
+	(*Error)(nil),              // 7: cairn.peer.v1.Error
+	(*Command)(nil),            // 8: cairn.peer.v1.Command
+	(*Split)(nil),              // 9: cairn.peer.v1.Split
+	(*AllocRangeID)(nil),       // 10: cairn.peer.v1.AllocRangeID
+	(*UpdateRanges)(nil),       // 11: cairn.peer.v1.UpdateRanges
+	(*Expire)(nil),             // 12: cairn.peer.v1.Expire
+	(*ExpireKey)(nil),          // 13: cairn.peer.v1.ExpireKey
+	(*CreateTable)(nil),        // 14: cairn.peer.v1.CreateTable
+	(*DropTable)(nil),          // 15: cairn.peer.v1.DropTable
+	(*RangeState)(nil),         // 16: cairn.peer.v1.RangeState
+	(*Node)(nil),               // 17: cairn.peer.v1.Node
+	(*SnapshotData)(nil),       // 18: cairn.peer.v1.SnapshotData
+	(*SnapshotKV)(nil),         // 19: cairn.peer.v1.SnapshotKV
+	(*GetRequest)(nil),         // 20: cairn.v1.GetRequest
+	(*PutRequest)(nil),         // 21: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),      // 22: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),        // 23: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil), // 24: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),   // 25: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),       // 26: cairn.v1.BatchRequest
+	(*SplitRangeRequest)(nil),  // 27: cairn.v1.SplitRangeRequest
+	(*GetResponse)(nil),        // 28: cairn.v1.GetResponse
+	(*PutResponse)(nil),        // 29: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),     // 30: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),       // 31: cairn.v1.ListResponse
+	(*Table)(nil),              // 32: cairn.v1.Table
+	(*DropTableResponse)(nil),  // 33: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),      // 34: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil), // 35: cairn.v1.SplitRangeResponse
+	(*RangeDescriptor)(nil),    // 36: cairn.v1.RangeDescriptor
 }
 var file_peer_proto_depIdxs = []int32{
 	1,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	16, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	17, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	18, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	19, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	20, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	21, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	22, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	23, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
-	8,  // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	9,  // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	24, // 11: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	25, // 12: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	26, // 13: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	27, // 14: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	28, // 15: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	29, // 16: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	30, // 17: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	31, // 18: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
-	5,  // 19: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	17, // 20: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	18, // 21: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	10, // 22: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	11, // 23: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	22, // 24: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	7,  // 25: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	8,  // 26: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	9,  // 27: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	32, // 28: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	32, // 29: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	12, // 30: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	15, // 31: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	0,  // 32: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	3,  // 33: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	2,  // 34: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	4,  // 35: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	34, // [34:36] is the sub-list for method output_type
-	32, // [32:34] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	20, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	21, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	22, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	23, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	24, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	25, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	26, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	27, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
+	10, // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	11, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	4,  // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
+	12, // 12: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	28, // 13: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	29, // 14: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	30, // 15: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	31, // 16: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	32, // 17: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	33, // 18: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	34, // 19: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	35, // 20: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	6,  // 21: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
+	7,  // 22: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	21, // 23: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	22, // 24: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	14, // 25: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	15, // 26: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	26, // 27: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	9,  // 28: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	10, // 29: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	11, // 30: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	12, // 31: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	36, // 32: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	13, // 33: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	36, // 34: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	16, // 35: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	19, // 36: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	0,  // 37: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	3,  // 38: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	2,  // 39: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	5,  // 40: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	39, // [39:41] is the sub-list for method output_type
+	37, // [37:39] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -1581,8 +1873,9 @@ func file_peer_proto_init() {
 		(*Request_SplitRange)(nil),
 		(*Request_AllocRangeId)(nil),
 		(*Request_UpdateRanges)(nil),
+		(*Request_Expire)(nil),
 	}
-	file_peer_proto_msgTypes[4].OneofWrappers = []any{
+	file_peer_proto_msgTypes[5].OneofWrappers = []any{
 		(*Response_Get)(nil),
 		(*Response_Put)(nil),
 		(*Response_Delete)(nil),
@@ -1591,8 +1884,9 @@ func file_peer_proto_init() {
 		(*Response_DropTable)(nil),
 		(*Response_Batch)(nil),
 		(*Response_SplitRange)(nil),
+		(*Response_Expire)(nil),
 	}
-	file_peer_proto_msgTypes[6].OneofWrappers = []any{
+	file_peer_proto_msgTypes[8].OneofWrappers = []any{
 		(*Command_Put)(nil),
 		(*Command_Delete)(nil),
 		(*Command_CreateTable)(nil),
@@ -1601,6 +1895,7 @@ func file_peer_proto_init() {
 		(*Command_Split)(nil),
 		(*Command_AllocRangeId)(nil),
 		(*Command_UpdateRanges)(nil),
+		(*Command_Expire)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1608,7 +1903,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

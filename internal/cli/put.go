@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,14 +24,18 @@ func newPutCommand(a *app) *cobra.Command {
 		table     string
 		ifVersion uint64
 		ifAbsent  bool
+		ttl       time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "put KEY VALUE",
 		Short: "Set the value of a key",
 		Long: `Set KEY to VALUE and print the new version. VALUE "-" reads the value
 from stdin. --if-version and --if-absent make the write conditional; when
-the condition does not hold nothing is written and cairn exits 1.`,
+the condition does not hold nothing is written and cairn exits 1. --ttl
+makes the key expire that long after the write.`,
 		Example: `  cairn put greeting hello
+  cairn put --ttl 30m session/8f3a '{"user":"ana"}'
+
   cairn put --if-absent lock/job1 worker7
   cairn put --if-version 42 config/limits "$(cat limits.json)"
   cairn put --table blobs photo - < photo.jpg`,
@@ -39,6 +44,7 @@ the condition does not hold nothing is written and cairn exits 1.`,
 	cmd.Flags().StringVar(&table, "table", defaultTable, "table of the key")
 	cmd.Flags().Uint64Var(&ifVersion, "if-version", 0, "write only if the key's current version is this")
 	cmd.Flags().BoolVar(&ifAbsent, "if-absent", false, "write only if the key does not exist")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "expire the key this long after the write (e.g. 30s, 24h)")
 	cmd.MarkFlagsMutuallyExclusive("if-version", "if-absent")
 	a.addClientFlags(cmd, false)
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
@@ -51,6 +57,12 @@ the condition does not hold nothing is written and cairn exits 1.`,
 		}
 		if ifAbsent {
 			opts = append(opts, client.IfAbsent())
+		}
+		if cmd.Flags().Changed("ttl") {
+			if ttl < time.Millisecond {
+				return usageErrorf("--ttl must be at least 1ms; got %v", ttl)
+			}
+			opts = append(opts, client.WithTTL(ttl))
 		}
 		value := []byte(args[1])
 		if args[1] == "-" {

@@ -3,6 +3,7 @@ package cli
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPut(t *testing.T) {
@@ -25,6 +26,14 @@ func TestPut(t *testing.T) {
 	r = run(t, value, "put", "blob", "-", "--endpoints", s.addr)
 	r.expect(t, exitOK, "OK version=5\n")
 	s.cli(t, "get", "blob").expect(t, exitOK, value+"\n")
+
+	// --ttl: the key is there until the server's clock passes the TTL.
+	s.cli(t, "put", "session", "x", "--ttl", "-1s").expect(t, exitUsage, "")
+	s.cli(t, "put", "session", "x", "--ttl", "500us").expect(t, exitUsage, "")
+	s.cli(t, "put", "session", "x", "--ttl", "50ms").expect(t, exitOK, "OK version=6\n")
+	s.cli(t, "get", "session").expect(t, exitOK, "x\n")
+	time.Sleep(60 * time.Millisecond)
+	s.cli(t, "get", "session").expect(t, exitNo, "")
 
 	s.cli(t, "put", "k", "v", "--table", "nosuch").expect(t, exitNo, "")
 	s.cli(t, "put", "k", strings.Repeat("v", 2<<20)).expect(t, exitUsage, "")

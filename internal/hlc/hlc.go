@@ -60,3 +60,7 @@ func (c *Clock) Update(t Timestamp) {
 	}
 	c.mu.Unlock()
 }
+
+// Millis returns the wall-clock part of t in milliseconds since the Unix
+// epoch.
+func (t Timestamp) Millis() int64 { return int64(uint64(t) >> logicalBits) }

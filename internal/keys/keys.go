@@ -8,6 +8,8 @@
 //	0x01 rangeID(8) 't'            truncated state (index, term) of a range
 //	0x02 "ident"                   this node's identity
 //	0x03 tableID(8) userKey        user data (table 0 is the meta table)
+//	0x04 tableID(8) expireAt(8) userKey
+//	                               expiry index: keys with a TTL by time
 //
 // Integers are big-endian so that byte order is numeric order: a range's
 // log is one contiguous, ordered span, and so is a table's data. The meta
@@ -34,6 +36,7 @@ const (
 	prefixRange byte = 0x01
 	prefixLocal byte = 0x02
 	prefixData  byte = 0x03
+	prefixTTL   byte = 0x04
 )
 
 const (
@@ -138,4 +141,34 @@ func PrefixEnd(p []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// ExpiryKey is the expiry index entry of userKey in table, which expires
+// at expireAt (unix milliseconds). The index is per table, not per range,
+// so that a range split moves none of it; a range's expirer skips the
+// entries of keys outside its span.
+func ExpiryKey(table TableID, expireAt int64, userKey []byte) []byte {
+	b := make([]byte, 0, 1+8+8+len(userKey))
+	b = append(b, prefixTTL)
+	b = binary.BigEndian.AppendUint64(b, uint64(table))
+	b = binary.BigEndian.AppendUint64(b, uint64(expireAt))
+	return append(b, userKey...)
+}
+
+// DecodeExpiryKey splits an ExpiryKey. The returned userKey aliases key.
+func DecodeExpiryKey(key []byte) (table TableID, expireAt int64, userKey []byte, err error) {
+	if len(key) < 1+8+8 || key[0] != prefixTTL {
+		return 0, 0, nil, ErrMalformed
+	}
+	return TableID(binary.BigEndian.Uint64(key[1:9])), int64(binary.BigEndian.Uint64(key[9:17])), key[17:], nil
+}
+
+// ExpirySpan is [start, end) of table's expiry index entries that expire
+// at or before upTo; upTo < 0 means all of them.
+func ExpirySpan(table TableID, upTo int64) (start, end []byte) {
+	start = append([]byte{prefixTTL}, binary.BigEndian.AppendUint64(nil, uint64(table))...)
+	if upTo < 0 {
+		return start, append([]byte{prefixTTL}, binary.BigEndian.AppendUint64(nil, uint64(table)+1)...)
+	}
+	return start, binary.BigEndian.AppendUint64(append([]byte(nil), start...), uint64(upTo)+1)
 }

@@ -344,3 +344,64 @@ func FuzzRaftLogIndex(f *testing.F) {
 		}
 	})
 }
+
+func TestExpiryIndex(t *testing.T) {
+	// Entries order by table, then time, then key; the data family stays
+	// below the index family.
+	order := [][]byte{
+		DataKey(math.MaxUint64-1, []byte{0xff}),
+		ExpiryKey(1, 5, []byte("z")),
+		ExpiryKey(1, 6, nil),
+		ExpiryKey(1, 6, []byte("a")),
+		ExpiryKey(1, 256, []byte("a")),
+		ExpiryKey(2, 1, []byte("a")),
+	}
+	for i := 1; i < len(order); i++ {
+		if bytes.Compare(order[i-1], order[i]) >= 0 {
+			t.Errorf("key %d (%x) does not sort before key %d (%x)", i-1, order[i-1], i, order[i])
+		}
+	}
+	s, e := ExpirySpan(1, 6)
+	for _, tc := range []struct {
+		key []byte
+		in  bool
+	}{
+		{ExpiryKey(1, 0, nil), true},
+		{ExpiryKey(1, 6, []byte{0xff, 0xff}), true},
+		{ExpiryKey(1, 7, nil), false},
+		{ExpiryKey(0, 1, nil), false},
+		{ExpiryKey(2, 1, nil), false},
+	} {
+		if in := bytes.Compare(tc.key, s) >= 0 && bytes.Compare(tc.key, e) < 0; in != tc.in {
+			t.Errorf("ExpirySpan(1, 6) contains %x = %v, want %v", tc.key, in, tc.in)
+		}
+	}
+	s, e = ExpirySpan(1, -1)
+	for _, k := range [][]byte{ExpiryKey(1, 0, nil), ExpiryKey(1, math.MaxInt64, []byte{0xff})} {
+		if bytes.Compare(k, s) < 0 || bytes.Compare(k, e) >= 0 {
+			t.Errorf("ExpirySpan(1, all) misses %x", k)
+		}
+	}
+	if k := ExpiryKey(2, 0, nil); bytes.Compare(k, e) < 0 {
+		t.Errorf("ExpirySpan(1, all) covers table 2's %x", k)
+	}
+}
+
+func FuzzDecodeExpiryKey(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{4})
+	f.Add(ExpiryKey(1, 1_700_000_000_000, []byte("k")))
+	f.Add(DataKey(1, []byte("k")))
+	f.Fuzz(func(t *testing.T, key []byte) {
+		table, exp, user, err := DecodeExpiryKey(key)
+		if err != nil {
+			if len(key) >= 17 && key[0] == prefixTTL {
+				t.Fatalf("DecodeExpiryKey(%x) rejected a well-formed key: %v", key, err)
+			}
+			return
+		}
+		if got := ExpiryKey(table, exp, user); !bytes.Equal(got, key) {
+			t.Fatalf("ExpiryKey(DecodeExpiryKey(%x)) = %x", key, got)
+		}
+	})
+}

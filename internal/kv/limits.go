@@ -89,7 +89,28 @@ func (l Limits) ValidatePut(r *cairnpb.PutRequest) error {
 	if err := l.ValidateValue(r.Value); err != nil {
 		return err
 	}
+	if err := ValidateTTL(r); err != nil {
+		return err
+	}
 	return validateCondition(r.Condition)
+}
+
+// MaxTTLMs is the longest TTL a write may ask for, in milliseconds (about
+// 142,000 years: any Unix time Redis clients use fits, and expiry times
+// cannot overflow).
+const MaxTTLMs = 1 << 52
+
+// ValidateTTL checks the TTL fields of a put.
+func ValidateTTL(r *cairnpb.PutRequest) error {
+	switch {
+	case r.TtlMs < 0:
+		return Errorf(ErrInvalidArgument, "ttl must be positive, got %d ms", r.TtlMs)
+	case r.TtlMs > MaxTTLMs:
+		return Errorf(ErrInvalidArgument, "ttl of %d ms exceeds the limit of %d ms", r.TtlMs, int64(MaxTTLMs))
+	case r.TtlMs > 0 && r.KeepTtl:
+		return Errorf(ErrInvalidArgument, "ttl and keep_ttl exclude each other")
+	}
+	return nil
 }
 
 // ValidateDelete checks a DeleteRequest.
@@ -146,7 +167,9 @@ func (l Limits) ValidateBatch(r *cairnpb.BatchRequest) error {
 		case *cairnpb.BatchOp_Put:
 			if err = l.ValidateKey(o.Put.Key); err == nil {
 				if err = l.ValidateValue(o.Put.Value); err == nil {
-					err = validateCondition(o.Put.Condition)
+					if err = ValidateTTL(o.Put); err == nil {
+						err = validateCondition(o.Put.Condition)
+					}
 				}
 			}
 			total += len(o.Put.Key) + len(o.Put.Value)

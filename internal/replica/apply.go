@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -11,7 +10,6 @@ import (
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
 	"github.com/cairn-db/cairn/internal/kv"
-	"github.com/cairn-db/cairn/internal/storage"
 )
 
 // Effect is a change to the node's set of replicas that an applied meta
@@ -61,6 +59,7 @@ func (r *Replica) Apply(b *pebble.Batch, ents []raftpb.Entry, out *Applied) erro
 		return err
 	}
 	r.applied.Store(r.state.AppliedIndex)
+	r.maxTS.Store(r.state.MaxTimestamp)
 	if r.state.MaxVersion > out.MaxVersion {
 		out.MaxVersion = r.state.MaxVersion
 	}
@@ -118,6 +117,9 @@ func (r *Replica) applyConfChange(cc raftpb.ConfChangeI) error {
 // the Result, decided identically on every replica.
 func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Applied) (Result, error) {
 	desc := r.Desc()
+	if cmd.Timestamp > r.state.MaxTimestamp {
+		r.state.MaxTimestamp = cmd.Timestamp
+	}
 	switch op := cmd.Op.(type) {
 	case *cairnpb.Command_Put:
 		if cmd.TableId != desc.TableId {
@@ -126,7 +128,7 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 		if !r.containsKey(op.Put.Key) {
 			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)}, nil
 		}
-		return r.applyPut(b, keys.DataKey(keys.TableID(cmd.TableId), op.Put.Key), op.Put.Value, op.Put.Condition, cmd.Timestamp)
+		return r.applyPut(b, keys.TableID(cmd.TableId), op.Put, cmd.Timestamp)
 	case *cairnpb.Command_Delete:
 		if cmd.TableId != desc.TableId {
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Delete.Table)}, nil
@@ -134,12 +136,17 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 		if !r.containsKey(op.Delete.Key) {
 			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)}, nil
 		}
-		return r.applyDelete(b, keys.DataKey(keys.TableID(cmd.TableId), op.Delete.Key), op.Delete.Condition)
+		return r.applyDelete(b, keys.TableID(cmd.TableId), op.Delete.Key, op.Delete.Condition)
 	case *cairnpb.Command_Batch:
 		if cmd.TableId != desc.TableId {
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Batch.Table)}, nil
 		}
 		return r.applyBatch(b, keys.TableID(cmd.TableId), op.Batch, cmd.Timestamp)
+	case *cairnpb.Command_Expire:
+		if cmd.TableId != desc.TableId {
+			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "range %d no longer holds table %d", desc.Id, cmd.TableId)}, nil
+		}
+		return r.applyExpire(b, keys.TableID(cmd.TableId), op.Expire)
 	case *cairnpb.Command_CreateTable:
 		if desc.TableId != uint64(keys.MetaTableID) {
 			return Result{Err: kv.Errorf(kv.ErrInternal, "create table on a data range")}, nil
@@ -179,23 +186,6 @@ func (r *Replica) nextVersion(ts uint64) uint64 {
 	return v
 }
 
-// readCurrent returns the stored version and value of key as of b.
-func readCurrent(b *pebble.Batch, key []byte) (version uint64, value []byte, found bool, err error) {
-	v, closer, err := b.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil, false, nil
-	}
-	if err != nil {
-		return 0, nil, false, err
-	}
-	defer closer.Close()
-	version, value, err = storage.DecodeValue(v)
-	if err != nil {
-		return 0, nil, false, err
-	}
-	return version, append([]byte(nil), value...), true, nil
-}
-
 func checkCondition(c *cairnpb.Condition, found bool, version uint64) error {
 	if c == nil {
 		return nil
@@ -214,53 +204,36 @@ func checkCondition(c *cairnpb.Condition, found bool, version uint64) error {
 	return nil
 }
 
-func (r *Replica) applyPut(b *pebble.Batch, key, value []byte, cond *cairnpb.Condition, ts uint64) (Result, error) {
-	cur, old, found, err := readCurrent(b, key)
+func (r *Replica) applyPut(b *pebble.Batch, table keys.TableID, req *cairnpb.PutRequest, ts uint64) (Result, error) {
+	cur, err := readLive(b, table, req.Key, r.state.MaxTimestamp)
 	if err != nil {
 		return Result{}, err
 	}
-	if err := checkCondition(cond, found, cur); err != nil {
+	if err := checkCondition(req.Condition, cur.found, cur.version); err != nil {
 		return Result{Err: err}, nil
 	}
 	v := r.nextVersion(ts)
-	if err := r.setData(b, key, storage.EncodeValue(v, value), old, found); err != nil {
+	if err := r.writeValue(b, table, req, cur, v, r.state.MaxTimestamp); err != nil {
 		return Result{}, err
 	}
 	return Result{Version: v}, nil
 }
 
-// setData writes a data key and keeps the approximate size: old is the
-// key's previous raw value (found: it had one).
-func (r *Replica) setData(b *pebble.Batch, key, encoded, old []byte, found bool) error {
-	delta := int64(len(key) + len(encoded))
-	if found {
-		delta -= int64(len(key) + len(storage.EncodeValue(0, old)))
-	}
-	r.addBytes(delta)
-	return b.Set(key, encoded, nil)
-}
-
-// deleteData deletes a data key whose raw value was old.
-func (r *Replica) deleteData(b *pebble.Batch, key, old []byte) error {
-	r.addBytes(-int64(len(key) + len(storage.EncodeValue(0, old))))
-	return b.Delete(key, nil)
-}
-
-func (r *Replica) applyDelete(b *pebble.Batch, key []byte, cond *cairnpb.Condition) (Result, error) {
-	cur, old, found, err := readCurrent(b, key)
+func (r *Replica) applyDelete(b *pebble.Batch, table keys.TableID, key []byte, cond *cairnpb.Condition) (Result, error) {
+	cur, err := readLive(b, table, key, r.state.MaxTimestamp)
 	if err != nil {
 		return Result{}, err
 	}
-	if !found {
+	if !cur.found {
 		return Result{Err: kv.ErrNotFound}, nil
 	}
-	if err := checkCondition(cond, found, cur); err != nil {
+	if err := checkCondition(cond, cur.found, cur.version); err != nil {
 		return Result{Err: err}, nil
 	}
-	if err := r.deleteData(b, key, old); err != nil {
+	if err := r.removeValue(b, table, key, cur); err != nil {
 		return Result{}, err
 	}
-	return Result{Version: cur}, nil
+	return Result{Version: cur.version}, nil
 }
 
 // batchKey returns the key of a batch operation.
@@ -286,11 +259,11 @@ func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.B
 		if !r.containsKey(key) {
 			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "batch op %d: range %d no longer holds the key", i, r.ID)}, nil
 		}
-		cur, _, found, err := readCurrent(b, keys.DataKey(table, key))
+		cur, err := readLive(b, table, key, r.state.MaxTimestamp)
 		if err != nil {
 			return Result{}, err
 		}
-		if err := checkCondition(cond, found, cur); err != nil {
+		if err := checkCondition(cond, cur.found, cur.version); err != nil {
 			return Result{Err: fmt.Errorf("batch op %d: %w", i, err)}, nil
 		}
 	}
@@ -298,28 +271,26 @@ func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.B
 	for i, op := range req.Ops {
 		switch o := op.Op.(type) {
 		case *cairnpb.BatchOp_Put:
-			dk := keys.DataKey(table, o.Put.Key)
-			_, old, found, err := readCurrent(b, dk)
+			cur, err := readLive(b, table, o.Put.Key, r.state.MaxTimestamp)
 			if err != nil {
 				return Result{}, err
 			}
 			v := r.nextVersion(ts)
-			if err := r.setData(b, dk, storage.EncodeValue(v, o.Put.Value), old, found); err != nil {
+			if err := r.writeValue(b, table, o.Put, cur, v, r.state.MaxTimestamp); err != nil {
 				return Result{}, err
 			}
 			results[i] = &cairnpb.BatchResult{Version: v, Found: true}
 		case *cairnpb.BatchOp_Delete:
-			dk := keys.DataKey(table, o.Delete.Key)
-			cur, old, found, err := readCurrent(b, dk)
+			cur, err := readLive(b, table, o.Delete.Key, r.state.MaxTimestamp)
 			if err != nil {
 				return Result{}, err
 			}
-			if found {
-				if err := r.deleteData(b, dk, old); err != nil {
+			if cur.found {
+				if err := r.removeValue(b, table, o.Delete.Key, cur); err != nil {
 					return Result{}, err
 				}
 			}
-			results[i] = &cairnpb.BatchResult{Version: cur, Found: found}
+			results[i] = &cairnpb.BatchResult{Version: cur.version, Found: cur.found}
 		}
 	}
 	return Result{Batch: results}, nil

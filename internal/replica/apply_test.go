@@ -155,7 +155,10 @@ func (e *applyEnv) parseEntry(t testing.TB, td *datadriven.TestData, nextIndex m
 		}
 		if td.Cmd == "put" {
 			td.ScanArgs(t, "value", &value)
-			cmd.Op = &cairnpb.Command_Put{Put: &cairnpb.PutRequest{Table: table, Key: []byte(key), Value: []byte(value), Condition: cond}}
+			put := &cairnpb.PutRequest{Table: table, Key: []byte(key), Value: []byte(value), Condition: cond}
+			td.MaybeScanArgs(t, "ttl-ms", &put.TtlMs)
+			put.KeepTtl = td.HasArg("keep-ttl")
+			cmd.Op = &cairnpb.Command_Put{Put: put}
 		} else {
 			cmd.Op = &cairnpb.Command_Delete{Delete: &cairnpb.DeleteRequest{Table: table, Key: []byte(key), Condition: cond}}
 		}
@@ -166,6 +169,21 @@ func (e *applyEnv) parseEntry(t testing.TB, td *datadriven.TestData, nextIndex m
 		cmd.TableId = r.Desc().TableId
 		td.MaybeScanArgs(t, "table-id", &cmd.TableId)
 		cmd.Op = &cairnpb.Command_Batch{Batch: parseBatch(t, td)}
+	case "expire":
+		// Input lines "KEY VERSION EXPIRE-AT-MS".
+		r = e.replica(t, td, 2)
+		cmd.TableId = r.Desc().TableId
+		ex := &cairnpb.Expire{}
+		for _, line := range strings.Split(strings.TrimSpace(td.Input), "\n") {
+			k := &cairnpb.ExpireKey{}
+			var key string
+			if _, err := fmt.Sscanf(line, "%s %d %d", &key, &k.Version, &k.ExpireAtMs); err != nil {
+				td.Fatalf(t, "bad expire line %q: %v", line, err)
+			}
+			k.Key = []byte(key)
+			ex.Keys = append(ex.Keys, k)
+		}
+		cmd.Op = &cairnpb.Command_Expire{Expire: ex}
 	case "create-table":
 		r = e.replica(t, td, MetaRangeID)
 		var name string
@@ -227,6 +245,11 @@ func (e *applyEnv) parseEntry(t testing.TB, td *datadriven.TestData, nextIndex m
 	en := entry{r: r, ent: raftpb.Entry{Type: raftpb.EntryNormal, Index: idx, Term: e.term}, name: td.Cmd}
 	if cmd != nil {
 		td.MaybeScanArgs(t, "ts", &cmd.Timestamp)
+		if td.HasArg("ts-ms") {
+			var ms uint64
+			td.ScanArgs(t, "ts-ms", &ms)
+			cmd.Timestamp = ms << 16
+		}
 		cmd.NodeId = 1
 		td.MaybeScanArgs(t, "node", &cmd.NodeId)
 		cmd.ProposalId = e.nextProp
@@ -435,7 +458,10 @@ func TestApply(t *testing.T) {
 
 // handle runs one directive:
 //
-//	put key=K value=V [ts=N] [if-version=N] [if-absent] [table-id=N] [range=N] [index=N] [node=N]
+//	put key=K value=V [ts=N|ts-ms=N] [if-version=N] [if-absent] [ttl-ms=N] [keep-ttl] [table-id=N] [range=N] [index=N] [node=N]
+//	expire [ts-ms=N]                 an Expire command; input lines
+//	                                 "KEY VERSION EXPIRE-AT-MS"
+//	scan-expiry [table=N]            the table's expiry index: "EXPIRE-AT KEY"
 //	del key=K [if-version=N] [if-absent] [table-id=N] [range=N] [index=N]
 //	create-table name=T [ts=N]       (on the meta range)
 //	drop-table name=T                (on the meta range)
@@ -461,7 +487,7 @@ func TestApply(t *testing.T) {
 //	                                 and "del K [if-version=N]"
 func (e *applyEnv) handle(t *testing.T, td *datadriven.TestData) string {
 	switch td.Cmd {
-	case "put", "del", "multi", "create-table", "drop-table", "empty", "split", "alloc-range-id", "update-ranges":
+	case "put", "del", "multi", "expire", "create-table", "drop-table", "empty", "split", "alloc-range-id", "update-ranges":
 		return e.apply(t, []entry{e.parseEntry(t, td, map[keys.RangeID]uint64{})})
 	case "batch":
 		next := map[keys.RangeID]uint64{}
@@ -488,11 +514,35 @@ func (e *applyEnv) handle(t *testing.T, td *datadriven.TestData) string {
 			td.Fatalf(t, "%v", err)
 		}
 		defer closer.Close()
-		v, val, err := storage.DecodeValue(raw)
+		v, exp, val, err := storage.DecodeValueTTL(raw)
 		if err != nil {
 			td.Fatalf(t, "%v", err)
 		}
+		if exp != 0 {
+			return fmt.Sprintf("%s: version=%d value=%s expire-at=%d\n", key, v, val, exp)
+		}
 		return fmt.Sprintf("%s: version=%d value=%s\n", key, v, val)
+	case "scan-expiry":
+		table := uint64(1)
+		td.MaybeScanArgs(t, "table", &table)
+		start, end := keys.ExpirySpan(keys.TableID(table), -1)
+		it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+		if err != nil {
+			td.Fatalf(t, "%v", err)
+		}
+		defer it.Close()
+		var sb strings.Builder
+		for ok := it.First(); ok; ok = it.Next() {
+			_, exp, uk, err := keys.DecodeExpiryKey(it.Key())
+			if err != nil {
+				td.Fatalf(t, "%v", err)
+			}
+			fmt.Fprintf(&sb, "%d %s\n", exp, uk)
+		}
+		if sb.Len() == 0 {
+			return "(empty)\n"
+		}
+		return sb.String()
 	case "scan":
 		table := uint64(1)
 		td.MaybeScanArgs(t, "table", &table)

@@ -95,6 +95,7 @@ type Replica struct {
 	term    atomic.Uint64
 	commit  atomic.Uint64
 	applied atomic.Uint64
+	maxTS   atomic.Uint64 // state.MaxTimestamp, for readers
 	// approxBytes mirrors state.ApproxBytes for other goroutines.
 	approxBytes atomic.Uint64
 	destroyed   atomic.Bool
@@ -135,10 +136,22 @@ func DestroyData(b *pebble.Batch, st *cairnpb.RangeState) error {
 		return err
 	}
 	if st.AppliedIndex == 0 {
-		return nil
+		return nil // uninitialized: owns no data
 	}
-	ds, de := keys.DataSpan(keys.TableID(st.Desc.TableId), st.Desc.Start, st.Desc.End)
-	return b.DeleteRange(ds, de, nil)
+	desc := st.Desc
+	ds, de := keys.DataSpan(keys.TableID(desc.TableId), desc.Start, desc.End)
+	if err := b.DeleteRange(ds, de, nil); err != nil {
+		return err
+	}
+	if len(desc.Start) == 0 && len(desc.End) == 0 {
+		// The whole table goes: so does its expiry index. (A table of
+		// several ranges loses its index in store.reconcile; a range that
+		// leaves a node while its table stays leaves stale entries, which
+		// the expirer meets and drops through Raft.)
+		is, ie := keys.ExpirySpan(keys.TableID(desc.TableId), -1)
+		return b.DeleteRange(is, ie, nil)
+	}
+	return nil
 }
 
 // LoadState reads a range's applied state.
@@ -204,6 +217,7 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 	}
 	r.applied.Store(st.AppliedIndex)
 	r.approxBytes.Store(st.ApproxBytes)
+	r.maxTS.Store(st.MaxTimestamp)
 	hs := r.log.HardState() // Status before the first Ready changes it
 	r.term.Store(hs.Term)
 	r.commit.Store(hs.Commit)
@@ -561,11 +575,15 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	// after a split covers less) or, if it owned none yet, whatever lies in
 	// the snapshot's span (the store refuses snapshots that overlap another
 	// local replica, so nobody else owns it).
-	start, end := r.DataSpan()
+	owned := r.Desc()
 	if r.state.AppliedIndex == 0 {
-		start, end = keys.DataSpan(keys.TableID(sd.State.Desc.TableId), sd.State.Desc.Start, sd.State.Desc.End)
+		owned = sd.State.Desc
 	}
+	start, end := keys.DataSpan(keys.TableID(owned.TableId), owned.Start, owned.End)
 	if err := b.DeleteRange(start, end, nil); err != nil {
+		return err
+	}
+	if err := clearExpiryIndex(b, r.db, owned); err != nil {
 		return err
 	}
 	for _, e := range sd.Kvs {
@@ -573,6 +591,9 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 			return err
 		}
 		if err := b.Set(e.Key, e.Value, nil); err != nil {
+			return err
+		}
+		if err := indexSnapshotValue(b, e.Key, e.Value); err != nil {
 			return err
 		}
 	}
@@ -593,6 +614,7 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	r.desc.Store(st.Desc)
 	r.applied.Store(st.AppliedIndex)
 	r.approxBytes.Store(st.ApproxBytes)
+	r.maxTS.Store(st.MaxTimestamp)
 	r.snapshotApplied = true
 	return nil
 }

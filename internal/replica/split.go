@@ -27,8 +27,9 @@ import (
 //     the proposer saw and the split key lies strictly inside the range.
 //  2. The left keeps [start, split_key) with generation+1; the right range
 //     (new_range_id, allocated from the meta counter beforehand) gets
-//     [split_key, end), the same generation, the left's configuration, and
-//     the left's max version, so versions of a key keep increasing.
+//     [split_key, end), the same generation, the left's configuration, the
+//     left's max version, so versions of a key keep increasing, and the
+//     left's log time (max timestamp), so TTL expiry never goes back.
 //  3. The right range starts at InitialIndex/InitialTerm with an empty log,
 //     like a range created by CreateTable; no data moves, since data keys
 //     do not contain the range ID.
@@ -196,7 +197,8 @@ func (r *Replica) applySplit(b *pebble.Batch, s *cairnpb.Split, out *Applied) (R
 	}
 	rst := &cairnpb.RangeState{
 		Desc: right, AppliedIndex: InitialIndex, AppliedTerm: InitialTerm,
-		MaxVersion: r.state.MaxVersion, ConfState: slices.Clone(r.state.ConfState),
+		MaxVersion: r.state.MaxVersion, MaxTimestamp: r.state.MaxTimestamp,
+		ConfState: slices.Clone(r.state.ConfState),
 		ApproxBytes: rightBytes,
 	}
 	if err := putState(b, newID, rst); err != nil {

@@ -254,6 +254,13 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 		return keyed(op.SplitRange.Table, op.SplitRange.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localSplit(ctx, r, t, op.SplitRange.Key)
 		})
+	case *cairnpb.Request_Expire:
+		if len(op.Expire.GetExpire().GetKeys()) == 0 {
+			return nil, kv.Errorf(kv.ErrInvalidArgument, "expire request without keys")
+		}
+		return keyed(op.Expire.Table, op.Expire.Expire.Keys[0].Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localExpire(ctx, r, t, op.Expire.Expire)
+		})
 	case *cairnpb.Request_CreateTable:
 		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localCreateTable(ctx, r, op.CreateTable)
@@ -277,16 +284,32 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
-	var resp *cairnpb.Response
-	err := rt.keyed(ctx, req.Table, req.Key, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
-		resp, err = rt.read(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Get{Get: req}},
-			func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localGet(ctx, r, t, req) })
-		return err
-	})
-	if err != nil {
+	var t *cairnpb.Table
+	var d *cairnpb.RangeDescriptor
+	get := func() (*cairnpb.GetResponse, error) {
+		var resp *cairnpb.Response
+		err := rt.keyed(ctx, req.Table, req.Key, func(kt *cairnpb.Table, kd *cairnpb.RangeDescriptor) (err error) {
+			t, d = kt, kd
+			resp, err = rt.read(ctx, keys.RangeID(kd.Id), &cairnpb.Request{Op: &cairnpb.Request_Get{Get: req}},
+				func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localGet(ctx, r, kt, req) })
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return resp.GetGet(), nil
+	}
+	resp, err := get()
+	if err != nil || resp.ExpireAtMs == 0 || resp.ExpireAtMs > rt.opts.Clock.Now().Millis() {
+		return resp, err
+	}
+	// Expired by this node's clock but not yet by the log: expire it
+	// through Raft, then read again. (If the range split meanwhile, the
+	// Expire does nothing or is refused; the second read re-routes.)
+	if err := rt.expire(ctx, t, d, []*cairnpb.ExpireKey{{Key: req.Key, Version: resp.Version, ExpireAtMs: resp.ExpireAtMs}}); err != nil && !errors.Is(err, kv.ErrRangeKeyMismatch) {
 		return nil, err
 	}
-	return resp.GetGet(), nil
+	return get()
 }
 
 func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.GetRequest) (*cairnpb.Response, error) {
@@ -306,11 +329,14 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 		return nil, kv.Errorf(kv.ErrInternal, "read: %v", err)
 	}
 	defer closer.Close()
-	version, value, err := storage.DecodeValue(v)
+	version, exp, value, err := storage.DecodeValueTTL(v)
 	if err != nil {
 		return nil, kv.Errorf(kv.ErrInternal, "read: %v", err)
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Get{Get: &cairnpb.GetResponse{Value: append([]byte(nil), value...), Version: version}}}, nil
+	if replica.Expired(exp, r.LogTime()) {
+		return nil, kv.ErrNotFound
+	}
+	return &cairnpb.Response{Op: &cairnpb.Response_Get{Get: &cairnpb.GetResponse{Value: append([]byte(nil), value...), Version: version, ExpireAtMs: exp}}}, nil
 }
 
 // Put implements kv.Service.
@@ -518,6 +544,10 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 		return nil, err
 	}
 	start, end := listSpan(req, after)
+	// Expired keys are left out: those the log time has passed, and, so
+	// that a list agrees with gets (which expire such keys through Raft
+	// first), those this node's clock has passed.
+	logTime, nowMs := r.LogTime(), rt.opts.Clock.Now().Millis()
 	out := &cairnpb.ListResponse{}
 	if len(end) > 0 && bytes.Compare(start, end) >= 0 {
 		return &cairnpb.Response{Op: &cairnpb.Response_List{List: out}}, nil
@@ -543,11 +573,14 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 		if err != nil {
 			return nil, kv.Errorf(kv.ErrInternal, "list: %v", err)
 		}
-		version, value, err := storage.DecodeValue(it.Value())
+		version, exp, value, err := storage.DecodeValueTTL(it.Value())
 		if err != nil {
 			return nil, kv.Errorf(kv.ErrInternal, "list: %v", err)
 		}
-		item := &cairnpb.KeyValue{Key: append([]byte(nil), uk...), Version: version}
+		if exp != 0 && (replica.Expired(exp, logTime) || exp <= nowMs) {
+			continue
+		}
+		item := &cairnpb.KeyValue{Key: append([]byte(nil), uk...), Version: version, ExpireAtMs: exp}
 		if req.Values {
 			item.Value = append([]byte(nil), value...)
 		}

@@ -138,6 +138,10 @@ func Run(ctx context.Context, cfg config.Config) error {
 		rt.RunSplitter(splitCtx, router.SplitterOptions{Interval: time.Second, SplitSizeBytes: cfg.SplitSizeBytes})
 	}()
 	defer func() { stopSplitter(); <-splitterDone }()
+	expCtx, stopExpirer := context.WithCancel(context.Background())
+	expDone := make(chan struct{})
+	go func() { defer close(expDone); rt.RunExpirer(expCtx, expireInterval) }()
+	defer func() { stopExpirer(); <-expDone }()
 
 	peerSrv := grpc.NewServer(grpc.MaxRecvMsgSize(transport.MaxMessageBytes), grpc.MaxSendMsgSize(transport.MaxMessageBytes),
 		// Peers ping every 2 s when idle (transport.DialOptions); the
@@ -199,6 +203,11 @@ func Run(ctx context.Context, cfg config.Config) error {
 	peerSrv.Stop()
 	return nil
 }
+
+// expireInterval is how often a node looks for due keys with a TTL in the
+// ranges it leads (a get never returns an expired key in between: it
+// expires it itself).
+const expireInterval = 500 * time.Millisecond
 
 // mux sends gRPC requests (HTTP/2 with a grpc content type) to the gRPC
 // server and everything else to the HTTP API, so both share one port.

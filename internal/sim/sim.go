@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -148,14 +149,16 @@ type Sim struct {
 	rngC    *rand.Rand
 	members []*cairnpb.Node
 	nodes   []*node
-	net     network
-	cl      *clients
-	split   *splitter
-	chk     *checker
-	h       hash.Hash64
-	res     Result
-	toClose []*pebble.DB
-	logger  *slog.Logger
+	// failKinds are the kinds of failure reported so far (see fail).
+	failKinds map[string]bool
+	net       network
+	cl        *clients
+	split     *splitter
+	chk       *checker
+	h         hash.Hash64
+	res       Result
+	toClose   []*pebble.DB
+	logger    *slog.Logger
 	// stopped is set on the first failure: the run ends after this step.
 	stopped bool
 }
@@ -251,9 +254,21 @@ func (s *Sim) logf(format string, args ...any) {
 // fail records a checker violation and stops the run after this step.
 func (s *Sim) fail(format string, args ...any) {
 	msg := fmt.Sprintf("step %d: %s", s.now, fmt.Sprintf(format, args...))
-	if len(s.res.Failures) < 50 {
+	// Keep the first failures, and past that one of each kind, so that a
+	// flood of one checker's reports cannot hide another checker's.
+	kind := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, msg)
+	if s.failKinds == nil {
+		s.failKinds = make(map[string]bool)
+	}
+	if (len(s.res.Failures) < 50 || !s.failKinds[kind]) && len(s.res.Failures) < 200 {
 		s.res.Failures = append(s.res.Failures, msg)
 	}
+	s.failKinds[kind] = true
 	s.logf("FAILURE: %s", msg)
 	s.stopped = !s.cfg.KeepGoing
 }
@@ -493,6 +508,7 @@ func (s *Sim) settle() {
 	if !s.waitSettled() {
 		return
 	}
+	s.chk.durable(s)
 	// Calm phase: operations on a healed, settled cluster must all
 	// succeed; one that times out or ends unknown is a liveness bug (a
 	// lost read index, a proposal that never applies).

@@ -89,21 +89,56 @@ func (quietLogger) Fatalf(format string, args ...interface{}) {
 // ErrCorruptValue marks a stored value that does not decode: corruption.
 var ErrCorruptValue = errors.New("storage: corrupt value")
 
-const valueFormat byte = 1
+// Value formats: 1 is format, version, value; 2 adds the expiry time of a
+// key with a TTL (unix milliseconds, decided by the Raft command that
+// wrote it) between version and value. Keys without a TTL keep format 1,
+// so TTL costs nothing to those who do not use it.
+const (
+	valueFormat    byte = 1
+	valueFormatTTL byte = 2
+)
 
 // EncodeValue returns the stored form of a user value with its version:
 // format byte, version (8 bytes, big-endian), value.
 func EncodeValue(version uint64, value []byte) []byte {
-	b := make([]byte, 0, 1+8+len(value))
-	b = append(b, valueFormat)
+	return EncodeValueTTL(version, 0, value)
+}
+
+// EncodeValueTTL is EncodeValue for a value that expires at expireAt (unix
+// milliseconds); 0 means never.
+func EncodeValueTTL(version uint64, expireAt int64, value []byte) []byte {
+	if expireAt == 0 {
+		b := make([]byte, 0, 1+8+len(value))
+		b = append(b, valueFormat)
+		b = binary.BigEndian.AppendUint64(b, version)
+		return append(b, value...)
+	}
+	b := make([]byte, 0, 1+8+8+len(value))
+	b = append(b, valueFormatTTL)
 	b = binary.BigEndian.AppendUint64(b, version)
+	b = binary.BigEndian.AppendUint64(b, uint64(expireAt))
 	return append(b, value...)
 }
 
-// DecodeValue splits a stored value. The returned value aliases b.
+// DecodeValue splits a stored value, ignoring its expiry. The returned
+// value aliases b.
 func DecodeValue(b []byte) (version uint64, value []byte, err error) {
-	if len(b) < 9 || b[0] != valueFormat {
-		return 0, nil, ErrCorruptValue
+	version, _, value, err = DecodeValueTTL(b)
+	return version, value, err
+}
+
+// DecodeValueTTL splits a stored value; expireAt is 0 for a value without
+// a TTL. The returned value aliases b.
+func DecodeValueTTL(b []byte) (version uint64, expireAt int64, value []byte, err error) {
+	switch {
+	case len(b) >= 9 && b[0] == valueFormat:
+		return binary.BigEndian.Uint64(b[1:9]), 0, b[9:], nil
+	case len(b) >= 17 && b[0] == valueFormatTTL:
+		expireAt = int64(binary.BigEndian.Uint64(b[9:17]))
+		if expireAt <= 0 {
+			return 0, 0, nil, ErrCorruptValue
+		}
+		return binary.BigEndian.Uint64(b[1:9]), expireAt, b[17:], nil
 	}
-	return binary.BigEndian.Uint64(b[1:9]), b[9:], nil
+	return 0, 0, nil, ErrCorruptValue
 }

@@ -46,10 +46,33 @@ func TestValueRoundTrip(t *testing.T) {
 	}
 }
 
+func TestValueTTLRoundTrip(t *testing.T) {
+	for _, exp := range []int64{0, 1, 1_700_000_000_123, math.MaxInt64} {
+		enc := EncodeValueTTL(9, exp, []byte("v"))
+		wantLen, wantFmt := 1+8+1, valueFormat
+		if exp != 0 {
+			wantLen, wantFmt = 1+8+8+1, valueFormatTTL
+		}
+		if len(enc) != wantLen || enc[0] != wantFmt {
+			t.Errorf("EncodeValueTTL(expireAt=%d) = %x: bad header or length", exp, enc)
+		}
+		v, gotExp, val, err := DecodeValueTTL(enc)
+		if err != nil || v != 9 || gotExp != exp || string(val) != "v" {
+			t.Errorf("DecodeValueTTL(EncodeValueTTL(9, %d, v)) = %d, %d, %q, %v", exp, v, gotExp, val, err)
+		}
+		if v, val, err := DecodeValue(enc); err != nil || v != 9 || string(val) != "v" {
+			t.Errorf("DecodeValue of a TTL value = %d, %q, %v", v, val, err)
+		}
+	}
+}
+
 func TestDecodeValueCorrupt(t *testing.T) {
 	for _, b := range [][]byte{
 		nil, {}, {valueFormat}, {valueFormat, 0, 0, 0, 0, 0, 0, 0}, // short
-		{0, 0, 0, 0, 0, 0, 0, 0, 1}, {2, 0, 0, 0, 0, 0, 0, 0, 1, 'x'}, {0xff, 0, 0, 0, 0, 0, 0, 0, 0}, // format
+		{0, 0, 0, 0, 0, 0, 0, 0, 1}, {0xff, 0, 0, 0, 0, 0, 0, 0, 0}, // format
+		{valueFormatTTL, 0, 0, 0, 0, 0, 0, 0, 1, 'x'},                       // TTL format, short
+		{valueFormatTTL, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0},    // TTL format, zero expiry
+		{valueFormatTTL, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 0, 0, 0, 0, 0}, // TTL format, negative expiry
 	} {
 		if _, _, err := DecodeValue(b); !errors.Is(err, ErrCorruptValue) {
 			t.Errorf("DecodeValue(%x): err = %v, want ErrCorruptValue", b, err)
@@ -63,16 +86,20 @@ func FuzzDecodeValue(f *testing.F) {
 	f.Add(EncodeValue(0, nil))
 	f.Add(EncodeValue(7, []byte("seven")))
 	f.Add(EncodeValue(math.MaxUint64, []byte{0xff}))
+	f.Add(EncodeValueTTL(7, 1_700_000_000_000, []byte("ttl")))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v, val, err := DecodeValue(b)
+		v, exp, val, err := DecodeValueTTL(b)
 		if err != nil {
 			if len(b) >= 9 && b[0] == valueFormat {
-				t.Fatalf("DecodeValue(%x) rejected a well-formed value: %v", b, err)
+				t.Fatalf("DecodeValueTTL(%x) rejected a well-formed value: %v", b, err)
 			}
 			return
 		}
-		if got := EncodeValue(v, val); !bytes.Equal(got, b) {
-			t.Fatalf("EncodeValue(DecodeValue(%x)) = %x", b, got)
+		if got := EncodeValueTTL(v, exp, val); !bytes.Equal(got, b) {
+			t.Fatalf("EncodeValueTTL(DecodeValueTTL(%x)) = %x", b, got)
+		}
+		if v1, val1, err := DecodeValue(b); err != nil || v1 != v || !bytes.Equal(val1, val) {
+			t.Fatalf("DecodeValue(%x) disagrees with DecodeValueTTL: %d %x %v", b, v1, val1, err)
 		}
 		// Arbitrary payloads round-trip.
 		v2, val2, err := DecodeValue(EncodeValue(uint64(len(b)), b))

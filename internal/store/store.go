@@ -399,6 +399,12 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 			if err := replica.DestroyData(b, st); err != nil {
 				return err
 			}
+			// The table is gone: so is its expiry index (per table, not
+			// per range, so no single range's destruction covers it).
+			is, ie := keys.ExpirySpan(keys.TableID(st.Desc.TableId), -1)
+			if err := b.DeleteRange(is, ie, nil); err != nil {
+				return err
+			}
 			destroyed = append(destroyed, id)
 			delete(have, id)
 		}

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -348,13 +349,38 @@ type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
 
+// TestTTL: ?ttl= sets an expiry that GET reports in Cairn-Expires-At and
+// list in expires_at_ms; once it passes the key is gone.
+func TestTTL(t *testing.T) {
+	e := newTestEnv(t)
+	now := time.UnixMilli(1_700_000_000_000)
+	e.svc.SetNow(func() time.Time { return now })
+	wantStatus(t, e.do(t, "PUT", "/v1/kv/default/k?ttl=1m30s", []byte("v")), 200)
+	w := e.do(t, "GET", "/v1/kv/default/k", nil)
+	wantStatus(t, w, 200)
+	if got, want := w.Header().Get("Cairn-Expires-At"), "1700000090000"; got != want {
+		t.Fatalf("Cairn-Expires-At = %q, want %q", got, want)
+	}
+	w = e.do(t, "GET", "/v1/kv/default", nil)
+	if !strings.Contains(w.Body.String(), `"expires_at_ms":1700000090000`) {
+		t.Fatalf("list does not show the expiry: %s", w.Body.String())
+	}
+	put(t, e, "/v1/kv/default/plain", "v")
+	if w := e.do(t, "GET", "/v1/kv/default/plain", nil); w.Header().Get("Cairn-Expires-At") != "" {
+		t.Fatalf("a key without TTL has Cairn-Expires-At %q", w.Header().Get("Cairn-Expires-At"))
+	}
+	now = now.Add(90 * time.Second)
+	wantError(t, e.do(t, "GET", "/v1/kv/default/k", nil), 404, "not_found")
+}
+
 func TestQueryParameters(t *testing.T) {
 	e := newTestEnv(t)
-	msg := wantError(t, e.do(t, "PUT", "/v1/kv/default/k?ttl=30s", []byte("v")), 400, "invalid_argument")
-	if !strings.Contains(msg, "ttl is not supported yet") {
-		t.Fatalf("message %q", msg)
+	for _, bad := range []string{"", "30", "-1s", "0s", "500us", "abc", "9999999h"} {
+		msg := wantError(t, e.do(t, "PUT", "/v1/kv/default/k?ttl="+bad, []byte("v")), 400, "invalid_argument")
+		if !strings.Contains(msg, "ttl") {
+			t.Fatalf("ttl=%q: message %q does not name the parameter", bad, msg)
+		}
 	}
-	wantError(t, e.do(t, "PUT", "/v1/kv/default/k?ttl=", []byte("v")), 400, "invalid_argument")
 	wantError(t, e.do(t, "PUT", "/v1/kv/default/k?bogus=1", []byte("v")), 400, "invalid_argument")
 	wantError(t, e.do(t, "DELETE", "/v1/kv/default/k?x", nil), 400, "invalid_argument")
 	wantError(t, e.do(t, "GET", "/v1/kv/default?prefx=a", nil), 400, "invalid_argument")

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
@@ -24,6 +25,8 @@ type itemJSON struct {
 	KeyBase64 string  `json:"key_base64,omitempty"`
 	Value     *string `json:"value,omitempty"` // base64; only with values=true
 	Version   uint64  `json:"version"`
+	// ExpiresAt is when a key with a TTL expires (unix milliseconds).
+	ExpiresAt int64 `json:"expires_at_ms,omitempty"`
 }
 
 type listJSON struct {
@@ -82,6 +85,9 @@ func (h *handler) get(w *statusWriter, r *http.Request, table string, key []byte
 	value := resp.GetValue()
 	setVersion(w, version)
 	hdr := w.Header()
+	if exp := resp.GetExpireAtMs(); exp != 0 {
+		hdr.Set("Cairn-Expires-At", strconv.FormatInt(exp, 10))
+	}
 	hdr.Set("Content-Type", "application/octet-stream")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Content-Length", strconv.Itoa(len(value)))
@@ -146,8 +152,9 @@ func (h *handler) put(w *statusWriter, r *http.Request, table string, key []byte
 		h.fail(w, r, err)
 		return
 	}
-	if _, ok := q["ttl"]; ok {
-		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "ttl is not supported yet"))
+	ttl, err := parseTTL(q)
+	if err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	cond, err := writeCondition(r.Header)
@@ -165,7 +172,7 @@ func (h *handler) put(w *statusWriter, r *http.Request, table string, key []byte
 		h.fail(w, r, err)
 		return
 	}
-	req := &cairnpb.PutRequest{Table: table, Key: key, Value: value, Condition: cond}
+	req := &cairnpb.PutRequest{Table: table, Key: key, Value: value, Condition: cond, TtlMs: ttl}
 	if err := h.limits.ValidatePut(req); err != nil {
 		h.fail(w, r, err)
 		return
@@ -217,7 +224,7 @@ func (h *handler) list(w *statusWriter, r *http.Request, table string) {
 	out := listJSON{Items: make([]itemJSON, 0, len(resp.GetItems())), NextPageToken: resp.GetNextPageToken()}
 	for _, kvp := range resp.GetItems() {
 		k := kvp.GetKey()
-		item := itemJSON{Key: string(k), Version: kvp.GetVersion()}
+		item := itemJSON{Key: string(k), Version: kvp.GetVersion(), ExpiresAt: kvp.GetExpireAtMs()}
 		if !utf8.Valid(k) {
 			item.KeyBase64 = base64.StdEncoding.EncodeToString(k)
 		}
@@ -279,4 +286,21 @@ func bytesOrNil(s string) []byte {
 		return nil
 	}
 	return []byte(s)
+}
+
+// parseTTL reads ?ttl=DURATION (Go syntax: 30s, 1h30m, 250ms) of a put
+// into milliseconds; absent means no TTL.
+func parseTTL(q map[string][]string) (int64, error) {
+	vs, ok := q["ttl"]
+	if !ok {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(vs[0])
+	if err != nil {
+		return 0, kv.Errorf(kv.ErrInvalidArgument, "ttl must be a duration such as 30s or 1h; got %q", vs[0])
+	}
+	if d < time.Millisecond {
+		return 0, kv.Errorf(kv.ErrInvalidArgument, "ttl must be at least 1ms; got %q", vs[0])
+	}
+	return d.Milliseconds(), nil
 }

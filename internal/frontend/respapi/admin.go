@@ -515,12 +515,16 @@ func (c *conn) writeInfoSection(b *strings.Builder, sec string) error {
 		line("connected_slaves", 0)
 	case "keyspace":
 		b.WriteString("# Keyspace\r\n")
-		n, err := countKeys(c, c.table)
+		st, err := keyStats(c, c.table)
 		if err != nil {
 			return err
 		}
-		if n > 0 {
-			fmt.Fprintf(b, "db0:keys=%d,expires=0,avg_ttl=0\r\n", n)
+		if st.keys > 0 {
+			var avg int64
+			if st.expires > 0 {
+				avg = st.ttlSumMs / st.expires
+			}
+			fmt.Fprintf(b, "db0:keys=%d,expires=%d,avg_ttl=%d\r\n", st.keys, st.expires, avg)
 		}
 	}
 	return nil

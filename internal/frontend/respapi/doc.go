@@ -41,13 +41,19 @@
 //     writes as one atomic batch conditioned on every key read being
 //     unchanged, retrying from the read on a conflict with an unwatched key.
 //     Commands that may be queued in MULTI: GET, SET, SETNX, GETDEL, MGET,
-//     MSET, MSETNX, INCR, DECR, INCRBY, DECRBY, APPEND, STRLEN, DEL,
-//     EXISTS, TYPE, TTL, PTTL, PERSIST, EXPIRE, PEXPIRE, PING, ECHO, UNWATCH.
+//     MSET, MSETNX, INCR, DECR, INCRBY, DECRBY, APPEND, STRLEN, SETEX,
+//     PSETEX, GETEX, DEL, EXISTS, TYPE, TTL, PTTL, PERSIST, EXPIRE, PEXPIRE,
+//     EXPIREAT, PEXPIREAT, PING, ECHO, UNWATCH.
 //     Any other command inside MULTI is refused with "-ERR Command not
 //     allowed inside a transaction" and EXEC then fails with EXECABORT.
-//   - TTL does not exist yet: SET with EX/PX/EXAT/PXAT, EXPIRE and PEXPIRE
-//     answer "-ERR TTL is not supported yet"; TTL/PTTL answer -1 or -2;
-//     PERSIST 0.
+//   - TTL: a key's expiry is an absolute time (unix ms) carried with its
+//     value; the Raft log decides when a key is gone (see
+//     internal/replica/ttl.go). Commands that change only the TTL (EXPIRE,
+//     PERSIST, GETEX) rewrite the value with a new version, so a WATCHer
+//     sees them as a change, as in Redis. INCR, DECR and APPEND keep the
+//     TTL; SET, MSET and SETNX remove it unless KEEPTTL. A relative TTL is
+//     turned into an absolute time with this node's clock, except for a
+//     plain SET EX/PX, which passes it to the leader as is.
 //   - SCAN pages through List; its cursor is a number naming a page token
 //     kept by the node (scan.go), because clients parse cursors as numbers.
 //   - Pipelines: consecutive plain SETs already received are written as one

@@ -31,7 +31,6 @@ const (
 	msgDecrOverflow    = "ERR decrement would overflow"
 	msgSyntax          = "ERR syntax error"
 	msgStringTooLong   = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
-	msgTTLUnsupported  = "ERR TTL is not supported yet"
 	msgNotInMulti      = "ERR Command not allowed inside a transaction"
 	msgExecAbort       = "EXECABORT Transaction discarded because of previous errors."
 	msgNoPassword      = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"

@@ -116,7 +116,8 @@ func (m *memBackend) Batch(ctx context.Context, req *cairnpb.BatchRequest) (*cai
 	for _, op := range req.Ops {
 		switch o := op.Op.(type) {
 		case *cairnpb.BatchOp_Put:
-			r, err := m.MemService.Put(ctx, &cairnpb.PutRequest{Table: req.Table, Key: o.Put.Key, Value: o.Put.Value})
+			r, err := m.MemService.Put(ctx, &cairnpb.PutRequest{Table: req.Table, Key: o.Put.Key, Value: o.Put.Value,
+				TtlMs: o.Put.TtlMs, KeepTtl: o.Put.KeepTtl})
 			if err != nil {
 				return nil, err
 			}

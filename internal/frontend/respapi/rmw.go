@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/kv"
@@ -168,9 +169,11 @@ func (cb *combiner) runBatch(ctx context.Context, k rmwKey, batch []*rmwOp) {
 // cur.
 func (cb *combiner) write(ctx context.Context, table string, key []byte, cur, final entry) error {
 	var err error
+	ttl, keep, gone := putTTL(cur, true, final.expireAt, time.Now().UnixMilli())
 	switch {
-	case final.found:
-		_, err = cb.backend.Put(ctx, &cairnpb.PutRequest{Table: table, Key: key, Value: final.value, Condition: cur.condition()})
+	case final.found && !gone:
+		_, err = cb.backend.Put(ctx, &cairnpb.PutRequest{Table: table, Key: key, Value: final.value, Condition: cur.condition(),
+			TtlMs: ttl, KeepTtl: keep})
 	case cur.found:
 		_, err = cb.backend.Delete(ctx, &cairnpb.DeleteRequest{Table: table, Key: key, Condition: cur.condition()})
 		if errors.Is(err, kv.ErrNotFound) {
@@ -202,9 +205,9 @@ func (v *keyView) get(key []byte) (entry, error) {
 	return v.state, nil
 }
 
-func (v *keyView) set(key, value []byte) {
+func (v *keyView) set(key, value []byte, expireAt int64) {
 	if bytes.Equal(key, v.key) {
-		v.state = entry{value: bytes.Clone(value), found: true}
+		v.state = entry{value: bytes.Clone(value), found: true, expireAt: expireAt}
 		v.dirty = true
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/resp"
@@ -181,18 +182,36 @@ func runDBSize(c *conn, _ [][]byte) {
 }
 
 func countKeys(c *conn, table string) (int64, error) {
-	var n int64
+	st, err := keyStats(c, table)
+	return st.keys, err
+}
+
+// keyspaceStats are INFO keyspace's numbers for a table.
+type keyspaceStats struct {
+	keys, expires int64
+	ttlSumMs      int64 // remaining TTL summed over the keys with one
+}
+
+func keyStats(c *conn, table string) (keyspaceStats, error) {
+	var st keyspaceStats
 	token := ""
+	now := time.Now().UnixMilli()
 	for {
 		resp, err := c.srv.backend.List(c.srv.ctx, &cairnpb.ListRequest{
 			Table: table, Limit: uint32(c.srv.opts.Limits.MaxListLimit), PageToken: token,
 		})
 		if err != nil {
-			return 0, err
+			return st, err
 		}
-		n += int64(len(resp.Items))
+		st.keys += int64(len(resp.Items))
+		for _, it := range resp.Items {
+			if it.ExpireAtMs != 0 {
+				st.expires++
+				st.ttlSumMs += max(it.ExpireAtMs-now, 0)
+			}
+		}
 		if resp.NextPageToken == "" {
-			return n, nil
+			return st, nil
 		}
 		token = resp.NextPageToken
 	}

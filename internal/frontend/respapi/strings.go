@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/kv"
@@ -40,7 +41,13 @@ func stringCommands() []*command {
 	appendCmd.exec, appendCmd.run = execAppend, (*conn).runRMWCmd
 	strlen := str("strlen", 2, []string{"readonly", "fast"}, 1, 1, 1, "2.2.0", "Returns the length of a string value.")
 	strlen.exec, strlen.run = execStrlen, (*conn).runTxnCmd
-	cmds := []*command{get, set, setnx, getdel, mget, mset, msetnx, appendCmd, strlen}
+	setex := str("setex", 4, []string{"write", "denyoom"}, 1, 1, 1, "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.")
+	setex.exec, setex.run, setex.reads = func(x *execCtx, args [][]byte) error { return execSetEx(x, args, "ex") }, (*conn).runTxnCmd, false
+	psetex := str("psetex", 4, []string{"write", "denyoom"}, 1, 1, 1, "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.")
+	psetex.exec, psetex.run, psetex.reads = func(x *execCtx, args [][]byte) error { return execSetEx(x, args, "px") }, (*conn).runTxnCmd, false
+	getex := str("getex", -2, []string{"write", "fast"}, 1, 1, 1, "6.2.0", "Returns the string value of a key after setting its expiration time.")
+	getex.exec, getex.run = execGetEx, (*conn).runRMWCmd
+	cmds := []*command{get, set, setnx, getdel, mget, mset, msetnx, appendCmd, strlen, setex, psetex, getex}
 	for _, c := range []struct {
 		name    string
 		arity   int
@@ -78,16 +85,24 @@ func keyspaceCommands() []*command {
 	pttl := key("pttl", 2, []string{"readonly", "fast"}, 1, 1, "2.6.0", "Returns the expiration time in milliseconds of a key.")
 	pttl.exec = execTTL
 	persist := key("persist", 2, []string{"write", "fast"}, 1, 1, "2.2.0", "Removes the expiration time of a key.")
-	persist.exec, persist.reads = execPersist, false
-	expire := key("expire", -3, []string{"write", "fast"}, 1, 1, "1.0.0", "Sets the expiration time of a key in seconds.")
-	expire.exec, expire.reads = execExpire, false
-	pexpire := key("pexpire", -3, []string{"write", "fast"}, 1, 1, "2.6.0", "Sets the expiration time of a key in milliseconds.")
-	pexpire.exec, pexpire.reads = execExpire, false
+	persist.exec, persist.run = execPersist, (*conn).runRMWCmd
+	cmds := []*command{del, exists, typ, ttl, pttl, persist}
+	for _, c := range []struct{ name, unit, since, summary string }{
+		{"expire", "ex", "1.0.0", "Sets the expiration time of a key in seconds."},
+		{"pexpire", "px", "2.6.0", "Sets the expiration time of a key in milliseconds."},
+		{"expireat", "exat", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."},
+		{"pexpireat", "pxat", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."},
+	} {
+		cmd := key(c.name, -3, []string{"write", "fast"}, 1, 1, c.since, c.summary)
+		unit := c.unit
+		cmd.exec, cmd.run = func(x *execCtx, args [][]byte) error { return execExpire(x, args, unit) }, (*conn).runRMWCmd
+		cmds = append(cmds, cmd)
+	}
 	scan := &command{name: "scan", arity: -2, flags: []string{"readonly"}, group: "generic", since: "2.8.0",
 		summary: "Iterates over the key names in the database.", run: runScan}
 	dbsize := &command{name: "dbsize", arity: 1, flags: []string{"readonly", "fast"}, group: "server", since: "1.0.0",
 		summary: "Returns the number of keys in the database.", run: runDBSize}
-	return []*command{del, exists, typ, ttl, pttl, persist, expire, pexpire, scan, dbsize}
+	return append(cmds, scan, dbsize)
 }
 
 func (c *conn) runRMWCmd(args [][]byte) { c.runRMW(lookup(args[0]), args) }
@@ -136,6 +151,8 @@ type setOptions struct {
 	nx, xx, get, keepTTL bool
 	expireOpt            string // "ex", "px", "exat", "pxat", or ""
 	expireArg            []byte
+	// expireAt is the expiry EX/PX/EXAT/PXAT give (unix ms); 0 for none.
+	expireAt int64
 }
 
 // parseSet parses SET's options as Redis does (the same conflicts are
@@ -163,16 +180,38 @@ func parseSet(args [][]byte) (setOptions, string) {
 		}
 	}
 	if o.expireOpt != "" {
-		n, ok := resp.ParseInt(o.expireArg)
-		if !ok {
-			return o, msgNotInteger
+		at, msg := expiryArg(o.expireOpt, o.expireArg, "set", time.Now())
+		if msg != "" {
+			return o, msg
 		}
-		if n <= 0 || (o.expireOpt == "ex" || o.expireOpt == "exat") && n > math.MaxInt64/1000 {
-			return o, fmt.Sprintf(msgInvalidExpire, "set")
-		}
-		return o, msgTTLUnsupported
+		o.expireAt = at
 	}
 	return o, ""
+}
+
+// expiryArg turns the argument of EX, PX, EXAT or PXAT (unit says which)
+// into an absolute expiry in unix ms, or an error reply. Like Redis, it
+// refuses zero, negative and overflowing times.
+func expiryArg(unit string, arg []byte, cmd string, now time.Time) (int64, string) {
+	n, ok := resp.ParseInt(arg)
+	if !ok {
+		return 0, msgNotInteger
+	}
+	seconds := unit == "ex" || unit == "exat"
+	if n <= 0 || seconds && n > math.MaxInt64/1000 {
+		return 0, fmt.Sprintf(msgInvalidExpire, cmd)
+	}
+	if seconds {
+		n *= 1000
+	}
+	if unit == "exat" || unit == "pxat" {
+		return n, ""
+	}
+	nowMs := now.UnixMilli()
+	if n > math.MaxInt64-nowMs {
+		return 0, fmt.Sprintf(msgInvalidExpire, cmd)
+	}
+	return nowMs + n, ""
 }
 
 func execSet(x *execCtx, args [][]byte) error {
@@ -184,8 +223,8 @@ func execSet(x *execCtx, args [][]byte) error {
 	if !x.checkKeys(args[1]) || !x.checkValue(args[2]) {
 		return nil
 	}
-	if !o.nx && !o.xx && !o.get {
-		x.v.set(args[1], args[2])
+	if !o.nx && !o.xx && !o.get && !o.keepTTL {
+		x.v.set(args[1], args[2], o.expireAt)
 		x.w.SimpleString("OK")
 		return nil
 	}
@@ -195,7 +234,11 @@ func execSet(x *execCtx, args [][]byte) error {
 	}
 	apply := !(o.nx && e.found) && !(o.xx && !e.found)
 	if apply {
-		x.v.set(args[1], args[2])
+		at := o.expireAt
+		if o.keepTTL {
+			at = e.expireAt
+		}
+		x.v.set(args[1], args[2], at)
 	}
 	switch {
 	case o.get && e.found:
@@ -208,8 +251,9 @@ func execSet(x *execCtx, args [][]byte) error {
 	return nil
 }
 
-// runSet is SET outside MULTI: a plain SET is one unconditional Put; with
-// NX, XX or GET it reads the key first, through the combiner.
+// runSet is SET outside MULTI: a plain SET (with or without a TTL) is one
+// unconditional Put; with NX, XX or GET it reads the key first, through
+// the combiner.
 func runSet(c *conn, args [][]byte) {
 	o, msg := parseSet(args)
 	x := c.execCtx(nil, &c.out)
@@ -220,13 +264,43 @@ func runSet(c *conn, args [][]byte) {
 	case o.nx || o.xx || o.get:
 		c.runRMWFunc(execSet, args)
 	default:
-		_, err := c.srv.backend.Put(c.srv.ctx, &cairnpb.PutRequest{Table: c.table, Key: args[1], Value: args[2]})
+		req := &cairnpb.PutRequest{Table: c.table, Key: args[1], Value: args[2], KeepTtl: o.keepTTL}
+		var err error
+		if ttl, _, gone := putTTL(entry{}, false, o.expireAt, time.Now().UnixMilli()); gone {
+			// An expiry in the past: the key is set and gone at once.
+			_, err = c.srv.backend.Delete(c.srv.ctx, &cairnpb.DeleteRequest{Table: c.table, Key: args[1]})
+			if errors.Is(err, kv.ErrNotFound) {
+				err = nil
+			}
+		} else {
+			req.TtlMs = ttl
+			_, err = c.srv.backend.Put(c.srv.ctx, req)
+		}
 		if err != nil {
 			c.replyErr(err)
 			return
 		}
 		c.out.SimpleString("OK")
 	}
+}
+
+// SETEX key seconds value, PSETEX key milliseconds value.
+func execSetEx(x *execCtx, args [][]byte, unit string) error {
+	name := "setex"
+	if unit == "px" {
+		name = "psetex"
+	}
+	at, msg := expiryArg(unit, args[2], name, time.Now())
+	if msg != "" {
+		x.w.Error(msg)
+		return nil
+	}
+	if !x.checkKeys(args[1]) || !x.checkValue(args[3]) {
+		return nil
+	}
+	x.v.set(args[1], args[3], at)
+	x.w.SimpleString("OK")
+	return nil
 }
 
 func execSetNX(x *execCtx, args [][]byte) error {
@@ -241,7 +315,7 @@ func execSetNX(x *execCtx, args [][]byte) error {
 		x.w.Integer(0)
 		return nil
 	}
-	x.v.set(args[1], args[2])
+	x.v.set(args[1], args[2], 0)
 	x.w.Integer(1)
 	return nil
 }
@@ -305,7 +379,7 @@ func execMSet(x *execCtx, args [][]byte) error {
 		return nil
 	}
 	for i := 1; i < len(args); i += 2 {
-		x.v.set(args[i], args[i+1])
+		x.v.set(args[i], args[i+1], 0)
 	}
 	x.w.SimpleString("OK")
 	return nil
@@ -326,7 +400,7 @@ func execMSetNX(x *execCtx, args [][]byte) error {
 		}
 	}
 	for i := 1; i < len(args); i += 2 {
-		x.v.set(args[i], args[i+1])
+		x.v.set(args[i], args[i+1], 0)
 	}
 	x.w.Integer(1)
 	return nil
@@ -370,7 +444,7 @@ func execIncr(x *execCtx, args [][]byte, sign int64, hasArg bool) error {
 		return nil
 	}
 	cur += delta
-	x.v.set(args[1], strconv.AppendInt(nil, cur, 10))
+	x.v.set(args[1], strconv.AppendInt(nil, cur, 10), e.expireAt) // INCR keeps the TTL
 	x.w.Integer(cur)
 	return nil
 }
@@ -389,7 +463,7 @@ func execAppend(x *execCtx, args [][]byte) error {
 	}
 	v := make([]byte, 0, len(e.value)+len(args[2]))
 	v = append(append(v, e.value...), args[2]...)
-	x.v.set(args[1], v)
+	x.v.set(args[1], v, e.expireAt) // APPEND keeps the TTL
 	x.w.Integer(int64(len(v)))
 	return nil
 }
@@ -504,8 +578,9 @@ func execType(x *execCtx, args [][]byte) error {
 	return nil
 }
 
-// execTTL is TTL and PTTL: keys never expire yet, so -1 for a key that
-// exists and -2 for one that does not.
+// execTTL is TTL and PTTL: -2 for a key that does not exist, -1 for one
+// without a TTL, else the time left (TTL rounds to the nearest second, as
+// Redis does).
 func execTTL(x *execCtx, args [][]byte) error {
 	if !x.checkKeys(args[1]) {
 		return nil
@@ -514,39 +589,166 @@ func execTTL(x *execCtx, args [][]byte) error {
 	if err != nil {
 		return err
 	}
-	if e.found {
-		x.w.Integer(-1)
-	} else {
+	switch {
+	case !e.found:
 		x.w.Integer(-2)
+	case e.expireAt == 0:
+		x.w.Integer(-1)
+	default:
+		left := max(e.expireAt-time.Now().UnixMilli(), 0)
+		if bytes.EqualFold(args[0], []byte("ttl")) {
+			left = (left + 500) / 1000
+		}
+		x.w.Integer(left)
 	}
 	return nil
 }
 
-// execPersist: no key has a TTL, so there is none to remove.
+// execPersist removes a key's TTL: 1 if it had one, else 0.
 func execPersist(x *execCtx, args [][]byte) error {
-	if x.checkKeys(args[1]) {
-		x.w.Integer(0)
+	if !x.checkKeys(args[1]) {
+		return nil
 	}
+	e, err := x.v.get(args[1])
+	if err != nil {
+		return err
+	}
+	if !e.found || e.expireAt == 0 {
+		x.w.Integer(0)
+		return nil
+	}
+	x.v.set(args[1], e.value, 0)
+	x.w.Integer(1)
 	return nil
 }
 
-// execExpire is EXPIRE and PEXPIRE: arguments are checked as Redis does,
-// then TTL is refused until it exists.
-func execExpire(x *execCtx, args [][]byte) error {
-	if _, ok := resp.ParseInt(args[2]); !ok {
+// execExpire is EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT (unit is "ex",
+// "px", "exat" or "pxat") with Redis 7's NX, XX, GT and LT: 1 if the
+// expiry was set, 0 if the key does not exist or the option forbade it.
+// An expiry in the past deletes the key.
+func execExpire(x *execCtx, args [][]byte, unit string) error {
+	name := string(bytes.ToLower(args[0]))
+	n, ok := resp.ParseInt(args[2])
+	if !ok {
 		x.w.Error(msgNotInteger)
 		return nil
 	}
+	var nx, xx, gt, lt bool
 	for _, a := range args[3:] {
 		switch string(bytes.ToLower(a)) {
-		case "nx", "xx", "gt", "lt":
+		case "nx":
+			nx = true
+		case "xx":
+			xx = true
+		case "gt":
+			gt = true
+		case "lt":
+			lt = true
 		default:
 			x.w.Error("ERR Unsupported option " + string(cString(a, 128)))
 			return nil
 		}
 	}
-	if x.checkKeys(args[1]) {
-		x.w.Error(msgTTLUnsupported)
+	if nx && (xx || gt || lt) {
+		x.w.Error("ERR NX and XX, GT or LT options at the same time are not compatible")
+		return nil
 	}
+	if gt && lt {
+		x.w.Error("ERR GT and LT options at the same time are not compatible")
+		return nil
+	}
+	now := time.Now().UnixMilli()
+	seconds := unit == "ex" || unit == "exat"
+	if seconds && (n > math.MaxInt64/1000 || n < math.MinInt64/1000) {
+		x.w.Error(fmt.Sprintf(msgInvalidExpire, name))
+		return nil
+	}
+	if seconds {
+		n *= 1000
+	}
+	at := n
+	if unit == "ex" || unit == "px" {
+		if n > 0 && n > math.MaxInt64-now || n < 0 && n < math.MinInt64+now {
+			x.w.Error(fmt.Sprintf(msgInvalidExpire, name))
+			return nil
+		}
+		at = now + n
+	}
+	if !x.checkKeys(args[1]) {
+		return nil
+	}
+	e, err := x.v.get(args[1])
+	if err != nil {
+		return err
+	}
+	if !e.found {
+		x.w.Integer(0)
+		return nil
+	}
+	// No TTL counts as an infinite one for GT and LT.
+	switch {
+	case nx && e.expireAt != 0,
+		xx && e.expireAt == 0,
+		gt && (e.expireAt == 0 || at <= e.expireAt),
+		lt && e.expireAt != 0 && at >= e.expireAt:
+		x.w.Integer(0)
+		return nil
+	}
+	if at <= now {
+		x.v.del(args[1])
+	} else {
+		x.v.set(args[1], e.value, at)
+	}
+	x.w.Integer(1)
+	return nil
+}
+
+// GETEX key [EX s|PX ms|EXAT ts|PXAT ms-ts|PERSIST]: GET that can change
+// the TTL.
+func execGetEx(x *execCtx, args [][]byte) error {
+	var unit string
+	var arg []byte
+	persist := false
+	for i := 2; i < len(args); i++ {
+		opt := string(bytes.ToLower(args[i]))
+		switch {
+		case opt == "persist" && unit == "" && !persist:
+			persist = true
+		case (opt == "ex" || opt == "px" || opt == "exat" || opt == "pxat") && unit == "" && !persist && i+1 < len(args):
+			unit, arg = opt, args[i+1]
+			i++
+		default:
+			x.w.Error(msgSyntax)
+			return nil
+		}
+	}
+	var at int64
+	if unit != "" {
+		var msg string
+		if at, msg = expiryArg(unit, arg, "getex", time.Now()); msg != "" {
+			x.w.Error(msg)
+			return nil
+		}
+	}
+	if !x.checkKeys(args[1]) {
+		return nil
+	}
+	e, err := x.v.get(args[1])
+	if err != nil {
+		return err
+	}
+	if !e.found {
+		x.w.Null()
+		return nil
+	}
+	switch {
+	case unit != "" && at <= time.Now().UnixMilli():
+		x.v.del(args[1])
+	case unit != "":
+		x.v.set(args[1], e.value, at)
+	case persist && e.expireAt != 0:
+		x.v.set(args[1], e.value, 0)
+	}
+	x.w.Bulk(e.value)
 	return nil
 }

@@ -20,6 +20,8 @@ type entry struct {
 	value   []byte
 	version uint64 // 0 when absent
 	found   bool
+	// expireAt is when the key expires (unix ms); 0 for no TTL.
+	expireAt int64
 }
 
 // condition returns the write condition that holds only while the key is
@@ -35,8 +37,26 @@ func (e entry) condition() *cairnpb.Condition {
 // take effect when the command (or transaction) commits.
 type view interface {
 	get(key []byte) (entry, error)
-	set(key, value []byte)
+	// set writes value with the expiry expireAt (unix ms; 0: none), as
+	// Redis's SET does: a write without one removes the key's TTL.
+	set(key, value []byte, expireAt int64)
 	del(key []byte)
+}
+
+// putTTL returns the TTL fields of a put that moves a key from cur (as
+// read; read is false for a blind write) to expiry expireAt, judged at
+// nowMs; gone is true when expireAt has already passed (the write is a
+// delete then).
+func putTTL(cur entry, read bool, expireAt, nowMs int64) (ttlMs int64, keep, gone bool) {
+	switch {
+	case expireAt == 0:
+		return 0, false, false
+	case read && cur.found && cur.expireAt == expireAt:
+		return 0, true, false // unchanged: keep it exactly
+	case expireAt <= nowMs:
+		return 0, false, true
+	}
+	return expireAt - nowMs, false, false
 }
 
 // execCtx is the environment of one data command: its view, where its
@@ -101,7 +121,7 @@ func readKey(ctx context.Context, b Backend, table string, key []byte) (entry, e
 	if err != nil {
 		return entry{}, err
 	}
-	return entry{value: resp.Value, version: resp.Version, found: true}, nil
+	return entry{value: resp.Value, version: resp.Version, found: true, expireAt: resp.ExpireAtMs}, nil
 }
 
 // txn is an optimistic transaction over one table: reads go to the
@@ -133,8 +153,9 @@ type txn struct {
 
 // pending is a buffered write: a new value, or a delete.
 type pending struct {
-	value   []byte
-	deleted bool
+	value    []byte
+	expireAt int64
+	deleted  bool
 }
 
 func newTxn(ctx context.Context, b Backend, table string, maxReadBytes int) *txn {
@@ -156,7 +177,7 @@ func (t *txn) get(key []byte) (entry, error) {
 		if p.deleted {
 			return entry{}, nil
 		}
-		return entry{value: p.value, found: true}, nil
+		return entry{value: p.value, found: true, expireAt: p.expireAt}, nil
 	}
 	if e, ok := t.reads[string(key)]; ok {
 		return e, nil
@@ -176,8 +197,8 @@ func (t *txn) write(key []byte, p *pending) {
 	t.writes[k] = p
 }
 
-func (t *txn) set(key, value []byte) {
-	t.write(key, &pending{value: bytes.Clone(value)})
+func (t *txn) set(key, value []byte, expireAt int64) {
+	t.write(key, &pending{value: bytes.Clone(value), expireAt: expireAt})
 }
 
 func (t *txn) del(key []byte) { t.write(key, &pending{deleted: true}) }
@@ -257,6 +278,7 @@ func (t *txn) commit() error {
 		return t.validateReads()
 	}
 	ops := make([]*cairnpb.BatchOp, 0, len(t.order))
+	nowMs := time.Now().UnixMilli()
 	for _, k := range t.order {
 		p := t.writes[k]
 		e, read := t.reads[k]
@@ -264,10 +286,13 @@ func (t *txn) commit() error {
 		if read {
 			cond = e.condition()
 		}
-		if p.deleted {
+		ttl, keep, gone := putTTL(e, read, p.expireAt, nowMs)
+		if p.deleted || gone {
 			ops = append(ops, batchDelete(k, cond))
 		} else {
-			ops = append(ops, batchPut(k, p.value, cond))
+			op := batchPut(k, p.value, cond)
+			op.GetPut().TtlMs, op.GetPut().KeepTtl = ttl, keep
+			ops = append(ops, op)
 		}
 	}
 	asserted := make([]string, 0, len(t.reads))
@@ -280,7 +305,9 @@ func (t *txn) commit() error {
 	for _, k := range asserted {
 		e := t.reads[k]
 		if e.found {
-			ops = append(ops, batchPut(k, e.value, e.condition()))
+			op := batchPut(k, e.value, e.condition())
+			op.GetPut().KeepTtl = true // asserting a read must not change its TTL
+			ops = append(ops, op)
 		} else {
 			ops = append(ops, batchDelete(k, e.condition()))
 		}

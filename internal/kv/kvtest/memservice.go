@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/kv"
@@ -29,11 +30,37 @@ type MemService struct {
 	notReady error
 	injected int64
 	status   *cairnpb.ClusterStatus
+	now      func() time.Time
 }
 
 type memEntry struct {
-	value   []byte
-	version uint64
+	value    []byte
+	version  uint64
+	expireAt int64 // unix ms; 0: no TTL
+}
+
+// SetNow replaces the clock that decides TTL expiry (time.Now by default).
+func (m *MemService) SetNow(now func() time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.now = now
+}
+
+func (m *MemService) nowMs() int64 {
+	if m.now == nil {
+		return time.Now().UnixMilli()
+	}
+	return m.now().UnixMilli()
+}
+
+// liveLocked returns key's entry, dropping it if it has expired.
+func (m *MemService) liveLocked(t map[string]memEntry, key string) (memEntry, bool) {
+	e, ok := t[key]
+	if ok && e.expireAt != 0 && e.expireAt <= m.nowMs() {
+		delete(t, key)
+		return memEntry{}, false
+	}
+	return e, ok
 }
 
 func NewMemService() *MemService {
@@ -125,11 +152,11 @@ func (m *MemService) Get(_ context.Context, req *cairnpb.GetRequest) (*cairnpb.G
 	if err != nil {
 		return nil, err
 	}
-	e, ok := t[string(req.Key)]
+	e, ok := m.liveLocked(t, string(req.Key))
 	if !ok {
 		return nil, kv.Errorf(kv.ErrNotFound, "key %q", req.Key)
 	}
-	return &cairnpb.GetResponse{Value: e.value, Version: e.version}, nil
+	return &cairnpb.GetResponse{Value: e.value, Version: e.version, ExpireAtMs: e.expireAt}, nil
 }
 
 func (m *MemService) Put(_ context.Context, req *cairnpb.PutRequest) (*cairnpb.PutResponse, error) {
@@ -142,12 +169,22 @@ func (m *MemService) Put(_ context.Context, req *cairnpb.PutRequest) (*cairnpb.P
 	if err != nil {
 		return nil, err
 	}
-	e, ok := t[string(req.Key)]
+	if err := kv.ValidateTTL(req); err != nil {
+		return nil, err
+	}
+	e, ok := m.liveLocked(t, string(req.Key))
 	if err := checkCondition(req.Condition, e, ok); err != nil {
 		return nil, err
 	}
 	m.version++
-	t[string(req.Key)] = memEntry{value: bytes.Clone(req.Value), version: m.version}
+	ne := memEntry{value: bytes.Clone(req.Value), version: m.version}
+	switch {
+	case req.KeepTtl:
+		ne.expireAt = e.expireAt
+	case req.TtlMs > 0:
+		ne.expireAt = m.nowMs() + req.TtlMs
+	}
+	t[string(req.Key)] = ne
 	return &cairnpb.PutResponse{Version: m.version}, nil
 }
 
@@ -161,7 +198,7 @@ func (m *MemService) Delete(_ context.Context, req *cairnpb.DeleteRequest) (*cai
 	if err != nil {
 		return nil, err
 	}
-	e, ok := t[string(req.Key)]
+	e, ok := m.liveLocked(t, string(req.Key))
 	if err := checkCondition(req.Condition, e, ok); err != nil {
 		return nil, err
 	}
@@ -192,7 +229,9 @@ func (m *MemService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb
 	}
 	keys := make([]string, 0, len(t))
 	for k := range t {
-		keys = append(keys, k)
+		if _, ok := m.liveLocked(t, k); ok {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	resp := &cairnpb.ListResponse{}
@@ -208,7 +247,7 @@ func (m *MemService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb
 			resp.NextPageToken = kv.EncodePageToken(resp.Items[limit-1].Key)
 			break
 		}
-		item := &cairnpb.KeyValue{Key: []byte(k), Version: t[k].version}
+		item := &cairnpb.KeyValue{Key: []byte(k), Version: t[k].version, ExpireAtMs: t[k].expireAt}
 		if req.Values {
 			item.Value = t[k].value
 		}

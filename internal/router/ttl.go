@@ -1,0 +1,126 @@
+package router
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/replica"
+	"github.com/cairn-db/cairn/internal/storage"
+)
+
+// Expiry of keys with a TTL (see internal/replica/ttl.go for the rule: the
+// Raft log decides). The router's part is to propose the removals: a get
+// that meets a key this node's clock says has expired expires it through
+// Raft before answering, and every node runs an expirer that proposes the
+// removal of due keys of the ranges it leads, from the expiry index.
+
+// expire asks the leader of range d to remove keys if they are expired.
+func (rt *Router) expire(ctx context.Context, t *cairnpb.Table, d *cairnpb.RangeDescriptor, ks []*cairnpb.ExpireKey) error {
+	ex := &cairnpb.Expire{Keys: ks}
+	req := &cairnpb.Request{Op: &cairnpb.Request_Expire{Expire: &cairnpb.ExpireRequest{Table: t.Name, Expire: ex}}}
+	_, err := rt.route(ctx, keys.RangeID(d.Id), req, true,
+		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localExpire(ctx, r, t, ex) })
+	return err
+}
+
+func (rt *Router) localExpire(ctx context.Context, r *replica.Replica, t *cairnpb.Table, ex *cairnpb.Expire) (*cairnpb.Response, error) {
+	res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Expire{Expire: ex}})
+	if err != nil {
+		return nil, err
+	}
+	return &cairnpb.Response{Op: &cairnpb.Response_Expire{Expire: &cairnpb.ExpireResponse{Removed: res.Version}}}, nil
+}
+
+// maxExpirePerCommand bounds one Expire command (and one scan of the
+// index per range and pass).
+const maxExpirePerCommand = 512
+
+// RunExpirer proposes, every interval until ctx ends, the removal of the
+// due keys of every data range this node leads.
+func (rt *Router) RunExpirer(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rt.ExpireDue(ctx)
+	}
+}
+
+// ExpireDue runs one expirer pass and returns how many keys it removed.
+func (rt *Router) ExpireDue(ctx context.Context) int {
+	tables := map[uint64]*cairnpb.Table{}
+	for _, t := range rt.store.Tables() {
+		tables[t.Id] = t
+	}
+	removed := 0
+	for _, r := range rt.store.Replicas() {
+		d := r.Desc()
+		t := tables[d.TableId]
+		if t == nil || d.TableId == uint64(keys.MetaTableID) || !r.IsLeader() {
+			continue
+		}
+		ks, err := rt.dueKeys(d, rt.opts.Clock.Now().Millis())
+		if err != nil {
+			slog.Warn("expirer: scan failed", "range", d.Id, "err", err)
+			continue
+		}
+		if len(ks) == 0 {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, rt.opts.RequestTimeout)
+		resp, err := rt.localExpire(pctx, r, t, &cairnpb.Expire{Keys: ks})
+		cancel()
+		if err != nil {
+			slog.Debug("expirer: propose failed", "range", d.Id, "err", err)
+			continue
+		}
+		removed += int(resp.GetExpire().GetRemoved())
+	}
+	return removed
+}
+
+// dueKeys reads the expiry index of d's table for keys of d due by nowMs,
+// with the version and expiry their values have now (or, for a stale
+// entry, the entry's own expiry, which the Expire command then drops).
+func (rt *Router) dueKeys(d *cairnpb.RangeDescriptor, nowMs int64) ([]*cairnpb.ExpireKey, error) {
+	db := rt.store.DB()
+	table := keys.TableID(d.TableId)
+	start, end := keys.ExpirySpan(table, nowMs)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var ks []*cairnpb.ExpireKey
+	for ok := it.First(); ok && len(ks) < maxExpirePerCommand; ok = it.Next() {
+		_, exp, uk, err := keys.DecodeExpiryKey(it.Key())
+		if err != nil {
+			return nil, err
+		}
+		if !inRange(d, uk) {
+			continue
+		}
+		k := &cairnpb.ExpireKey{Key: append([]byte(nil), uk...), ExpireAtMs: exp}
+		if v, closer, err := db.Get(keys.DataKey(table, uk)); err == nil {
+			if version, _, _, err := storage.DecodeValueTTL(v); err == nil {
+				k.Version = version
+			}
+			closer.Close()
+		}
+		ks = append(ks, k)
+	}
+	return ks, it.Error()
+}
+
+func inRange(d *cairnpb.RangeDescriptor, k []byte) bool {
+	return rangeFor(&cairnpb.Table{Ranges: []*cairnpb.RangeDescriptor{d}}, k) != nil
+}
