@@ -198,7 +198,7 @@ func (r *Replica) applySplit(b *pebble.Batch, s *cairnpb.Split, out *Applied) (R
 	rst := &cairnpb.RangeState{
 		Desc: right, AppliedIndex: InitialIndex, AppliedTerm: InitialTerm,
 		MaxVersion: r.state.MaxVersion, MaxTimestamp: r.state.MaxTimestamp,
-		ConfState: slices.Clone(r.state.ConfState),
+		ConfState:   slices.Clone(r.state.ConfState),
 		ApproxBytes: rightBytes,
 	}
 	if err := putState(b, newID, rst); err != nil {
