@@ -72,8 +72,8 @@ func DescsOverlap(a, b *cairnpb.RangeDescriptor) bool {
 // a replica created to receive a snapshot). Any goroutine.
 func (r *Replica) Initialized() bool { return r.applied.Load() > 0 }
 
-// ApproxBytes returns the logical size of the range's data as applied
-// here. Driver only (the simulator and tests read it between steps).
+// ApproxBytes returns the logical size of the range's data (keys plus
+// values) as applied here. Any goroutine.
 func (r *Replica) ApproxBytes() uint64 { return r.approxBytes.Load() }
 
 // WriteUninitialized writes the state of a replica that has nothing yet:
