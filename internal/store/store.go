@@ -86,6 +86,7 @@ type Store struct {
 	// replica (see docs/design/splits.md).
 	held      map[keys.RangeID][]heldMsg
 	heldCount int
+	heldBytes int
 	ticks     uint64
 
 	mu struct {
@@ -105,16 +106,19 @@ type heldMsg struct {
 }
 
 const (
-	maxHeldMsgs = 4096
-	heldTicks   = 20
+	maxHeldMsgs  = 4096
+	maxHeldBytes = 8 << 20
+	heldTicks    = 20
 )
 
 // hold keeps m for a range not (yet) here. Snapshots are not kept: they
 // are large, and the sender retries them.
 func (s *Store) hold(id keys.RangeID, m raftpb.Message) {
-	if m.Type == raftpb.MsgSnap || s.heldCount >= maxHeldMsgs {
+	size := m.Size()
+	if m.Type == raftpb.MsgSnap || s.heldCount >= maxHeldMsgs || s.heldBytes+size > maxHeldBytes {
 		return
 	}
+	s.heldBytes += size
 	if s.held == nil {
 		s.held = map[keys.RangeID][]heldMsg{}
 	}
@@ -130,6 +134,8 @@ func (s *Store) tickHeld() {
 		for _, h := range ms {
 			if s.ticks-h.tick <= heldTicks {
 				kept = append(kept, h)
+			} else {
+				s.heldBytes -= h.m.Size()
 			}
 		}
 		s.heldCount -= len(ms) - len(kept)
@@ -150,6 +156,7 @@ func (s *Store) stepHeld(r *replica.Replica) {
 	delete(s.held, r.ID)
 	s.heldCount -= len(ms)
 	for _, h := range ms {
+		s.heldBytes -= h.m.Size()
 		if err := r.Step(h.m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 			s.logger.Debug("step held", "range", uint64(r.ID), "err", err)
 		}
