@@ -36,6 +36,35 @@ type RangeStatus struct {
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	SizeBytes    uint64   `json:"size_bytes"`
+	// Generation counts the range's splits.
+	Generation uint64 `json:"generation"`
+}
+
+// RangeSpan is a range of a table: keys [Start, End); an empty End is the
+// end of the table.
+type RangeSpan struct {
+	ID         uint64   `json:"id"`
+	Start      []byte   `json:"start"`
+	End        []byte   `json:"end"`
+	Replicas   []uint64 `json:"replicas"`
+	Generation uint64   `json:"generation"`
+}
+
+// SplitRange splits the range of table that holds key at key (an admin
+// operation) and returns the two ranges.
+func (c *Client) SplitRange(ctx context.Context, table string, key []byte) (left, right RangeSpan, err error) {
+	var resp *cairnpb.SplitRangeResponse
+	err = c.do(ctx, write, func(ctx context.Context, ep *endpoint) (err error) {
+		resp, err = ep.cluster.SplitRange(ctx, &cairnpb.SplitRangeRequest{Table: table, Key: key})
+		return err
+	})
+	if err != nil {
+		return RangeSpan{}, RangeSpan{}, err
+	}
+	conv := func(d *cairnpb.RangeDescriptor) RangeSpan {
+		return RangeSpan{ID: d.GetId(), Start: d.GetStart(), End: d.GetEnd(), Replicas: d.GetReplicas(), Generation: d.GetGeneration()}
+	}
+	return conv(resp.GetLeft()), conv(resp.GetRight()), nil
 }
 
 // ClusterStatus reports the nodes and ranges of the cluster, as one node
@@ -60,6 +89,7 @@ func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 		out.Ranges[i] = RangeStatus{
 			ID: r.Id, Table: r.Table, Start: r.Start, End: r.End, Replicas: r.Replicas, Leader: r.Leader,
 			Term: r.Term, CommitIndex: r.CommitIndex, AppliedIndex: r.AppliedIndex, SizeBytes: r.SizeBytes,
+			Generation: r.Generation,
 		}
 	}
 	return out, nil

@@ -472,7 +472,8 @@ var Tables_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Cluster_Status_FullMethodName = "/cairn.v1.Cluster/Status"
+	Cluster_Status_FullMethodName     = "/cairn.v1.Cluster/Status"
+	Cluster_SplitRange_FullMethodName = "/cairn.v1.Cluster/SplitRange"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -482,6 +483,9 @@ const (
 // Cluster reports nodes and ranges.
 type ClusterClient interface {
 	Status(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatus, error)
+	// SplitRange splits the range of table that holds key at key (an admin
+	// operation; ranges also split by themselves when they grow).
+	SplitRange(ctx context.Context, in *SplitRangeRequest, opts ...grpc.CallOption) (*SplitRangeResponse, error)
 }
 
 type clusterClient struct {
@@ -502,6 +506,16 @@ func (c *clusterClient) Status(ctx context.Context, in *ClusterStatusRequest, op
 	return out, nil
 }
 
+func (c *clusterClient) SplitRange(ctx context.Context, in *SplitRangeRequest, opts ...grpc.CallOption) (*SplitRangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SplitRangeResponse)
+	err := c.cc.Invoke(ctx, Cluster_SplitRange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -509,6 +523,9 @@ func (c *clusterClient) Status(ctx context.Context, in *ClusterStatusRequest, op
 // Cluster reports nodes and ranges.
 type ClusterServer interface {
 	Status(context.Context, *ClusterStatusRequest) (*ClusterStatus, error)
+	// SplitRange splits the range of table that holds key at key (an admin
+	// operation; ranges also split by themselves when they grow).
+	SplitRange(context.Context, *SplitRangeRequest) (*SplitRangeResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -521,6 +538,9 @@ type UnimplementedClusterServer struct{}
 
 func (UnimplementedClusterServer) Status(context.Context, *ClusterStatusRequest) (*ClusterStatus, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedClusterServer) SplitRange(context.Context, *SplitRangeRequest) (*SplitRangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SplitRange not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -561,6 +581,24 @@ func _Cluster_Status_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_SplitRange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SplitRangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).SplitRange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_SplitRange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).SplitRange(ctx, req.(*SplitRangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -571,6 +609,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Cluster_Status_Handler,
+		},
+		{
+			MethodName: "SplitRange",
+			Handler:    _Cluster_SplitRange_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

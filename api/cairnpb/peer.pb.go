@@ -186,8 +186,15 @@ type Request struct {
 	//	*Request_CreateTable
 	//	*Request_DropTable
 	//	*Request_Batch
+	//	*Request_SplitRange
+	//	*Request_AllocRangeId
+	//	*Request_UpdateRanges
 	//	*Request_Expire
-	Op            isRequest_Op `protobuf_oneof:"op"`
+	Op isRequest_Op `protobuf_oneof:"op"`
+	// The range the sender routed a keyed request to (0: resolve here). The
+	// receiver executes on that range or answers not leader / range key
+	// mismatch, so both sides never disagree about routing in a loop.
+	RangeId       uint64 `protobuf:"varint,21,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -292,6 +299,33 @@ func (x *Request) GetBatch() *BatchRequest {
 	return nil
 }
 
+func (x *Request) GetSplitRange() *SplitRangeRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_SplitRange); ok {
+			return x.SplitRange
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetAllocRangeId() *AllocRangeID {
+	if x != nil {
+		if x, ok := x.Op.(*Request_AllocRangeId); ok {
+			return x.AllocRangeId
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetUpdateRanges() *UpdateRanges {
+	if x != nil {
+		if x, ok := x.Op.(*Request_UpdateRanges); ok {
+			return x.UpdateRanges
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetExpire() *ExpireRequest {
 	if x != nil {
 		if x, ok := x.Op.(*Request_Expire); ok {
@@ -299,6 +333,13 @@ func (x *Request) GetExpire() *ExpireRequest {
 		}
 	}
 	return nil
+}
+
+func (x *Request) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
 }
 
 type isRequest_Op interface {
@@ -333,6 +374,18 @@ type Request_Batch struct {
 	Batch *BatchRequest `protobuf:"bytes,7,opt,name=batch,proto3,oneof"`
 }
 
+type Request_SplitRange struct {
+	SplitRange *SplitRangeRequest `protobuf:"bytes,8,opt,name=split_range,json=splitRange,proto3,oneof"`
+}
+
+type Request_AllocRangeId struct {
+	AllocRangeId *AllocRangeID `protobuf:"bytes,9,opt,name=alloc_range_id,json=allocRangeId,proto3,oneof"`
+}
+
+type Request_UpdateRanges struct {
+	UpdateRanges *UpdateRanges `protobuf:"bytes,10,opt,name=update_ranges,json=updateRanges,proto3,oneof"`
+}
+
 type Request_Expire struct {
 	Expire *ExpireRequest `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
 }
@@ -350,6 +403,12 @@ func (*Request_CreateTable) isRequest_Op() {}
 func (*Request_DropTable) isRequest_Op() {}
 
 func (*Request_Batch) isRequest_Op() {}
+
+func (*Request_SplitRange) isRequest_Op() {}
+
+func (*Request_AllocRangeId) isRequest_Op() {}
+
+func (*Request_UpdateRanges) isRequest_Op() {}
 
 func (*Request_Expire) isRequest_Op() {}
 
@@ -418,10 +477,13 @@ type Response struct {
 	//	*Response_Table
 	//	*Response_DropTable
 	//	*Response_Batch
+	//	*Response_SplitRange
 	//	*Response_Expire
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
-	Error         *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	Error *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	// The range ID an AllocRangeID request allocated.
+	RangeId       uint64 `protobuf:"varint,11,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -526,6 +588,15 @@ func (x *Response) GetBatch() *BatchResponse {
 	return nil
 }
 
+func (x *Response) GetSplitRange() *SplitRangeResponse {
+	if x != nil {
+		if x, ok := x.Op.(*Response_SplitRange); ok {
+			return x.SplitRange
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetExpire() *ExpireResponse {
 	if x != nil {
 		if x, ok := x.Op.(*Response_Expire); ok {
@@ -540,6 +611,13 @@ func (x *Response) GetError() *Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *Response) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
 }
 
 type isResponse_Op interface {
@@ -574,6 +652,10 @@ type Response_Batch struct {
 	Batch *BatchResponse `protobuf:"bytes,7,opt,name=batch,proto3,oneof"`
 }
 
+type Response_SplitRange struct {
+	SplitRange *SplitRangeResponse `protobuf:"bytes,8,opt,name=split_range,json=splitRange,proto3,oneof"`
+}
+
 type Response_Expire struct {
 	Expire *ExpireResponse `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
 }
@@ -591,6 +673,8 @@ func (*Response_Table) isResponse_Op() {}
 func (*Response_DropTable) isResponse_Op() {}
 
 func (*Response_Batch) isResponse_Op() {}
+
+func (*Response_SplitRange) isResponse_Op() {}
 
 func (*Response_Expire) isResponse_Op() {}
 
@@ -707,6 +791,9 @@ type Command struct {
 	//	*Command_CreateTable
 	//	*Command_DropTable
 	//	*Command_Batch
+	//	*Command_Split
+	//	*Command_AllocRangeId
+	//	*Command_UpdateRanges
 	//	*Command_Expire
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
@@ -819,6 +906,33 @@ func (x *Command) GetBatch() *BatchRequest {
 	return nil
 }
 
+func (x *Command) GetSplit() *Split {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Split); ok {
+			return x.Split
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAllocRangeId() *AllocRangeID {
+	if x != nil {
+		if x, ok := x.Op.(*Command_AllocRangeId); ok {
+			return x.AllocRangeId
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetUpdateRanges() *UpdateRanges {
+	if x != nil {
+		if x, ok := x.Op.(*Command_UpdateRanges); ok {
+			return x.UpdateRanges
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetExpire() *Expire {
 	if x != nil {
 		if x, ok := x.Op.(*Command_Expire); ok {
@@ -859,6 +973,18 @@ type Command_Batch struct {
 	Batch *BatchRequest `protobuf:"bytes,9,opt,name=batch,proto3,oneof"`
 }
 
+type Command_Split struct {
+	Split *Split `protobuf:"bytes,10,opt,name=split,proto3,oneof"`
+}
+
+type Command_AllocRangeId struct {
+	AllocRangeId *AllocRangeID `protobuf:"bytes,11,opt,name=alloc_range_id,json=allocRangeId,proto3,oneof"`
+}
+
+type Command_UpdateRanges struct {
+	UpdateRanges *UpdateRanges `protobuf:"bytes,12,opt,name=update_ranges,json=updateRanges,proto3,oneof"`
+}
+
 type Command_Expire struct {
 	Expire *Expire `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
 }
@@ -873,7 +999,169 @@ func (*Command_DropTable) isCommand_Op() {}
 
 func (*Command_Batch) isCommand_Op() {}
 
+func (*Command_Split) isCommand_Op() {}
+
+func (*Command_AllocRangeId) isCommand_Op() {}
+
+func (*Command_UpdateRanges) isCommand_Op() {}
+
 func (*Command_Expire) isCommand_Op() {}
+
+// Split, proposed to the range itself, splits it at split_key: the range
+// keeps [start, split_key) and range new_range_id gets [split_key, end).
+// It applies only if the range's generation is still expected_generation.
+type Split struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	SplitKey           []byte                 `protobuf:"bytes,1,opt,name=split_key,json=splitKey,proto3" json:"split_key,omitempty"`
+	NewRangeId         uint64                 `protobuf:"varint,2,opt,name=new_range_id,json=newRangeId,proto3" json:"new_range_id,omitempty"`
+	ExpectedGeneration uint64                 `protobuf:"varint,3,opt,name=expected_generation,json=expectedGeneration,proto3" json:"expected_generation,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *Split) Reset() {
+	*x = Split{}
+	mi := &file_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Split) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Split) ProtoMessage() {}
+
+func (x *Split) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Split.ProtoReflect.Descriptor instead.
+func (*Split) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Split) GetSplitKey() []byte {
+	if x != nil {
+		return x.SplitKey
+	}
+	return nil
+}
+
+func (x *Split) GetNewRangeId() uint64 {
+	if x != nil {
+		return x.NewRangeId
+	}
+	return 0
+}
+
+func (x *Split) GetExpectedGeneration() uint64 {
+	if x != nil {
+		return x.ExpectedGeneration
+	}
+	return 0
+}
+
+// AllocRangeID (meta range) hands out a fresh range ID.
+type AllocRangeID struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllocRangeID) Reset() {
+	*x = AllocRangeID{}
+	mi := &file_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllocRangeID) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllocRangeID) ProtoMessage() {}
+
+func (x *AllocRangeID) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllocRangeID.ProtoReflect.Descriptor instead.
+func (*AllocRangeID) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{10}
+}
+
+// UpdateRanges (meta range) records range descriptors of a table in its
+// Table record. A descriptor replaces every recorded one it overlaps when
+// its generation is higher than all of theirs; otherwise it is ignored.
+// So the command is idempotent and insensitive to order.
+type UpdateRanges struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TableId       uint64                 `protobuf:"varint,1,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	Descs         []*RangeDescriptor     `protobuf:"bytes,2,rep,name=descs,proto3" json:"descs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRanges) Reset() {
+	*x = UpdateRanges{}
+	mi := &file_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRanges) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRanges) ProtoMessage() {}
+
+func (x *UpdateRanges) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRanges.ProtoReflect.Descriptor instead.
+func (*UpdateRanges) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdateRanges) GetTableId() uint64 {
+	if x != nil {
+		return x.TableId
+	}
+	return 0
+}
+
+func (x *UpdateRanges) GetDescs() []*RangeDescriptor {
+	if x != nil {
+		return x.Descs
+	}
+	return nil
+}
 
 // Expire removes keys whose TTL has passed. The command's timestamp
 // decides: a key is removed only if it still has the version and expiry
@@ -889,7 +1177,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -901,7 +1189,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -914,7 +1202,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{9}
+	return file_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Expire) GetKeys() []*ExpireKey {
@@ -935,7 +1223,7 @@ type ExpireKey struct {
 
 func (x *ExpireKey) Reset() {
 	*x = ExpireKey{}
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1235,7 @@ func (x *ExpireKey) String() string {
 func (*ExpireKey) ProtoMessage() {}
 
 func (x *ExpireKey) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1248,7 @@ func (x *ExpireKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireKey.ProtoReflect.Descriptor instead.
 func (*ExpireKey) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{10}
+	return file_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ExpireKey) GetKey() []byte {
@@ -994,7 +1282,7 @@ type CreateTable struct {
 
 func (x *CreateTable) Reset() {
 	*x = CreateTable{}
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1294,7 @@ func (x *CreateTable) String() string {
 func (*CreateTable) ProtoMessage() {}
 
 func (x *CreateTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1307,7 @@ func (x *CreateTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTable.ProtoReflect.Descriptor instead.
 func (*CreateTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{11}
+	return file_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateTable) GetName() string {
@@ -1045,7 +1333,7 @@ type DropTable struct {
 
 func (x *DropTable) Reset() {
 	*x = DropTable{}
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1345,7 @@ func (x *DropTable) String() string {
 func (*DropTable) ProtoMessage() {}
 
 func (x *DropTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1358,7 @@ func (x *DropTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTable.ProtoReflect.Descriptor instead.
 func (*DropTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{12}
+	return file_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DropTable) GetName() string {
@@ -1091,6 +1379,9 @@ type RangeState struct {
 	MaxVersion uint64 `protobuf:"varint,4,opt,name=max_version,json=maxVersion,proto3" json:"max_version,omitempty"`
 	// Marshaled raftpb.ConfState as of applied_index.
 	ConfState []byte `protobuf:"bytes,5,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
+	// approx_bytes is the logical size of the range's data (keys plus
+	// values), kept on apply; it drives size-based splits.
+	ApproxBytes uint64 `protobuf:"varint,6,opt,name=approx_bytes,json=approxBytes,proto3" json:"approx_bytes,omitempty"`
 	// The largest command timestamp applied: the range's log time. TTL
 	// expiry is judged against it, so it never goes back, whatever the
 	// clocks of successive leaders say.
@@ -1101,7 +1392,7 @@ type RangeState struct {
 
 func (x *RangeState) Reset() {
 	*x = RangeState{}
-	mi := &file_peer_proto_msgTypes[13]
+	mi := &file_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1404,7 @@ func (x *RangeState) String() string {
 func (*RangeState) ProtoMessage() {}
 
 func (x *RangeState) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[13]
+	mi := &file_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1417,7 @@ func (x *RangeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeState.ProtoReflect.Descriptor instead.
 func (*RangeState) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{13}
+	return file_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RangeState) GetDesc() *RangeDescriptor {
@@ -1164,6 +1455,13 @@ func (x *RangeState) GetConfState() []byte {
 	return nil
 }
 
+func (x *RangeState) GetApproxBytes() uint64 {
+	if x != nil {
+		return x.ApproxBytes
+	}
+	return 0
+}
+
 func (x *RangeState) GetMaxTimestamp() uint64 {
 	if x != nil {
 		return x.MaxTimestamp
@@ -1183,7 +1481,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_peer_proto_msgTypes[14]
+	mi := &file_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1493,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[14]
+	mi := &file_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1506,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{14}
+	return file_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Node) GetId() uint64 {
@@ -1243,7 +1541,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_peer_proto_msgTypes[15]
+	mi := &file_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1553,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[15]
+	mi := &file_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1566,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{15}
+	return file_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SnapshotData) GetState() *RangeState {
@@ -1295,7 +1593,7 @@ type SnapshotKV struct {
 
 func (x *SnapshotKV) Reset() {
 	*x = SnapshotKV{}
-	mi := &file_peer_proto_msgTypes[16]
+	mi := &file_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1605,7 @@ func (x *SnapshotKV) String() string {
 func (*SnapshotKV) ProtoMessage() {}
 
 func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[16]
+	mi := &file_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1618,7 @@ func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotKV.ProtoReflect.Descriptor instead.
 func (*SnapshotKV) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{16}
+	return file_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SnapshotKV) GetKey() []byte {
@@ -1350,7 +1648,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xab\x03\n" +
+	"\aRaftAck\"\x8f\x05\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -1359,12 +1657,18 @@ const file_peer_proto_rawDesc = "" +
 	"\fcreate_table\x18\x05 \x01(\v2\x1c.cairn.v1.CreateTableRequestH\x00R\vcreateTable\x12;\n" +
 	"\n" +
 	"drop_table\x18\x06 \x01(\v2\x1a.cairn.v1.DropTableRequestH\x00R\tdropTable\x12.\n" +
-	"\x05batch\x18\a \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x126\n" +
-	"\x06expire\x18\x14 \x01(\v2\x1c.cairn.peer.v1.ExpireRequestH\x00R\x06expireB\x04\n" +
+	"\x05batch\x18\a \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x12>\n" +
+	"\vsplit_range\x18\b \x01(\v2\x1b.cairn.v1.SplitRangeRequestH\x00R\n" +
+	"splitRange\x12C\n" +
+	"\x0ealloc_range_id\x18\t \x01(\v2\x1b.cairn.peer.v1.AllocRangeIDH\x00R\fallocRangeId\x12B\n" +
+	"\rupdate_ranges\x18\n" +
+	" \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x126\n" +
+	"\x06expire\x18\x14 \x01(\v2\x1c.cairn.peer.v1.ExpireRequestH\x00R\x06expire\x12\x19\n" +
+	"\brange_id\x18\x15 \x01(\x04R\arangeIdB\x04\n" +
 	"\x02op\"T\n" +
 	"\rExpireRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12-\n" +
-	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xc5\x03\n" +
+	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xa1\x04\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -1373,16 +1677,19 @@ const file_peer_proto_rawDesc = "" +
 	"\x05table\x18\x05 \x01(\v2\x0f.cairn.v1.TableH\x00R\x05table\x12<\n" +
 	"\n" +
 	"drop_table\x18\x06 \x01(\v2\x1b.cairn.v1.DropTableResponseH\x00R\tdropTable\x12/\n" +
-	"\x05batch\x18\a \x01(\v2\x17.cairn.v1.BatchResponseH\x00R\x05batch\x127\n" +
+	"\x05batch\x18\a \x01(\v2\x17.cairn.v1.BatchResponseH\x00R\x05batch\x12?\n" +
+	"\vsplit_range\x18\b \x01(\v2\x1c.cairn.v1.SplitRangeResponseH\x00R\n" +
+	"splitRange\x127\n" +
 	"\x06expire\x18\x14 \x01(\v2\x1d.cairn.peer.v1.ExpireResponseH\x00R\x06expire\x12*\n" +
 	"\x05error\x18\n" +
-	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05errorB\x04\n" +
+	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05error\x12\x19\n" +
+	"\brange_id\x18\v \x01(\x04R\arangeIdB\x04\n" +
 	"\x02op\"*\n" +
 	"\x0eExpireResponse\x12\x18\n" +
 	"\aremoved\x18\x01 \x01(\x04R\aremoved\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xbc\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xf3\x04\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -1393,10 +1700,23 @@ const file_peer_proto_rawDesc = "" +
 	"\fcreate_table\x18\x06 \x01(\v2\x1a.cairn.peer.v1.CreateTableH\x00R\vcreateTable\x129\n" +
 	"\n" +
 	"drop_table\x18\a \x01(\v2\x18.cairn.peer.v1.DropTableH\x00R\tdropTable\x12.\n" +
-	"\x05batch\x18\t \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x12/\n" +
+	"\x05batch\x18\t \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x12,\n" +
+	"\x05split\x18\n" +
+	" \x01(\v2\x14.cairn.peer.v1.SplitH\x00R\x05split\x12C\n" +
+	"\x0ealloc_range_id\x18\v \x01(\v2\x1b.cairn.peer.v1.AllocRangeIDH\x00R\fallocRangeId\x12B\n" +
+	"\rupdate_ranges\x18\f \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x12/\n" +
 	"\x06expire\x18\x14 \x01(\v2\x15.cairn.peer.v1.ExpireH\x00R\x06expire\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
-	"\x02op\"6\n" +
+	"\x02op\"w\n" +
+	"\x05Split\x12\x1b\n" +
+	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\x12 \n" +
+	"\fnew_range_id\x18\x02 \x01(\x04R\n" +
+	"newRangeId\x12/\n" +
+	"\x13expected_generation\x18\x03 \x01(\x04R\x12expectedGeneration\"\x0e\n" +
+	"\fAllocRangeID\"Z\n" +
+	"\fUpdateRanges\x12\x19\n" +
+	"\btable_id\x18\x01 \x01(\x04R\atableId\x12/\n" +
+	"\x05descs\x18\x02 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x05descs\"6\n" +
 	"\x06Expire\x12,\n" +
 	"\x04keys\x18\x01 \x03(\v2\x18.cairn.peer.v1.ExpireKeyR\x04keys\"Y\n" +
 	"\tExpireKey\x12\x10\n" +
@@ -1408,7 +1728,7 @@ const file_peer_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xe8\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x8b\x02\n" +
 	"\n" +
 	"RangeState\x12-\n" +
 	"\x04desc\x18\x01 \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\x12#\n" +
@@ -1417,7 +1737,8 @@ const file_peer_proto_rawDesc = "" +
 	"\vmax_version\x18\x04 \x01(\x04R\n" +
 	"maxVersion\x12\x1d\n" +
 	"\n" +
-	"conf_state\x18\x05 \x01(\fR\tconfState\x12#\n" +
+	"conf_state\x18\x05 \x01(\fR\tconfState\x12!\n" +
+	"\fapprox_bytes\x18\x06 \x01(\x04R\vapproxBytes\x12#\n" +
 	"\rmax_timestamp\x18\x14 \x01(\x04R\fmaxTimestamp\"M\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
@@ -1446,7 +1767,7 @@ func file_peer_proto_rawDescGZIP() []byte {
 	return file_peer_proto_rawDescData
 }
 
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_peer_proto_goTypes = []any{
 	(*RaftBatch)(nil),          // 0: cairn.peer.v1.RaftBatch
 	(*RaftMessage)(nil),        // 1: cairn.peer.v1.RaftMessage
@@ -1457,69 +1778,82 @@ var file_peer_proto_goTypes = []any{
 	(*ExpireResponse)(nil),     // 6: cairn.peer.v1.ExpireResponse
 	(*Error)(nil),              // 7: cairn.peer.v1.Error
 	(*Command)(nil),            // 8: cairn.peer.v1.Command
-	(*Expire)(nil),             // 9: cairn.peer.v1.Expire
-	(*ExpireKey)(nil),          // 10: cairn.peer.v1.ExpireKey
-	(*CreateTable)(nil),        // 11: cairn.peer.v1.CreateTable
-	(*DropTable)(nil),          // 12: cairn.peer.v1.DropTable
-	(*RangeState)(nil),         // 13: cairn.peer.v1.RangeState
-	(*Node)(nil),               // 14: cairn.peer.v1.Node
-	(*SnapshotData)(nil),       // 15: cairn.peer.v1.SnapshotData
-	(*SnapshotKV)(nil),         // 16: cairn.peer.v1.SnapshotKV
-	(*GetRequest)(nil),         // 17: cairn.v1.GetRequest
-	(*PutRequest)(nil),         // 18: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),      // 19: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),        // 20: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil), // 21: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),   // 22: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),       // 23: cairn.v1.BatchRequest
-	(*GetResponse)(nil),        // 24: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 25: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 26: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 27: cairn.v1.ListResponse
-	(*Table)(nil),              // 28: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 29: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),      // 30: cairn.v1.BatchResponse
-	(*RangeDescriptor)(nil),    // 31: cairn.v1.RangeDescriptor
+	(*Split)(nil),              // 9: cairn.peer.v1.Split
+	(*AllocRangeID)(nil),       // 10: cairn.peer.v1.AllocRangeID
+	(*UpdateRanges)(nil),       // 11: cairn.peer.v1.UpdateRanges
+	(*Expire)(nil),             // 12: cairn.peer.v1.Expire
+	(*ExpireKey)(nil),          // 13: cairn.peer.v1.ExpireKey
+	(*CreateTable)(nil),        // 14: cairn.peer.v1.CreateTable
+	(*DropTable)(nil),          // 15: cairn.peer.v1.DropTable
+	(*RangeState)(nil),         // 16: cairn.peer.v1.RangeState
+	(*Node)(nil),               // 17: cairn.peer.v1.Node
+	(*SnapshotData)(nil),       // 18: cairn.peer.v1.SnapshotData
+	(*SnapshotKV)(nil),         // 19: cairn.peer.v1.SnapshotKV
+	(*GetRequest)(nil),         // 20: cairn.v1.GetRequest
+	(*PutRequest)(nil),         // 21: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),      // 22: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),        // 23: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil), // 24: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),   // 25: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),       // 26: cairn.v1.BatchRequest
+	(*SplitRangeRequest)(nil),  // 27: cairn.v1.SplitRangeRequest
+	(*GetResponse)(nil),        // 28: cairn.v1.GetResponse
+	(*PutResponse)(nil),        // 29: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),     // 30: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),       // 31: cairn.v1.ListResponse
+	(*Table)(nil),              // 32: cairn.v1.Table
+	(*DropTableResponse)(nil),  // 33: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),      // 34: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil), // 35: cairn.v1.SplitRangeResponse
+	(*RangeDescriptor)(nil),    // 36: cairn.v1.RangeDescriptor
 }
 var file_peer_proto_depIdxs = []int32{
 	1,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	17, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	18, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	19, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	20, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	21, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	22, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	23, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	4,  // 8: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
-	9,  // 9: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
-	24, // 10: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	25, // 11: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	26, // 12: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	27, // 13: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	28, // 14: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	29, // 15: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	30, // 16: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	6,  // 17: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
-	7,  // 18: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	18, // 19: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	19, // 20: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	11, // 21: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	12, // 22: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	23, // 23: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	9,  // 24: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	10, // 25: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	31, // 26: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	13, // 27: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	16, // 28: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	0,  // 29: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	3,  // 30: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	2,  // 31: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	5,  // 32: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	31, // [31:33] is the sub-list for method output_type
-	29, // [29:31] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	20, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	21, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	22, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	23, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	24, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	25, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	26, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	27, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
+	10, // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	11, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	4,  // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
+	12, // 12: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	28, // 13: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	29, // 14: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	30, // 15: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	31, // 16: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	32, // 17: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	33, // 18: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	34, // 19: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	35, // 20: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	6,  // 21: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
+	7,  // 22: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	21, // 23: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	22, // 24: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	14, // 25: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	15, // 26: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	26, // 27: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	9,  // 28: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	10, // 29: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	11, // 30: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	12, // 31: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	36, // 32: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	13, // 33: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	36, // 34: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	16, // 35: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	19, // 36: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	0,  // 37: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	3,  // 38: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	2,  // 39: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	5,  // 40: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	39, // [39:41] is the sub-list for method output_type
+	37, // [37:39] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -1536,6 +1870,9 @@ func file_peer_proto_init() {
 		(*Request_CreateTable)(nil),
 		(*Request_DropTable)(nil),
 		(*Request_Batch)(nil),
+		(*Request_SplitRange)(nil),
+		(*Request_AllocRangeId)(nil),
+		(*Request_UpdateRanges)(nil),
 		(*Request_Expire)(nil),
 	}
 	file_peer_proto_msgTypes[5].OneofWrappers = []any{
@@ -1546,6 +1883,7 @@ func file_peer_proto_init() {
 		(*Response_Table)(nil),
 		(*Response_DropTable)(nil),
 		(*Response_Batch)(nil),
+		(*Response_SplitRange)(nil),
 		(*Response_Expire)(nil),
 	}
 	file_peer_proto_msgTypes[8].OneofWrappers = []any{
@@ -1554,6 +1892,9 @@ func file_peer_proto_init() {
 		(*Command_CreateTable)(nil),
 		(*Command_DropTable)(nil),
 		(*Command_Batch)(nil),
+		(*Command_Split)(nil),
+		(*Command_AllocRangeId)(nil),
+		(*Command_UpdateRanges)(nil),
 		(*Command_Expire)(nil),
 	}
 	type x struct{}
@@ -1562,7 +1903,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

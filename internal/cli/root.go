@@ -81,6 +81,7 @@ or HTTP client.`,
 		newLsCommand(a),
 		newTableCommand(a),
 		newClusterCommand(a),
+		newRangeCommand(a),
 		newBenchCommand(a),
 		newVersionCommand(a),
 	)

@@ -60,6 +60,10 @@ type Config struct {
 
 	// RequestTimeout bounds one client request inside the node.
 	RequestTimeout time.Duration
+	// SplitSizeBytes: a range whose data grows past it splits in two. A
+	// cluster-wide setting: give every node the same value (the leader of
+	// a range decides with its own).
+	SplitSizeBytes uint64
 	// Input limits.
 	MaxKeyBytes   int
 	MaxValueBytes int
@@ -94,6 +98,7 @@ func Default() Config {
 		HeartbeatTicks: 1,
 		LogKeepEntries: 10000,
 		RequestTimeout: 10 * time.Second,
+		SplitSizeBytes: 64 << 20,
 		MaxKeyBytes:    kv.DefaultLimits.MaxKeyBytes,
 		MaxValueBytes:  kv.DefaultLimits.MaxValueBytes,
 		LogLevel:       "info",
@@ -138,6 +143,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.LogKeepEntries == 0 {
 		c.LogKeepEntries = d.LogKeepEntries
+	}
+	if c.SplitSizeBytes == 0 {
+		c.SplitSizeBytes = d.SplitSizeBytes
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = d.RequestTimeout

@@ -84,6 +84,16 @@ var options = []option{
 			return nil
 		},
 	},
+	{
+		name:  "split-size",
+		usage: "a range splits when its data grows past this size (bytes, or with KiB/MiB/GiB); same on every node",
+		kind:  kindUint,
+		get:   func(c *Config) string { return strconv.FormatUint(c.SplitSizeBytes, 10) },
+		set: func(c *Config, s string) (err error) {
+			c.SplitSizeBytes, err = parseBytes(s)
+			return err
+		},
+	},
 	durationOption("request-timeout", "time limit of one client request inside the node", func(c *Config) *time.Duration { return &c.RequestTimeout }),
 	intOption("max-key-bytes", "largest key accepted", func(c *Config) *int { return &c.MaxKeyBytes }),
 	intOption("max-value-bytes", "largest value accepted", func(c *Config) *int { return &c.MaxValueBytes }),
@@ -159,4 +169,25 @@ func parseList(s string) ([]string, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// parseBytes parses a byte size: a plain integer, or one with a KiB, MiB
+// or GiB suffix.
+func parseBytes(s string) (uint64, error) {
+	mult := uint64(1)
+	num := s
+	for _, u := range []struct {
+		suffix string
+		mult   uint64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(num), 10, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%q is not a positive size (bytes, or with KiB, MiB or GiB)", s)
+	}
+	return n * mult, nil
 }

@@ -25,6 +25,10 @@ var (
 	// ErrNotLeader: this node does not lead the range (internal; the router
 	// retries it).
 	ErrNotLeader = errors.New("not leader")
+	// ErrRangeKeyMismatch: the replica's range no longer holds the key (it
+	// split since the request was routed). Internal; the router refreshes
+	// its routing and retries.
+	ErrRangeKeyMismatch = errors.New("range key mismatch")
 	// ErrInternal: a bug or a storage failure.
 	ErrInternal = errors.New("internal error")
 )
@@ -41,6 +45,7 @@ var codes = []struct {
 	{ErrUnavailable, "unavailable"},
 	{ErrTimeout, "timeout"},
 	{ErrNotLeader, "not_leader"},
+	{ErrRangeKeyMismatch, "range_key_mismatch"},
 	{ErrInternal, "internal"},
 }
 

@@ -28,6 +28,12 @@ type Service interface {
 	Ready(ctx context.Context) error
 }
 
+// Splitter splits a range by hand (an admin operation). The router
+// implements it; the gRPC Cluster service and POST /v1/ranges/split use it.
+type Splitter interface {
+	SplitRange(ctx context.Context, req *cairnpb.SplitRangeRequest) (*cairnpb.SplitRangeResponse, error)
+}
+
 // Batcher writes several keys of one table atomically (all or nothing).
 // The router implements it; the Redis front end needs it for MSET and
 // MSETNX. It is not part of the HTTP/gRPC contract yet.

@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -18,6 +17,9 @@ import (
 type Effect struct {
 	Create  *cairnpb.RangeDescriptor
 	Destroy *cairnpb.RangeDescriptor
+	// Split marks a Create made by a split of a data range (not by the
+	// meta range): the left's leader campaigns for it.
+	Split bool
 }
 
 // Applied is what one apply pass produced: the waiters to wake once the
@@ -124,13 +126,19 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 	}
 	switch op := cmd.Op.(type) {
 	case *cairnpb.Command_Put:
-		if cmd.TableId != desc.TableId || !r.containsKey(op.Put.Key) {
+		if cmd.TableId != desc.TableId {
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Put.Table)}, nil
+		}
+		if !r.containsKey(op.Put.Key) {
+			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)}, nil
 		}
 		return r.applyPut(b, keys.TableID(cmd.TableId), op.Put, cmd.Timestamp)
 	case *cairnpb.Command_Delete:
-		if cmd.TableId != desc.TableId || !r.containsKey(op.Delete.Key) {
+		if cmd.TableId != desc.TableId {
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Delete.Table)}, nil
+		}
+		if !r.containsKey(op.Delete.Key) {
+			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)}, nil
 		}
 		return r.applyDelete(b, keys.TableID(cmd.TableId), op.Delete.Key, op.Delete.Condition)
 	case *cairnpb.Command_Batch:
@@ -153,14 +161,23 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 			return Result{Err: kv.Errorf(kv.ErrInternal, "drop table on a data range")}, nil
 		}
 		return r.applyDropTable(b, op.DropTable, out)
+	case *cairnpb.Command_Split:
+		return r.applySplit(b, op.Split, out)
+	case *cairnpb.Command_AllocRangeId:
+		if desc.TableId != uint64(keys.MetaTableID) {
+			return Result{Err: kv.Errorf(kv.ErrInternal, "range ID allocation on a data range")}, nil
+		}
+		return r.applyAllocRangeID(b)
+	case *cairnpb.Command_UpdateRanges:
+		if desc.TableId != uint64(keys.MetaTableID) {
+			return Result{Err: kv.Errorf(kv.ErrInternal, "range update on a data range")}, nil
+		}
+		return r.applyUpdateRanges(b, op.UpdateRanges, cmd.Timestamp)
 	}
 	return Result{Err: kv.Errorf(kv.ErrInternal, "unknown command")}, nil
 }
 
-func (r *Replica) containsKey(k []byte) bool {
-	d := r.Desc()
-	return bytes.Compare(k, d.Start) >= 0 && (len(d.End) == 0 || bytes.Compare(k, d.End) < 0)
-}
+func (r *Replica) containsKey(k []byte) bool { return DescContains(r.Desc(), k) }
 
 // nextVersion returns the version of the next write: above the range's
 // last version and at least the proposer's timestamp.
@@ -200,7 +217,7 @@ func (r *Replica) applyPut(b *pebble.Batch, table keys.TableID, req *cairnpb.Put
 		return Result{Err: err}, nil
 	}
 	v := r.nextVersion(ts)
-	if err := writeValue(b, table, req, cur, v, r.state.MaxTimestamp); err != nil {
+	if err := r.writeValue(b, table, req, cur, v, r.state.MaxTimestamp); err != nil {
 		return Result{}, err
 	}
 	return Result{Version: v}, nil
@@ -217,7 +234,7 @@ func (r *Replica) applyDelete(b *pebble.Batch, table keys.TableID, key []byte, c
 	if err := checkCondition(cond, cur.found, cur.version); err != nil {
 		return Result{Err: err}, nil
 	}
-	if err := removeValue(b, table, key, cur); err != nil {
+	if err := r.removeValue(b, table, key, cur); err != nil {
 		return Result{}, err
 	}
 	return Result{Version: cur.version}, nil
@@ -244,7 +261,7 @@ func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.B
 			return Result{Err: kv.Errorf(kv.ErrInvalidArgument, "batch op %d is empty", i)}, nil
 		}
 		if !r.containsKey(key) {
-			return Result{Err: kv.Errorf(kv.ErrInvalidArgument, "batch op %d: key is outside the range", i)}, nil
+			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "batch op %d: range %d no longer holds the key", i, r.ID)}, nil
 		}
 		cur, err := readLive(b, table, key, r.state.MaxTimestamp)
 		if err != nil {
@@ -263,7 +280,7 @@ func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.B
 				return Result{}, err
 			}
 			v := r.nextVersion(ts)
-			if err := writeValue(b, table, o.Put, cur, v, r.state.MaxTimestamp); err != nil {
+			if err := r.writeValue(b, table, o.Put, cur, v, r.state.MaxTimestamp); err != nil {
 				return Result{}, err
 			}
 			results[i] = &cairnpb.BatchResult{Version: v, Found: true}
@@ -273,7 +290,7 @@ func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.B
 				return Result{}, err
 			}
 			if cur.found {
-				if err := removeValue(b, table, o.Delete.Key, cur); err != nil {
+				if err := r.removeValue(b, table, o.Delete.Key, cur); err != nil {
 					return Result{}, err
 				}
 			}

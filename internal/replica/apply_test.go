@@ -194,6 +194,40 @@ func (e *applyEnv) parseEntry(t testing.TB, td *datadriven.TestData, nextIndex m
 		var name string
 		td.ScanArgs(t, "name", &name)
 		cmd.Op = &cairnpb.Command_DropTable{DropTable: &cairnpb.DropTable{Name: name}}
+	case "split":
+		r = e.replica(t, td, 2)
+		sp := &cairnpb.Split{}
+		var key string
+		td.ScanArgs(t, "key", &key)
+		sp.SplitKey = []byte(key)
+		td.ScanArgs(t, "new", &sp.NewRangeId)
+		td.ScanArgs(t, "gen", &sp.ExpectedGeneration)
+		cmd.TableId = r.Desc().TableId
+		cmd.Op = &cairnpb.Command_Split{Split: sp}
+	case "alloc-range-id":
+		r = e.replica(t, td, MetaRangeID)
+		cmd.Op = &cairnpb.Command_AllocRangeId{AllocRangeId: &cairnpb.AllocRangeID{}}
+	case "update-ranges":
+		// One descriptor per input line: "ID START END GEN" ("-" = empty).
+		r = e.replica(t, td, MetaRangeID)
+		u := &cairnpb.UpdateRanges{}
+		td.ScanArgs(t, "table-id", &u.TableId)
+		for _, line := range strings.Split(strings.TrimSpace(td.Input), "\n") {
+			var id, gen uint64
+			var start, end string
+			if _, err := fmt.Sscanf(line, "%d %s %s %d", &id, &start, &end, &gen); err != nil {
+				td.Fatalf(t, "bad descriptor line %q: %v", line, err)
+			}
+			d := &cairnpb.RangeDescriptor{Id: id, TableId: u.TableId, Replicas: []uint64{1}, Generation: gen}
+			if start != "-" {
+				d.Start = []byte(start)
+			}
+			if end != "-" {
+				d.End = []byte(end)
+			}
+			u.Descs = append(u.Descs, d)
+		}
+		cmd.Op = &cairnpb.Command_UpdateRanges{UpdateRanges: u}
 	case "empty":
 		r = e.replica(t, td, 2)
 		cmd = nil
@@ -302,6 +336,8 @@ func (e *applyEnv) apply(t testing.TB, ents []entry) string {
 	}
 	for _, ef := range out.Effects {
 		switch {
+		case ef.Create != nil && ef.Split:
+			fmt.Fprintf(&sb, "effect: create by split %s\n", describeDesc(ef.Create))
 		case ef.Create != nil:
 			fmt.Fprintf(&sb, "effect: create %s\n", describeDesc(ef.Create))
 		case ef.Destroy != nil:
@@ -364,6 +400,12 @@ func describeResult(res Result) string {
 		}
 		return "ok batch " + strings.Join(parts, " ")
 	}
+	if res.Split != nil {
+		return fmt.Sprintf("ok split left=%s right=%s", describeDesc(res.Split.Left), describeDesc(res.Split.Right))
+	}
+	if res.RangeID != 0 {
+		return fmt.Sprintf("ok range-id=%d", res.RangeID)
+	}
 	s := fmt.Sprintf("ok version=%d", res.Version)
 	if res.Table != nil {
 		s += " table=" + describeTable(res.Table)
@@ -384,6 +426,9 @@ func describeDesc(d *cairnpb.RangeDescriptor) string {
 	if len(d.Start) > 0 || len(d.End) > 0 {
 		s += fmt.Sprintf("[%q, %q)", d.Start, d.End)
 	}
+	if d.Generation > 0 {
+		s += fmt.Sprintf(" gen=%d", d.Generation)
+	}
 	return s + fmt.Sprintf(" voters=%v", d.Replicas)
 }
 
@@ -394,8 +439,12 @@ func describeState(db *pebble.DB, id keys.RangeID) string {
 	}
 	var cs raftpb.ConfState
 	_ = cs.Unmarshal(st.ConfState)
-	return fmt.Sprintf("range %d: %s applied=%d/%d max-version=%d conf-voters=%v\n",
+	s := fmt.Sprintf("range %d: %s applied=%d/%d max-version=%d conf-voters=%v",
 		id, describeDesc(st.Desc), st.AppliedIndex, st.AppliedTerm, st.MaxVersion, cs.Voters)
+	if st.ApproxBytes > 0 {
+		s += fmt.Sprintf(" bytes=%d", st.ApproxBytes)
+	}
+	return s + "\n"
 }
 
 func TestApply(t *testing.T) {
@@ -429,12 +478,16 @@ func TestApply(t *testing.T) {
 //	                                 write and open an extra range
 //	open-range id=N                  open a replica (e.g. one create-table made)
 //	reopen                           close Pebble, reopen it and all replicas
+//	split key=K new=ID gen=G [range=R]  a Split entry (default range 2)
+//	alloc-range-id                   an AllocRangeID entry on the meta range
+//	update-ranges table-id=T         an UpdateRanges entry; input lines
+//	                                 "ID START END GEN" ("-": empty)
 //	multi [ts=N]                     one atomic BatchRequest entry; input
 //	                                 lines "put K V [if-absent|if-version=N]"
 //	                                 and "del K [if-version=N]"
 func (e *applyEnv) handle(t *testing.T, td *datadriven.TestData) string {
 	switch td.Cmd {
-	case "put", "del", "multi", "expire", "create-table", "drop-table", "empty":
+	case "put", "del", "multi", "expire", "create-table", "drop-table", "empty", "split", "alloc-range-id", "update-ranges":
 		return e.apply(t, []entry{e.parseEntry(t, td, map[keys.RangeID]uint64{})})
 	case "batch":
 		next := map[keys.RangeID]uint64{}

@@ -59,6 +59,10 @@ type Result struct {
 	Version uint64
 	Table   *cairnpb.Table
 	Batch   []*cairnpb.BatchResult
+	// Split is the outcome of a split: both new descriptors.
+	Split *cairnpb.SplitRangeResponse
+	// RangeID is a range ID the meta range allocated.
+	RangeID uint64
 	Err     error
 }
 
@@ -100,15 +104,19 @@ type Replica struct {
 	readsIndexed  []*readBatch
 	lastLeader    uint64
 	lastRenewal   int64 // when the last lease renewal went to raft
+	// snapshotApplied is set by applySnapshot (see TakeSnapshotApplied).
+	snapshotApplied bool
 
 	// Read by any goroutine.
-	leader    atomic.Uint64
-	term      atomic.Uint64
-	commit    atomic.Uint64
-	applied   atomic.Uint64
-	maxTS     atomic.Uint64 // state.MaxTimestamp, for readers
-	destroyed atomic.Bool
-	desc      atomic.Pointer[cairnpb.RangeDescriptor]
+	leader  atomic.Uint64
+	term    atomic.Uint64
+	commit  atomic.Uint64
+	applied atomic.Uint64
+	maxTS   atomic.Uint64 // state.MaxTimestamp, for readers
+	// approxBytes mirrors state.ApproxBytes for other goroutines.
+	approxBytes atomic.Uint64
+	destroyed   atomic.Bool
+	desc        atomic.Pointer[cairnpb.RangeDescriptor]
 
 	nextProposalID atomic.Uint64
 	notify         func(keys.RangeID)
@@ -149,18 +157,26 @@ func WriteInitial(b *pebble.Batch, desc *cairnpb.RangeDescriptor) error {
 	return raftlog.WriteInitial(b, keys.RangeID(desc.Id), InitialIndex, InitialTerm)
 }
 
-// DestroyData deletes every key of a range (Raft state and data) in b.
-func DestroyData(b *pebble.Batch, desc *cairnpb.RangeDescriptor) error {
-	ls, le := keys.RangeLocalSpan(keys.RangeID(desc.Id))
+// DestroyData deletes every key of a range (Raft state and, unless the
+// replica is uninitialized and so owns no data, its data) in b. st is the
+// replica's own applied state, never a descriptor from the catalog: only
+// the local descriptor says which data this replica owns.
+func DestroyData(b *pebble.Batch, st *cairnpb.RangeState) error {
+	ls, le := keys.RangeLocalSpan(keys.RangeID(st.Desc.Id))
 	if err := b.DeleteRange(ls, le, nil); err != nil {
 		return err
 	}
+	if st.AppliedIndex == 0 {
+		return nil // uninitialized: owns no data
+	}
+	desc := st.Desc
 	ds, de := keys.DataSpan(keys.TableID(desc.TableId), desc.Start, desc.End)
 	if err := b.DeleteRange(ds, de, nil); err != nil {
 		return err
 	}
 	if len(desc.Start) == 0 && len(desc.End) == 0 {
-		// The whole table goes: so does its expiry index. (A range that
+		// The whole table goes: so does its expiry index. (A table of
+		// several ranges loses its index in store.reconcile; a range that
 		// leaves a node while its table stays leaves stale entries, which
 		// the expirer meets and drops through Raft.)
 		is, ie := keys.ExpirySpan(keys.TableID(desc.TableId), -1)
@@ -238,6 +254,7 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 		return nil, fmt.Errorf("replica: range %d: %w", id, err)
 	}
 	r.applied.Store(st.AppliedIndex)
+	r.approxBytes.Store(st.ApproxBytes)
 	r.maxTS.Store(st.MaxTimestamp)
 	hs := r.log.HardState() // Status before the first Ready changes it
 	r.term.Store(hs.Term)
@@ -626,11 +643,19 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	if sd.State == nil || sd.State.Desc == nil || sd.State.Desc.Id != uint64(r.ID) {
 		return fmt.Errorf("snapshot is for another range")
 	}
-	start, end := r.DataSpan()
+	// Delete the data this replica owned (its old span; a snapshot from
+	// after a split covers less) or, if it owned none yet, whatever lies in
+	// the snapshot's span (the store refuses snapshots that overlap another
+	// local replica, so nobody else owns it).
+	owned := r.Desc()
+	if r.state.AppliedIndex == 0 {
+		owned = sd.State.Desc
+	}
+	start, end := keys.DataSpan(keys.TableID(owned.TableId), owned.Start, owned.End)
 	if err := b.DeleteRange(start, end, nil); err != nil {
 		return err
 	}
-	if err := clearExpiryIndex(b, r.db, r.Desc()); err != nil {
+	if err := clearExpiryIndex(b, r.db, owned); err != nil {
 		return err
 	}
 	for _, e := range sd.Kvs {
@@ -661,6 +686,18 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	r.state = st
 	r.desc.Store(st.Desc)
 	r.applied.Store(st.AppliedIndex)
+	r.approxBytes.Store(st.ApproxBytes)
 	r.maxTS.Store(st.MaxTimestamp)
+	r.snapshotApplied = true
 	return nil
+}
+
+// TakeSnapshotApplied reports (and clears) whether a snapshot was applied
+// since the last call: the store then reconciles, since a snapshot from
+// after a split narrows the replica and frees span for ranges this node
+// has not got. Driver only.
+func (r *Replica) TakeSnapshotApplied() bool {
+	ok := r.snapshotApplied
+	r.snapshotApplied = false
+	return ok
 }

@@ -30,6 +30,7 @@ type current struct {
 	found    bool   // present and not expired at the timestamp
 	version  uint64 // of the stored value
 	expireAt int64  // of the stored value; 0 for none
+	size     int64  // bytes of the stored key and value (for the range size)
 }
 
 // readLive reads key's stored state as of b, judged at timestamp ts.
@@ -46,7 +47,7 @@ func readLive(b *pebble.Batch, table keys.TableID, key []byte, ts uint64) (curre
 	if err != nil {
 		return current{}, err
 	}
-	c := current{stored: true, version: version, expireAt: exp}
+	c := current{stored: true, version: version, expireAt: exp, size: int64(len(keys.DataKey(table, key)) + len(v))}
 	c.found = !Expired(exp, ts)
 	return c, nil
 }
@@ -76,17 +77,19 @@ func expiryOf(req *cairnpb.PutRequest, cur current, ts uint64) int64 {
 }
 
 // writeValue stores req's value at version v and keeps the expiry index
-// in step with the value's expiry.
-func writeValue(b *pebble.Batch, table keys.TableID, req *cairnpb.PutRequest, cur current, v, ts uint64) error {
+// in step with the value's expiry, and the range's size.
+func (r *Replica) writeValue(b *pebble.Batch, table keys.TableID, req *cairnpb.PutRequest, cur current, v, ts uint64) error {
 	exp := expiryOf(req, cur, ts)
 	if cur.stored && cur.expireAt != 0 && cur.expireAt != exp {
 		if err := b.Delete(keys.ExpiryKey(table, cur.expireAt, req.Key), nil); err != nil {
 			return err
 		}
 	}
-	if err := b.Set(keys.DataKey(table, req.Key), storage.EncodeValueTTL(v, exp, req.Value), nil); err != nil {
+	dk, enc := keys.DataKey(table, req.Key), storage.EncodeValueTTL(v, exp, req.Value)
+	if err := b.Set(dk, enc, nil); err != nil {
 		return err
 	}
+	r.addBytes(int64(len(dk)+len(enc)) - cur.size)
 	if exp != 0 {
 		return b.Set(keys.ExpiryKey(table, exp, req.Key), nil, nil)
 	}
@@ -94,10 +97,11 @@ func writeValue(b *pebble.Batch, table keys.TableID, req *cairnpb.PutRequest, cu
 }
 
 // removeValue deletes a stored key and its expiry index entry.
-func removeValue(b *pebble.Batch, table keys.TableID, key []byte, cur current) error {
+func (r *Replica) removeValue(b *pebble.Batch, table keys.TableID, key []byte, cur current) error {
 	if err := b.Delete(keys.DataKey(table, key), nil); err != nil {
 		return err
 	}
+	r.addBytes(-cur.size)
 	if cur.expireAt != 0 {
 		return b.Delete(keys.ExpiryKey(table, cur.expireAt, key), nil)
 	}
@@ -121,7 +125,7 @@ func (r *Replica) applyExpire(b *pebble.Batch, table keys.TableID, e *cairnpb.Ex
 		}
 		switch {
 		case cur.stored && cur.expireAt == k.ExpireAtMs && cur.version == k.Version && !cur.found:
-			if err := removeValue(b, table, k.Key, cur); err != nil {
+			if err := r.removeValue(b, table, k.Key, cur); err != nil {
 				return Result{}, err
 			}
 			removed++

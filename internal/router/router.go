@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -38,6 +39,7 @@ type Options struct {
 	Limits         kv.Limits
 	RequestTimeout time.Duration
 	Clock          *hlc.Clock
+	Logger         *slog.Logger
 }
 
 // Router is the node's kv.Service.
@@ -103,12 +105,18 @@ func retry(ctx context.Context, f func() error) error {
 	}
 }
 
-// rangeFor returns the range of table t holding key.
+// rangeFor returns the range of table t holding key: a binary search over
+// the table's descriptors, which the meta range keeps sorted by start key
+// and free of overlaps. nil when no recorded range holds key (the catalog
+// lags behind a split; the caller refreshes and retries).
 func rangeFor(t *cairnpb.Table, key []byte) *cairnpb.RangeDescriptor {
-	for _, d := range t.Ranges {
-		if bytes.Compare(key, d.Start) >= 0 && (len(d.End) == 0 || bytes.Compare(key, d.End) < 0) {
-			return d
-		}
+	// The last range whose start is <= key.
+	i := sort.Search(len(t.Ranges), func(i int) bool { return bytes.Compare(t.Ranges[i].Start, key) > 0 }) - 1
+	if i < 0 {
+		return nil
+	}
+	if d := t.Ranges[i]; replica.DescContains(d, key) {
+		return d
 	}
 	return nil
 }
@@ -122,7 +130,8 @@ func (rt *Router) route(ctx context.Context, rangeID keys.RangeID, req *cairnpb.
 	err := retry(ctx, func() error {
 		r := rt.store.Replica(rangeID)
 		if r == nil {
-			return kv.Errorf(kv.ErrTableNotFound, "range %d is not on this node", rangeID)
+			// Not created here yet, or removed: re-resolve the key.
+			return kv.Errorf(kv.ErrRangeKeyMismatch, "range %d is not on this node", rangeID)
 		}
 		if r.IsLeader() {
 			var err error
@@ -137,6 +146,7 @@ func (rt *Router) route(ctx context.Context, rangeID keys.RangeID, req *cairnpb.
 		if c == nil || !rt.transport.Connected(leader) {
 			return kv.Errorf(kv.ErrUnavailable, "leader %d of range %d is unreachable", leader, rangeID)
 		}
+		req.RangeId = uint64(rangeID)
 		out, err := c.Forward(ctx, req)
 		if err != nil {
 			if write && status.Code(err) != codes.Canceled {
@@ -162,7 +172,7 @@ func (rt *Router) route(ctx context.Context, rangeID keys.RangeID, req *cairnpb.
 func (rt *Router) read(ctx context.Context, rangeID keys.RangeID, req *cairnpb.Request,
 	local func(r *replica.Replica) (*cairnpb.Response, error)) (*cairnpb.Response, error) {
 	r := rt.store.Replica(rangeID)
-	if r == nil {
+	if r == nil || !r.Initialized() {
 		return rt.route(ctx, rangeID, req, false, local)
 	}
 	var resp *cairnpb.Response
@@ -189,55 +199,66 @@ func (rt *Router) Forward(ctx context.Context, req *cairnpb.Request) *cairnpb.Re
 func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb.Response, error) {
 	onLeader := func(id keys.RangeID, f func(*replica.Replica) (*cairnpb.Response, error)) (*cairnpb.Response, error) {
 		r := rt.store.Replica(id)
-		if r == nil || !r.IsLeader() {
+		if r == nil {
+			return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d is not on node %d", id, rt.store.NodeID())
+		}
+		if !r.IsLeader() {
 			return nil, kv.Errorf(kv.ErrNotLeader, "node %d does not lead range %d", rt.store.NodeID(), id)
 		}
 		return f(r)
 	}
+	// keyed runs f on the range the sender chose (RangeId), or on the
+	// range the catalog here names for key.
+	keyed := func(table string, key []byte, f func(*cairnpb.Table, *replica.Replica) (*cairnpb.Response, error)) (*cairnpb.Response, error) {
+		t, err := rt.table(ctx, table)
+		if err != nil {
+			return nil, err
+		}
+		id := keys.RangeID(req.RangeId)
+		if id == 0 {
+			d := rangeFor(t, key)
+			if d == nil {
+				return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "table %q has no recorded range for the key yet", table)
+			}
+			id = keys.RangeID(d.Id)
+		}
+		return onLeader(id, func(r *replica.Replica) (*cairnpb.Response, error) { return f(t, r) })
+	}
 	switch op := req.Op.(type) {
 	case *cairnpb.Request_Get:
-		t, d, err := rt.resolve(ctx, op.Get.Table, op.Get.Key)
-		if err != nil {
-			return nil, err
-		}
-		return onLeader(keys.RangeID(d.Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localGet(ctx, r, t, op.Get) })
+		return keyed(op.Get.Table, op.Get.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localGet(ctx, r, t, op.Get)
+		})
 	case *cairnpb.Request_Put:
-		t, d, err := rt.resolve(ctx, op.Put.Table, op.Put.Key)
-		if err != nil {
-			return nil, err
-		}
-		return onLeader(keys.RangeID(d.Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localPut(ctx, r, t, op.Put) })
+		return keyed(op.Put.Table, op.Put.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localPut(ctx, r, t, op.Put)
+		})
 	case *cairnpb.Request_Delete:
-		t, d, err := rt.resolve(ctx, op.Delete.Table, op.Delete.Key)
-		if err != nil {
-			return nil, err
-		}
-		return onLeader(keys.RangeID(d.Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localDelete(ctx, r, t, op.Delete) })
+		return keyed(op.Delete.Table, op.Delete.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localDelete(ctx, r, t, op.Delete)
+		})
 	case *cairnpb.Request_List:
-		t, err := rt.table(ctx, op.List.Table)
-		if err != nil {
-			return nil, err
-		}
-		return onLeader(keys.RangeID(t.Ranges[0].Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localList(ctx, r, t, op.List) })
+		start, _ := listSpan(op.List, nil)
+		return keyed(op.List.Table, start, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localList(ctx, r, t, op.List)
+		})
 	case *cairnpb.Request_Batch:
-		t, d, err := rt.resolveBatch(ctx, op.Batch)
-		if err != nil {
-			return nil, err
+		if len(op.Batch.Ops) == 0 {
+			return &cairnpb.Response{Op: &cairnpb.Response_Batch{Batch: &cairnpb.BatchResponse{}}}, nil
 		}
-		return onLeader(keys.RangeID(d.Id), func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localBatch(ctx, r, t, op.Batch) })
+		key, _ := batchKeyOf(op.Batch.Ops[0])
+		return keyed(op.Batch.Table, key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localBatch(ctx, r, t, op.Batch)
+		})
+	case *cairnpb.Request_SplitRange:
+		return keyed(op.SplitRange.Table, op.SplitRange.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localSplit(ctx, r, t, op.SplitRange.Key)
+		})
 	case *cairnpb.Request_Expire:
-		t, err := rt.table(ctx, op.Expire.Table)
-		if err != nil {
-			return nil, err
-		}
 		if len(op.Expire.GetExpire().GetKeys()) == 0 {
 			return nil, kv.Errorf(kv.ErrInvalidArgument, "expire request without keys")
 		}
-		d := rangeFor(t, op.Expire.Expire.Keys[0].Key)
-		if d == nil {
-			return nil, kv.Errorf(kv.ErrInternal, "table %q has no range for the key", op.Expire.Table)
-		}
-		return onLeader(keys.RangeID(d.Id), func(r *replica.Replica) (*cairnpb.Response, error) {
+		return keyed(op.Expire.Table, op.Expire.Expire.Keys[0].Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localExpire(ctx, r, t, op.Expire.Expire)
 		})
 	case *cairnpb.Request_CreateTable:
@@ -246,20 +267,14 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 		})
 	case *cairnpb.Request_DropTable:
 		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localDropTable(ctx, r, op.DropTable) })
+	case *cairnpb.Request_AllocRangeId:
+		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localAllocRangeID(ctx, r) })
+	case *cairnpb.Request_UpdateRanges:
+		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localUpdateRanges(ctx, r, op.UpdateRanges)
+		})
 	}
 	return nil, kv.Errorf(kv.ErrInvalidArgument, "unknown forwarded request")
-}
-
-func (rt *Router) resolve(ctx context.Context, table string, key []byte) (*cairnpb.Table, *cairnpb.RangeDescriptor, error) {
-	t, err := rt.table(ctx, table)
-	if err != nil {
-		return nil, nil, err
-	}
-	d := rangeFor(t, key)
-	if d == nil {
-		return nil, nil, kv.Errorf(kv.ErrInternal, "table %q has no range for the key", table)
-	}
-	return t, d, nil
 }
 
 // Get implements kv.Service.
@@ -269,13 +284,16 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
-	t, d, err := rt.resolve(ctx, req.Table, req.Key)
-	if err != nil {
-		return nil, err
-	}
+	var t *cairnpb.Table
+	var d *cairnpb.RangeDescriptor
 	get := func() (*cairnpb.GetResponse, error) {
-		resp, err := rt.read(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Get{Get: req}},
-			func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localGet(ctx, r, t, req) })
+		var resp *cairnpb.Response
+		err := rt.keyed(ctx, req.Table, req.Key, func(kt *cairnpb.Table, kd *cairnpb.RangeDescriptor) (err error) {
+			t, d = kt, kd
+			resp, err = rt.read(ctx, keys.RangeID(kd.Id), &cairnpb.Request{Op: &cairnpb.Request_Get{Get: req}},
+				func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localGet(ctx, r, kt, req) })
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -286,8 +304,9 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 		return resp, err
 	}
 	// Expired by this node's clock but not yet by the log: expire it
-	// through Raft, then read again.
-	if err := rt.expire(ctx, t, d, []*cairnpb.ExpireKey{{Key: req.Key, Version: resp.Version, ExpireAtMs: resp.ExpireAtMs}}); err != nil {
+	// through Raft, then read again. (If the range split meanwhile, the
+	// Expire does nothing or is refused; the second read re-routes.)
+	if err := rt.expire(ctx, t, d, []*cairnpb.ExpireKey{{Key: req.Key, Version: resp.Version, ExpireAtMs: resp.ExpireAtMs}}); err != nil && !errors.Is(err, kv.ErrRangeKeyMismatch) {
 		return nil, err
 	}
 	return get()
@@ -296,6 +315,11 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.GetRequest) (*cairnpb.Response, error) {
 	if err := r.ReadBarrier(ctx); err != nil {
 		return nil, err
+	}
+	// After the barrier: a split applied since routing moved the key to
+	// another range, whose writes this barrier does not cover.
+	if d := r.Desc(); d.TableId != t.Id || !r.Contains(req.Key) {
+		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)
 	}
 	v, closer, err := rt.store.DB().Get(keys.DataKey(keys.TableID(t.Id), req.Key))
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -322,12 +346,12 @@ func (rt *Router) Put(ctx context.Context, req *cairnpb.PutRequest) (*cairnpb.Pu
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
-	t, d, err := rt.resolve(ctx, req.Table, req.Key)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Put{Put: req}}, true,
-		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localPut(ctx, r, t, req) })
+	var resp *cairnpb.Response
+	err := rt.keyed(ctx, req.Table, req.Key, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
+		resp, err = rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Put{Put: req}}, true,
+			func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localPut(ctx, r, t, req) })
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -358,12 +382,12 @@ func (rt *Router) Delete(ctx context.Context, req *cairnpb.DeleteRequest) (*cair
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
-	t, d, err := rt.resolve(ctx, req.Table, req.Key)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Delete{Delete: req}}, true,
-		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localDelete(ctx, r, t, req) })
+	var resp *cairnpb.Response
+	err := rt.keyed(ctx, req.Table, req.Key, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
+		resp, err = rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Delete{Delete: req}}, true,
+			func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localDelete(ctx, r, t, req) })
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -388,43 +412,36 @@ func (rt *Router) Batch(ctx context.Context, req *cairnpb.BatchRequest) (*cairnp
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
-	t, d, err := rt.resolveBatch(ctx, req)
-	if err != nil {
-		return nil, err
+	if len(req.Ops) == 0 {
+		return &cairnpb.BatchResponse{}, nil
 	}
-	resp, err := rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Batch{Batch: req}}, true,
-		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localBatch(ctx, r, t, req) })
+	first, _ := batchKeyOf(req.Ops[0])
+	var resp *cairnpb.Response
+	err := rt.keyed(ctx, req.Table, first, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
+		for _, op := range req.Ops {
+			if k, _ := batchKeyOf(op); !replica.DescContains(d, k) {
+				return kv.Errorf(kv.ErrInvalidArgument, "batch keys lie in several ranges; an atomic write across ranges needs a transaction")
+			}
+		}
+		resp, err = rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Batch{Batch: req}}, true,
+			func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localBatch(ctx, r, t, req) })
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	return resp.GetBatch(), nil
 }
 
-// resolveBatch finds the one range that holds every key of a batch.
-func (rt *Router) resolveBatch(ctx context.Context, req *cairnpb.BatchRequest) (*cairnpb.Table, *cairnpb.RangeDescriptor, error) {
-	t, err := rt.table(ctx, req.Table)
-	if err != nil {
-		return nil, nil, err
+// batchKeyOf returns the key of a batch operation.
+func batchKeyOf(op *cairnpb.BatchOp) ([]byte, bool) {
+	switch o := op.Op.(type) {
+	case *cairnpb.BatchOp_Put:
+		return o.Put.Key, true
+	case *cairnpb.BatchOp_Delete:
+		return o.Delete.Key, true
 	}
-	var d *cairnpb.RangeDescriptor
-	for _, op := range req.Ops {
-		var key []byte
-		switch o := op.Op.(type) {
-		case *cairnpb.BatchOp_Put:
-			key = o.Put.Key
-		case *cairnpb.BatchOp_Delete:
-			key = o.Delete.Key
-		}
-		kd := rangeFor(t, key)
-		if kd == nil {
-			return nil, nil, kv.Errorf(kv.ErrInternal, "table %q has no range for a key", req.Table)
-		}
-		if d != nil && kd.Id != d.Id {
-			return nil, nil, kv.Errorf(kv.ErrInvalidArgument, "batch keys lie in several ranges; an atomic write across ranges needs a transaction")
-		}
-		d = kd
-	}
-	return t, d, nil
+	return nil, false
 }
 
 func (rt *Router) localBatch(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.BatchRequest) (*cairnpb.Response, error) {
@@ -445,18 +462,52 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
-	t, err := rt.table(ctx, req.Table)
-	if err != nil {
-		return nil, err
+	limit, _ := rt.opts.Limits.ValidateList(req)
+	after, _ := kv.DecodePageToken(req.PageToken, rt.opts.Limits)
+	start, end := listSpan(req, after)
+	out := &cairnpb.ListResponse{}
+	// Walk the ranges in key order: each step lists [start, subEnd), the
+	// part of the span one range holds, and moves start to that range's
+	// end. A range that split meanwhile answers "range key mismatch" and
+	// keyed re-resolves start.
+	for len(end) == 0 || bytes.Compare(start, end) < 0 {
+		var sub *cairnpb.ListResponse
+		var subEnd []byte
+		err := rt.keyed(ctx, req.Table, start, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) error {
+			subEnd = end
+			if len(d.End) > 0 && (len(end) == 0 || bytes.Compare(d.End, end) < 0) {
+				subEnd = d.End
+			}
+			subReq := &cairnpb.ListRequest{Table: req.Table, Start: start, End: subEnd,
+				Limit: uint32(limit - len(out.Items)), Values: req.Values}
+			resp, err := rt.read(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_List{List: subReq}},
+				func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localList(ctx, r, t, subReq) })
+			if err != nil {
+				return err
+			}
+			sub = resp.GetList()
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		out.Items = append(out.Items, sub.Items...)
+		if sub.NextPageToken != "" {
+			out.NextPageToken = sub.NextPageToken
+			break
+		}
+		if len(subEnd) == 0 || (len(end) > 0 && bytes.Compare(subEnd, end) >= 0) {
+			break // the last range of the span
+		}
+		start = subEnd
+		if len(out.Items) == limit {
+			// Full at a range boundary: more may follow (the next page may
+			// then be empty).
+			out.NextPageToken = kv.EncodePageToken(out.Items[len(out.Items)-1].Key)
+			break
+		}
 	}
-	// One range per table for now; scans over several ranges come with
-	// splitting.
-	resp, err := rt.read(ctx, keys.RangeID(t.Ranges[0].Id), &cairnpb.Request{Op: &cairnpb.Request_List{List: req}},
-		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localList(ctx, r, t, req) })
-	if err != nil {
-		return nil, err
-	}
-	return resp.GetList(), nil
+	return out, nil
 }
 
 // listSpan computes the user-key span [start, end) of a list request: the
@@ -500,6 +551,12 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	out := &cairnpb.ListResponse{}
 	if len(end) > 0 && bytes.Compare(start, end) >= 0 {
 		return &cairnpb.Response{Op: &cairnpb.Response_List{List: out}}, nil
+	}
+	// After the barrier, the range must still hold the whole span: the
+	// router asks each range only for its own part.
+	if d := r.Desc(); !r.Initialized() || d.TableId != t.Id || !replica.DescContains(d, start) ||
+		(len(d.End) > 0 && (len(end) == 0 || bytes.Compare(end, d.End) > 0)) {
+		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds [%q, %q)", r.ID, start, end)
 	}
 	ls, le := keys.DataSpan(keys.TableID(t.Id), start, end)
 	it, err := rt.store.DB().NewIter(&pebble.IterOptions{LowerBound: ls, UpperBound: le})
@@ -618,30 +675,37 @@ func (rt *Router) ListTables(ctx context.Context, _ *cairnpb.ListTablesRequest) 
 // ClusterStatus implements kv.Service. It reports this node's view.
 func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, error) {
 	out := &cairnpb.ClusterStatus{}
-	names := map[uint64]string{}
+	names := map[uint64]string{uint64(keys.MetaTableID): "(meta)"}
 	for _, t := range rt.store.Tables() {
-		for _, d := range t.Ranges {
-			names[d.Id] = t.Name
-		}
+		names[t.Id] = t.Name
 	}
-	names[uint64(replica.MetaRangeID)] = "(meta)"
 	leaders := map[uint64]uint32{}
 	ranges := map[uint64]uint32{}
 	for _, r := range rt.store.Replicas() {
 		d := r.Desc()
 		term, commit, applied := r.Status()
 		start, end := r.DataSpan()
-		size, _ := rt.store.DB().EstimateDiskUsage(start, end)
+		size := r.ApproxBytes()
+		if d.TableId == uint64(keys.MetaTableID) {
+			size, _ = rt.store.DB().EstimateDiskUsage(start, end)
+		}
 		out.Ranges = append(out.Ranges, &cairnpb.RangeStatus{
-			Id: d.Id, Table: names[d.Id], Start: d.Start, End: d.End, Replicas: d.Replicas,
+			Id: d.Id, Table: names[d.TableId], Start: d.Start, End: d.End, Replicas: d.Replicas,
 			Leader: r.Leader(), Term: term, CommitIndex: commit, AppliedIndex: applied, SizeBytes: size,
+			Generation: d.Generation,
 		})
 		leaders[r.Leader()]++
 		for _, id := range d.Replicas {
 			ranges[id]++
 		}
 	}
-	sort.Slice(out.Ranges, func(i, j int) bool { return out.Ranges[i].Id < out.Ranges[j].Id })
+	sort.Slice(out.Ranges, func(i, j int) bool {
+		a, b := out.Ranges[i], out.Ranges[j]
+		if a.Table != b.Table {
+			return a.Table < b.Table
+		}
+		return bytes.Compare(a.Start, b.Start) < 0
+	})
 	for _, n := range rt.store.Nodes() {
 		alive := n.Id == rt.store.NodeID() || rt.transport.Connected(n.Id)
 		out.Nodes = append(out.Nodes, &cairnpb.NodeStatus{

@@ -133,7 +133,14 @@ func Run(ctx context.Context, cfg config.Config) error {
 	defer st.Stop()
 
 	limits := cfg.KVLimits()
-	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock})
+	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock, Logger: logger})
+	splitCtx, stopSplitter := context.WithCancel(context.Background())
+	splitterDone := make(chan struct{})
+	go func() {
+		defer close(splitterDone)
+		rt.RunSplitter(splitCtx, router.SplitterOptions{Interval: time.Second, SplitSizeBytes: cfg.SplitSizeBytes})
+	}()
+	defer func() { stopSplitter(); <-splitterDone }()
 	expCtx, stopExpirer := context.WithCancel(context.Background())
 	expDone := make(chan struct{})
 	go func() { defer close(expDone); rt.RunExpirer(expCtx, expireInterval) }()

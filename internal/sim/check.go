@@ -151,7 +151,7 @@ func (c *checker) checkState(s *Sim, n *node, id keys.RangeID) {
 		h.Write(b[:8])
 		h.Write(it.Key())
 		h.Write(it.Value())
-		if id != dataRange {
+		if r.Desc().TableId != tableID {
 			continue
 		}
 		ver, _, err := storage.DecodeValue(it.Value())
@@ -198,6 +198,7 @@ func (c *checker) final(s *Sim) {
 	c.checkCatalogs(s)
 	checkLinearizable(s, cl.history)
 	s.res.Ops = len(cl.history)
+	s.res.Splits = s.split.splits
 	for _, o := range cl.history {
 		if o.out.Out == outUnknown {
 			s.res.Unknown++

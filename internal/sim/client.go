@@ -69,6 +69,7 @@ type op struct {
 	// Current attempt.
 	node    *node
 	inc     int
+	rangeID keys.RangeID // the range the attempt went to
 	wch     <-chan replica.Result
 	rch     <-chan error
 	retryAt int64
@@ -171,11 +172,14 @@ func (c *clients) attempt(o *op) {
 		return
 	}
 	gw := up[rng.IntN(len(up))]
-	r := gw.st.Replica(dataRange)
+	// Route by key through the gateway's local descriptors, as the router
+	// does after a range key mismatch.
+	r := gw.st.LocalRangeFor(tableID, []byte(o.in.Key))
 	if r == nil {
 		o.retryAt = s.now + 10
 		return
 	}
+	o.rangeID = r.ID
 	if o.in.Kind == opGet {
 		if s.cfg.Bug == BugReadWithoutBarrier {
 			c.finishRead(o, gw)
@@ -187,8 +191,9 @@ func (c *clients) attempt(o *op) {
 			return
 		}
 		if ch == nil { // a leader under a lease, already applied far enough
+			o.node, o.inc = gw, gw.inc
 			s.ev("lease-read", uint64(o.id), gw.id)
-			c.finishRead(o, gw)
+			c.readDone(o, nil)
 			return
 		}
 		o.rch, o.node, o.inc = ch, gw, gw.inc
@@ -216,7 +221,12 @@ func (c *clients) attempt(o *op) {
 	} else {
 		cmd.Op = &cairnpb.Command_Delete{Delete: &cairnpb.DeleteRequest{Table: tableName, Key: []byte(o.in.Key), Condition: cond}}
 	}
-	ch, err := target.st.Replica(dataRange).ProposeAsync(cmd)
+	tr := target.st.Replica(r.ID)
+	if tr == nil {
+		o.retryAt = s.now + 5
+		return
+	}
+	ch, err := tr.ProposeAsync(cmd)
 	if err != nil {
 		o.retryAt = s.now + 5
 		return
@@ -280,8 +290,9 @@ func (c *clients) writeDone(o *op, res replica.Result) {
 		c.complete(o, output{Out: outCondFailed})
 	case errors.Is(res.Err, kv.ErrNotFound):
 		c.complete(o, output{Out: outNotFound})
-	case errors.Is(res.Err, kv.ErrNotLeader):
-		// Never handed to raft (or dropped by it): safe to retry.
+	case errors.Is(res.Err, kv.ErrNotLeader), errors.Is(res.Err, kv.ErrRangeKeyMismatch):
+		// Never handed to raft (or dropped by it), or refused at apply by
+		// a range that split: safe to retry.
 		o.retryAt = s.now + 2 + s.rngC.Int64N(20)
 		s.ev("retry", uint64(o.id))
 	case errors.Is(res.Err, kv.ErrTimeout):
@@ -298,6 +309,14 @@ func (c *clients) readDone(o *op, err error) {
 	case err == nil:
 		if !o.node.up || o.node.inc != o.inc {
 			o.retryAt = s.now // the gateway died: ask another node
+			return
+		}
+		// The stale-routing rule: after the barrier, the range must still
+		// hold the key; a split since routing moved it to a range whose
+		// writes this barrier does not cover.
+		if r := o.node.st.Replica(o.rangeID); r == nil || !r.Contains([]byte(o.in.Key)) {
+			o.retryAt = s.now + 1
+			s.ev("retry-mismatch", uint64(o.id))
 			return
 		}
 		c.finishRead(o, o.node)

@@ -266,7 +266,7 @@ func (s *Sim) partition() {
 		victim := rng.IntN(nn)
 		if k == 1 {
 			for _, n := range s.upNodes() {
-				if r := n.st.Replica(dataRange); r != nil && r.IsLeader() {
+				if r := n.st.LocalRangeFor(tableID, []byte("k0")); r != nil && r.IsLeader() {
 					victim = n.idx
 				}
 			}
@@ -350,7 +350,7 @@ func (s *Sim) injectFaults() {
 			victim := up[rng.IntN(len(up))]
 			if rng.IntN(3) == 0 { // prefer the data range's leader
 				for _, n := range up {
-					if r := n.st.Replica(dataRange); r != nil && r.IsLeader() {
+					if r := n.st.LocalRangeFor(tableID, []byte("k0")); r != nil && r.IsLeader() {
 						victim = n
 					}
 				}

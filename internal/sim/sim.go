@@ -70,6 +70,8 @@ type Config struct {
 	Clients int // concurrent clients; default 4
 	// NoFaults disables crashes, partitions and message faults.
 	NoFaults bool
+	// NoSplits disables range splits (random and by size).
+	NoSplits bool
 	Bug      Bug
 	// KeepGoing runs to the end (and the final checks) despite failures.
 	KeepGoing bool
@@ -103,6 +105,8 @@ type Result struct {
 	// Crashes, Partitions and Snapshots count injected faults and snapshot
 	// messages sent.
 	Crashes, Partitions, Snapshots int
+	// Splits counts applied splits the simulation proposed.
+	Splits int
 	// Linearizable is porcupine's verdict ("Ok", "Illegal", "Unknown").
 	Linearizable string
 	// VisualizationPath is porcupine's HTML rendering of a failed check.
@@ -149,6 +153,7 @@ type Sim struct {
 	failKinds map[string]bool
 	net       network
 	cl        *clients
+	split     *splitter
 	chk       *checker
 	h         hash.Hash64
 	res       Result
@@ -218,6 +223,7 @@ func newSim(cfg Config) *Sim {
 	s.net.cut, s.net.clog = map[[2]int]bool{}, map[[2]int]bool{}
 	s.chk = newChecker()
 	s.cl = newClients(s)
+	s.split = newSplitter(cfg.Seed, cfg.NoSplits)
 	for i := 0; i < cfg.Nodes; i++ {
 		s.members = append(s.members, &cairnpb.Node{Id: uint64(i + 1), Name: fmt.Sprintf("n%d", i+1), PeerAddress: fmt.Sprintf("sim:%d", i+1)})
 	}
@@ -433,6 +439,7 @@ func (s *Sim) step(faults bool) {
 	s.deliver()
 	s.cl.issue()
 	s.churn()
+	s.splitStep()
 	for _, n := range s.upNodes() {
 		s.guard(n, "a Ready pass", func() { s.drive(n) })
 	}

@@ -22,6 +22,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -78,6 +79,18 @@ type Store struct {
 	drainAll atomic.Bool
 	reports  chan func()
 
+	// held keeps Raft messages for ranges this node does not have yet
+	// (driver-owned): the right-hand range of a split is created here only
+	// when this node applies the split, usually a moment after the left's
+	// leader campaigned for it. Dropping the vote requests would cost the
+	// new range an election timeout; they are stepped when the range is
+	// opened, or dropped after heldTicks. Never a reason to create a
+	// replica (see docs/design/splits.md).
+	held      map[keys.RangeID][]heldMsg
+	heldCount int
+	heldBytes int
+	ticks     uint64
+
 	mu struct {
 		sync.RWMutex
 		replicas map[keys.RangeID]*replica.Replica
@@ -87,6 +100,69 @@ type Store struct {
 
 	stop chan struct{}
 	done chan struct{}
+}
+
+type heldMsg struct {
+	m    raftpb.Message
+	tick uint64
+}
+
+const (
+	maxHeldMsgs  = 4096
+	maxHeldBytes = 8 << 20
+	heldTicks    = 20
+)
+
+// hold keeps m for a range not (yet) here. Snapshots are not kept: they
+// are large, and the sender retries them.
+func (s *Store) hold(id keys.RangeID, m raftpb.Message) {
+	size := m.Size()
+	if m.Type == raftpb.MsgSnap || s.heldCount >= maxHeldMsgs || s.heldBytes+size > maxHeldBytes {
+		return
+	}
+	s.heldBytes += size
+	if s.held == nil {
+		s.held = map[keys.RangeID][]heldMsg{}
+	}
+	s.held[id] = append(s.held[id], heldMsg{m: m, tick: s.ticks})
+	s.heldCount++
+}
+
+// tickHeld ages held messages out.
+func (s *Store) tickHeld() {
+	s.ticks++
+	for id, ms := range s.held {
+		kept := ms[:0]
+		for _, h := range ms {
+			if s.ticks-h.tick <= heldTicks {
+				kept = append(kept, h)
+			} else {
+				s.heldBytes -= h.m.Size()
+			}
+		}
+		s.heldCount -= len(ms) - len(kept)
+		if len(kept) == 0 {
+			delete(s.held, id)
+		} else {
+			s.held[id] = kept
+		}
+	}
+}
+
+// stepHeld steps the messages held for a range just opened.
+func (s *Store) stepHeld(r *replica.Replica) {
+	ms := s.held[r.ID]
+	if len(ms) == 0 {
+		return
+	}
+	delete(s.held, r.ID)
+	s.heldCount -= len(ms)
+	for _, h := range ms {
+		s.heldBytes -= h.m.Size()
+		if err := r.Step(h.m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+			s.logger.Debug("step held", "range", uint64(r.ID), "err", err)
+		}
+	}
 }
 
 // New opens the replicas found in db. Start runs the driver.
@@ -202,6 +278,33 @@ func (s *Store) Table(name string) *cairnpb.Table {
 	return s.mu.catalog[name]
 }
 
+// TableByID returns the table with ID id as applied here, or nil.
+func (s *Store) TableByID(id uint64) *cairnpb.Table {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, t := range s.mu.catalog {
+		if t.Id == id {
+			return t
+		}
+	}
+	return nil
+}
+
+// LocalRangeFor returns the local initialized replica of table whose range
+// holds key now, or nil. Local descriptors learn of a split when it
+// applies here, before the catalog does, so the router asks them after a
+// range key mismatch.
+func (s *Store) LocalRangeFor(table uint64, key []byte) *replica.Replica {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, r := range s.mu.replicas {
+		if r.Desc().TableId == table && r.Contains(key) {
+			return r
+		}
+	}
+	return nil
+}
+
 // Tables returns all tables as applied here.
 func (s *Store) Tables() []*cairnpb.Table {
 	s.mu.RLock()
@@ -257,65 +360,101 @@ func (s *Store) publishCatalog(catalog map[string]*cairnpb.Table, nodes map[uint
 	s.mu.Unlock()
 }
 
-// reconcile makes the set of local replicas match the catalog: it opens
-// the replicas of every range that lists this node, creating the initial
-// state of ranges that have none yet (a meta snapshot can announce tables
-// whose CreateTable this node never applied), and destroys replicas of
-// ranges that no longer exist (a DropTable whose cleanup a crash cut off).
+// reconcile makes the set of local replicas match the catalog:
+//
+//   - it opens every replica whose state is stored here (a range created
+//     by a split is here before the catalog lists it);
+//   - it destroys replicas of tables the catalog no longer has (a DropTable,
+//     or one whose cleanup a crash cut off), deleting the data each local
+//     replica owns by its own descriptor;
+//   - it creates uninitialized replicas (see replica.WriteUninitialized) of
+//     ranges the catalog lists on this node that are not here, as long as
+//     no local replica of the table overlaps their span: a local replica
+//     that still covers the span will create the range itself when it
+//     applies the split, with the data at the split; creating it earlier
+//     would let two replicas own the same keys. A meta snapshot can also
+//     announce a table whose CreateTable this node never applied; its
+//     ranges come the same way and get a snapshot from their leader.
 func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
-	want := map[keys.RangeID]*cairnpb.RangeDescriptor{
-		replica.MetaRangeID: {Id: uint64(replica.MetaRangeID), TableId: uint64(keys.MetaTableID)},
-	}
+	tables := map[uint64]bool{uint64(keys.MetaTableID): true}
 	for _, t := range catalog {
-		for _, d := range t.Ranges {
-			for _, id := range d.Replicas {
-				if id == s.opts.NodeID {
-					want[keys.RangeID(d.Id)] = d
-				}
-			}
-		}
+		tables[t.Id] = true
 	}
-	have := map[keys.RangeID]bool{}
+	have := map[keys.RangeID]*cairnpb.RangeState{}
 	start, end := keys.RangeStateSpan()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
 	if err != nil {
 		return err
 	}
+	var ids []keys.RangeID
 	for ok := it.First(); ok; ok = it.Next() {
 		if id, ok := keys.RangeStateID(it.Key()); ok {
-			have[id] = true
+			ids = append(ids, id)
 		}
 	}
 	if err := it.Close(); err != nil {
 		return err
 	}
+	for _, id := range ids {
+		st, err := replica.LoadState(s.db, id)
+		if err != nil {
+			return err
+		}
+		// An open replica's descriptor may be ahead of Pebble (its apply
+		// batch is committed; LoadState reads the same), so either works.
+		have[id] = st
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	for id := range have {
-		if _, ok := want[id]; !ok {
-			st, err := replica.LoadState(s.db, id)
-			if err != nil {
+	var destroyed []keys.RangeID
+	for id, st := range have {
+		if !tables[st.Desc.TableId] {
+			if err := replica.DestroyData(b, st); err != nil {
 				return err
 			}
-			if err := replica.DestroyData(b, st.Desc); err != nil {
+			// The table is gone: so is its expiry index (per table, not
+			// per range, so no single range's destruction covers it).
+			is, ie := keys.ExpirySpan(keys.TableID(st.Desc.TableId), -1)
+			if err := b.DeleteRange(is, ie, nil); err != nil {
 				return err
 			}
-			s.removeReplica(id)
+			destroyed = append(destroyed, id)
+			delete(have, id)
 		}
 	}
-	for id, d := range want {
-		if !have[id] {
-			if err := replica.WriteInitial(b, d); err != nil {
+	var created []keys.RangeID
+	for _, t := range catalog {
+		for _, d := range t.Ranges {
+			if !slices.Contains(d.Replicas, s.opts.NodeID) {
+				continue
+			}
+			if _, ok := have[keys.RangeID(d.Id)]; ok {
+				continue
+			}
+			if overlapsAny(have, d) {
+				continue
+			}
+			if err := replica.WriteUninitialized(b, d); err != nil {
 				return err
 			}
+			have[keys.RangeID(d.Id)] = &cairnpb.RangeState{Desc: d}
+			created = append(created, keys.RangeID(d.Id))
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return err
+	if !b.Empty() {
+		if err := b.Commit(pebble.Sync); err != nil {
+			return err
+		}
+	}
+	// Data first, then the replica: whoever sees the replica gone also
+	// sees its data gone.
+	slices.Sort(destroyed)
+	for _, id := range destroyed {
+		s.removeReplica(id)
 	}
 	// In range order: each opened replica draws an election timeout, so a
 	// deterministic simulation needs a fixed order.
-	for _, id := range slices.Sorted(maps.Keys(want)) {
+	for _, id := range slices.Sorted(maps.Keys(have)) {
 		if s.replicaLocked(id) != nil {
 			continue
 		}
@@ -323,7 +462,19 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 			return err
 		}
 	}
+	if len(created) > 0 {
+		s.logger.Debug("store: uninitialized replicas created", "ranges", created)
+	}
 	return nil
+}
+
+func overlapsAny(have map[keys.RangeID]*cairnpb.RangeState, d *cairnpb.RangeDescriptor) bool {
+	for _, st := range have {
+		if replica.DescsOverlap(st.Desc, d) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Store) openReplica(id keys.RangeID) error {
@@ -353,6 +504,7 @@ func (s *Store) openReplica(id keys.RangeID) error {
 	s.mu.Lock()
 	s.mu.replicas[id] = r
 	s.mu.Unlock()
+	s.stepHeld(r)
 	return nil
 }
 
@@ -467,9 +619,7 @@ func (s *Store) wait(tick <-chan time.Time) bool {
 	case <-s.stop:
 		return false
 	case <-tick:
-		for _, r := range s.Replicas() {
-			r.Tick()
-		}
+		s.Tick()
 	case msgs := <-s.inbox:
 		s.step(msgs)
 	case id := <-s.work:
@@ -490,6 +640,7 @@ func (s *Store) Tick() {
 	for _, r := range s.Replicas() {
 		r.Tick()
 	}
+	s.tickHeld()
 }
 
 // Deliver steps inbound Raft messages.
@@ -559,12 +710,39 @@ func (s *Store) step(msgs []transport.RangeMessage) {
 	for _, m := range msgs {
 		r := s.replicaLocked(m.RangeID)
 		if r == nil {
-			continue // not created here yet, or removed: raft retries
+			// Not created here yet (this node has not applied the split
+			// that creates it), or removed. Never create a replica on a
+			// message: hold it a while; raft retries anyway, and the split
+			// or reconcile creates the replica.
+			s.hold(m.RangeID, m.Msg)
+			continue
+		}
+		if m.Msg.Type == raftpb.MsgSnap && !s.snapshotFits(r, m.Msg) {
+			continue
 		}
 		if err := r.Step(m.Msg); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 			s.logger.Debug("step", "range", uint64(m.RangeID), "err", err)
 		}
 	}
+}
+
+// snapshotFits reports whether a snapshot for r may be applied: its span
+// must not overlap another local replica's. A snapshot from before a split
+// (a lagging leader's) could otherwise cover a right-hand range this node
+// already holds, and two replicas would own the same keys. The sender
+// retries later, by then with a newer snapshot.
+func (s *Store) snapshotFits(r *replica.Replica, m raftpb.Message) bool {
+	d := replica.SnapshotDesc(m)
+	if d == nil || d.Id != uint64(r.ID) {
+		return false
+	}
+	for _, o := range s.Replicas() {
+		if o.ID != r.ID && replica.DescsOverlap(o.Desc(), d) {
+			s.logger.Debug("store: snapshot overlaps a local replica; dropped", "range", uint64(r.ID), "other", uint64(o.ID))
+			return false
+		}
+	}
+	return true
 }
 
 type pending struct {
@@ -634,6 +812,11 @@ func (s *Store) processReady() error {
 	var applied replica.Applied
 	metaChanged := false
 	for _, p := range rds {
+		if p.r.TakeSnapshotApplied() {
+			metaChanged = true // reconcile: a snapshot may narrow a replica
+		}
+	}
+	for _, p := range rds {
 		if len(p.rd.CommittedEntries) == 0 && raft.IsEmptySnap(p.rd.Snapshot) {
 			continue
 		}
@@ -664,7 +847,7 @@ func (s *Store) processReady() error {
 	// Meta changes take effect (catalog, new replicas opened) before any
 	// waiter wakes or read is released: a client told "table created", or
 	// reading the catalog after a barrier, must find the table's replica.
-	if metaChanged {
+	if metaChanged || len(applied.Effects) > 0 {
 		if err := s.metaApplied(applied.Effects); err != nil {
 			return err
 		}
@@ -678,49 +861,55 @@ func (s *Store) processReady() error {
 }
 
 // metaApplied refreshes the catalog after the meta range applied entries
-// and carries out their effects.
+// (or a split or snapshot changed the local replicas) and carries out
+// their effects.
 func (s *Store) metaApplied(effects []replica.Effect) error {
 	catalog, nodes, err := s.readCatalog()
 	if err != nil {
 		return err
 	}
-	for _, e := range effects {
-		if e.Destroy != nil {
-			// Delete the data first, then drop the replica: whoever sees the
-			// replica gone also sees its data gone. Both run on the driver,
-			// so no Ready of the replica can write in between.
-			b := s.db.NewBatch()
-			if err := replica.DestroyData(b, e.Destroy); err != nil {
-				b.Close()
-				return err
-			}
-			if err := b.Commit(pebble.NoSync); err != nil {
-				b.Close()
-				return err
-			}
-			b.Close()
-			s.removeReplica(keys.RangeID(e.Destroy.Id))
-		}
-	}
-	// Creations (and anything a meta snapshot announced) are opened here,
-	// before the new catalog is published: a request that finds a table
-	// finds its replica.
+	// Destructions (a dropped table's replicas and data), creations by a
+	// split or a CreateTable, and anything a meta snapshot announced are
+	// all carried out by reconcile, before the new catalog is published: a
+	// request that finds a table finds its replicas.
 	if err := s.reconcile(catalog); err != nil {
 		return err
 	}
 	s.publishCatalog(catalog, nodes)
-	// The meta leader proposed the creation; it campaigns for the new
-	// range at once so the table has a leader without an election timeout.
-	if meta := s.replicaLocked(replica.MetaRangeID); meta != nil && meta.IsLeader() {
-		for _, e := range effects {
-			if e.Create == nil {
-				continue
+	// The meta leader proposed a table's creation, the left range's leader
+	// a split: each campaigns for the new range at once so it has a leader
+	// without an election timeout.
+	meta := s.replicaLocked(replica.MetaRangeID)
+	for _, e := range effects {
+		if e.Create == nil {
+			continue
+		}
+		r := s.replicaLocked(keys.RangeID(e.Create.Id))
+		if r == nil {
+			continue
+		}
+		campaign := meta != nil && meta.IsLeader() && !e.Split
+		if e.Split {
+			if left := s.leftOf(e.Create); left != nil && left.IsLeader() {
+				campaign = true
 			}
-			if r := s.replicaLocked(keys.RangeID(e.Create.Id)); r != nil {
-				if err := r.Campaign(); err != nil {
-					s.logger.Warn("campaign for a new range", "range", e.Create.Id, "err", err)
-				}
+		}
+		if campaign {
+			if err := r.Campaign(); err != nil {
+				s.logger.Warn("campaign for a new range", "range", e.Create.Id, "err", err)
 			}
+		}
+	}
+	return nil
+}
+
+// leftOf returns the local replica whose range ends where d starts (the
+// left side of the split that created d).
+func (s *Store) leftOf(d *cairnpb.RangeDescriptor) *replica.Replica {
+	for _, r := range s.Replicas() {
+		ld := r.Desc()
+		if ld.TableId == d.TableId && bytes.Equal(ld.End, d.Start) && r.Initialized() {
+			return r
 		}
 	}
 	return nil

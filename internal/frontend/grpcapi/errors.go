@@ -28,6 +28,7 @@ var errorTable = []struct {
 	{kv.ErrConditionFailed, codes.FailedPrecondition},
 	{kv.ErrUnavailable, codes.Unavailable},
 	{kv.ErrNotLeader, codes.Unavailable},
+	{kv.ErrRangeKeyMismatch, codes.Unavailable},
 	{kv.ErrTimeout, codes.DeadlineExceeded},
 	{kv.ErrInternal, codes.Internal},
 }

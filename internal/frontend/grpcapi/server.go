@@ -2,6 +2,8 @@ package grpcapi
 
 import (
 	"context"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"google.golang.org/grpc"
 
@@ -119,6 +121,15 @@ func (s *tablesServer) DropTable(ctx context.Context, req *cairnpb.DropTableRequ
 type clusterServer struct {
 	cairnpb.UnimplementedClusterServer
 	h *handler
+}
+
+func (s *clusterServer) SplitRange(ctx context.Context, req *cairnpb.SplitRangeRequest) (*cairnpb.SplitRangeResponse, error) {
+	sp, ok := s.h.svc.(kv.Splitter)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this server cannot split ranges")
+	}
+	resp, err := sp.SplitRange(ctx, req)
+	return resp, toStatus(err)
 }
 
 func (s *clusterServer) Status(ctx context.Context, _ *cairnpb.ClusterStatusRequest) (*cairnpb.ClusterStatus, error) {

@@ -34,6 +34,7 @@ var errorTable = []struct {
 	{kv.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 	{kv.ErrTimeout, http.StatusGatewayTimeout, "timeout"},
 	{kv.ErrNotLeader, http.StatusServiceUnavailable, "not_leader"},
+	{kv.ErrRangeKeyMismatch, http.StatusServiceUnavailable, "range_key_mismatch"},
 	{kv.ErrInternal, http.StatusInternalServerError, "internal"},
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},

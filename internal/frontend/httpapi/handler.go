@@ -141,6 +141,8 @@ func (h *handler) serve(w *statusWriter, r *http.Request, t target) {
 		h.metrics.ServeHTTP(w, r)
 	case routeCluster:
 		h.cluster(w, r)
+	case routeSplit:
+		h.splitRange(w, r)
 	case routeTables:
 		h.tables(w, r)
 	case routeTable:
@@ -161,6 +163,7 @@ const (
 	routeReadyz
 	routeMetrics
 	routeCluster
+	routeSplit
 	routeTables
 	routeTable
 	routeList
@@ -176,6 +179,7 @@ var routeInfo = [...]struct {
 	routeReadyz:  {"/readyz", []string{"GET", "HEAD"}},
 	routeMetrics: {"/metrics", []string{"GET", "HEAD"}},
 	routeCluster: {"/v1/cluster", []string{"GET", "HEAD"}},
+	routeSplit:   {"/v1/ranges/split", []string{"POST"}},
 	routeTables:  {"/v1/tables", []string{"GET", "HEAD", "POST"}},
 	routeTable:   {"/v1/tables/{name}", []string{"GET", "HEAD", "PATCH", "DELETE"}},
 	routeList:    {"/v1/kv/{table}", []string{"GET", "HEAD"}},
@@ -227,6 +231,8 @@ func parseTarget(escaped string) target {
 		return target{route: routeMetrics}
 	case "/v1/cluster":
 		return target{route: routeCluster}
+	case "/v1/ranges/split":
+		return target{route: routeSplit}
 	case "/v1/tables":
 		return target{route: routeTables}
 	}

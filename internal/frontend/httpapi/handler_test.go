@@ -513,7 +513,7 @@ func TestTables(t *testing.T) {
 	if tbl.Name != "users" || len(tbl.Ranges) != 1 {
 		t.Fatalf("table %s", w.Body)
 	}
-	wantKeys(t, tbl.Ranges[0], "id", "start", "end", "replicas")
+	wantKeys(t, tbl.Ranges[0], "id", "start", "end", "replicas", "generation")
 
 	wantStatus(t, e.do(t, "POST", "/v1/tables", []byte(`{"name":"plain"}`)), 201)
 	wantError(t, e.do(t, "POST", "/v1/tables", []byte(`{"name":"users"}`)), 409, "table_exists")
@@ -583,7 +583,7 @@ func TestCluster(t *testing.T) {
 	wantKeys(t, w.Body.Bytes(), "nodes", "ranges")
 	wantKeys(t, st.Nodes[0], "id", "name", "address", "alive", "ranges", "leaders")
 	wantKeys(t, st.Ranges[0], "id", "table", "start", "end", "replicas", "leader", "term",
-		"commit_index", "applied_index", "size_bytes")
+		"commit_index", "applied_index", "size_bytes", "generation")
 	if !bytes.Contains(w.Body.Bytes(), []byte(`"start":"a","end":"m","replicas":[1]`)) ||
 		!bytes.Contains(w.Body.Bytes(), []byte(`"start":"m","end":"","replicas":[]`)) {
 		t.Fatalf("cluster %s", w.Body)

@@ -27,6 +27,8 @@ type rangeJSON struct {
 	Start    string   `json:"start"`
 	End      string   `json:"end"`
 	Replicas []uint64 `json:"replicas"` // node IDs; never null
+	// Generation counts the range's splits.
+	Generation uint64 `json:"generation"`
 }
 
 type tablesJSON struct {
@@ -58,7 +60,7 @@ func toTableJSON(t *cairnpb.Table) tableJSON {
 			ID:       rd.GetId(),
 			Start:    string(rd.GetStart()),
 			End:      string(rd.GetEnd()),
-			Replicas: nonNil(rd.GetReplicas()),
+			Replicas: nonNil(rd.GetReplicas()), Generation: rd.GetGeneration(),
 		})
 	}
 	return out
@@ -205,6 +207,49 @@ type rangeStatusJSON struct {
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	SizeBytes    uint64   `json:"size_bytes"`
+	Generation   uint64   `json:"generation"`
+}
+
+// splitJSON is the body of POST /v1/ranges/split.
+type splitJSON struct {
+	Table string `json:"table"`
+	Key   string `json:"key"`
+}
+
+type splitReplyJSON struct {
+	Left  rangeJSON `json:"left"`
+	Right rangeJSON `json:"right"`
+}
+
+func toRangeJSON(rd *cairnpb.RangeDescriptor) rangeJSON {
+	return rangeJSON{ID: rd.GetId(), Start: string(rd.GetStart()), End: string(rd.GetEnd()),
+		Replicas: nonNil(rd.GetReplicas()), Generation: rd.GetGeneration()}
+}
+
+// splitRange serves POST /v1/ranges/split {"table","key"}: split the range
+// of table holding key at key.
+func (h *handler) splitRange(w *statusWriter, r *http.Request) {
+	sp, ok := h.svc.(kv.Splitter)
+	if !ok {
+		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "this server cannot split ranges"))
+		return
+	}
+	body, err := readBody(w, r, 64<<10)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req splitJSON
+	if err := json.Unmarshal(body, &req); err != nil {
+		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "body is not JSON {\"table\",\"key\"}: %v", err))
+		return
+	}
+	resp, err := sp.SplitRange(r.Context(), &cairnpb.SplitRangeRequest{Table: req.Table, Key: []byte(req.Key)})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, splitReplyJSON{Left: toRangeJSON(resp.GetLeft()), Right: toRangeJSON(resp.GetRight())})
 }
 
 func (h *handler) cluster(w *statusWriter, r *http.Request) {
@@ -229,7 +274,7 @@ func (h *handler) cluster(w *statusWriter, r *http.Request) {
 			Start: string(rs.GetStart()), End: string(rs.GetEnd()),
 			Replicas: nonNil(rs.GetReplicas()), Leader: rs.GetLeader(), Term: rs.GetTerm(),
 			CommitIndex: rs.GetCommitIndex(), AppliedIndex: rs.GetAppliedIndex(),
-			SizeBytes: rs.GetSizeBytes(),
+			SizeBytes: rs.GetSizeBytes(), Generation: rs.GetGeneration(),
 		})
 	}
 	writeJSON(w, r, http.StatusOK, out)

@@ -57,6 +57,7 @@ var errorTable = []struct {
 }{
 	{kv.ErrUnavailable, func(err error) string { return "TRYAGAIN cairn " + err.Error() + " (retry)" }},
 	{kv.ErrNotLeader, func(err error) string { return "TRYAGAIN cairn unavailable: " + err.Error() + " (retry)" }},
+	{kv.ErrRangeKeyMismatch, func(err error) string { return "TRYAGAIN cairn unavailable: " + err.Error() + " (retry)" }},
 	{kv.ErrTimeout, func(error) string { return "ERR cairn timeout: outcome unknown" }},
 	{context.DeadlineExceeded, func(error) string { return "ERR cairn timeout: outcome unknown" }},
 	{context.Canceled, func(error) string { return "ERR cairn: request canceled; the node is shutting down" }},

@@ -7,6 +7,7 @@ package kvtest
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +32,8 @@ type MemService struct {
 	injected int64
 	status   *cairnpb.ClusterStatus
 	now      func() time.Time
+	// splits are the split keys of each table, sorted (SplitRange).
+	splits map[string][]string
 }
 
 type memEntry struct {
@@ -336,6 +339,46 @@ func (m *MemService) ClusterStatus(context.Context) (*cairnpb.ClusterStatus, err
 		Ranges: []*cairnpb.RangeStatus{
 			{Id: 1, Table: "default", Replicas: []uint64{1}, Leader: 1, Term: 2, CommitIndex: 10, AppliedIndex: 10, SizeBytes: 4096},
 		},
+	}, nil
+}
+
+var _ kv.Splitter = (*MemService)(nil)
+
+// SplitRange implements kv.Splitter: it records key as a range boundary of
+// the table (ranges are numbered by position, from 1) and returns the two
+// ranges around it. Data is not affected (MemService has no ranges).
+func (m *MemService) SplitRange(_ context.Context, req *cairnpb.SplitRangeRequest) (*cairnpb.SplitRangeResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("SplitRange", req.Key); err != nil {
+		return nil, err
+	}
+	if _, err := m.tableLocked(req.Table); err != nil {
+		return nil, err
+	}
+	if len(req.Key) == 0 {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "split key must not be empty")
+	}
+	if m.splits == nil {
+		m.splits = map[string][]string{}
+	}
+	ks := m.splits[req.Table]
+	i, found := slices.BinarySearch(ks, string(req.Key))
+	if found {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "key %q is already the start of a range", req.Key)
+	}
+	ks = slices.Insert(ks, i, string(req.Key))
+	m.splits[req.Table] = ks
+	bound := func(j int) []byte {
+		if j < 0 || j >= len(ks) {
+			return nil
+		}
+		return []byte(ks[j])
+	}
+	gen := uint64(len(ks))
+	return &cairnpb.SplitRangeResponse{
+		Left:  &cairnpb.RangeDescriptor{Id: uint64(i + 1), TableId: m.ids[req.Table], Start: bound(i - 1), End: bound(i), Replicas: []uint64{1}, Generation: gen},
+		Right: &cairnpb.RangeDescriptor{Id: uint64(i + 2), TableId: m.ids[req.Table], Start: bound(i), End: bound(i + 1), Replicas: []uint64{1}, Generation: gen},
 	}, nil
 }
 

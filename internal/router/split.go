@@ -1,0 +1,245 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/kv"
+	"github.com/cairn-db/cairn/internal/replica"
+)
+
+// Routing by key, and splits (docs/design/splits.md).
+//
+// The stale-routing rule: a request is routed by the catalog (the meta
+// range's table records, as applied here) to one range. The replica that
+// executes it checks, at apply (writes) or after the read barrier (reads),
+// that its range still holds the key; if not it answers
+// kv.ErrRangeKeyMismatch, having done nothing. keyed then resolves the key
+// again, first from the local replicas' own descriptors (a node learns of
+// a split when it applies it, before the meta range records it), and
+// retries. A split therefore costs a client at most an internal retry.
+
+var _ kv.Splitter = (*Router)(nil)
+
+// keyed runs f with the range of table that holds key, re-resolving and
+// retrying while f fails with kv.ErrRangeKeyMismatch.
+func (rt *Router) keyed(ctx context.Context, table string, key []byte,
+	f func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) error) error {
+	backoff := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		t, d, err := rt.locate(ctx, table, key, attempt > 0)
+		if err == nil {
+			err = f(t, d)
+		}
+		if err == nil || !errors.Is(err, kv.ErrRangeKeyMismatch) {
+			return err
+		}
+		if attempt == 0 {
+			continue // retry at once with the local descriptors
+		}
+		select {
+		case <-ctx.Done():
+			return kv.Errorf(kv.ErrUnavailable, "no range found for the key in time: %v", err)
+		case <-time.After(backoff):
+		}
+		if backoff *= 2; backoff > 100*time.Millisecond {
+			backoff = 100 * time.Millisecond
+		}
+	}
+}
+
+// locate resolves table and the range holding key: from the catalog, or
+// after a mismatch (fresh) from the local replicas first.
+func (rt *Router) locate(ctx context.Context, table string, key []byte, fresh bool) (*cairnpb.Table, *cairnpb.RangeDescriptor, error) {
+	t, err := rt.table(ctx, table)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fresh {
+		if r := rt.store.LocalRangeFor(t.Id, key); r != nil {
+			return t, r.Desc(), nil
+		}
+	}
+	if d := rangeFor(t, key); d != nil {
+		return t, d, nil
+	}
+	return nil, nil, kv.Errorf(kv.ErrRangeKeyMismatch, "table %q: no range recorded for the key yet", table)
+}
+
+// SplitRange implements kv.Service: split the range of table holding key
+// at key.
+func (rt *Router) SplitRange(ctx context.Context, req *cairnpb.SplitRangeRequest) (*cairnpb.SplitRangeResponse, error) {
+	if err := kv.ValidateTableName(req.Table); err != nil {
+		return nil, err
+	}
+	if len(req.Key) == 0 || len(req.Key) > rt.opts.Limits.MaxKeyBytes {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "split key must be 1 to %d bytes", rt.opts.Limits.MaxKeyBytes)
+	}
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	var resp *cairnpb.Response
+	err := rt.keyed(ctx, req.Table, req.Key, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
+		resp, err = rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_SplitRange{SplitRange: req}}, true,
+			func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localSplit(ctx, r, t, req.Key) })
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetSplitRange(), nil
+}
+
+// localSplit splits r (which this node leads) at key: allocate the new
+// range's ID on the meta range, propose the split to r's own group, then
+// record both descriptors in the meta range. A crash after the allocation
+// wastes an ID; a crash after the split leaves the meta update to
+// RunSplitter, which every leader runs (maybeUpdateMeta).
+func (rt *Router) localSplit(ctx context.Context, r *replica.Replica, t *cairnpb.Table, key []byte) (*cairnpb.Response, error) {
+	d := r.Desc()
+	if d.TableId != t.Id || !r.Contains(key) {
+		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)
+	}
+	if bytes.Equal(key, d.Start) {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "key %q is already the start of range %d", key, d.Id)
+	}
+	id, err := rt.allocRangeID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Split{Split: &cairnpb.Split{
+		SplitKey: key, NewRangeId: id, ExpectedGeneration: d.Generation,
+	}}})
+	if errors.Is(err, kv.ErrConditionFailed) {
+		// The range split or changed since we read its descriptor.
+		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d changed during the split: %v", r.ID, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := rt.updateMeta(ctx, t.Id, res.Split.Left, res.Split.Right); err != nil {
+		// The split stands; the leaders' splitter loop records it later.
+		rt.logf("split: meta update failed; will retry", "range", uint64(r.ID), "err", err)
+	}
+	return &cairnpb.Response{Op: &cairnpb.Response_SplitRange{SplitRange: res.Split}}, nil
+}
+
+func (rt *Router) allocRangeID(ctx context.Context) (uint64, error) {
+	req := &cairnpb.Request{Op: &cairnpb.Request_AllocRangeId{AllocRangeId: &cairnpb.AllocRangeID{}}}
+	resp, err := rt.route(ctx, replica.MetaRangeID, req, true,
+		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localAllocRangeID(ctx, r) })
+	if err != nil {
+		return 0, err
+	}
+	return resp.RangeId, nil
+}
+
+func (rt *Router) localAllocRangeID(ctx context.Context, r *replica.Replica) (*cairnpb.Response, error) {
+	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_AllocRangeId{AllocRangeId: &cairnpb.AllocRangeID{}}})
+	if err != nil {
+		return nil, err
+	}
+	return &cairnpb.Response{RangeId: res.RangeID}, nil
+}
+
+// updateMeta records descriptors in the meta range (idempotent).
+func (rt *Router) updateMeta(ctx context.Context, tableID uint64, descs ...*cairnpb.RangeDescriptor) error {
+	u := &cairnpb.UpdateRanges{TableId: tableID, Descs: descs}
+	_, err := rt.route(ctx, replica.MetaRangeID, &cairnpb.Request{Op: &cairnpb.Request_UpdateRanges{UpdateRanges: u}}, true,
+		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localUpdateRanges(ctx, r, u) })
+	return err
+}
+
+func (rt *Router) localUpdateRanges(ctx context.Context, r *replica.Replica, u *cairnpb.UpdateRanges) (*cairnpb.Response, error) {
+	if _, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_UpdateRanges{UpdateRanges: u}}); err != nil {
+		return nil, err
+	}
+	return &cairnpb.Response{}, nil
+}
+
+// SplitterOptions configures RunSplitter.
+type SplitterOptions struct {
+	// Interval between passes over the local leaders.
+	Interval time.Duration
+	// SplitSizeBytes: a range whose data exceeds it splits at its middle
+	// key. 0 disables size-based splits.
+	SplitSizeBytes uint64
+}
+
+// RunSplitter runs until ctx ends. Every pass, for each data range this
+// node leads: if the catalog lacks the range's current descriptor (a
+// split whose meta update a crash or a failure cut off), record it; if the
+// range is over the split size, split it at its middle key.
+func (rt *Router) RunSplitter(ctx context.Context, opts SplitterOptions) {
+	tick := time.NewTicker(opts.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, r := range rt.store.Replicas() {
+			if ctx.Err() != nil {
+				return
+			}
+			if r.ID == replica.MetaRangeID || !r.IsLeader() || !r.Initialized() {
+				continue
+			}
+			rt.maybeUpdateMeta(ctx, r)
+			rt.maybeSplitBySize(ctx, r, opts.SplitSizeBytes)
+		}
+	}
+}
+
+// CatalogHas reports whether t records d at d's generation or later.
+func CatalogHas(t *cairnpb.Table, d *cairnpb.RangeDescriptor) bool {
+	for _, h := range t.Ranges {
+		if h.Id == d.Id && h.Generation >= d.Generation {
+			return true
+		}
+	}
+	return false
+}
+
+func (rt *Router) maybeUpdateMeta(ctx context.Context, r *replica.Replica) {
+	d := r.Desc()
+	t := rt.store.TableByID(d.TableId)
+	if t == nil || CatalogHas(t, d) {
+		return
+	}
+	cctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	if err := rt.updateMeta(cctx, d.TableId, d); err != nil {
+		rt.logf("splitter: meta update failed", "range", d.Id, "err", err)
+	}
+}
+
+func (rt *Router) maybeSplitBySize(ctx context.Context, r *replica.Replica, limit uint64) {
+	if limit == 0 || r.ApproxBytes() <= limit {
+		return
+	}
+	d := r.Desc()
+	t := rt.store.TableByID(d.TableId)
+	if t == nil {
+		return
+	}
+	key, err := replica.MiddleKey(rt.store.DB(), d)
+	if err != nil || key == nil {
+		return
+	}
+	cctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	if _, err := rt.localSplit(cctx, r, t, key); err != nil {
+		rt.logf("splitter: split failed", "range", d.Id, "err", err)
+	}
+}
+
+func (rt *Router) logf(msg string, args ...any) {
+	if rt.opts.Logger != nil {
+		rt.opts.Logger.Info(msg, args...)
+	}
+}
