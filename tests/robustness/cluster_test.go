@@ -420,9 +420,13 @@ func (n *Node) WaitReady(timeout time.Duration) error {
 }
 
 func (n *Node) adminGet(path string, timeout time.Duration) (int, []byte, error) {
+	return n.admin("GET", path, nil, timeout)
+}
+
+func (n *Node) admin(method, path string, body []byte, timeout time.Duration) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+n.Client+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.Client+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -431,8 +435,8 @@ func (n *Node) adminGet(path string, timeout time.Duration) (int, []byte, error)
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, body, err
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
 }
 
 // rangeStatus is the part of GET /v1/cluster the harness reads.

@@ -154,6 +154,35 @@ var scenarios = []scenario{
 		wg.Wait()
 		e.faults += procs.faults
 	}},
+	{name: "splits", snapshots: true, nodes: 3, nemesis: func(e *env) {
+		// The workload's table splits again and again at random keys
+		// (admin splits through random nodes) while nodes are killed and
+		// the leader is cut off: routing, catalog updates, snapshots past
+		// splits and the stale-routing rule all run under faults.
+		e.lenient = true
+		splits := e.fork(2)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			splits.splitLoop()
+		}()
+		e.loop(func() {
+			switch e.rng.IntN(3) {
+			case 0:
+				running := e.running()
+				if len(running) > 0 {
+					e.killRestart(running[e.rng.IntN(len(running))])
+				}
+			case 1:
+				e.isolate(e.leader())
+			case 2:
+				e.killRestart(e.leader())
+			}
+		})
+		wg.Wait()
+		e.faults += splits.faults
+	}},
 	{name: "mixed", snapshots: true, nodes: 5, nemesis: func(e *env) {
 		e.loop(func() {
 			switch e.rng.IntN(9) {
@@ -473,6 +502,38 @@ type env struct {
 
 // fork returns an env for a second nemesis goroutine, with its own
 // random stream.
+// splitLoop asks a random serving node, every 200-800 ms until the
+// deadline, to split the default table at a random key between the
+// workload's keys. Refusals (already a boundary, no leader, a node down)
+// are expected under faults; the checkers judge the outcome.
+func (e *env) splitLoop() {
+	done := 0
+	for !e.done() {
+		time.Sleep(e.between(200*time.Millisecond, 800*time.Millisecond))
+		var serving []*Node
+		for _, n := range e.c.Nodes {
+			if n.Serving() {
+				serving = append(serving, n)
+			}
+		}
+		if len(serving) == 0 {
+			continue
+		}
+		n := serving[e.rng.IntN(len(serving))]
+		key := fmt.Sprintf("k%02d%c", e.rng.IntN(12), 'a'+rune(e.rng.IntN(26)))
+		body := fmt.Sprintf(`{"table":"default","key":%q}`, key)
+		status, _, err := n.admin("POST", "/v1/ranges/split", []byte(body), 5*time.Second)
+		if err == nil && status == 200 {
+			done++
+			e.tl.add(e.c.since(), e.c.since(), n.Name, "split at "+key)
+		}
+	}
+	e.t.Logf("%d admin splits applied", done)
+	if done == 0 {
+		e.t.Error("no admin split succeeded during the run: the scenario exercised nothing")
+	}
+}
+
 func (e *env) fork(salt uint64) *env {
 	return &env{t: e.t, c: e.c, rng: rand.New(rand.NewPCG(e.seed, salt)), tl: e.tl, deadline: e.deadline, seed: e.seed, lenient: e.lenient}
 }
