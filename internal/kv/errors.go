@@ -83,6 +83,11 @@ func (e *codedError) Unwrap() error { return e.kind }
 
 // Errorf wraps kind with a formatted message: Errorf(ErrInvalidArgument,
 // "key is %d bytes", n) reads "invalid argument: key is 5000 bytes".
+// ErrMultiRange refuses an atomic batch whose keys lie in several ranges
+// (an invalid argument until cross-range transactions exist). Callers that
+// can do without atomicity (Redis DEL) fall back to one write per key.
+var ErrMultiRange = Errorf(ErrInvalidArgument, "batch keys lie in several ranges; an atomic write across ranges needs a transaction")
+
 func Errorf(kind error, format string, args ...any) error {
 	return fmt.Errorf("%w: %s", kind, fmt.Sprintf(format, args...))
 }

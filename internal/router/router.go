@@ -420,7 +420,7 @@ func (rt *Router) Batch(ctx context.Context, req *cairnpb.BatchRequest) (*cairnp
 	err := rt.keyed(ctx, req.Table, first, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
 		for _, op := range req.Ops {
 			if k, _ := batchKeyOf(op); !replica.DescContains(d, k) {
-				return kv.Errorf(kv.ErrInvalidArgument, "batch keys lie in several ranges; an atomic write across ranges needs a transaction")
+				return kv.ErrMultiRange
 			}
 		}
 		resp, err = rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Batch{Batch: req}}, true,

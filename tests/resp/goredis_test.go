@@ -9,7 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -296,4 +299,49 @@ func TestGoRedisEveryNode(t *testing.T) {
 		}
 		rdb.Close()
 	}
+}
+
+// TestMultiKeyAcrossRanges: after the table splits between two keys, an
+// MSET or MULTI/EXEC writing both is refused with a clear error and
+// changes nothing (atomic writes across ranges need transactions), a
+// multi-key DEL still deletes both (one by one), and MSET within one range
+// still works.
+func TestMultiKeyAcrossRanges(t *testing.T) {
+	ctx := context.Background()
+	p := prefix(t)
+	n := shared.nodes[0]
+	body := fmt.Sprintf(`{"table":"default","key":%q}`, p+"m")
+	resp, err := http.Post("http://"+n.client+"/v1/ranges/split", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("split at %sm: %d %s", p, resp.StatusCode, out)
+	}
+	rdb := newClient(n.respURL, 3)
+	defer rdb.Close()
+	eq(t, "MSET across ranges", errText(rdb.MSet(ctx, p+"a", "1", p+"z", "1").Err()),
+		"ERR invalid argument: batch keys lie in several ranges; an atomic write across ranges needs a transaction")
+	n1, _ := rdb.Exists(ctx, p+"a", p+"z").Result()
+	eq(t, "EXISTS after the refused MSET", n1, 0)
+	_, err = rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Set(ctx, p+"a", "2", 0)
+		pipe.Set(ctx, p+"z", "2", 0)
+		return nil
+	})
+	if err == nil || !strings.Contains(errText(err), "several ranges") {
+		t.Fatalf("MULTI/EXEC across ranges: %v", err)
+	}
+	n1, _ = rdb.Exists(ctx, p+"a", p+"z").Result()
+	eq(t, "EXISTS after the refused EXEC", n1, 0)
+	must(t, "SET a", rdb.Set(ctx, p+"a", "x", 0).Err())
+	must(t, "SET z", rdb.Set(ctx, p+"z", "x", 0).Err())
+	del, err := rdb.Del(ctx, p+"a", p+"z", p+"nope").Result()
+	eq(t, "DEL across ranges", fmt.Sprintf("%d %s", del, errText(err)), "2 ")
+	must(t, "MSET within one range", rdb.MSet(ctx, p+"a", "1", p+"b", "2").Err())
+	vals, err := rdb.MGet(ctx, p+"a", p+"b", p+"z").Result()
+	must(t, "MGET across ranges", err)
+	eq(t, "MGET across ranges", fmt.Sprint(vals), "[1 2 <nil>]")
 }

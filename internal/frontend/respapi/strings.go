@@ -503,7 +503,8 @@ func execDel(x *execCtx, args [][]byte) error {
 
 // runDel is DEL outside MULTI: deletes that need no read. One key is a
 // Delete; more are batches of at most kv.MaxBatchOps deletes, each atomic
-// (NB: a DEL of more keys than that is not atomic as a whole).
+// (NB: a DEL of more keys than that, or of keys in several ranges, is not
+// atomic as a whole).
 func runDel(c *conn, args [][]byte) {
 	x := c.execCtx(nil, &c.out)
 	keys := args[1:]
@@ -531,6 +532,22 @@ func runDel(c *conn, args [][]byte) {
 			ops[i] = &cairnpb.BatchOp{Op: &cairnpb.BatchOp_Delete{Delete: &cairnpb.DeleteRequest{Key: k}}}
 		}
 		resp, err := c.srv.backend.Batch(c.srv.ctx, &cairnpb.BatchRequest{Table: c.table, Ops: ops})
+		if errors.Is(err, kv.ErrMultiRange) {
+			// The keys lie in several ranges: delete them one by one
+			// (not atomic as a whole, like a DEL of over 1000 keys).
+			for _, k := range chunk {
+				_, err := c.srv.backend.Delete(c.srv.ctx, &cairnpb.DeleteRequest{Table: c.table, Key: k})
+				switch {
+				case errors.Is(err, kv.ErrNotFound):
+				case err != nil:
+					c.replyErr(err)
+					return
+				default:
+					n++
+				}
+			}
+			continue
+		}
 		if err != nil {
 			c.replyErr(err)
 			return
