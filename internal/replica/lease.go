@@ -3,6 +3,8 @@ package replica
 import (
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/cairn-db/cairn/internal/kv"
 )
 
@@ -37,6 +39,12 @@ import (
 // election timeout after it starts (HoldVotesUntil): the price is that a
 // cluster whose nodes all restart elects its leaders an election timeout
 // later.
+//
+// A follower's read index request (raft's MsgReadIndex, sent when a read
+// arrives at a follower) is answered by a leader under a lease at once,
+// with its commit index, instead of after a heartbeat round: the same
+// proof covers it. The follower then serves the read once it has applied
+// that far.
 //
 // Leases are renewed in the background while reads use them: a tick that
 // finds less than half a lease left sends a read index round without
@@ -156,4 +164,33 @@ func (r *Replica) leaseReadIndexPeek() (uint64, bool) {
 		return 0, false
 	}
 	return r.commit.Load(), true
+}
+
+// answerFromLease answers a follower's read index request from the lease,
+// if this replica leads under one, and reports whether it did. Driver
+// only; the store sends the answer (TakeLeaseReplies).
+func (r *Replica) answerFromLease(m raftpb.Message) bool {
+	// (raft sends MsgReadIndex without a term, like a proposal.)
+	if m.From == r.opts.NodeID || m.From == 0 || len(m.Entries) != 1 {
+		return false
+	}
+	idx, ok := r.leaseReadIndexPeek()
+	if !ok {
+		return false
+	}
+	r.leaseUsed.Store(true)
+	r.stats().LeaseReads.Add(1)
+	r.leaseReplies = append(r.leaseReplies, raftpb.Message{
+		Type: raftpb.MsgReadIndexResp, To: m.From, From: r.opts.NodeID,
+		Term: r.term.Load(), Index: idx, Entries: m.Entries,
+	})
+	return true
+}
+
+// TakeLeaseReplies returns the read index answers given from the lease
+// since the last call, for the store to send. Driver only.
+func (r *Replica) TakeLeaseReplies() []raftpb.Message {
+	out := r.leaseReplies
+	r.leaseReplies = nil
+	return out
 }

@@ -104,6 +104,7 @@ type Replica struct {
 	readsIndexed  []*readBatch
 	lastLeader    uint64
 	lastRenewal   int64 // when the last lease renewal went to raft
+	leaseReplies  []raftpb.Message
 	// snapshotApplied is set by applySnapshot (see TakeSnapshotApplied).
 	snapshotApplied bool
 
@@ -439,6 +440,9 @@ func (r *Replica) Tick() {
 func (r *Replica) Step(m raftpb.Message) error {
 	if (m.Type == raftpb.MsgVote || m.Type == raftpb.MsgPreVote) && r.nowNanos() < r.votesAfter {
 		return nil // see lease.go: a restarted node must not vote at once
+	}
+	if m.Type == raftpb.MsgReadIndex && r.answerFromLease(m) {
+		return nil
 	}
 	return r.rn.Step(m)
 }

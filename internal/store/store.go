@@ -723,6 +723,10 @@ func (s *Store) step(msgs []transport.RangeMessage) {
 		if err := r.Step(m.Msg); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 			s.logger.Debug("step", "range", uint64(m.RangeID), "err", err)
 		}
+		// A leader under a lease answers read index requests at once.
+		if out := r.TakeLeaseReplies(); len(out) > 0 {
+			s.transport.Send(r.ID, out)
+		}
 	}
 }
 
