@@ -186,6 +186,7 @@ type Request struct {
 	//	*Request_CreateTable
 	//	*Request_DropTable
 	//	*Request_Batch
+	//	*Request_Auth
 	Op            isRequest_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -291,6 +292,15 @@ func (x *Request) GetBatch() *BatchRequest {
 	return nil
 }
 
+func (x *Request) GetAuth() *AuthCommand {
+	if x != nil {
+		if x, ok := x.Op.(*Request_Auth); ok {
+			return x.Auth
+		}
+	}
+	return nil
+}
+
 type isRequest_Op interface {
 	isRequest_Op()
 }
@@ -323,6 +333,10 @@ type Request_Batch struct {
 	Batch *BatchRequest `protobuf:"bytes,7,opt,name=batch,proto3,oneof"`
 }
 
+type Request_Auth struct {
+	Auth *AuthCommand `protobuf:"bytes,8,opt,name=auth,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -336,6 +350,8 @@ func (*Request_CreateTable) isRequest_Op() {}
 func (*Request_DropTable) isRequest_Op() {}
 
 func (*Request_Batch) isRequest_Op() {}
+
+func (*Request_Auth) isRequest_Op() {}
 
 type Response struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -576,6 +592,7 @@ type Command struct {
 	//	*Command_CreateTable
 	//	*Command_DropTable
 	//	*Command_Batch
+	//	*Command_Auth
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
@@ -687,6 +704,15 @@ func (x *Command) GetBatch() *BatchRequest {
 	return nil
 }
 
+func (x *Command) GetAuth() *AuthCommand {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Auth); ok {
+			return x.Auth
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
@@ -718,6 +744,10 @@ type Command_Batch struct {
 	Batch *BatchRequest `protobuf:"bytes,9,opt,name=batch,proto3,oneof"`
 }
 
+type Command_Auth struct {
+	Auth *AuthCommand `protobuf:"bytes,10,opt,name=auth,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -727,6 +757,8 @@ func (*Command_CreateTable) isCommand_Op() {}
 func (*Command_DropTable) isCommand_Op() {}
 
 func (*Command_Batch) isCommand_Op() {}
+
+func (*Command_Auth) isCommand_Op() {}
 
 type CreateTable struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1070,6 +1102,508 @@ func (x *SnapshotKV) GetValue() []byte {
 	return nil
 }
 
+// AuthCommand changes the auth records of the meta range. Decided on every
+// replica identically; password hashes are computed by the proposer, so no
+// password enters the Raft log.
+type AuthCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*AuthCommand_AddUser
+	//	*AuthCommand_SetPassword
+	//	*AuthCommand_RemoveUser
+	//	*AuthCommand_AddRole
+	//	*AuthCommand_RemoveRole
+	//	*AuthCommand_Grant
+	//	*AuthCommand_Revoke
+	//	*AuthCommand_BindRole
+	//	*AuthCommand_UnbindRole
+	//	*AuthCommand_SetEnabled
+	//	*AuthCommand_AddToken
+	//	*AuthCommand_RemoveToken
+	Op isAuthCommand_Op `protobuf_oneof:"op"`
+	// A random secret the proposer drew; stored as the cluster's token
+	// signing secret if there is none yet.
+	SecretCandidate []byte `protobuf:"bytes,20,opt,name=secret_candidate,json=secretCandidate,proto3" json:"secret_candidate,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AuthCommand) Reset() {
+	*x = AuthCommand{}
+	mi := &file_peer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthCommand) ProtoMessage() {}
+
+func (x *AuthCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthCommand.ProtoReflect.Descriptor instead.
+func (*AuthCommand) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AuthCommand) GetOp() isAuthCommand_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetAddUser() *UserRecord {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_AddUser); ok {
+			return x.AddUser
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetSetPassword() *UserRecord {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_SetPassword); ok {
+			return x.SetPassword
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetRemoveUser() string {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_RemoveUser); ok {
+			return x.RemoveUser
+		}
+	}
+	return ""
+}
+
+func (x *AuthCommand) GetAddRole() string {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_AddRole); ok {
+			return x.AddRole
+		}
+	}
+	return ""
+}
+
+func (x *AuthCommand) GetRemoveRole() string {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_RemoveRole); ok {
+			return x.RemoveRole
+		}
+	}
+	return ""
+}
+
+func (x *AuthCommand) GetGrant() *RoleGrant {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_Grant); ok {
+			return x.Grant
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetRevoke() *RoleGrant {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_Revoke); ok {
+			return x.Revoke
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetBindRole() *UserRole {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_BindRole); ok {
+			return x.BindRole
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetUnbindRole() *UserRole {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_UnbindRole); ok {
+			return x.UnbindRole
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetSetEnabled() bool {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_SetEnabled); ok {
+			return x.SetEnabled
+		}
+	}
+	return false
+}
+
+func (x *AuthCommand) GetAddToken() *TokenRecord {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_AddToken); ok {
+			return x.AddToken
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetRemoveToken() string {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_RemoveToken); ok {
+			return x.RemoveToken
+		}
+	}
+	return ""
+}
+
+func (x *AuthCommand) GetSecretCandidate() []byte {
+	if x != nil {
+		return x.SecretCandidate
+	}
+	return nil
+}
+
+type isAuthCommand_Op interface {
+	isAuthCommand_Op()
+}
+
+type AuthCommand_AddUser struct {
+	AddUser *UserRecord `protobuf:"bytes,1,opt,name=add_user,json=addUser,proto3,oneof"`
+}
+
+type AuthCommand_SetPassword struct {
+	SetPassword *UserRecord `protobuf:"bytes,2,opt,name=set_password,json=setPassword,proto3,oneof"`
+}
+
+type AuthCommand_RemoveUser struct {
+	RemoveUser string `protobuf:"bytes,3,opt,name=remove_user,json=removeUser,proto3,oneof"`
+}
+
+type AuthCommand_AddRole struct {
+	AddRole string `protobuf:"bytes,4,opt,name=add_role,json=addRole,proto3,oneof"`
+}
+
+type AuthCommand_RemoveRole struct {
+	RemoveRole string `protobuf:"bytes,5,opt,name=remove_role,json=removeRole,proto3,oneof"`
+}
+
+type AuthCommand_Grant struct {
+	Grant *RoleGrant `protobuf:"bytes,6,opt,name=grant,proto3,oneof"`
+}
+
+type AuthCommand_Revoke struct {
+	Revoke *RoleGrant `protobuf:"bytes,7,opt,name=revoke,proto3,oneof"`
+}
+
+type AuthCommand_BindRole struct {
+	BindRole *UserRole `protobuf:"bytes,8,opt,name=bind_role,json=bindRole,proto3,oneof"`
+}
+
+type AuthCommand_UnbindRole struct {
+	UnbindRole *UserRole `protobuf:"bytes,9,opt,name=unbind_role,json=unbindRole,proto3,oneof"`
+}
+
+type AuthCommand_SetEnabled struct {
+	SetEnabled bool `protobuf:"varint,10,opt,name=set_enabled,json=setEnabled,proto3,oneof"`
+}
+
+type AuthCommand_AddToken struct {
+	AddToken *TokenRecord `protobuf:"bytes,11,opt,name=add_token,json=addToken,proto3,oneof"`
+}
+
+type AuthCommand_RemoveToken struct {
+	RemoveToken string `protobuf:"bytes,12,opt,name=remove_token,json=removeToken,proto3,oneof"`
+}
+
+func (*AuthCommand_AddUser) isAuthCommand_Op() {}
+
+func (*AuthCommand_SetPassword) isAuthCommand_Op() {}
+
+func (*AuthCommand_RemoveUser) isAuthCommand_Op() {}
+
+func (*AuthCommand_AddRole) isAuthCommand_Op() {}
+
+func (*AuthCommand_RemoveRole) isAuthCommand_Op() {}
+
+func (*AuthCommand_Grant) isAuthCommand_Op() {}
+
+func (*AuthCommand_Revoke) isAuthCommand_Op() {}
+
+func (*AuthCommand_BindRole) isAuthCommand_Op() {}
+
+func (*AuthCommand_UnbindRole) isAuthCommand_Op() {}
+
+func (*AuthCommand_SetEnabled) isAuthCommand_Op() {}
+
+func (*AuthCommand_AddToken) isAuthCommand_Op() {}
+
+func (*AuthCommand_RemoveToken) isAuthCommand_Op() {}
+
+// UserRecord is a user as the meta range stores it ("auth/user/" + name).
+type UserRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// PHC string: $argon2id$v=19$m=...,t=...,p=...$salt$hash.
+	PasswordHash  string   `protobuf:"bytes,2,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	Roles         []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserRecord) Reset() {
+	*x = UserRecord{}
+	mi := &file_peer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserRecord) ProtoMessage() {}
+
+func (x *UserRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserRecord.ProtoReflect.Descriptor instead.
+func (*UserRecord) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *UserRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UserRecord) GetPasswordHash() string {
+	if x != nil {
+		return x.PasswordHash
+	}
+	return ""
+}
+
+func (x *UserRecord) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// RoleRecord is a role ("auth/role/" + name).
+type RoleRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Grants        []*Grant               `protobuf:"bytes,2,rep,name=grants,proto3" json:"grants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoleRecord) Reset() {
+	*x = RoleRecord{}
+	mi := &file_peer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleRecord) ProtoMessage() {}
+
+func (x *RoleRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleRecord.ProtoReflect.Descriptor instead.
+func (*RoleRecord) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RoleRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RoleRecord) GetGrants() []*Grant {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+// TokenRecord is a long-lived API token ("auth/token/" + id). A token is
+// valid only while its record exists: revoking deletes it.
+type TokenRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	CreatedUnix   int64                  `protobuf:"varint,4,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	ExpiresUnix   int64                  `protobuf:"varint,5,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenRecord) Reset() {
+	*x = TokenRecord{}
+	mi := &file_peer_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenRecord) ProtoMessage() {}
+
+func (x *TokenRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
+func (*TokenRecord) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *TokenRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TokenRecord) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *TokenRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TokenRecord) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+func (x *TokenRecord) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+// AuthConfig is "auth/config": whether auth is enforced, and the secret
+// that signs tokens.
+type AuthConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Enabled       bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthConfig) Reset() {
+	*x = AuthConfig{}
+	mi := &file_peer_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthConfig) ProtoMessage() {}
+
+func (x *AuthConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthConfig.ProtoReflect.Descriptor instead.
+func (*AuthConfig) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AuthConfig) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *AuthConfig) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
 var File_peer_proto protoreflect.FileDescriptor
 
 const file_peer_proto_rawDesc = "" +
@@ -1083,7 +1617,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xf3\x02\n" +
+	"\aRaftAck\"\xa5\x03\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -1092,7 +1626,8 @@ const file_peer_proto_rawDesc = "" +
 	"\fcreate_table\x18\x05 \x01(\v2\x1c.cairn.v1.CreateTableRequestH\x00R\vcreateTable\x12;\n" +
 	"\n" +
 	"drop_table\x18\x06 \x01(\v2\x1a.cairn.v1.DropTableRequestH\x00R\tdropTable\x12.\n" +
-	"\x05batch\x18\a \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batchB\x04\n" +
+	"\x05batch\x18\a \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x120\n" +
+	"\x04auth\x18\b \x01(\v2\x1a.cairn.peer.v1.AuthCommandH\x00R\x04authB\x04\n" +
 	"\x02op\"\x8c\x03\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
@@ -1108,7 +1643,7 @@ const file_peer_proto_rawDesc = "" +
 	"\x02op\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x8b\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xbd\x03\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -1119,7 +1654,9 @@ const file_peer_proto_rawDesc = "" +
 	"\fcreate_table\x18\x06 \x01(\v2\x1a.cairn.peer.v1.CreateTableH\x00R\vcreateTable\x129\n" +
 	"\n" +
 	"drop_table\x18\a \x01(\v2\x18.cairn.peer.v1.DropTableH\x00R\tdropTable\x12.\n" +
-	"\x05batch\x18\t \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x12\x19\n" +
+	"\x05batch\x18\t \x01(\v2\x16.cairn.v1.BatchRequestH\x00R\x05batch\x120\n" +
+	"\x04auth\x18\n" +
+	" \x01(\v2\x1a.cairn.peer.v1.AuthCommandH\x00R\x04auth\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
 	"\x02op\"E\n" +
 	"\vCreateTable\x12\x12\n" +
@@ -1146,7 +1683,46 @@ const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"SnapshotKV\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value2~\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xe2\x04\n" +
+	"\vAuthCommand\x126\n" +
+	"\badd_user\x18\x01 \x01(\v2\x19.cairn.peer.v1.UserRecordH\x00R\aaddUser\x12>\n" +
+	"\fset_password\x18\x02 \x01(\v2\x19.cairn.peer.v1.UserRecordH\x00R\vsetPassword\x12!\n" +
+	"\vremove_user\x18\x03 \x01(\tH\x00R\n" +
+	"removeUser\x12\x1b\n" +
+	"\badd_role\x18\x04 \x01(\tH\x00R\aaddRole\x12!\n" +
+	"\vremove_role\x18\x05 \x01(\tH\x00R\n" +
+	"removeRole\x12+\n" +
+	"\x05grant\x18\x06 \x01(\v2\x13.cairn.v1.RoleGrantH\x00R\x05grant\x12-\n" +
+	"\x06revoke\x18\a \x01(\v2\x13.cairn.v1.RoleGrantH\x00R\x06revoke\x121\n" +
+	"\tbind_role\x18\b \x01(\v2\x12.cairn.v1.UserRoleH\x00R\bbindRole\x125\n" +
+	"\vunbind_role\x18\t \x01(\v2\x12.cairn.v1.UserRoleH\x00R\n" +
+	"unbindRole\x12!\n" +
+	"\vset_enabled\x18\n" +
+	" \x01(\bH\x00R\n" +
+	"setEnabled\x129\n" +
+	"\tadd_token\x18\v \x01(\v2\x1a.cairn.peer.v1.TokenRecordH\x00R\baddToken\x12#\n" +
+	"\fremove_token\x18\f \x01(\tH\x00R\vremoveToken\x12)\n" +
+	"\x10secret_candidate\x18\x14 \x01(\fR\x0fsecretCandidateB\x04\n" +
+	"\x02op\"[\n" +
+	"\n" +
+	"UserRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
+	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12\x14\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\"I\n" +
+	"\n" +
+	"RoleRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
+	"\x06grants\x18\x02 \x03(\v2\x0f.cairn.v1.GrantR\x06grants\"\x8b\x01\n" +
+	"\vTokenRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12!\n" +
+	"\fcreated_unix\x18\x04 \x01(\x03R\vcreatedUnix\x12!\n" +
+	"\fexpires_unix\x18\x05 \x01(\x03R\vexpiresUnix\">\n" +
+	"\n" +
+	"AuthConfig\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret2~\n" +
 	"\x04Peer\x12:\n" +
 	"\x04Raft\x12\x18.cairn.peer.v1.RaftBatch\x1a\x16.cairn.peer.v1.RaftAck(\x01\x12:\n" +
 	"\aForward\x12\x16.cairn.peer.v1.Request\x1a\x17.cairn.peer.v1.ResponseB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
@@ -1163,7 +1739,7 @@ func file_peer_proto_rawDescGZIP() []byte {
 	return file_peer_proto_rawDescData
 }
 
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_peer_proto_goTypes = []any{
 	(*RaftBatch)(nil),          // 0: cairn.peer.v1.RaftBatch
 	(*RaftMessage)(nil),        // 1: cairn.peer.v1.RaftMessage
@@ -1178,56 +1754,74 @@ var file_peer_proto_goTypes = []any{
 	(*Node)(nil),               // 10: cairn.peer.v1.Node
 	(*SnapshotData)(nil),       // 11: cairn.peer.v1.SnapshotData
 	(*SnapshotKV)(nil),         // 12: cairn.peer.v1.SnapshotKV
-	(*GetRequest)(nil),         // 13: cairn.v1.GetRequest
-	(*PutRequest)(nil),         // 14: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),      // 15: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),        // 16: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil), // 17: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),   // 18: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),       // 19: cairn.v1.BatchRequest
-	(*GetResponse)(nil),        // 20: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 21: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 22: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 23: cairn.v1.ListResponse
-	(*Table)(nil),              // 24: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 25: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),      // 26: cairn.v1.BatchResponse
-	(*RangeDescriptor)(nil),    // 27: cairn.v1.RangeDescriptor
+	(*AuthCommand)(nil),        // 13: cairn.peer.v1.AuthCommand
+	(*UserRecord)(nil),         // 14: cairn.peer.v1.UserRecord
+	(*RoleRecord)(nil),         // 15: cairn.peer.v1.RoleRecord
+	(*TokenRecord)(nil),        // 16: cairn.peer.v1.TokenRecord
+	(*AuthConfig)(nil),         // 17: cairn.peer.v1.AuthConfig
+	(*GetRequest)(nil),         // 18: cairn.v1.GetRequest
+	(*PutRequest)(nil),         // 19: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),      // 20: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),        // 21: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil), // 22: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),   // 23: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),       // 24: cairn.v1.BatchRequest
+	(*GetResponse)(nil),        // 25: cairn.v1.GetResponse
+	(*PutResponse)(nil),        // 26: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),     // 27: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),       // 28: cairn.v1.ListResponse
+	(*Table)(nil),              // 29: cairn.v1.Table
+	(*DropTableResponse)(nil),  // 30: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),      // 31: cairn.v1.BatchResponse
+	(*RangeDescriptor)(nil),    // 32: cairn.v1.RangeDescriptor
+	(*RoleGrant)(nil),          // 33: cairn.v1.RoleGrant
+	(*UserRole)(nil),           // 34: cairn.v1.UserRole
+	(*Grant)(nil),              // 35: cairn.v1.Grant
 }
 var file_peer_proto_depIdxs = []int32{
 	1,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	13, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	14, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	15, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	16, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	17, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	18, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	19, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	20, // 8: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	21, // 9: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	22, // 10: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	23, // 11: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	24, // 12: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	25, // 13: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	26, // 14: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	5,  // 15: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	14, // 16: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	15, // 17: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	7,  // 18: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	8,  // 19: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	19, // 20: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	27, // 21: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	9,  // 22: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	12, // 23: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	0,  // 24: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	3,  // 25: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	2,  // 26: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	4,  // 27: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	26, // [26:28] is the sub-list for method output_type
-	24, // [24:26] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	18, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	19, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	20, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	21, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	22, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	23, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	24, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	13, // 8: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
+	25, // 9: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	26, // 10: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	27, // 11: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	28, // 12: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	29, // 13: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	30, // 14: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	31, // 15: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	5,  // 16: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	19, // 17: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	20, // 18: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	7,  // 19: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	8,  // 20: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	24, // 21: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	13, // 22: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	32, // 23: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	9,  // 24: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	12, // 25: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	14, // 26: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	14, // 27: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	33, // 28: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	33, // 29: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	34, // 30: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	34, // 31: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	16, // 32: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	35, // 33: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	0,  // 34: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	3,  // 35: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	2,  // 36: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	4,  // 37: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	36, // [36:38] is the sub-list for method output_type
+	34, // [34:36] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -1244,6 +1838,7 @@ func file_peer_proto_init() {
 		(*Request_CreateTable)(nil),
 		(*Request_DropTable)(nil),
 		(*Request_Batch)(nil),
+		(*Request_Auth)(nil),
 	}
 	file_peer_proto_msgTypes[4].OneofWrappers = []any{
 		(*Response_Get)(nil),
@@ -1260,6 +1855,21 @@ func file_peer_proto_init() {
 		(*Command_CreateTable)(nil),
 		(*Command_DropTable)(nil),
 		(*Command_Batch)(nil),
+		(*Command_Auth)(nil),
+	}
+	file_peer_proto_msgTypes[13].OneofWrappers = []any{
+		(*AuthCommand_AddUser)(nil),
+		(*AuthCommand_SetPassword)(nil),
+		(*AuthCommand_RemoveUser)(nil),
+		(*AuthCommand_AddRole)(nil),
+		(*AuthCommand_RemoveRole)(nil),
+		(*AuthCommand_Grant)(nil),
+		(*AuthCommand_Revoke)(nil),
+		(*AuthCommand_BindRole)(nil),
+		(*AuthCommand_UnbindRole)(nil),
+		(*AuthCommand_SetEnabled)(nil),
+		(*AuthCommand_AddToken)(nil),
+		(*AuthCommand_RemoveToken)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1267,7 +1877,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

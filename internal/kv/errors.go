@@ -27,6 +27,15 @@ var (
 	ErrNotLeader = errors.New("not leader")
 	// ErrInternal: a bug or a storage failure.
 	ErrInternal = errors.New("internal error")
+	// ErrUnauthenticated: auth is enabled and the request carries no valid
+	// credentials (missing, wrong, expired or revoked).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrPermissionDenied: the authenticated user lacks a permission; the
+	// message names the permission, never data.
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrAlreadyExists: an auth object (user, role, token) of that name
+	// exists.
+	ErrAlreadyExists = errors.New("already exists")
 )
 
 var codes = []struct {
@@ -42,6 +51,9 @@ var codes = []struct {
 	{ErrTimeout, "timeout"},
 	{ErrNotLeader, "not_leader"},
 	{ErrInternal, "internal"},
+	{ErrUnauthenticated, "unauthenticated"},
+	{ErrPermissionDenied, "permission_denied"},
+	{ErrAlreadyExists, "already_exists"},
 }
 
 // Code returns the stable code of err's kind ("internal" when unknown).

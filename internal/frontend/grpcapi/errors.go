@@ -30,6 +30,9 @@ var errorTable = []struct {
 	{kv.ErrNotLeader, codes.Unavailable},
 	{kv.ErrTimeout, codes.DeadlineExceeded},
 	{kv.ErrInternal, codes.Internal},
+	{kv.ErrUnauthenticated, codes.Unauthenticated},
+	{kv.ErrPermissionDenied, codes.PermissionDenied},
+	{kv.ErrAlreadyExists, codes.AlreadyExists},
 }
 
 // Codes for the context errors, which are not kv kinds: a canceled request

@@ -2,6 +2,7 @@ package respapi
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -109,6 +110,11 @@ func (c *conn) dispatch(args [][]byte) {
 	c.lastCmd.Store(cmd)
 	if !cmd.arityOK(len(args)) {
 		c.out.Error(wrongArgs(cmd.name))
+		c.flagTransaction()
+		return
+	}
+	if !c.authed && c.srv.opts.Auth != nil && c.srv.opts.Auth.Enabled() && !slices.Contains(cmd.flags, "no-auth") {
+		c.out.Error(msgNoAuth)
 		c.flagTransaction()
 		return
 	}

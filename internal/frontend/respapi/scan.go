@@ -142,7 +142,7 @@ func runScan(c *conn, args [][]byte) {
 			return
 		}
 	}
-	resp, err := c.srv.backend.List(c.srv.ctx, &cairnpb.ListRequest{
+	resp, err := c.srv.backend.List(c.ctx, &cairnpb.ListRequest{
 		Table:     sc.table,
 		Prefix:    literalPrefix(a.match),
 		Limit:     uint32(min(a.count, c.srv.opts.Limits.MaxListLimit)),
@@ -184,7 +184,7 @@ func countKeys(c *conn, table string) (int64, error) {
 	var n int64
 	token := ""
 	for {
-		resp, err := c.srv.backend.List(c.srv.ctx, &cairnpb.ListRequest{
+		resp, err := c.srv.backend.List(c.ctx, &cairnpb.ListRequest{
 			Table: table, Limit: uint32(c.srv.opts.Limits.MaxListLimit), PageToken: token,
 		})
 		if err != nil {

@@ -85,6 +85,19 @@ type Options struct {
 	// Logger logs panics, dropped connections and internal errors
 	// (default slog.Default()).
 	Logger *slog.Logger
+	// Auth, when set, backs AUTH and HELLO AUTH with the cluster's users;
+	// while it reports auth enabled, every command but AUTH, HELLO and
+	// QUIT needs an authenticated connection (-NOAUTH).
+	Auth Authenticator
+}
+
+// Authenticator is what the Redis front end needs of internal/auth.
+type Authenticator interface {
+	Enabled() bool
+	UserExists(name string) bool
+	// PasswordContext returns parent carrying the authenticated user, or
+	// an unauthenticated error.
+	PasswordContext(parent context.Context, user, password, addr string) (context.Context, error)
 }
 
 // EnsureDefaults fills zero fields with their defaults.

@@ -117,7 +117,7 @@ func runGet(c *conn, args [][]byte) {
 	if !x.checkKeys(args[1]) {
 		return
 	}
-	e, err := readKey(c.srv.ctx, c.srv.backend, c.table, args[1])
+	e, err := readKey(c.ctx, c.srv.backend, c.table, args[1])
 	switch {
 	case err != nil:
 		c.replyErr(err)
@@ -220,7 +220,7 @@ func runSet(c *conn, args [][]byte) {
 	case o.nx || o.xx || o.get:
 		c.runRMWFunc(execSet, args)
 	default:
-		_, err := c.srv.backend.Put(c.srv.ctx, &cairnpb.PutRequest{Table: c.table, Key: args[1], Value: args[2]})
+		_, err := c.srv.backend.Put(c.ctx, &cairnpb.PutRequest{Table: c.table, Key: args[1], Value: args[2]})
 		if err != nil {
 			c.replyErr(err)
 			return
@@ -437,7 +437,7 @@ func runDel(c *conn, args [][]byte) {
 		return
 	}
 	if len(keys) == 1 {
-		_, err := c.srv.backend.Delete(c.srv.ctx, &cairnpb.DeleteRequest{Table: c.table, Key: keys[0]})
+		_, err := c.srv.backend.Delete(c.ctx, &cairnpb.DeleteRequest{Table: c.table, Key: keys[0]})
 		switch {
 		case errors.Is(err, kv.ErrNotFound):
 			c.out.Integer(0)
@@ -456,7 +456,7 @@ func runDel(c *conn, args [][]byte) {
 		for i, k := range chunk {
 			ops[i] = &cairnpb.BatchOp{Op: &cairnpb.BatchOp_Delete{Delete: &cairnpb.DeleteRequest{Key: k}}}
 		}
-		resp, err := c.srv.backend.Batch(c.srv.ctx, &cairnpb.BatchRequest{Table: c.table, Ops: ops})
+		resp, err := c.srv.backend.Batch(c.ctx, &cairnpb.BatchRequest{Table: c.table, Ops: ops})
 		if err != nil {
 			c.replyErr(err)
 			return

@@ -359,7 +359,7 @@ func batchDelete(key string, cond *cairnpb.Condition) *cairnpb.BatchOp {
 }
 
 func (c *conn) newTxn() *txn {
-	return newTxn(c.srv.ctx, c.srv.backend, c.table, c.srv.opts.MaxOutputBufferBytes)
+	return newTxn(c.ctx, c.srv.backend, c.table, c.srv.opts.MaxOutputBufferBytes)
 }
 
 func (c *conn) execCtx(v view, w *resp.Writer) *execCtx {
@@ -394,7 +394,7 @@ func (c *conn) runTxn(cmd *command, args [][]byte) {
 			c.replyErr(errContention)
 			return
 		}
-		backoff(c.srv.ctx, attempt)
+		backoff(c.ctx, attempt)
 	}
 }
 
@@ -566,7 +566,7 @@ func runExec(c *conn, _ [][]byte) {
 			c.replyErr(errContention)
 			return
 		}
-		backoff(c.srv.ctx, attempt)
+		backoff(c.ctx, attempt)
 	}
 }
 

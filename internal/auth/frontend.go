@@ -1,0 +1,106 @@
+package auth
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
+	"github.com/cairn-db/cairn/internal/kv"
+)
+
+// hostOf is the host part of a remote address (rate limiting counts per
+// client host, not per connection).
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// certUser returns the common name of a verified client certificate, or "".
+func certUser(cs *tls.ConnectionState) string {
+	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	return cs.VerifiedChains[0][0].Subject.CommonName
+}
+
+// authenticate resolves a request's identity: explicit credentials
+// (header or metadata) win over a client certificate.
+func (a *Authenticator) authenticate(header string, cs *tls.ConnectionState, addr string) (*Principal, error) {
+	c, err := ParseAuthorization(header)
+	if err != nil {
+		return nil, kv.Errorf(kv.ErrUnauthenticated, "%v", err)
+	}
+	if c.Empty() {
+		if cn := certUser(cs); cn != "" {
+			return a.AuthenticateCert(cn)
+		}
+		return nil, nil
+	}
+	return a.Authenticate(c, hostOf(addr))
+}
+
+// HTTPContext authenticates an HTTP request and returns its context with
+// the principal (unchanged when there are no credentials).
+func (a *Authenticator) HTTPContext(r *http.Request) (context.Context, error) {
+	p, err := a.authenticate(r.Header.Get("Authorization"), r.TLS, r.RemoteAddr)
+	if err != nil {
+		return nil, err
+	}
+	return WithPrincipal(r.Context(), p), nil
+}
+
+// GRPCContext authenticates a gRPC call from its "authorization"
+// metadata (same format as the HTTP header) or its TLS client
+// certificate.
+func (a *Authenticator) GRPCContext(ctx context.Context) (context.Context, error) {
+	var header string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("authorization"); len(v) > 0 {
+			if len(v) > 1 {
+				return nil, kv.Errorf(kv.ErrUnauthenticated, "several authorization values")
+			}
+			header = v[0]
+		}
+	}
+	var cs *tls.ConnectionState
+	addr := ""
+	if pr, ok := peer.FromContext(ctx); ok {
+		if pr.Addr != nil {
+			addr = pr.Addr.String()
+		}
+		if ti, ok := pr.AuthInfo.(credentials.TLSInfo); ok {
+			cs = &ti.State
+		}
+	}
+	p, err := a.authenticate(header, cs, addr)
+	if err != nil {
+		return nil, err
+	}
+	return WithPrincipal(ctx, p), nil
+}
+
+// UserExists reports whether a user of that name exists.
+func (a *Authenticator) UserExists(name string) bool {
+	_, ok := a.snap.Load().users[name]
+	return ok
+}
+
+// PasswordContext authenticates user and password (RESP AUTH) from
+// client address addr and returns parent carrying the principal.
+func (a *Authenticator) PasswordContext(parent context.Context, user, password, addr string) (context.Context, error) {
+	p, err := a.Authenticate(Credentials{User: user, Password: password}, hostOf(addr))
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, kv.Errorf(kv.ErrUnauthenticated, "empty credentials")
+	}
+	return WithPrincipal(parent, p), nil
+}
