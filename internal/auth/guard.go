@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
@@ -40,12 +41,22 @@ var (
 // NewGuard returns next guarded by a.
 func NewGuard(a *Authenticator, next Service) *Guard { return &Guard{a: a, next: next} }
 
-// outgoing puts the principal of ctx into its outgoing gRPC metadata.
-func outgoing(ctx context.Context, p *Principal) context.Context {
-	if p == nil {
-		return ctx
+// outgoing returns ctx for the wrapped service. The principal is already
+// in ctx (WithPrincipal); ForwardInterceptor copies it into the metadata
+// of a peer call only when the router actually forwards, which keeps the
+// allocation off the path of local requests.
+func outgoing(ctx context.Context, _ *Principal) context.Context { return ctx }
+
+// ForwardInterceptor is the peer connections' client interceptor: it
+// attaches the principal of the call's context as PrincipalMetadataKey.
+// Install it on the transport (Transport.SetDialOptions).
+func ForwardInterceptor() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if p := PrincipalFrom(ctx); p != nil {
+			ctx = metadata.AppendToOutgoingContext(ctx, PrincipalMetadataKey, p.User)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	return metadata.AppendToOutgoingContext(ctx, PrincipalMetadataKey, p.User)
 }
 
 // PrincipalFromPeer returns the principal a forwarding node attached to

@@ -58,10 +58,21 @@ type grant struct {
 // userPerms is a user's compiled permissions: the union of the grants of
 // its roles, by table. Immutable once built.
 type userPerms struct {
-	name   string
-	hash   string
-	root   bool
-	tables map[string][]grant // includes AllTables
+	name string
+	hash string
+	root bool
+	// tables holds, for each table named in a grant, its grants followed
+	// by the grants on AllTables; any other table has just all.
+	tables map[string][]grant
+	all    []grant
+}
+
+// grantsOf returns the grants that apply to table.
+func (u *userPerms) grantsOf(table string) []grant {
+	if gs, ok := u.tables[table]; ok {
+		return gs
+	}
+	return u.all
 }
 
 // snapshot is the auth state as of one meta applied index. Immutable:
@@ -105,10 +116,31 @@ func loadSnapshot(rd replica.Reader) (*snapshot, error) {
 		func(t *cairnpb.TokenRecord) { s.tokens[t.Id] = t }); err != nil {
 		return nil, fmt.Errorf("auth: load tokens: %w", err)
 	}
+	s.compile()
+	return s, nil
+}
+
+// buildSnapshot makes a snapshot from records (tests, and loadSnapshot).
+func buildSnapshot(cfg *cairnpb.AuthConfig, users []*cairnpb.UserRecord, roles []*cairnpb.RoleRecord, tokens []*cairnpb.TokenRecord) *snapshot {
+	s := &snapshot{enabled: cfg.Enabled, secret: cfg.Secret, users: map[string]*userPerms{}, roles: map[string]*cairnpb.RoleRecord{},
+		userRecords: map[string]*cairnpb.UserRecord{}, tokens: map[string]*cairnpb.TokenRecord{}}
+	for _, r := range roles {
+		s.roles[r.Name] = r
+	}
+	for _, u := range users {
+		s.userRecords[u.Name] = u
+	}
+	for _, t := range tokens {
+		s.tokens[t.Id] = t
+	}
+	s.compile()
+	return s
+}
+
+func (s *snapshot) compile() {
 	for _, u := range s.userRecords {
 		s.users[u.Name] = compileUser(u, s.roles)
 	}
-	return s, nil
 }
 
 // compileUser folds the grants of u's roles into per-table lists. Unknown
@@ -129,8 +161,15 @@ func compileUser(u *cairnpb.UserRecord, roles map[string]*cairnpb.RoleRecord) *u
 			if err != nil {
 				continue
 			}
-			up.tables[g.Table] = append(up.tables[g.Table], grant{prefix: g.Prefix, perms: p})
+			if g.Table == AllTables {
+				up.all = append(up.all, grant{prefix: g.Prefix, perms: p})
+			} else {
+				up.tables[g.Table] = append(up.tables[g.Table], grant{prefix: g.Prefix, perms: p})
+			}
 		}
+	}
+	for t, gs := range up.tables {
+		up.tables[t] = append(gs, up.all...)
 	}
 	return up
 }
@@ -141,14 +180,14 @@ func (u *userPerms) allows(table string, key []byte, need Perm) bool {
 		return true
 	}
 	var have Perm
-	for _, gs := range [2][]grant{u.tables[table], u.tables[AllTables]} {
-		for _, g := range gs {
-			if bytes.HasPrefix(key, g.prefix) {
-				have |= g.perms
+	for _, g := range u.grantsOf(table) {
+		if bytes.HasPrefix(key, g.prefix) {
+			if have |= g.perms; have&need == need {
+				return true
 			}
 		}
 	}
-	return have&need == need
+	return false
 }
 
 // allowsSpan reports whether u may read every key of table in [start,
@@ -160,11 +199,9 @@ func (u *userPerms) allowsSpan(table string, start, end []byte, need Perm) bool 
 		return true
 	}
 	var have Perm
-	for _, gs := range [2][]grant{u.tables[table], u.tables[AllTables]} {
-		for _, g := range gs {
-			if covers(g.prefix, start, end) {
-				have |= g.perms
-			}
+	for _, g := range u.grantsOf(table) {
+		if covers(g.prefix, start, end) {
+			have |= g.perms
 		}
 	}
 	return have&need == need
@@ -187,5 +224,5 @@ func covers(prefix, start, end []byte) bool {
 
 // anyGrant reports whether u holds any grant on table.
 func (u *userPerms) anyGrant(table string) bool {
-	return u.root || len(u.tables[table]) > 0 || len(u.tables[AllTables]) > 0
+	return u.root || len(u.grantsOf(table)) > 0
 }

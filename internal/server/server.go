@@ -142,6 +142,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	if peerClientTLS != nil {
 		tr.SetCredentials(credentials.NewTLS(peerClientTLS))
 	}
+	tr.SetDialOptions(grpc.WithUnaryInterceptor(auth.ForwardInterceptor()))
 	for _, n := range st.Nodes() {
 		if err := tr.AddPeer(n.Id, n.PeerAddress); err != nil {
 			return err

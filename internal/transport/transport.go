@@ -72,6 +72,7 @@ type Transport struct {
 	// creds secures connections to peers (mTLS); nil is plaintext. Set
 	// before the first AddPeer.
 	creds credentials.TransportCredentials
+	extra []grpc.DialOption
 
 	mu struct {
 		sync.Mutex
@@ -82,6 +83,11 @@ type Transport struct {
 // SetCredentials makes connections to peers use creds (node-to-node
 // mTLS). Call before AddPeer.
 func (t *Transport) SetCredentials(creds credentials.TransportCredentials) { t.creds = creds }
+
+// SetDialOptions adds gRPC options to connections to peers (for
+// instance the interceptor that attaches a forwarded request's
+// principal). Call before AddPeer.
+func (t *Transport) SetDialOptions(opts ...grpc.DialOption) { t.extra = opts }
 
 type peer struct {
 	id    uint64
@@ -128,6 +134,7 @@ func (t *Transport) AddPeer(id uint64, addr string) error {
 	if t.creds != nil {
 		opts = append(opts, grpc.WithTransportCredentials(t.creds))
 	}
+	opts = append(opts, t.extra...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return fmt.Errorf("transport: peer %d at %s: %w", id, addr, err)
