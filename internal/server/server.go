@@ -183,7 +183,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		// A peer that connects and goes silent must not hold a connection
 		// in its handshake for gRPC's default 120 s: Stop waits for those.
-		grpc.ConnectionTimeout(5*time.Second)}
+		grpc.ConnectionTimeout(5 * time.Second)}
 	if peerServerTLS != nil {
 		peerOpts = append(peerOpts, grpc.Creds(credentials.NewTLS(peerServerTLS)))
 	}
