@@ -223,6 +223,10 @@ func (ad *Admin) Login(ctx context.Context, req *cairnpb.LoginRequest) (*cairnpb
 	if p == nil {
 		return nil, kv.Errorf(kv.ErrUnauthenticated, "login needs a user and password")
 	}
+	if p.Method == MethodToken {
+		// Otherwise a stolen login token could be renewed forever.
+		return nil, kv.Errorf(kv.ErrPermissionDenied, "login needs a password or a client certificate, not a token")
+	}
 	ttl := time.Duration(req.TtlSeconds) * time.Second
 	if ttl <= 0 {
 		ttl = DefaultLoginTTL

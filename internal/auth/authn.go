@@ -21,7 +21,17 @@ import (
 // connections that authenticated before.
 type Principal struct {
 	User string
+	// Method is how the user proved it: MethodPassword, MethodToken or
+	// MethodCert ("" for a principal carried from another node).
+	Method string
 }
+
+// Authentication methods of a Principal.
+const (
+	MethodPassword = "password"
+	MethodToken    = "token"
+	MethodCert     = "cert"
+)
 
 type principalKey struct{}
 
@@ -171,7 +181,7 @@ func (a *Authenticator) AuthenticateCert(commonName string) (*Principal, error) 
 	if _, ok := s.users[commonName]; !ok && s.enabled {
 		return nil, kv.Errorf(kv.ErrUnauthenticated, "client certificate names an unknown user")
 	}
-	return &Principal{User: commonName}, nil
+	return &Principal{User: commonName, Method: MethodCert}, nil
 }
 
 func (a *Authenticator) verifyToken(s *snapshot, tok string) (*Principal, error) {
@@ -191,7 +201,7 @@ func (a *Authenticator) verifyToken(s *snapshot, tok string) (*Principal, error)
 	if _, ok := s.users[c.User]; !ok {
 		return nil, kv.Errorf(kv.ErrUnauthenticated, "token of an unknown user")
 	}
-	return &Principal{User: c.User}, nil
+	return &Principal{User: c.User, Method: MethodToken}, nil
 }
 
 func (a *Authenticator) verifyPassword(s *snapshot, user, password, addr string) (*Principal, error) {
@@ -211,7 +221,7 @@ func (a *Authenticator) verifyPassword(s *snapshot, user, password, addr string)
 	cached := a.verified[k]
 	a.mu.Unlock()
 	if cached != "" && hmac.Equal([]byte(cached), []byte(u.hash)) {
-		return &Principal{User: user}, nil
+		return &Principal{User: user, Method: MethodPassword}, nil
 	}
 	if !VerifyPassword(u.hash, password) {
 		a.fail(user, addr)
@@ -223,7 +233,7 @@ func (a *Authenticator) verifyPassword(s *snapshot, user, password, addr string)
 	}
 	a.verified[k] = u.hash
 	a.mu.Unlock()
-	return &Principal{User: user}, nil
+	return &Principal{User: user, Method: MethodPassword}, nil
 }
 
 // DefaultUser is the user of a RESP "AUTH password" (no user name), as

@@ -8,6 +8,7 @@ package auth
 // every allow and every deny.
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -310,5 +311,34 @@ func TestPasswordsAndCache(t *testing.T) {
 	// v itself has 2 failures, under the limit: from elsewhere it may log in.
 	if _, err := a.Authenticate(Credentials{User: "v", Password: "hunter2"}, "10.0.0.1"); err != nil {
 		t.Fatalf("v from another address: %v", err)
+	}
+}
+
+// TestLogin: a password principal gets a token that authenticates as the
+// same user; a token principal cannot renew itself; no principal is 401.
+func TestLogin(t *testing.T) {
+	a := newTestAuth(true)
+	ad := NewAdmin(a, nil, func() error { return nil }, DefaultArgon2Params)
+	ctx := WithPrincipal(context.Background(), &Principal{User: "writer", Method: MethodPassword})
+	resp, err := ad.Login(ctx, &cairnpb.LoginRequest{TtlSeconds: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.Authenticate(Credentials{Token: resp.Token}, "")
+	if err != nil || p.User != "writer" || p.Method != MethodToken {
+		t.Fatalf("login token authenticates as %+v, %v", p, err)
+	}
+	if _, err := ad.Login(WithPrincipal(context.Background(), p), &cairnpb.LoginRequest{}); !errors.Is(err, kv.ErrPermissionDenied) {
+		t.Fatalf("renewal with a token: %v", err)
+	}
+	if _, err := ad.Login(context.Background(), &cairnpb.LoginRequest{}); !errors.Is(err, kv.ErrUnauthenticated) {
+		t.Fatalf("anonymous login: %v", err)
+	}
+	if _, err := ad.Login(ctx, &cairnpb.LoginRequest{TtlSeconds: int64(48 * time.Hour / time.Second)}); !errors.Is(err, kv.ErrInvalidArgument) {
+		t.Fatalf("48 h login token: %v", err)
+	}
+	// Admin operations need root once auth is on.
+	if _, err := ad.Do(ctx, &cairnpb.AuthAdminRequest{Op: &cairnpb.AuthAdminRequest_ListUsers{ListUsers: &cairnpb.AuthEmpty{}}}); !errors.Is(err, kv.ErrPermissionDenied) {
+		t.Fatalf("writer lists users: %v", err)
 	}
 }
