@@ -17,6 +17,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -269,7 +270,9 @@ func TestAuthPermissionsAllNodes(t *testing.T) {
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
 
-// respCmd sends one command and returns the first line of the reply.
+// respCmd sends one command and returns its whole reply, flattened: the
+// first line for simple replies and errors, the bulk string itself, or
+// the elements of an array joined by spaces.
 func respCmd(t *testing.T, rw *bufio.ReadWriter, args ...string) string {
 	t.Helper()
 	fmt.Fprintf(rw, "*%d\r\n", len(args))
@@ -279,19 +282,49 @@ func respCmd(t *testing.T, rw *bufio.ReadWriter, args ...string) string {
 	if err := rw.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	line, err := rw.ReadString('\n')
+	s, err := readReply(rw.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	line = strings.TrimRight(line, "\r\n")
-	if strings.HasPrefix(line, "$") && line != "$-1" {
-		body, err := rw.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimRight(body, "\r\n")
+	return s
+}
+
+func readReply(r *bufio.Reader) (string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
 	}
-	return line
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", fmt.Errorf("empty reply line")
+	}
+	switch line[0] {
+	case '$':
+		var n int
+		if _, err := fmt.Sscanf(line, "$%d", &n); err != nil || n < 0 {
+			return line, nil
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		var n int
+		if _, err := fmt.Sscanf(line, "*%d", &n); err != nil || n < 0 {
+			return line, nil
+		}
+		parts := make([]string, 0, n)
+		for range n {
+			p, err := readReply(r)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, p)
+		}
+		return "[" + strings.Join(parts, " ") + "]", nil
+	}
+	return line, nil
 }
 
 func TestAuthRESP(t *testing.T) {
