@@ -70,8 +70,9 @@ type Options struct {
 // password), and valid only while the user's stored hash is unchanged.
 type Authenticator struct {
 	opts    Options
-	snap    atomic.Pointer[snapshot]
-	reloads atomic.Uint64
+	snap      atomic.Pointer[snapshot]
+	reloads   atomic.Uint64
+	protected atomic.Bool
 
 	cacheKey []byte
 	mu       sync.Mutex // guards verified and failures

@@ -342,3 +342,24 @@ func TestLogin(t *testing.T) {
 		t.Fatalf("writer lists users: %v", err)
 	}
 }
+
+func TestProtectedRefuses(t *testing.T) {
+	a := newTestAuth(false)
+	if a.ProtectedRefuses("10.0.0.1:5000") {
+		t.Fatal("refused with protected mode off")
+	}
+	a.SetProtected(true)
+	for addr, want := range map[string]bool{"10.0.0.1:5000": true, "127.0.0.1:5000": false, "[::1]:5000": false, "": true, "garbage": true} {
+		if got := a.ProtectedRefuses(addr); got != want {
+			t.Errorf("ProtectedRefuses(%q) = %v, want %v", addr, got, want)
+		}
+	}
+	if _, err := a.authenticate("", nil, "10.0.0.1:5000"); !errors.Is(err, kv.ErrPermissionDenied) {
+		t.Errorf("authenticate from a public address with auth off: %v", err)
+	}
+	b := newTestAuth(true)
+	b.SetProtected(true)
+	if b.ProtectedRefuses("10.0.0.1:5000") {
+		t.Fatal("refused with auth enabled")
+	}
+}

@@ -30,9 +30,31 @@ func certUser(cs *tls.ConnectionState) string {
 	return cs.VerifiedChains[0][0].Subject.CommonName
 }
 
+// SetProtected turns on protected mode at run time: while auth is
+// disabled, requests from non-loopback clients are refused. The server
+// sets it unless --insecure; it matters when auth is disabled after a node
+// started with a public listener (the start-up check covers the rest).
+func (a *Authenticator) SetProtected(on bool) { a.protected.Store(on) }
+
+// ProtectedRefuses reports whether protected mode refuses a client at
+// addr: protected mode is on, auth is disabled, and addr is not loopback.
+func (a *Authenticator) ProtectedRefuses(addr string) bool {
+	if !a.protected.Load() || a.Enabled() {
+		return false
+	}
+	ip := net.ParseIP(hostOf(addr))
+	return ip == nil || !ip.IsLoopback()
+}
+
+// errProtected is the error of a request protected mode refuses.
+var errProtected = kv.Errorf(kv.ErrPermissionDenied, "protected mode: auth is disabled, so only loopback clients are served; enable auth (cairn auth enable) or restart with --insecure")
+
 // authenticate resolves a request's identity: explicit credentials
 // (header or metadata) win over a client certificate.
 func (a *Authenticator) authenticate(header string, cs *tls.ConnectionState, addr string) (*Principal, error) {
+	if a.ProtectedRefuses(addr) {
+		return nil, errProtected
+	}
 	c, err := ParseAuthorization(header)
 	if err != nil {
 		return nil, kv.Errorf(kv.ErrUnauthenticated, "%v", err)

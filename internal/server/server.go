@@ -171,6 +171,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	if err := checkProtected(cfg, authn.Enabled()); err != nil {
 		return err
 	}
+	authn.SetProtected(!cfg.Insecure)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	go authn.Watch(watchCtx, db, metaApplied, watchInterval)

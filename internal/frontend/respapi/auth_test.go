@@ -20,11 +20,13 @@ type userKey struct{}
 
 type fakeAuth struct {
 	enabled bool
+	protect bool
 	users   map[string]string // name -> password
 }
 
-func (f *fakeAuth) Enabled() bool               { return f.enabled }
-func (f *fakeAuth) UserExists(name string) bool { _, ok := f.users[name]; return ok }
+func (f *fakeAuth) Enabled() bool                { return f.enabled }
+func (f *fakeAuth) ProtectedRefuses(string) bool { return f.protect }
+func (f *fakeAuth) UserExists(name string) bool  { _, ok := f.users[name]; return ok }
 func (f *fakeAuth) PasswordContext(parent context.Context, user, password, _ string) (context.Context, error) {
 	if pw, ok := f.users[user]; !ok || pw != password {
 		return nil, kv.Errorf(kv.ErrUnauthenticated, "invalid user name or password")
@@ -122,4 +124,14 @@ func TestAuthDisabledKeepsRedisBehaviour(t *testing.T) {
 	if got := c.do("AUTH", "x"); !strings.Contains(got, "without any password configured") {
 		t.Fatalf("AUTH pass without a default user: %s", got)
 	}
+}
+
+func TestProtectedModeDenies(t *testing.T) {
+	fa := &fakeAuth{protect: true}
+	s := newTestServer(t, newMemBackend(), Options{Auth: fa})
+	c := dial(t, startServer(t, s))
+	if got := c.do("GET", "k"); !strings.Contains(got, "DENIED") {
+		t.Fatalf("GET in protected mode: %s", got)
+	}
+	c.expectClosed()
 }

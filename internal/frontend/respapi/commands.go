@@ -113,6 +113,11 @@ func (c *conn) dispatch(args [][]byte) {
 		c.flagTransaction()
 		return
 	}
+	if !c.authed && c.srv.opts.Auth != nil && c.srv.opts.Auth.ProtectedRefuses(c.addr) {
+		c.out.Error(msgProtected)
+		c.closing = true
+		return
+	}
 	if !c.authed && c.srv.opts.Auth != nil && c.srv.opts.Auth.Enabled() && !slices.Contains(cmd.flags, "no-auth") {
 		c.out.Error(msgNoAuth)
 		c.flagTransaction()

@@ -37,6 +37,7 @@ const (
 	msgNoPassword      = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
 	msgWrongPass       = "WRONGPASS invalid username-password pair or user is disabled."
 	msgNoAuth          = "NOAUTH Authentication required."
+	msgProtected       = "DENIED cairn is running in protected mode: auth is disabled, so only loopback clients are served. Enable auth (cairn auth enable) or restart the server with --insecure."
 	msgInvalidCursor   = "ERR invalid cursor"
 	msgUnknownCursor   = "ERR SCAN cursor is unknown or expired on this node; start again from 0"
 	msgClientName      = "ERR Client names cannot contain spaces, newlines or special characters."

@@ -95,6 +95,9 @@ type Options struct {
 type Authenticator interface {
 	Enabled() bool
 	UserExists(name string) bool
+	// ProtectedRefuses reports whether protected mode refuses a client at
+	// addr (auth disabled, client not on loopback).
+	ProtectedRefuses(addr string) bool
 	// PasswordContext returns parent carrying the authenticated user, or
 	// an unauthenticated error.
 	PasswordContext(parent context.Context, user, password, addr string) (context.Context, error)
