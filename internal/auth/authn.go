@@ -69,7 +69,7 @@ type Options struct {
 // keyed by an HMAC under a per-process random key (the cache holds no
 // password), and valid only while the user's stored hash is unchanged.
 type Authenticator struct {
-	opts    Options
+	opts      Options
 	snap      atomic.Pointer[snapshot]
 	reloads   atomic.Uint64
 	protected atomic.Bool
