@@ -539,10 +539,11 @@ func TestClientTLSAndCertUser(t *testing.T) {
 	dir := t.TempDir()
 	certs(t, dir, "alice", "root")
 	c := newCluster(t)
-	ports := freePorts(t, 2)
+	ports := freePorts(t, 3)
 	nd := &Node{c: c, Name: "n1", ID: 1, Client: fmt.Sprintf("127.0.0.1:%d", ports[0]), Peer: fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		DataDir: filepath.Join(c.dir, "d"), LogPath: filepath.Join(c.dir, "n1.log")}
-	nd.args = []string{"server", "--data-dir", nd.DataDir, "--listen", nd.Client, "--listen-peer", nd.Peer, "--listen-resp", "",
+	respAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
+	nd.args = []string{"server", "--data-dir", nd.DataDir, "--listen", nd.Client, "--listen-peer", nd.Peer, "--listen-resp", respAddr,
 		"--cert", filepath.Join(dir, "node.crt"), "--key", filepath.Join(dir, "node.key"), "--ca", filepath.Join(dir, "ca.crt")}
 	c.Nodes = []*Node{nd}
 	nd.Start()
@@ -586,6 +587,34 @@ func TestClientTLSAndCertUser(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("https get as root: %d", resp.StatusCode)
+	}
+	// RESP over TLS (AUTH with a password; RESP does not map client
+	// certificates to users).
+	rc, err := tls.Dial("tcp", respAddr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatalf("RESP over TLS: %v", err)
+	}
+	defer rc.Close()
+	_ = rc.SetDeadline(time.Now().Add(10 * time.Second))
+	rrw := bufio.NewReadWriter(bufio.NewReader(rc), bufio.NewWriter(rc))
+	if got := respCmd(t, rrw, "GET", "k"); !strings.HasPrefix(got, "-NOAUTH") {
+		t.Fatalf("RESP over TLS before AUTH: %q", got)
+	}
+	if got := respCmd(t, rrw, "AUTH", "root", rootPassword); got != "+OK" {
+		t.Fatalf("RESP over TLS AUTH: %q", got)
+	}
+	if got := respCmd(t, rrw, "GET", "k"); got != "v" {
+		t.Fatalf("RESP over TLS GET: %q", got)
+	}
+	if plain, err := net.DialTimeout("tcp", respAddr, 5*time.Second); err == nil {
+		_ = plain.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprint(plain, "PING\r\n")
+		buf := make([]byte, 64)
+		n, _ := plain.Read(buf)
+		plain.Close()
+		if strings.Contains(string(buf[:n]), "PONG") {
+			t.Fatal("plaintext RESP answered on the TLS port")
+		}
 	}
 	// TLS 1.1 is refused.
 	old := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}}}
