@@ -126,3 +126,18 @@ func (a *Authenticator) PasswordContext(parent context.Context, user, password, 
 	}
 	return WithPrincipal(parent, p), nil
 }
+
+// CertContext authenticates a TLS connection by its verified client
+// certificate (RESP): parent with the principal, or false when the
+// connection has no such certificate or it names no user.
+func (a *Authenticator) CertContext(parent context.Context, cs tls.ConnectionState) (context.Context, bool) {
+	cn := certUser(&cs)
+	if cn == "" {
+		return nil, false
+	}
+	p, err := a.AuthenticateCert(cn)
+	if err != nil {
+		return nil, false
+	}
+	return WithPrincipal(parent, p), true
+}

@@ -588,8 +588,25 @@ func TestClientTLSAndCertUser(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("https get as root: %d", resp.StatusCode)
 	}
-	// RESP over TLS (AUTH with a password; RESP does not map client
-	// certificates to users).
+	// RESP over TLS: a client certificate authenticates as its CN.
+	ac, err := tls.LoadX509KeyPair(filepath.Join(dir, "alice.crt"), filepath.Join(dir, "alice.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arc, err := tls.Dial("tcp", respAddr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{ac}})
+	if err != nil {
+		t.Fatalf("RESP over TLS as alice: %v", err)
+	}
+	defer arc.Close()
+	_ = arc.SetDeadline(time.Now().Add(10 * time.Second))
+	arw := bufio.NewReadWriter(bufio.NewReader(arc), bufio.NewWriter(arc))
+	if got := respCmd(t, arw, "GET", "k"); got != "v" {
+		t.Fatalf("RESP GET as alice by certificate: %q", got)
+	}
+	if got := respCmd(t, arw, "SET", "k", "x"); !strings.HasPrefix(got, "-NOPERM") {
+		t.Fatalf("RESP SET as alice by certificate: %q", got)
+	}
+	// Without a certificate: AUTH with a password.
 	rc, err := tls.Dial("tcp", respAddr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 	if err != nil {
 		t.Fatalf("RESP over TLS: %v", err)

@@ -9,6 +9,7 @@ package respapi
 
 import (
 	"context"
+	"crypto/tls"
 	"strings"
 	"testing"
 
@@ -26,7 +27,10 @@ type fakeAuth struct {
 
 func (f *fakeAuth) Enabled() bool                { return f.enabled }
 func (f *fakeAuth) ProtectedRefuses(string) bool { return f.protect }
-func (f *fakeAuth) UserExists(name string) bool  { _, ok := f.users[name]; return ok }
+func (f *fakeAuth) CertContext(context.Context, tls.ConnectionState) (context.Context, bool) {
+	return nil, false
+}
+func (f *fakeAuth) UserExists(name string) bool { _, ok := f.users[name]; return ok }
 func (f *fakeAuth) PasswordContext(parent context.Context, user, password, _ string) (context.Context, error) {
 	if pw, ok := f.users[user]; !ok || pw != password {
 		return nil, kv.Errorf(kv.ErrUnauthenticated, "invalid user name or password")

@@ -1,6 +1,7 @@
 package respapi
 
 import (
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"sort"
@@ -113,7 +114,16 @@ func (c *conn) dispatch(args [][]byte) {
 		c.flagTransaction()
 		return
 	}
-	if !c.authed && c.srv.opts.Auth != nil && c.srv.opts.Auth.ProtectedRefuses(c.addr) {
+	if !c.certChecked && c.srv.opts.Auth != nil {
+		// The TLS handshake is done once the first command was read.
+		c.certChecked = true
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			if ctx, ok := c.srv.opts.Auth.CertContext(c.srv.ctx, tc.ConnectionState()); ok {
+				c.ctx, c.authed = ctx, true
+			}
+		}
+	}
+	if c.srv.opts.Auth != nil && c.srv.opts.Auth.ProtectedRefuses(c.addr) {
 		c.out.Error(msgProtected)
 		c.closing = true
 		return

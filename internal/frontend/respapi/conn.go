@@ -39,8 +39,10 @@ type conn struct {
 	// ctx is the parent of the connection's backend calls: the server's
 	// context, carrying the principal once AUTH succeeded.
 	ctx context.Context
-	// authed is set by a successful AUTH (or HELLO AUTH).
-	authed bool
+	// authed is set by a successful AUTH (or HELLO AUTH), or by a
+	// verified client certificate naming a user (certChecked: looked at).
+	authed      bool
+	certChecked bool
 
 	proto   int    // 2 or 3 (HELLO)
 	table   string // CAIRN.TABLE

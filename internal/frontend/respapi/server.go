@@ -2,6 +2,7 @@ package respapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -98,6 +99,9 @@ type Authenticator interface {
 	// ProtectedRefuses reports whether protected mode refuses a client at
 	// addr (auth disabled, client not on loopback).
 	ProtectedRefuses(addr string) bool
+	// CertContext returns parent carrying the user named by the verified
+	// client certificate of a TLS connection, or false.
+	CertContext(parent context.Context, cs tls.ConnectionState) (context.Context, bool)
 	// PasswordContext returns parent carrying the authenticated user, or
 	// an unauthenticated error.
 	PasswordContext(parent context.Context, user, password, addr string) (context.Context, error)
