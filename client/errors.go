@@ -30,6 +30,13 @@ var (
 	ErrTimeout = errors.New("timed out; outcome unknown")
 	// ErrInternal: a bug or a storage failure in the server.
 	ErrInternal = errors.New("internal error")
+	// ErrUnauthenticated: auth is enabled and the call's credentials are
+	// missing, wrong, expired or revoked.
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrPermissionDenied: the user lacks a permission the call needs.
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrAlreadyExists: a user, role or token of that name exists.
+	ErrAlreadyExists = errors.New("already exists")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client is closed")
 )
@@ -69,6 +76,9 @@ var codeTable = []struct {
 	{"timeout", ErrTimeout},
 	{"internal", ErrInternal},
 	{"canceled", context.Canceled},
+	{"unauthenticated", ErrUnauthenticated},
+	{"permission_denied", ErrPermissionDenied},
+	{"already_exists", ErrAlreadyExists},
 }
 
 // grpcCodeTable classifies statuses that carry no cairn code (from a proxy,
@@ -82,6 +92,8 @@ var grpcCodeTable = map[codes.Code]string{
 	codes.Unavailable:        "unavailable",
 	codes.DeadlineExceeded:   "timeout",
 	codes.Canceled:           "canceled",
+	codes.Unauthenticated:    "unauthenticated",
+	codes.PermissionDenied:   "permission_denied",
 }
 
 // errorDomain is the ErrorInfo domain of the server's errors.

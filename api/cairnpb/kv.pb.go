@@ -128,6 +128,1032 @@ func (x *SplitRangeResponse) GetRight() *RangeDescriptor {
 	return nil
 }
 
+type LoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Lifetime of the token; 0 means the default (1 hour), at most 24 hours.
+	TtlSeconds    int64 `protobuf:"varint,1,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginRequest) Reset() {
+	*x = LoginRequest{}
+	mi := &file_kv_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginRequest) ProtoMessage() {}
+
+func (x *LoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
+func (*LoginRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LoginRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+type LoginResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	ExpiresUnix   int64                  `protobuf:"varint,2,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginResponse) Reset() {
+	*x = LoginResponse{}
+	mi := &file_kv_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginResponse) ProtoMessage() {}
+
+func (x *LoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
+func (*LoginResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LoginResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *LoginResponse) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+// Grant is one permission of a role: "read", "write" or "admin" on a table
+// ("*" for every table), narrowed to keys starting with prefix when set.
+type Grant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Prefix        []byte                 `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Permission    string                 `protobuf:"bytes,3,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Grant) Reset() {
+	*x = Grant{}
+	mi := &file_kv_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Grant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Grant) ProtoMessage() {}
+
+func (x *Grant) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Grant.ProtoReflect.Descriptor instead.
+func (*Grant) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Grant) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *Grant) GetPrefix() []byte {
+	if x != nil {
+		return x.Prefix
+	}
+	return nil
+}
+
+func (x *Grant) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
+type User struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Roles         []string               `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *User) Reset() {
+	*x = User{}
+	mi := &file_kv_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *User) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*User) ProtoMessage() {}
+
+func (x *User) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use User.ProtoReflect.Descriptor instead.
+func (*User) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *User) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *User) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+type Role struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Grants        []*Grant               `protobuf:"bytes,2,rep,name=grants,proto3" json:"grants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Role) Reset() {
+	*x = Role{}
+	mi := &file_kv_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Role) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Role) ProtoMessage() {}
+
+func (x *Role) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Role.ProtoReflect.Descriptor instead.
+func (*Role) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Role) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Role) GetGrants() []*Grant {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+type TokenInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	CreatedUnix   int64                  `protobuf:"varint,4,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	ExpiresUnix   int64                  `protobuf:"varint,5,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenInfo) Reset() {
+	*x = TokenInfo{}
+	mi := &file_kv_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenInfo) ProtoMessage() {}
+
+func (x *TokenInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
+func (*TokenInfo) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TokenInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TokenInfo) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *TokenInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TokenInfo) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+func (x *TokenInfo) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+type AuthEmpty struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthEmpty) Reset() {
+	*x = AuthEmpty{}
+	mi := &file_kv_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthEmpty) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthEmpty) ProtoMessage() {}
+
+func (x *AuthEmpty) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthEmpty.ProtoReflect.Descriptor instead.
+func (*AuthEmpty) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{8}
+}
+
+type UserPassword struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserPassword) Reset() {
+	*x = UserPassword{}
+	mi := &file_kv_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserPassword) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserPassword) ProtoMessage() {}
+
+func (x *UserPassword) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserPassword.ProtoReflect.Descriptor instead.
+func (*UserPassword) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UserPassword) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UserPassword) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+type RoleGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Grant         *Grant                 `protobuf:"bytes,2,opt,name=grant,proto3" json:"grant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoleGrant) Reset() {
+	*x = RoleGrant{}
+	mi := &file_kv_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleGrant) ProtoMessage() {}
+
+func (x *RoleGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleGrant.ProtoReflect.Descriptor instead.
+func (*RoleGrant) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RoleGrant) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *RoleGrant) GetGrant() *Grant {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+type UserRole struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserRole) Reset() {
+	*x = UserRole{}
+	mi := &file_kv_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserRole) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserRole) ProtoMessage() {}
+
+func (x *UserRole) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserRole.ProtoReflect.Descriptor instead.
+func (*UserRole) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UserRole) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UserRole) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type TokenSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	TtlSeconds    int64                  `protobuf:"varint,2,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenSpec) Reset() {
+	*x = TokenSpec{}
+	mi := &file_kv_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenSpec) ProtoMessage() {}
+
+func (x *TokenSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenSpec.ProtoReflect.Descriptor instead.
+func (*TokenSpec) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TokenSpec) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *TokenSpec) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+func (x *TokenSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type AuthEnable struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Enabled       bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthEnable) Reset() {
+	*x = AuthEnable{}
+	mi := &file_kv_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthEnable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthEnable) ProtoMessage() {}
+
+func (x *AuthEnable) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthEnable.ProtoReflect.Descriptor instead.
+func (*AuthEnable) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AuthEnable) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+type AuthAdminRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*AuthAdminRequest_Status
+	//	*AuthAdminRequest_SetEnabled
+	//	*AuthAdminRequest_AddUser
+	//	*AuthAdminRequest_SetPassword
+	//	*AuthAdminRequest_RemoveUser
+	//	*AuthAdminRequest_ListUsers
+	//	*AuthAdminRequest_AddRole
+	//	*AuthAdminRequest_RemoveRole
+	//	*AuthAdminRequest_Grant
+	//	*AuthAdminRequest_Revoke
+	//	*AuthAdminRequest_ListRoles
+	//	*AuthAdminRequest_BindRole
+	//	*AuthAdminRequest_UnbindRole
+	//	*AuthAdminRequest_CreateToken
+	//	*AuthAdminRequest_ListTokens
+	//	*AuthAdminRequest_RevokeToken
+	Op            isAuthAdminRequest_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthAdminRequest) Reset() {
+	*x = AuthAdminRequest{}
+	mi := &file_kv_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthAdminRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthAdminRequest) ProtoMessage() {}
+
+func (x *AuthAdminRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthAdminRequest.ProtoReflect.Descriptor instead.
+func (*AuthAdminRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AuthAdminRequest) GetOp() isAuthAdminRequest_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetStatus() *AuthEmpty {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_Status); ok {
+			return x.Status
+		}
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetSetEnabled() *AuthEnable {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_SetEnabled); ok {
+			return x.SetEnabled
+		}
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetAddUser() *UserPassword {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_AddUser); ok {
+			return x.AddUser
+		}
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetSetPassword() *UserPassword {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_SetPassword); ok {
+			return x.SetPassword
+		}
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetRemoveUser() string {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_RemoveUser); ok {
+			return x.RemoveUser
+		}
+	}
+	return ""
+}
+
+func (x *AuthAdminRequest) GetListUsers() *AuthEmpty {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_ListUsers); ok {
+			return x.ListUsers
+		}
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetAddRole() string {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_AddRole); ok {
+			return x.AddRole
+		}
+	}
+	return ""
+}
+
+func (x *AuthAdminRequest) GetRemoveRole() string {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_RemoveRole); ok {
+			return x.RemoveRole
+		}
+	}
+	return ""
+}
+
+func (x *AuthAdminRequest) GetGrant() *RoleGrant {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_Grant); ok {
+			return x.Grant
+		}
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetRevoke() *RoleGrant {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_Revoke); ok {
+			return x.Revoke
+		}
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetListRoles() *AuthEmpty {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_ListRoles); ok {
+			return x.ListRoles
+		}
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetBindRole() *UserRole {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_BindRole); ok {
+			return x.BindRole
+		}
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetUnbindRole() *UserRole {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_UnbindRole); ok {
+			return x.UnbindRole
+		}
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetCreateToken() *TokenSpec {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_CreateToken); ok {
+			return x.CreateToken
+		}
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetListTokens() *AuthEmpty {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_ListTokens); ok {
+			return x.ListTokens
+		}
+	}
+	return nil
+}
+
+func (x *AuthAdminRequest) GetRevokeToken() string {
+	if x != nil {
+		if x, ok := x.Op.(*AuthAdminRequest_RevokeToken); ok {
+			return x.RevokeToken
+		}
+	}
+	return ""
+}
+
+type isAuthAdminRequest_Op interface {
+	isAuthAdminRequest_Op()
+}
+
+type AuthAdminRequest_Status struct {
+	Status *AuthEmpty `protobuf:"bytes,1,opt,name=status,proto3,oneof"`
+}
+
+type AuthAdminRequest_SetEnabled struct {
+	SetEnabled *AuthEnable `protobuf:"bytes,2,opt,name=set_enabled,json=setEnabled,proto3,oneof"`
+}
+
+type AuthAdminRequest_AddUser struct {
+	AddUser *UserPassword `protobuf:"bytes,3,opt,name=add_user,json=addUser,proto3,oneof"`
+}
+
+type AuthAdminRequest_SetPassword struct {
+	SetPassword *UserPassword `protobuf:"bytes,4,opt,name=set_password,json=setPassword,proto3,oneof"`
+}
+
+type AuthAdminRequest_RemoveUser struct {
+	RemoveUser string `protobuf:"bytes,5,opt,name=remove_user,json=removeUser,proto3,oneof"`
+}
+
+type AuthAdminRequest_ListUsers struct {
+	ListUsers *AuthEmpty `protobuf:"bytes,6,opt,name=list_users,json=listUsers,proto3,oneof"`
+}
+
+type AuthAdminRequest_AddRole struct {
+	AddRole string `protobuf:"bytes,7,opt,name=add_role,json=addRole,proto3,oneof"`
+}
+
+type AuthAdminRequest_RemoveRole struct {
+	RemoveRole string `protobuf:"bytes,8,opt,name=remove_role,json=removeRole,proto3,oneof"`
+}
+
+type AuthAdminRequest_Grant struct {
+	Grant *RoleGrant `protobuf:"bytes,9,opt,name=grant,proto3,oneof"`
+}
+
+type AuthAdminRequest_Revoke struct {
+	Revoke *RoleGrant `protobuf:"bytes,10,opt,name=revoke,proto3,oneof"`
+}
+
+type AuthAdminRequest_ListRoles struct {
+	ListRoles *AuthEmpty `protobuf:"bytes,11,opt,name=list_roles,json=listRoles,proto3,oneof"`
+}
+
+type AuthAdminRequest_BindRole struct {
+	BindRole *UserRole `protobuf:"bytes,12,opt,name=bind_role,json=bindRole,proto3,oneof"`
+}
+
+type AuthAdminRequest_UnbindRole struct {
+	UnbindRole *UserRole `protobuf:"bytes,13,opt,name=unbind_role,json=unbindRole,proto3,oneof"`
+}
+
+type AuthAdminRequest_CreateToken struct {
+	CreateToken *TokenSpec `protobuf:"bytes,14,opt,name=create_token,json=createToken,proto3,oneof"`
+}
+
+type AuthAdminRequest_ListTokens struct {
+	ListTokens *AuthEmpty `protobuf:"bytes,15,opt,name=list_tokens,json=listTokens,proto3,oneof"`
+}
+
+type AuthAdminRequest_RevokeToken struct {
+	RevokeToken string `protobuf:"bytes,16,opt,name=revoke_token,json=revokeToken,proto3,oneof"`
+}
+
+func (*AuthAdminRequest_Status) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_SetEnabled) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_AddUser) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_SetPassword) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_RemoveUser) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_ListUsers) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_AddRole) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_RemoveRole) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_Grant) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_Revoke) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_ListRoles) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_BindRole) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_UnbindRole) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_CreateToken) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_ListTokens) isAuthAdminRequest_Op() {}
+
+func (*AuthAdminRequest_RevokeToken) isAuthAdminRequest_Op() {}
+
+type AuthAdminResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Enabled bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Users   []*User                `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	Roles   []*Role                `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	Tokens  []*TokenInfo           `protobuf:"bytes,4,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	// The new token of create_token (shown once; only its ID is stored).
+	Token         string     `protobuf:"bytes,5,opt,name=token,proto3" json:"token,omitempty"`
+	TokenInfo     *TokenInfo `protobuf:"bytes,6,opt,name=token_info,json=tokenInfo,proto3" json:"token_info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthAdminResponse) Reset() {
+	*x = AuthAdminResponse{}
+	mi := &file_kv_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthAdminResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthAdminResponse) ProtoMessage() {}
+
+func (x *AuthAdminResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthAdminResponse.ProtoReflect.Descriptor instead.
+func (*AuthAdminResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AuthAdminResponse) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *AuthAdminResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *AuthAdminResponse) GetRoles() []*Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *AuthAdminResponse) GetTokens() []*TokenInfo {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *AuthAdminResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *AuthAdminResponse) GetTokenInfo() *TokenInfo {
+	if x != nil {
+		return x.TokenInfo
+	}
+	return nil
+}
+
 type GetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -138,7 +1164,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_kv_proto_msgTypes[2]
+	mi := &file_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -150,7 +1176,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[2]
+	mi := &file_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -163,7 +1189,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{2}
+	return file_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRequest) GetTable() string {
@@ -192,7 +1218,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_kv_proto_msgTypes[3]
+	mi := &file_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -204,7 +1230,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[3]
+	mi := &file_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -217,7 +1243,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{3}
+	return file_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetResponse) GetValue() []byte {
@@ -254,7 +1280,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_kv_proto_msgTypes[4]
+	mi := &file_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +1292,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[4]
+	mi := &file_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +1305,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{4}
+	return file_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Condition) GetVersion() uint64 {
@@ -313,7 +1339,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_kv_proto_msgTypes[5]
+	mi := &file_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +1351,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[5]
+	mi := &file_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +1364,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{5}
+	return file_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PutRequest) GetTable() string {
@@ -392,7 +1418,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_kv_proto_msgTypes[6]
+	mi := &file_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +1430,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[6]
+	mi := &file_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +1443,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{6}
+	return file_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PutResponse) GetVersion() uint64 {
@@ -438,7 +1464,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +1476,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +1489,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{7}
+	return file_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteRequest) GetTable() string {
@@ -497,7 +1523,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +1535,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +1548,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{8}
+	return file_kv_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteResponse) GetVersion() uint64 {
@@ -548,7 +1574,7 @@ type BatchRequest struct {
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +1586,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +1599,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{9}
+	return file_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BatchRequest) GetTable() string {
@@ -604,7 +1630,7 @@ type BatchOp struct {
 
 func (x *BatchOp) Reset() {
 	*x = BatchOp{}
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +1642,7 @@ func (x *BatchOp) String() string {
 func (*BatchOp) ProtoMessage() {}
 
 func (x *BatchOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +1655,7 @@ func (x *BatchOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchOp.ProtoReflect.Descriptor instead.
 func (*BatchOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{10}
+	return file_kv_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *BatchOp) GetOp() isBatchOp_Op {
@@ -685,7 +1711,7 @@ type BatchResult struct {
 
 func (x *BatchResult) Reset() {
 	*x = BatchResult{}
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +1723,7 @@ func (x *BatchResult) String() string {
 func (*BatchResult) ProtoMessage() {}
 
 func (x *BatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +1736,7 @@ func (x *BatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
 func (*BatchResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{11}
+	return file_kv_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BatchResult) GetVersion() uint64 {
@@ -736,7 +1762,7 @@ type BatchResponse struct {
 
 func (x *BatchResponse) Reset() {
 	*x = BatchResponse{}
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +1774,7 @@ func (x *BatchResponse) String() string {
 func (*BatchResponse) ProtoMessage() {}
 
 func (x *BatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +1787,7 @@ func (x *BatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
 func (*BatchResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{12}
+	return file_kv_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BatchResponse) GetResults() []*BatchResult {
@@ -789,7 +1815,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +1827,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +1840,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{13}
+	return file_kv_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListRequest) GetTable() string {
@@ -879,7 +1905,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1917,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1930,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{14}
+	return file_kv_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *KeyValue) GetKey() []byte {
@@ -946,7 +1972,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1984,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1997,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{15}
+	return file_kv_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListResponse) GetItems() []*KeyValue {
@@ -1002,7 +2028,7 @@ type Table struct {
 
 func (x *Table) Reset() {
 	*x = Table{}
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +2040,7 @@ func (x *Table) String() string {
 func (*Table) ProtoMessage() {}
 
 func (x *Table) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +2053,7 @@ func (x *Table) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Table.ProtoReflect.Descriptor instead.
 func (*Table) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{16}
+	return file_kv_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Table) GetName() string {
@@ -1075,7 +2101,7 @@ type CreateTableRequest struct {
 
 func (x *CreateTableRequest) Reset() {
 	*x = CreateTableRequest{}
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +2113,7 @@ func (x *CreateTableRequest) String() string {
 func (*CreateTableRequest) ProtoMessage() {}
 
 func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +2126,7 @@ func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableRequest.ProtoReflect.Descriptor instead.
 func (*CreateTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{17}
+	return file_kv_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateTableRequest) GetName() string {
@@ -1126,7 +2152,7 @@ type GetTableRequest struct {
 
 func (x *GetTableRequest) Reset() {
 	*x = GetTableRequest{}
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +2164,7 @@ func (x *GetTableRequest) String() string {
 func (*GetTableRequest) ProtoMessage() {}
 
 func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +2177,7 @@ func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTableRequest.ProtoReflect.Descriptor instead.
 func (*GetTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{18}
+	return file_kv_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetTableRequest) GetName() string {
@@ -1169,7 +2195,7 @@ type ListTablesRequest struct {
 
 func (x *ListTablesRequest) Reset() {
 	*x = ListTablesRequest{}
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +2207,7 @@ func (x *ListTablesRequest) String() string {
 func (*ListTablesRequest) ProtoMessage() {}
 
 func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +2220,7 @@ func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListTablesRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{19}
+	return file_kv_proto_rawDescGZIP(), []int{33}
 }
 
 type ListTablesResponse struct {
@@ -1206,7 +2232,7 @@ type ListTablesResponse struct {
 
 func (x *ListTablesResponse) Reset() {
 	*x = ListTablesResponse{}
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +2244,7 @@ func (x *ListTablesResponse) String() string {
 func (*ListTablesResponse) ProtoMessage() {}
 
 func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +2257,7 @@ func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListTablesResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{20}
+	return file_kv_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListTablesResponse) GetTables() []*Table {
@@ -1250,7 +2276,7 @@ type DropTableRequest struct {
 
 func (x *DropTableRequest) Reset() {
 	*x = DropTableRequest{}
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +2288,7 @@ func (x *DropTableRequest) String() string {
 func (*DropTableRequest) ProtoMessage() {}
 
 func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +2301,7 @@ func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableRequest.ProtoReflect.Descriptor instead.
 func (*DropTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{21}
+	return file_kv_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DropTableRequest) GetName() string {
@@ -1293,7 +2319,7 @@ type DropTableResponse struct {
 
 func (x *DropTableResponse) Reset() {
 	*x = DropTableResponse{}
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +2331,7 @@ func (x *DropTableResponse) String() string {
 func (*DropTableResponse) ProtoMessage() {}
 
 func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +2344,7 @@ func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableResponse.ProtoReflect.Descriptor instead.
 func (*DropTableResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{22}
+	return file_kv_proto_rawDescGZIP(), []int{36}
 }
 
 // RangeDescriptor describes one range: a Raft group holding the keys of one
@@ -1339,7 +2365,7 @@ type RangeDescriptor struct {
 
 func (x *RangeDescriptor) Reset() {
 	*x = RangeDescriptor{}
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +2377,7 @@ func (x *RangeDescriptor) String() string {
 func (*RangeDescriptor) ProtoMessage() {}
 
 func (x *RangeDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +2390,7 @@ func (x *RangeDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeDescriptor.ProtoReflect.Descriptor instead.
 func (*RangeDescriptor) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{23}
+	return file_kv_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RangeDescriptor) GetId() uint64 {
@@ -1417,7 +2443,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +2455,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +2468,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{24}
+	return file_kv_proto_rawDescGZIP(), []int{38}
 }
 
 type NodeStatus struct {
@@ -1459,7 +2485,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +2497,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +2510,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{25}
+	return file_kv_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *NodeStatus) GetId() uint64 {
@@ -1548,7 +2574,7 @@ type RangeStatus struct {
 
 func (x *RangeStatus) Reset() {
 	*x = RangeStatus{}
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +2586,7 @@ func (x *RangeStatus) String() string {
 func (*RangeStatus) ProtoMessage() {}
 
 func (x *RangeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +2599,7 @@ func (x *RangeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeStatus.ProtoReflect.Descriptor instead.
 func (*RangeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{26}
+	return file_kv_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RangeStatus) GetId() uint64 {
@@ -1663,7 +2689,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +2701,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +2714,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{27}
+	return file_kv_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClusterStatus) GetNodes() []*NodeStatus {
@@ -1715,7 +2741,83 @@ const file_kv_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\fR\x03key\"t\n" +
 	"\x12SplitRangeResponse\x12-\n" +
 	"\x04left\x18\x01 \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04left\x12/\n" +
-	"\x05right\x18\x02 \x01(\v2\x19.cairn.v1.RangeDescriptorR\x05right\"4\n" +
+	"\x05right\x18\x02 \x01(\v2\x19.cairn.v1.RangeDescriptorR\x05right\"/\n" +
+	"\fLoginRequest\x12\x1f\n" +
+	"\vttl_seconds\x18\x01 \x01(\x03R\n" +
+	"ttlSeconds\"H\n" +
+	"\rLoginResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12!\n" +
+	"\fexpires_unix\x18\x02 \x01(\x03R\vexpiresUnix\"U\n" +
+	"\x05Grant\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\fR\x06prefix\x12\x1e\n" +
+	"\n" +
+	"permission\x18\x03 \x01(\tR\n" +
+	"permission\"0\n" +
+	"\x04User\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05roles\x18\x02 \x03(\tR\x05roles\"C\n" +
+	"\x04Role\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
+	"\x06grants\x18\x02 \x03(\v2\x0f.cairn.v1.GrantR\x06grants\"\x89\x01\n" +
+	"\tTokenInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12!\n" +
+	"\fcreated_unix\x18\x04 \x01(\x03R\vcreatedUnix\x12!\n" +
+	"\fexpires_unix\x18\x05 \x01(\x03R\vexpiresUnix\"\v\n" +
+	"\tAuthEmpty\">\n" +
+	"\fUserPassword\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"F\n" +
+	"\tRoleGrant\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12%\n" +
+	"\x05grant\x18\x02 \x01(\v2\x0f.cairn.v1.GrantR\x05grant\"2\n" +
+	"\bUserRole\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"T\n" +
+	"\tTokenSpec\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1f\n" +
+	"\vttl_seconds\x18\x02 \x01(\x03R\n" +
+	"ttlSeconds\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"&\n" +
+	"\n" +
+	"AuthEnable\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\"\x9e\x06\n" +
+	"\x10AuthAdminRequest\x12-\n" +
+	"\x06status\x18\x01 \x01(\v2\x13.cairn.v1.AuthEmptyH\x00R\x06status\x127\n" +
+	"\vset_enabled\x18\x02 \x01(\v2\x14.cairn.v1.AuthEnableH\x00R\n" +
+	"setEnabled\x123\n" +
+	"\badd_user\x18\x03 \x01(\v2\x16.cairn.v1.UserPasswordH\x00R\aaddUser\x12;\n" +
+	"\fset_password\x18\x04 \x01(\v2\x16.cairn.v1.UserPasswordH\x00R\vsetPassword\x12!\n" +
+	"\vremove_user\x18\x05 \x01(\tH\x00R\n" +
+	"removeUser\x124\n" +
+	"\n" +
+	"list_users\x18\x06 \x01(\v2\x13.cairn.v1.AuthEmptyH\x00R\tlistUsers\x12\x1b\n" +
+	"\badd_role\x18\a \x01(\tH\x00R\aaddRole\x12!\n" +
+	"\vremove_role\x18\b \x01(\tH\x00R\n" +
+	"removeRole\x12+\n" +
+	"\x05grant\x18\t \x01(\v2\x13.cairn.v1.RoleGrantH\x00R\x05grant\x12-\n" +
+	"\x06revoke\x18\n" +
+	" \x01(\v2\x13.cairn.v1.RoleGrantH\x00R\x06revoke\x124\n" +
+	"\n" +
+	"list_roles\x18\v \x01(\v2\x13.cairn.v1.AuthEmptyH\x00R\tlistRoles\x121\n" +
+	"\tbind_role\x18\f \x01(\v2\x12.cairn.v1.UserRoleH\x00R\bbindRole\x125\n" +
+	"\vunbind_role\x18\r \x01(\v2\x12.cairn.v1.UserRoleH\x00R\n" +
+	"unbindRole\x128\n" +
+	"\fcreate_token\x18\x0e \x01(\v2\x13.cairn.v1.TokenSpecH\x00R\vcreateToken\x126\n" +
+	"\vlist_tokens\x18\x0f \x01(\v2\x13.cairn.v1.AuthEmptyH\x00R\n" +
+	"listTokens\x12#\n" +
+	"\frevoke_token\x18\x10 \x01(\tH\x00R\vrevokeTokenB\x04\n" +
+	"\x02op\"\xf0\x01\n" +
+	"\x11AuthAdminResponse\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12$\n" +
+	"\x05users\x18\x02 \x03(\v2\x0e.cairn.v1.UserR\x05users\x12$\n" +
+	"\x05roles\x18\x03 \x03(\v2\x0e.cairn.v1.RoleR\x05roles\x12+\n" +
+	"\x06tokens\x18\x04 \x03(\v2\x13.cairn.v1.TokenInfoR\x06tokens\x12\x14\n" +
+	"\x05token\x18\x05 \x01(\tR\x05token\x122\n" +
+	"\n" +
+	"token_info\x18\x06 \x01(\v2\x13.cairn.v1.TokenInfoR\ttokenInfo\"4\n" +
 	"\n" +
 	"GetRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
@@ -1842,7 +2944,10 @@ const file_kv_proto_rawDesc = "" +
 	"\aCluster\x12A\n" +
 	"\x06Status\x12\x1e.cairn.v1.ClusterStatusRequest\x1a\x17.cairn.v1.ClusterStatus\x12G\n" +
 	"\n" +
-	"SplitRange\x12\x1b.cairn.v1.SplitRangeRequest\x1a\x1c.cairn.v1.SplitRangeResponseB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
+	"SplitRange\x12\x1b.cairn.v1.SplitRangeRequest\x1a\x1c.cairn.v1.SplitRangeResponse2\x82\x01\n" +
+	"\x04Auth\x128\n" +
+	"\x05Login\x12\x16.cairn.v1.LoginRequest\x1a\x17.cairn.v1.LoginResponse\x12@\n" +
+	"\x05Admin\x12\x1a.cairn.v1.AuthAdminRequest\x1a\x1b.cairn.v1.AuthAdminResponseB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
 
 var (
 	file_kv_proto_rawDescOnce sync.Once
@@ -1856,76 +2961,112 @@ func file_kv_proto_rawDescGZIP() []byte {
 	return file_kv_proto_rawDescData
 }
 
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_kv_proto_goTypes = []any{
 	(*SplitRangeRequest)(nil),    // 0: cairn.v1.SplitRangeRequest
 	(*SplitRangeResponse)(nil),   // 1: cairn.v1.SplitRangeResponse
-	(*GetRequest)(nil),           // 2: cairn.v1.GetRequest
-	(*GetResponse)(nil),          // 3: cairn.v1.GetResponse
-	(*Condition)(nil),            // 4: cairn.v1.Condition
-	(*PutRequest)(nil),           // 5: cairn.v1.PutRequest
-	(*PutResponse)(nil),          // 6: cairn.v1.PutResponse
-	(*DeleteRequest)(nil),        // 7: cairn.v1.DeleteRequest
-	(*DeleteResponse)(nil),       // 8: cairn.v1.DeleteResponse
-	(*BatchRequest)(nil),         // 9: cairn.v1.BatchRequest
-	(*BatchOp)(nil),              // 10: cairn.v1.BatchOp
-	(*BatchResult)(nil),          // 11: cairn.v1.BatchResult
-	(*BatchResponse)(nil),        // 12: cairn.v1.BatchResponse
-	(*ListRequest)(nil),          // 13: cairn.v1.ListRequest
-	(*KeyValue)(nil),             // 14: cairn.v1.KeyValue
-	(*ListResponse)(nil),         // 15: cairn.v1.ListResponse
-	(*Table)(nil),                // 16: cairn.v1.Table
-	(*CreateTableRequest)(nil),   // 17: cairn.v1.CreateTableRequest
-	(*GetTableRequest)(nil),      // 18: cairn.v1.GetTableRequest
-	(*ListTablesRequest)(nil),    // 19: cairn.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),   // 20: cairn.v1.ListTablesResponse
-	(*DropTableRequest)(nil),     // 21: cairn.v1.DropTableRequest
-	(*DropTableResponse)(nil),    // 22: cairn.v1.DropTableResponse
-	(*RangeDescriptor)(nil),      // 23: cairn.v1.RangeDescriptor
-	(*ClusterStatusRequest)(nil), // 24: cairn.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),           // 25: cairn.v1.NodeStatus
-	(*RangeStatus)(nil),          // 26: cairn.v1.RangeStatus
-	(*ClusterStatus)(nil),        // 27: cairn.v1.ClusterStatus
+	(*LoginRequest)(nil),         // 2: cairn.v1.LoginRequest
+	(*LoginResponse)(nil),        // 3: cairn.v1.LoginResponse
+	(*Grant)(nil),                // 4: cairn.v1.Grant
+	(*User)(nil),                 // 5: cairn.v1.User
+	(*Role)(nil),                 // 6: cairn.v1.Role
+	(*TokenInfo)(nil),            // 7: cairn.v1.TokenInfo
+	(*AuthEmpty)(nil),            // 8: cairn.v1.AuthEmpty
+	(*UserPassword)(nil),         // 9: cairn.v1.UserPassword
+	(*RoleGrant)(nil),            // 10: cairn.v1.RoleGrant
+	(*UserRole)(nil),             // 11: cairn.v1.UserRole
+	(*TokenSpec)(nil),            // 12: cairn.v1.TokenSpec
+	(*AuthEnable)(nil),           // 13: cairn.v1.AuthEnable
+	(*AuthAdminRequest)(nil),     // 14: cairn.v1.AuthAdminRequest
+	(*AuthAdminResponse)(nil),    // 15: cairn.v1.AuthAdminResponse
+	(*GetRequest)(nil),           // 16: cairn.v1.GetRequest
+	(*GetResponse)(nil),          // 17: cairn.v1.GetResponse
+	(*Condition)(nil),            // 18: cairn.v1.Condition
+	(*PutRequest)(nil),           // 19: cairn.v1.PutRequest
+	(*PutResponse)(nil),          // 20: cairn.v1.PutResponse
+	(*DeleteRequest)(nil),        // 21: cairn.v1.DeleteRequest
+	(*DeleteResponse)(nil),       // 22: cairn.v1.DeleteResponse
+	(*BatchRequest)(nil),         // 23: cairn.v1.BatchRequest
+	(*BatchOp)(nil),              // 24: cairn.v1.BatchOp
+	(*BatchResult)(nil),          // 25: cairn.v1.BatchResult
+	(*BatchResponse)(nil),        // 26: cairn.v1.BatchResponse
+	(*ListRequest)(nil),          // 27: cairn.v1.ListRequest
+	(*KeyValue)(nil),             // 28: cairn.v1.KeyValue
+	(*ListResponse)(nil),         // 29: cairn.v1.ListResponse
+	(*Table)(nil),                // 30: cairn.v1.Table
+	(*CreateTableRequest)(nil),   // 31: cairn.v1.CreateTableRequest
+	(*GetTableRequest)(nil),      // 32: cairn.v1.GetTableRequest
+	(*ListTablesRequest)(nil),    // 33: cairn.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),   // 34: cairn.v1.ListTablesResponse
+	(*DropTableRequest)(nil),     // 35: cairn.v1.DropTableRequest
+	(*DropTableResponse)(nil),    // 36: cairn.v1.DropTableResponse
+	(*RangeDescriptor)(nil),      // 37: cairn.v1.RangeDescriptor
+	(*ClusterStatusRequest)(nil), // 38: cairn.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),           // 39: cairn.v1.NodeStatus
+	(*RangeStatus)(nil),          // 40: cairn.v1.RangeStatus
+	(*ClusterStatus)(nil),        // 41: cairn.v1.ClusterStatus
 }
 var file_kv_proto_depIdxs = []int32{
-	23, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
-	23, // 1: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
-	4,  // 2: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
-	4,  // 3: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
-	10, // 4: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
-	5,  // 5: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
-	7,  // 6: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
-	11, // 7: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
-	14, // 8: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
-	23, // 9: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
-	16, // 10: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
-	25, // 11: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
-	26, // 12: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
-	2,  // 13: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	5,  // 14: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	7,  // 15: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	13, // 16: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	17, // 17: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	18, // 18: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	19, // 19: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	21, // 20: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	24, // 21: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	0,  // 22: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	3,  // 23: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	6,  // 24: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	8,  // 25: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	15, // 26: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	16, // 27: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	16, // 28: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	20, // 29: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	22, // 30: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	27, // 31: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	1,  // 32: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	23, // [23:33] is the sub-list for method output_type
-	13, // [13:23] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	37, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
+	37, // 1: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
+	4,  // 2: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
+	4,  // 3: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
+	8,  // 4: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
+	13, // 5: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
+	9,  // 6: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
+	9,  // 7: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
+	8,  // 8: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
+	10, // 9: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
+	10, // 10: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
+	8,  // 11: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
+	11, // 12: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
+	11, // 13: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
+	12, // 14: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
+	8,  // 15: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
+	5,  // 16: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
+	6,  // 17: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
+	7,  // 18: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
+	7,  // 19: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
+	18, // 20: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
+	18, // 21: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
+	24, // 22: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
+	19, // 23: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
+	21, // 24: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
+	25, // 25: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
+	28, // 26: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
+	37, // 27: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
+	30, // 28: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
+	39, // 29: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
+	40, // 30: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
+	16, // 31: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	19, // 32: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	21, // 33: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	27, // 34: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	31, // 35: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	32, // 36: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	33, // 37: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	35, // 38: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	38, // 39: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	0,  // 40: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	2,  // 41: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	14, // 42: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	17, // 43: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	20, // 44: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	22, // 45: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	29, // 46: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	30, // 47: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	30, // 48: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	34, // 49: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	36, // 50: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	41, // 51: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	1,  // 52: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	3,  // 53: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	15, // 54: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	43, // [43:55] is the sub-list for method output_type
+	31, // [31:43] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -1933,7 +3074,25 @@ func file_kv_proto_init() {
 	if File_kv_proto != nil {
 		return
 	}
-	file_kv_proto_msgTypes[10].OneofWrappers = []any{
+	file_kv_proto_msgTypes[14].OneofWrappers = []any{
+		(*AuthAdminRequest_Status)(nil),
+		(*AuthAdminRequest_SetEnabled)(nil),
+		(*AuthAdminRequest_AddUser)(nil),
+		(*AuthAdminRequest_SetPassword)(nil),
+		(*AuthAdminRequest_RemoveUser)(nil),
+		(*AuthAdminRequest_ListUsers)(nil),
+		(*AuthAdminRequest_AddRole)(nil),
+		(*AuthAdminRequest_RemoveRole)(nil),
+		(*AuthAdminRequest_Grant)(nil),
+		(*AuthAdminRequest_Revoke)(nil),
+		(*AuthAdminRequest_ListRoles)(nil),
+		(*AuthAdminRequest_BindRole)(nil),
+		(*AuthAdminRequest_UnbindRole)(nil),
+		(*AuthAdminRequest_CreateToken)(nil),
+		(*AuthAdminRequest_ListTokens)(nil),
+		(*AuthAdminRequest_RevokeToken)(nil),
+	}
+	file_kv_proto_msgTypes[24].OneofWrappers = []any{
 		(*BatchOp_Put)(nil),
 		(*BatchOp_Delete)(nil),
 	}
@@ -1943,9 +3102,9 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   42,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_kv_proto_goTypes,
 		DependencyIndexes: file_kv_proto_depIdxs,

@@ -190,6 +190,7 @@ type Request struct {
 	//	*Request_AllocRangeId
 	//	*Request_UpdateRanges
 	//	*Request_Expire
+	//	*Request_Auth
 	Op isRequest_Op `protobuf_oneof:"op"`
 	// The range the sender routed a keyed request to (0: resolve here). The
 	// receiver executes on that range or answers not leader / range key
@@ -335,6 +336,15 @@ func (x *Request) GetExpire() *ExpireRequest {
 	return nil
 }
 
+func (x *Request) GetAuth() *AuthCommand {
+	if x != nil {
+		if x, ok := x.Op.(*Request_Auth); ok {
+			return x.Auth
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
@@ -390,6 +400,10 @@ type Request_Expire struct {
 	Expire *ExpireRequest `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
 }
 
+type Request_Auth struct {
+	Auth *AuthCommand `protobuf:"bytes,22,opt,name=auth,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -411,6 +425,8 @@ func (*Request_AllocRangeId) isRequest_Op() {}
 func (*Request_UpdateRanges) isRequest_Op() {}
 
 func (*Request_Expire) isRequest_Op() {}
+
+func (*Request_Auth) isRequest_Op() {}
 
 // ExpireRequest asks the leader of the keys' range to remove them if
 // expired (see Expire).
@@ -795,6 +811,7 @@ type Command struct {
 	//	*Command_AllocRangeId
 	//	*Command_UpdateRanges
 	//	*Command_Expire
+	//	*Command_Auth
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
@@ -942,6 +959,15 @@ func (x *Command) GetExpire() *Expire {
 	return nil
 }
 
+func (x *Command) GetAuth() *AuthCommand {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Auth); ok {
+			return x.Auth
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
@@ -989,6 +1015,10 @@ type Command_Expire struct {
 	Expire *Expire `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
 }
 
+type Command_Auth struct {
+	Auth *AuthCommand `protobuf:"bytes,21,opt,name=auth,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -1006,6 +1036,8 @@ func (*Command_AllocRangeId) isCommand_Op() {}
 func (*Command_UpdateRanges) isCommand_Op() {}
 
 func (*Command_Expire) isCommand_Op() {}
+
+func (*Command_Auth) isCommand_Op() {}
 
 // Split, proposed to the range itself, splits it at split_key: the range
 // keeps [start, split_key) and range new_range_id gets [split_key, end).
@@ -1635,6 +1667,508 @@ func (x *SnapshotKV) GetValue() []byte {
 	return nil
 }
 
+// AuthCommand changes the auth records of the meta range. Decided on every
+// replica identically; password hashes are computed by the proposer, so no
+// password enters the Raft log.
+type AuthCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*AuthCommand_AddUser
+	//	*AuthCommand_SetPassword
+	//	*AuthCommand_RemoveUser
+	//	*AuthCommand_AddRole
+	//	*AuthCommand_RemoveRole
+	//	*AuthCommand_Grant
+	//	*AuthCommand_Revoke
+	//	*AuthCommand_BindRole
+	//	*AuthCommand_UnbindRole
+	//	*AuthCommand_SetEnabled
+	//	*AuthCommand_AddToken
+	//	*AuthCommand_RemoveToken
+	Op isAuthCommand_Op `protobuf_oneof:"op"`
+	// A random secret the proposer drew; stored as the cluster's token
+	// signing secret if there is none yet.
+	SecretCandidate []byte `protobuf:"bytes,20,opt,name=secret_candidate,json=secretCandidate,proto3" json:"secret_candidate,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AuthCommand) Reset() {
+	*x = AuthCommand{}
+	mi := &file_peer_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthCommand) ProtoMessage() {}
+
+func (x *AuthCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthCommand.ProtoReflect.Descriptor instead.
+func (*AuthCommand) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AuthCommand) GetOp() isAuthCommand_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetAddUser() *UserRecord {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_AddUser); ok {
+			return x.AddUser
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetSetPassword() *UserRecord {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_SetPassword); ok {
+			return x.SetPassword
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetRemoveUser() string {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_RemoveUser); ok {
+			return x.RemoveUser
+		}
+	}
+	return ""
+}
+
+func (x *AuthCommand) GetAddRole() string {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_AddRole); ok {
+			return x.AddRole
+		}
+	}
+	return ""
+}
+
+func (x *AuthCommand) GetRemoveRole() string {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_RemoveRole); ok {
+			return x.RemoveRole
+		}
+	}
+	return ""
+}
+
+func (x *AuthCommand) GetGrant() *RoleGrant {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_Grant); ok {
+			return x.Grant
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetRevoke() *RoleGrant {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_Revoke); ok {
+			return x.Revoke
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetBindRole() *UserRole {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_BindRole); ok {
+			return x.BindRole
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetUnbindRole() *UserRole {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_UnbindRole); ok {
+			return x.UnbindRole
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetSetEnabled() bool {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_SetEnabled); ok {
+			return x.SetEnabled
+		}
+	}
+	return false
+}
+
+func (x *AuthCommand) GetAddToken() *TokenRecord {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_AddToken); ok {
+			return x.AddToken
+		}
+	}
+	return nil
+}
+
+func (x *AuthCommand) GetRemoveToken() string {
+	if x != nil {
+		if x, ok := x.Op.(*AuthCommand_RemoveToken); ok {
+			return x.RemoveToken
+		}
+	}
+	return ""
+}
+
+func (x *AuthCommand) GetSecretCandidate() []byte {
+	if x != nil {
+		return x.SecretCandidate
+	}
+	return nil
+}
+
+type isAuthCommand_Op interface {
+	isAuthCommand_Op()
+}
+
+type AuthCommand_AddUser struct {
+	AddUser *UserRecord `protobuf:"bytes,1,opt,name=add_user,json=addUser,proto3,oneof"`
+}
+
+type AuthCommand_SetPassword struct {
+	SetPassword *UserRecord `protobuf:"bytes,2,opt,name=set_password,json=setPassword,proto3,oneof"`
+}
+
+type AuthCommand_RemoveUser struct {
+	RemoveUser string `protobuf:"bytes,3,opt,name=remove_user,json=removeUser,proto3,oneof"`
+}
+
+type AuthCommand_AddRole struct {
+	AddRole string `protobuf:"bytes,4,opt,name=add_role,json=addRole,proto3,oneof"`
+}
+
+type AuthCommand_RemoveRole struct {
+	RemoveRole string `protobuf:"bytes,5,opt,name=remove_role,json=removeRole,proto3,oneof"`
+}
+
+type AuthCommand_Grant struct {
+	Grant *RoleGrant `protobuf:"bytes,6,opt,name=grant,proto3,oneof"`
+}
+
+type AuthCommand_Revoke struct {
+	Revoke *RoleGrant `protobuf:"bytes,7,opt,name=revoke,proto3,oneof"`
+}
+
+type AuthCommand_BindRole struct {
+	BindRole *UserRole `protobuf:"bytes,8,opt,name=bind_role,json=bindRole,proto3,oneof"`
+}
+
+type AuthCommand_UnbindRole struct {
+	UnbindRole *UserRole `protobuf:"bytes,9,opt,name=unbind_role,json=unbindRole,proto3,oneof"`
+}
+
+type AuthCommand_SetEnabled struct {
+	SetEnabled bool `protobuf:"varint,10,opt,name=set_enabled,json=setEnabled,proto3,oneof"`
+}
+
+type AuthCommand_AddToken struct {
+	AddToken *TokenRecord `protobuf:"bytes,11,opt,name=add_token,json=addToken,proto3,oneof"`
+}
+
+type AuthCommand_RemoveToken struct {
+	RemoveToken string `protobuf:"bytes,12,opt,name=remove_token,json=removeToken,proto3,oneof"`
+}
+
+func (*AuthCommand_AddUser) isAuthCommand_Op() {}
+
+func (*AuthCommand_SetPassword) isAuthCommand_Op() {}
+
+func (*AuthCommand_RemoveUser) isAuthCommand_Op() {}
+
+func (*AuthCommand_AddRole) isAuthCommand_Op() {}
+
+func (*AuthCommand_RemoveRole) isAuthCommand_Op() {}
+
+func (*AuthCommand_Grant) isAuthCommand_Op() {}
+
+func (*AuthCommand_Revoke) isAuthCommand_Op() {}
+
+func (*AuthCommand_BindRole) isAuthCommand_Op() {}
+
+func (*AuthCommand_UnbindRole) isAuthCommand_Op() {}
+
+func (*AuthCommand_SetEnabled) isAuthCommand_Op() {}
+
+func (*AuthCommand_AddToken) isAuthCommand_Op() {}
+
+func (*AuthCommand_RemoveToken) isAuthCommand_Op() {}
+
+// UserRecord is a user as the meta range stores it ("auth/user/" + name).
+type UserRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// PHC string: $argon2id$v=19$m=...,t=...,p=...$salt$hash.
+	PasswordHash  string   `protobuf:"bytes,2,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	Roles         []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserRecord) Reset() {
+	*x = UserRecord{}
+	mi := &file_peer_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserRecord) ProtoMessage() {}
+
+func (x *UserRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserRecord.ProtoReflect.Descriptor instead.
+func (*UserRecord) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *UserRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UserRecord) GetPasswordHash() string {
+	if x != nil {
+		return x.PasswordHash
+	}
+	return ""
+}
+
+func (x *UserRecord) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// RoleRecord is a role ("auth/role/" + name).
+type RoleRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Grants        []*Grant               `protobuf:"bytes,2,rep,name=grants,proto3" json:"grants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoleRecord) Reset() {
+	*x = RoleRecord{}
+	mi := &file_peer_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleRecord) ProtoMessage() {}
+
+func (x *RoleRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleRecord.ProtoReflect.Descriptor instead.
+func (*RoleRecord) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RoleRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RoleRecord) GetGrants() []*Grant {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+// TokenRecord is a long-lived API token ("auth/token/" + id). A token is
+// valid only while its record exists: revoking deletes it.
+type TokenRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	CreatedUnix   int64                  `protobuf:"varint,4,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	ExpiresUnix   int64                  `protobuf:"varint,5,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenRecord) Reset() {
+	*x = TokenRecord{}
+	mi := &file_peer_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenRecord) ProtoMessage() {}
+
+func (x *TokenRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
+func (*TokenRecord) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TokenRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TokenRecord) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *TokenRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TokenRecord) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+func (x *TokenRecord) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+// AuthConfig is "auth/config": whether auth is enforced, and the secret
+// that signs tokens.
+type AuthConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Enabled       bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthConfig) Reset() {
+	*x = AuthConfig{}
+	mi := &file_peer_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthConfig) ProtoMessage() {}
+
+func (x *AuthConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthConfig.ProtoReflect.Descriptor instead.
+func (*AuthConfig) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *AuthConfig) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *AuthConfig) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
 var File_peer_proto protoreflect.FileDescriptor
 
 const file_peer_proto_rawDesc = "" +
@@ -1648,7 +2182,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\x8f\x05\n" +
+	"\aRaftAck\"\xc1\x05\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -1663,7 +2197,8 @@ const file_peer_proto_rawDesc = "" +
 	"\x0ealloc_range_id\x18\t \x01(\v2\x1b.cairn.peer.v1.AllocRangeIDH\x00R\fallocRangeId\x12B\n" +
 	"\rupdate_ranges\x18\n" +
 	" \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x126\n" +
-	"\x06expire\x18\x14 \x01(\v2\x1c.cairn.peer.v1.ExpireRequestH\x00R\x06expire\x12\x19\n" +
+	"\x06expire\x18\x14 \x01(\v2\x1c.cairn.peer.v1.ExpireRequestH\x00R\x06expire\x120\n" +
+	"\x04auth\x18\x16 \x01(\v2\x1a.cairn.peer.v1.AuthCommandH\x00R\x04auth\x12\x19\n" +
 	"\brange_id\x18\x15 \x01(\x04R\arangeIdB\x04\n" +
 	"\x02op\"T\n" +
 	"\rExpireRequest\x12\x14\n" +
@@ -1689,7 +2224,7 @@ const file_peer_proto_rawDesc = "" +
 	"\aremoved\x18\x01 \x01(\x04R\aremoved\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xf3\x04\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xa5\x05\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -1705,7 +2240,8 @@ const file_peer_proto_rawDesc = "" +
 	" \x01(\v2\x14.cairn.peer.v1.SplitH\x00R\x05split\x12C\n" +
 	"\x0ealloc_range_id\x18\v \x01(\v2\x1b.cairn.peer.v1.AllocRangeIDH\x00R\fallocRangeId\x12B\n" +
 	"\rupdate_ranges\x18\f \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x12/\n" +
-	"\x06expire\x18\x14 \x01(\v2\x15.cairn.peer.v1.ExpireH\x00R\x06expire\x12\x19\n" +
+	"\x06expire\x18\x14 \x01(\v2\x15.cairn.peer.v1.ExpireH\x00R\x06expire\x120\n" +
+	"\x04auth\x18\x15 \x01(\v2\x1a.cairn.peer.v1.AuthCommandH\x00R\x04auth\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
 	"\x02op\"w\n" +
 	"\x05Split\x12\x1b\n" +
@@ -1750,7 +2286,46 @@ const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"SnapshotKV\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value2~\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xe2\x04\n" +
+	"\vAuthCommand\x126\n" +
+	"\badd_user\x18\x01 \x01(\v2\x19.cairn.peer.v1.UserRecordH\x00R\aaddUser\x12>\n" +
+	"\fset_password\x18\x02 \x01(\v2\x19.cairn.peer.v1.UserRecordH\x00R\vsetPassword\x12!\n" +
+	"\vremove_user\x18\x03 \x01(\tH\x00R\n" +
+	"removeUser\x12\x1b\n" +
+	"\badd_role\x18\x04 \x01(\tH\x00R\aaddRole\x12!\n" +
+	"\vremove_role\x18\x05 \x01(\tH\x00R\n" +
+	"removeRole\x12+\n" +
+	"\x05grant\x18\x06 \x01(\v2\x13.cairn.v1.RoleGrantH\x00R\x05grant\x12-\n" +
+	"\x06revoke\x18\a \x01(\v2\x13.cairn.v1.RoleGrantH\x00R\x06revoke\x121\n" +
+	"\tbind_role\x18\b \x01(\v2\x12.cairn.v1.UserRoleH\x00R\bbindRole\x125\n" +
+	"\vunbind_role\x18\t \x01(\v2\x12.cairn.v1.UserRoleH\x00R\n" +
+	"unbindRole\x12!\n" +
+	"\vset_enabled\x18\n" +
+	" \x01(\bH\x00R\n" +
+	"setEnabled\x129\n" +
+	"\tadd_token\x18\v \x01(\v2\x1a.cairn.peer.v1.TokenRecordH\x00R\baddToken\x12#\n" +
+	"\fremove_token\x18\f \x01(\tH\x00R\vremoveToken\x12)\n" +
+	"\x10secret_candidate\x18\x14 \x01(\fR\x0fsecretCandidateB\x04\n" +
+	"\x02op\"[\n" +
+	"\n" +
+	"UserRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
+	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12\x14\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\"I\n" +
+	"\n" +
+	"RoleRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
+	"\x06grants\x18\x02 \x03(\v2\x0f.cairn.v1.GrantR\x06grants\"\x8b\x01\n" +
+	"\vTokenRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12!\n" +
+	"\fcreated_unix\x18\x04 \x01(\x03R\vcreatedUnix\x12!\n" +
+	"\fexpires_unix\x18\x05 \x01(\x03R\vexpiresUnix\">\n" +
+	"\n" +
+	"AuthConfig\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret2~\n" +
 	"\x04Peer\x12:\n" +
 	"\x04Raft\x12\x18.cairn.peer.v1.RaftBatch\x1a\x16.cairn.peer.v1.RaftAck(\x01\x12:\n" +
 	"\aForward\x12\x16.cairn.peer.v1.Request\x1a\x17.cairn.peer.v1.ResponseB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
@@ -1767,7 +2342,7 @@ func file_peer_proto_rawDescGZIP() []byte {
 	return file_peer_proto_rawDescData
 }
 
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_peer_proto_goTypes = []any{
 	(*RaftBatch)(nil),          // 0: cairn.peer.v1.RaftBatch
 	(*RaftMessage)(nil),        // 1: cairn.peer.v1.RaftMessage
@@ -1789,71 +2364,89 @@ var file_peer_proto_goTypes = []any{
 	(*Node)(nil),               // 17: cairn.peer.v1.Node
 	(*SnapshotData)(nil),       // 18: cairn.peer.v1.SnapshotData
 	(*SnapshotKV)(nil),         // 19: cairn.peer.v1.SnapshotKV
-	(*GetRequest)(nil),         // 20: cairn.v1.GetRequest
-	(*PutRequest)(nil),         // 21: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),      // 22: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),        // 23: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil), // 24: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),   // 25: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),       // 26: cairn.v1.BatchRequest
-	(*SplitRangeRequest)(nil),  // 27: cairn.v1.SplitRangeRequest
-	(*GetResponse)(nil),        // 28: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 29: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 30: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 31: cairn.v1.ListResponse
-	(*Table)(nil),              // 32: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 33: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),      // 34: cairn.v1.BatchResponse
-	(*SplitRangeResponse)(nil), // 35: cairn.v1.SplitRangeResponse
-	(*RangeDescriptor)(nil),    // 36: cairn.v1.RangeDescriptor
+	(*AuthCommand)(nil),        // 20: cairn.peer.v1.AuthCommand
+	(*UserRecord)(nil),         // 21: cairn.peer.v1.UserRecord
+	(*RoleRecord)(nil),         // 22: cairn.peer.v1.RoleRecord
+	(*TokenRecord)(nil),        // 23: cairn.peer.v1.TokenRecord
+	(*AuthConfig)(nil),         // 24: cairn.peer.v1.AuthConfig
+	(*GetRequest)(nil),         // 25: cairn.v1.GetRequest
+	(*PutRequest)(nil),         // 26: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),      // 27: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),        // 28: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil), // 29: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),   // 30: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),       // 31: cairn.v1.BatchRequest
+	(*SplitRangeRequest)(nil),  // 32: cairn.v1.SplitRangeRequest
+	(*GetResponse)(nil),        // 33: cairn.v1.GetResponse
+	(*PutResponse)(nil),        // 34: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),     // 35: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),       // 36: cairn.v1.ListResponse
+	(*Table)(nil),              // 37: cairn.v1.Table
+	(*DropTableResponse)(nil),  // 38: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),      // 39: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil), // 40: cairn.v1.SplitRangeResponse
+	(*RangeDescriptor)(nil),    // 41: cairn.v1.RangeDescriptor
+	(*RoleGrant)(nil),          // 42: cairn.v1.RoleGrant
+	(*UserRole)(nil),           // 43: cairn.v1.UserRole
+	(*Grant)(nil),              // 44: cairn.v1.Grant
 }
 var file_peer_proto_depIdxs = []int32{
 	1,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	20, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	21, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	22, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	23, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	24, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	25, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	26, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	27, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
+	25, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	26, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	27, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	28, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	29, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	30, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	31, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	32, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
 	10, // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
 	11, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
 	4,  // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
-	12, // 12: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
-	28, // 13: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	29, // 14: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	30, // 15: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	31, // 16: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	32, // 17: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	33, // 18: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	34, // 19: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	35, // 20: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
-	6,  // 21: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
-	7,  // 22: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	21, // 23: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	22, // 24: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	14, // 25: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	15, // 26: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	26, // 27: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	9,  // 28: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	10, // 29: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	11, // 30: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	12, // 31: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	36, // 32: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	13, // 33: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	36, // 34: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	16, // 35: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	19, // 36: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	0,  // 37: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	3,  // 38: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	2,  // 39: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	5,  // 40: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	39, // [39:41] is the sub-list for method output_type
-	37, // [37:39] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	20, // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
+	12, // 13: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	33, // 14: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	34, // 15: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	35, // 16: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	36, // 17: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	37, // 18: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	38, // 19: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	39, // 20: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	40, // 21: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	6,  // 22: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
+	7,  // 23: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	26, // 24: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	27, // 25: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	14, // 26: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	15, // 27: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	31, // 28: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	9,  // 29: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	10, // 30: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	11, // 31: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	12, // 32: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	20, // 33: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	41, // 34: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	13, // 35: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	41, // 36: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	16, // 37: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	19, // 38: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	21, // 39: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	21, // 40: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	42, // 41: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	42, // 42: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	43, // 43: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	43, // 44: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	23, // 45: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	44, // 46: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	0,  // 47: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	3,  // 48: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	2,  // 49: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	5,  // 50: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	49, // [49:51] is the sub-list for method output_type
+	47, // [47:49] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -1874,6 +2467,7 @@ func file_peer_proto_init() {
 		(*Request_AllocRangeId)(nil),
 		(*Request_UpdateRanges)(nil),
 		(*Request_Expire)(nil),
+		(*Request_Auth)(nil),
 	}
 	file_peer_proto_msgTypes[5].OneofWrappers = []any{
 		(*Response_Get)(nil),
@@ -1896,6 +2490,21 @@ func file_peer_proto_init() {
 		(*Command_AllocRangeId)(nil),
 		(*Command_UpdateRanges)(nil),
 		(*Command_Expire)(nil),
+		(*Command_Auth)(nil),
+	}
+	file_peer_proto_msgTypes[20].OneofWrappers = []any{
+		(*AuthCommand_AddUser)(nil),
+		(*AuthCommand_SetPassword)(nil),
+		(*AuthCommand_RemoveUser)(nil),
+		(*AuthCommand_AddRole)(nil),
+		(*AuthCommand_RemoveRole)(nil),
+		(*AuthCommand_Grant)(nil),
+		(*AuthCommand_Revoke)(nil),
+		(*AuthCommand_BindRole)(nil),
+		(*AuthCommand_UnbindRole)(nil),
+		(*AuthCommand_SetEnabled)(nil),
+		(*AuthCommand_AddToken)(nil),
+		(*AuthCommand_RemoveToken)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1903,7 +2512,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

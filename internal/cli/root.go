@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +58,11 @@ type app struct {
 	endpoints string
 	output    string
 	timeout   time.Duration
+
+	// Credentials and TLS of the client commands (flags or CAIRN_USER,
+	// CAIRN_PASSWORD, CAIRN_TOKEN, CAIRN_CACERT, CAIRN_CERT, CAIRN_KEY).
+	user, password, token string
+	caCert, cert, key     string
 }
 
 func newRootCommand(a *app) *cobra.Command {
@@ -84,6 +91,12 @@ or HTTP client.`,
 		newRangeCommand(a),
 		newBenchCommand(a),
 		newVersionCommand(a),
+		newAuthCommand(a),
+		newUserCommand(a),
+		newRoleCommand(a),
+		newLoginCommand(a),
+		newTokenCommand(a),
+		newCertCommand(),
 	)
 	return root
 }
@@ -103,6 +116,12 @@ func (a *app) addClientFlags(cmd *cobra.Command, persistent bool) {
 	}
 	fs.StringVar(&a.endpoints, "endpoints", "127.0.0.1:7379", "comma-separated client addresses of cluster nodes ($CAIRN_ENDPOINTS)")
 	fs.DurationVar(&a.timeout, "timeout", 10*time.Second, "time limit of each request")
+	fs.StringVar(&a.user, "user", "", "user name ($CAIRN_USER)")
+	fs.StringVar(&a.password, "password", "", "password of --user ($CAIRN_PASSWORD; prefer the variable: flags show in ps)")
+	fs.StringVar(&a.token, "token", "", "token from cairn login or cairn token create ($CAIRN_TOKEN)")
+	fs.StringVar(&a.caCert, "cacert", "", "CA (PEM) to verify the server's certificate; enables TLS ($CAIRN_CACERT)")
+	fs.StringVar(&a.cert, "cert", "", "client certificate (PEM) for mTLS; its common name is the user ($CAIRN_CERT)")
+	fs.StringVar(&a.key, "key", "", "private key (PEM) of --cert ($CAIRN_KEY)")
 	a.addOutputFlag(cmd, persistent)
 }
 
@@ -149,11 +168,23 @@ func (a *app) newClient(cmd *cobra.Command) (*client.Client, error) {
 	if a.timeout <= 0 {
 		return nil, usageErrorf("--timeout %v: want a positive duration", a.timeout)
 	}
-	c, err := client.New(client.Config{
+	cfg := client.Config{
 		Endpoints:      list,
 		DialTimeout:    min(a.timeout, client.DefaultDialTimeout),
 		RequestTimeout: a.timeout,
-	})
+		User:           a.flagOrEnv(cmd, "user", a.user),
+		Password:       a.flagOrEnv(cmd, "password", a.password),
+		Token:          a.flagOrEnv(cmd, "token", a.token),
+	}
+	if cfg.Password != "" && cfg.User == "" {
+		cfg.User = "root"
+	}
+	tlsCfg, err := clientTLS(a.flagOrEnv(cmd, "cacert", a.caCert), a.flagOrEnv(cmd, "cert", a.cert), a.flagOrEnv(cmd, "key", a.key))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	cfg.TLS = tlsCfg
+	c, err := client.New(cfg)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -226,4 +257,43 @@ func (a *app) printError(w io.Writer, cmd *cobra.Command, err error, exit int) {
 	if exit == exitUsage && !errors.As(err, new(runError)) && cmd != nil {
 		fmt.Fprintf(w, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
+}
+
+// flagOrEnv returns the flag's value, or $CAIRN_<NAME> when the flag was
+// not given.
+func (a *app) flagOrEnv(cmd *cobra.Command, name, value string) string {
+	if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+		return value
+	}
+	if env, ok := os.LookupEnv("CAIRN_" + strings.ToUpper(name)); ok {
+		return env
+	}
+	return value
+}
+
+// clientTLS builds the client's TLS config: nil without --cacert and
+// --cert (plaintext).
+func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if caFile == "" && certFile == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cacert: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cacert %s holds no PEM certificate", caFile)
+		}
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cert/--key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }

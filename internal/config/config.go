@@ -68,6 +68,16 @@ type Config struct {
 	MaxKeyBytes   int
 	MaxValueBytes int
 
+	// Insecure turns protected mode off: without it, a client listener
+	// off loopback is refused while auth is disabled, and a peer listener
+	// off loopback is refused without peer TLS.
+	Insecure bool
+	// CertFile and KeyFile enable TLS on the client listeners; CAFile
+	// verifies client certificates (optional; CN = user).
+	CertFile, KeyFile, CAFile string
+	// PeerCertFile, PeerKeyFile and PeerCAFile enable mTLS between nodes.
+	PeerCertFile, PeerKeyFile, PeerCAFile string
+
 	// LogLevel is debug|info|warn|error; LogFormat is text|json.
 	LogLevel  string
 	LogFormat string

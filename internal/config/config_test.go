@@ -190,7 +190,8 @@ func TestFlagNames(t *testing.T) {
 	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
 	want := []string{"name", "data-dir", "listen", "listen-peer", "listen-resp", "advertise", "advertise-peer",
 		"initial-cluster", "join", "tick-interval", "election-ticks", "heartbeat-ticks", "log-keep-entries",
-		"split-size", "request-timeout", "max-key-bytes", "max-value-bytes", "log-level", "log-format", "config"}
+		"split-size", "request-timeout", "max-key-bytes", "max-value-bytes", "log-level", "log-format", "config",
+		"insecure", "cert", "key", "ca", "peer-cert", "peer-key", "peer-ca"}
 	slices.Sort(names)
 	slices.Sort(want)
 	if !slices.Equal(names, want) {
@@ -500,4 +501,26 @@ func FuzzConfigYAMLFile(f *testing.F) {
 			t.Fatalf("round trip of %q:\n got %+v\nwant %+v", data, c2, c1)
 		}
 	})
+}
+
+// TestInsecureFlag: --insecure alone means true; the file and the
+// environment take true/false.
+func TestInsecureFlag(t *testing.T) {
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	c := Default()
+	BindFlags(fs, &c)
+	if err := fs.Parse([]string{"--insecure"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(fs, func(string) (string, bool) { return "", false })
+	if err != nil || !cfg.Insecure {
+		t.Fatalf("--insecure: %v, %v", cfg.Insecure, err)
+	}
+	var f Config
+	if err := DecodeFile([]byte(`{"insecure": true}`), &f); err != nil || !f.Insecure {
+		t.Fatalf("file: %v, %v", f.Insecure, err)
+	}
+	if err := DecodeFile([]byte(`{"insecure": "maybe"}`), &f); err == nil {
+		t.Fatal("file: insecure \"maybe\" accepted")
+	}
 }

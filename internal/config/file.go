@@ -111,6 +111,8 @@ func valueText(k kind, raw json.RawMessage) (string, error) {
 		var s string
 		err := json.Unmarshal(raw, &s)
 		return s, err
+	case (c == 't' || c == 'f') && k == kindBool:
+		return string(raw), nil // the setter rejects anything but true and false
 	case (c == '-' || c >= '0' && c <= '9') && (k == kindInt || k == kindUint):
 		return string(raw), nil // the setter rejects fractions and exponents
 	case c == '[' && k == kindList:

@@ -35,6 +35,9 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	for i := range options {
 		opt := &options[i]
 		fs.Var(&flagValue{opt: opt, b: b}, opt.name, fmt.Sprintf("%s ($%s)", opt.usage, envName(opt.name)))
+		if opt.kind == kindBool {
+			fs.Lookup(opt.name).NoOptDefVal = "true"
+		}
 	}
 }
 

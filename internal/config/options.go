@@ -18,10 +18,11 @@ const (
 	kindDuration
 	kindList    // comma-separated; a JSON array in the file
 	kindCluster // name=addr,...; a JSON object in the file
+	kindBool    // true|false; --flag alone means true
 )
 
 func (k kind) String() string {
-	return [...]string{"string", "int", "uint", "duration", "list", "cluster"}[k]
+	return [...]string{"string", "int", "uint", "duration", "list", "cluster", "bool"}[k]
 }
 
 // option is one setting. get and set convert between the Config field and
@@ -97,6 +98,13 @@ var options = []option{
 	durationOption("request-timeout", "time limit of one client request inside the node", func(c *Config) *time.Duration { return &c.RequestTimeout }),
 	intOption("max-key-bytes", "largest key accepted", func(c *Config) *int { return &c.MaxKeyBytes }),
 	intOption("max-value-bytes", "largest value accepted", func(c *Config) *int { return &c.MaxValueBytes }),
+	boolOption("insecure", "allow a client listener (--listen, --listen-resp) off loopback without auth, and a peer listener off loopback without --peer-cert (protected mode is off)", func(c *Config) *bool { return &c.Insecure }),
+	stringOption("cert", "TLS certificate (PEM) of the client listeners; with --key enables TLS 1.2+", func(c *Config) *string { return &c.CertFile }),
+	stringOption("key", "TLS private key (PEM) of --cert", func(c *Config) *string { return &c.KeyFile }),
+	stringOption("ca", "CA (PEM) that signs client certificates; a verified certificate authenticates as the user named by its common name", func(c *Config) *string { return &c.CAFile }),
+	stringOption("peer-cert", "TLS certificate (PEM) of this node for node-to-node mTLS (both server and client)", func(c *Config) *string { return &c.PeerCertFile }),
+	stringOption("peer-key", "TLS private key (PEM) of --peer-cert", func(c *Config) *string { return &c.PeerKeyFile }),
+	stringOption("peer-ca", "CA (PEM) that every node's peer certificate must chain to", func(c *Config) *string { return &c.PeerCAFile }),
 	stringOption("log-level", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 	stringOption("log-format", "text or json", func(c *Config) *string { return &c.LogFormat }),
 	stringOption(configOption, "config file, JSON or YAML (.yaml/.yml); its keys are these flag names", func(c *Config) *string { return &c.ConfigFile }),
@@ -190,4 +198,19 @@ func parseBytes(s string) (uint64, error) {
 		return 0, fmt.Errorf("%q is not a positive size (bytes, or with KiB, MiB or GiB)", s)
 	}
 	return n * mult, nil
+}
+
+func boolOption(name, usage string, field func(*Config) *bool) option {
+	return option{
+		name: name, usage: usage, kind: kindBool,
+		get: func(c *Config) string { return strconv.FormatBool(*field(c)) },
+		set: func(c *Config, s string) error {
+			v, err := strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", s)
+			}
+			*field(c) = v
+			return nil
+		},
+	}
 }

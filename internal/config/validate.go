@@ -32,6 +32,7 @@ func (c Config) Validate() error {
 	c.validateAddrs(add)
 	c.validateCluster(add)
 	c.validateNumbers(add)
+	c.validateTLS(add)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		add("log-level", fmt.Errorf("%q is not one of debug, info, warn, error", c.LogLevel))
 	}
@@ -148,5 +149,18 @@ func (c Config) validateNumbers(add func(string, error)) {
 	}
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > MaxValueBytesLimit {
 		add("max-value-bytes", fmt.Errorf("%d is outside [1, %d]", c.MaxValueBytes, MaxValueBytesLimit))
+	}
+}
+
+// validateTLS checks that TLS files come in complete sets.
+func (c Config) validateTLS(add func(string, error)) {
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		add("cert", errors.New("--cert and --key go together"))
+	}
+	if c.CAFile != "" && c.CertFile == "" {
+		add("ca", errors.New("needs --cert and --key (client certificates are verified over TLS)"))
+	}
+	if (c.PeerCertFile == "") != (c.PeerKeyFile == "") || (c.PeerCertFile == "") != (c.PeerCAFile == "") {
+		add("peer-cert", errors.New("--peer-cert, --peer-key and --peer-ca go together"))
 	}
 }

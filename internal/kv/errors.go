@@ -31,6 +31,15 @@ var (
 	ErrRangeKeyMismatch = errors.New("range key mismatch")
 	// ErrInternal: a bug or a storage failure.
 	ErrInternal = errors.New("internal error")
+	// ErrUnauthenticated: auth is enabled and the request carries no valid
+	// credentials (missing, wrong, expired or revoked).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrPermissionDenied: the authenticated user lacks a permission; the
+	// message names the permission, never data.
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrAlreadyExists: an auth object (user, role, token) of that name
+	// exists.
+	ErrAlreadyExists = errors.New("already exists")
 )
 
 var codes = []struct {
@@ -47,6 +56,9 @@ var codes = []struct {
 	{ErrNotLeader, "not_leader"},
 	{ErrRangeKeyMismatch, "range_key_mismatch"},
 	{ErrInternal, "internal"},
+	{ErrUnauthenticated, "unauthenticated"},
+	{ErrPermissionDenied, "permission_denied"},
+	{ErrAlreadyExists, "already_exists"},
 }
 
 // Code returns the stable code of err's kind ("internal" when unknown).

@@ -173,6 +173,11 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 			return Result{Err: kv.Errorf(kv.ErrInternal, "range update on a data range")}, nil
 		}
 		return r.applyUpdateRanges(b, op.UpdateRanges, cmd.Timestamp)
+	case *cairnpb.Command_Auth:
+		if desc.TableId != uint64(keys.MetaTableID) {
+			return Result{Err: kv.Errorf(kv.ErrInternal, "auth command on a data range")}, nil
+		}
+		return r.applyAuth(b, op.Auth, cmd.Timestamp)
 	}
 	return Result{Err: kv.Errorf(kv.ErrInternal, "unknown command")}, nil
 }

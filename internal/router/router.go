@@ -273,6 +273,8 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localUpdateRanges(ctx, r, op.UpdateRanges)
 		})
+	case *cairnpb.Request_Auth:
+		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localAuth(ctx, r, op.Auth) })
 	}
 	return nil, kv.Errorf(kv.ErrInvalidArgument, "unknown forwarded request")
 }
@@ -510,6 +512,10 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 	return out, nil
 }
 
+// ListSpan is the user-key span [start, end) a list request covers
+// before paging (auth checks it against the caller's grants).
+func ListSpan(req *cairnpb.ListRequest) (start, end []byte) { return listSpan(req, nil) }
+
 // listSpan computes the user-key span [start, end) of a list request: the
 // intersection of [Start, End), the prefix, and "after the page token".
 func listSpan(req *cairnpb.ListRequest, after []byte) (start, end []byte) {
@@ -735,4 +741,29 @@ func (rt *Router) Ready(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Auth proposes a change of the auth records on the meta range's leader
+// (forwarding as needed). Authorization is the caller's (internal/auth).
+func (rt *Router) Auth(ctx context.Context, cmd *cairnpb.AuthCommand) error {
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	_, err := rt.route(ctx, replica.MetaRangeID, &cairnpb.Request{Op: &cairnpb.Request_Auth{Auth: cmd}}, true,
+		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localAuth(ctx, r, cmd) })
+	return err
+}
+
+func (rt *Router) localAuth(ctx context.Context, r *replica.Replica, cmd *cairnpb.AuthCommand) (*cairnpb.Response, error) {
+	if _, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_Auth{Auth: cmd}}); err != nil {
+		return nil, err
+	}
+	return &cairnpb.Response{}, nil
+}
+
+// MetaBarrier waits until this node's meta replica has applied everything
+// committed before the call (a linearizable read point for meta records).
+func (rt *Router) MetaBarrier(ctx context.Context) error {
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	return rt.metaBarrier(ctx)
 }

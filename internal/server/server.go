@@ -9,6 +9,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,16 +23,20 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/auth"
 	"github.com/cairn-db/cairn/internal/config"
 	"github.com/cairn-db/cairn/internal/frontend/grpcapi"
 	"github.com/cairn-db/cairn/internal/frontend/httpapi"
 	"github.com/cairn-db/cairn/internal/frontend/respapi"
 	"github.com/cairn-db/cairn/internal/hlc"
+	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/metrics"
+	"github.com/cairn-db/cairn/internal/replica"
 	"github.com/cairn-db/cairn/internal/router"
 	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/store"
@@ -66,13 +71,16 @@ func NewLogger(cfg config.Config) *slog.Logger {
 }
 
 // Run runs a node until ctx ends.
-func Run(ctx context.Context, cfg config.Config) error {
+func Run(ctx context.Context, cfg config.Config) (err error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	if len(cfg.Join) > 0 {
 		return errors.New("server: --join (adding a node to a running cluster) is not supported yet; start all members with the same --initial-cluster")
+	}
+	if err := checkPeerProtected(cfg); err != nil {
+		return err
 	}
 	logger := NewLogger(cfg).With("node", cfg.Name)
 	cluster := cfg.InitialCluster
@@ -82,6 +90,17 @@ func Run(ctx context.Context, cfg config.Config) error {
 
 	// Bind the listeners first: a port in use is the commonest start-up
 	// error and must not leave a half-bootstrapped data dir behind.
+	var clientTLS, peerServerTLS, peerClientTLS *tls.Config
+	if cfg.CertFile != "" {
+		if clientTLS, err = auth.ServerTLS(cfg.CertFile, cfg.KeyFile, cfg.CAFile); err != nil {
+			return err
+		}
+	}
+	if cfg.PeerCertFile != "" {
+		if peerServerTLS, peerClientTLS, err = auth.PeerTLS(cfg.PeerCertFile, cfg.PeerKeyFile, cfg.PeerCAFile); err != nil {
+			return err
+		}
+	}
 	clientLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("server: listen %s: %w", cfg.Listen, err)
@@ -123,6 +142,10 @@ func Run(ctx context.Context, cfg config.Config) error {
 	}
 	tr := transport.New(nodeID, st.TransportCallbacks(), logger)
 	defer tr.Close()
+	if peerClientTLS != nil {
+		tr.SetCredentials(credentials.NewTLS(peerClientTLS))
+	}
+	tr.SetDialOptions(grpc.WithUnaryInterceptor(auth.ForwardInterceptor()))
 	for _, n := range st.Nodes() {
 		if err := tr.AddPeer(n.Id, n.PeerAddress); err != nil {
 			return err
@@ -146,24 +169,61 @@ func Run(ctx context.Context, cfg config.Config) error {
 	go func() { defer close(expDone); rt.RunExpirer(expCtx, expireInterval) }()
 	defer func() { stopExpirer(); <-expDone }()
 
-	peerSrv := grpc.NewServer(grpc.MaxRecvMsgSize(transport.MaxMessageBytes), grpc.MaxSendMsgSize(transport.MaxMessageBytes),
+	// Auth: the node's view of users, roles and tokens follows its meta
+	// replica (polled; a change is in force here within watchInterval).
+	authn := auth.NewAuthenticator(auth.Options{Logger: logger})
+	metaApplied := func() uint64 {
+		if r := st.Replica(replica.MetaRangeID); r != nil {
+			_, _, applied := r.Status()
+			return applied
+		}
+		return 0
+	}
+	if err := authn.ReloadDB(db, metaApplied()); err != nil {
+		return err
+	}
+	if err := checkProtected(cfg, authn.Enabled()); err != nil {
+		return err
+	}
+	authn.SetProtected(!cfg.Insecure)
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go authn.Watch(watchCtx, db, metaApplied, watchInterval)
+	guard := auth.NewGuard(authn, rt)
+	admin := auth.NewAdmin(authn, rt, func() error { return authn.ReloadDB(db, metaApplied()) }, auth.DefaultArgon2Params)
+
+	peerOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(transport.MaxMessageBytes), grpc.MaxSendMsgSize(transport.MaxMessageBytes),
 		// Peers ping every 2 s when idle (transport.DialOptions); the
 		// default policy (5 min) would answer with GOAWAY and cut them off.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		// A peer that connects and goes silent must not hold a connection
 		// in its handshake for gRPC's default 120 s: Stop waits for those.
-		grpc.ConnectionTimeout(5*time.Second))
-	cairnpb.RegisterPeerServer(peerSrv, &peerService{tr: tr, rt: rt})
+		grpc.ConnectionTimeout(5 * time.Second)}
+	if peerServerTLS != nil {
+		peerOpts = append(peerOpts, grpc.Creds(credentials.NewTLS(peerServerTLS)))
+	}
+	peerSrv := grpc.NewServer(peerOpts...)
+	cairnpb.RegisterPeerServer(peerSrv, &peerService{tr: tr, rt: rt, authn: authn})
 	grpcDuration := registerMetrics(logger, st, db)
 	clientGRPC := grpc.NewServer(grpc.MaxRecvMsgSize(limits.MaxValueBytes+limits.MaxKeyBytes+64<<10),
-		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(grpcDuration)))
-	grpcapi.Register(clientGRPC, rt, grpcapi.WithLimits(limits))
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(grpcDuration), grpcapi.UnaryInterceptor(authn.GRPCContext)))
+	grpcapi.Register(clientGRPC, guard, grpcapi.WithLimits(limits))
+	grpcapi.RegisterAuth(clientGRPC, admin)
 	reflection.Register(clientGRPC)
-	httpHandler := httpapi.New(rt, httpapi.Options{Limits: limits, Logger: logger})
+	httpHandler := httpapi.New(guard, httpapi.Options{Limits: limits, Logger: logger, Authenticate: authn.HTTPContext, Admin: admin})
 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
+	if clientTLS != nil {
+		protocols.SetHTTP2(true)
+		clientTLS.NextProtos = []string{"h2", "http/1.1"}
+		clientLn = tls.NewListener(clientLn, clientTLS)
+		if respLn != nil {
+			respLn = tls.NewListener(respLn, clientTLS.Clone())
+		}
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
 	httpSrv := &http.Server{
 		Handler:           mux(clientGRPC, httpHandler),
 		Protocols:         &protocols,
@@ -178,7 +238,7 @@ func Run(ctx context.Context, cfg config.Config) error {
 	go func() { errc <- httpSrv.Serve(clientLn) }()
 	var respSrv *respapi.Server
 	if respLn != nil {
-		respSrv = respapi.New(rt, respapi.Options{Limits: limits, NodeName: cfg.Name, Logger: logger})
+		respSrv = respapi.New(guard, respapi.Options{Limits: limits, NodeName: cfg.Name, Logger: logger, Auth: authn})
 		go func() { errc <- respSrv.Serve(respLn) }()
 	}
 	logger.Info("cairn node started", "listen", cfg.Listen, "listen_peer", cfg.ListenPeer,
@@ -255,12 +315,50 @@ func mux(g *grpc.Server, h http.Handler) http.Handler {
 // peerService serves the Peer API.
 type peerService struct {
 	cairnpb.UnimplementedPeerServer
-	tr *transport.Transport
-	rt *router.Router
+	tr    *transport.Transport
+	rt    *router.Router
+	authn *auth.Authenticator
 }
 
 func (p *peerService) Raft(st cairnpb.Peer_RaftServer) error { return p.tr.HandleStream(st) }
 
+// Forward executes a request another node forwarded, after checking it
+// against this node's own auth state with the principal the forwarding
+// node attached (the peer channel is the only source of a principal; with
+// --peer-cert it is mutually authenticated).
 func (p *peerService) Forward(ctx context.Context, req *cairnpb.Request) (*cairnpb.Response, error) {
+	if err := p.authn.CheckRequest(auth.PrincipalFromPeer(ctx), req); err != nil {
+		return &cairnpb.Response{Error: &cairnpb.Error{Code: kv.Code(err), Message: err.Error()}}, nil
+	}
 	return p.rt.Forward(ctx, req), nil
+}
+
+// watchInterval is how often a node polls its meta replica for auth
+// changes (token revocations, grants).
+const watchInterval = 100 * time.Millisecond
+
+// checkProtected is protected mode for the client listeners: with auth
+// disabled, a listener reachable from other hosts would serve anyone.
+func checkProtected(cfg config.Config, authEnabled bool) error {
+	if cfg.Insecure || authEnabled {
+		return nil
+	}
+	for _, l := range []struct{ flag, addr string }{{"listen", cfg.Listen}, {"listen-resp", cfg.ListenResp}} {
+		if l.addr != "" && !auth.IsLoopback(l.addr) {
+			return fmt.Errorf("server: protected mode: --%s %s is not a loopback address and auth is disabled, so anyone who can reach it could read and write every key. "+
+				"Bind it to 127.0.0.1 and enable auth first (cairn user add root; cairn auth enable), or pass --insecure to serve without auth", l.flag, l.addr)
+		}
+	}
+	return nil
+}
+
+// checkPeerProtected is protected mode for the peer listener: off
+// loopback it needs mTLS, since the peer API trusts the principal of a
+// forwarded request and carries every Raft message.
+func checkPeerProtected(cfg config.Config) error {
+	if cfg.Insecure || cfg.PeerCertFile != "" || auth.IsLoopback(cfg.ListenPeer) {
+		return nil
+	}
+	return fmt.Errorf("server: protected mode: --listen-peer %s is not a loopback address and node-to-node TLS is off. "+
+		"Give --peer-cert, --peer-key and --peer-ca (cairn cert ca; cairn cert node), or pass --insecure", cfg.ListenPeer)
 }

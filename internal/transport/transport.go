@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
@@ -68,11 +69,25 @@ type Transport struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// creds secures connections to peers (mTLS); nil is plaintext. Set
+	// before the first AddPeer.
+	creds credentials.TransportCredentials
+	extra []grpc.DialOption
+
 	mu struct {
 		sync.Mutex
 		peers map[uint64]*peer
 	}
 }
+
+// SetCredentials makes connections to peers use creds (node-to-node
+// mTLS). Call before AddPeer.
+func (t *Transport) SetCredentials(creds credentials.TransportCredentials) { t.creds = creds }
+
+// SetDialOptions adds gRPC options to connections to peers (for
+// instance the interceptor that attaches a forwarded request's
+// principal). Call before AddPeer.
+func (t *Transport) SetDialOptions(opts ...grpc.DialOption) { t.extra = opts }
 
 type peer struct {
 	id    uint64
@@ -115,7 +130,12 @@ func (t *Transport) AddPeer(id uint64, addr string) error {
 	if p, ok := t.mu.peers[id]; ok && p.addr == addr {
 		return nil
 	}
-	conn, err := grpc.NewClient(addr, DialOptions()...)
+	opts := DialOptions()
+	if t.creds != nil {
+		opts = append(opts, grpc.WithTransportCredentials(t.creds))
+	}
+	opts = append(opts, t.extra...)
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return fmt.Errorf("transport: peer %d at %s: %w", id, addr, err)
 	}

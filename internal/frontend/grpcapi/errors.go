@@ -31,6 +31,9 @@ var errorTable = []struct {
 	{kv.ErrRangeKeyMismatch, codes.Unavailable},
 	{kv.ErrTimeout, codes.DeadlineExceeded},
 	{kv.ErrInternal, codes.Internal},
+	{kv.ErrUnauthenticated, codes.Unauthenticated},
+	{kv.ErrPermissionDenied, codes.PermissionDenied},
+	{kv.ErrAlreadyExists, codes.AlreadyExists},
 }
 
 // Codes for the context errors, which are not kv kinds: a canceled request

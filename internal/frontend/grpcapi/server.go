@@ -136,3 +136,42 @@ func (s *clusterServer) Status(ctx context.Context, _ *cairnpb.ClusterStatusRequ
 	resp, err := s.h.svc.ClusterStatus(ctx)
 	return resp, toStatus(err)
 }
+
+// UnaryInterceptor authenticates every call with authn (which returns the
+// call's context with its principal) before the handler runs; its errors
+// become statuses (Unauthenticated).
+func UnaryInterceptor(authn func(context.Context) (context.Context, error)) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, err := authn(ctx)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return handler(ctx, req)
+	}
+}
+
+// AuthAdmin is what the Auth service needs (internal/auth.Admin).
+type AuthAdmin interface {
+	Do(ctx context.Context, req *cairnpb.AuthAdminRequest) (*cairnpb.AuthAdminResponse, error)
+	Login(ctx context.Context, req *cairnpb.LoginRequest) (*cairnpb.LoginResponse, error)
+}
+
+// RegisterAuth registers the Auth service over admin.
+func RegisterAuth(s *grpc.Server, admin AuthAdmin) {
+	cairnpb.RegisterAuthServer(s, &authServer{admin: admin})
+}
+
+type authServer struct {
+	cairnpb.UnimplementedAuthServer
+	admin AuthAdmin
+}
+
+func (s *authServer) Login(ctx context.Context, req *cairnpb.LoginRequest) (*cairnpb.LoginResponse, error) {
+	resp, err := s.admin.Login(ctx, req)
+	return resp, toStatus(err)
+}
+
+func (s *authServer) Admin(ctx context.Context, req *cairnpb.AuthAdminRequest) (*cairnpb.AuthAdminResponse, error) {
+	resp, err := s.admin.Do(ctx, req)
+	return resp, toStatus(err)
+}

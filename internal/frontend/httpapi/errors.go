@@ -36,6 +36,9 @@ var errorTable = []struct {
 	{kv.ErrNotLeader, http.StatusServiceUnavailable, "not_leader"},
 	{kv.ErrRangeKeyMismatch, http.StatusServiceUnavailable, "range_key_mismatch"},
 	{kv.ErrInternal, http.StatusInternalServerError, "internal"},
+	{kv.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated"},
+	{kv.ErrPermissionDenied, http.StatusForbidden, "permission_denied"},
+	{kv.ErrAlreadyExists, http.StatusConflict, "already_exists"},
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
 	{errNoRoute, http.StatusNotFound, "no_route"},
@@ -80,6 +83,9 @@ func (h *handler) fail(w *statusWriter, r *http.Request, err error) {
 		msg = "internal error"
 	case status >= 500:
 		h.log.Warn("httpapi: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="cairn", charset="UTF-8"`)
 	}
 	writeJSON(w, r, status, errorJSON{Error: errorBody{Code: code, Message: msg}})
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -29,6 +30,12 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger logs server-side failures (default slog.Default()).
 	Logger *slog.Logger
+	// Authenticate, when set, authenticates every request but /healthz,
+	// /readyz and /metrics: it returns the request's context carrying its
+	// principal (internal/auth), or an unauthenticated error (401).
+	Authenticate func(r *http.Request) (context.Context, error)
+	// Admin serves /v1/auth and /v1/auth/login; nil answers 404.
+	Admin AuthAdmin
 }
 
 // EnsureDefaults fills unset fields with their defaults.
@@ -64,6 +71,8 @@ type handler struct {
 	log      *slog.Logger
 	metrics  http.Handler
 	duration *prometheus.HistogramVec
+	authn    func(r *http.Request) (context.Context, error)
+	admin    AuthAdmin
 }
 
 // New returns the HTTP/JSON API over svc. It registers the histogram
@@ -76,6 +85,8 @@ func New(svc kv.Service, opts Options) http.Handler {
 		limits:  opts.Limits,
 		log:     opts.Logger,
 		metrics: promhttp.Handler(),
+		authn:   opts.Authenticate,
+		admin:   opts.Admin,
 	}
 	h.duration = registerDuration(opts.Registerer, opts.Logger)
 	return h
@@ -132,7 +143,19 @@ func (h *handler) serve(w *statusWriter, r *http.Request, t target) {
 		h.fail(w, r, t.err)
 		return
 	}
+	if h.authn != nil && t.route.needsAuth() {
+		ctx, err := h.authn(r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		r = r.WithContext(ctx)
+	}
 	switch t.route {
+	case routeAuth:
+		h.authAdmin(w, r)
+	case routeLogin:
+		h.login(w, r)
 	case routeHealthz:
 		writeText(w, r, http.StatusOK, "ok")
 	case routeReadyz:
@@ -168,6 +191,8 @@ const (
 	routeTable
 	routeList
 	routeKey
+	routeAuth
+	routeLogin
 )
 
 var routeInfo = [...]struct {
@@ -184,6 +209,14 @@ var routeInfo = [...]struct {
 	routeTable:   {"/v1/tables/{name}", []string{"GET", "HEAD", "PATCH", "DELETE"}},
 	routeList:    {"/v1/kv/{table}", []string{"GET", "HEAD"}},
 	routeKey:     {"/v1/kv/{table}/{key}", []string{"GET", "HEAD", "PUT", "DELETE"}},
+	routeAuth:    {"/v1/auth", []string{"POST"}},
+	routeLogin:   {"/v1/auth/login", []string{"POST"}},
+}
+
+// needsAuth reports whether the route's requests are authenticated
+// (probes and metrics are not: they reveal no data).
+func (r route) needsAuth() bool {
+	return r != routeHealthz && r != routeReadyz && r != routeMetrics
 }
 
 func (r route) label() string   { return routeInfo[r].label }
@@ -235,6 +268,10 @@ func parseTarget(escaped string) target {
 		return target{route: routeSplit}
 	case "/v1/tables":
 		return target{route: routeTables}
+	case "/v1/auth":
+		return target{route: routeAuth}
+	case "/v1/auth/login":
+		return target{route: routeLogin}
 	}
 	if rest, ok := strings.CutPrefix(escaped, "/v1/tables/"); ok {
 		if strings.Contains(rest, "/") {

@@ -101,23 +101,46 @@ func runQuit(c *conn, _ [][]byte) {
 	c.closing = true
 }
 
-// AUTH, HELLO. There are no users yet: as Redis without a password, the
-// "default" user accepts any password and no other user exists.
+// AUTH, HELLO. Without Options.Auth, or while auth is disabled and the
+// user does not exist, the front end answers as Redis without a password:
+// the "default" user accepts any password and no other user exists. With
+// users, AUTH checks the password and the connection then acts as that
+// user (AUTH pass is user "default", as in Redis).
 
-// checkAuth returns the error reply for AUTH user pass, or "".
-func checkAuth(user []byte) string {
-	if string(user) != "default" {
+// checkAuth authenticates the connection; it returns the error reply, or "".
+func (c *conn) checkAuth(user, pass []byte) string {
+	a := c.srv.opts.Auth
+	if a == nil || (!a.Enabled() && !a.UserExists(string(user))) {
+		if string(user) != "default" {
+			return msgWrongPass
+		}
+		return ""
+	}
+	ctx, err := a.PasswordContext(c.srv.ctx, string(user), string(pass), c.addr)
+	if err != nil {
+		// NB: the reason (unknown user, wrong password, locked out) is
+		// not told apart, as in Redis.
 		return msgWrongPass
 	}
+	c.ctx, c.authed = ctx, true
 	return ""
 }
 
 func runAuth(c *conn, args [][]byte) {
 	switch len(args) {
 	case 2:
-		c.out.Error(msgNoPassword)
+		a := c.srv.opts.Auth
+		if a == nil || (!a.Enabled() && !a.UserExists("default")) {
+			c.out.Error(msgNoPassword)
+			return
+		}
+		if msg := c.checkAuth([]byte("default"), args[1]); msg != "" {
+			c.out.Error(msg)
+			return
+		}
+		c.out.SimpleString("OK")
 	case 3:
-		if msg := checkAuth(args[1]); msg != "" {
+		if msg := c.checkAuth(args[1], args[2]); msg != "" {
 			c.out.Error(msg)
 			return
 		}
@@ -148,7 +171,7 @@ func runHello(c *conn, args [][]byte) {
 		more := len(args) - i - 1
 		switch opt := strings.ToLower(string(args[i])); {
 		case opt == "auth" && more >= 2:
-			if msg := checkAuth(args[i+1]); msg != "" {
+			if msg := c.checkAuth(args[i+1], args[i+2]); msg != "" {
 				c.out.Error(msg)
 				return
 			}
@@ -237,7 +260,7 @@ func runTable(c *conn, args [][]byte) {
 		c.out.Error(msgTableWhileWatch)
 		return
 	}
-	if _, err := c.srv.backend.GetTable(c.srv.ctx, &cairnpb.GetTableRequest{Name: name}); err != nil {
+	if _, err := c.srv.backend.GetTable(c.ctx, &cairnpb.GetTableRequest{Name: name}); err != nil {
 		c.replyErr(err)
 		return
 	}

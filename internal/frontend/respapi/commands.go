@@ -1,7 +1,9 @@
 package respapi
 
 import (
+	"crypto/tls"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -116,6 +118,25 @@ func (c *conn) dispatch(args [][]byte) {
 	c.lastCmd.Store(cmd)
 	if !cmd.arityOK(len(args)) {
 		c.out.Error(wrongArgs(cmd.name))
+		c.flagTransaction()
+		return
+	}
+	if !c.certChecked && c.srv.opts.Auth != nil {
+		// The TLS handshake is done once the first command was read.
+		c.certChecked = true
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			if ctx, ok := c.srv.opts.Auth.CertContext(c.srv.ctx, tc.ConnectionState()); ok {
+				c.ctx, c.authed = ctx, true
+			}
+		}
+	}
+	if c.srv.opts.Auth != nil && c.srv.opts.Auth.ProtectedRefuses(c.addr) {
+		c.out.Error(msgProtected)
+		c.closing = true
+		return
+	}
+	if !c.authed && c.srv.opts.Auth != nil && c.srv.opts.Auth.Enabled() && !slices.Contains(cmd.flags, "no-auth") {
+		c.out.Error(msgNoAuth)
 		c.flagTransaction()
 		return
 	}

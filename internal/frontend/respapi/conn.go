@@ -1,6 +1,7 @@
 package respapi
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -35,6 +36,14 @@ type conn struct {
 	out     resp.Writer
 	scratch resp.Writer
 
+	// ctx is the parent of the connection's backend calls: the server's
+	// context, carrying the principal once AUTH succeeded.
+	ctx context.Context
+	// authed is set by a successful AUTH (or HELLO AUTH), or by a
+	// verified client certificate naming a user (certChecked: looked at).
+	authed      bool
+	certChecked bool
+
 	proto   int    // 2 or 3 (HELLO)
 	table   string // CAIRN.TABLE
 	multi   *multiState
@@ -67,6 +76,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		created: now,
 		addr:    nc.RemoteAddr().String(),
 		laddr:   nc.LocalAddr().String(),
+		ctx:     s.ctx,
 		proto:   2,
 		table:   "default",
 	}

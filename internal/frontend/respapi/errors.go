@@ -35,6 +35,8 @@ const (
 	msgExecAbort       = "EXECABORT Transaction discarded because of previous errors."
 	msgNoPassword      = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
 	msgWrongPass       = "WRONGPASS invalid username-password pair or user is disabled."
+	msgNoAuth          = "NOAUTH Authentication required."
+	msgProtected       = "DENIED cairn is running in protected mode: auth is disabled, so only loopback clients are served. Enable auth (cairn auth enable) or restart the server with --insecure."
 	msgInvalidCursor   = "ERR invalid cursor"
 	msgUnknownCursor   = "ERR SCAN cursor is unknown or expired on this node; start again from 0"
 	msgClientName      = "ERR Client names cannot contain spaces, newlines or special characters."
@@ -61,6 +63,9 @@ var errorTable = []struct {
 	{kv.ErrTimeout, func(error) string { return "ERR cairn timeout: outcome unknown" }},
 	{context.DeadlineExceeded, func(error) string { return "ERR cairn timeout: outcome unknown" }},
 	{context.Canceled, func(error) string { return "ERR cairn: request canceled; the node is shutting down" }},
+	{kv.ErrUnauthenticated, func(error) string { return msgNoAuth }},
+	{kv.ErrPermissionDenied, func(err error) string { return "NOPERM " + err.Error() }},
+	{kv.ErrAlreadyExists, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrInvalidArgument, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrTableNotFound, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrTableExists, func(err error) string { return "ERR " + err.Error() }},

@@ -231,7 +231,7 @@ func (c *conn) runRMWFunc(exec func(*execCtx, [][]byte) error, args [][]byte) {
 		return
 	}
 	op := &rmwOp{exec: exec, args: args, limits: &c.srv.opts.Limits, w: resp.Writer{Proto: c.proto}}
-	c.srv.rmw.do(c.srv.ctx, c.table, args[1], op)
+	c.srv.rmw.do(c.ctx, c.table, args[1], op)
 	if op.err != nil {
 		c.replyErr(op.err)
 		return

@@ -2,6 +2,7 @@ package respapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -85,6 +86,25 @@ type Options struct {
 	// Logger logs panics, dropped connections and internal errors
 	// (default slog.Default()).
 	Logger *slog.Logger
+	// Auth, when set, backs AUTH and HELLO AUTH with the cluster's users;
+	// while it reports auth enabled, every command but AUTH, HELLO and
+	// QUIT needs an authenticated connection (-NOAUTH).
+	Auth Authenticator
+}
+
+// Authenticator is what the Redis front end needs of internal/auth.
+type Authenticator interface {
+	Enabled() bool
+	UserExists(name string) bool
+	// ProtectedRefuses reports whether protected mode refuses a client at
+	// addr (auth disabled, client not on loopback).
+	ProtectedRefuses(addr string) bool
+	// CertContext returns parent carrying the user named by the verified
+	// client certificate of a TLS connection, or false.
+	CertContext(parent context.Context, cs tls.ConnectionState) (context.Context, bool)
+	// PasswordContext returns parent carrying the authenticated user, or
+	// an unauthenticated error.
+	PasswordContext(parent context.Context, user, password, addr string) (context.Context, error)
 }
 
 // EnsureDefaults fills zero fields with their defaults.

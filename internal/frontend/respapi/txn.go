@@ -386,7 +386,7 @@ func batchDelete(key string, cond *cairnpb.Condition) *cairnpb.BatchOp {
 }
 
 func (c *conn) newTxn() *txn {
-	return newTxn(c.srv.ctx, c.srv.backend, c.table, c.srv.opts.MaxOutputBufferBytes)
+	return newTxn(c.ctx, c.srv.backend, c.table, c.srv.opts.MaxOutputBufferBytes)
 }
 
 func (c *conn) execCtx(v view, w *resp.Writer) *execCtx {
@@ -421,7 +421,7 @@ func (c *conn) runTxn(cmd *command, args [][]byte) {
 			c.replyErr(errContention)
 			return
 		}
-		backoff(c.srv.ctx, attempt)
+		backoff(c.ctx, attempt)
 	}
 }
 
@@ -593,7 +593,7 @@ func runExec(c *conn, _ [][]byte) {
 			c.replyErr(errContention)
 			return
 		}
-		backoff(c.srv.ctx, attempt)
+		backoff(c.ctx, attempt)
 	}
 }
 
