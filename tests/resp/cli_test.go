@@ -89,11 +89,16 @@ var cliCommon = []cliCase{
 	{"SCAN abc", "(error) ERR invalid cursor"},
 	{"EXEC", "(error) ERR EXEC without MULTI"},
 	{"DISCARD", "(error) ERR DISCARD without MULTI"},
+	{"SET {p}t v EX 10", "OK"},
+	{"TTL {p}t", "(integer) 10"},
+	{"PERSIST {p}t", "(integer) 1"},
+	{"TTL {p}t", "(integer) -1"},
+	{"EXPIRE {p}t 10 XX", "(integer) 0"},
+	{"EXPIRE {p}t 10", "(integer) 1"},
+	{"EXPIRE {p}nope 10", "(integer) 0"},
 }
 
 var cliCairnOnly = []cliCase{
-	{"SET {p}t v EX 10", "(error) ERR TTL is not supported yet"},
-	{"EXPIRE {p}b 10", "(error) ERR TTL is not supported yet"},
 	{"SELECT 1", "(error) ERR DB index is out of range"},
 	{"CAIRN.TABLE", `"default"`},
 	{"CAIRN.TABLE default", "OK"},
