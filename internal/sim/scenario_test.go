@@ -43,6 +43,22 @@ func (sc *scenario) until(what string, cond func() bool) {
 	sc.t.Fatalf("timed out waiting for %s", what)
 }
 
+// barrier steps until a read barrier's outcome arrives on ch and returns it.
+func (sc *scenario) barrier(what string, ch <-chan error) error {
+	sc.t.Helper()
+	var err error
+	done := false
+	sc.until(what, func() bool {
+		select {
+		case err = <-ch:
+			done = true
+		default:
+		}
+		return done
+	})
+	return err
+}
+
 // leader waits for a converged cluster and returns the data range's leader.
 func (sc *scenario) leader() *node {
 	sc.t.Helper()
@@ -178,16 +194,7 @@ func TestScenarioStaleReadIndexAfterRestart(t *testing.T) {
 		s.net.hold = nil
 		s.net.q = append(s.net.q, s.net.held...)
 		s.net.held = nil
-		var rerr error
-		done := false
-		sc.until("f's read barrier", func() bool {
-			select {
-			case rerr = <-ch:
-				done = true
-			default:
-			}
-			return done
-		})
+		rerr := sc.barrier("f's read barrier", ch)
 		if rerr != nil {
 			t.Fatalf("read barrier: %v", rerr)
 		}
@@ -223,15 +230,7 @@ func TestScenarioRestartedVoterCannotCutALeaseShort(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ch != nil {
-			done := false
-			sc.until("l's read barrier", func() bool {
-				select {
-				case err = <-ch:
-					done = true
-				default:
-				}
-				return done
-			})
+			err = sc.barrier("l's read barrier", ch)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -280,15 +279,7 @@ func TestScenarioLeaseEndsBeforeANewLeader(t *testing.T) {
 			if ch != nil {
 				// Let the read index round through, then cut l off.
 				sc.isolate(l, false)
-				done := false
-				sc.until("l's read barrier", func() bool {
-					select {
-					case err = <-ch:
-						done = true
-					default:
-					}
-					return done
-				})
+				err = sc.barrier("l's read barrier", ch)
 				sc.isolate(l, true)
 			}
 			if !l.st.Replica(dataRange).HasLease() {
@@ -366,16 +357,7 @@ func TestScenarioReadAfterSplitChecksRange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var berr error
-		done := false
-		sc.until("the left's read barrier on the lagging node", func() bool {
-			select {
-			case berr = <-bch:
-				done = true
-			default:
-			}
-			return done
-		})
+		berr := sc.barrier("the left's read barrier on the lagging node", bch)
 		if berr != nil {
 			t.Fatalf("barrier: %v", berr)
 		}
