@@ -451,7 +451,21 @@ func (r *Replica) Step(m raftpb.Message) error {
 func (r *Replica) HasReady() bool { return r.rn.HasReady() }
 
 // Ready returns the Raft group's pending work. Driver only.
-func (r *Replica) Ready() raft.Ready { return r.rn.Ready() }
+//
+// The commit index readers see moves here, before any of the Ready's
+// messages leave: a leader sends before its own fsync, so followers can
+// learn (and apply, and serve) a commit index before the leader's
+// AfterPersist. A lease read on the leader takes this index as its read
+// index; were it the persisted one, it could be below what a follower
+// already served, and the leader would answer with older data
+// (tests/robustness kill-leader, seed 287746144, RELIABILITY.md #10).
+func (r *Replica) Ready() raft.Ready {
+	rd := r.rn.Ready()
+	if !raft.IsEmptyHardState(rd.HardState) && rd.HardState.Commit > r.commit.Load() {
+		r.commit.Store(rd.HardState.Commit)
+	}
+	return rd
+}
 
 // Advance acknowledges a Ready. Driver only.
 func (r *Replica) Advance(rd raft.Ready) { r.rn.Advance(rd) }
@@ -494,7 +508,9 @@ func (r *Replica) AfterPersist(rd raft.Ready) {
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
 		r.term.Store(rd.HardState.Term)
-		r.commit.Store(rd.HardState.Commit)
+		if rd.HardState.Commit > r.commit.Load() {
+			r.commit.Store(rd.HardState.Commit)
+		}
 	}
 	lead := r.leader.Load()
 	if lead != r.lastLeader {
