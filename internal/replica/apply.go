@@ -60,7 +60,6 @@ func (r *Replica) Apply(b *pebble.Batch, ents []raftpb.Entry, out *Applied) erro
 		return err
 	}
 	r.applied.Store(r.state.AppliedIndex)
-	r.maxTS.Store(r.state.MaxTimestamp)
 	if r.state.MaxVersion > out.MaxVersion {
 		out.MaxVersion = r.state.MaxVersion
 	}

@@ -113,7 +113,7 @@ type Replica struct {
 	term    atomic.Uint64
 	commit  atomic.Uint64
 	applied atomic.Uint64
-	maxTS   atomic.Uint64 // state.MaxTimestamp, for readers
+	maxTS   atomic.Uint64 // state.MaxTimestamp as of the committed apply batches, for readers
 	// approxBytes mirrors state.ApproxBytes for other goroutines.
 	approxBytes atomic.Uint64
 	destroyed   atomic.Bool
@@ -558,6 +558,10 @@ func failReads(rb *readBatch, err error) {
 // ReleaseReads wakes reads whose index has been applied. Driver only; call
 // after the apply batch committed.
 func (r *Replica) ReleaseReads() {
+	// The log time readers judge TTLs by moves only once the state it
+	// belongs to is in Pebble: published earlier, a read could count a
+	// key as expired by a command whose other writes it cannot see yet.
+	r.maxTS.Store(r.state.MaxTimestamp)
 	applied := r.applied.Load()
 	kept := r.readsIndexed[:0]
 	for _, rb := range r.readsIndexed {
@@ -707,7 +711,6 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	r.desc.Store(st.Desc)
 	r.applied.Store(st.AppliedIndex)
 	r.approxBytes.Store(st.ApproxBytes)
-	r.maxTS.Store(st.MaxTimestamp)
 	r.snapshotApplied = true
 	return nil
 }
