@@ -170,7 +170,18 @@ func TestSplitsWhileNodeDown(t *testing.T) {
 	value := bytes.Repeat([]byte("x"), 40)
 	acked := map[string]uint64{}
 	put := func(n *Node, k string) {
-		r := n.Put("default", k, value)
+		// A write in flight to a leader that is killed ends 504 (outcome
+		// unknown) and writes right after get 503 until a new leader is
+		// elected: retry those (the value is the same, so a retry after an
+		// unknown outcome is harmless), within a bound.
+		var r Reply
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			r = n.Put("default", k, value)
+			if r.Status == 200 || (r.Status != 503 && r.Status != 504) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		if r.Status != 200 {
 			t.Fatalf("%s: put %s: %s", n.Name, k, r)
 		}
