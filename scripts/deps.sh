@@ -12,6 +12,8 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v redis-benchmark >/dev/null || need+=(redis-tools)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v git >/dev/null || need+=(git)
+# tests/docker runs the compose cluster wherever a Docker engine is.
+if command -v docker >/dev/null; then command -v docker-compose >/dev/null || need+=(docker-compose); fi
 [ ${#need[@]} -eq 0 ] && exit 0
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
