@@ -50,7 +50,7 @@ func SignToken(secret []byte, c TokenClaims) string {
 	p = append(p, c.ID...)
 	p = binary.AppendUvarint(p, uint64(len(c.User)))
 	p = append(p, c.User...)
-	b64 := base64.RawURLEncoding
+	b64 := base64.RawURLEncoding.Strict()
 	return tokenPrefix + b64.EncodeToString(p) + "." + b64.EncodeToString(mac(secret, p))
 }
 
@@ -71,7 +71,7 @@ func ParseToken(secret []byte, tok string) (TokenClaims, error) {
 	if !ok {
 		return TokenClaims{}, errBadToken
 	}
-	b64 := base64.RawURLEncoding
+	b64 := base64.RawURLEncoding.Strict()
 	p, err := b64.DecodeString(body)
 	if err != nil {
 		return TokenClaims{}, errBadToken
