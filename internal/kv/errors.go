@@ -40,6 +40,13 @@ var (
 	// ErrAlreadyExists: an auth object (user, role, token) of that name
 	// exists.
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrTxnConflict: a transaction met another one on a key (write-write
+	// conflict, or a lock it could not wait out) and was aborted, changing
+	// nothing. Retryable: run the transaction again.
+	ErrTxnConflict = errors.New("transaction conflict; retry")
+	// ErrTxnAborted: the transaction's record was aborted (it expired and
+	// another transaction aborted it). Retryable, like ErrTxnConflict.
+	ErrTxnAborted = errors.New("transaction aborted; retry")
 )
 
 var codes = []struct {
@@ -59,6 +66,8 @@ var codes = []struct {
 	{ErrUnauthenticated, "unauthenticated"},
 	{ErrPermissionDenied, "permission_denied"},
 	{ErrAlreadyExists, "already_exists"},
+	{ErrTxnConflict, "txn_conflict"},
+	{ErrTxnAborted, "txn_aborted"},
 }
 
 // Code returns the stable code of err's kind ("internal" when unknown).

@@ -34,6 +34,8 @@ var errorTable = []struct {
 	{kv.ErrUnauthenticated, codes.Unauthenticated},
 	{kv.ErrPermissionDenied, codes.PermissionDenied},
 	{kv.ErrAlreadyExists, codes.AlreadyExists},
+	{kv.ErrTxnConflict, codes.Aborted},
+	{kv.ErrTxnAborted, codes.Aborted},
 }
 
 // Codes for the context errors, which are not kv kinds: a canceled request
