@@ -248,7 +248,6 @@ type Request struct {
 	//	*Request_TxnPrewrite
 	//	*Request_TxnEnd
 	//	*Request_TxnResolve
-	//	*Request_TxnRead
 	Op isRequest_Op `protobuf_oneof:"op"`
 	// The range the sender routed a keyed request to (0: resolve here). The
 	// receiver executes on that range or answers not leader / range key
@@ -430,15 +429,6 @@ func (x *Request) GetTxnResolve() *TxnResolve {
 	return nil
 }
 
-func (x *Request) GetTxnRead() *GetRequest {
-	if x != nil {
-		if x, ok := x.Op.(*Request_TxnRead); ok {
-			return x.TxnRead
-		}
-	}
-	return nil
-}
-
 func (x *Request) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
@@ -510,10 +500,6 @@ type Request_TxnResolve struct {
 	TxnResolve *TxnResolve `protobuf:"bytes,32,opt,name=txn_resolve,json=txnResolve,proto3,oneof"`
 }
 
-type Request_TxnRead struct {
-	TxnRead *GetRequest `protobuf:"bytes,33,opt,name=txn_read,json=txnRead,proto3,oneof"`
-}
-
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -543,8 +529,6 @@ func (*Request_TxnPrewrite) isRequest_Op() {}
 func (*Request_TxnEnd) isRequest_Op() {}
 
 func (*Request_TxnResolve) isRequest_Op() {}
-
-func (*Request_TxnRead) isRequest_Op() {}
 
 // ExpireRequest asks the leader of the keys' range to remove them if
 // expired (see Expire).
@@ -614,7 +598,6 @@ type Response struct {
 	//	*Response_SplitRange
 	//	*Response_Expire
 	//	*Response_Txn
-	//	*Response_TxnRead
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
 	Error *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
@@ -751,15 +734,6 @@ func (x *Response) GetTxn() *TxnRangeResult {
 	return nil
 }
 
-func (x *Response) GetTxnRead() *TxnReadResult {
-	if x != nil {
-		if x, ok := x.Op.(*Response_TxnRead); ok {
-			return x.TxnRead
-		}
-	}
-	return nil
-}
-
 func (x *Response) GetError() *Error {
 	if x != nil {
 		return x.Error
@@ -818,10 +792,6 @@ type Response_Txn struct {
 	Txn *TxnRangeResult `protobuf:"bytes,30,opt,name=txn,proto3,oneof"`
 }
 
-type Response_TxnRead struct {
-	TxnRead *TxnReadResult `protobuf:"bytes,31,opt,name=txn_read,json=txnRead,proto3,oneof"`
-}
-
 func (*Response_Get) isResponse_Op() {}
 
 func (*Response_Put) isResponse_Op() {}
@@ -841,8 +811,6 @@ func (*Response_SplitRange) isResponse_Op() {}
 func (*Response_Expire) isResponse_Op() {}
 
 func (*Response_Txn) isResponse_Op() {}
-
-func (*Response_TxnRead) isResponse_Op() {}
 
 type ExpireResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2868,68 +2836,6 @@ func (x *TxnRangeResult) GetStatus() TxnStatus {
 	return TxnStatus_TXN_STATUS_UNSPECIFIED
 }
 
-// TxnReadResult answers a txn_read: the committed value (absent when
-// found is false) and the write intent on the key, if any.
-type TxnReadResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Value         *GetResponse           `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
-	Found         bool                   `protobuf:"varint,2,opt,name=found,proto3" json:"found,omitempty"`
-	Intent        *TxnIntent             `protobuf:"bytes,3,opt,name=intent,proto3" json:"intent,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TxnReadResult) Reset() {
-	*x = TxnReadResult{}
-	mi := &file_peer_proto_msgTypes[32]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TxnReadResult) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TxnReadResult) ProtoMessage() {}
-
-func (x *TxnReadResult) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[32]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TxnReadResult.ProtoReflect.Descriptor instead.
-func (*TxnReadResult) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{32}
-}
-
-func (x *TxnReadResult) GetValue() *GetResponse {
-	if x != nil {
-		return x.Value
-	}
-	return nil
-}
-
-func (x *TxnReadResult) GetFound() bool {
-	if x != nil {
-		return x.Found
-	}
-	return false
-}
-
-func (x *TxnReadResult) GetIntent() *TxnIntent {
-	if x != nil {
-		return x.Intent
-	}
-	return nil
-}
-
 var File_peer_proto protoreflect.FileDescriptor
 
 const file_peer_proto_rawDesc = "" +
@@ -2943,7 +2849,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xa5\a\n" +
+	"\aRaftAck\"\xf2\x06\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -2963,13 +2869,12 @@ const file_peer_proto_rawDesc = "" +
 	"\ftxn_prewrite\x18\x1e \x01(\v2\x1a.cairn.peer.v1.TxnPrewriteH\x00R\vtxnPrewrite\x120\n" +
 	"\atxn_end\x18\x1f \x01(\v2\x15.cairn.peer.v1.TxnEndH\x00R\x06txnEnd\x12<\n" +
 	"\vtxn_resolve\x18  \x01(\v2\x19.cairn.peer.v1.TxnResolveH\x00R\n" +
-	"txnResolve\x121\n" +
-	"\btxn_read\x18! \x01(\v2\x14.cairn.v1.GetRequestH\x00R\atxnRead\x12\x19\n" +
+	"txnResolve\x12\x19\n" +
 	"\brange_id\x18\x15 \x01(\x04R\arangeIdB\x04\n" +
 	"\x02op\"T\n" +
 	"\rExpireRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12-\n" +
-	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\x8f\x05\n" +
+	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xd4\x04\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -2982,8 +2887,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vsplit_range\x18\b \x01(\v2\x1c.cairn.v1.SplitRangeResponseH\x00R\n" +
 	"splitRange\x127\n" +
 	"\x06expire\x18\x14 \x01(\v2\x1d.cairn.peer.v1.ExpireResponseH\x00R\x06expire\x121\n" +
-	"\x03txn\x18\x1e \x01(\v2\x1d.cairn.peer.v1.TxnRangeResultH\x00R\x03txn\x129\n" +
-	"\btxn_read\x18\x1f \x01(\v2\x1c.cairn.peer.v1.TxnReadResultH\x00R\atxnRead\x12*\n" +
+	"\x03txn\x18\x1e \x01(\v2\x1d.cairn.peer.v1.TxnRangeResultH\x00R\x03txn\x12*\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05error\x12\x19\n" +
 	"\brange_id\x18\v \x01(\x04R\arangeIdB\x04\n" +
@@ -3135,11 +3039,7 @@ const file_peer_proto_rawDesc = "" +
 	"\aresults\x18\x01 \x03(\v2\x13.cairn.v1.TxnResultR\aresults\x124\n" +
 	"\bconflict\x18\x02 \x01(\v2\x18.cairn.peer.v1.TxnIntentR\bconflict\x12!\n" +
 	"\fconflict_key\x18\x03 \x01(\fR\vconflictKey\x120\n" +
-	"\x06status\x18\x04 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\"\x84\x01\n" +
-	"\rTxnReadResult\x12+\n" +
-	"\x05value\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseR\x05value\x12\x14\n" +
-	"\x05found\x18\x02 \x01(\bR\x05found\x120\n" +
-	"\x06intent\x18\x03 \x01(\v2\x18.cairn.peer.v1.TxnIntentR\x06intent*P\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status*P\n" +
 	"\tTxnStatus\x12\x1a\n" +
 	"\x16TXN_STATUS_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\r\n" +
@@ -3162,7 +3062,7 @@ func file_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_peer_proto_goTypes = []any{
 	(TxnStatus)(0),             // 0: cairn.peer.v1.TxnStatus
 	(*RaftBatch)(nil),          // 1: cairn.peer.v1.RaftBatch
@@ -3197,41 +3097,40 @@ var file_peer_proto_goTypes = []any{
 	(*TxnEnd)(nil),             // 30: cairn.peer.v1.TxnEnd
 	(*TxnResolve)(nil),         // 31: cairn.peer.v1.TxnResolve
 	(*TxnRangeResult)(nil),     // 32: cairn.peer.v1.TxnRangeResult
-	(*TxnReadResult)(nil),      // 33: cairn.peer.v1.TxnReadResult
-	(*GetRequest)(nil),         // 34: cairn.v1.GetRequest
-	(*PutRequest)(nil),         // 35: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),      // 36: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),        // 37: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil), // 38: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),   // 39: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),       // 40: cairn.v1.BatchRequest
-	(*SplitRangeRequest)(nil),  // 41: cairn.v1.SplitRangeRequest
-	(*GetResponse)(nil),        // 42: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 43: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 44: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 45: cairn.v1.ListResponse
-	(*Table)(nil),              // 46: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 47: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),      // 48: cairn.v1.BatchResponse
-	(*SplitRangeResponse)(nil), // 49: cairn.v1.SplitRangeResponse
-	(*RangeDescriptor)(nil),    // 50: cairn.v1.RangeDescriptor
-	(*RoleGrant)(nil),          // 51: cairn.v1.RoleGrant
-	(*UserRole)(nil),           // 52: cairn.v1.UserRole
-	(*Grant)(nil),              // 53: cairn.v1.Grant
-	(TxnOp_Kind)(0),            // 54: cairn.v1.TxnOp.Kind
-	(*TxnOp)(nil),              // 55: cairn.v1.TxnOp
-	(*TxnResult)(nil),          // 56: cairn.v1.TxnResult
+	(*GetRequest)(nil),         // 33: cairn.v1.GetRequest
+	(*PutRequest)(nil),         // 34: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),      // 35: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),        // 36: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil), // 37: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),   // 38: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),       // 39: cairn.v1.BatchRequest
+	(*SplitRangeRequest)(nil),  // 40: cairn.v1.SplitRangeRequest
+	(*GetResponse)(nil),        // 41: cairn.v1.GetResponse
+	(*PutResponse)(nil),        // 42: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),     // 43: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),       // 44: cairn.v1.ListResponse
+	(*Table)(nil),              // 45: cairn.v1.Table
+	(*DropTableResponse)(nil),  // 46: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),      // 47: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil), // 48: cairn.v1.SplitRangeResponse
+	(*RangeDescriptor)(nil),    // 49: cairn.v1.RangeDescriptor
+	(*RoleGrant)(nil),          // 50: cairn.v1.RoleGrant
+	(*UserRole)(nil),           // 51: cairn.v1.UserRole
+	(*Grant)(nil),              // 52: cairn.v1.Grant
+	(TxnOp_Kind)(0),            // 53: cairn.v1.TxnOp.Kind
+	(*TxnOp)(nil),              // 54: cairn.v1.TxnOp
+	(*TxnResult)(nil),          // 55: cairn.v1.TxnResult
 }
 var file_peer_proto_depIdxs = []int32{
 	2,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	34, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	35, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	36, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	37, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	38, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	39, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	40, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	41, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
+	33, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	34, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	35, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	36, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	37, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	38, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	39, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	40, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
 	11, // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
 	12, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
 	5,  // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
@@ -3239,69 +3138,65 @@ var file_peer_proto_depIdxs = []int32{
 	29, // 13: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
 	30, // 14: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
 	31, // 15: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	34, // 16: cairn.peer.v1.Request.txn_read:type_name -> cairn.v1.GetRequest
-	13, // 17: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
-	42, // 18: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	43, // 19: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	44, // 20: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	45, // 21: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	46, // 22: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	47, // 23: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	48, // 24: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	49, // 25: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
-	7,  // 26: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
-	32, // 27: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
-	33, // 28: cairn.peer.v1.Response.txn_read:type_name -> cairn.peer.v1.TxnReadResult
-	8,  // 29: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	35, // 30: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	36, // 31: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	15, // 32: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	16, // 33: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	40, // 34: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	10, // 35: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	11, // 36: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	12, // 37: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	13, // 38: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	21, // 39: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
-	29, // 40: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	30, // 41: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	31, // 42: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	50, // 43: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	14, // 44: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	50, // 45: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	17, // 46: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	20, // 47: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	20, // 48: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
-	22, // 49: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
-	22, // 50: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
-	51, // 51: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
-	51, // 52: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
-	52, // 53: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
-	52, // 54: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
-	24, // 55: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
-	53, // 56: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
-	26, // 57: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 58: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
-	26, // 59: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
-	54, // 60: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
-	26, // 61: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
-	55, // 62: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
-	26, // 63: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 64: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
-	56, // 65: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
-	28, // 66: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
-	0,  // 67: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
-	42, // 68: cairn.peer.v1.TxnReadResult.value:type_name -> cairn.v1.GetResponse
-	28, // 69: cairn.peer.v1.TxnReadResult.intent:type_name -> cairn.peer.v1.TxnIntent
-	1,  // 70: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	4,  // 71: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	3,  // 72: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	6,  // 73: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	72, // [72:74] is the sub-list for method output_type
-	70, // [70:72] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	13, // 16: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	41, // 17: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	42, // 18: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	43, // 19: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	44, // 20: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	45, // 21: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	46, // 22: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	47, // 23: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	48, // 24: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	7,  // 25: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
+	32, // 26: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
+	8,  // 27: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	34, // 28: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	35, // 29: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	15, // 30: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	16, // 31: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	39, // 32: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	10, // 33: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	11, // 34: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	12, // 35: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	13, // 36: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	21, // 37: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	29, // 38: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	30, // 39: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	31, // 40: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	49, // 41: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	14, // 42: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	49, // 43: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	17, // 44: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	20, // 45: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	20, // 46: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
+	22, // 47: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	22, // 48: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	50, // 49: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	50, // 50: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	51, // 51: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	51, // 52: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	24, // 53: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	52, // 54: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	26, // 55: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 56: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
+	26, // 57: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
+	53, // 58: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
+	26, // 59: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
+	54, // 60: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
+	26, // 61: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 62: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
+	55, // 63: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
+	28, // 64: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
+	0,  // 65: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
+	1,  // 66: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	4,  // 67: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	3,  // 68: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	6,  // 69: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	68, // [68:70] is the sub-list for method output_type
+	66, // [66:68] is the sub-list for method input_type
+	66, // [66:66] is the sub-list for extension type_name
+	66, // [66:66] is the sub-list for extension extendee
+	0,  // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -3326,7 +3221,6 @@ func file_peer_proto_init() {
 		(*Request_TxnPrewrite)(nil),
 		(*Request_TxnEnd)(nil),
 		(*Request_TxnResolve)(nil),
-		(*Request_TxnRead)(nil),
 	}
 	file_peer_proto_msgTypes[5].OneofWrappers = []any{
 		(*Response_Get)(nil),
@@ -3339,7 +3233,6 @@ func file_peer_proto_init() {
 		(*Response_SplitRange)(nil),
 		(*Response_Expire)(nil),
 		(*Response_Txn)(nil),
-		(*Response_TxnRead)(nil),
 	}
 	file_peer_proto_msgTypes[8].OneofWrappers = []any{
 		(*Command_Put)(nil),
@@ -3376,7 +3269,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

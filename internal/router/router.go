@@ -40,6 +40,10 @@ type Options struct {
 	RequestTimeout time.Duration
 	Clock          *hlc.Clock
 	Logger         *slog.Logger
+	// TxnLimits bound transactions; unset fields get defaults.
+	TxnLimits TxnLimits
+	// TxnHooks stop transaction coordinators at a step (tests only).
+	TxnHooks TxnHooks
 }
 
 // Router is the node's kv.Service.
@@ -53,6 +57,7 @@ var _ kv.Service = (*Router)(nil)
 
 // New returns a router over a store and its transport.
 func New(s *store.Store, t *transport.Transport, opts Options) *Router {
+	opts.TxnLimits.EnsureDefaults()
 	return &Router{opts: opts, store: s, transport: t}
 }
 
@@ -261,6 +266,27 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 		return keyed(op.Expire.Table, op.Expire.Expire.Keys[0].Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localExpire(ctx, r, t, op.Expire.Expire)
 		})
+	case *cairnpb.Request_TxnPrewrite:
+		p := op.TxnPrewrite
+		if len(p.Ops) == 0 {
+			return nil, kv.Errorf(kv.ErrInvalidArgument, "prewrite without keys")
+		}
+		return keyed(p.Table, p.Ops[0].Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localTxnCommand(ctx, r, t, &cairnpb.Command_TxnPrewrite{TxnPrewrite: p})
+		})
+	case *cairnpb.Request_TxnEnd:
+		m := op.TxnEnd.GetMeta()
+		return keyed(m.GetPrimaryTable(), m.GetPrimaryKey(), func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localTxnCommand(ctx, r, t, &cairnpb.Command_TxnEnd{TxnEnd: op.TxnEnd})
+		})
+	case *cairnpb.Request_TxnResolve:
+		res := op.TxnResolve
+		if len(res.Keys) == 0 {
+			return nil, kv.Errorf(kv.ErrInvalidArgument, "resolve without keys")
+		}
+		return keyed(res.Table, res.Keys[0], func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localTxnCommand(ctx, r, t, &cairnpb.Command_TxnResolve{TxnResolve: res})
+		})
 	case *cairnpb.Request_CreateTable:
 		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localCreateTable(ctx, r, op.CreateTable)
@@ -323,6 +349,15 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 	if d := r.Desc(); d.TableId != t.Id || !r.Contains(req.Key) {
 		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)
 	}
+	// The intent first, then the value: a transaction acknowledged
+	// before this read either still has its intent here or has resolved
+	// it into the value.
+	if waited, err := rt.waitIntent(ctx, req.Table, t, req.Key, false); err != nil || waited {
+		if err != nil {
+			return nil, err
+		}
+		return rt.localGet(ctx, r, t, req)
+	}
 	v, closer, err := rt.store.DB().Get(keys.DataKey(keys.TableID(t.Id), req.Key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, kv.ErrNotFound
@@ -370,7 +405,7 @@ func (rt *Router) propose(ctx context.Context, r *replica.Replica, cmd *cairnpb.
 }
 
 func (rt *Router) localPut(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.PutRequest) (*cairnpb.Response, error) {
-	res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Put{Put: req}})
+	res, err := rt.proposeUnlocked(ctx, r, t, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Put{Put: req}}, req.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -397,7 +432,7 @@ func (rt *Router) Delete(ctx context.Context, req *cairnpb.DeleteRequest) (*cair
 }
 
 func (rt *Router) localDelete(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.DeleteRequest) (*cairnpb.Response, error) {
-	res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Delete{Delete: req}})
+	res, err := rt.proposeUnlocked(ctx, r, t, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Delete{Delete: req}}, req.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -447,7 +482,12 @@ func batchKeyOf(op *cairnpb.BatchOp) ([]byte, bool) {
 }
 
 func (rt *Router) localBatch(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.BatchRequest) (*cairnpb.Response, error) {
-	res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Batch{Batch: req}})
+	ks := make([][]byte, 0, len(req.Ops))
+	for _, op := range req.Ops {
+		k, _ := batchKeyOf(op)
+		ks = append(ks, k)
+	}
+	res, err := rt.proposeUnlocked(ctx, r, t, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Batch{Batch: req}}, ks...)
 	if err != nil {
 		return nil, err
 	}
@@ -546,10 +586,21 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	if err != nil {
 		return nil, err
 	}
-	if err := r.ReadBarrier(ctx); err != nil {
-		return nil, err
-	}
 	start, end := listSpan(req, after)
+	for {
+		// Committed transactions whose intents are not yet resolved
+		// must show: resolve the span's intents, then read again.
+		if err := r.ReadBarrier(ctx); err != nil {
+			return nil, err
+		}
+		n, err := rt.resolveSpanIntents(ctx, t, start, end)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+	}
 	// Expired keys are left out: those the log time has passed, and, so
 	// that a list agrees with gets (which expire such keys through Raft
 	// first), those this node's clock has passed.

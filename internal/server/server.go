@@ -168,6 +168,10 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	expDone := make(chan struct{})
 	go func() { defer close(expDone); rt.RunExpirer(expCtx, expireInterval) }()
 	defer func() { stopExpirer(); <-expDone }()
+	resolverCtx, stopResolver := context.WithCancel(context.Background())
+	resolverDone := make(chan struct{})
+	go func() { defer close(resolverDone); rt.RunTxnResolver(resolverCtx, txnResolveInterval) }()
+	defer func() { stopResolver(); <-resolverDone }()
 
 	// Auth: the node's view of users, roles and tokens follows its meta
 	// replica (polled; a change is in force here within watchInterval).
@@ -362,3 +366,4 @@ func checkPeerProtected(cfg config.Config) error {
 	return fmt.Errorf("server: protected mode: --listen-peer %s is not a loopback address and node-to-node TLS is off. "+
 		"Give --peer-cert, --peer-key and --peer-ca (cairn cert ca; cairn cert node), or pass --insecure", cfg.ListenPeer)
 }
+const txnResolveInterval = time.Second
