@@ -325,7 +325,9 @@ func (rt *Router) prewrite(ctx context.Context, meta *cairnpb.TxnMeta, g *txnGro
 	p := &cairnpb.TxnPrewrite{Table: g.table.Name, Meta: meta, Ops: g.ops, CreateRecord: primary, OnePhase: onePhase}
 	g.prewritten = true
 	resp, err := rt.route(ctx, keys.RangeID(g.desc.Id), &cairnpb.Request{Op: &cairnpb.Request_TxnPrewrite{TxnPrewrite: p}}, true,
-		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localTxnCommand(ctx, r, g.table, &cairnpb.Command_TxnPrewrite{TxnPrewrite: p}) })
+		func(r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localTxnCommand(ctx, r, g.table, &cairnpb.Command_TxnPrewrite{TxnPrewrite: p})
+		})
 	if err != nil {
 		g.err = err
 		return
@@ -346,7 +348,9 @@ func (rt *Router) endTxn(ctx context.Context, meta *cairnpb.TxnMeta, status cair
 			return kv.Errorf(kv.ErrTableNotFound, "table %q was dropped", meta.PrimaryTable)
 		}
 		resp, err = rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_TxnEnd{TxnEnd: e}}, true,
-			func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localTxnCommand(ctx, r, t, &cairnpb.Command_TxnEnd{TxnEnd: e}) })
+			func(r *replica.Replica) (*cairnpb.Response, error) {
+				return rt.localTxnCommand(ctx, r, t, &cairnpb.Command_TxnEnd{TxnEnd: e})
+			})
 		return err
 	})
 	if err != nil {
@@ -393,7 +397,9 @@ func (rt *Router) resolveKeys(ctx context.Context, table string, id []byte, ks [
 			}
 			res := &cairnpb.TxnResolve{Table: table, TxnId: id, Keys: here, Commit: commit}
 			_, err := rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_TxnResolve{TxnResolve: res}}, true,
-				func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localTxnCommand(ctx, r, t, &cairnpb.Command_TxnResolve{TxnResolve: res}) })
+				func(r *replica.Replica) (*cairnpb.Response, error) {
+					return rt.localTxnCommand(ctx, r, t, &cairnpb.Command_TxnResolve{TxnResolve: res})
+				})
 			if err == nil {
 				done = len(here)
 				rest := ks[:0:0]

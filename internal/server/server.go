@@ -366,4 +366,7 @@ func checkPeerProtected(cfg config.Config) error {
 	return fmt.Errorf("server: protected mode: --listen-peer %s is not a loopback address and node-to-node TLS is off. "+
 		"Give --peer-cert, --peer-key and --peer-ca (cairn cert ca; cairn cert node), or pass --insecure", cfg.ListenPeer)
 }
+
+// txnResolveInterval is how often a node scans the ranges it leads for
+// intents of expired transactions (router.ResolveExpired).
 const txnResolveInterval = time.Second
