@@ -227,6 +227,12 @@ func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest) (*cai
 		}
 		return assemble(req, groups), nil, g.err
 	}
+	readOnly := true
+	for _, op := range req.Ops {
+		if op.Kind == cairnpb.TxnOp_PUT || op.Kind == cairnpb.TxnOp_DELETE {
+			readOnly = false
+		}
+	}
 	if resp, conflict, err := rt.prewriteAll(ctx, meta, groups, req); resp == nil {
 		return nil, conflict, err
 	}
@@ -234,6 +240,20 @@ func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest) (*cai
 		if err := h(); err != nil {
 			return nil, nil, err
 		}
+	}
+	if readOnly {
+		// Every key was locked at once: the reads are one consistent
+		// state, to answer now. Nothing to commit: abort the record
+		// (which tells whoever waits on a lock) and release the locks
+		// in the background.
+		go func() {
+			rctx, cancel := context.WithTimeout(context.Background(), rt.opts.RequestTimeout)
+			defer cancel()
+			if _, err := rt.endTxn(rctx, meta, cairnpb.TxnStatus_ABORTED, false); err == nil {
+				rt.resolveGroups(rctx, meta, groups, false)
+			}
+		}()
+		return assemble(req, groups), nil, nil
 	}
 	status, err := rt.endTxn(ctx, meta, cairnpb.TxnStatus_COMMITTED, false)
 	if err != nil {
