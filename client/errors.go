@@ -37,6 +37,9 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 	// ErrAlreadyExists: a user, role or token of that name exists.
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrTxnConflict: a transaction met another one and was aborted,
+	// changing nothing; running it again may succeed (Txn does).
+	ErrTxnConflict = errors.New("transaction conflict; retry")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client is closed")
 )
@@ -79,6 +82,8 @@ var codeTable = []struct {
 	{"unauthenticated", ErrUnauthenticated},
 	{"permission_denied", ErrPermissionDenied},
 	{"already_exists", ErrAlreadyExists},
+	{"txn_conflict", ErrTxnConflict},
+	{"txn_aborted", ErrTxnConflict},
 }
 
 // grpcCodeTable classifies statuses that carry no cairn code (from a proxy,
@@ -94,6 +99,7 @@ var grpcCodeTable = map[codes.Code]string{
 	codes.Canceled:           "canceled",
 	codes.Unauthenticated:    "unauthenticated",
 	codes.PermissionDenied:   "permission_denied",
+	codes.Aborted:            "txn_conflict",
 }
 
 // errorDomain is the ErrorInfo domain of the server's errors.
