@@ -67,6 +67,11 @@ type Config struct {
 	// Input limits.
 	MaxKeyBytes   int
 	MaxValueBytes int
+	// Transaction limits (docs/design/transactions.md): operations, bytes
+	// of keys and values, and time from start to commit.
+	TxnMaxKeys     int
+	TxnMaxBytes    uint64
+	TxnMaxDuration time.Duration
 
 	// Insecure turns protected mode off: without it, a client listener
 	// off loopback is refused while auth is disabled, and a peer listener
@@ -111,6 +116,9 @@ func Default() Config {
 		SplitSizeBytes: 64 << 20,
 		MaxKeyBytes:    kv.DefaultLimits.MaxKeyBytes,
 		MaxValueBytes:  kv.DefaultLimits.MaxValueBytes,
+		TxnMaxKeys:     1000,
+		TxnMaxBytes:    4 << 20,
+		TxnMaxDuration: 5 * time.Second,
 		LogLevel:       "info",
 		LogFormat:      "text",
 	}
@@ -165,6 +173,15 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.MaxValueBytes == 0 {
 		c.MaxValueBytes = d.MaxValueBytes
+	}
+	if c.TxnMaxKeys == 0 {
+		c.TxnMaxKeys = d.TxnMaxKeys
+	}
+	if c.TxnMaxBytes == 0 {
+		c.TxnMaxBytes = d.TxnMaxBytes
+	}
+	if c.TxnMaxDuration == 0 {
+		c.TxnMaxDuration = d.TxnMaxDuration
 	}
 }
 

@@ -98,6 +98,18 @@ var options = []option{
 	durationOption("request-timeout", "time limit of one client request inside the node", func(c *Config) *time.Duration { return &c.RequestTimeout }),
 	intOption("max-key-bytes", "largest key accepted", func(c *Config) *int { return &c.MaxKeyBytes }),
 	intOption("max-value-bytes", "largest value accepted", func(c *Config) *int { return &c.MaxValueBytes }),
+	intOption("txn-max-keys", "most operations (keys) in one transaction", func(c *Config) *int { return &c.TxnMaxKeys }),
+	{
+		name:  "txn-max-bytes",
+		usage: "most bytes of keys and values in one transaction (bytes, or with KiB/MiB/GiB)",
+		kind:  kindUint,
+		get:   func(c *Config) string { return strconv.FormatUint(c.TxnMaxBytes, 10) },
+		set: func(c *Config, s string) (err error) {
+			c.TxnMaxBytes, err = parseBytes(s)
+			return err
+		},
+	},
+	durationOption("txn-max-duration", "time from a transaction's start to its commit; after it others may abort it", func(c *Config) *time.Duration { return &c.TxnMaxDuration }),
 	boolOption("insecure", "allow a client listener (--listen, --listen-resp) off loopback without auth, and a peer listener off loopback without --peer-cert (protected mode is off)", func(c *Config) *bool { return &c.Insecure }),
 	stringOption("cert", "TLS certificate (PEM) of the client listeners; with --key enables TLS 1.2+", func(c *Config) *string { return &c.CertFile }),
 	stringOption("key", "TLS private key (PEM) of --cert", func(c *Config) *string { return &c.KeyFile }),

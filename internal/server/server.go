@@ -156,7 +156,8 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	defer st.Stop()
 
 	limits := cfg.KVLimits()
-	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock, Logger: logger})
+	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock, Logger: logger,
+		TxnLimits: router.TxnLimits{MaxOps: cfg.TxnMaxKeys, MaxBytes: int(cfg.TxnMaxBytes), MaxDuration: cfg.TxnMaxDuration}})
 	splitCtx, stopSplitter := context.WithCancel(context.Background())
 	splitterDone := make(chan struct{})
 	go func() {
