@@ -50,6 +50,13 @@ type TxnHooks struct {
 	// AfterCommit runs when the record is committed, before any intent is
 	// resolved.
 	AfterCommit func() error
+	// Prewrite runs before the prewrite of the i-th range (0: the
+	// primary's); an error skips that prewrite and stops the coordinator
+	// once the others are done (a crash midway through phase one).
+	Prewrite func(i int) error
+	// Resolve runs before the commit resolution of the i-th range; an
+	// error skips it (a crash midway through resolving).
+	Resolve func(i int) error
 }
 
 // txnAttempts is how many times Txn runs a transaction that met another
@@ -283,7 +290,14 @@ func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest) (*cai
 // response with the conflict or the error.
 func (rt *Router) prewriteAll(ctx context.Context, meta *cairnpb.TxnMeta, groups []*txnGroup, req *cairnpb.TxnRequest) (*cairnpb.TxnResponse, *txnConflict, error) {
 	var wg sync.WaitGroup
+	var crashed error
 	for i, g := range groups {
+		if h := rt.opts.TxnHooks.Prewrite; h != nil {
+			if err := h(i); err != nil {
+				crashed = err
+				continue
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -291,6 +305,9 @@ func (rt *Router) prewriteAll(ctx context.Context, meta *cairnpb.TxnMeta, groups
 		}()
 	}
 	wg.Wait()
+	if crashed != nil {
+		return nil, nil, crashed // a test hook: stop as a dead coordinator would
+	}
 	var conflict *txnConflict
 	var failure error
 	for _, g := range groups {
@@ -384,9 +401,14 @@ func (rt *Router) endTxn(ctx context.Context, meta *cairnpb.TxnMeta, status cair
 // resolves it.
 func (rt *Router) resolveGroups(ctx context.Context, meta *cairnpb.TxnMeta, groups []*txnGroup, commit bool) {
 	var wg sync.WaitGroup
-	for _, g := range groups {
+	for i, g := range groups {
 		if !g.prewritten {
 			continue
+		}
+		if h := rt.opts.TxnHooks.Resolve; h != nil && commit {
+			if err := h(i); err != nil {
+				continue
+			}
 		}
 		ks := make([][]byte, len(g.ops))
 		for i, op := range g.ops {
