@@ -2355,7 +2355,10 @@ type TxnMeta struct {
 	PrimaryKey     []byte `protobuf:"bytes,4,opt,name=primary_key,json=primaryKey,proto3" json:"primary_key,omitempty"`
 	// After this (unix ms, judged by log time) anyone may abort the
 	// transaction if it is still PENDING.
-	ExpireAtMs    int64 `protobuf:"varint,5,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	ExpireAtMs int64 `protobuf:"varint,5,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	// The HLC time of the transaction's first attempt, kept across its
+	// retries: its age for wait-die (older waits, younger dies).
+	StartTs       uint64 `protobuf:"varint,6,opt,name=start_ts,json=startTs,proto3" json:"start_ts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2421,6 +2424,13 @@ func (x *TxnMeta) GetPrimaryKey() []byte {
 func (x *TxnMeta) GetExpireAtMs() int64 {
 	if x != nil {
 		return x.ExpireAtMs
+	}
+	return 0
+}
+
+func (x *TxnMeta) GetStartTs() uint64 {
+	if x != nil {
+		return x.StartTs
 	}
 	return 0
 }
@@ -3002,7 +3012,7 @@ const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"AuthConfig\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\fR\x06secret\"\xab\x01\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret\"\xc6\x01\n" +
 	"\aTxnMeta\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12#\n" +
 	"\rprimary_table\x18\x02 \x01(\tR\fprimaryTable\x12(\n" +
@@ -3010,7 +3020,8 @@ const file_peer_proto_rawDesc = "" +
 	"\vprimary_key\x18\x04 \x01(\fR\n" +
 	"primaryKey\x12 \n" +
 	"\fexpire_at_ms\x18\x05 \x01(\x03R\n" +
-	"expireAtMs\"i\n" +
+	"expireAtMs\x12\x19\n" +
+	"\bstart_ts\x18\x06 \x01(\x04R\astartTs\"i\n" +
 	"\tTxnRecord\x12*\n" +
 	"\x04meta\x18\x01 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x120\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\"\x91\x01\n" +

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"errors"
@@ -78,10 +79,11 @@ func (rt *Router) Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.Tx
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
 	var err error
+	startTS := uint64(rt.opts.Clock.Now())
 	for attempt := 0; attempt < txnAttempts; attempt++ {
 		var resp *cairnpb.TxnResponse
 		var conflict *txnConflict
-		resp, conflict, err = rt.txnAttempt(ctx, req)
+		resp, conflict, err = rt.txnAttempt(ctx, req, startTS)
 		if conflict == nil {
 			if errors.Is(err, kv.ErrRangeKeyMismatch) && ctx.Err() == nil {
 				continue // a split since routing: locate again
@@ -210,7 +212,7 @@ func (rt *Router) groupTxn(ctx context.Context, ops []*cairnpb.TxnOp) ([]*txnGro
 
 // txnAttempt runs the transaction once. A conflict is returned apart
 // (with err nil) once this attempt is aborted and cleaned up.
-func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.TxnResponse, *txnConflict, error) {
+func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, startTS uint64) (*cairnpb.TxnResponse, *txnConflict, error) {
 	groups, err := rt.groupTxn(ctx, req.Ops)
 	if err != nil {
 		return nil, nil, err
@@ -222,6 +224,7 @@ func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest) (*cai
 		PrimaryTableId: groups[0].table.Id,
 		PrimaryKey:     first.Key,
 		ExpireAtMs:     rt.opts.Clock.Now().Millis() + rt.opts.TxnLimits.MaxDuration.Milliseconds(),
+		StartTs:        startTS,
 	}
 	if _, err := crand.Read(meta.Id); err != nil {
 		return nil, nil, kv.Errorf(kv.ErrInternal, "txn id: %v", err)
@@ -308,30 +311,79 @@ func (rt *Router) prewriteAll(ctx context.Context, meta *cairnpb.TxnMeta, groups
 	if crashed != nil {
 		return nil, nil, crashed // a test hook: stop as a dead coordinator would
 	}
-	var conflict *txnConflict
-	var failure error
-	for _, g := range groups {
-		switch {
-		case g.err != nil && failure == nil:
-			failure = g.err
-		case g.err == nil && g.result.Conflict != nil && conflict == nil:
-			conflict = conflictOf(g)
-		}
-	}
+	conflict, failure := rt.waitYounger(ctx, meta, groups)
 	if conflict == nil && failure == nil {
 		return assemble(req, groups), nil, nil
 	}
-	// Abort: the record first (so a prewrite still in flight on the
-	// primary fails), then the intents.
+	// Abort: the record, so that whoever waits on one of the intents
+	// learns the outcome (and a prewrite of the primary whose outcome is
+	// unknown cannot succeed later); and, at the same time, the intents.
 	actx, cancel := context.WithTimeout(context.Background(), rt.opts.RequestTimeout)
 	defer cancel()
-	if _, err := rt.endTxn(actx, meta, cairnpb.TxnStatus_ABORTED, false); err == nil {
-		rt.resolveGroups(actx, meta, groups, false)
-	}
+	var aborted sync.WaitGroup
+	aborted.Add(1)
+	go func() {
+		defer aborted.Done()
+		if _, err := rt.endTxn(actx, meta, cairnpb.TxnStatus_ABORTED, false); err != nil {
+			rt.logf("txn: abort failed; left to recovery", "txn", fmt.Sprintf("%x", meta.Id), "err", err)
+		}
+	}()
+	rt.resolveGroups(actx, meta, groups, false)
+	aborted.Wait()
 	if failure != nil {
 		return nil, nil, failure
 	}
 	return nil, conflict, nil
+}
+
+// waitYounger applies wait-die to the conflicts of phase one: while
+// every conflict is with a younger transaction (or one already decided,
+// whose intent only waits to be resolved), it waits for each (keeping
+// its own intents) and prewrites that range again. It returns
+// the first failure, or a conflict with an older (or same-age)
+// transaction, for which this one must die.
+func (rt *Router) waitYounger(ctx context.Context, meta *cairnpb.TxnMeta, groups []*txnGroup) (*txnConflict, error) {
+	for {
+		var waitFor []int
+		for i, g := range groups {
+			switch {
+			case g.err != nil:
+				return nil, g.err
+			case g.result.Conflict == nil:
+			case !older(meta, g.result.Conflict.GetMeta()) && !rt.decided(g.result.Conflict.GetMeta()):
+				return conflictOf(g), nil
+			default:
+				waitFor = append(waitFor, i)
+			}
+		}
+		if len(waitFor) == 0 {
+			return nil, nil
+		}
+		for _, i := range waitFor {
+			g := groups[i]
+			if err := rt.handleIntent(ctx, g.table.Name, g.result.ConflictKey, g.result.Conflict); err != nil {
+				return nil, err
+			}
+			g.result, g.err = nil, nil
+			rt.prewrite(ctx, meta, g, i == 0, false)
+		}
+	}
+}
+
+// decided reports whether this node's replica of the record of meta's
+// transaction says it is committed or aborted (final).
+func (rt *Router) decided(meta *cairnpb.TxnMeta) bool {
+	rec := rt.localRecord(meta)
+	return rec != nil && rec.Status != cairnpb.TxnStatus_PENDING
+}
+
+// older reports whether transaction a started before b (wait-die age;
+// IDs break ties).
+func older(a, b *cairnpb.TxnMeta) bool {
+	if a.StartTs != b.StartTs {
+		return a.StartTs < b.StartTs
+	}
+	return bytes.Compare(a.Id, b.Id) < 0
 }
 
 func conflictOf(g *txnGroup) *txnConflict {
@@ -489,26 +541,43 @@ func (rt *Router) localTxnCommand(ctx context.Context, r *replica.Replica, t *ca
 }
 
 // handleIntent deals with another transaction's intent on key of table,
-// met by a read, a plain write or a prewrite: it pushes the transaction's
-// record until it is decided (committed, aborted, or aborted by the push
-// once expired), then resolves the intent accordingly. It returns
+// met by a read, a plain write or a prewrite: it waits until the
+// transaction is decided (committed, aborted, or aborted by a push once
+// expired), then resolves the intent accordingly. It returns
 // kv.ErrTxnConflict if ctx ends first.
+//
+// Waiting reads this node's replicas where it has them: an intent gone
+// from the key's leader here needs nothing more; a record found final
+// here is final everywhere. The record is pushed through Raft (which
+// also aborts it once expired) at most every pushInterval, so waiters do
+// not load the range with writes.
 func (rt *Router) handleIntent(ctx context.Context, table string, key []byte, in *cairnpb.TxnIntent) error {
 	meta := in.GetMeta()
 	if meta == nil {
 		return kv.Errorf(kv.ErrInternal, "intent without transaction")
 	}
 	backoff := time.Millisecond
+	var lastPush time.Time
 	for {
-		status, err := rt.endTxn(ctx, meta, cairnpb.TxnStatus_ABORTED, true)
-		switch {
-		case err != nil && errors.Is(err, kv.ErrTableNotFound):
-			status = cairnpb.TxnStatus_ABORTED // the record's table is gone
-		case err != nil:
-			if ctx.Err() != nil {
-				return kv.Errorf(kv.ErrTxnConflict, "key %q is locked by transaction %x: %v", key, meta.Id, err)
+		if rt.localIntentGone(table, key, meta.Id) {
+			return nil
+		}
+		status := cairnpb.TxnStatus_PENDING
+		if rec := rt.localRecord(meta); rec != nil && rec.Status != cairnpb.TxnStatus_PENDING {
+			status = rec.Status
+		} else if time.Since(lastPush) >= pushInterval || meta.ExpireAtMs <= rt.opts.Clock.Now().Millis() {
+			lastPush = time.Now()
+			var err error
+			status, err = rt.endTxn(ctx, meta, cairnpb.TxnStatus_ABORTED, true)
+			switch {
+			case err != nil && errors.Is(err, kv.ErrTableNotFound):
+				status = cairnpb.TxnStatus_ABORTED // the record's table is gone
+			case err != nil:
+				if ctx.Err() != nil {
+					return kv.Errorf(kv.ErrTxnConflict, "key %q is locked by transaction %x: %v", key, meta.Id, err)
+				}
+				status = cairnpb.TxnStatus_PENDING
 			}
-			status = cairnpb.TxnStatus_PENDING
 		}
 		if status == cairnpb.TxnStatus_COMMITTED || status == cairnpb.TxnStatus_ABORTED {
 			return rt.resolveKeys(ctx, table, meta.Id, [][]byte{key}, status == cairnpb.TxnStatus_COMMITTED)
@@ -518,10 +587,43 @@ func (rt *Router) handleIntent(ctx context.Context, table string, key []byte, in
 			return kv.Errorf(kv.ErrTxnConflict, "key %q is locked by pending transaction %x", key, meta.Id)
 		case <-time.After(backoff):
 		}
-		if backoff *= 2; backoff > 50*time.Millisecond {
-			backoff = 50 * time.Millisecond
+		if backoff *= 2; backoff > 20*time.Millisecond {
+			backoff = 20 * time.Millisecond
 		}
 	}
+}
+
+// pushInterval is the least time between two pushes of one record by one
+// waiter.
+const pushInterval = 100 * time.Millisecond
+
+// localIntentGone reports whether this node leads the range of key and
+// its applied state has no intent of transaction id on key.
+func (rt *Router) localIntentGone(table string, key []byte, id []byte) bool {
+	t := rt.store.Table(table)
+	if t == nil {
+		return false
+	}
+	r := rt.store.LocalRangeFor(t.Id, key)
+	if r == nil || !r.IsLeader() {
+		return false
+	}
+	cur, err := replica.ReadIntent(rt.store.DB(), keys.TableID(t.Id), key)
+	return err == nil && (cur == nil || !bytes.Equal(cur.GetMeta().GetId(), id))
+}
+
+// localRecord returns the record of meta's transaction as this node's
+// replica of the primary's range has applied it, or nil.
+func (rt *Router) localRecord(meta *cairnpb.TxnMeta) *cairnpb.TxnRecord {
+	if rt.store.LocalRangeFor(meta.PrimaryTableId, meta.PrimaryKey) == nil {
+		return nil
+	}
+	rec := &cairnpb.TxnRecord{}
+	found, err := replica.GetProto(rt.store.DB(), keys.TxnRecordKey(keys.TableID(meta.PrimaryTableId), meta.Id, meta.PrimaryKey), rec)
+	if err != nil || !found {
+		return nil
+	}
+	return rec
 }
 
 // waitIntent is the read and plain-write side: if key of t has an intent
