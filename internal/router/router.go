@@ -6,6 +6,10 @@
 // Linearizable reads are the exception: any local replica serves them
 // after a Raft ReadIndex barrier (see Router.read).
 //
+// The router is also the coordinator of transactions (txn.go): two-phase
+// commit over the ranges a transaction touches, and the recovery of
+// transactions whose coordinator died (docs/design/transactions.md).
+//
 // Table resolution uses the node's applied copy of the meta range (fast,
 // possibly a little stale). A miss is confirmed with a linearizable
 // ReadBarrier on the meta replica before answering "table not found", so

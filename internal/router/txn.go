@@ -69,9 +69,10 @@ var _ kv.Transactor = (*Router)(nil)
 // Txn implements kv.Transactor: a transaction over any keys, all or
 // nothing (docs/design/transactions.md). It coordinates two-phase commit
 // from this node; a transaction whose keys lie in one range takes the
-// one-phase path. A conflict with another transaction aborts this one,
-// waits for the other to finish (holding no locks, so no deadlock), and
-// runs it again, up to txnAttempts times.
+// one-phase path. Conflicts follow wait-die: an older transaction waits
+// for a younger one while keeping its intents; a younger one aborts,
+// waits holding nothing, and runs again with the same age, up to
+// txnAttempts times.
 func (rt *Router) Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.TxnResponse, error) {
 	if err := rt.validateTxn(req); err != nil {
 		return nil, err
