@@ -22,6 +22,7 @@ import (
 	"errors"
 	"log/slog"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -53,6 +54,7 @@ type Options struct {
 // Router is the node's kv.Service.
 type Router struct {
 	opts      Options
+	txnHooks  atomic.Pointer[TxnHooks] // set by SetTxnHooks; else opts.TxnHooks
 	store     *store.Store
 	transport *transport.Transport
 }

@@ -60,6 +60,17 @@ type TxnHooks struct {
 	Resolve func(i int) error
 }
 
+// SetTxnHooks replaces the router's crash hooks (tests only; safe while
+// transactions run).
+func (rt *Router) SetTxnHooks(h TxnHooks) { rt.txnHooks.Store(&h) }
+
+func (rt *Router) hooks() *TxnHooks {
+	if h := rt.txnHooks.Load(); h != nil {
+		return h
+	}
+	return &rt.opts.TxnHooks
+}
+
 // txnAttempts is how many times Txn runs a transaction that met another
 // one before it gives up with kv.ErrTxnConflict.
 const txnAttempts = 4
@@ -247,7 +258,7 @@ func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, start
 	if resp, conflict, err := rt.prewriteAll(ctx, meta, groups, req); resp == nil {
 		return nil, conflict, err
 	}
-	if h := rt.opts.TxnHooks.AfterPrewrite; h != nil {
+	if h := rt.hooks().AfterPrewrite; h != nil {
 		if err := h(); err != nil {
 			return nil, nil, err
 		}
@@ -276,7 +287,7 @@ func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, start
 		rt.resolveGroups(ctx, meta, groups, false)
 		return nil, nil, kv.Errorf(kv.ErrTxnAborted, "transaction %x expired and was aborted before its commit", meta.Id)
 	}
-	if h := rt.opts.TxnHooks.AfterCommit; h != nil {
+	if h := rt.hooks().AfterCommit; h != nil {
 		if err := h(); err != nil {
 			return nil, nil, err
 		}
@@ -296,7 +307,7 @@ func (rt *Router) prewriteAll(ctx context.Context, meta *cairnpb.TxnMeta, groups
 	var wg sync.WaitGroup
 	var crashed error
 	for i, g := range groups {
-		if h := rt.opts.TxnHooks.Prewrite; h != nil {
+		if h := rt.hooks().Prewrite; h != nil {
 			if err := h(i); err != nil {
 				crashed = err
 				continue
@@ -458,7 +469,7 @@ func (rt *Router) resolveGroups(ctx context.Context, meta *cairnpb.TxnMeta, grou
 		if !g.prewritten {
 			continue
 		}
-		if h := rt.opts.TxnHooks.Resolve; h != nil && commit {
+		if h := rt.hooks().Resolve; h != nil && commit {
 			if err := h(i); err != nil {
 				continue
 			}

@@ -188,7 +188,7 @@ func TestTxnCrashAfterPrewrite(t *testing.T) {
 		}
 	}
 	var c crash
-	e.rt.opts.TxnHooks.AfterPrewrite = c.hook
+	e.rt.SetTxnHooks(TxnHooks{AfterPrewrite: c.hook})
 	c.armed.Store(true)
 	_, err := e.rt.Txn(ctx, &cairnpb.TxnRequest{Ops: []*cairnpb.TxnOp{
 		op(cairnpb.TxnOp_PUT, "default", "a", "new"), op(cairnpb.TxnOp_PUT, "default", "z", "new"), op(cairnpb.TxnOp_DELETE, "acct", "x", ""),
@@ -230,7 +230,7 @@ func TestTxnCrashAfterCommit(t *testing.T) {
 	e := newTxnEnv(t)
 	ctx := context.Background()
 	var c crash
-	e.rt.opts.TxnHooks.AfterCommit = c.hook
+	e.rt.SetTxnHooks(TxnHooks{AfterCommit: c.hook})
 	c.armed.Store(true)
 	_, err := e.rt.Txn(ctx, &cairnpb.TxnRequest{Ops: []*cairnpb.TxnOp{
 		op(cairnpb.TxnOp_PUT, "default", "a", "new"), op(cairnpb.TxnOp_PUT, "default", "z", "new"), op(cairnpb.TxnOp_PUT, "acct", "x", "new"),
@@ -401,13 +401,13 @@ func TestTxnCrashAtEveryStep(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e.rt.opts.TxnHooks = step.hooks
+			e.rt.SetTxnHooks(step.hooks)
 			req := &cairnpb.TxnRequest{}
 			for _, k := range ks {
 				req.Ops = append(req.Ops, op(cairnpb.TxnOp_PUT, k[0], k[1], "new"))
 			}
 			_, err := e.rt.Txn(ctx, req)
-			e.rt.opts.TxnHooks = TxnHooks{}
+			e.rt.SetTxnHooks(TxnHooks{})
 			// Only the coordinator that skipped a resolve lived to answer.
 			if wantOK := step.name == "one resolve"; wantOK != (err == nil) {
 				t.Fatalf("txn: %v", err)
