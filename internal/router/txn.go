@@ -569,7 +569,12 @@ func (rt *Router) handleIntent(ctx context.Context, table string, key []byte, in
 		return kv.Errorf(kv.ErrInternal, "intent without transaction")
 	}
 	backoff := time.Millisecond
+	// With the record's range here, polling it is enough at first: the
+	// first push waits a pushInterval (or the expiry).
 	var lastPush time.Time
+	if rt.store.LocalRangeFor(meta.PrimaryTableId, meta.PrimaryKey) != nil {
+		lastPush = time.Now()
+	}
 	for {
 		if rt.localIntentGone(table, key, meta.Id) {
 			return nil
