@@ -92,13 +92,19 @@ func (rt *Router) Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.Tx
 	defer cancel()
 	var err error
 	startTS := uint64(rt.opts.Clock.Now())
+	fresh := false
 	for attempt := 0; attempt < txnAttempts; attempt++ {
 		var resp *cairnpb.TxnResponse
 		var conflict *txnConflict
-		resp, conflict, err = rt.txnAttempt(ctx, req, startTS)
+		resp, conflict, err = rt.txnAttempt(ctx, req, startTS, fresh)
 		if conflict == nil {
 			if errors.Is(err, kv.ErrRangeKeyMismatch) && ctx.Err() == nil {
-				continue // a split since routing: locate again
+				// A split since routing: locate again from the local
+				// replicas; not a conflict, so not an attempt.
+				fresh = true
+				attempt--
+				sleep(ctx, 2*time.Millisecond)
+				continue
 			}
 			return resp, err
 		}
@@ -198,12 +204,13 @@ type txnConflict struct {
 	intent *cairnpb.TxnIntent
 }
 
-// groupTxn splits ops by range, primary (ops[0]) first.
-func (rt *Router) groupTxn(ctx context.Context, ops []*cairnpb.TxnOp) ([]*txnGroup, error) {
+// groupTxn splits ops by range, primary (ops[0]) first; fresh prefers the
+// local replicas' descriptors to the catalog (after a range key mismatch).
+func (rt *Router) groupTxn(ctx context.Context, ops []*cairnpb.TxnOp, fresh bool) ([]*txnGroup, error) {
 	var groups []*txnGroup
 	byRange := map[uint64]*txnGroup{}
 	for i, op := range ops {
-		t, d, err := rt.locate(ctx, op.Table, op.Key, false)
+		t, d, err := rt.locate(ctx, op.Table, op.Key, fresh)
 		if errors.Is(err, kv.ErrRangeKeyMismatch) {
 			t, d, err = rt.locate(ctx, op.Table, op.Key, true)
 		}
@@ -224,8 +231,8 @@ func (rt *Router) groupTxn(ctx context.Context, ops []*cairnpb.TxnOp) ([]*txnGro
 
 // txnAttempt runs the transaction once. A conflict is returned apart
 // (with err nil) once this attempt is aborted and cleaned up.
-func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, startTS uint64) (*cairnpb.TxnResponse, *txnConflict, error) {
-	groups, err := rt.groupTxn(ctx, req.Ops)
+func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, startTS uint64, fresh bool) (*cairnpb.TxnResponse, *txnConflict, error) {
+	groups, err := rt.groupTxn(ctx, req.Ops, fresh)
 	if err != nil {
 		return nil, nil, err
 	}
