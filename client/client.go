@@ -79,6 +79,7 @@ type endpoint struct {
 	tables  cairnpb.TablesClient
 	cluster cairnpb.ClusterClient
 	auth    cairnpb.AuthClient
+	watch   cairnpb.WatchClient
 }
 
 // New returns a Client for cfg. It does not connect: a node that is down is
@@ -134,6 +135,7 @@ func New(cfg Config) (*Client, error) {
 			tables:  cairnpb.NewTablesClient(cc),
 			cluster: cairnpb.NewClusterClient(cc),
 			auth:    cairnpb.NewAuthClient(cc),
+			watch:   cairnpb.NewWatchClient(cc),
 		})
 	}
 	return c, nil

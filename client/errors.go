@@ -37,6 +37,12 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 	// ErrAlreadyExists: a user, role or token of that name exists.
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrCompacted: a watch cannot resume: the history it needs is gone.
+	// Read the keys afresh and watch from now.
+	ErrCompacted = errors.New("compacted")
+	// ErrResourceExhausted: a bounded server resource ran out (a watcher
+	// fell behind its buffer); Watch resumes on its own after it.
+	ErrResourceExhausted = errors.New("resource exhausted")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client is closed")
 )
@@ -79,13 +85,16 @@ var codeTable = []struct {
 	{"unauthenticated", ErrUnauthenticated},
 	{"permission_denied", ErrPermissionDenied},
 	{"already_exists", ErrAlreadyExists},
+	{"compacted", ErrCompacted},
+	{"resource_exhausted", ErrResourceExhausted},
 }
 
 // grpcCodeTable classifies statuses that carry no cairn code (from a proxy,
 // the gRPC library itself, or an older server).
 var grpcCodeTable = map[codes.Code]string{
 	codes.InvalidArgument:    "invalid_argument",
-	codes.OutOfRange:         "invalid_argument",
+	codes.OutOfRange:         "compacted",
+	codes.ResourceExhausted:  "resource_exhausted",
 	codes.NotFound:           "not_found",
 	codes.AlreadyExists:      "table_exists",
 	codes.FailedPrecondition: "condition_failed",

@@ -24,6 +24,56 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type WatchEvent_Type int32
+
+const (
+	WatchEvent_PUT    WatchEvent_Type = 0
+	WatchEvent_DELETE WatchEvent_Type = 1
+	// The key's TTL ran out and it was removed.
+	WatchEvent_EXPIRE WatchEvent_Type = 2
+)
+
+// Enum value maps for WatchEvent_Type.
+var (
+	WatchEvent_Type_name = map[int32]string{
+		0: "PUT",
+		1: "DELETE",
+		2: "EXPIRE",
+	}
+	WatchEvent_Type_value = map[string]int32{
+		"PUT":    0,
+		"DELETE": 1,
+		"EXPIRE": 2,
+	}
+)
+
+func (x WatchEvent_Type) Enum() *WatchEvent_Type {
+	p := new(WatchEvent_Type)
+	*p = x
+	return p
+}
+
+func (x WatchEvent_Type) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WatchEvent_Type) Descriptor() protoreflect.EnumDescriptor {
+	return file_kv_proto_enumTypes[0].Descriptor()
+}
+
+func (WatchEvent_Type) Type() protoreflect.EnumType {
+	return &file_kv_proto_enumTypes[0]
+}
+
+func (x WatchEvent_Type) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WatchEvent_Type.Descriptor instead.
+func (WatchEvent_Type) EnumDescriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{43, 0}
+}
+
 type SplitRangeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -2731,6 +2781,245 @@ func (x *ClusterStatus) GetRanges() []*RangeStatus {
 	return nil
 }
 
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	// The key, or with prefix set the prefix (empty: the whole table).
+	Key    []byte `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Prefix bool   `protobuf:"varint,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// Where to begin: after resume_token's position, else after
+	// start_version, else from now.
+	StartVersion uint64 `protobuf:"varint,4,opt,name=start_version,json=startVersion,proto3" json:"start_version,omitempty"`
+	ResumeToken  string `protobuf:"bytes,5,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	// Also set each event's resume_token (for clients that may stop in the
+	// middle of a response, such as Server-Sent Events).
+	EventTokens   bool `protobuf:"varint,6,opt,name=event_tokens,json=eventTokens,proto3" json:"event_tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_kv_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *WatchRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetPrefix() bool {
+	if x != nil {
+		return x.Prefix
+	}
+	return false
+}
+
+func (x *WatchRequest) GetStartVersion() uint64 {
+	if x != nil {
+		return x.StartVersion
+	}
+	return 0
+}
+
+func (x *WatchRequest) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetEventTokens() bool {
+	if x != nil {
+		return x.EventTokens
+	}
+	return false
+}
+
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  WatchEvent_Type        `protobuf:"varint,1,opt,name=type,proto3,enum=cairn.v1.WatchEvent_Type" json:"type,omitempty"`
+	Key   []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// PUT only.
+	Value []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// The change's version (a delete's or expiry's own version).
+	Version uint64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	// PUT only: when the value expires (unix ms); 0 if never.
+	ExpireAtMs int64 `protobuf:"varint,5,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	// The version of the key's previous change; 0 if none is retained.
+	PrevVersion uint64 `protobuf:"varint,6,opt,name=prev_version,json=prevVersion,proto3" json:"prev_version,omitempty"`
+	// With event_tokens: the position right after this event.
+	ResumeToken   string `protobuf:"bytes,7,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_kv_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *WatchEvent) GetType() WatchEvent_Type {
+	if x != nil {
+		return x.Type
+	}
+	return WatchEvent_PUT
+}
+
+func (x *WatchEvent) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetExpireAtMs() int64 {
+	if x != nil {
+		return x.ExpireAtMs
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetPrevVersion() uint64 {
+	if x != nil {
+		return x.PrevVersion
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+type WatchResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*WatchEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// The position after these events: pass it back to resume.
+	ResumeToken   string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_kv_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *WatchResponse) GetEvents() []*WatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
 var File_kv_proto protoreflect.FileDescriptor
 
 const file_kv_proto_rawDesc = "" +
@@ -2929,7 +3218,33 @@ const file_kv_proto_rawDesc = "" +
 	"generation\"j\n" +
 	"\rClusterStatus\x12*\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x14.cairn.v1.NodeStatusR\x05nodes\x12-\n" +
-	"\x06ranges\x18\x02 \x03(\v2\x15.cairn.v1.RangeStatusR\x06ranges2\xe0\x01\n" +
+	"\x06ranges\x18\x02 \x03(\v2\x15.cairn.v1.RangeStatusR\x06ranges\"\xb9\x01\n" +
+	"\fWatchRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\bR\x06prefix\x12#\n" +
+	"\rstart_version\x18\x04 \x01(\x04R\fstartVersion\x12!\n" +
+	"\fresume_token\x18\x05 \x01(\tR\vresumeToken\x12!\n" +
+	"\fevent_tokens\x18\x06 \x01(\bR\veventTokens\"\x8e\x02\n" +
+	"\n" +
+	"WatchEvent\x12-\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x19.cairn.v1.WatchEvent.TypeR\x04type\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\x12 \n" +
+	"\fexpire_at_ms\x18\x05 \x01(\x03R\n" +
+	"expireAtMs\x12!\n" +
+	"\fprev_version\x18\x06 \x01(\x04R\vprevVersion\x12!\n" +
+	"\fresume_token\x18\a \x01(\tR\vresumeToken\"'\n" +
+	"\x04Type\x12\a\n" +
+	"\x03PUT\x10\x00\x12\n" +
+	"\n" +
+	"\x06DELETE\x10\x01\x12\n" +
+	"\n" +
+	"\x06EXPIRE\x10\x02\"`\n" +
+	"\rWatchResponse\x12,\n" +
+	"\x06events\x18\x01 \x03(\v2\x14.cairn.v1.WatchEventR\x06events\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken2\xe0\x01\n" +
 	"\x02KV\x122\n" +
 	"\x03Get\x12\x14.cairn.v1.GetRequest\x1a\x15.cairn.v1.GetResponse\x122\n" +
 	"\x03Put\x12\x14.cairn.v1.PutRequest\x1a\x15.cairn.v1.PutResponse\x12;\n" +
@@ -2947,7 +3262,9 @@ const file_kv_proto_rawDesc = "" +
 	"SplitRange\x12\x1b.cairn.v1.SplitRangeRequest\x1a\x1c.cairn.v1.SplitRangeResponse2\x82\x01\n" +
 	"\x04Auth\x128\n" +
 	"\x05Login\x12\x16.cairn.v1.LoginRequest\x1a\x17.cairn.v1.LoginResponse\x12@\n" +
-	"\x05Admin\x12\x1a.cairn.v1.AuthAdminRequest\x1a\x1b.cairn.v1.AuthAdminResponseB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
+	"\x05Admin\x12\x1a.cairn.v1.AuthAdminRequest\x1a\x1b.cairn.v1.AuthAdminResponse2C\n" +
+	"\x05Watch\x12:\n" +
+	"\x05Watch\x12\x16.cairn.v1.WatchRequest\x1a\x17.cairn.v1.WatchResponse0\x01B'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
 
 var (
 	file_kv_proto_rawDescOnce sync.Once
@@ -2961,112 +3278,121 @@ func file_kv_proto_rawDescGZIP() []byte {
 	return file_kv_proto_rawDescData
 }
 
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_kv_proto_goTypes = []any{
-	(*SplitRangeRequest)(nil),    // 0: cairn.v1.SplitRangeRequest
-	(*SplitRangeResponse)(nil),   // 1: cairn.v1.SplitRangeResponse
-	(*LoginRequest)(nil),         // 2: cairn.v1.LoginRequest
-	(*LoginResponse)(nil),        // 3: cairn.v1.LoginResponse
-	(*Grant)(nil),                // 4: cairn.v1.Grant
-	(*User)(nil),                 // 5: cairn.v1.User
-	(*Role)(nil),                 // 6: cairn.v1.Role
-	(*TokenInfo)(nil),            // 7: cairn.v1.TokenInfo
-	(*AuthEmpty)(nil),            // 8: cairn.v1.AuthEmpty
-	(*UserPassword)(nil),         // 9: cairn.v1.UserPassword
-	(*RoleGrant)(nil),            // 10: cairn.v1.RoleGrant
-	(*UserRole)(nil),             // 11: cairn.v1.UserRole
-	(*TokenSpec)(nil),            // 12: cairn.v1.TokenSpec
-	(*AuthEnable)(nil),           // 13: cairn.v1.AuthEnable
-	(*AuthAdminRequest)(nil),     // 14: cairn.v1.AuthAdminRequest
-	(*AuthAdminResponse)(nil),    // 15: cairn.v1.AuthAdminResponse
-	(*GetRequest)(nil),           // 16: cairn.v1.GetRequest
-	(*GetResponse)(nil),          // 17: cairn.v1.GetResponse
-	(*Condition)(nil),            // 18: cairn.v1.Condition
-	(*PutRequest)(nil),           // 19: cairn.v1.PutRequest
-	(*PutResponse)(nil),          // 20: cairn.v1.PutResponse
-	(*DeleteRequest)(nil),        // 21: cairn.v1.DeleteRequest
-	(*DeleteResponse)(nil),       // 22: cairn.v1.DeleteResponse
-	(*BatchRequest)(nil),         // 23: cairn.v1.BatchRequest
-	(*BatchOp)(nil),              // 24: cairn.v1.BatchOp
-	(*BatchResult)(nil),          // 25: cairn.v1.BatchResult
-	(*BatchResponse)(nil),        // 26: cairn.v1.BatchResponse
-	(*ListRequest)(nil),          // 27: cairn.v1.ListRequest
-	(*KeyValue)(nil),             // 28: cairn.v1.KeyValue
-	(*ListResponse)(nil),         // 29: cairn.v1.ListResponse
-	(*Table)(nil),                // 30: cairn.v1.Table
-	(*CreateTableRequest)(nil),   // 31: cairn.v1.CreateTableRequest
-	(*GetTableRequest)(nil),      // 32: cairn.v1.GetTableRequest
-	(*ListTablesRequest)(nil),    // 33: cairn.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),   // 34: cairn.v1.ListTablesResponse
-	(*DropTableRequest)(nil),     // 35: cairn.v1.DropTableRequest
-	(*DropTableResponse)(nil),    // 36: cairn.v1.DropTableResponse
-	(*RangeDescriptor)(nil),      // 37: cairn.v1.RangeDescriptor
-	(*ClusterStatusRequest)(nil), // 38: cairn.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),           // 39: cairn.v1.NodeStatus
-	(*RangeStatus)(nil),          // 40: cairn.v1.RangeStatus
-	(*ClusterStatus)(nil),        // 41: cairn.v1.ClusterStatus
+	(WatchEvent_Type)(0),         // 0: cairn.v1.WatchEvent.Type
+	(*SplitRangeRequest)(nil),    // 1: cairn.v1.SplitRangeRequest
+	(*SplitRangeResponse)(nil),   // 2: cairn.v1.SplitRangeResponse
+	(*LoginRequest)(nil),         // 3: cairn.v1.LoginRequest
+	(*LoginResponse)(nil),        // 4: cairn.v1.LoginResponse
+	(*Grant)(nil),                // 5: cairn.v1.Grant
+	(*User)(nil),                 // 6: cairn.v1.User
+	(*Role)(nil),                 // 7: cairn.v1.Role
+	(*TokenInfo)(nil),            // 8: cairn.v1.TokenInfo
+	(*AuthEmpty)(nil),            // 9: cairn.v1.AuthEmpty
+	(*UserPassword)(nil),         // 10: cairn.v1.UserPassword
+	(*RoleGrant)(nil),            // 11: cairn.v1.RoleGrant
+	(*UserRole)(nil),             // 12: cairn.v1.UserRole
+	(*TokenSpec)(nil),            // 13: cairn.v1.TokenSpec
+	(*AuthEnable)(nil),           // 14: cairn.v1.AuthEnable
+	(*AuthAdminRequest)(nil),     // 15: cairn.v1.AuthAdminRequest
+	(*AuthAdminResponse)(nil),    // 16: cairn.v1.AuthAdminResponse
+	(*GetRequest)(nil),           // 17: cairn.v1.GetRequest
+	(*GetResponse)(nil),          // 18: cairn.v1.GetResponse
+	(*Condition)(nil),            // 19: cairn.v1.Condition
+	(*PutRequest)(nil),           // 20: cairn.v1.PutRequest
+	(*PutResponse)(nil),          // 21: cairn.v1.PutResponse
+	(*DeleteRequest)(nil),        // 22: cairn.v1.DeleteRequest
+	(*DeleteResponse)(nil),       // 23: cairn.v1.DeleteResponse
+	(*BatchRequest)(nil),         // 24: cairn.v1.BatchRequest
+	(*BatchOp)(nil),              // 25: cairn.v1.BatchOp
+	(*BatchResult)(nil),          // 26: cairn.v1.BatchResult
+	(*BatchResponse)(nil),        // 27: cairn.v1.BatchResponse
+	(*ListRequest)(nil),          // 28: cairn.v1.ListRequest
+	(*KeyValue)(nil),             // 29: cairn.v1.KeyValue
+	(*ListResponse)(nil),         // 30: cairn.v1.ListResponse
+	(*Table)(nil),                // 31: cairn.v1.Table
+	(*CreateTableRequest)(nil),   // 32: cairn.v1.CreateTableRequest
+	(*GetTableRequest)(nil),      // 33: cairn.v1.GetTableRequest
+	(*ListTablesRequest)(nil),    // 34: cairn.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),   // 35: cairn.v1.ListTablesResponse
+	(*DropTableRequest)(nil),     // 36: cairn.v1.DropTableRequest
+	(*DropTableResponse)(nil),    // 37: cairn.v1.DropTableResponse
+	(*RangeDescriptor)(nil),      // 38: cairn.v1.RangeDescriptor
+	(*ClusterStatusRequest)(nil), // 39: cairn.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),           // 40: cairn.v1.NodeStatus
+	(*RangeStatus)(nil),          // 41: cairn.v1.RangeStatus
+	(*ClusterStatus)(nil),        // 42: cairn.v1.ClusterStatus
+	(*WatchRequest)(nil),         // 43: cairn.v1.WatchRequest
+	(*WatchEvent)(nil),           // 44: cairn.v1.WatchEvent
+	(*WatchResponse)(nil),        // 45: cairn.v1.WatchResponse
 }
 var file_kv_proto_depIdxs = []int32{
-	37, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
-	37, // 1: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
-	4,  // 2: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
-	4,  // 3: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
-	8,  // 4: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
-	13, // 5: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
-	9,  // 6: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
-	9,  // 7: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
-	8,  // 8: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
-	10, // 9: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
-	10, // 10: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
-	8,  // 11: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
-	11, // 12: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
-	11, // 13: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
-	12, // 14: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
-	8,  // 15: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
-	5,  // 16: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
-	6,  // 17: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
-	7,  // 18: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
-	7,  // 19: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
-	18, // 20: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
-	18, // 21: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
-	24, // 22: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
-	19, // 23: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
-	21, // 24: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
-	25, // 25: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
-	28, // 26: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
-	37, // 27: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
-	30, // 28: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
-	39, // 29: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
-	40, // 30: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
-	16, // 31: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	19, // 32: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	21, // 33: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	27, // 34: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	31, // 35: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	32, // 36: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	33, // 37: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	35, // 38: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	38, // 39: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	0,  // 40: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	2,  // 41: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
-	14, // 42: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
-	17, // 43: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	20, // 44: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	22, // 45: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	29, // 46: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	30, // 47: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	30, // 48: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	34, // 49: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	36, // 50: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	41, // 51: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	1,  // 52: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	3,  // 53: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
-	15, // 54: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
-	43, // [43:55] is the sub-list for method output_type
-	31, // [31:43] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	38, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
+	38, // 1: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
+	5,  // 2: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
+	5,  // 3: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
+	9,  // 4: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
+	14, // 5: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
+	10, // 6: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
+	10, // 7: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
+	9,  // 8: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
+	11, // 9: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
+	11, // 10: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
+	9,  // 11: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
+	12, // 12: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
+	12, // 13: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
+	13, // 14: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
+	9,  // 15: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
+	6,  // 16: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
+	7,  // 17: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
+	8,  // 18: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
+	8,  // 19: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
+	19, // 20: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
+	19, // 21: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
+	25, // 22: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
+	20, // 23: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
+	22, // 24: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
+	26, // 25: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
+	29, // 26: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
+	38, // 27: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
+	31, // 28: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
+	40, // 29: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
+	41, // 30: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
+	0,  // 31: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
+	44, // 32: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
+	17, // 33: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	20, // 34: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	22, // 35: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	28, // 36: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	32, // 37: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	33, // 38: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	34, // 39: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	36, // 40: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	39, // 41: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	1,  // 42: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	3,  // 43: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	15, // 44: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	43, // 45: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
+	18, // 46: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	21, // 47: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	23, // 48: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	30, // 49: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	31, // 50: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	31, // 51: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	35, // 52: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	37, // 53: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	42, // 54: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	2,  // 55: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	4,  // 56: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	16, // 57: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	45, // 58: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
+	46, // [46:59] is the sub-list for method output_type
+	33, // [33:46] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -3101,13 +3427,14 @@ func file_kv_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   42,
+			NumEnums:      1,
+			NumMessages:   45,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_kv_proto_goTypes,
 		DependencyIndexes: file_kv_proto_depIdxs,
+		EnumInfos:         file_kv_proto_enumTypes,
 		MessageInfos:      file_kv_proto_msgTypes,
 	}.Build()
 	File_kv_proto = out.File

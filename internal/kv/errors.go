@@ -40,6 +40,12 @@ var (
 	// ErrAlreadyExists: an auth object (user, role, token) of that name
 	// exists.
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrCompacted: a watch asked to resume from changes the key history
+	// no longer holds; read the keys afresh and watch from now.
+	ErrCompacted = errors.New("compacted")
+	// ErrResourceExhausted: a bounded resource ran out (a watcher fell
+	// further behind than its buffer); retry or resume.
+	ErrResourceExhausted = errors.New("resource exhausted")
 )
 
 var codes = []struct {
@@ -59,6 +65,8 @@ var codes = []struct {
 	{ErrUnauthenticated, "unauthenticated"},
 	{ErrPermissionDenied, "permission_denied"},
 	{ErrAlreadyExists, "already_exists"},
+	{ErrCompacted, "compacted"},
+	{ErrResourceExhausted, "resource_exhausted"},
 }
 
 // Code returns the stable code of err's kind ("internal" when unknown).

@@ -40,3 +40,11 @@ type Splitter interface {
 type Batcher interface {
 	Batch(ctx context.Context, req *cairnpb.BatchRequest) (*cairnpb.BatchResponse, error)
 }
+
+// Watcher streams the changes of a key or a key prefix (see package
+// watch). send is called with each batch; Watch returns when ctx ends or
+// on an error (send's included). The router implements it; the gRPC Watch
+// service and GET /v1/watch/{table} use it.
+type Watcher interface {
+	Watch(ctx context.Context, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) error
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/raftlog"
 	"github.com/cairn-db/cairn/internal/storage"
+	"github.com/cairn-db/cairn/internal/watch"
 )
 
 // Initial log position of a range created at bootstrap or by CreateTable:
@@ -52,6 +53,9 @@ type Options struct {
 	HoldVotesUntil time.Time
 	// Stats receives the replica's counters (nil: not counted).
 	Stats *Stats
+	// HistoryVersions is how many changes of a key its history keeps
+	// (for watch resumption and key history); 0 keeps none.
+	HistoryVersions int
 }
 
 // Result is the outcome of an applied command.
@@ -99,6 +103,7 @@ type Replica struct {
 	log           *raftlog.Log
 	state         *cairnpb.RangeState
 	waiters       map[uint64]*proposal
+	events        []watch.Event // applied, not yet handed to the store
 	readSeq       uint64
 	readsInflight map[uint64]*readBatch
 	readsIndexed  []*readBatch
@@ -114,6 +119,7 @@ type Replica struct {
 	commit  atomic.Uint64
 	applied atomic.Uint64
 	maxTS   atomic.Uint64 // state.MaxTimestamp as of the committed apply batches, for readers
+	maxVer  atomic.Uint64 // state.MaxVersion likewise, for watchers
 	// approxBytes mirrors state.ApproxBytes for other goroutines.
 	approxBytes atomic.Uint64
 	destroyed   atomic.Bool
@@ -173,6 +179,10 @@ func DestroyData(b *pebble.Batch, st *cairnpb.RangeState) error {
 	desc := st.Desc
 	ds, de := keys.DataSpan(keys.TableID(desc.TableId), desc.Start, desc.End)
 	if err := b.DeleteRange(ds, de, nil); err != nil {
+		return err
+	}
+	hs, he := keys.HistorySpan(keys.TableID(desc.TableId), desc.Start, desc.End)
+	if err := b.DeleteRange(hs, he, nil); err != nil {
 		return err
 	}
 	if len(desc.Start) == 0 && len(desc.End) == 0 {
@@ -257,6 +267,7 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 	r.applied.Store(st.AppliedIndex)
 	r.approxBytes.Store(st.ApproxBytes)
 	r.maxTS.Store(st.MaxTimestamp)
+	r.maxVer.Store(st.MaxVersion)
 	hs := r.log.HardState() // Status before the first Ready changes it
 	r.term.Store(hs.Term)
 	r.commit.Store(hs.Commit)
@@ -555,6 +566,11 @@ func failReads(rb *readBatch, err error) {
 	}
 }
 
+// MaxVersion is the largest version in the committed applied state: every
+// change of the range up to it is in Pebble (and was handed to the
+// watchers' hub), every later one will have a larger version.
+func (r *Replica) MaxVersion() uint64 { return r.maxVer.Load() }
+
 // ReleaseReads wakes reads whose index has been applied. Driver only; call
 // after the apply batch committed.
 func (r *Replica) ReleaseReads() {
@@ -562,6 +578,7 @@ func (r *Replica) ReleaseReads() {
 	// belongs to is in Pebble: published earlier, a read could count a
 	// key as expired by a command whose other writes it cannot see yet.
 	r.maxTS.Store(r.state.MaxTimestamp)
+	r.maxVer.Store(r.state.MaxVersion)
 	applied := r.applied.Load()
 	kept := r.readsIndexed[:0]
 	for _, rb := range r.readsIndexed {
@@ -628,20 +645,24 @@ func (r *Replica) DataSpan() (start, end []byte) {
 // index. Runs on the driver, between applies, so Pebble holds exactly the
 // applied state.
 func (r *Replica) snapshot() (raftpb.Snapshot, error) {
-	start, end := r.DataSpan()
-	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
-	if err != nil {
-		return raftpb.Snapshot{}, err
-	}
 	sd := &cairnpb.SnapshotData{State: r.state}
-	for ok := it.First(); ok; ok = it.Next() {
-		sd.Kvs = append(sd.Kvs, &cairnpb.SnapshotKV{
-			Key:   append([]byte(nil), it.Key()...),
-			Value: append([]byte(nil), it.Value()...),
-		})
-	}
-	if err := it.Close(); err != nil {
-		return raftpb.Snapshot{}, err
+	d := r.Desc()
+	ds, de := keys.DataSpan(keys.TableID(d.TableId), d.Start, d.End)
+	hs, he := keys.HistorySpan(keys.TableID(d.TableId), d.Start, d.End)
+	for _, span := range [][2][]byte{{ds, de}, {hs, he}} {
+		it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: span[0], UpperBound: span[1]})
+		if err != nil {
+			return raftpb.Snapshot{}, err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			sd.Kvs = append(sd.Kvs, &cairnpb.SnapshotKV{
+				Key:   append([]byte(nil), it.Key()...),
+				Value: append([]byte(nil), it.Value()...),
+			})
+		}
+		if err := it.Close(); err != nil {
+			return raftpb.Snapshot{}, err
+		}
 	}
 	data, err := proto.Marshal(sd)
 	if err != nil {
@@ -679,10 +700,23 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	if err := b.DeleteRange(start, end, nil); err != nil {
 		return err
 	}
+	start, end = keys.HistorySpan(keys.TableID(owned.TableId), owned.Start, owned.End)
+	if err := b.DeleteRange(start, end, nil); err != nil {
+		return err
+	}
 	if err := clearExpiryIndex(b, r.db, owned); err != nil {
 		return err
 	}
 	for _, e := range sd.Kvs {
+		if keys.IsHistoryKey(e.Key) {
+			if _, err := storage.DecodeChange(e.Value); err != nil {
+				return err
+			}
+			if err := b.Set(e.Key, e.Value, nil); err != nil {
+				return err
+			}
+			continue
+		}
 		if _, _, err := storage.DecodeValue(e.Value); err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -32,6 +33,7 @@ import (
 	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/store"
 	"github.com/cairn-db/cairn/internal/transport"
+	"github.com/cairn-db/cairn/internal/watch"
 )
 
 // Options configures a Router.
@@ -40,6 +42,8 @@ type Options struct {
 	RequestTimeout time.Duration
 	Clock          *hlc.Clock
 	Logger         *slog.Logger
+	// Watch bounds each watcher (zero values: the package's defaults).
+	Watch watch.Options
 }
 
 // Router is the node's kv.Service.
@@ -47,13 +51,16 @@ type Router struct {
 	opts      Options
 	store     *store.Store
 	transport *transport.Transport
+
+	stopWatches     chan struct{} // closed by StopWatches
+	stopWatchesOnce sync.Once
 }
 
 var _ kv.Service = (*Router)(nil)
 
 // New returns a router over a store and its transport.
 func New(s *store.Store, t *transport.Transport, opts Options) *Router {
-	return &Router{opts: opts, store: s, transport: t}
+	return &Router{opts: opts, store: s, transport: t, stopWatches: make(chan struct{})}
 }
 
 func (rt *Router) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -206,8 +206,10 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	cairnpb.RegisterPeerServer(peerSrv, &peerService{tr: tr, rt: rt, authn: authn})
 	grpcDuration := registerMetrics(logger, st, db)
 	clientGRPC := grpc.NewServer(grpc.MaxRecvMsgSize(limits.MaxValueBytes+limits.MaxKeyBytes+64<<10),
-		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(grpcDuration), grpcapi.UnaryInterceptor(authn.GRPCContext)))
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(grpcDuration), grpcapi.UnaryInterceptor(authn.GRPCContext)),
+		grpc.ChainStreamInterceptor(grpcapi.StreamInterceptor(authn.GRPCContext)))
 	grpcapi.Register(clientGRPC, guard, grpcapi.WithLimits(limits))
+	grpcapi.RegisterWatch(clientGRPC, guard, grpcapi.WithLimits(limits))
 	grpcapi.RegisterAuth(clientGRPC, admin)
 	reflection.Register(clientGRPC)
 	httpHandler := httpapi.New(guard, httpapi.Options{Limits: limits, Logger: logger, Authenticate: authn.HTTPContext, Admin: admin})
@@ -255,6 +257,9 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	if respSrv != nil {
 		respSrv.Close()
 	}
+	// Watch streams never end on their own: end them so that the drain
+	// below waits only for requests.
+	rt.StopWatches()
 	// Drain client requests for a moment, then cut what is left (idle
 	// connections that never sent a request would hold Shutdown for 5 s).
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

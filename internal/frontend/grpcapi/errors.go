@@ -34,6 +34,8 @@ var errorTable = []struct {
 	{kv.ErrUnauthenticated, codes.Unauthenticated},
 	{kv.ErrPermissionDenied, codes.PermissionDenied},
 	{kv.ErrAlreadyExists, codes.AlreadyExists},
+	{kv.ErrCompacted, codes.OutOfRange},
+	{kv.ErrResourceExhausted, codes.ResourceExhausted},
 }
 
 // Codes for the context errors, which are not kv kinds: a canceled request

@@ -175,3 +175,43 @@ func (s *authServer) Admin(ctx context.Context, req *cairnpb.AuthAdminRequest) (
 	resp, err := s.admin.Do(ctx, req)
 	return resp, toStatus(err)
 }
+
+// RegisterWatch registers the Watch service over w.
+func RegisterWatch(s *grpc.Server, w kv.Watcher, opts ...Option) {
+	o := options{limits: kv.DefaultLimits}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cairnpb.RegisterWatchServer(s, &watchServer{w: w, limits: o.limits})
+}
+
+type watchServer struct {
+	cairnpb.UnimplementedWatchServer
+	w      kv.Watcher
+	limits kv.Limits
+}
+
+func (s *watchServer) Watch(req *cairnpb.WatchRequest, stream grpc.ServerStreamingServer[cairnpb.WatchResponse]) error {
+	if err := s.limits.ValidateWatch(req); err != nil {
+		return toStatus(err)
+	}
+	return toStatus(s.w.Watch(stream.Context(), req, stream.Send))
+}
+
+// StreamInterceptor is UnaryInterceptor for streaming calls.
+func StreamInterceptor(authn func(context.Context) (context.Context, error)) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, err := authn(ss.Context())
+		if err != nil {
+			return toStatus(err)
+		}
+		return handler(srv, &authedStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+type authedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *authedStream) Context() context.Context { return s.ctx }

@@ -39,6 +39,8 @@ var errorTable = []struct {
 	{kv.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated"},
 	{kv.ErrPermissionDenied, http.StatusForbidden, "permission_denied"},
 	{kv.ErrAlreadyExists, http.StatusConflict, "already_exists"},
+	{kv.ErrCompacted, http.StatusGone, "compacted"},
+	{kv.ErrResourceExhausted, http.StatusTooManyRequests, "resource_exhausted"},
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
 	{errNoRoute, http.StatusNotFound, "no_route"},
