@@ -93,8 +93,7 @@ var codeTable = []struct {
 // the gRPC library itself, or an older server).
 var grpcCodeTable = map[codes.Code]string{
 	codes.InvalidArgument:    "invalid_argument",
-	codes.OutOfRange:         "compacted",
-	codes.ResourceExhausted:  "resource_exhausted",
+	codes.OutOfRange:         "invalid_argument",
 	codes.NotFound:           "not_found",
 	codes.AlreadyExists:      "table_exists",
 	codes.FailedPrecondition: "condition_failed",
