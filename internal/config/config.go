@@ -67,6 +67,13 @@ type Config struct {
 	// Input limits.
 	MaxKeyBytes   int
 	MaxValueBytes int
+	// HistoryVersions is how many changes of each key its history keeps
+	// for watch resumption (0: none, so a watch cannot resume after a
+	// gap). A cluster-wide setting, like SplitSizeBytes.
+	HistoryVersions int
+	// WatchBuffer is how many changes may wait for a slow watcher before
+	// it is cut off (it then resumes from history).
+	WatchBuffer int
 
 	// Insecure turns protected mode off: without it, a client listener
 	// off loopback is refused while auth is disabled, and a peer listener
@@ -98,21 +105,23 @@ const (
 // in ./cairn-data, listening on 127.0.0.1 only.
 func Default() Config {
 	return Config{
-		Name:           "n1",
-		DataDir:        "./cairn-data",
-		Listen:         "127.0.0.1:7379",
-		ListenPeer:     "127.0.0.1:7380",
-		ListenResp:     "127.0.0.1:7381",
-		TickInterval:   100 * time.Millisecond,
-		ElectionTicks:  10,
-		HeartbeatTicks: 1,
-		LogKeepEntries: 10000,
-		RequestTimeout: 10 * time.Second,
-		SplitSizeBytes: 64 << 20,
-		MaxKeyBytes:    kv.DefaultLimits.MaxKeyBytes,
-		MaxValueBytes:  kv.DefaultLimits.MaxValueBytes,
-		LogLevel:       "info",
-		LogFormat:      "text",
+		Name:            "n1",
+		DataDir:         "./cairn-data",
+		Listen:          "127.0.0.1:7379",
+		ListenPeer:      "127.0.0.1:7380",
+		ListenResp:      "127.0.0.1:7381",
+		TickInterval:    100 * time.Millisecond,
+		ElectionTicks:   10,
+		HeartbeatTicks:  1,
+		LogKeepEntries:  10000,
+		RequestTimeout:  10 * time.Second,
+		SplitSizeBytes:  64 << 20,
+		MaxKeyBytes:     kv.DefaultLimits.MaxKeyBytes,
+		MaxValueBytes:   kv.DefaultLimits.MaxValueBytes,
+		HistoryVersions: 16,
+		WatchBuffer:     4096,
+		LogLevel:        "info",
+		LogFormat:       "text",
 	}
 }
 
@@ -165,6 +174,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.MaxValueBytes == 0 {
 		c.MaxValueBytes = d.MaxValueBytes
+	}
+	if c.WatchBuffer == 0 {
+		c.WatchBuffer = d.WatchBuffer
 	}
 }
 

@@ -41,6 +41,7 @@ import (
 	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/store"
 	"github.com/cairn-db/cairn/internal/transport"
+	"github.com/cairn-db/cairn/internal/watch"
 )
 
 // InitialNodes turns an --initial-cluster map into node records. IDs are
@@ -136,6 +137,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	st, err := store.New(db, store.Options{
 		NodeID: nodeID, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
 		HeartbeatTicks: cfg.HeartbeatTicks, LogKeepEntries: cfg.LogKeepEntries, Logger: logger, Clock: clock,
+		HistoryVersions: historyVersions(cfg.HistoryVersions),
 	})
 	if err != nil {
 		return err
@@ -156,7 +158,8 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	defer st.Stop()
 
 	limits := cfg.KVLimits()
-	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock, Logger: logger})
+	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock, Logger: logger,
+		Watch: watch.Options{Buffer: cfg.WatchBuffer}})
 	splitCtx, stopSplitter := context.WithCancel(context.Background())
 	splitterDone := make(chan struct{})
 	go func() {
@@ -272,6 +275,15 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	// fail at their origin as unavailable or outcome unknown.
 	peerSrv.Stop()
 	return nil
+}
+
+// historyVersions maps the config's count (0: no history) to the store's
+// (0: its default, negative: none).
+func historyVersions(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // registerMetrics registers the node's collectors with the default
