@@ -7,7 +7,8 @@
 # against cairn's RESP port on the leader of the default table's range and
 # on a follower, and against redis-server; then kvload puts (50 clients,
 # write-only) against etcd and against cairn's RESP port.
-# Prints CSV: round,system,pipeline,test,rps,p50_ms,other_cores.
+# Prints CSV: round,system,pipeline,test,rps,p50_ms,p99_ms (redis-benchmark)
+# or round,system,1,PUT(kvload),ops_per_sec,,,other_cores (kvload).
 # Usage: scripts/bench-redis.sh [ROUNDS] [N] [KVLOAD_DURATION]
 # Needs: redis-server, redis-tools, etcd-server (scripts/deps.sh + apt), Go.
 set -euo pipefail
@@ -59,7 +60,7 @@ rb() {
   local P
   for P in 1 16; do
     timeout 600 redis-benchmark -p "$3" -t set,get,incr,mset -c 50 -n "$n" -P "$P" --csv |
-      tail -n +2 | tr -d '"' | awk -F, -v r="$1" -v s="$2" -v p="$P" '{print r "," s "," p "," $1 "," $2 "," $4}'
+      tail -n +2 | tr -d '"' | awk -F, -v r="$1" -v s="$2" -v p="$P" '{print r "," s "," p "," $1 "," $2 "," $5 "," $7}'
   done
 }
 
@@ -70,10 +71,10 @@ kv() {
   out=$("$work/kvload" --driver "$3" --endpoints "$4" --clients 50 --read-ratio 0 \
     --duration "$kvdur" --preload --server-pids "$5" --label "$2")
   echo "$out" >>"$work/kvload.jsonl"
-  echo "$1,$2,1,PUT(kvload),$(echo "$out" | grep -o '"ops_per_sec":[0-9.]*' | head -1 | cut -d: -f2),,$(echo "$out" | grep -o '"other_cores":[0-9.]*' | head -1 | cut -d: -f2)"
+  echo "$1,$2,1,PUT(kvload),$(echo "$out" | grep -o '"ops_per_sec":[0-9.]*' | head -1 | cut -d: -f2),,,$(echo "$out" | grep -o '"other_cores":[0-9.]*' | head -1 | cut -d: -f2)"
 }
 
-echo "round,system,pipeline,test,rps,p50_ms,other_cores"
+echo "round,system,pipeline,test,rps,p50_ms,p99_ms,other_cores"
 for r in $(seq "$rounds"); do
   start_cairn
   rb "$r" cairn-leader-n$leader $((17281 + 100 * leader))
