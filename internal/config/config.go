@@ -68,9 +68,11 @@ type Config struct {
 	MaxKeyBytes   int
 	MaxValueBytes int
 	// HistoryVersions is how many changes of each key its history keeps
-	// for watch resumption (0: none, so a watch cannot resume after a
-	// gap). A cluster-wide setting, like SplitSizeBytes.
-	HistoryVersions int
+	// at least, for watch resumption (0: none, so a watch cannot resume
+	// after a gap); HistoryRetention keeps younger changes beyond those.
+	// Cluster-wide settings, like SplitSizeBytes.
+	HistoryVersions  int
+	HistoryRetention time.Duration
 	// WatchBuffer is how many changes may wait for a slow watcher before
 	// it is cut off (it then resumes from history).
 	WatchBuffer int
@@ -105,23 +107,24 @@ const (
 // in ./cairn-data, listening on 127.0.0.1 only.
 func Default() Config {
 	return Config{
-		Name:            "n1",
-		DataDir:         "./cairn-data",
-		Listen:          "127.0.0.1:7379",
-		ListenPeer:      "127.0.0.1:7380",
-		ListenResp:      "127.0.0.1:7381",
-		TickInterval:    100 * time.Millisecond,
-		ElectionTicks:   10,
-		HeartbeatTicks:  1,
-		LogKeepEntries:  10000,
-		RequestTimeout:  10 * time.Second,
-		SplitSizeBytes:  64 << 20,
-		MaxKeyBytes:     kv.DefaultLimits.MaxKeyBytes,
-		MaxValueBytes:   kv.DefaultLimits.MaxValueBytes,
-		HistoryVersions: 16,
-		WatchBuffer:     4096,
-		LogLevel:        "info",
-		LogFormat:       "text",
+		Name:             "n1",
+		DataDir:          "./cairn-data",
+		Listen:           "127.0.0.1:7379",
+		ListenPeer:       "127.0.0.1:7380",
+		ListenResp:       "127.0.0.1:7381",
+		TickInterval:     100 * time.Millisecond,
+		ElectionTicks:    10,
+		HeartbeatTicks:   1,
+		LogKeepEntries:   10000,
+		RequestTimeout:   10 * time.Second,
+		SplitSizeBytes:   64 << 20,
+		MaxKeyBytes:      kv.DefaultLimits.MaxKeyBytes,
+		MaxValueBytes:    kv.DefaultLimits.MaxValueBytes,
+		HistoryVersions:  16,
+		HistoryRetention: time.Minute,
+		WatchBuffer:      4096,
+		LogLevel:         "info",
+		LogFormat:        "text",
 	}
 }
 

@@ -99,6 +99,7 @@ var options = []option{
 	intOption("max-key-bytes", "largest key accepted", func(c *Config) *int { return &c.MaxKeyBytes }),
 	intOption("max-value-bytes", "largest value accepted", func(c *Config) *int { return &c.MaxValueBytes }),
 	intOption("history-versions", "changes of each key kept for watch resumption (0: none); same on every node", func(c *Config) *int { return &c.HistoryVersions }),
+	durationOption("history-retention", "changes younger than this (before a key's latest) are kept beyond --history-versions; same on every node", func(c *Config) *time.Duration { return &c.HistoryRetention }),
 	intOption("watch-buffer", "changes that may wait for a slow watcher before it is cut off (it then resumes from history)", func(c *Config) *int { return &c.WatchBuffer }),
 	boolOption("insecure", "allow a client listener (--listen, --listen-resp) off loopback without auth, and a peer listener off loopback without --peer-cert (protected mode is off)", func(c *Config) *bool { return &c.Insecure }),
 	stringOption("cert", "TLS certificate (PEM) of the client listeners; with --key enables TLS 1.2+", func(c *Config) *string { return &c.CertFile }),

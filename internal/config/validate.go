@@ -150,6 +150,9 @@ func (c Config) validateNumbers(add func(string, error)) {
 	if c.HistoryVersions < 0 || c.HistoryVersions > 1000 {
 		add("history-versions", fmt.Errorf("%d is outside [0, 1000]", c.HistoryVersions))
 	}
+	if c.HistoryRetention < 0 || c.HistoryRetention > 24*time.Hour {
+		add("history-retention", fmt.Errorf("%v is outside [0, 24h]", c.HistoryRetention))
+	}
 	if c.WatchBuffer < 1 || c.WatchBuffer > 1<<20 {
 		add("watch-buffer", fmt.Errorf("%d is outside [1, %d]", c.WatchBuffer, 1<<20))
 	}

@@ -1,8 +1,11 @@
 package replica
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-db/cairn/internal/keys"
 )
@@ -31,5 +34,34 @@ func TestHistoryTrimAndLinks(t *testing.T) {
 	}, "\n") + "\n"
 	if got != want {
 		t.Fatalf("history:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestHistoryRetention: beyond the newest HistoryVersions changes (2
+// here), a key keeps the changes younger than HistoryRetention (10 ms)
+// before its latest one, measured in version (HLC) time, so replicas
+// agree on what is kept.
+func TestHistoryRetention(t *testing.T) {
+	e := newApplyEnv(t)
+	r := e.replicas[2]
+	r.opts.HistoryVersions, r.opts.HistoryRetention = 2, 10*time.Millisecond
+	ms := func(m uint64) string { return fmt.Sprint(m << 16) }
+	var ents []entry
+	next := map[keys.RangeID]uint64{}
+	for _, at := range []uint64{100, 105, 108, 200, 201, 300, 301, 302, 303} {
+		ents = append(ents, e.parseEntry(t, mustTD(t, "put key=a value=v ts="+ms(at)), next))
+	}
+	e.apply(t, ents)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(dumpHistory(t, e.db, 1)), "\n") {
+		at, _, _ := strings.Cut(strings.TrimPrefix(line, "a@"), " ")
+		v, err := strconv.ParseUint(at, 10, 64)
+		if err != nil {
+			t.Fatal(line, err)
+		}
+		got = append(got, fmt.Sprint(v>>16))
+	}
+	if strings.Join(got, " ") != "300 301 302 303" {
+		t.Fatalf("kept changes at ms %v, want 300 301 302 303", got)
 	}
 }

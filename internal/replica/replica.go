@@ -53,9 +53,12 @@ type Options struct {
 	HoldVotesUntil time.Time
 	// Stats receives the replica's counters (nil: not counted).
 	Stats *Stats
-	// HistoryVersions is how many changes of a key its history keeps
-	// (for watch resumption and key history); 0 keeps none.
-	HistoryVersions int
+	// HistoryVersions is how many changes of a key its history keeps at
+	// least (for watch resumption and key history); 0 keeps none.
+	// HistoryRetention keeps, beyond those, the changes younger than it
+	// (measured from the key's latest change). See recordChange.
+	HistoryVersions  int
+	HistoryRetention time.Duration
 }
 
 // Result is the outcome of an applied command.

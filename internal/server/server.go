@@ -137,7 +137,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	st, err := store.New(db, store.Options{
 		NodeID: nodeID, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
 		HeartbeatTicks: cfg.HeartbeatTicks, LogKeepEntries: cfg.LogKeepEntries, Logger: logger, Clock: clock,
-		HistoryVersions: historyVersions(cfg.HistoryVersions),
+		HistoryVersions: historyVersions(cfg.HistoryVersions), HistoryRetention: cfg.HistoryRetention,
 	})
 	if err != nil {
 		return err

@@ -60,10 +60,12 @@ type Options struct {
 	// Now reads the wall clock (default time.Now); the simulator injects
 	// its own so that a seed replays exactly.
 	Now func() time.Time
-	// HistoryVersions is how many changes of a key its history keeps
-	// (replica.Options.HistoryVersions); 0 means replica.DefaultHistoryVersions,
-	// negative keeps none.
-	HistoryVersions int
+	// HistoryVersions is how many changes of a key its history keeps at
+	// least (replica.Options.HistoryVersions); 0 means
+	// replica.DefaultHistoryVersions, negative keeps none.
+	// HistoryRetention keeps younger changes beyond those.
+	HistoryVersions  int
+	HistoryRetention time.Duration
 }
 
 // Store is a node's set of replicas and their driver.
@@ -496,9 +498,10 @@ func (s *Store) openReplica(id keys.RangeID) error {
 		Now:            s.opts.Now,
 		// A restarted node forgot which leaders it heard from; it must not
 		// vote before an election timeout has passed (replica/lease.go).
-		HoldVotesUntil:  s.startedAt.Add(time.Duration(s.opts.ElectionTicks) * s.opts.TickInterval),
-		Stats:           &s.stats,
-		HistoryVersions: s.historyVersions(),
+		HoldVotesUntil:   s.startedAt.Add(time.Duration(s.opts.ElectionTicks) * s.opts.TickInterval),
+		Stats:            &s.stats,
+		HistoryVersions:  s.historyVersions(),
+		HistoryRetention: s.opts.HistoryRetention,
 	}, s.notify)
 	if err != nil {
 		return err
