@@ -80,6 +80,7 @@ type endpoint struct {
 	cluster cairnpb.ClusterClient
 	auth    cairnpb.AuthClient
 	watch   cairnpb.WatchClient
+	history cairnpb.HistoryClient
 }
 
 // New returns a Client for cfg. It does not connect: a node that is down is
@@ -136,6 +137,7 @@ func New(cfg Config) (*Client, error) {
 			cluster: cairnpb.NewClusterClient(cc),
 			auth:    cairnpb.NewAuthClient(cc),
 			watch:   cairnpb.NewWatchClient(cc),
+			history: cairnpb.NewHistoryClient(cc),
 		})
 	}
 	return c, nil

@@ -3020,6 +3020,130 @@ func (x *WatchResponse) GetResumeToken() string {
 	return ""
 }
 
+type HistoryRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Table     string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Key       []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	AtVersion uint64                 `protobuf:"varint,3,opt,name=at_version,json=atVersion,proto3" json:"at_version,omitempty"`
+	// At most this many changes (0: the list limit's default).
+	Limit         uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryRequest) Reset() {
+	*x = HistoryRequest{}
+	mi := &file_kv_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryRequest) ProtoMessage() {}
+
+func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
+func (*HistoryRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *HistoryRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *HistoryRequest) GetAtVersion() uint64 {
+	if x != nil {
+		return x.AtVersion
+	}
+	return 0
+}
+
+func (x *HistoryRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type HistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first. A change's prev_version links to the one before it.
+	Changes []*WatchEvent `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// True when the oldest change returned is the key's first (nothing
+	// before it was trimmed) and no limit cut the list.
+	Complete      bool `protobuf:"varint,2,opt,name=complete,proto3" json:"complete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryResponse) Reset() {
+	*x = HistoryResponse{}
+	mi := &file_kv_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryResponse) ProtoMessage() {}
+
+func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
+func (*HistoryResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *HistoryResponse) GetChanges() []*WatchEvent {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *HistoryResponse) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
 var File_kv_proto protoreflect.FileDescriptor
 
 const file_kv_proto_rawDesc = "" +
@@ -3244,7 +3368,16 @@ const file_kv_proto_rawDesc = "" +
 	"\x06EXPIRE\x10\x02\"`\n" +
 	"\rWatchResponse\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.cairn.v1.WatchEventR\x06events\x12!\n" +
-	"\fresume_token\x18\x02 \x01(\tR\vresumeToken2\xe0\x01\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\"m\n" +
+	"\x0eHistoryRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1d\n" +
+	"\n" +
+	"at_version\x18\x03 \x01(\x04R\tatVersion\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"]\n" +
+	"\x0fHistoryResponse\x12.\n" +
+	"\achanges\x18\x01 \x03(\v2\x14.cairn.v1.WatchEventR\achanges\x12\x1a\n" +
+	"\bcomplete\x18\x02 \x01(\bR\bcomplete2\xe0\x01\n" +
 	"\x02KV\x122\n" +
 	"\x03Get\x12\x14.cairn.v1.GetRequest\x1a\x15.cairn.v1.GetResponse\x122\n" +
 	"\x03Put\x12\x14.cairn.v1.PutRequest\x1a\x15.cairn.v1.PutResponse\x12;\n" +
@@ -3264,7 +3397,9 @@ const file_kv_proto_rawDesc = "" +
 	"\x05Login\x12\x16.cairn.v1.LoginRequest\x1a\x17.cairn.v1.LoginResponse\x12@\n" +
 	"\x05Admin\x12\x1a.cairn.v1.AuthAdminRequest\x1a\x1b.cairn.v1.AuthAdminResponse2C\n" +
 	"\x05Watch\x12:\n" +
-	"\x05Watch\x12\x16.cairn.v1.WatchRequest\x1a\x17.cairn.v1.WatchResponse0\x01B'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
+	"\x05Watch\x12\x16.cairn.v1.WatchRequest\x1a\x17.cairn.v1.WatchResponse0\x012I\n" +
+	"\aHistory\x12>\n" +
+	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponseB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
 
 var (
 	file_kv_proto_rawDescOnce sync.Once
@@ -3279,7 +3414,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_kv_proto_goTypes = []any{
 	(WatchEvent_Type)(0),         // 0: cairn.v1.WatchEvent.Type
 	(*SplitRangeRequest)(nil),    // 1: cairn.v1.SplitRangeRequest
@@ -3327,6 +3462,8 @@ var file_kv_proto_goTypes = []any{
 	(*WatchRequest)(nil),         // 43: cairn.v1.WatchRequest
 	(*WatchEvent)(nil),           // 44: cairn.v1.WatchEvent
 	(*WatchResponse)(nil),        // 45: cairn.v1.WatchResponse
+	(*HistoryRequest)(nil),       // 46: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),      // 47: cairn.v1.HistoryResponse
 }
 var file_kv_proto_depIdxs = []int32{
 	38, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
@@ -3362,37 +3499,40 @@ var file_kv_proto_depIdxs = []int32{
 	41, // 30: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
 	0,  // 31: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
 	44, // 32: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
-	17, // 33: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	20, // 34: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	22, // 35: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	28, // 36: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	32, // 37: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	33, // 38: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	34, // 39: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	36, // 40: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	39, // 41: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	1,  // 42: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	3,  // 43: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
-	15, // 44: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
-	43, // 45: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
-	18, // 46: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	21, // 47: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	23, // 48: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	30, // 49: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	31, // 50: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	31, // 51: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	35, // 52: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	37, // 53: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	42, // 54: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	2,  // 55: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	4,  // 56: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
-	16, // 57: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
-	45, // 58: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
-	46, // [46:59] is the sub-list for method output_type
-	33, // [33:46] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	44, // 33: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
+	17, // 34: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	20, // 35: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	22, // 36: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	28, // 37: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	32, // 38: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	33, // 39: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	34, // 40: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	36, // 41: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	39, // 42: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	1,  // 43: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	3,  // 44: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	15, // 45: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	43, // 46: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
+	46, // 47: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
+	18, // 48: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	21, // 49: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	23, // 50: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	30, // 51: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	31, // 52: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	31, // 53: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	35, // 54: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	37, // 55: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	42, // 56: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	2,  // 57: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	4,  // 58: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	16, // 59: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	45, // 60: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
+	47, // 61: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
+	48, // [48:62] is the sub-list for method output_type
+	34, // [34:48] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -3428,9 +3568,9 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   45,
+			NumMessages:   47,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   6,
 		},
 		GoTypes:           file_kv_proto_goTypes,
 		DependencyIndexes: file_kv_proto_depIdxs,

@@ -191,6 +191,7 @@ type Request struct {
 	//	*Request_UpdateRanges
 	//	*Request_Expire
 	//	*Request_Auth
+	//	*Request_History
 	Op isRequest_Op `protobuf_oneof:"op"`
 	// The range the sender routed a keyed request to (0: resolve here). The
 	// receiver executes on that range or answers not leader / range key
@@ -345,6 +346,15 @@ func (x *Request) GetAuth() *AuthCommand {
 	return nil
 }
 
+func (x *Request) GetHistory() *HistoryRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_History); ok {
+			return x.History
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
@@ -404,6 +414,10 @@ type Request_Auth struct {
 	Auth *AuthCommand `protobuf:"bytes,22,opt,name=auth,proto3,oneof"`
 }
 
+type Request_History struct {
+	History *HistoryRequest `protobuf:"bytes,23,opt,name=history,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -427,6 +441,8 @@ func (*Request_UpdateRanges) isRequest_Op() {}
 func (*Request_Expire) isRequest_Op() {}
 
 func (*Request_Auth) isRequest_Op() {}
+
+func (*Request_History) isRequest_Op() {}
 
 // ExpireRequest asks the leader of the keys' range to remove them if
 // expired (see Expire).
@@ -495,6 +511,7 @@ type Response struct {
 	//	*Response_Batch
 	//	*Response_SplitRange
 	//	*Response_Expire
+	//	*Response_History
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
 	Error *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
@@ -622,6 +639,15 @@ func (x *Response) GetExpire() *ExpireResponse {
 	return nil
 }
 
+func (x *Response) GetHistory() *HistoryResponse {
+	if x != nil {
+		if x, ok := x.Op.(*Response_History); ok {
+			return x.History
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetError() *Error {
 	if x != nil {
 		return x.Error
@@ -676,6 +702,10 @@ type Response_Expire struct {
 	Expire *ExpireResponse `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
 }
 
+type Response_History struct {
+	History *HistoryResponse `protobuf:"bytes,21,opt,name=history,proto3,oneof"`
+}
+
 func (*Response_Get) isResponse_Op() {}
 
 func (*Response_Put) isResponse_Op() {}
@@ -693,6 +723,8 @@ func (*Response_Batch) isResponse_Op() {}
 func (*Response_SplitRange) isResponse_Op() {}
 
 func (*Response_Expire) isResponse_Op() {}
+
+func (*Response_History) isResponse_Op() {}
 
 type ExpireResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2182,7 +2214,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xc1\x05\n" +
+	"\aRaftAck\"\xf7\x05\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -2198,12 +2230,13 @@ const file_peer_proto_rawDesc = "" +
 	"\rupdate_ranges\x18\n" +
 	" \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x126\n" +
 	"\x06expire\x18\x14 \x01(\v2\x1c.cairn.peer.v1.ExpireRequestH\x00R\x06expire\x120\n" +
-	"\x04auth\x18\x16 \x01(\v2\x1a.cairn.peer.v1.AuthCommandH\x00R\x04auth\x12\x19\n" +
+	"\x04auth\x18\x16 \x01(\v2\x1a.cairn.peer.v1.AuthCommandH\x00R\x04auth\x124\n" +
+	"\ahistory\x18\x17 \x01(\v2\x18.cairn.v1.HistoryRequestH\x00R\ahistory\x12\x19\n" +
 	"\brange_id\x18\x15 \x01(\x04R\arangeIdB\x04\n" +
 	"\x02op\"T\n" +
 	"\rExpireRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12-\n" +
-	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xa1\x04\n" +
+	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xd8\x04\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -2215,7 +2248,8 @@ const file_peer_proto_rawDesc = "" +
 	"\x05batch\x18\a \x01(\v2\x17.cairn.v1.BatchResponseH\x00R\x05batch\x12?\n" +
 	"\vsplit_range\x18\b \x01(\v2\x1c.cairn.v1.SplitRangeResponseH\x00R\n" +
 	"splitRange\x127\n" +
-	"\x06expire\x18\x14 \x01(\v2\x1d.cairn.peer.v1.ExpireResponseH\x00R\x06expire\x12*\n" +
+	"\x06expire\x18\x14 \x01(\v2\x1d.cairn.peer.v1.ExpireResponseH\x00R\x06expire\x125\n" +
+	"\ahistory\x18\x15 \x01(\v2\x19.cairn.v1.HistoryResponseH\x00R\ahistory\x12*\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05error\x12\x19\n" +
 	"\brange_id\x18\v \x01(\x04R\arangeIdB\x04\n" +
@@ -2377,18 +2411,20 @@ var file_peer_proto_goTypes = []any{
 	(*DropTableRequest)(nil),   // 30: cairn.v1.DropTableRequest
 	(*BatchRequest)(nil),       // 31: cairn.v1.BatchRequest
 	(*SplitRangeRequest)(nil),  // 32: cairn.v1.SplitRangeRequest
-	(*GetResponse)(nil),        // 33: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 34: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 35: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 36: cairn.v1.ListResponse
-	(*Table)(nil),              // 37: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 38: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),      // 39: cairn.v1.BatchResponse
-	(*SplitRangeResponse)(nil), // 40: cairn.v1.SplitRangeResponse
-	(*RangeDescriptor)(nil),    // 41: cairn.v1.RangeDescriptor
-	(*RoleGrant)(nil),          // 42: cairn.v1.RoleGrant
-	(*UserRole)(nil),           // 43: cairn.v1.UserRole
-	(*Grant)(nil),              // 44: cairn.v1.Grant
+	(*HistoryRequest)(nil),     // 33: cairn.v1.HistoryRequest
+	(*GetResponse)(nil),        // 34: cairn.v1.GetResponse
+	(*PutResponse)(nil),        // 35: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),     // 36: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),       // 37: cairn.v1.ListResponse
+	(*Table)(nil),              // 38: cairn.v1.Table
+	(*DropTableResponse)(nil),  // 39: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),      // 40: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil), // 41: cairn.v1.SplitRangeResponse
+	(*HistoryResponse)(nil),    // 42: cairn.v1.HistoryResponse
+	(*RangeDescriptor)(nil),    // 43: cairn.v1.RangeDescriptor
+	(*RoleGrant)(nil),          // 44: cairn.v1.RoleGrant
+	(*UserRole)(nil),           // 45: cairn.v1.UserRole
+	(*Grant)(nil),              // 46: cairn.v1.Grant
 }
 var file_peer_proto_depIdxs = []int32{
 	1,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
@@ -2404,49 +2440,51 @@ var file_peer_proto_depIdxs = []int32{
 	11, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
 	4,  // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
 	20, // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
-	12, // 13: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
-	33, // 14: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	34, // 15: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	35, // 16: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	36, // 17: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	37, // 18: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	38, // 19: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	39, // 20: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	40, // 21: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
-	6,  // 22: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
-	7,  // 23: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	26, // 24: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	27, // 25: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	14, // 26: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	15, // 27: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	31, // 28: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	9,  // 29: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	10, // 30: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	11, // 31: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	12, // 32: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	20, // 33: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
-	41, // 34: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	13, // 35: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	41, // 36: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	16, // 37: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	19, // 38: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	21, // 39: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
-	21, // 40: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
-	42, // 41: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
-	42, // 42: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
-	43, // 43: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
-	43, // 44: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
-	23, // 45: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
-	44, // 46: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
-	0,  // 47: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	3,  // 48: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	2,  // 49: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	5,  // 50: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	49, // [49:51] is the sub-list for method output_type
-	47, // [47:49] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	33, // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
+	12, // 14: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	34, // 15: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	35, // 16: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	36, // 17: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	37, // 18: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	38, // 19: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	39, // 20: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	40, // 21: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	41, // 22: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	6,  // 23: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
+	42, // 24: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
+	7,  // 25: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	26, // 26: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	27, // 27: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	14, // 28: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	15, // 29: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	31, // 30: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	9,  // 31: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	10, // 32: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	11, // 33: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	12, // 34: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	20, // 35: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	43, // 36: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	13, // 37: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	43, // 38: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	16, // 39: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	19, // 40: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	21, // 41: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	21, // 42: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	44, // 43: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	44, // 44: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	45, // 45: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	45, // 46: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	23, // 47: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	46, // 48: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	0,  // 49: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	3,  // 50: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	2,  // 51: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	5,  // 52: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	51, // [51:53] is the sub-list for method output_type
+	49, // [49:51] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -2468,6 +2506,7 @@ func file_peer_proto_init() {
 		(*Request_UpdateRanges)(nil),
 		(*Request_Expire)(nil),
 		(*Request_Auth)(nil),
+		(*Request_History)(nil),
 	}
 	file_peer_proto_msgTypes[5].OneofWrappers = []any{
 		(*Response_Get)(nil),
@@ -2479,6 +2518,7 @@ func file_peer_proto_init() {
 		(*Response_Batch)(nil),
 		(*Response_SplitRange)(nil),
 		(*Response_Expire)(nil),
+		(*Response_History)(nil),
 	}
 	file_peer_proto_msgTypes[8].OneofWrappers = []any{
 		(*Command_Put)(nil),

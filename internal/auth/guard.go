@@ -219,3 +219,17 @@ func (g *Guard) Watch(ctx context.Context, req *cairnpb.WatchRequest, send func(
 	}
 	return w.Watch(ctx, req, send)
 }
+
+// History implements kv.Historian: reading a key's history needs read on
+// the key.
+func (g *Guard) History(ctx context.Context, req *cairnpb.HistoryRequest) (*cairnpb.HistoryResponse, error) {
+	p := ctxPrincipal(ctx)
+	if err := g.a.Check(p, req.Table, req.Key, PermRead); err != nil {
+		return nil, err
+	}
+	h, ok := g.next.(kv.Historian)
+	if !ok {
+		return nil, kv.Errorf(kv.ErrInternal, "this server cannot read history")
+	}
+	return h.History(outgoing(ctx, p), req)
+}

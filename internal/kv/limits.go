@@ -162,6 +162,20 @@ func (l Limits) ValidateWatch(r *cairnpb.WatchRequest) error {
 	return nil
 }
 
+// ValidateHistory checks a HistoryRequest.
+func (l Limits) ValidateHistory(r *cairnpb.HistoryRequest) error {
+	if err := ValidateTableName(r.Table); err != nil {
+		return err
+	}
+	if err := l.ValidateKey(r.Key); err != nil {
+		return err
+	}
+	if int(r.Limit) > l.MaxListLimit {
+		return Errorf(ErrInvalidArgument, "limit %d is over the maximum %d", r.Limit, l.MaxListLimit)
+	}
+	return nil
+}
+
 // MaxBatchOps bounds the operations of one atomic batch.
 const MaxBatchOps = 1000
 

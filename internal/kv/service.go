@@ -48,3 +48,10 @@ type Batcher interface {
 type Watcher interface {
 	Watch(ctx context.Context, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) error
 }
+
+// Historian reads a key's retained changes (see package watch). The router
+// implements it; the gRPC History service and GET /v1/kv/{table}/{key}
+// with ?history or ?version use it.
+type Historian interface {
+	History(ctx context.Context, req *cairnpb.HistoryRequest) (*cairnpb.HistoryResponse, error)
+}

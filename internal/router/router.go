@@ -236,6 +236,10 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 		return keyed(op.Get.Table, op.Get.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localGet(ctx, r, t, op.Get)
 		})
+	case *cairnpb.Request_History:
+		return keyed(op.History.Table, op.History.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localHistory(ctx, r, t, op.History)
+		})
 	case *cairnpb.Request_Put:
 		return keyed(op.Put.Table, op.Put.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localPut(ctx, r, t, op.Put)

@@ -213,6 +213,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 		grpc.ChainStreamInterceptor(grpcapi.StreamInterceptor(authn.GRPCContext)))
 	grpcapi.Register(clientGRPC, guard, grpcapi.WithLimits(limits))
 	grpcapi.RegisterWatch(clientGRPC, guard, grpcapi.WithLimits(limits))
+	grpcapi.RegisterHistory(clientGRPC, guard, grpcapi.WithLimits(limits))
 	grpcapi.RegisterAuth(clientGRPC, admin)
 	reflection.Register(clientGRPC)
 	httpHandler := httpapi.New(guard, httpapi.Options{Limits: limits, Logger: logger, Authenticate: authn.HTTPContext, Admin: admin})

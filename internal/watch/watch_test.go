@@ -318,3 +318,47 @@ func (quiet) Errorf(string, ...interface{}) {}
 func (quiet) Fatalf(format string, args ...interface{}) {
 	panic(fmt.Sprintf(format, args...))
 }
+
+func TestHistoryAndAt(t *testing.T) {
+	h := newHistory(t)
+	h.put(t, "a", 10, storage.ChangePut, true) // trimmed
+	h.put(t, "a", 12, storage.ChangePut, false)
+	h.put(t, "a", 14, storage.ChangeDelete, false)
+	h.put(t, "a", 16, storage.ChangePut, false)
+	h.put(t, "b", 20, storage.ChangePut, false)
+	h.put(t, "b", 21, storage.ChangePut, false)
+	evs, complete, err := History(h.db, 1, []byte("a"), 10)
+	if err != nil || versions(evs) != "a@16 a@14 a@12 " || complete {
+		t.Fatalf("history of a: %q complete=%v %v", versions(evs), complete, err)
+	}
+	evs, complete, err = History(h.db, 1, []byte("b"), 10)
+	if err != nil || versions(evs) != "b@21 b@20 " || !complete {
+		t.Fatalf("history of b: %q complete=%v %v", versions(evs), complete, err)
+	}
+	if evs, complete, _ = History(h.db, 1, []byte("b"), 1); versions(evs) != "b@21 " || complete {
+		t.Fatalf("limited history of b: %q complete=%v", versions(evs), complete)
+	}
+	for _, tc := range []struct {
+		key  string
+		v    uint64
+		want string // version of the put, or the error
+	}{
+		{"a", 12, "12"}, {"a", 13, "12"}, {"a", 14, "absent"}, {"a", 15, "absent"}, {"a", 16, "16"},
+		{"a", ^uint64(0), "16"}, {"a", 11, "compacted"}, {"a", 5, "compacted"},
+		{"b", 19, "absent"}, {"b", 20, "20"}, {"c", 30, "absent"},
+	} {
+		e, err := At(h.db, 1, []byte(tc.key), tc.v)
+		got := fmt.Sprint(e.Version)
+		switch {
+		case errors.Is(err, ErrAbsentAt):
+			got = "absent"
+		case errors.Is(err, ErrCompacted):
+			got = "compacted"
+		case err != nil:
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("At(%s, %d) = %s, want %s", tc.key, tc.v, got, tc.want)
+		}
+	}
+}

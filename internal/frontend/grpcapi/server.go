@@ -215,3 +215,26 @@ type authedStream struct {
 }
 
 func (s *authedStream) Context() context.Context { return s.ctx }
+
+// RegisterHistory registers the History service over h.
+func RegisterHistory(s *grpc.Server, h kv.Historian, opts ...Option) {
+	o := options{limits: kv.DefaultLimits}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cairnpb.RegisterHistoryServer(s, &historyServer{h: h, limits: o.limits})
+}
+
+type historyServer struct {
+	cairnpb.UnimplementedHistoryServer
+	h      kv.Historian
+	limits kv.Limits
+}
+
+func (s *historyServer) History(ctx context.Context, req *cairnpb.HistoryRequest) (*cairnpb.HistoryResponse, error) {
+	if err := s.limits.ValidateHistory(req); err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := s.h.History(ctx, req)
+	return resp, toStatus(err)
+}

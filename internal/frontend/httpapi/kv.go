@@ -56,6 +56,10 @@ func setVersion(w http.ResponseWriter, v uint64) {
 // get answers GET and HEAD with the value bytes. If-None-Match (304) and
 // If-Match (412) are honoured as RFC 9110 asks, so HTTP caches work.
 func (h *handler) get(w *statusWriter, r *http.Request, table string, key []byte) {
+	if raw := r.URL.Query(); raw.Has("version") || raw.Has("history") {
+		h.keyHistory(w, r, table, key)
+		return
+	}
 	q, err := parseQuery(r, "consistency", "max_staleness")
 	if err != nil {
 		h.fail(w, r, err)
