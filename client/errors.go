@@ -37,6 +37,9 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 	// ErrAlreadyExists: a user, role or token of that name exists.
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrTooStale: a stale read found no replica that could prove it is
+	// within the requested max staleness; retry or relax the bound.
+	ErrTooStale = errors.New("too stale")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client is closed")
 )
@@ -79,6 +82,7 @@ var codeTable = []struct {
 	{"unauthenticated", ErrUnauthenticated},
 	{"permission_denied", ErrPermissionDenied},
 	{"already_exists", ErrAlreadyExists},
+	{"too_stale", ErrTooStale},
 }
 
 // grpcCodeTable classifies statuses that carry no cairn code (from a proxy,

@@ -34,6 +34,7 @@ var errorTable = []struct {
 	{kv.ErrUnauthenticated, codes.Unauthenticated},
 	{kv.ErrPermissionDenied, codes.PermissionDenied},
 	{kv.ErrAlreadyExists, codes.AlreadyExists},
+	{kv.ErrTooStale, codes.Unavailable},
 }
 
 // Codes for the context errors, which are not kv kinds: a canceled request

@@ -39,6 +39,7 @@ var errorTable = []struct {
 	{kv.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated"},
 	{kv.ErrPermissionDenied, http.StatusForbidden, "permission_denied"},
 	{kv.ErrAlreadyExists, http.StatusConflict, "already_exists"},
+	{kv.ErrTooStale, http.StatusServiceUnavailable, "too_stale"},
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
 	{errNoRoute, http.StatusNotFound, "no_route"},

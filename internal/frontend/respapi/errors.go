@@ -66,6 +66,7 @@ var errorTable = []struct {
 	{kv.ErrUnauthenticated, func(error) string { return msgNoAuth }},
 	{kv.ErrPermissionDenied, func(err error) string { return "NOPERM " + err.Error() }},
 	{kv.ErrAlreadyExists, func(err error) string { return "ERR " + err.Error() }},
+	{kv.ErrTooStale, func(err error) string { return "TRYAGAIN cairn " + err.Error() + " (retry)" }},
 	{kv.ErrInvalidArgument, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrTableNotFound, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrTableExists, func(err error) string { return "ERR " + err.Error() }},
