@@ -284,3 +284,17 @@ func FormatServedBy(node uint64) string {
 	}
 	return "n" + strconv.FormatUint(node, 10)
 }
+
+// ReadMissError is the error of a read that found no key: it is
+// ErrNotFound (errors.Is), and carries how the read was served, so a
+// not-found reply still advances the session token (a session that saw a
+// key absent must not see an older state where it exists).
+type ReadMissError struct {
+	SessionToken      string
+	ServedConsistency string
+	ServedBy          uint64
+	StalenessMs       int64
+}
+
+func (e *ReadMissError) Error() string { return ErrNotFound.Error() }
+func (e *ReadMissError) Unwrap() error { return ErrNotFound }

@@ -38,6 +38,7 @@ type NodeCollector struct {
 	ranges, leaders, leases, applyLag  *prometheus.Desc
 	proposals, dropped, leaderChanges  *prometheus.Desc
 	becameLeader, readIndex, leaseRead *prometheus.Desc
+	sessionRead, staleRead             *prometheus.Desc
 	snapshots, applied                 *prometheus.Desc
 
 	diskUsage, memtable, walBytes, readAmp *prometheus.Desc
@@ -62,6 +63,8 @@ func NewNodeCollector(src Source, db *pebble.DB) *NodeCollector {
 		becameLeader:  d("cairn_raft_became_leader_total", "Times a replica on this node became leader."),
 		readIndex:     d("cairn_raft_read_index_rounds_total", "ReadIndex requests handed to Raft (read batches and lease renewals)."),
 		leaseRead:     d("cairn_raft_lease_reads_total", "Reads served under the leader's lease, without a round trip."),
+		sessionRead:   d("cairn_session_reads_local_total", "Session reads served by a local replica that had applied the session's position."),
+		staleRead:     d("cairn_stale_reads_local_total", "Bounded-stale reads served by a local replica on a freshness proof."),
 		snapshots:     d("cairn_raft_snapshots_applied_total", "Raft snapshots installed."),
 		applied:       d("cairn_raft_entries_applied_total", "Raft log entries applied."),
 		diskUsage:     d("cairn_pebble_disk_usage_bytes", "Disk space used by Pebble."),
@@ -79,7 +82,7 @@ func NewNodeCollector(src Source, db *pebble.DB) *NodeCollector {
 // Describe implements prometheus.Collector.
 func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.ranges, c.leaders, c.leases, c.applyLag, c.proposals, c.dropped,
-		c.leaderChanges, c.becameLeader, c.readIndex, c.leaseRead, c.snapshots, c.applied, c.diskUsage,
+		c.leaderChanges, c.becameLeader, c.readIndex, c.leaseRead, c.sessionRead, c.staleRead, c.snapshots, c.applied, c.diskUsage,
 		c.memtable, c.walBytes, c.readAmp, c.compactions, c.flushes, c.cacheBytes, c.cacheHits, c.cacheMisses} {
 		ch <- d
 	}
@@ -117,6 +120,8 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.becameLeader, float64(st.BecameLeader.Load()))
 	counter(c.readIndex, float64(st.ReadIndexRounds.Load()))
 	counter(c.leaseRead, float64(st.LeaseReads.Load()))
+	counter(c.sessionRead, float64(st.SessionReads.Load()))
+	counter(c.staleRead, float64(st.StaleReads.Load()))
 	counter(c.snapshots, float64(st.SnapshotsApplied.Load()))
 	counter(c.applied, float64(st.EntriesApplied.Load()))
 

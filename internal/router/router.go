@@ -284,6 +284,10 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 	if err := rt.opts.Limits.ValidateGet(req); err != nil {
 		return nil, err
 	}
+	lv, err := parseReadLevel(req.Consistency, req.MaxStalenessMs, req.SessionToken)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
 	var t *cairnpb.Table
@@ -303,7 +307,13 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 	}
 	resp, err := get()
 	if err != nil || resp.ExpireAtMs == 0 || resp.ExpireAtMs > rt.opts.Clock.Now().Millis() {
-		return resp, err
+		return foundOrMiss(resp, err)
+	}
+	if lv.level != kv.Linearizable {
+		// A session or stale read answers from a replica's state; the
+		// key is gone by this node's clock, and that is all it promises.
+		resp.Version = 0
+		return foundOrMiss(resp, nil)
 	}
 	// Expired by this node's clock but not yet by the log: expire it
 	// through Raft, then read again. (If the range split meanwhile, the
@@ -311,11 +321,30 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 	if err := rt.expire(ctx, t, d, []*cairnpb.ExpireKey{{Key: req.Key, Version: resp.Version, ExpireAtMs: resp.ExpireAtMs}}); err != nil && !errors.Is(err, kv.ErrRangeKeyMismatch) {
 		return nil, err
 	}
-	return get()
+	return foundOrMiss(get())
 }
 
+// foundOrMiss turns the internal "absent" answer of localGet (version 0:
+// no written key has it) into a *kv.ReadMissError.
+func foundOrMiss(resp *cairnpb.GetResponse, err error) (*cairnpb.GetResponse, error) {
+	if err != nil || resp.Version != 0 {
+		return resp, err
+	}
+	return nil, &kv.ReadMissError{SessionToken: resp.SessionToken, ServedConsistency: resp.ServedConsistency,
+		ServedBy: resp.ServedBy, StalenessMs: resp.StalenessMs}
+}
+
+// localGet reads req.Key on r at the request's consistency level. An
+// absent key is answered with version 0 (not an error), so that the
+// answer still carries how it was served; Get turns it into a
+// *kv.ReadMissError.
 func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.GetRequest) (*cairnpb.Response, error) {
-	if err := r.ReadBarrier(ctx); err != nil {
+	lv, err := parseReadLevel(req.Consistency, req.MaxStalenessMs, req.SessionToken)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := barrier(ctx, r, lv)
+	if err != nil {
 		return nil, err
 	}
 	// After the barrier: a split applied since routing moved the key to
@@ -323,9 +352,12 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 	if d := r.Desc(); d.TableId != t.Id || !r.Contains(req.Key) {
 		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)
 	}
+	out := &cairnpb.GetResponse{SessionToken: tokenOf(sv.entry), ServedConsistency: sv.level,
+		ServedBy: rt.store.NodeID(), StalenessMs: sv.staleness.Milliseconds()}
+	resp := &cairnpb.Response{Op: &cairnpb.Response_Get{Get: out}}
 	v, closer, err := rt.store.DB().Get(keys.DataKey(keys.TableID(t.Id), req.Key))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, kv.ErrNotFound
+		return resp, nil
 	}
 	if err != nil {
 		return nil, kv.Errorf(kv.ErrInternal, "read: %v", err)
@@ -336,9 +368,10 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 		return nil, kv.Errorf(kv.ErrInternal, "read: %v", err)
 	}
 	if replica.Expired(exp, r.LogTime()) {
-		return nil, kv.ErrNotFound
+		return resp, nil
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Get{Get: &cairnpb.GetResponse{Value: append([]byte(nil), value...), Version: version, ExpireAtMs: exp}}}, nil
+	out.Value, out.Version, out.ExpireAtMs = append([]byte(nil), value...), version, exp
+	return resp, nil
 }
 
 // Put implements kv.Service.
@@ -374,7 +407,7 @@ func (rt *Router) localPut(ctx context.Context, r *replica.Replica, t *cairnpb.T
 	if err != nil {
 		return nil, err
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Put{Put: &cairnpb.PutResponse{Version: res.Version}}}, nil
+	return &cairnpb.Response{Op: &cairnpb.Response_Put{Put: &cairnpb.PutResponse{Version: res.Version, SessionToken: writeToken(r, res.Index)}}}, nil
 }
 
 // Delete implements kv.Service.
@@ -401,7 +434,7 @@ func (rt *Router) localDelete(ctx context.Context, r *replica.Replica, t *cairnp
 	if err != nil {
 		return nil, err
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Delete{Delete: &cairnpb.DeleteResponse{Version: res.Version}}}, nil
+	return &cairnpb.Response{Op: &cairnpb.Response_Delete{Delete: &cairnpb.DeleteResponse{Version: res.Version, SessionToken: writeToken(r, res.Index)}}}, nil
 }
 
 var _ kv.Batcher = (*Router)(nil)
@@ -451,7 +484,7 @@ func (rt *Router) localBatch(ctx context.Context, r *replica.Replica, t *cairnpb
 	if err != nil {
 		return nil, err
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Batch{Batch: &cairnpb.BatchResponse{Results: res.Batch}}}, nil
+	return &cairnpb.Response{Op: &cairnpb.Response_Batch{Batch: &cairnpb.BatchResponse{Results: res.Batch, SessionToken: writeToken(r, res.Index)}}}, nil
 }
 
 // List implements kv.Service.
@@ -460,6 +493,9 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 		return nil, err
 	}
 	if _, err := kv.DecodePageToken(req.PageToken, rt.opts.Limits); err != nil {
+		return nil, err
+	}
+	if _, err := parseReadLevel(req.Consistency, req.MaxStalenessMs, req.SessionToken); err != nil {
 		return nil, err
 	}
 	ctx, cancel := rt.withTimeout(ctx)
@@ -481,7 +517,8 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 				subEnd = d.End
 			}
 			subReq := &cairnpb.ListRequest{Table: req.Table, Start: start, End: subEnd,
-				Limit: uint32(limit - len(out.Items)), Values: req.Values}
+				Limit: uint32(limit - len(out.Items)), Values: req.Values,
+				Consistency: req.Consistency, MaxStalenessMs: req.MaxStalenessMs, SessionToken: req.SessionToken}
 			resp, err := rt.read(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_List{List: subReq}},
 				func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localList(ctx, r, t, subReq) })
 			if err != nil {
@@ -491,6 +528,9 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 			return nil
 		})
 		if err != nil {
+			return nil, err
+		}
+		if err := mergeListPart(out, sub); err != nil {
 			return nil, err
 		}
 		out.Items = append(out.Items, sub.Items...)
@@ -546,7 +586,12 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	if err != nil {
 		return nil, err
 	}
-	if err := r.ReadBarrier(ctx); err != nil {
+	lv, err := parseReadLevel(req.Consistency, req.MaxStalenessMs, req.SessionToken)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := barrier(ctx, r, lv)
+	if err != nil {
 		return nil, err
 	}
 	start, end := listSpan(req, after)
@@ -554,7 +599,8 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	// that a list agrees with gets (which expire such keys through Raft
 	// first), those this node's clock has passed.
 	logTime, nowMs := r.LogTime(), rt.opts.Clock.Now().Millis()
-	out := &cairnpb.ListResponse{}
+	out := &cairnpb.ListResponse{SessionToken: tokenOf(sv.entry), ServedConsistency: sv.level,
+		ServedBy: rt.store.NodeID(), StalenessMs: sv.staleness.Milliseconds()}
 	if len(end) > 0 && bytes.Compare(start, end) >= 0 {
 		return &cairnpb.Response{Op: &cairnpb.Response_List{List: out}}, nil
 	}
