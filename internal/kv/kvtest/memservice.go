@@ -23,6 +23,7 @@ import (
 // instead (fault injection). calls counts calls per method.
 type MemService struct {
 	mu       sync.Mutex
+	writes   uint64 // successful writes: the one "range"'s log position
 	tables   map[string]map[string]memEntry
 	ids      map[string]uint64
 	version  uint64
@@ -157,9 +158,12 @@ func (m *MemService) Get(_ context.Context, req *cairnpb.GetRequest) (*cairnpb.G
 	}
 	e, ok := m.liveLocked(t, string(req.Key))
 	if !ok {
-		return nil, kv.Errorf(kv.ErrNotFound, "key %q", req.Key)
+		tok, level := m.servedLocked(req.Consistency)
+		return nil, &kv.ReadMissError{SessionToken: tok, ServedConsistency: level, ServedBy: 1}
 	}
-	return &cairnpb.GetResponse{Value: e.value, Version: e.version, ExpireAtMs: e.expireAt}, nil
+	tok, level := m.servedLocked(req.Consistency)
+	return &cairnpb.GetResponse{Value: e.value, Version: e.version, ExpireAtMs: e.expireAt,
+		SessionToken: tok, ServedConsistency: level, ServedBy: 1}, nil
 }
 
 func (m *MemService) Put(_ context.Context, req *cairnpb.PutRequest) (*cairnpb.PutResponse, error) {
@@ -188,7 +192,9 @@ func (m *MemService) Put(_ context.Context, req *cairnpb.PutRequest) (*cairnpb.P
 		ne.expireAt = m.nowMs() + req.TtlMs
 	}
 	t[string(req.Key)] = ne
-	return &cairnpb.PutResponse{Version: m.version}, nil
+	m.writes++
+	tok, _ := m.servedLocked("")
+	return &cairnpb.PutResponse{Version: m.version, SessionToken: tok}, nil
 }
 
 func (m *MemService) Delete(_ context.Context, req *cairnpb.DeleteRequest) (*cairnpb.DeleteResponse, error) {
@@ -209,7 +215,9 @@ func (m *MemService) Delete(_ context.Context, req *cairnpb.DeleteRequest) (*cai
 		return nil, kv.Errorf(kv.ErrNotFound, "key %q", req.Key)
 	}
 	delete(t, string(req.Key))
-	return &cairnpb.DeleteResponse{Version: e.version}, nil
+	m.writes++
+	tok, _ := m.servedLocked("")
+	return &cairnpb.DeleteResponse{Version: e.version, SessionToken: tok}, nil
 }
 
 func (m *MemService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb.ListResponse, error) {
@@ -237,7 +245,8 @@ func (m *MemService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb
 		}
 	}
 	sort.Strings(keys)
-	resp := &cairnpb.ListResponse{}
+	tok, level := m.servedLocked(req.Consistency)
+	resp := &cairnpb.ListResponse{SessionToken: tok, ServedConsistency: level, ServedBy: 1}
 	for _, k := range keys {
 		switch {
 		case !strings.HasPrefix(k, string(req.Prefix)),
@@ -386,4 +395,16 @@ func (m *MemService) Ready(context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.notReady
+}
+
+// servedLocked says how a read at level was served: the service is one
+// range (ID 1, table 1) on node 1 whose log position counts the writes,
+// and it serves every level as asked (linearizable when none is).
+func (m *MemService) servedLocked(level string) (token, served string) {
+	var t kv.SessionToken
+	t.Observe(kv.SessionEntry{Table: 1, Range: 1, Index: 10 + m.writes})
+	if level == "" {
+		level = kv.Linearizable
+	}
+	return t.Encode(), level
 }
