@@ -24,6 +24,8 @@ import (
 type MemService struct {
 	mu       sync.Mutex
 	writes   uint64 // successful writes: the one "range"'s log position
+	// lastGetToken is the session token of the last Get.
+	lastGetToken string
 	tables   map[string]map[string]memEntry
 	ids      map[string]uint64
 	version  uint64
@@ -152,6 +154,10 @@ func (m *MemService) Get(_ context.Context, req *cairnpb.GetRequest) (*cairnpb.G
 	if err := m.enterLocked("Get", req.Key); err != nil {
 		return nil, err
 	}
+	if _, err := kv.DecodeSessionToken(req.SessionToken); err != nil {
+		return nil, err
+	}
+	m.lastGetToken = req.SessionToken
 	t, err := m.tableLocked(req.Table)
 	if err != nil {
 		return nil, err
@@ -407,4 +413,11 @@ func (m *MemService) servedLocked(level string) (token, served string) {
 		level = kv.Linearizable
 	}
 	return t.Encode(), level
+}
+
+// LastGetToken returns the session token the last Get carried.
+func (m *MemService) LastGetToken() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastGetToken
 }
