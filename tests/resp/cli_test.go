@@ -103,7 +103,6 @@ var cliCairnOnly = []cliCase{
 	{"CAIRN.TABLE", `"default"`},
 	{"CAIRN.TABLE default", "OK"},
 	{"CAIRN.CONSISTENCY session", "OK"},
-	{"CAIRN.CONSISTENCY", `"session"`},
 	{"CAIRN.CONSISTENCY stale 2s", "OK"},
 	{"CAIRN.CONSISTENCY eventual", "(error) ERR unknown consistency level 'eventual'; the levels are linearizable, session and stale"},
 	{"HGETALL {p}b", "(error) ERR unknown command 'HGETALL', with args beginning with: '{p}b' "},
