@@ -63,6 +63,8 @@ type app struct {
 	// CAIRN_PASSWORD, CAIRN_TOKEN, CAIRN_CACERT, CAIRN_CERT, CAIRN_KEY).
 	user, password, token string
 	caCert, cert, key     string
+	// sessionFile keeps the session token between commands (session.go).
+	sessionFile string
 }
 
 func newRootCommand(a *app) *cobra.Command {
