@@ -63,7 +63,8 @@ func (c *Client) Get(ctx context.Context, table string, key []byte, opts ...Read
 		f(&o)
 	}
 	req := &cairnpb.GetRequest{Table: table, Key: key, Consistency: o.consistency, MaxStalenessMs: o.maxStaleness.Milliseconds()}
-	if o.consistency == Session {
+	if o.consistency == Session || o.consistency == "" {
+		// "" may be a table whose default is Session.
 		req.SessionToken = c.session.get()
 	}
 	var resp *cairnpb.GetResponse
@@ -179,7 +180,7 @@ func (c *Client) List(ctx context.Context, table string, opts ListOptions) (*Lis
 
 		Consistency: opts.Consistency, MaxStalenessMs: opts.MaxStaleness.Milliseconds(),
 	}
-	if opts.Consistency == Session {
+	if opts.Consistency == Session || opts.Consistency == "" {
 		req.SessionToken = c.session.get()
 	}
 	var resp *cairnpb.ListResponse

@@ -2169,9 +2169,12 @@ type Table struct {
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Id    uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
 	// "range" (the only partitioning so far).
-	Partitioning  string             `protobuf:"bytes,3,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
-	Replicas      uint32             `protobuf:"varint,4,opt,name=replicas,proto3" json:"replicas,omitempty"`
-	Ranges        []*RangeDescriptor `protobuf:"bytes,5,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	Partitioning string             `protobuf:"bytes,3,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	Replicas     uint32             `protobuf:"varint,4,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Ranges       []*RangeDescriptor `protobuf:"bytes,5,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	// Default read consistency of the table's gets and lists that name
+	// none: "" (linearizable), "session" or "stale".
+	Consistency   string `protobuf:"bytes,6,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2241,10 +2244,19 @@ func (x *Table) GetRanges() []*RangeDescriptor {
 	return nil
 }
 
+func (x *Table) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
+	}
+	return ""
+}
+
 type CreateTableRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Partitioning  string                 `protobuf:"bytes,2,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Partitioning string                 `protobuf:"bytes,2,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	// Default read consistency (see Table.consistency).
+	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2289,6 +2301,13 @@ func (x *CreateTableRequest) GetName() string {
 func (x *CreateTableRequest) GetPartitioning() string {
 	if x != nil {
 		return x.Partitioning
+	}
+	return ""
+}
+
+func (x *CreateTableRequest) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
 	}
 	return ""
 }
@@ -3043,16 +3062,18 @@ const file_kv_proto_rawDesc = "" +
 	"\rsession_token\x18\x03 \x01(\tR\fsessionToken\x12-\n" +
 	"\x12served_consistency\x18\x04 \x01(\tR\x11servedConsistency\x12\x1b\n" +
 	"\tserved_by\x18\x05 \x01(\x04R\bservedBy\x12!\n" +
-	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\x9e\x01\n" +
+	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\xc0\x01\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\"\n" +
 	"\fpartitioning\x18\x03 \x01(\tR\fpartitioning\x12\x1a\n" +
 	"\breplicas\x18\x04 \x01(\rR\breplicas\x121\n" +
-	"\x06ranges\x18\x05 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x06ranges\"L\n" +
+	"\x06ranges\x18\x05 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x06ranges\x12 \n" +
+	"\vconsistency\x18\x06 \x01(\tR\vconsistency\"n\n" +
 	"\x12CreateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
-	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\"%\n" +
+	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"%\n" +
 	"\x0fGetTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
 	"\x11ListTablesRequest\"=\n" +

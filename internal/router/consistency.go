@@ -21,13 +21,24 @@ type readLevel struct {
 	token        kv.SessionToken
 }
 
-// parseReadLevel checks a request's consistency fields ("" is
-// linearizable).
-func parseReadLevel(consistency string, maxStalenessMs int64, token string) (readLevel, error) {
+// parseReadLevel checks a request's consistency fields; "" takes the
+// table's default (tableDefault, itself "" for linearizable). The token
+// is checked whenever given, since a table default may make it count.
+func parseReadLevel(consistency, tableDefault string, maxStalenessMs int64, token string) (readLevel, error) {
 	lv := readLevel{level: kv.Linearizable}
 	c, err := kv.ParseConsistency(consistency)
 	if err != nil {
 		return lv, err
+	}
+	if _, err := kv.DecodeSessionToken(token); err != nil {
+		return lv, err
+	}
+	if c == "" {
+		if maxStalenessMs != 0 && tableDefault == kv.Stale {
+			c = kv.Stale
+		} else if maxStalenessMs == 0 {
+			c = tableDefault
+		}
 	}
 	switch c {
 	case kv.Session:

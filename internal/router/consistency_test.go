@@ -169,3 +169,48 @@ func TestSessionListAcrossSplit(t *testing.T) {
 		t.Fatalf("get after split: %+v, %v", got, err)
 	}
 }
+
+// TestTableDefaultConsistency: a table created with a default level
+// serves reads that name none at that level (with the session token
+// counted), an explicit level wins, and a bad default is refused.
+func TestTableDefaultConsistency(t *testing.T) {
+	e := newTTLEnv(t)
+	ctx := context.Background()
+	tbl, err := e.rt.CreateTable(ctx, &cairnpb.CreateTableRequest{Name: "sess", Consistency: kv.Session})
+	if err != nil || tbl.Consistency != kv.Session {
+		t.Fatalf("create: %+v, %v", tbl, err)
+	}
+	if _, err := e.rt.CreateTable(ctx, &cairnpb.CreateTableRequest{Name: "bad", Consistency: "eventual"}); !errors.Is(err, kv.ErrInvalidArgument) {
+		t.Fatalf("a bad default: %v", err)
+	}
+	lin, err := e.rt.CreateTable(ctx, &cairnpb.CreateTableRequest{Name: "lin", Consistency: kv.Linearizable})
+	if err != nil || lin.Consistency != "" {
+		t.Fatalf("linearizable default is stored as \"\": %+v, %v", lin, err)
+	}
+	var put *cairnpb.PutResponse
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if put, err = e.rt.Put(ctx, &cairnpb.PutRequest{Table: "sess", Key: []byte("k"), Value: []byte("v")}); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got, err := e.rt.Get(ctx, &cairnpb.GetRequest{Table: "sess", Key: []byte("k"), SessionToken: put.SessionToken})
+	if err != nil || got.ServedConsistency != kv.Session || string(got.Value) != "v" {
+		t.Fatalf("default-level get: %+v, %v", got, err)
+	}
+	got, err = e.rt.Get(ctx, &cairnpb.GetRequest{Table: "sess", Key: []byte("k"), Consistency: kv.Linearizable})
+	if err != nil || got.ServedConsistency != kv.Linearizable {
+		t.Fatalf("explicit level: %+v, %v", got, err)
+	}
+	list, err := e.rt.List(ctx, &cairnpb.ListRequest{Table: "sess"})
+	if err != nil || list.ServedConsistency != kv.Session {
+		t.Fatalf("default-level list: %+v, %v", list, err)
+	}
+	if _, err := e.rt.Get(ctx, &cairnpb.GetRequest{Table: "sess", Key: []byte("k"), SessionToken: "junk"}); !errors.Is(err, kv.ErrInvalidArgument) {
+		t.Fatalf("a bad token with the table's session default: %v", err)
+	}
+}

@@ -284,8 +284,7 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 	if err := rt.opts.Limits.ValidateGet(req); err != nil {
 		return nil, err
 	}
-	lv, err := parseReadLevel(req.Consistency, req.MaxStalenessMs, req.SessionToken)
-	if err != nil {
+	if _, err := parseReadLevel(req.Consistency, "", req.MaxStalenessMs, req.SessionToken); err != nil {
 		return nil, err
 	}
 	ctx, cancel := rt.withTimeout(ctx)
@@ -305,23 +304,28 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 		}
 		return resp.GetGet(), nil
 	}
+	expired := func(resp *cairnpb.GetResponse) bool {
+		return resp.ExpireAtMs != 0 && resp.ExpireAtMs <= rt.opts.Clock.Now().Millis()
+	}
 	resp, err := get()
-	if err != nil || resp.ExpireAtMs == 0 || resp.ExpireAtMs > rt.opts.Clock.Now().Millis() {
+	if err != nil || !expired(resp) {
 		return foundOrMiss(resp, err)
 	}
-	if lv.level != kv.Linearizable {
-		// A session or stale read answers from a replica's state; the
-		// key is gone by this node's clock, and that is all it promises.
-		resp.Version = 0
-		return foundOrMiss(resp, nil)
+	if resp.ServedConsistency == kv.Linearizable {
+		// Expired by this node's clock but not yet by the log: expire it
+		// through Raft, then read again. (If the range split meanwhile,
+		// the Expire does nothing or is refused; the second read
+		// re-routes.) A session or stale read answers from a replica's
+		// state and skips this: the key is gone by this node's clock.
+		if err := rt.expire(ctx, t, d, []*cairnpb.ExpireKey{{Key: req.Key, Version: resp.Version, ExpireAtMs: resp.ExpireAtMs}}); err != nil && !errors.Is(err, kv.ErrRangeKeyMismatch) {
+			return nil, err
+		}
+		if resp, err = get(); err != nil || !expired(resp) {
+			return foundOrMiss(resp, err)
+		}
 	}
-	// Expired by this node's clock but not yet by the log: expire it
-	// through Raft, then read again. (If the range split meanwhile, the
-	// Expire does nothing or is refused; the second read re-routes.)
-	if err := rt.expire(ctx, t, d, []*cairnpb.ExpireKey{{Key: req.Key, Version: resp.Version, ExpireAtMs: resp.ExpireAtMs}}); err != nil && !errors.Is(err, kv.ErrRangeKeyMismatch) {
-		return nil, err
-	}
-	return foundOrMiss(get())
+	resp.Version = 0 // gone by this node's clock
+	return foundOrMiss(resp, nil)
 }
 
 // foundOrMiss turns the internal "absent" answer of localGet (version 0:
@@ -339,7 +343,7 @@ func foundOrMiss(resp *cairnpb.GetResponse, err error) (*cairnpb.GetResponse, er
 // answer still carries how it was served; Get turns it into a
 // *kv.ReadMissError.
 func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.GetRequest) (*cairnpb.Response, error) {
-	lv, err := parseReadLevel(req.Consistency, req.MaxStalenessMs, req.SessionToken)
+	lv, err := parseReadLevel(req.Consistency, t.Consistency, req.MaxStalenessMs, req.SessionToken)
 	if err != nil {
 		return nil, err
 	}
@@ -495,7 +499,7 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 	if _, err := kv.DecodePageToken(req.PageToken, rt.opts.Limits); err != nil {
 		return nil, err
 	}
-	if _, err := parseReadLevel(req.Consistency, req.MaxStalenessMs, req.SessionToken); err != nil {
+	if _, err := parseReadLevel(req.Consistency, "", req.MaxStalenessMs, req.SessionToken); err != nil {
 		return nil, err
 	}
 	ctx, cancel := rt.withTimeout(ctx)
@@ -586,7 +590,7 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	if err != nil {
 		return nil, err
 	}
-	lv, err := parseReadLevel(req.Consistency, req.MaxStalenessMs, req.SessionToken)
+	lv, err := parseReadLevel(req.Consistency, t.Consistency, req.MaxStalenessMs, req.SessionToken)
 	if err != nil {
 		return nil, err
 	}
@@ -656,6 +660,14 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 	default:
 		return nil, kv.Errorf(kv.ErrInvalidArgument, "partitioning %q is not supported (only \"range\")", req.Partitioning)
 	}
+	level, err := kv.ParseConsistency(req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	if level == kv.Linearizable {
+		level = "" // the default, stored as such
+	}
+	req.Consistency = level
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
 	resp, err := rt.route(ctx, replica.MetaRangeID, &cairnpb.Request{Op: &cairnpb.Request_CreateTable{CreateTable: req}}, true,
@@ -667,7 +679,8 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 }
 
 func (rt *Router) localCreateTable(ctx context.Context, r *replica.Replica, req *cairnpb.CreateTableRequest) (*cairnpb.Response, error) {
-	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning}}})
+	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning,
+		Consistency: req.Consistency}}})
 	if err != nil {
 		return nil, err
 	}

@@ -550,7 +550,7 @@ func TestTables(t *testing.T) {
 	if w.Header().Get("Location") != "/v1/tables/users" {
 		t.Fatalf("Location %q", w.Header().Get("Location"))
 	}
-	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "ranges")
+	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "ranges", "consistency")
 	var tbl struct {
 		Name   string            `json:"name"`
 		Ranges []json.RawMessage `json:"ranges"`
@@ -562,6 +562,11 @@ func TestTables(t *testing.T) {
 	wantKeys(t, tbl.Ranges[0], "id", "start", "end", "replicas", "generation")
 
 	wantStatus(t, e.do(t, "POST", "/v1/tables", []byte(`{"name":"plain"}`)), 201)
+	w = e.do(t, "POST", "/v1/tables", []byte(`{"name":"sess","consistency":"session"}`))
+	wantStatus(t, w, 201)
+	if !strings.Contains(w.Body.String(), `"consistency":"session"`) {
+		t.Fatalf("table with a default level: %s", w.Body)
+	}
 	wantError(t, e.do(t, "POST", "/v1/tables", []byte(`{"name":"users"}`)), 409, "table_exists")
 	msg := wantError(t, e.do(t, "POST", "/v1/tables", []byte(`{"name":"h","partitioning":"hash"}`)), 400, "invalid_argument")
 	if !strings.Contains(msg, "hash partitioning is not supported yet") {
@@ -570,7 +575,7 @@ func TestTables(t *testing.T) {
 	for _, body := range []string{
 		``, `{`, `[]`, `"x"`, `{"name":"x","bogus":1}`, `{"name":"x"} {}`, `{"name":"x"}x`,
 		`{"name":"Bad"}`, `{"name":""}`, `null`, `{"name":"x","partitioning":"list"}`,
-		`{"name":"x","replicas":3}`, `{"name":1}`,
+		`{"name":"x","replicas":3}`, `{"name":1}`, `{"name":"x","consistency":"eventual"}`, `{"name":"x","consistency":1}`,
 	} {
 		wantError(t, e.do(t, "POST", "/v1/tables", []byte(body)), 400, "invalid_argument")
 	}
@@ -585,13 +590,13 @@ func TestTables(t *testing.T) {
 		} `json:"tables"`
 	}
 	decodeJSON(t, w, &list)
-	if len(list.Tables) != 3 || list.Tables[2].Name != "users" {
+	if len(list.Tables) != 4 || list.Tables[3].Name != "users" {
 		t.Fatalf("tables %s", w.Body)
 	}
 
 	w = e.do(t, "GET", "/v1/tables/users", nil)
 	wantStatus(t, w, 200)
-	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "ranges")
+	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "ranges", "consistency")
 	wantError(t, e.do(t, "GET", "/v1/tables/nope", nil), 404, "table_not_found")
 
 	msg = wantError(t, e.do(t, "PATCH", "/v1/tables/users", []byte(`{}`)), 400, "invalid_argument")

@@ -73,10 +73,11 @@ func (c *conn) backend() Backend    { return connBackend{Backend: c.srv.backend,
 func (c *conn) txnBackend() Backend { return connBackend{Backend: c.srv.backend, c: c} }
 
 func (b connBackend) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.GetResponse, error) {
-	if b.reads && req.Consistency == "" && b.c.level.consistency != "" {
+	if b.reads && req.Consistency == "" {
 		r := proto.Clone(req).(*cairnpb.GetRequest)
 		r.Consistency, r.MaxStalenessMs = b.c.level.consistency, b.c.level.maxStalenessMs
-		if r.Consistency == kv.Session {
+		if r.Consistency == kv.Session || r.Consistency == "" {
+			// "" may be a table whose default is session.
 			r.SessionToken = b.c.session.get()
 		}
 		req = r
@@ -90,10 +91,10 @@ func (b connBackend) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb
 }
 
 func (b connBackend) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.ListResponse, error) {
-	if b.reads && req.Consistency == "" && b.c.level.consistency != "" {
+	if b.reads && req.Consistency == "" {
 		r := proto.Clone(req).(*cairnpb.ListRequest)
 		r.Consistency, r.MaxStalenessMs = b.c.level.consistency, b.c.level.maxStalenessMs
-		if r.Consistency == kv.Session {
+		if r.Consistency == kv.Session || r.Consistency == "" {
 			r.SessionToken = b.c.session.get()
 		}
 		req = r

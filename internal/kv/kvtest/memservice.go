@@ -22,10 +22,12 @@ import (
 // when set, runs first in every method and its non-nil error is returned
 // instead (fault injection). calls counts calls per method.
 type MemService struct {
-	mu       sync.Mutex
-	writes   uint64 // successful writes: the one "range"'s log position
+	mu     sync.Mutex
+	writes uint64 // successful writes: the one "range"'s log position
 	// lastGetToken is the session token of the last Get.
 	lastGetToken string
+	// levels are the tables' default read levels.
+	levels   map[string]string
 	tables   map[string]map[string]memEntry
 	ids      map[string]uint64
 	version  uint64
@@ -74,6 +76,7 @@ func NewMemService() *MemService {
 		tables: map[string]map[string]memEntry{"default": {}},
 		ids:    map[string]uint64{"default": 1},
 		calls:  map[string]int{},
+		levels: map[string]string{},
 	}
 }
 
@@ -276,7 +279,8 @@ func (m *MemService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb
 
 func (m *MemService) describeLocked(name string) *cairnpb.Table {
 	return &cairnpb.Table{Name: name, Id: m.ids[name], Partitioning: "range", Replicas: 1,
-		Ranges: []*cairnpb.RangeDescriptor{{Id: m.ids[name], TableId: m.ids[name], Replicas: []uint64{1}}}}
+		Ranges:      []*cairnpb.RangeDescriptor{{Id: m.ids[name], TableId: m.ids[name], Replicas: []uint64{1}}},
+		Consistency: m.levels[name]}
 }
 
 func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequest) (*cairnpb.Table, error) {
@@ -293,6 +297,9 @@ func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequ
 	}
 	m.tables[req.Name] = map[string]memEntry{}
 	m.ids[req.Name] = uint64(len(m.ids) + 1)
+	if req.Consistency != "" {
+		m.levels[req.Name] = req.Consistency
+	}
 	return m.describeLocked(req.Name), nil
 }
 
