@@ -337,3 +337,104 @@ func TestStaleReadsWithinBound(t *testing.T) {
 		t.Error("no stale read was served by a follower")
 	}
 }
+
+// TestSessionReadsAcrossSplits: ranges split by size all the time (2 KiB)
+// while sessions write keys spread over the key space and read them back
+// through every node with session consistency: no read misses the
+// session's own acknowledged write or sees a key's version go back, across
+// the splits (the token's entries of parent ranges and the generation
+// rules of docs/design/reads.md).
+func TestSessionReadsAcrossSplits(t *testing.T) {
+	c := StartCluster(t, 3, "--split-size", "2KiB")
+	pad := string(make([]byte, 60))
+	var mu sync.Mutex
+	var violations []string
+	served := map[string]int{}
+	reads := 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for s := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			token := ""
+			acked, attempted := map[string]int{}, map[string]int{}
+			seen := map[string]uint64{}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				nodes := c.Ready()
+				if len(nodes) == 0 {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				key := fmt.Sprintf("%c%02d-s%d", 'a'+i%26, (i/26)%20, s)
+				attempted[key]++
+				w := nodes[i%len(nodes)].Put("default", key, []byte(strconv.Itoa(attempted[key])+"|"+pad), "Cairn-Session", token)
+				if w.OK() {
+					acked[key] = attempted[key]
+					if tok := w.Header.Get("Cairn-Session"); tok != "" {
+						token = tok
+					}
+				}
+				// Read a key written earlier, through another node.
+				rk := fmt.Sprintf("%c%02d-s%d", 'a'+(i*7)%26, ((i*7)/26)%20, s)
+				n := nodes[(i+1)%len(nodes)]
+				r := n.Do(opTimeout, "GET", kvPath("default", rk)+"?consistency=session", nil, "Cairn-Session", token)
+				if r.Err != nil || (r.Status != 200 && r.Status != 404) {
+					continue
+				}
+				if tok := r.Header.Get("Cairn-Session"); tok != "" {
+					token = tok
+				}
+				var version uint64
+				got := 0
+				if r.Status == 200 {
+					version, _ = r.ETag()
+					fmt.Sscanf(string(r.Body), "%d|", &got)
+				}
+				mu.Lock()
+				reads++
+				served[r.Header.Get("Cairn-Consistency")]++
+				if version < seen[rk] {
+					violations = append(violations, fmt.Sprintf("session %d: %s went back from version %d to %d via %s", s, rk, seen[rk], version, n.Name))
+				}
+				if got < acked[rk] || got > attempted[rk] {
+					violations = append(violations, fmt.Sprintf("session %d: %s read %d via %s, acknowledged %d, attempted %d", s, rk, got, n.Name, acked[rk], attempted[rk]))
+				}
+				mu.Unlock()
+				seen[rk] = max(seen[rk], version)
+			}
+		}()
+	}
+	time.Sleep(10 * time.Second)
+	close(stop)
+	wg.Wait()
+
+	var st ClusterStatus
+	if r := c.Nodes[0].Do(opTimeout, "GET", "/v1/cluster", nil); r.OK() {
+		_ = r.JSON(&st)
+	}
+	ranges := 0
+	for _, rs := range st.Ranges {
+		if rs.Table == "default" {
+			ranges++
+		}
+	}
+	t.Logf("%d session reads served as %v; default has %d ranges", reads, served, ranges)
+	for i, v := range violations {
+		if i == 20 {
+			break
+		}
+		t.Error(v)
+	}
+	if ranges < 3 {
+		t.Errorf("only %d ranges: the test did not exercise splits", ranges)
+	}
+	if served["session"] == 0 {
+		t.Error("no read was served at session level")
+	}
+}
