@@ -344,6 +344,10 @@ func TestStaleReadsWithinBound(t *testing.T) {
 // session's own acknowledged write or sees a key's version go back, across
 // the splits (the token's entries of parent ranges and the generation
 // rules of docs/design/reads.md).
+// NB: the window in which a follower serves a range before applying a
+// split the session has seen is too short to hit here: with the
+// generation rules of kv.SessionToken.Need removed this test still passes
+// (tried twice). Those rules are covered by TestSessionNeedAcrossSplits.
 func TestSessionReadsAcrossSplits(t *testing.T) {
 	c := StartCluster(t, 3, "--split-size", "2KiB")
 	pad := string(make([]byte, 60))
