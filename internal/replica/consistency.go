@@ -166,3 +166,23 @@ func (r *Replica) StaleBarrier(ctx context.Context, maxStaleness time.Duration) 
 	}
 	return 0, kv.Errorf(kv.ErrTooStale, "range %d: replica on node %d cannot prove it is within %v", r.ID, r.opts.NodeID, maxStaleness)
 }
+
+// StaleReady reports, without waiting, whether a read of this replica's
+// Pebble now is within maxStaleness, and the staleness it proves. When
+// the proof is older than half the bound it asks for a fresh one (as
+// StaleBarrier does). The simulator uses it: it cannot block.
+func (r *Replica) StaleReady(maxStaleness time.Duration) (time.Duration, bool) {
+	p, ok := r.freshnessProof()
+	if !ok {
+		r.requestFreshness(maxStaleness / 4)
+		return 0, false
+	}
+	age := time.Duration(r.nowNanos() - p.sentAt)
+	if age > maxStaleness/2 {
+		r.requestFreshness(maxStaleness / 4)
+	}
+	if age > maxStaleness || r.VisibleIndex() < p.index {
+		return 0, false
+	}
+	return age, true
+}
