@@ -347,7 +347,8 @@ func TestStaleReadsWithinBound(t *testing.T) {
 // NB: the window in which a follower serves a range before applying a
 // split the session has seen is too short to hit here: with the
 // generation rules of kv.SessionToken.Need removed this test still passes
-// (tried twice). Those rules are covered by TestSessionNeedAcrossSplits.
+// (tried twice). Those rules are covered by TestSessionNeedAcrossSplits
+// and by internal/sim's TestSimProbes, which catches their removal.
 func TestSessionReadsAcrossSplits(t *testing.T) {
 	c := StartCluster(t, 3, "--split-size", "2KiB")
 	pad := string(make([]byte, 60))
