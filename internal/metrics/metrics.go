@@ -35,11 +35,11 @@ type NodeCollector struct {
 	src Source
 	db  *pebble.DB
 
-	ranges, leaders, leases, applyLag  *prometheus.Desc
-	proposals, dropped, leaderChanges  *prometheus.Desc
-	becameLeader, readIndex, leaseRead *prometheus.Desc
-	sessionRead, staleRead             *prometheus.Desc
-	snapshots, applied                 *prometheus.Desc
+	ranges, leaders, leases, applyLag    *prometheus.Desc
+	proposals, dropped, leaderChanges    *prometheus.Desc
+	becameLeader, readIndex, leaseRead   *prometheus.Desc
+	sessionRead, staleRead, staleRefused *prometheus.Desc
+	snapshots, applied                   *prometheus.Desc
 
 	diskUsage, memtable, walBytes, readAmp *prometheus.Desc
 	compactions, flushes                   *prometheus.Desc
@@ -65,6 +65,7 @@ func NewNodeCollector(src Source, db *pebble.DB) *NodeCollector {
 		leaseRead:     d("cairn_raft_lease_reads_total", "Reads served under the leader's lease, without a round trip."),
 		sessionRead:   d("cairn_session_reads_local_total", "Session reads served by a local replica that had applied the session's position."),
 		staleRead:     d("cairn_stale_reads_local_total", "Bounded-stale reads served by a local replica on a freshness proof."),
+		staleRefused:  d("cairn_stale_reads_refused_total", "Bounded-stale reads refused as too stale: the replica could not prove the bound."),
 		snapshots:     d("cairn_raft_snapshots_applied_total", "Raft snapshots installed."),
 		applied:       d("cairn_raft_entries_applied_total", "Raft log entries applied."),
 		diskUsage:     d("cairn_pebble_disk_usage_bytes", "Disk space used by Pebble."),
@@ -82,7 +83,7 @@ func NewNodeCollector(src Source, db *pebble.DB) *NodeCollector {
 // Describe implements prometheus.Collector.
 func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.ranges, c.leaders, c.leases, c.applyLag, c.proposals, c.dropped,
-		c.leaderChanges, c.becameLeader, c.readIndex, c.leaseRead, c.sessionRead, c.staleRead, c.snapshots, c.applied, c.diskUsage,
+		c.leaderChanges, c.becameLeader, c.readIndex, c.leaseRead, c.sessionRead, c.staleRead, c.staleRefused, c.snapshots, c.applied, c.diskUsage,
 		c.memtable, c.walBytes, c.readAmp, c.compactions, c.flushes, c.cacheBytes, c.cacheHits, c.cacheMisses} {
 		ch <- d
 	}
@@ -122,6 +123,7 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.leaseRead, float64(st.LeaseReads.Load()))
 	counter(c.sessionRead, float64(st.SessionReads.Load()))
 	counter(c.staleRead, float64(st.StaleReads.Load()))
+	counter(c.staleRefused, float64(st.StaleRefused.Load()))
 	counter(c.snapshots, float64(st.SnapshotsApplied.Load()))
 	counter(c.applied, float64(st.EntriesApplied.Load()))
 

@@ -161,9 +161,11 @@ func (r *Replica) StaleBarrier(ctx context.Context, maxStaleness time.Duration) 
 		err := r.ReadBarrier(rctx)
 		cancel()
 		if err != nil {
+			r.stats().StaleRefused.Add(1)
 			return 0, kv.Errorf(kv.ErrTooStale, "range %d: replica on node %d cannot prove it is within %v: %v", r.ID, r.opts.NodeID, maxStaleness, err)
 		}
 	}
+	r.stats().StaleRefused.Add(1)
 	return 0, kv.Errorf(kv.ErrTooStale, "range %d: replica on node %d cannot prove it is within %v", r.ID, r.opts.NodeID, maxStaleness)
 }
 

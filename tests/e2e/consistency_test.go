@@ -23,6 +23,7 @@ package e2e
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -335,6 +336,20 @@ func TestStaleReadsWithinBound(t *testing.T) {
 	}
 	if byFollower == 0 {
 		t.Error("no stale read was served by a follower")
+	}
+	// The metrics count them too.
+	local := 0.0
+	for _, n := range c.Ready() {
+		r := n.Do(opTimeout, "GET", "/metrics", nil)
+		for _, line := range strings.Split(string(r.Body), "\n") {
+			var v float64
+			if _, err := fmt.Sscanf(line, "cairn_stale_reads_local_total %g", &v); err == nil {
+				local += v
+			}
+		}
+	}
+	if local < float64(served["stale"])/2 {
+		t.Errorf("cairn_stale_reads_local_total sums to %v over the nodes, for %d stale reads served", local, served["stale"])
 	}
 }
 
