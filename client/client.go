@@ -68,6 +68,7 @@ type Client struct {
 	// start there.
 	preferred atomic.Uint32
 	closed    atomic.Bool
+	session   session
 }
 
 // endpoint is the connection to one node. Connections are made lazily, on

@@ -43,6 +43,9 @@ var (
 	// ErrResourceExhausted: a bounded server resource ran out (a watcher
 	// fell behind its buffer); Watch resumes on its own after it.
 	ErrResourceExhausted = errors.New("resource exhausted")
+	// ErrTooStale: a stale read found no replica that could prove it is
+	// within the requested max staleness; retry or relax the bound.
+	ErrTooStale = errors.New("too stale")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client is closed")
 )
@@ -87,6 +90,7 @@ var codeTable = []struct {
 	{"already_exists", ErrAlreadyExists},
 	{"compacted", ErrCompacted},
 	{"resource_exhausted", ErrResourceExhausted},
+	{"too_stale", ErrTooStale},
 }
 
 // grpcCodeTable classifies statuses that carry no cairn code (from a proxy,

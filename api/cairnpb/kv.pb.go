@@ -1205,9 +1205,16 @@ func (x *AuthAdminResponse) GetTokenInfo() *TokenInfo {
 }
 
 type GetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Key   []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Read consistency: "" or "linearizable" (default), "session", "stale"
+	// (docs/design/reads.md, "Consistency levels").
+	Consistency string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// For "stale": the bound in milliseconds; 0 means the default (5s).
+	MaxStalenessMs int64 `protobuf:"varint,4,opt,name=max_staleness_ms,json=maxStalenessMs,proto3" json:"max_staleness_ms,omitempty"`
+	// For "session": the session token from earlier replies ("" for none).
+	SessionToken  string `protobuf:"bytes,5,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1256,12 +1263,41 @@ func (x *GetRequest) GetKey() []byte {
 	return nil
 }
 
+func (x *GetRequest) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
+	}
+	return ""
+}
+
+func (x *GetRequest) GetMaxStalenessMs() int64 {
+	if x != nil {
+		return x.MaxStalenessMs
+	}
+	return 0
+}
+
+func (x *GetRequest) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
 type GetResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Value   []byte                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
 	Version uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	// When the key expires (unix milliseconds); 0 if it has no TTL.
-	ExpireAtMs    int64 `protobuf:"varint,3,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	ExpireAtMs int64 `protobuf:"varint,3,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	// Entries of the ranges read, to merge into the session token.
+	SessionToken string `protobuf:"bytes,4,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	// The level actually served ("linearizable" when a weaker read fell
+	// back to the leader) and the node whose replica served it.
+	ServedConsistency string `protobuf:"bytes,5,opt,name=served_consistency,json=servedConsistency,proto3" json:"served_consistency,omitempty"`
+	ServedBy          uint64 `protobuf:"varint,6,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
+	// For stale reads: the proven staleness bound, in milliseconds.
+	StalenessMs   int64 `protobuf:"varint,7,opt,name=staleness_ms,json=stalenessMs,proto3" json:"staleness_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1313,6 +1349,34 @@ func (x *GetResponse) GetVersion() uint64 {
 func (x *GetResponse) GetExpireAtMs() int64 {
 	if x != nil {
 		return x.ExpireAtMs
+	}
+	return 0
+}
+
+func (x *GetResponse) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
+func (x *GetResponse) GetServedConsistency() string {
+	if x != nil {
+		return x.ServedConsistency
+	}
+	return ""
+}
+
+func (x *GetResponse) GetServedBy() uint64 {
+	if x != nil {
+		return x.ServedBy
+	}
+	return 0
+}
+
+func (x *GetResponse) GetStalenessMs() int64 {
+	if x != nil {
+		return x.StalenessMs
 	}
 	return 0
 }
@@ -1460,8 +1524,10 @@ func (x *PutRequest) GetKeepTtl() bool {
 }
 
 type PutResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The write's range entry, to merge into the session token.
+	SessionToken  string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1501,6 +1567,13 @@ func (x *PutResponse) GetVersion() uint64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *PutResponse) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
 }
 
 type DeleteRequest struct {
@@ -1566,7 +1639,9 @@ func (x *DeleteRequest) GetCondition() *Condition {
 type DeleteResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The version of the deleted value.
-	Version       uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The write's range entry, to merge into the session token.
+	SessionToken  string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1606,6 +1681,13 @@ func (x *DeleteResponse) GetVersion() uint64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *DeleteResponse) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
 }
 
 // ListRequest selects keys by prefix or by the half-open span [start, end).
@@ -1804,8 +1886,10 @@ func (x *BatchResult) GetFound() bool {
 }
 
 type BatchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Results       []*BatchResult         `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Results []*BatchResult         `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// The write's range entry, to merge into the session token.
+	SessionToken  string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1847,6 +1931,13 @@ func (x *BatchResponse) GetResults() []*BatchResult {
 	return nil
 }
 
+func (x *BatchResponse) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
 type ListRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Table  string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -1858,9 +1949,13 @@ type ListRequest struct {
 	// Opaque token from a previous page's next_page_token.
 	PageToken string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Include values in the items.
-	Values        bool `protobuf:"varint,7,opt,name=values,proto3" json:"values,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Values bool `protobuf:"varint,7,opt,name=values,proto3" json:"values,omitempty"`
+	// As in GetRequest.
+	Consistency    string `protobuf:"bytes,8,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	MaxStalenessMs int64  `protobuf:"varint,9,opt,name=max_staleness_ms,json=maxStalenessMs,proto3" json:"max_staleness_ms,omitempty"`
+	SessionToken   string `protobuf:"bytes,10,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListRequest) Reset() {
@@ -1942,6 +2037,27 @@ func (x *ListRequest) GetValues() bool {
 	return false
 }
 
+func (x *ListRequest) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
+	}
+	return ""
+}
+
+func (x *ListRequest) GetMaxStalenessMs() int64 {
+	if x != nil {
+		return x.MaxStalenessMs
+	}
+	return 0
+}
+
+func (x *ListRequest) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
 type KeyValue struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Key     []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -2016,8 +2132,14 @@ type ListResponse struct {
 	Items []*KeyValue            `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
 	// Empty when this is the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// As in GetResponse; a list over several ranges reports the weakest
+	// level served, the last serving node and the largest staleness.
+	SessionToken      string `protobuf:"bytes,3,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	ServedConsistency string `protobuf:"bytes,4,opt,name=served_consistency,json=servedConsistency,proto3" json:"served_consistency,omitempty"`
+	ServedBy          uint64 `protobuf:"varint,5,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
+	StalenessMs       int64  `protobuf:"varint,6,opt,name=staleness_ms,json=stalenessMs,proto3" json:"staleness_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ListResponse) Reset() {
@@ -2064,14 +2186,45 @@ func (x *ListResponse) GetNextPageToken() string {
 	return ""
 }
 
+func (x *ListResponse) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
+func (x *ListResponse) GetServedConsistency() string {
+	if x != nil {
+		return x.ServedConsistency
+	}
+	return ""
+}
+
+func (x *ListResponse) GetServedBy() uint64 {
+	if x != nil {
+		return x.ServedBy
+	}
+	return 0
+}
+
+func (x *ListResponse) GetStalenessMs() int64 {
+	if x != nil {
+		return x.StalenessMs
+	}
+	return 0
+}
+
 type Table struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Id    uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
 	// "range" (the only partitioning so far).
-	Partitioning  string             `protobuf:"bytes,3,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
-	Replicas      uint32             `protobuf:"varint,4,opt,name=replicas,proto3" json:"replicas,omitempty"`
-	Ranges        []*RangeDescriptor `protobuf:"bytes,5,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	Partitioning string             `protobuf:"bytes,3,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	Replicas     uint32             `protobuf:"varint,4,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Ranges       []*RangeDescriptor `protobuf:"bytes,5,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	// Default read consistency of the table's gets and lists that name
+	// none: "" (linearizable), "session" or "stale".
+	Consistency   string `protobuf:"bytes,6,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2141,10 +2294,19 @@ func (x *Table) GetRanges() []*RangeDescriptor {
 	return nil
 }
 
+func (x *Table) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
+	}
+	return ""
+}
+
 type CreateTableRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Partitioning  string                 `protobuf:"bytes,2,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Partitioning string                 `protobuf:"bytes,2,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	// Default read consistency (see Table.consistency).
+	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2189,6 +2351,13 @@ func (x *CreateTableRequest) GetName() string {
 func (x *CreateTableRequest) GetPartitioning() string {
 	if x != nil {
 		return x.Partitioning
+	}
+	return ""
+}
+
+func (x *CreateTableRequest) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
 	}
 	return ""
 }
@@ -3230,16 +3399,23 @@ const file_kv_proto_rawDesc = "" +
 	"\x06tokens\x18\x04 \x03(\v2\x13.cairn.v1.TokenInfoR\x06tokens\x12\x14\n" +
 	"\x05token\x18\x05 \x01(\tR\x05token\x122\n" +
 	"\n" +
-	"token_info\x18\x06 \x01(\v2\x13.cairn.v1.TokenInfoR\ttokenInfo\"4\n" +
+	"token_info\x18\x06 \x01(\v2\x13.cairn.v1.TokenInfoR\ttokenInfo\"\xa5\x01\n" +
 	"\n" +
 	"GetRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\fR\x03key\"_\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12 \n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x12(\n" +
+	"\x10max_staleness_ms\x18\x04 \x01(\x03R\x0emaxStalenessMs\x12#\n" +
+	"\rsession_token\x18\x05 \x01(\tR\fsessionToken\"\xf3\x01\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
-	"expireAtMs\"=\n" +
+	"expireAtMs\x12#\n" +
+	"\rsession_token\x18\x04 \x01(\tR\fsessionToken\x12-\n" +
+	"\x12served_consistency\x18\x05 \x01(\tR\x11servedConsistency\x12\x1b\n" +
+	"\tserved_by\x18\x06 \x01(\x04R\bservedBy\x12!\n" +
+	"\fstaleness_ms\x18\a \x01(\x03R\vstalenessMs\"=\n" +
 	"\tCondition\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x16\n" +
 	"\x06absent\x18\x02 \x01(\bR\x06absent\"\xaf\x01\n" +
@@ -3250,15 +3426,17 @@ const file_kv_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x121\n" +
 	"\tcondition\x18\x04 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\x12\x15\n" +
 	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\x12\x19\n" +
-	"\bkeep_ttl\x18\x06 \x01(\bR\akeepTtl\"'\n" +
+	"\bkeep_ttl\x18\x06 \x01(\bR\akeepTtl\"L\n" +
 	"\vPutResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"j\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12#\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"j\n" +
 	"\rDeleteRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x121\n" +
-	"\tcondition\x18\x03 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\"*\n" +
+	"\tcondition\x18\x03 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\"O\n" +
 	"\x0eDeleteResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"I\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12#\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"I\n" +
 	"\fBatchRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12#\n" +
 	"\x03ops\x18\x02 \x03(\v2\x11.cairn.v1.BatchOpR\x03ops\"l\n" +
@@ -3268,9 +3446,10 @@ const file_kv_proto_rawDesc = "" +
 	"\x02op\"=\n" +
 	"\vBatchResult\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x14\n" +
-	"\x05found\x18\x02 \x01(\bR\x05found\"@\n" +
+	"\x05found\x18\x02 \x01(\bR\x05found\"e\n" +
 	"\rBatchResponse\x12/\n" +
-	"\aresults\x18\x01 \x03(\v2\x15.cairn.v1.BatchResultR\aresults\"\xb0\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x15.cairn.v1.BatchResultR\aresults\x12#\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"\xa1\x02\n" +
 	"\vListRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\fR\x06prefix\x12\x14\n" +
@@ -3279,25 +3458,35 @@ const file_kv_proto_rawDesc = "" +
 	"\x05limit\x18\x05 \x01(\rR\x05limit\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\x12\x16\n" +
-	"\x06values\x18\a \x01(\bR\x06values\"n\n" +
+	"\x06values\x18\a \x01(\bR\x06values\x12 \n" +
+	"\vconsistency\x18\b \x01(\tR\vconsistency\x12(\n" +
+	"\x10max_staleness_ms\x18\t \x01(\x03R\x0emaxStalenessMs\x12#\n" +
+	"\rsession_token\x18\n" +
+	" \x01(\tR\fsessionToken\"n\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x04 \x01(\x03R\n" +
-	"expireAtMs\"`\n" +
+	"expireAtMs\"\xf4\x01\n" +
 	"\fListResponse\x12(\n" +
 	"\x05items\x18\x01 \x03(\v2\x12.cairn.v1.KeyValueR\x05items\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9e\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12#\n" +
+	"\rsession_token\x18\x03 \x01(\tR\fsessionToken\x12-\n" +
+	"\x12served_consistency\x18\x04 \x01(\tR\x11servedConsistency\x12\x1b\n" +
+	"\tserved_by\x18\x05 \x01(\x04R\bservedBy\x12!\n" +
+	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\xc0\x01\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\"\n" +
 	"\fpartitioning\x18\x03 \x01(\tR\fpartitioning\x12\x1a\n" +
 	"\breplicas\x18\x04 \x01(\rR\breplicas\x121\n" +
-	"\x06ranges\x18\x05 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x06ranges\"L\n" +
+	"\x06ranges\x18\x05 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x06ranges\x12 \n" +
+	"\vconsistency\x18\x06 \x01(\tR\vconsistency\"n\n" +
 	"\x12CreateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
-	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\"%\n" +
+	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"%\n" +
 	"\x0fGetTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
 	"\x11ListTablesRequest\"=\n" +

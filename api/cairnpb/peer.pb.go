@@ -1337,9 +1337,11 @@ func (x *ExpireKey) GetExpireAtMs() int64 {
 }
 
 type CreateTable struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Partitioning  string                 `protobuf:"bytes,2,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Partitioning string                 `protobuf:"bytes,2,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	// Default read consistency of the table ("" is linearizable).
+	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1384,6 +1386,13 @@ func (x *CreateTable) GetName() string {
 func (x *CreateTable) GetPartitioning() string {
 	if x != nil {
 		return x.Partitioning
+	}
+	return ""
+}
+
+func (x *CreateTable) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
 	}
 	return ""
 }
@@ -2293,10 +2302,11 @@ const file_peer_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
-	"expireAtMs\"E\n" +
+	"expireAtMs\"g\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
-	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\"\x1f\n" +
+	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x8b\x02\n" +
 	"\n" +

@@ -37,6 +37,9 @@ var (
 	// ErrPermissionDenied: the authenticated user lacks a permission; the
 	// message names the permission, never data.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrTooStale: a stale read found no replica that could prove it is
+	// within the requested max_staleness; retry (or relax the bound).
+	ErrTooStale = errors.New("too stale")
 	// ErrAlreadyExists: an auth object (user, role, token) of that name
 	// exists.
 	ErrAlreadyExists = errors.New("already exists")
@@ -67,6 +70,7 @@ var codes = []struct {
 	{ErrAlreadyExists, "already_exists"},
 	{ErrCompacted, "compacted"},
 	{ErrResourceExhausted, "resource_exhausted"},
+	{ErrTooStale, "too_stale"},
 }
 
 // Code returns the stable code of err's kind ("internal" when unknown).

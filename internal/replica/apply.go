@@ -99,6 +99,7 @@ func (r *Replica) applyEntry(b *pebble.Batch, e *raftpb.Entry, out *Applied) err
 	if err != nil {
 		return err
 	}
+	res.Index = e.Index
 	if cmd.NodeId == r.opts.NodeID {
 		if p, ok := r.waiters[cmd.ProposalId]; ok {
 			delete(r.waiters, cmd.ProposalId)

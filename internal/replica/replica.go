@@ -70,7 +70,9 @@ type Result struct {
 	Split *cairnpb.SplitRangeResponse
 	// RangeID is a range ID the meta range allocated.
 	RangeID uint64
-	Err     error
+	// Index is the command's log index (for session tokens).
+	Index uint64
+	Err   error
 }
 
 type proposal struct {
@@ -149,7 +151,13 @@ type Replica struct {
 		// visible is the applied index whose apply batch is committed:
 		// what a read of Pebble sees.
 		visible uint64
+		// fresh is the newest freshness proof (consistency.go).
+		fresh freshness
 	}
+	// wantFresh asks the driver for a read index round without waiters;
+	// freshAskedAt (ns since base) rate-limits the asking.
+	wantFresh    atomic.Bool
+	freshAskedAt atomic.Int64
 }
 
 // WriteInitial writes the state of a new, empty range into b: its applied
@@ -408,6 +416,9 @@ func (r *Replica) DrainRequests() {
 		r.stats().Proposals.Add(1)
 		r.waiters[p.id] = p
 	}
+	if r.wantFresh.Swap(false) && lead != raft.None {
+		r.sendReadIndex(&readBatch{}, st.Term)
+	}
 	if len(reads) == 0 {
 		return
 	}
@@ -551,6 +562,7 @@ func (r *Replica) AfterPersist(rd raft.Ready) {
 			delete(r.readsInflight, seq)
 			rb.index = rs.Index
 			r.extendLease(rb)
+			r.noteFreshness(rb)
 			r.readsIndexed = append(r.readsIndexed, rb)
 		}
 	}

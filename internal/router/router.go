@@ -295,6 +295,9 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 	if err := rt.opts.Limits.ValidateGet(req); err != nil {
 		return nil, err
 	}
+	if _, err := parseReadLevel(req.Consistency, "", req.MaxStalenessMs, req.SessionToken); err != nil {
+		return nil, err
+	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
 	var t *cairnpb.Table
@@ -312,21 +315,51 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 		}
 		return resp.GetGet(), nil
 	}
+	expired := func(resp *cairnpb.GetResponse) bool {
+		return resp.ExpireAtMs != 0 && resp.ExpireAtMs <= rt.opts.Clock.Now().Millis()
+	}
 	resp, err := get()
-	if err != nil || resp.ExpireAtMs == 0 || resp.ExpireAtMs > rt.opts.Clock.Now().Millis() {
-		return resp, err
+	if err != nil || !expired(resp) {
+		return foundOrMiss(resp, err)
 	}
-	// Expired by this node's clock but not yet by the log: expire it
-	// through Raft, then read again. (If the range split meanwhile, the
-	// Expire does nothing or is refused; the second read re-routes.)
-	if err := rt.expire(ctx, t, d, []*cairnpb.ExpireKey{{Key: req.Key, Version: resp.Version, ExpireAtMs: resp.ExpireAtMs}}); err != nil && !errors.Is(err, kv.ErrRangeKeyMismatch) {
-		return nil, err
+	if resp.ServedConsistency == kv.Linearizable {
+		// Expired by this node's clock but not yet by the log: expire it
+		// through Raft, then read again. (If the range split meanwhile,
+		// the Expire does nothing or is refused; the second read
+		// re-routes.) A session or stale read answers from a replica's
+		// state and skips this: the key is gone by this node's clock.
+		if err := rt.expire(ctx, t, d, []*cairnpb.ExpireKey{{Key: req.Key, Version: resp.Version, ExpireAtMs: resp.ExpireAtMs}}); err != nil && !errors.Is(err, kv.ErrRangeKeyMismatch) {
+			return nil, err
+		}
+		if resp, err = get(); err != nil || !expired(resp) {
+			return foundOrMiss(resp, err)
+		}
 	}
-	return get()
+	resp.Version = 0 // gone by this node's clock
+	return foundOrMiss(resp, nil)
 }
 
+// foundOrMiss turns the internal "absent" answer of localGet (version 0:
+// no written key has it) into a *kv.ReadMissError.
+func foundOrMiss(resp *cairnpb.GetResponse, err error) (*cairnpb.GetResponse, error) {
+	if err != nil || resp.Version != 0 {
+		return resp, err
+	}
+	return nil, &kv.ReadMissError{SessionToken: resp.SessionToken, ServedConsistency: resp.ServedConsistency,
+		ServedBy: resp.ServedBy, StalenessMs: resp.StalenessMs}
+}
+
+// localGet reads req.Key on r at the request's consistency level. An
+// absent key is answered with version 0 (not an error), so that the
+// answer still carries how it was served; Get turns it into a
+// *kv.ReadMissError.
 func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.GetRequest) (*cairnpb.Response, error) {
-	if err := r.ReadBarrier(ctx); err != nil {
+	lv, err := parseReadLevel(req.Consistency, t.Consistency, req.MaxStalenessMs, req.SessionToken)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := barrier(ctx, r, lv)
+	if err != nil {
 		return nil, err
 	}
 	// After the barrier: a split applied since routing moved the key to
@@ -334,9 +367,12 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 	if d := r.Desc(); d.TableId != t.Id || !r.Contains(req.Key) {
 		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)
 	}
+	out := &cairnpb.GetResponse{SessionToken: tokenOf(sv.entry), ServedConsistency: sv.level,
+		ServedBy: rt.store.NodeID(), StalenessMs: sv.staleness.Milliseconds()}
+	resp := &cairnpb.Response{Op: &cairnpb.Response_Get{Get: out}}
 	v, closer, err := rt.store.DB().Get(keys.DataKey(keys.TableID(t.Id), req.Key))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, kv.ErrNotFound
+		return resp, nil
 	}
 	if err != nil {
 		return nil, kv.Errorf(kv.ErrInternal, "read: %v", err)
@@ -347,9 +383,10 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 		return nil, kv.Errorf(kv.ErrInternal, "read: %v", err)
 	}
 	if replica.Expired(exp, r.LogTime()) {
-		return nil, kv.ErrNotFound
+		return resp, nil
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Get{Get: &cairnpb.GetResponse{Value: append([]byte(nil), value...), Version: version, ExpireAtMs: exp}}}, nil
+	out.Value, out.Version, out.ExpireAtMs = append([]byte(nil), value...), version, exp
+	return resp, nil
 }
 
 // Put implements kv.Service.
@@ -385,7 +422,7 @@ func (rt *Router) localPut(ctx context.Context, r *replica.Replica, t *cairnpb.T
 	if err != nil {
 		return nil, err
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Put{Put: &cairnpb.PutResponse{Version: res.Version}}}, nil
+	return &cairnpb.Response{Op: &cairnpb.Response_Put{Put: &cairnpb.PutResponse{Version: res.Version, SessionToken: writeToken(r, res.Index)}}}, nil
 }
 
 // Delete implements kv.Service.
@@ -412,7 +449,7 @@ func (rt *Router) localDelete(ctx context.Context, r *replica.Replica, t *cairnp
 	if err != nil {
 		return nil, err
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Delete{Delete: &cairnpb.DeleteResponse{Version: res.Version}}}, nil
+	return &cairnpb.Response{Op: &cairnpb.Response_Delete{Delete: &cairnpb.DeleteResponse{Version: res.Version, SessionToken: writeToken(r, res.Index)}}}, nil
 }
 
 var _ kv.Batcher = (*Router)(nil)
@@ -462,7 +499,7 @@ func (rt *Router) localBatch(ctx context.Context, r *replica.Replica, t *cairnpb
 	if err != nil {
 		return nil, err
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Batch{Batch: &cairnpb.BatchResponse{Results: res.Batch}}}, nil
+	return &cairnpb.Response{Op: &cairnpb.Response_Batch{Batch: &cairnpb.BatchResponse{Results: res.Batch, SessionToken: writeToken(r, res.Index)}}}, nil
 }
 
 // List implements kv.Service.
@@ -471,6 +508,9 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 		return nil, err
 	}
 	if _, err := kv.DecodePageToken(req.PageToken, rt.opts.Limits); err != nil {
+		return nil, err
+	}
+	if _, err := parseReadLevel(req.Consistency, "", req.MaxStalenessMs, req.SessionToken); err != nil {
 		return nil, err
 	}
 	ctx, cancel := rt.withTimeout(ctx)
@@ -492,7 +532,8 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 				subEnd = d.End
 			}
 			subReq := &cairnpb.ListRequest{Table: req.Table, Start: start, End: subEnd,
-				Limit: uint32(limit - len(out.Items)), Values: req.Values}
+				Limit: uint32(limit - len(out.Items)), Values: req.Values,
+				Consistency: req.Consistency, MaxStalenessMs: req.MaxStalenessMs, SessionToken: req.SessionToken}
 			resp, err := rt.read(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_List{List: subReq}},
 				func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localList(ctx, r, t, subReq) })
 			if err != nil {
@@ -502,6 +543,9 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 			return nil
 		})
 		if err != nil {
+			return nil, err
+		}
+		if err := mergeListPart(out, sub); err != nil {
 			return nil, err
 		}
 		out.Items = append(out.Items, sub.Items...)
@@ -557,7 +601,12 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	if err != nil {
 		return nil, err
 	}
-	if err := r.ReadBarrier(ctx); err != nil {
+	lv, err := parseReadLevel(req.Consistency, t.Consistency, req.MaxStalenessMs, req.SessionToken)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := barrier(ctx, r, lv)
+	if err != nil {
 		return nil, err
 	}
 	start, end := listSpan(req, after)
@@ -565,7 +614,8 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	// that a list agrees with gets (which expire such keys through Raft
 	// first), those this node's clock has passed.
 	logTime, nowMs := r.LogTime(), rt.opts.Clock.Now().Millis()
-	out := &cairnpb.ListResponse{}
+	out := &cairnpb.ListResponse{SessionToken: tokenOf(sv.entry), ServedConsistency: sv.level,
+		ServedBy: rt.store.NodeID(), StalenessMs: sv.staleness.Milliseconds()}
 	if len(end) > 0 && bytes.Compare(start, end) >= 0 {
 		return &cairnpb.Response{Op: &cairnpb.Response_List{List: out}}, nil
 	}
@@ -621,6 +671,14 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 	default:
 		return nil, kv.Errorf(kv.ErrInvalidArgument, "partitioning %q is not supported (only \"range\")", req.Partitioning)
 	}
+	level, err := kv.ParseConsistency(req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	if level == kv.Linearizable {
+		level = "" // the default, stored as such
+	}
+	req.Consistency = level
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
 	resp, err := rt.route(ctx, replica.MetaRangeID, &cairnpb.Request{Op: &cairnpb.Request_CreateTable{CreateTable: req}}, true,
@@ -632,7 +690,8 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 }
 
 func (rt *Router) localCreateTable(ctx context.Context, r *replica.Replica, req *cairnpb.CreateTableRequest) (*cairnpb.Response, error) {
-	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning}}})
+	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning,
+		Consistency: req.Consistency}}})
 	if err != nil {
 		return nil, err
 	}

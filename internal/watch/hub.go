@@ -148,7 +148,7 @@ func (s *Sub) Close() {
 // Events is the watcher's buffer; Done closes when the hub ended it (Err
 // says why). Events still buffered when Done closes were published before
 // the end.
-func (s *Sub) Events() <-chan Event   { return s.ch }
+func (s *Sub) Events() <-chan Event  { return s.ch }
 func (s *Sub) Done() <-chan struct{} { return s.done }
 
 // Err is why the hub ended the watcher (nil after Close).

@@ -36,6 +36,7 @@ var errorTable = []struct {
 	{kv.ErrAlreadyExists, codes.AlreadyExists},
 	{kv.ErrCompacted, codes.OutOfRange},
 	{kv.ErrResourceExhausted, codes.ResourceExhausted},
+	{kv.ErrTooStale, codes.Unavailable},
 }
 
 // Codes for the context errors, which are not kv kinds: a canceled request

@@ -54,6 +54,7 @@ func (s *kvServer) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.G
 		return nil, toStatus(err)
 	}
 	resp, err := s.h.svc.Get(ctx, req)
+	setMissHeader(ctx, err)
 	return resp, toStatus(err)
 }
 

@@ -41,6 +41,7 @@ var errorTable = []struct {
 	{kv.ErrAlreadyExists, http.StatusConflict, "already_exists"},
 	{kv.ErrCompacted, http.StatusGone, "compacted"},
 	{kv.ErrResourceExhausted, http.StatusTooManyRequests, "resource_exhausted"},
+	{kv.ErrTooStale, http.StatusServiceUnavailable, "too_stale"},
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
 	{errNoRoute, http.StatusNotFound, "no_route"},

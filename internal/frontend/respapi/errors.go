@@ -68,6 +68,7 @@ var errorTable = []struct {
 	{kv.ErrAlreadyExists, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrCompacted, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrResourceExhausted, func(err error) string { return "ERR " + err.Error() }},
+	{kv.ErrTooStale, func(err error) string { return "TRYAGAIN cairn " + err.Error() + " (retry)" }},
 	{kv.ErrInvalidArgument, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrTableNotFound, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrTableExists, func(err error) string { return "ERR " + err.Error() }},
