@@ -305,7 +305,7 @@ func TestFromStatus(t *testing.T) {
 // sends.
 func TestErrorCodesMatchKV(t *testing.T) {
 	for _, code := range []string{"invalid_argument", "not_found", "table_not_found", "table_exists",
-		"condition_failed", "unavailable", "timeout", "not_leader", "internal"} {
+		"condition_failed", "unavailable", "timeout", "not_leader", "internal", "txn_conflict", "txn_aborted"} {
 		if kv.Code(kv.FromCode(code, "")) != code {
 			t.Fatalf("kv does not know code %q", code)
 		}

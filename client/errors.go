@@ -46,6 +46,9 @@ var (
 	// ErrTooStale: a stale read found no replica that could prove it is
 	// within the requested max staleness; retry or relax the bound.
 	ErrTooStale = errors.New("too stale")
+	// ErrTxnConflict: a transaction met another one and was aborted,
+	// changing nothing; running it again may succeed (Txn does).
+	ErrTxnConflict = errors.New("transaction conflict; retry")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client is closed")
 )
@@ -91,6 +94,8 @@ var codeTable = []struct {
 	{"compacted", ErrCompacted},
 	{"resource_exhausted", ErrResourceExhausted},
 	{"too_stale", ErrTooStale},
+	{"txn_conflict", ErrTxnConflict},
+	{"txn_aborted", ErrTxnConflict},
 }
 
 // grpcCodeTable classifies statuses that carry no cairn code (from a proxy,
@@ -106,6 +111,7 @@ var grpcCodeTable = map[codes.Code]string{
 	codes.Canceled:           "canceled",
 	codes.Unauthenticated:    "unauthenticated",
 	codes.PermissionDenied:   "permission_denied",
+	codes.Aborted:            "txn_conflict",
 }
 
 // errorDomain is the ErrorInfo domain of the server's errors.

@@ -74,6 +74,65 @@ func (WatchEvent_Type) EnumDescriptor() ([]byte, []int) {
 	return file_kv_proto_rawDescGZIP(), []int{43, 0}
 }
 
+type TxnOp_Kind int32
+
+const (
+	TxnOp_KIND_UNSPECIFIED TxnOp_Kind = 0
+	// Return the key's value and version.
+	TxnOp_READ TxnOp_Kind = 1
+	// Require condition to hold (the key is only read).
+	TxnOp_CHECK TxnOp_Kind = 2
+	// Write value, if condition holds.
+	TxnOp_PUT TxnOp_Kind = 3
+	// Remove the key, if condition holds; absent keys are a no-op.
+	TxnOp_DELETE TxnOp_Kind = 4
+)
+
+// Enum value maps for TxnOp_Kind.
+var (
+	TxnOp_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "READ",
+		2: "CHECK",
+		3: "PUT",
+		4: "DELETE",
+	}
+	TxnOp_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"READ":             1,
+		"CHECK":            2,
+		"PUT":              3,
+		"DELETE":           4,
+	}
+)
+
+func (x TxnOp_Kind) Enum() *TxnOp_Kind {
+	p := new(TxnOp_Kind)
+	*p = x
+	return p
+}
+
+func (x TxnOp_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TxnOp_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_kv_proto_enumTypes[1].Descriptor()
+}
+
+func (TxnOp_Kind) Type() protoreflect.EnumType {
+	return &file_kv_proto_enumTypes[1]
+}
+
+func (x TxnOp_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TxnOp_Kind.Descriptor instead.
+func (TxnOp_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{48, 0}
+}
+
 type SplitRangeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -1387,7 +1446,9 @@ type Condition struct {
 	// Only if the key's current version equals this (non-zero) version.
 	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// Only if the key is absent.
-	Absent        bool `protobuf:"varint,2,opt,name=absent,proto3" json:"absent,omitempty"`
+	Absent bool `protobuf:"varint,2,opt,name=absent,proto3" json:"absent,omitempty"`
+	// Only if the key exists with this value (transactions only).
+	Value         []byte `protobuf:"bytes,3,opt,name=value,proto3,oneof" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1434,6 +1495,13 @@ func (x *Condition) GetAbsent() bool {
 		return x.Absent
 	}
 	return false
+}
+
+func (x *Condition) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
 }
 
 type PutRequest struct {
@@ -3313,6 +3381,236 @@ func (x *HistoryResponse) GetComplete() bool {
 	return false
 }
 
+// TxnRequest is a transaction: reads, checks and writes on any keys of any
+// tables, applied all or nothing and serializably. The first operation's
+// key is the transaction's primary key.
+type TxnRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ops           []*TxnOp               `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnRequest) Reset() {
+	*x = TxnRequest{}
+	mi := &file_kv_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnRequest) ProtoMessage() {}
+
+func (x *TxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
+func (*TxnRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *TxnRequest) GetOps() []*TxnOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+type TxnOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          TxnOp_Kind             `protobuf:"varint,1,opt,name=kind,proto3,enum=cairn.v1.TxnOp_Kind" json:"kind,omitempty"`
+	Table         string                 `protobuf:"bytes,2,opt,name=table,proto3" json:"table,omitempty"`
+	Key           []byte                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	Condition     *Condition             `protobuf:"bytes,5,opt,name=condition,proto3" json:"condition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnOp) Reset() {
+	*x = TxnOp{}
+	mi := &file_kv_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnOp) ProtoMessage() {}
+
+func (x *TxnOp) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnOp.ProtoReflect.Descriptor instead.
+func (*TxnOp) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *TxnOp) GetKind() TxnOp_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return TxnOp_KIND_UNSPECIFIED
+}
+
+func (x *TxnOp) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *TxnOp) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *TxnOp) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *TxnOp) GetCondition() *Condition {
+	if x != nil {
+		return x.Condition
+	}
+	return nil
+}
+
+// TxnResult is the outcome of one operation: for a read or check the
+// key's value and version; for a put the version written; for a delete
+// the version removed.
+type TxnResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnResult) Reset() {
+	*x = TxnResult{}
+	mi := &file_kv_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnResult) ProtoMessage() {}
+
+func (x *TxnResult) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnResult.ProtoReflect.Descriptor instead.
+func (*TxnResult) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *TxnResult) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *TxnResult) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *TxnResult) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type TxnResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*TxnResult           `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnResponse) Reset() {
+	*x = TxnResponse{}
+	mi := &file_kv_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnResponse) ProtoMessage() {}
+
+func (x *TxnResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
+func (*TxnResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *TxnResponse) GetResults() []*TxnResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 var File_kv_proto protoreflect.FileDescriptor
 
 const file_kv_proto_rawDesc = "" +
@@ -3415,10 +3713,12 @@ const file_kv_proto_rawDesc = "" +
 	"\rsession_token\x18\x04 \x01(\tR\fsessionToken\x12-\n" +
 	"\x12served_consistency\x18\x05 \x01(\tR\x11servedConsistency\x12\x1b\n" +
 	"\tserved_by\x18\x06 \x01(\x04R\bservedBy\x12!\n" +
-	"\fstaleness_ms\x18\a \x01(\x03R\vstalenessMs\"=\n" +
+	"\fstaleness_ms\x18\a \x01(\x03R\vstalenessMs\"b\n" +
 	"\tCondition\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x16\n" +
-	"\x06absent\x18\x02 \x01(\bR\x06absent\"\xaf\x01\n" +
+	"\x06absent\x18\x02 \x01(\bR\x06absent\x12\x19\n" +
+	"\x05value\x18\x03 \x01(\fH\x00R\x05value\x88\x01\x01B\b\n" +
+	"\x06_value\"\xaf\x01\n" +
 	"\n" +
 	"PutRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
@@ -3566,12 +3866,35 @@ const file_kv_proto_rawDesc = "" +
 	"\x05limit\x18\x04 \x01(\rR\x05limit\"]\n" +
 	"\x0fHistoryResponse\x12.\n" +
 	"\achanges\x18\x01 \x03(\v2\x14.cairn.v1.WatchEventR\achanges\x12\x1a\n" +
-	"\bcomplete\x18\x02 \x01(\bR\bcomplete2\xe0\x01\n" +
+	"\bcomplete\x18\x02 \x01(\bR\bcomplete\"/\n" +
+	"\n" +
+	"TxnRequest\x12!\n" +
+	"\x03ops\x18\x01 \x03(\v2\x0f.cairn.v1.TxnOpR\x03ops\"\xea\x01\n" +
+	"\x05TxnOp\x12(\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x14.cairn.v1.TxnOp.KindR\x04kind\x12\x14\n" +
+	"\x05table\x18\x02 \x01(\tR\x05table\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\x121\n" +
+	"\tcondition\x18\x05 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\"F\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\b\n" +
+	"\x04READ\x10\x01\x12\t\n" +
+	"\x05CHECK\x10\x02\x12\a\n" +
+	"\x03PUT\x10\x03\x12\n" +
+	"\n" +
+	"\x06DELETE\x10\x04\"Q\n" +
+	"\tTxnResult\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"<\n" +
+	"\vTxnResponse\x12-\n" +
+	"\aresults\x18\x01 \x03(\v2\x13.cairn.v1.TxnResultR\aresults2\x94\x02\n" +
 	"\x02KV\x122\n" +
 	"\x03Get\x12\x14.cairn.v1.GetRequest\x1a\x15.cairn.v1.GetResponse\x122\n" +
 	"\x03Put\x12\x14.cairn.v1.PutRequest\x1a\x15.cairn.v1.PutResponse\x12;\n" +
 	"\x06Delete\x12\x17.cairn.v1.DeleteRequest\x1a\x18.cairn.v1.DeleteResponse\x125\n" +
-	"\x04List\x12\x15.cairn.v1.ListRequest\x1a\x16.cairn.v1.ListResponse2\x8d\x02\n" +
+	"\x04List\x12\x15.cairn.v1.ListRequest\x1a\x16.cairn.v1.ListResponse\x122\n" +
+	"\x03Txn\x12\x14.cairn.v1.TxnRequest\x1a\x15.cairn.v1.TxnResponse2\x8d\x02\n" +
 	"\x06Tables\x12<\n" +
 	"\vCreateTable\x12\x1c.cairn.v1.CreateTableRequest\x1a\x0f.cairn.v1.Table\x126\n" +
 	"\bGetTable\x12\x19.cairn.v1.GetTableRequest\x1a\x0f.cairn.v1.Table\x12G\n" +
@@ -3602,126 +3925,137 @@ func file_kv_proto_rawDescGZIP() []byte {
 	return file_kv_proto_rawDescData
 }
 
-var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_kv_proto_goTypes = []any{
 	(WatchEvent_Type)(0),         // 0: cairn.v1.WatchEvent.Type
-	(*SplitRangeRequest)(nil),    // 1: cairn.v1.SplitRangeRequest
-	(*SplitRangeResponse)(nil),   // 2: cairn.v1.SplitRangeResponse
-	(*LoginRequest)(nil),         // 3: cairn.v1.LoginRequest
-	(*LoginResponse)(nil),        // 4: cairn.v1.LoginResponse
-	(*Grant)(nil),                // 5: cairn.v1.Grant
-	(*User)(nil),                 // 6: cairn.v1.User
-	(*Role)(nil),                 // 7: cairn.v1.Role
-	(*TokenInfo)(nil),            // 8: cairn.v1.TokenInfo
-	(*AuthEmpty)(nil),            // 9: cairn.v1.AuthEmpty
-	(*UserPassword)(nil),         // 10: cairn.v1.UserPassword
-	(*RoleGrant)(nil),            // 11: cairn.v1.RoleGrant
-	(*UserRole)(nil),             // 12: cairn.v1.UserRole
-	(*TokenSpec)(nil),            // 13: cairn.v1.TokenSpec
-	(*AuthEnable)(nil),           // 14: cairn.v1.AuthEnable
-	(*AuthAdminRequest)(nil),     // 15: cairn.v1.AuthAdminRequest
-	(*AuthAdminResponse)(nil),    // 16: cairn.v1.AuthAdminResponse
-	(*GetRequest)(nil),           // 17: cairn.v1.GetRequest
-	(*GetResponse)(nil),          // 18: cairn.v1.GetResponse
-	(*Condition)(nil),            // 19: cairn.v1.Condition
-	(*PutRequest)(nil),           // 20: cairn.v1.PutRequest
-	(*PutResponse)(nil),          // 21: cairn.v1.PutResponse
-	(*DeleteRequest)(nil),        // 22: cairn.v1.DeleteRequest
-	(*DeleteResponse)(nil),       // 23: cairn.v1.DeleteResponse
-	(*BatchRequest)(nil),         // 24: cairn.v1.BatchRequest
-	(*BatchOp)(nil),              // 25: cairn.v1.BatchOp
-	(*BatchResult)(nil),          // 26: cairn.v1.BatchResult
-	(*BatchResponse)(nil),        // 27: cairn.v1.BatchResponse
-	(*ListRequest)(nil),          // 28: cairn.v1.ListRequest
-	(*KeyValue)(nil),             // 29: cairn.v1.KeyValue
-	(*ListResponse)(nil),         // 30: cairn.v1.ListResponse
-	(*Table)(nil),                // 31: cairn.v1.Table
-	(*CreateTableRequest)(nil),   // 32: cairn.v1.CreateTableRequest
-	(*GetTableRequest)(nil),      // 33: cairn.v1.GetTableRequest
-	(*ListTablesRequest)(nil),    // 34: cairn.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),   // 35: cairn.v1.ListTablesResponse
-	(*DropTableRequest)(nil),     // 36: cairn.v1.DropTableRequest
-	(*DropTableResponse)(nil),    // 37: cairn.v1.DropTableResponse
-	(*RangeDescriptor)(nil),      // 38: cairn.v1.RangeDescriptor
-	(*ClusterStatusRequest)(nil), // 39: cairn.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),           // 40: cairn.v1.NodeStatus
-	(*RangeStatus)(nil),          // 41: cairn.v1.RangeStatus
-	(*ClusterStatus)(nil),        // 42: cairn.v1.ClusterStatus
-	(*WatchRequest)(nil),         // 43: cairn.v1.WatchRequest
-	(*WatchEvent)(nil),           // 44: cairn.v1.WatchEvent
-	(*WatchResponse)(nil),        // 45: cairn.v1.WatchResponse
-	(*HistoryRequest)(nil),       // 46: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),      // 47: cairn.v1.HistoryResponse
+	(TxnOp_Kind)(0),              // 1: cairn.v1.TxnOp.Kind
+	(*SplitRangeRequest)(nil),    // 2: cairn.v1.SplitRangeRequest
+	(*SplitRangeResponse)(nil),   // 3: cairn.v1.SplitRangeResponse
+	(*LoginRequest)(nil),         // 4: cairn.v1.LoginRequest
+	(*LoginResponse)(nil),        // 5: cairn.v1.LoginResponse
+	(*Grant)(nil),                // 6: cairn.v1.Grant
+	(*User)(nil),                 // 7: cairn.v1.User
+	(*Role)(nil),                 // 8: cairn.v1.Role
+	(*TokenInfo)(nil),            // 9: cairn.v1.TokenInfo
+	(*AuthEmpty)(nil),            // 10: cairn.v1.AuthEmpty
+	(*UserPassword)(nil),         // 11: cairn.v1.UserPassword
+	(*RoleGrant)(nil),            // 12: cairn.v1.RoleGrant
+	(*UserRole)(nil),             // 13: cairn.v1.UserRole
+	(*TokenSpec)(nil),            // 14: cairn.v1.TokenSpec
+	(*AuthEnable)(nil),           // 15: cairn.v1.AuthEnable
+	(*AuthAdminRequest)(nil),     // 16: cairn.v1.AuthAdminRequest
+	(*AuthAdminResponse)(nil),    // 17: cairn.v1.AuthAdminResponse
+	(*GetRequest)(nil),           // 18: cairn.v1.GetRequest
+	(*GetResponse)(nil),          // 19: cairn.v1.GetResponse
+	(*Condition)(nil),            // 20: cairn.v1.Condition
+	(*PutRequest)(nil),           // 21: cairn.v1.PutRequest
+	(*PutResponse)(nil),          // 22: cairn.v1.PutResponse
+	(*DeleteRequest)(nil),        // 23: cairn.v1.DeleteRequest
+	(*DeleteResponse)(nil),       // 24: cairn.v1.DeleteResponse
+	(*BatchRequest)(nil),         // 25: cairn.v1.BatchRequest
+	(*BatchOp)(nil),              // 26: cairn.v1.BatchOp
+	(*BatchResult)(nil),          // 27: cairn.v1.BatchResult
+	(*BatchResponse)(nil),        // 28: cairn.v1.BatchResponse
+	(*ListRequest)(nil),          // 29: cairn.v1.ListRequest
+	(*KeyValue)(nil),             // 30: cairn.v1.KeyValue
+	(*ListResponse)(nil),         // 31: cairn.v1.ListResponse
+	(*Table)(nil),                // 32: cairn.v1.Table
+	(*CreateTableRequest)(nil),   // 33: cairn.v1.CreateTableRequest
+	(*GetTableRequest)(nil),      // 34: cairn.v1.GetTableRequest
+	(*ListTablesRequest)(nil),    // 35: cairn.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),   // 36: cairn.v1.ListTablesResponse
+	(*DropTableRequest)(nil),     // 37: cairn.v1.DropTableRequest
+	(*DropTableResponse)(nil),    // 38: cairn.v1.DropTableResponse
+	(*RangeDescriptor)(nil),      // 39: cairn.v1.RangeDescriptor
+	(*ClusterStatusRequest)(nil), // 40: cairn.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),           // 41: cairn.v1.NodeStatus
+	(*RangeStatus)(nil),          // 42: cairn.v1.RangeStatus
+	(*ClusterStatus)(nil),        // 43: cairn.v1.ClusterStatus
+	(*WatchRequest)(nil),         // 44: cairn.v1.WatchRequest
+	(*WatchEvent)(nil),           // 45: cairn.v1.WatchEvent
+	(*WatchResponse)(nil),        // 46: cairn.v1.WatchResponse
+	(*HistoryRequest)(nil),       // 47: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),      // 48: cairn.v1.HistoryResponse
+	(*TxnRequest)(nil),           // 49: cairn.v1.TxnRequest
+	(*TxnOp)(nil),                // 50: cairn.v1.TxnOp
+	(*TxnResult)(nil),            // 51: cairn.v1.TxnResult
+	(*TxnResponse)(nil),          // 52: cairn.v1.TxnResponse
 }
 var file_kv_proto_depIdxs = []int32{
-	38, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
-	38, // 1: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
-	5,  // 2: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
-	5,  // 3: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
-	9,  // 4: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
-	14, // 5: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
-	10, // 6: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
-	10, // 7: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
-	9,  // 8: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
-	11, // 9: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
-	11, // 10: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
-	9,  // 11: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
-	12, // 12: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
-	12, // 13: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
-	13, // 14: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
-	9,  // 15: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
-	6,  // 16: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
-	7,  // 17: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
-	8,  // 18: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
-	8,  // 19: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
-	19, // 20: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
-	19, // 21: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
-	25, // 22: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
-	20, // 23: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
-	22, // 24: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
-	26, // 25: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
-	29, // 26: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
-	38, // 27: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
-	31, // 28: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
-	40, // 29: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
-	41, // 30: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
+	39, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
+	39, // 1: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
+	6,  // 2: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
+	6,  // 3: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
+	10, // 4: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
+	15, // 5: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
+	11, // 6: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
+	11, // 7: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
+	10, // 8: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
+	12, // 9: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
+	12, // 10: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
+	10, // 11: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
+	13, // 12: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
+	13, // 13: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
+	14, // 14: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
+	10, // 15: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
+	7,  // 16: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
+	8,  // 17: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
+	9,  // 18: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
+	9,  // 19: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
+	20, // 20: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
+	20, // 21: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
+	26, // 22: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
+	21, // 23: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
+	23, // 24: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
+	27, // 25: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
+	30, // 26: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
+	39, // 27: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
+	32, // 28: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
+	41, // 29: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
+	42, // 30: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
 	0,  // 31: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
-	44, // 32: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
-	44, // 33: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
-	17, // 34: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	20, // 35: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	22, // 36: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	28, // 37: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	32, // 38: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	33, // 39: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	34, // 40: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	36, // 41: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	39, // 42: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	1,  // 43: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	3,  // 44: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
-	15, // 45: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
-	43, // 46: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
-	46, // 47: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
-	18, // 48: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	21, // 49: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	23, // 50: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	30, // 51: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	31, // 52: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	31, // 53: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	35, // 54: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	37, // 55: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	42, // 56: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	2,  // 57: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	4,  // 58: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
-	16, // 59: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
-	45, // 60: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
-	47, // 61: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
-	48, // [48:62] is the sub-list for method output_type
-	34, // [34:48] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	45, // 32: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
+	45, // 33: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
+	50, // 34: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
+	1,  // 35: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
+	20, // 36: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
+	51, // 37: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
+	18, // 38: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	21, // 39: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	23, // 40: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	29, // 41: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	49, // 42: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
+	33, // 43: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	34, // 44: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	35, // 45: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	37, // 46: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	40, // 47: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	2,  // 48: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	4,  // 49: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	16, // 50: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	44, // 51: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
+	47, // 52: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
+	19, // 53: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	22, // 54: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	24, // 55: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	31, // 56: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	52, // 57: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
+	32, // 58: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	32, // 59: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	36, // 60: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	38, // 61: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	43, // 62: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	3,  // 63: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	5,  // 64: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	17, // 65: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	46, // 66: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
+	48, // 67: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
+	53, // [53:68] is the sub-list for method output_type
+	38, // [38:53] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -3747,6 +4081,7 @@ func file_kv_proto_init() {
 		(*AuthAdminRequest_ListTokens)(nil),
 		(*AuthAdminRequest_RevokeToken)(nil),
 	}
+	file_kv_proto_msgTypes[18].OneofWrappers = []any{}
 	file_kv_proto_msgTypes[24].OneofWrappers = []any{
 		(*BatchOp_Put)(nil),
 		(*BatchOp_Delete)(nil),
@@ -3756,8 +4091,8 @@ func file_kv_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   47,
+			NumEnums:      2,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   6,
 		},

@@ -24,6 +24,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// TxnStatus is the state of a transaction record
+// (docs/design/transactions.md): PENDING -> COMMITTED | ABORTED.
+type TxnStatus int32
+
+const (
+	TxnStatus_TXN_STATUS_UNSPECIFIED TxnStatus = 0
+	TxnStatus_PENDING                TxnStatus = 1
+	TxnStatus_COMMITTED              TxnStatus = 2
+	TxnStatus_ABORTED                TxnStatus = 3
+)
+
+// Enum value maps for TxnStatus.
+var (
+	TxnStatus_name = map[int32]string{
+		0: "TXN_STATUS_UNSPECIFIED",
+		1: "PENDING",
+		2: "COMMITTED",
+		3: "ABORTED",
+	}
+	TxnStatus_value = map[string]int32{
+		"TXN_STATUS_UNSPECIFIED": 0,
+		"PENDING":                1,
+		"COMMITTED":              2,
+		"ABORTED":                3,
+	}
+)
+
+func (x TxnStatus) Enum() *TxnStatus {
+	p := new(TxnStatus)
+	*p = x
+	return p
+}
+
+func (x TxnStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TxnStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_peer_proto_enumTypes[0].Descriptor()
+}
+
+func (TxnStatus) Type() protoreflect.EnumType {
+	return &file_peer_proto_enumTypes[0]
+}
+
+func (x TxnStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TxnStatus.Descriptor instead.
+func (TxnStatus) EnumDescriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{0}
+}
+
 type RaftBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	FromNode      uint64                 `protobuf:"varint,1,opt,name=from_node,json=fromNode,proto3" json:"from_node,omitempty"`
@@ -192,6 +246,9 @@ type Request struct {
 	//	*Request_Expire
 	//	*Request_Auth
 	//	*Request_History
+	//	*Request_TxnPrewrite
+	//	*Request_TxnEnd
+	//	*Request_TxnResolve
 	Op isRequest_Op `protobuf_oneof:"op"`
 	// The range the sender routed a keyed request to (0: resolve here). The
 	// receiver executes on that range or answers not leader / range key
@@ -355,6 +412,33 @@ func (x *Request) GetHistory() *HistoryRequest {
 	return nil
 }
 
+func (x *Request) GetTxnPrewrite() *TxnPrewrite {
+	if x != nil {
+		if x, ok := x.Op.(*Request_TxnPrewrite); ok {
+			return x.TxnPrewrite
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetTxnEnd() *TxnEnd {
+	if x != nil {
+		if x, ok := x.Op.(*Request_TxnEnd); ok {
+			return x.TxnEnd
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetTxnResolve() *TxnResolve {
+	if x != nil {
+		if x, ok := x.Op.(*Request_TxnResolve); ok {
+			return x.TxnResolve
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
@@ -418,6 +502,18 @@ type Request_History struct {
 	History *HistoryRequest `protobuf:"bytes,23,opt,name=history,proto3,oneof"`
 }
 
+type Request_TxnPrewrite struct {
+	TxnPrewrite *TxnPrewrite `protobuf:"bytes,30,opt,name=txn_prewrite,json=txnPrewrite,proto3,oneof"`
+}
+
+type Request_TxnEnd struct {
+	TxnEnd *TxnEnd `protobuf:"bytes,31,opt,name=txn_end,json=txnEnd,proto3,oneof"`
+}
+
+type Request_TxnResolve struct {
+	TxnResolve *TxnResolve `protobuf:"bytes,32,opt,name=txn_resolve,json=txnResolve,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -443,6 +539,12 @@ func (*Request_Expire) isRequest_Op() {}
 func (*Request_Auth) isRequest_Op() {}
 
 func (*Request_History) isRequest_Op() {}
+
+func (*Request_TxnPrewrite) isRequest_Op() {}
+
+func (*Request_TxnEnd) isRequest_Op() {}
+
+func (*Request_TxnResolve) isRequest_Op() {}
 
 // ExpireRequest asks the leader of the keys' range to remove them if
 // expired (see Expire).
@@ -512,6 +614,7 @@ type Response struct {
 	//	*Response_SplitRange
 	//	*Response_Expire
 	//	*Response_History
+	//	*Response_Txn
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
 	Error *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
@@ -648,6 +751,15 @@ func (x *Response) GetHistory() *HistoryResponse {
 	return nil
 }
 
+func (x *Response) GetTxn() *TxnRangeResult {
+	if x != nil {
+		if x, ok := x.Op.(*Response_Txn); ok {
+			return x.Txn
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetError() *Error {
 	if x != nil {
 		return x.Error
@@ -706,6 +818,10 @@ type Response_History struct {
 	History *HistoryResponse `protobuf:"bytes,21,opt,name=history,proto3,oneof"`
 }
 
+type Response_Txn struct {
+	Txn *TxnRangeResult `protobuf:"bytes,30,opt,name=txn,proto3,oneof"`
+}
+
 func (*Response_Get) isResponse_Op() {}
 
 func (*Response_Put) isResponse_Op() {}
@@ -725,6 +841,8 @@ func (*Response_SplitRange) isResponse_Op() {}
 func (*Response_Expire) isResponse_Op() {}
 
 func (*Response_History) isResponse_Op() {}
+
+func (*Response_Txn) isResponse_Op() {}
 
 type ExpireResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -844,6 +962,9 @@ type Command struct {
 	//	*Command_UpdateRanges
 	//	*Command_Expire
 	//	*Command_Auth
+	//	*Command_TxnPrewrite
+	//	*Command_TxnEnd
+	//	*Command_TxnResolve
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
@@ -1000,6 +1121,33 @@ func (x *Command) GetAuth() *AuthCommand {
 	return nil
 }
 
+func (x *Command) GetTxnPrewrite() *TxnPrewrite {
+	if x != nil {
+		if x, ok := x.Op.(*Command_TxnPrewrite); ok {
+			return x.TxnPrewrite
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetTxnEnd() *TxnEnd {
+	if x != nil {
+		if x, ok := x.Op.(*Command_TxnEnd); ok {
+			return x.TxnEnd
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetTxnResolve() *TxnResolve {
+	if x != nil {
+		if x, ok := x.Op.(*Command_TxnResolve); ok {
+			return x.TxnResolve
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
@@ -1051,6 +1199,18 @@ type Command_Auth struct {
 	Auth *AuthCommand `protobuf:"bytes,21,opt,name=auth,proto3,oneof"`
 }
 
+type Command_TxnPrewrite struct {
+	TxnPrewrite *TxnPrewrite `protobuf:"bytes,30,opt,name=txn_prewrite,json=txnPrewrite,proto3,oneof"`
+}
+
+type Command_TxnEnd struct {
+	TxnEnd *TxnEnd `protobuf:"bytes,31,opt,name=txn_end,json=txnEnd,proto3,oneof"`
+}
+
+type Command_TxnResolve struct {
+	TxnResolve *TxnResolve `protobuf:"bytes,32,opt,name=txn_resolve,json=txnResolve,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -1070,6 +1230,12 @@ func (*Command_UpdateRanges) isCommand_Op() {}
 func (*Command_Expire) isCommand_Op() {}
 
 func (*Command_Auth) isCommand_Op() {}
+
+func (*Command_TxnPrewrite) isCommand_Op() {}
+
+func (*Command_TxnEnd) isCommand_Op() {}
+
+func (*Command_TxnResolve) isCommand_Op() {}
 
 // Split, proposed to the range itself, splits it at split_key: the range
 // keeps [start, split_key) and range new_range_id gets [split_key, end).
@@ -1605,9 +1771,12 @@ func (x *Node) GetPeerAddress() string {
 
 // SnapshotData is a range's state machine as shipped in a Raft snapshot.
 type SnapshotData struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	State         *RangeState            `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
-	Kvs           []*SnapshotKV          `protobuf:"bytes,2,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State *RangeState            `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	Kvs   []*SnapshotKV          `protobuf:"bytes,2,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	// The range's transaction intents and records (keys.IntentKey,
+	// keys.TxnRecordKey), stored as is.
+	TxnKvs        []*SnapshotKV `protobuf:"bytes,3,rep,name=txn_kvs,json=txnKvs,proto3" json:"txn_kvs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1652,6 +1821,13 @@ func (x *SnapshotData) GetState() *RangeState {
 func (x *SnapshotData) GetKvs() []*SnapshotKV {
 	if x != nil {
 		return x.Kvs
+	}
+	return nil
+}
+
+func (x *SnapshotData) GetTxnKvs() []*SnapshotKV {
+	if x != nil {
+		return x.TxnKvs
 	}
 	return nil
 }
@@ -2210,6 +2386,507 @@ func (x *AuthConfig) GetSecret() []byte {
 	return nil
 }
 
+// TxnMeta names a transaction and where its record lives.
+type TxnMeta struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 16 random bytes.
+	Id             []byte `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	PrimaryTable   string `protobuf:"bytes,2,opt,name=primary_table,json=primaryTable,proto3" json:"primary_table,omitempty"`
+	PrimaryTableId uint64 `protobuf:"varint,3,opt,name=primary_table_id,json=primaryTableId,proto3" json:"primary_table_id,omitempty"`
+	PrimaryKey     []byte `protobuf:"bytes,4,opt,name=primary_key,json=primaryKey,proto3" json:"primary_key,omitempty"`
+	// After this (unix ms, judged by log time) anyone may abort the
+	// transaction if it is still PENDING.
+	ExpireAtMs int64 `protobuf:"varint,5,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	// The HLC time of the transaction's first attempt, kept across its
+	// retries: its age for wait-die (older waits, younger dies).
+	StartTs       uint64 `protobuf:"varint,6,opt,name=start_ts,json=startTs,proto3" json:"start_ts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnMeta) Reset() {
+	*x = TxnMeta{}
+	mi := &file_peer_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnMeta) ProtoMessage() {}
+
+func (x *TxnMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnMeta.ProtoReflect.Descriptor instead.
+func (*TxnMeta) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *TxnMeta) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *TxnMeta) GetPrimaryTable() string {
+	if x != nil {
+		return x.PrimaryTable
+	}
+	return ""
+}
+
+func (x *TxnMeta) GetPrimaryTableId() uint64 {
+	if x != nil {
+		return x.PrimaryTableId
+	}
+	return 0
+}
+
+func (x *TxnMeta) GetPrimaryKey() []byte {
+	if x != nil {
+		return x.PrimaryKey
+	}
+	return nil
+}
+
+func (x *TxnMeta) GetExpireAtMs() int64 {
+	if x != nil {
+		return x.ExpireAtMs
+	}
+	return 0
+}
+
+func (x *TxnMeta) GetStartTs() uint64 {
+	if x != nil {
+		return x.StartTs
+	}
+	return 0
+}
+
+// TxnRecord is stored at keys.TxnRecordKey on the primary's range.
+type TxnRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Status        TxnStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnRecord) Reset() {
+	*x = TxnRecord{}
+	mi := &file_peer_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnRecord) ProtoMessage() {}
+
+func (x *TxnRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnRecord.ProtoReflect.Descriptor instead.
+func (*TxnRecord) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *TxnRecord) GetMeta() *TxnMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *TxnRecord) GetStatus() TxnStatus {
+	if x != nil {
+		return x.Status
+	}
+	return TxnStatus_TXN_STATUS_UNSPECIFIED
+}
+
+// TxnIntent is stored at keys.IntentKey: a key locked by a transaction,
+// with the write it makes on commit.
+type TxnIntent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Kind  TxnOp_Kind             `protobuf:"varint,2,opt,name=kind,proto3,enum=cairn.v1.TxnOp_Kind" json:"kind,omitempty"`
+	Value []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// The version a put reserved at prewrite; the value gets it on commit.
+	Version       uint64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnIntent) Reset() {
+	*x = TxnIntent{}
+	mi := &file_peer_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnIntent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnIntent) ProtoMessage() {}
+
+func (x *TxnIntent) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnIntent.ProtoReflect.Descriptor instead.
+func (*TxnIntent) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TxnIntent) GetMeta() *TxnMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *TxnIntent) GetKind() TxnOp_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return TxnOp_KIND_UNSPECIFIED
+}
+
+func (x *TxnIntent) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *TxnIntent) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// TxnPrewrite is phase one on one range: lock every key of ops (all in
+// the range and table) with an intent after checking conditions; with
+// create_record also create the record PENDING (this range holds the
+// primary). one_phase (every key of the transaction is here) applies the
+// writes at once instead, without intents or record.
+type TxnPrewrite struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Meta          *TxnMeta               `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	Ops           []*TxnOp               `protobuf:"bytes,3,rep,name=ops,proto3" json:"ops,omitempty"`
+	CreateRecord  bool                   `protobuf:"varint,4,opt,name=create_record,json=createRecord,proto3" json:"create_record,omitempty"`
+	OnePhase      bool                   `protobuf:"varint,5,opt,name=one_phase,json=onePhase,proto3" json:"one_phase,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnPrewrite) Reset() {
+	*x = TxnPrewrite{}
+	mi := &file_peer_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnPrewrite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnPrewrite) ProtoMessage() {}
+
+func (x *TxnPrewrite) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnPrewrite.ProtoReflect.Descriptor instead.
+func (*TxnPrewrite) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *TxnPrewrite) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *TxnPrewrite) GetMeta() *TxnMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *TxnPrewrite) GetOps() []*TxnOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+func (x *TxnPrewrite) GetCreateRecord() bool {
+	if x != nil {
+		return x.CreateRecord
+	}
+	return false
+}
+
+func (x *TxnPrewrite) GetOnePhase() bool {
+	if x != nil {
+		return x.OnePhase
+	}
+	return false
+}
+
+// TxnEnd moves a record out of PENDING, on the primary's range. status
+// COMMITTED or ABORTED. push: only if the transaction has expired by the
+// command's timestamp (others' recovery); the result is the record's
+// status either way. An absent record becomes an ABORTED tombstone when
+// aborted (by the coordinator, or by a push after meta.expire_at_ms).
+type TxnEnd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Status        TxnStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	Push          bool                   `protobuf:"varint,3,opt,name=push,proto3" json:"push,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnEnd) Reset() {
+	*x = TxnEnd{}
+	mi := &file_peer_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnEnd) ProtoMessage() {}
+
+func (x *TxnEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnEnd.ProtoReflect.Descriptor instead.
+func (*TxnEnd) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *TxnEnd) GetMeta() *TxnMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *TxnEnd) GetStatus() TxnStatus {
+	if x != nil {
+		return x.Status
+	}
+	return TxnStatus_TXN_STATUS_UNSPECIFIED
+}
+
+func (x *TxnEnd) GetPush() bool {
+	if x != nil {
+		return x.Push
+	}
+	return false
+}
+
+// TxnResolve turns the intents of txn_id on keys into values (commit) or
+// drops them (abort); keys without such an intent are skipped.
+type TxnResolve struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	TxnId         []byte                 `protobuf:"bytes,2,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
+	Keys          [][]byte               `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	Commit        bool                   `protobuf:"varint,4,opt,name=commit,proto3" json:"commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnResolve) Reset() {
+	*x = TxnResolve{}
+	mi := &file_peer_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnResolve) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnResolve) ProtoMessage() {}
+
+func (x *TxnResolve) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnResolve.ProtoReflect.Descriptor instead.
+func (*TxnResolve) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *TxnResolve) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *TxnResolve) GetTxnId() []byte {
+	if x != nil {
+		return x.TxnId
+	}
+	return nil
+}
+
+func (x *TxnResolve) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *TxnResolve) GetCommit() bool {
+	if x != nil {
+		return x.Commit
+	}
+	return false
+}
+
+// TxnRangeResult answers TxnPrewrite, TxnEnd and TxnResolve.
+type TxnRangeResult struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Results []*TxnResult           `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// A prewrite met this other transaction's intent on conflict_key.
+	Conflict    *TxnIntent `protobuf:"bytes,2,opt,name=conflict,proto3" json:"conflict,omitempty"`
+	ConflictKey []byte     `protobuf:"bytes,3,opt,name=conflict_key,json=conflictKey,proto3" json:"conflict_key,omitempty"`
+	// The record's status after a TxnEnd.
+	Status        TxnStatus `protobuf:"varint,4,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnRangeResult) Reset() {
+	*x = TxnRangeResult{}
+	mi := &file_peer_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnRangeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnRangeResult) ProtoMessage() {}
+
+func (x *TxnRangeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnRangeResult.ProtoReflect.Descriptor instead.
+func (*TxnRangeResult) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *TxnRangeResult) GetResults() []*TxnResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *TxnRangeResult) GetConflict() *TxnIntent {
+	if x != nil {
+		return x.Conflict
+	}
+	return nil
+}
+
+func (x *TxnRangeResult) GetConflictKey() []byte {
+	if x != nil {
+		return x.ConflictKey
+	}
+	return nil
+}
+
+func (x *TxnRangeResult) GetStatus() TxnStatus {
+	if x != nil {
+		return x.Status
+	}
+	return TxnStatus_TXN_STATUS_UNSPECIFIED
+}
+
 var File_peer_proto protoreflect.FileDescriptor
 
 const file_peer_proto_rawDesc = "" +
@@ -2223,7 +2900,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xf7\x05\n" +
+	"\aRaftAck\"\xa8\a\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -2240,12 +2917,16 @@ const file_peer_proto_rawDesc = "" +
 	" \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x126\n" +
 	"\x06expire\x18\x14 \x01(\v2\x1c.cairn.peer.v1.ExpireRequestH\x00R\x06expire\x120\n" +
 	"\x04auth\x18\x16 \x01(\v2\x1a.cairn.peer.v1.AuthCommandH\x00R\x04auth\x124\n" +
-	"\ahistory\x18\x17 \x01(\v2\x18.cairn.v1.HistoryRequestH\x00R\ahistory\x12\x19\n" +
+	"\ahistory\x18\x17 \x01(\v2\x18.cairn.v1.HistoryRequestH\x00R\ahistory\x12?\n" +
+	"\ftxn_prewrite\x18\x1e \x01(\v2\x1a.cairn.peer.v1.TxnPrewriteH\x00R\vtxnPrewrite\x120\n" +
+	"\atxn_end\x18\x1f \x01(\v2\x15.cairn.peer.v1.TxnEndH\x00R\x06txnEnd\x12<\n" +
+	"\vtxn_resolve\x18  \x01(\v2\x19.cairn.peer.v1.TxnResolveH\x00R\n" +
+	"txnResolve\x12\x19\n" +
 	"\brange_id\x18\x15 \x01(\x04R\arangeIdB\x04\n" +
 	"\x02op\"T\n" +
 	"\rExpireRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12-\n" +
-	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xd8\x04\n" +
+	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\x8b\x05\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -2258,7 +2939,8 @@ const file_peer_proto_rawDesc = "" +
 	"\vsplit_range\x18\b \x01(\v2\x1c.cairn.v1.SplitRangeResponseH\x00R\n" +
 	"splitRange\x127\n" +
 	"\x06expire\x18\x14 \x01(\v2\x1d.cairn.peer.v1.ExpireResponseH\x00R\x06expire\x125\n" +
-	"\ahistory\x18\x15 \x01(\v2\x19.cairn.v1.HistoryResponseH\x00R\ahistory\x12*\n" +
+	"\ahistory\x18\x15 \x01(\v2\x19.cairn.v1.HistoryResponseH\x00R\ahistory\x121\n" +
+	"\x03txn\x18\x1e \x01(\v2\x1d.cairn.peer.v1.TxnRangeResultH\x00R\x03txn\x12*\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05error\x12\x19\n" +
 	"\brange_id\x18\v \x01(\x04R\arangeIdB\x04\n" +
@@ -2267,7 +2949,7 @@ const file_peer_proto_rawDesc = "" +
 	"\aremoved\x18\x01 \x01(\x04R\aremoved\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xa5\x05\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xd6\x06\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -2284,7 +2966,11 @@ const file_peer_proto_rawDesc = "" +
 	"\x0ealloc_range_id\x18\v \x01(\v2\x1b.cairn.peer.v1.AllocRangeIDH\x00R\fallocRangeId\x12B\n" +
 	"\rupdate_ranges\x18\f \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x12/\n" +
 	"\x06expire\x18\x14 \x01(\v2\x15.cairn.peer.v1.ExpireH\x00R\x06expire\x120\n" +
-	"\x04auth\x18\x15 \x01(\v2\x1a.cairn.peer.v1.AuthCommandH\x00R\x04auth\x12\x19\n" +
+	"\x04auth\x18\x15 \x01(\v2\x1a.cairn.peer.v1.AuthCommandH\x00R\x04auth\x12?\n" +
+	"\ftxn_prewrite\x18\x1e \x01(\v2\x1a.cairn.peer.v1.TxnPrewriteH\x00R\vtxnPrewrite\x120\n" +
+	"\atxn_end\x18\x1f \x01(\v2\x15.cairn.peer.v1.TxnEndH\x00R\x06txnEnd\x12<\n" +
+	"\vtxn_resolve\x18  \x01(\v2\x19.cairn.peer.v1.TxnResolveH\x00R\n" +
+	"txnResolve\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
 	"\x02op\"w\n" +
 	"\x05Split\x12\x1b\n" +
@@ -2323,10 +3009,11 @@ const file_peer_proto_rawDesc = "" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
-	"\fpeer_address\x18\x03 \x01(\tR\vpeerAddress\"l\n" +
+	"\fpeer_address\x18\x03 \x01(\tR\vpeerAddress\"\xa0\x01\n" +
 	"\fSnapshotData\x12/\n" +
 	"\x05state\x18\x01 \x01(\v2\x19.cairn.peer.v1.RangeStateR\x05state\x12+\n" +
-	"\x03kvs\x18\x02 \x03(\v2\x19.cairn.peer.v1.SnapshotKVR\x03kvs\"4\n" +
+	"\x03kvs\x18\x02 \x03(\v2\x19.cairn.peer.v1.SnapshotKVR\x03kvs\x122\n" +
+	"\atxn_kvs\x18\x03 \x03(\v2\x19.cairn.peer.v1.SnapshotKVR\x06txnKvs\"4\n" +
 	"\n" +
 	"SnapshotKV\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
@@ -2369,7 +3056,50 @@ const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"AuthConfig\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\fR\x06secret2~\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret\"\xc6\x01\n" +
+	"\aTxnMeta\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12#\n" +
+	"\rprimary_table\x18\x02 \x01(\tR\fprimaryTable\x12(\n" +
+	"\x10primary_table_id\x18\x03 \x01(\x04R\x0eprimaryTableId\x12\x1f\n" +
+	"\vprimary_key\x18\x04 \x01(\fR\n" +
+	"primaryKey\x12 \n" +
+	"\fexpire_at_ms\x18\x05 \x01(\x03R\n" +
+	"expireAtMs\x12\x19\n" +
+	"\bstart_ts\x18\x06 \x01(\x04R\astartTs\"i\n" +
+	"\tTxnRecord\x12*\n" +
+	"\x04meta\x18\x01 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x120\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\"\x91\x01\n" +
+	"\tTxnIntent\x12*\n" +
+	"\x04meta\x18\x01 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x12(\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.TxnOp.KindR\x04kind\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\"\xb4\x01\n" +
+	"\vTxnPrewrite\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12*\n" +
+	"\x04meta\x18\x02 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x12!\n" +
+	"\x03ops\x18\x03 \x03(\v2\x0f.cairn.v1.TxnOpR\x03ops\x12#\n" +
+	"\rcreate_record\x18\x04 \x01(\bR\fcreateRecord\x12\x1b\n" +
+	"\tone_phase\x18\x05 \x01(\bR\bonePhase\"z\n" +
+	"\x06TxnEnd\x12*\n" +
+	"\x04meta\x18\x01 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x120\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\x12\x12\n" +
+	"\x04push\x18\x03 \x01(\bR\x04push\"e\n" +
+	"\n" +
+	"TxnResolve\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x15\n" +
+	"\x06txn_id\x18\x02 \x01(\fR\x05txnId\x12\x12\n" +
+	"\x04keys\x18\x03 \x03(\fR\x04keys\x12\x16\n" +
+	"\x06commit\x18\x04 \x01(\bR\x06commit\"\xca\x01\n" +
+	"\x0eTxnRangeResult\x12-\n" +
+	"\aresults\x18\x01 \x03(\v2\x13.cairn.v1.TxnResultR\aresults\x124\n" +
+	"\bconflict\x18\x02 \x01(\v2\x18.cairn.peer.v1.TxnIntentR\bconflict\x12!\n" +
+	"\fconflict_key\x18\x03 \x01(\fR\vconflictKey\x120\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status*P\n" +
+	"\tTxnStatus\x12\x1a\n" +
+	"\x16TXN_STATUS_UNSPECIFIED\x10\x00\x12\v\n" +
+	"\aPENDING\x10\x01\x12\r\n" +
+	"\tCOMMITTED\x10\x02\x12\v\n" +
+	"\aABORTED\x10\x032~\n" +
 	"\x04Peer\x12:\n" +
 	"\x04Raft\x12\x18.cairn.peer.v1.RaftBatch\x1a\x16.cairn.peer.v1.RaftAck(\x01\x12:\n" +
 	"\aForward\x12\x16.cairn.peer.v1.Request\x1a\x17.cairn.peer.v1.ResponseB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
@@ -2386,115 +3116,146 @@ func file_peer_proto_rawDescGZIP() []byte {
 	return file_peer_proto_rawDescData
 }
 
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_peer_proto_goTypes = []any{
-	(*RaftBatch)(nil),          // 0: cairn.peer.v1.RaftBatch
-	(*RaftMessage)(nil),        // 1: cairn.peer.v1.RaftMessage
-	(*RaftAck)(nil),            // 2: cairn.peer.v1.RaftAck
-	(*Request)(nil),            // 3: cairn.peer.v1.Request
-	(*ExpireRequest)(nil),      // 4: cairn.peer.v1.ExpireRequest
-	(*Response)(nil),           // 5: cairn.peer.v1.Response
-	(*ExpireResponse)(nil),     // 6: cairn.peer.v1.ExpireResponse
-	(*Error)(nil),              // 7: cairn.peer.v1.Error
-	(*Command)(nil),            // 8: cairn.peer.v1.Command
-	(*Split)(nil),              // 9: cairn.peer.v1.Split
-	(*AllocRangeID)(nil),       // 10: cairn.peer.v1.AllocRangeID
-	(*UpdateRanges)(nil),       // 11: cairn.peer.v1.UpdateRanges
-	(*Expire)(nil),             // 12: cairn.peer.v1.Expire
-	(*ExpireKey)(nil),          // 13: cairn.peer.v1.ExpireKey
-	(*CreateTable)(nil),        // 14: cairn.peer.v1.CreateTable
-	(*DropTable)(nil),          // 15: cairn.peer.v1.DropTable
-	(*RangeState)(nil),         // 16: cairn.peer.v1.RangeState
-	(*Node)(nil),               // 17: cairn.peer.v1.Node
-	(*SnapshotData)(nil),       // 18: cairn.peer.v1.SnapshotData
-	(*SnapshotKV)(nil),         // 19: cairn.peer.v1.SnapshotKV
-	(*AuthCommand)(nil),        // 20: cairn.peer.v1.AuthCommand
-	(*UserRecord)(nil),         // 21: cairn.peer.v1.UserRecord
-	(*RoleRecord)(nil),         // 22: cairn.peer.v1.RoleRecord
-	(*TokenRecord)(nil),        // 23: cairn.peer.v1.TokenRecord
-	(*AuthConfig)(nil),         // 24: cairn.peer.v1.AuthConfig
-	(*GetRequest)(nil),         // 25: cairn.v1.GetRequest
-	(*PutRequest)(nil),         // 26: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),      // 27: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),        // 28: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil), // 29: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),   // 30: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),       // 31: cairn.v1.BatchRequest
-	(*SplitRangeRequest)(nil),  // 32: cairn.v1.SplitRangeRequest
-	(*HistoryRequest)(nil),     // 33: cairn.v1.HistoryRequest
-	(*GetResponse)(nil),        // 34: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 35: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 36: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 37: cairn.v1.ListResponse
-	(*Table)(nil),              // 38: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 39: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),      // 40: cairn.v1.BatchResponse
-	(*SplitRangeResponse)(nil), // 41: cairn.v1.SplitRangeResponse
-	(*HistoryResponse)(nil),    // 42: cairn.v1.HistoryResponse
-	(*RangeDescriptor)(nil),    // 43: cairn.v1.RangeDescriptor
-	(*RoleGrant)(nil),          // 44: cairn.v1.RoleGrant
-	(*UserRole)(nil),           // 45: cairn.v1.UserRole
-	(*Grant)(nil),              // 46: cairn.v1.Grant
+	(TxnStatus)(0),             // 0: cairn.peer.v1.TxnStatus
+	(*RaftBatch)(nil),          // 1: cairn.peer.v1.RaftBatch
+	(*RaftMessage)(nil),        // 2: cairn.peer.v1.RaftMessage
+	(*RaftAck)(nil),            // 3: cairn.peer.v1.RaftAck
+	(*Request)(nil),            // 4: cairn.peer.v1.Request
+	(*ExpireRequest)(nil),      // 5: cairn.peer.v1.ExpireRequest
+	(*Response)(nil),           // 6: cairn.peer.v1.Response
+	(*ExpireResponse)(nil),     // 7: cairn.peer.v1.ExpireResponse
+	(*Error)(nil),              // 8: cairn.peer.v1.Error
+	(*Command)(nil),            // 9: cairn.peer.v1.Command
+	(*Split)(nil),              // 10: cairn.peer.v1.Split
+	(*AllocRangeID)(nil),       // 11: cairn.peer.v1.AllocRangeID
+	(*UpdateRanges)(nil),       // 12: cairn.peer.v1.UpdateRanges
+	(*Expire)(nil),             // 13: cairn.peer.v1.Expire
+	(*ExpireKey)(nil),          // 14: cairn.peer.v1.ExpireKey
+	(*CreateTable)(nil),        // 15: cairn.peer.v1.CreateTable
+	(*DropTable)(nil),          // 16: cairn.peer.v1.DropTable
+	(*RangeState)(nil),         // 17: cairn.peer.v1.RangeState
+	(*Node)(nil),               // 18: cairn.peer.v1.Node
+	(*SnapshotData)(nil),       // 19: cairn.peer.v1.SnapshotData
+	(*SnapshotKV)(nil),         // 20: cairn.peer.v1.SnapshotKV
+	(*AuthCommand)(nil),        // 21: cairn.peer.v1.AuthCommand
+	(*UserRecord)(nil),         // 22: cairn.peer.v1.UserRecord
+	(*RoleRecord)(nil),         // 23: cairn.peer.v1.RoleRecord
+	(*TokenRecord)(nil),        // 24: cairn.peer.v1.TokenRecord
+	(*AuthConfig)(nil),         // 25: cairn.peer.v1.AuthConfig
+	(*TxnMeta)(nil),            // 26: cairn.peer.v1.TxnMeta
+	(*TxnRecord)(nil),          // 27: cairn.peer.v1.TxnRecord
+	(*TxnIntent)(nil),          // 28: cairn.peer.v1.TxnIntent
+	(*TxnPrewrite)(nil),        // 29: cairn.peer.v1.TxnPrewrite
+	(*TxnEnd)(nil),             // 30: cairn.peer.v1.TxnEnd
+	(*TxnResolve)(nil),         // 31: cairn.peer.v1.TxnResolve
+	(*TxnRangeResult)(nil),     // 32: cairn.peer.v1.TxnRangeResult
+	(*GetRequest)(nil),         // 33: cairn.v1.GetRequest
+	(*PutRequest)(nil),         // 34: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),      // 35: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),        // 36: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil), // 37: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),   // 38: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),       // 39: cairn.v1.BatchRequest
+	(*SplitRangeRequest)(nil),  // 40: cairn.v1.SplitRangeRequest
+	(*HistoryRequest)(nil),     // 41: cairn.v1.HistoryRequest
+	(*GetResponse)(nil),        // 42: cairn.v1.GetResponse
+	(*PutResponse)(nil),        // 43: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),     // 44: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),       // 45: cairn.v1.ListResponse
+	(*Table)(nil),              // 46: cairn.v1.Table
+	(*DropTableResponse)(nil),  // 47: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),      // 48: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil), // 49: cairn.v1.SplitRangeResponse
+	(*HistoryResponse)(nil),    // 50: cairn.v1.HistoryResponse
+	(*RangeDescriptor)(nil),    // 51: cairn.v1.RangeDescriptor
+	(*RoleGrant)(nil),          // 52: cairn.v1.RoleGrant
+	(*UserRole)(nil),           // 53: cairn.v1.UserRole
+	(*Grant)(nil),              // 54: cairn.v1.Grant
+	(TxnOp_Kind)(0),            // 55: cairn.v1.TxnOp.Kind
+	(*TxnOp)(nil),              // 56: cairn.v1.TxnOp
+	(*TxnResult)(nil),          // 57: cairn.v1.TxnResult
 }
 var file_peer_proto_depIdxs = []int32{
-	1,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	25, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	26, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	27, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	28, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	29, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	30, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	31, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	32, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
-	10, // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	11, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	4,  // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
-	20, // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
-	33, // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
-	12, // 14: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
-	34, // 15: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	35, // 16: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	36, // 17: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	37, // 18: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	38, // 19: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	39, // 20: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	40, // 21: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	41, // 22: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
-	6,  // 23: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
-	42, // 24: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
-	7,  // 25: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	26, // 26: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	27, // 27: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	14, // 28: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	15, // 29: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	31, // 30: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	9,  // 31: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	10, // 32: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	11, // 33: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	12, // 34: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	20, // 35: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
-	43, // 36: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	13, // 37: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	43, // 38: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	16, // 39: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	19, // 40: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	21, // 41: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
-	21, // 42: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
-	44, // 43: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
-	44, // 44: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
-	45, // 45: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
-	45, // 46: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
-	23, // 47: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
-	46, // 48: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
-	0,  // 49: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	3,  // 50: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	2,  // 51: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	5,  // 52: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	51, // [51:53] is the sub-list for method output_type
-	49, // [49:51] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	2,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
+	33, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	34, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	35, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	36, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	37, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	38, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	39, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	40, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
+	11, // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	12, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	5,  // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
+	21, // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
+	41, // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
+	29, // 14: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	30, // 15: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	31, // 16: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	13, // 17: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	42, // 18: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	43, // 19: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	44, // 20: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	45, // 21: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	46, // 22: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	47, // 23: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	48, // 24: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	49, // 25: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	7,  // 26: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
+	50, // 27: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
+	32, // 28: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
+	8,  // 29: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	34, // 30: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	35, // 31: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	15, // 32: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	16, // 33: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	39, // 34: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	10, // 35: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	11, // 36: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	12, // 37: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	13, // 38: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	21, // 39: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	29, // 40: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	30, // 41: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	31, // 42: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	51, // 43: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	14, // 44: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	51, // 45: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	17, // 46: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	20, // 47: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	20, // 48: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
+	22, // 49: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	22, // 50: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	52, // 51: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	52, // 52: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	53, // 53: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	53, // 54: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	24, // 55: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	54, // 56: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	26, // 57: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 58: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
+	26, // 59: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
+	55, // 60: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
+	26, // 61: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
+	56, // 62: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
+	26, // 63: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 64: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
+	57, // 65: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
+	28, // 66: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
+	0,  // 67: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
+	1,  // 68: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	4,  // 69: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	3,  // 70: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	6,  // 71: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	70, // [70:72] is the sub-list for method output_type
+	68, // [68:70] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -2517,6 +3278,9 @@ func file_peer_proto_init() {
 		(*Request_Expire)(nil),
 		(*Request_Auth)(nil),
 		(*Request_History)(nil),
+		(*Request_TxnPrewrite)(nil),
+		(*Request_TxnEnd)(nil),
+		(*Request_TxnResolve)(nil),
 	}
 	file_peer_proto_msgTypes[5].OneofWrappers = []any{
 		(*Response_Get)(nil),
@@ -2529,6 +3293,7 @@ func file_peer_proto_init() {
 		(*Response_SplitRange)(nil),
 		(*Response_Expire)(nil),
 		(*Response_History)(nil),
+		(*Response_Txn)(nil),
 	}
 	file_peer_proto_msgTypes[8].OneofWrappers = []any{
 		(*Command_Put)(nil),
@@ -2541,6 +3306,9 @@ func file_peer_proto_init() {
 		(*Command_UpdateRanges)(nil),
 		(*Command_Expire)(nil),
 		(*Command_Auth)(nil),
+		(*Command_TxnPrewrite)(nil),
+		(*Command_TxnEnd)(nil),
+		(*Command_TxnResolve)(nil),
 	}
 	file_peer_proto_msgTypes[20].OneofWrappers = []any{
 		(*AuthCommand_AddUser)(nil),
@@ -2561,13 +3329,14 @@ func file_peer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   25,
+			NumEnums:      1,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_peer_proto_goTypes,
 		DependencyIndexes: file_peer_proto_depIdxs,
+		EnumInfos:         file_peer_proto_enumTypes,
 		MessageInfos:      file_peer_proto_msgTypes,
 	}.Build()
 	File_peer_proto = out.File

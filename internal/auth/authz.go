@@ -104,7 +104,7 @@ func (a *Authenticator) visible(p *Principal, table string) bool {
 // write reveals whether the key exists and its version, so it needs read
 // as well as write.
 func needForCondition(c *cairnpb.Condition) Perm {
-	if c != nil && (c.Absent || c.Version != 0) {
+	if c != nil && (c.Absent || c.Version != 0 || c.Value != nil) {
 		return PermRead | PermWrite
 	}
 	return PermWrite
@@ -141,6 +141,17 @@ func (a *Authenticator) CheckRequest(p *Principal, req *cairnpb.Request) error {
 		return a.CheckRoot(p)
 	case *cairnpb.Request_SplitRange:
 		return a.CheckTableAdmin(p, op.SplitRange.Table)
+	case *cairnpb.Request_TxnPrewrite:
+		// Phase one of a transaction: it reads and locks keys, and writes
+		// them on commit; the user's rights on every key are checked here
+		// again, as for a batch.
+		return a.checkTxnOps(p, op.TxnPrewrite.Ops, op.TxnPrewrite.Table)
+	case *cairnpb.Request_TxnEnd, *cairnpb.Request_TxnResolve:
+		// Node-internal: deciding and resolving transactions whose
+		// prewrites were checked (above), by their coordinator or by any
+		// node that meets their intents (recovery). They make visible
+		// only what a checked prewrite wrote.
+		return nil
 	case *cairnpb.Request_Expire, *cairnpb.Request_AllocRangeId, *cairnpb.Request_UpdateRanges:
 		// Node-internal requests: only nodes send them, over the peer
 		// channel, on their own behalf (the expirer, the splitter) or as
@@ -172,6 +183,27 @@ func (a *Authenticator) checkBatch(p *Principal, req *cairnpb.BatchRequest) erro
 			err = a.Check(p, req.Table, nil, PermWrite)
 		}
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkTxnOps checks the operations of a transaction: read for reads and
+// checks, write (and read when conditional) for puts and deletes. table,
+// when not empty, overrides the operations' own table (a prewrite's ops
+// all lie in its table).
+func (a *Authenticator) checkTxnOps(p *Principal, ops []*cairnpb.TxnOp, table string) error {
+	for _, op := range ops {
+		t := op.Table
+		if table != "" {
+			t = table
+		}
+		need := PermRead
+		if op.Kind == cairnpb.TxnOp_PUT || op.Kind == cairnpb.TxnOp_DELETE {
+			need = needForCondition(op.Condition)
+		}
+		if err := a.Check(p, t, op.Key, need); err != nil {
 			return err
 		}
 	}

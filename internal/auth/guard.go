@@ -35,9 +35,10 @@ type Guard struct {
 }
 
 var (
-	_ kv.Service  = (*Guard)(nil)
-	_ kv.Batcher  = (*Guard)(nil)
-	_ kv.Splitter = (*Guard)(nil)
+	_ kv.Service    = (*Guard)(nil)
+	_ kv.Batcher    = (*Guard)(nil)
+	_ kv.Splitter   = (*Guard)(nil)
+	_ kv.Transactor = (*Guard)(nil)
 )
 
 // NewGuard returns next guarded by a.
@@ -121,6 +122,21 @@ func (g *Guard) Batch(ctx context.Context, req *cairnpb.BatchRequest) (*cairnpb.
 		return nil, err
 	}
 	return g.next.Batch(outgoing(ctx, p), req)
+}
+
+// Txn implements kv.Transactor: every key is checked (read for reads and
+// checks, write for writes), before anything runs. It fails when the
+// wrapped service has no transactions.
+func (g *Guard) Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.TxnResponse, error) {
+	p := ctxPrincipal(ctx)
+	if err := g.a.checkTxnOps(p, req.Ops, ""); err != nil {
+		return nil, err
+	}
+	tx, ok := g.next.(kv.Transactor)
+	if !ok {
+		return nil, kv.Errorf(kv.ErrInternal, "transactions are not available")
+	}
+	return tx.Txn(outgoing(ctx, p), req)
 }
 
 // CreateTable implements kv.Service; it needs admin on the new table's

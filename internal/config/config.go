@@ -76,6 +76,11 @@ type Config struct {
 	// WatchBuffer is how many changes may wait for a slow watcher before
 	// it is cut off (it then resumes from history).
 	WatchBuffer int
+	// Transaction limits (docs/design/transactions.md): operations, bytes
+	// of keys and values, and time from start to commit.
+	TxnMaxKeys     int
+	TxnMaxBytes    uint64
+	TxnMaxDuration time.Duration
 
 	// Insecure turns protected mode off: without it, a client listener
 	// off loopback is refused while auth is disabled, and a peer listener
@@ -123,6 +128,9 @@ func Default() Config {
 		HistoryVersions:  16,
 		HistoryRetention: time.Minute,
 		WatchBuffer:      4096,
+		TxnMaxKeys:       1000,
+		TxnMaxBytes:      4 << 20,
+		TxnMaxDuration:   5 * time.Second,
 		LogLevel:         "info",
 		LogFormat:        "text",
 	}
@@ -180,6 +188,15 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.WatchBuffer == 0 {
 		c.WatchBuffer = d.WatchBuffer
+	}
+	if c.TxnMaxKeys == 0 {
+		c.TxnMaxKeys = d.TxnMaxKeys
+	}
+	if c.TxnMaxBytes == 0 {
+		c.TxnMaxBytes = d.TxnMaxBytes
+	}
+	if c.TxnMaxDuration == 0 {
+		c.TxnMaxDuration = d.TxnMaxDuration
 	}
 }
 

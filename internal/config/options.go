@@ -101,6 +101,18 @@ var options = []option{
 	intOption("history-versions", "changes of each key kept for watch resumption (0: none); same on every node", func(c *Config) *int { return &c.HistoryVersions }),
 	durationOption("history-retention", "changes younger than this (before a key's latest) are kept beyond --history-versions; same on every node", func(c *Config) *time.Duration { return &c.HistoryRetention }),
 	intOption("watch-buffer", "changes that may wait for a slow watcher before it is cut off (it then resumes from history)", func(c *Config) *int { return &c.WatchBuffer }),
+	intOption("txn-max-keys", "most operations (keys) in one transaction", func(c *Config) *int { return &c.TxnMaxKeys }),
+	{
+		name:  "txn-max-bytes",
+		usage: "most bytes of keys and values in one transaction (bytes, or with KiB/MiB/GiB)",
+		kind:  kindUint,
+		get:   func(c *Config) string { return strconv.FormatUint(c.TxnMaxBytes, 10) },
+		set: func(c *Config, s string) (err error) {
+			c.TxnMaxBytes, err = parseBytes(s)
+			return err
+		},
+	},
+	durationOption("txn-max-duration", "time from a transaction's start to its commit; after it others may abort it", func(c *Config) *time.Duration { return &c.TxnMaxDuration }),
 	boolOption("insecure", "allow a client listener (--listen, --listen-resp) off loopback without auth, and a peer listener off loopback without --peer-cert (protected mode is off)", func(c *Config) *bool { return &c.Insecure }),
 	stringOption("cert", "TLS certificate (PEM) of the client listeners; with --key enables TLS 1.2+", func(c *Config) *string { return &c.CertFile }),
 	stringOption("key", "TLS private key (PEM) of --cert", func(c *Config) *string { return &c.KeyFile }),

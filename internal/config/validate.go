@@ -159,6 +159,15 @@ func (c Config) validateNumbers(add func(string, error)) {
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > MaxValueBytesLimit {
 		add("max-value-bytes", fmt.Errorf("%d is outside [1, %d]", c.MaxValueBytes, MaxValueBytesLimit))
 	}
+	if c.TxnMaxKeys < 1 || c.TxnMaxKeys > 100000 {
+		add("txn-max-keys", fmt.Errorf("%d is outside [1, 100000]", c.TxnMaxKeys))
+	}
+	if c.TxnMaxBytes > 256<<20 {
+		add("txn-max-bytes", fmt.Errorf("%d is over 256 MiB", c.TxnMaxBytes))
+	}
+	if c.TxnMaxDuration < 10*time.Millisecond || c.TxnMaxDuration > 10*time.Minute {
+		add("txn-max-duration", fmt.Errorf("%v is outside [10ms, 10m]", c.TxnMaxDuration))
+	}
 }
 
 // validateTLS checks that TLS files come in complete sets.

@@ -10,7 +10,10 @@
 //	0x03 tableID(8) userKey        user data (table 0 is the meta table)
 //	0x04 tableID(8) expireAt(8) userKey
 //	                               expiry index: keys with a TTL by time
-//	0x06 tableID(8) esc(userKey) version(8)
+//	0x05 tableID(8) userKey        transaction intent on userKey
+//	0x06 tableID(8) txnID(16) primaryKey
+//	                               transaction record (on the primary's range)
+//	0x07 tableID(8) esc(userKey) version(8)
 //	                               key history (see HistoryKey)
 //
 // Integers are big-endian so that byte order is numeric order: a range's
@@ -39,7 +42,12 @@ const (
 	prefixLocal byte = 0x02
 	prefixData  byte = 0x03
 	prefixTTL   byte = 0x04
+	prefixLock  byte = 0x05
+	prefixTxn   byte = 0x06
 )
+
+// TxnIDLen is the length of a transaction ID.
+const TxnIDLen = 16
 
 const (
 	suffixHardState  byte = 'h'
@@ -175,17 +183,67 @@ func ExpirySpan(table TableID, upTo int64) (start, end []byte) {
 	return start, binary.BigEndian.AppendUint64(append([]byte(nil), start...), uint64(upTo)+1)
 }
 
+// IntentKey is where a transaction's intent on userKey of table lives.
+// Intents are per table and ordered by user key like data, so a range's
+// intents are one span ([IntentSpan]) that follows splits without moving.
+func IntentKey(table TableID, userKey []byte) []byte {
+	b := make([]byte, 0, 1+8+len(userKey))
+	b = append(b, prefixLock)
+	b = binary.BigEndian.AppendUint64(b, uint64(table))
+	return append(b, userKey...)
+}
+
+// DecodeIntentKey splits an IntentKey. The returned userKey aliases key.
+func DecodeIntentKey(key []byte) (TableID, []byte, error) {
+	if len(key) < 1+8 || key[0] != prefixLock {
+		return 0, nil, ErrMalformed
+	}
+	return TableID(binary.BigEndian.Uint64(key[1:9])), key[9:], nil
+}
+
+// IntentSpan is [start, end) of the intents on the user keys [userStart,
+// userEnd) of table; an empty userEnd means the end of the table.
+func IntentSpan(table TableID, userStart, userEnd []byte) (start, end []byte) {
+	start, end = DataSpan(table, userStart, userEnd)
+	start[0], end[0] = prefixLock, prefixLock
+	return start, end
+}
+
+// TxnRecordKey is where the record of transaction id lives: with the
+// table and key of its primary, whose range owns it.
+func TxnRecordKey(table TableID, id []byte, primaryKey []byte) []byte {
+	b := make([]byte, 0, 1+8+len(id)+len(primaryKey))
+	b = append(b, prefixTxn)
+	b = binary.BigEndian.AppendUint64(b, uint64(table))
+	b = append(b, id...)
+	return append(b, primaryKey...)
+}
+
+// DecodeTxnRecordKey splits a TxnRecordKey. The returned slices alias key.
+func DecodeTxnRecordKey(key []byte) (table TableID, id, primaryKey []byte, err error) {
+	if len(key) < 1+8+TxnIDLen || key[0] != prefixTxn {
+		return 0, nil, nil, ErrMalformed
+	}
+	return TableID(binary.BigEndian.Uint64(key[1:9])), key[9 : 9+TxnIDLen], key[9+TxnIDLen:], nil
+}
+
+// TxnRecordSpan is [start, end) of every transaction record of table (of
+// all its ranges: a range picks its own by primary key).
+func TxnRecordSpan(table TableID) (start, end []byte) {
+	start = append([]byte{prefixTxn}, binary.BigEndian.AppendUint64(nil, uint64(table))...)
+	return start, append([]byte{prefixTxn}, binary.BigEndian.AppendUint64(nil, uint64(table)+1)...)
+}
 // Key history: every change of a user key, kept per key (newest N):
 //
-//	0x06 tableID(8) esc(userKey) version(8)
+//	0x07 tableID(8) esc(userKey) version(8)
 //
 // esc escapes 0x00 as 0x00 0xff and ends the key with 0x00 0x01, so that
 // esc preserves order and no escaped key is a prefix of another's: the
 // history of the user keys [a, b) is exactly the storage span
-// [0x06 t esc(a), 0x06 t esc(b)), which lets snapshots and range
+// [0x07 t esc(a), 0x07 t esc(b)), which lets snapshots and range
 // destruction treat it as one more span, and the history of one key is
 // one prefix.
-const prefixHistory byte = 0x06
+const prefixHistory byte = 0x07
 
 func appendEscaped(b, userKey []byte) []byte {
 	for _, c := range userKey {

@@ -49,6 +49,13 @@ var (
 	// ErrResourceExhausted: a bounded resource ran out (a watcher fell
 	// further behind than its buffer); retry or resume.
 	ErrResourceExhausted = errors.New("resource exhausted")
+	// ErrTxnConflict: a transaction met another one on a key (write-write
+	// conflict, or a lock it could not wait out) and was aborted, changing
+	// nothing. Retryable: run the transaction again.
+	ErrTxnConflict = errors.New("transaction conflict; retry")
+	// ErrTxnAborted: the transaction's record was aborted (it expired and
+	// another transaction aborted it). Retryable, like ErrTxnConflict.
+	ErrTxnAborted = errors.New("transaction aborted; retry")
 )
 
 var codes = []struct {
@@ -71,6 +78,8 @@ var codes = []struct {
 	{ErrCompacted, "compacted"},
 	{ErrResourceExhausted, "resource_exhausted"},
 	{ErrTooStale, "too_stale"},
+	{ErrTxnConflict, "txn_conflict"},
+	{ErrTxnAborted, "txn_aborted"},
 }
 
 // Code returns the stable code of err's kind ("internal" when unknown).

@@ -55,3 +55,11 @@ type Watcher interface {
 type Historian interface {
 	History(ctx context.Context, req *cairnpb.HistoryRequest) (*cairnpb.HistoryResponse, error)
 }
+
+// Transactor runs transactions: reads, checks and writes on any keys of
+// any tables, all or nothing and serializable
+// (docs/design/transactions.md). The router implements it; POST /v1/txn,
+// gRPC KV.Txn and the Redis front end's MSET/MSETNX use it.
+type Transactor interface {
+	Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.TxnResponse, error)
+}

@@ -153,6 +153,21 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Batch.Table)}, nil
 		}
 		return r.applyBatch(b, keys.TableID(cmd.TableId), op.Batch, cmd.Timestamp)
+	case *cairnpb.Command_TxnPrewrite:
+		if cmd.TableId != desc.TableId {
+			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.TxnPrewrite.Table)}, nil
+		}
+		return r.applyTxnPrewrite(b, keys.TableID(cmd.TableId), op.TxnPrewrite, cmd.Timestamp)
+	case *cairnpb.Command_TxnEnd:
+		if cmd.TableId != desc.TableId {
+			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.TxnEnd.GetMeta().GetPrimaryTable())}, nil
+		}
+		return r.applyTxnEnd(b, op.TxnEnd, cmd.Timestamp)
+	case *cairnpb.Command_TxnResolve:
+		if cmd.TableId != desc.TableId {
+			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.TxnResolve.Table)}, nil
+		}
+		return r.applyTxnResolve(b, keys.TableID(cmd.TableId), op.TxnResolve)
 	case *cairnpb.Command_Expire:
 		if cmd.TableId != desc.TableId {
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "range %d no longer holds table %d", desc.Id, cmd.TableId)}, nil
@@ -221,6 +236,9 @@ func checkCondition(c *cairnpb.Condition, found bool, version uint64) error {
 }
 
 func (r *Replica) applyPut(b *pebble.Batch, table keys.TableID, req *cairnpb.PutRequest, ts uint64) (Result, error) {
+	if locked, err := checkUnlocked(b, table, req.Key); err != nil || locked != nil {
+		return Result{Err: locked}, err
+	}
 	cur, err := readLive(b, table, req.Key, r.state.MaxTimestamp)
 	if err != nil {
 		return Result{}, err
@@ -236,6 +254,9 @@ func (r *Replica) applyPut(b *pebble.Batch, table keys.TableID, req *cairnpb.Put
 }
 
 func (r *Replica) applyDelete(b *pebble.Batch, table keys.TableID, key []byte, cond *cairnpb.Condition, ts uint64) (Result, error) {
+	if locked, err := checkUnlocked(b, table, key); err != nil || locked != nil {
+		return Result{Err: locked}, err
+	}
 	cur, err := readLive(b, table, key, r.state.MaxTimestamp)
 	if err != nil {
 		return Result{}, err
@@ -277,6 +298,9 @@ func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.B
 		}
 		if !r.containsKey(key) {
 			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "batch op %d: range %d no longer holds the key", i, r.ID)}, nil
+		}
+		if locked, err := checkUnlocked(b, table, key); err != nil || locked != nil {
+			return Result{Err: locked}, err
 		}
 		cur, err := readLive(b, table, key, r.state.MaxTimestamp)
 		if err != nil {

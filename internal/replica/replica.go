@@ -72,7 +72,9 @@ type Result struct {
 	RangeID uint64
 	// Index is the command's log index (for session tokens).
 	Index uint64
-	Err   error
+	// Txn is the outcome of a transaction command.
+	Txn *cairnpb.TxnRangeResult
+	Err error
 }
 
 type proposal struct {
@@ -196,13 +198,24 @@ func DestroyData(b *pebble.Batch, st *cairnpb.RangeState) error {
 	if err := b.DeleteRange(hs, he, nil); err != nil {
 		return err
 	}
+	// Intents go with the span; records only with the whole table (a
+	// range that leaves a node while its table stays leaves its records,
+	// which a later snapshot of the span clears: clearTxnKeys).
+	is, ie := keys.IntentSpan(keys.TableID(desc.TableId), desc.Start, desc.End)
+	if err := b.DeleteRange(is, ie, nil); err != nil {
+		return err
+	}
 	if len(desc.Start) == 0 && len(desc.End) == 0 {
 		// The whole table goes: so does its expiry index. (A table of
 		// several ranges loses its index in store.reconcile; a range that
 		// leaves a node while its table stays leaves stale entries, which
 		// the expirer meets and drops through Raft.)
 		is, ie := keys.ExpirySpan(keys.TableID(desc.TableId), -1)
-		return b.DeleteRange(is, ie, nil)
+		if err := b.DeleteRange(is, ie, nil); err != nil {
+			return err
+		}
+		rs, re := keys.TxnRecordSpan(keys.TableID(desc.TableId))
+		return b.DeleteRange(rs, re, nil)
 	}
 	return nil
 }
@@ -679,6 +692,10 @@ func (r *Replica) snapshot() (raftpb.Snapshot, error) {
 			return raftpb.Snapshot{}, err
 		}
 	}
+	var err error
+	if sd.TxnKvs, err = txnSnapshotKVs(r.db, r.Desc()); err != nil {
+		return raftpb.Snapshot{}, err
+	}
 	data, err := proto.Marshal(sd)
 	if err != nil {
 		return raftpb.Snapshot{}, err
@@ -721,6 +738,14 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	}
 	if err := clearExpiryIndex(b, r.db, owned); err != nil {
 		return err
+	}
+	if err := clearTxnKeys(b, r.db, owned); err != nil {
+		return err
+	}
+	for _, e := range sd.TxnKvs {
+		if err := b.Set(e.Key, e.Value, nil); err != nil {
+			return err
+		}
 	}
 	for _, e := range sd.Kvs {
 		if keys.IsHistoryKey(e.Key) {

@@ -6,6 +6,10 @@
 // Linearizable reads are the exception: any local replica serves them
 // after a Raft ReadIndex barrier (see Router.read).
 //
+// The router is also the coordinator of transactions (txn.go): two-phase
+// commit over the ranges a transaction touches, and the recovery of
+// transactions whose coordinator died (docs/design/transactions.md).
+//
 // Table resolution uses the node's applied copy of the meta range (fast,
 // possibly a little stale). A miss is confirmed with a linearizable
 // ReadBarrier on the meta replica before answering "table not found", so
@@ -44,6 +48,10 @@ type Options struct {
 	Logger         *slog.Logger
 	// Watch bounds each watcher (zero values: the package's defaults).
 	Watch watch.Options
+	// TxnLimits bound transactions; unset fields get defaults.
+	TxnLimits TxnLimits
+	// TxnHooks stop transaction coordinators at a step (tests only).
+	TxnHooks TxnHooks
 }
 
 // Router is the node's kv.Service.
@@ -60,6 +68,7 @@ var _ kv.Service = (*Router)(nil)
 
 // New returns a router over a store and its transport.
 func New(s *store.Store, t *transport.Transport, opts Options) *Router {
+	opts.TxnLimits.EnsureDefaults()
 	return &Router{opts: opts, store: s, transport: t, stopWatches: make(chan struct{})}
 }
 
@@ -272,6 +281,27 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 		return keyed(op.Expire.Table, op.Expire.Expire.Keys[0].Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localExpire(ctx, r, t, op.Expire.Expire)
 		})
+	case *cairnpb.Request_TxnPrewrite:
+		p := op.TxnPrewrite
+		if len(p.Ops) == 0 {
+			return nil, kv.Errorf(kv.ErrInvalidArgument, "prewrite without keys")
+		}
+		return keyed(p.Table, p.Ops[0].Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localTxnCommand(ctx, r, t, &cairnpb.Command_TxnPrewrite{TxnPrewrite: p})
+		})
+	case *cairnpb.Request_TxnEnd:
+		m := op.TxnEnd.GetMeta()
+		return keyed(m.GetPrimaryTable(), m.GetPrimaryKey(), func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localTxnCommand(ctx, r, t, &cairnpb.Command_TxnEnd{TxnEnd: op.TxnEnd})
+		})
+	case *cairnpb.Request_TxnResolve:
+		res := op.TxnResolve
+		if len(res.Keys) == 0 {
+			return nil, kv.Errorf(kv.ErrInvalidArgument, "resolve without keys")
+		}
+		return keyed(res.Table, res.Keys[0], func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localTxnCommand(ctx, r, t, &cairnpb.Command_TxnResolve{TxnResolve: res})
+		})
 	case *cairnpb.Request_CreateTable:
 		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localCreateTable(ctx, r, op.CreateTable)
@@ -367,6 +397,15 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 	if d := r.Desc(); d.TableId != t.Id || !r.Contains(req.Key) {
 		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)
 	}
+	// The intent first, then the value: a transaction acknowledged
+	// before this read either still has its intent here or has resolved
+	// it into the value.
+	if waited, err := rt.waitIntent(ctx, req.Table, t, req.Key, false); err != nil || waited {
+		if err != nil {
+			return nil, err
+		}
+		return rt.localGet(ctx, r, t, req)
+	}
 	out := &cairnpb.GetResponse{SessionToken: tokenOf(sv.entry), ServedConsistency: sv.level,
 		ServedBy: rt.store.NodeID(), StalenessMs: sv.staleness.Milliseconds()}
 	resp := &cairnpb.Response{Op: &cairnpb.Response_Get{Get: out}}
@@ -418,7 +457,7 @@ func (rt *Router) propose(ctx context.Context, r *replica.Replica, cmd *cairnpb.
 }
 
 func (rt *Router) localPut(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.PutRequest) (*cairnpb.Response, error) {
-	res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Put{Put: req}})
+	res, err := rt.proposeUnlocked(ctx, r, t, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Put{Put: req}}, req.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -445,7 +484,7 @@ func (rt *Router) Delete(ctx context.Context, req *cairnpb.DeleteRequest) (*cair
 }
 
 func (rt *Router) localDelete(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.DeleteRequest) (*cairnpb.Response, error) {
-	res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Delete{Delete: req}})
+	res, err := rt.proposeUnlocked(ctx, r, t, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Delete{Delete: req}}, req.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -495,7 +534,12 @@ func batchKeyOf(op *cairnpb.BatchOp) ([]byte, bool) {
 }
 
 func (rt *Router) localBatch(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.BatchRequest) (*cairnpb.Response, error) {
-	res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Batch{Batch: req}})
+	ks := make([][]byte, 0, len(req.Ops))
+	for _, op := range req.Ops {
+		k, _ := batchKeyOf(op)
+		ks = append(ks, k)
+	}
+	res, err := rt.proposeUnlocked(ctx, r, t, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Batch{Batch: req}}, ks...)
 	if err != nil {
 		return nil, err
 	}
@@ -605,11 +649,22 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	if err != nil {
 		return nil, err
 	}
-	sv, err := barrier(ctx, r, lv)
-	if err != nil {
-		return nil, err
-	}
 	start, end := listSpan(req, after)
+	var sv served
+	for {
+		// Committed transactions whose intents are not yet resolved
+		// must show: resolve the span's intents, then read again.
+		if sv, err = barrier(ctx, r, lv); err != nil {
+			return nil, err
+		}
+		n, err := rt.resolveSpanIntents(ctx, t, start, end)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+	}
 	// Expired keys are left out: those the log time has passed, and, so
 	// that a list agrees with gets (which expire such keys through Raft
 	// first), those this node's clock has passed.

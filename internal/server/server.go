@@ -159,7 +159,8 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 
 	limits := cfg.KVLimits()
 	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock, Logger: logger,
-		Watch: watch.Options{Buffer: cfg.WatchBuffer}})
+		Watch:     watch.Options{Buffer: cfg.WatchBuffer},
+		TxnLimits: router.TxnLimits{MaxOps: cfg.TxnMaxKeys, MaxBytes: int(cfg.TxnMaxBytes), MaxDuration: cfg.TxnMaxDuration}})
 	splitCtx, stopSplitter := context.WithCancel(context.Background())
 	splitterDone := make(chan struct{})
 	go func() {
@@ -171,6 +172,10 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	expDone := make(chan struct{})
 	go func() { defer close(expDone); rt.RunExpirer(expCtx, expireInterval) }()
 	defer func() { stopExpirer(); <-expDone }()
+	resolverCtx, stopResolver := context.WithCancel(context.Background())
+	resolverDone := make(chan struct{})
+	go func() { defer close(resolverDone); rt.RunTxnResolver(resolverCtx, txnResolveInterval) }()
+	defer func() { stopResolver(); <-resolverDone }()
 
 	// Auth: the node's view of users, roles and tokens follows its meta
 	// replica (polled; a change is in force here within watchInterval).
@@ -380,3 +385,7 @@ func checkPeerProtected(cfg config.Config) error {
 	return fmt.Errorf("server: protected mode: --listen-peer %s is not a loopback address and node-to-node TLS is off. "+
 		"Give --peer-cert, --peer-key and --peer-ca (cairn cert ca; cairn cert node), or pass --insecure", cfg.ListenPeer)
 }
+
+// txnResolveInterval is how often a node scans the ranges it leads for
+// intents of expired transactions (router.ResolveExpired).
+const txnResolveInterval = time.Second

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,7 +24,9 @@ import (
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/hlc"
 	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/replica"
+	"github.com/cairn-db/cairn/internal/router"
 	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/store"
 	"github.com/cairn-db/cairn/internal/transport"
@@ -47,6 +50,11 @@ type testNode struct {
 	st  *store.Store
 	tr  *transport.Transport
 	srv *grpc.Server
+	// rt is the node's router (coordinator and forwarding target); gate
+	// keeps requests in flight on it apart from a stop (see use).
+	rt   *router.Router
+	gate sync.RWMutex
+	down atomic.Bool
 	// unreachable counts messages the transport could not send.
 	unreachable atomic.Int64
 	running     bool
@@ -54,7 +62,30 @@ type testNode struct {
 
 type peerServer struct {
 	cairnpb.UnimplementedPeerServer
-	tr *transport.Transport
+	tr   *transport.Transport
+	node *testNode
+}
+
+// Forward serves forwarded requests on the node's router, unless the node
+// is stopping.
+func (p *peerServer) Forward(ctx context.Context, req *cairnpb.Request) (*cairnpb.Response, error) {
+	n := p.node
+	if n.down.Load() || !n.gate.TryRLock() {
+		return &cairnpb.Response{Error: &cairnpb.Error{Code: kv.Code(kv.ErrUnavailable), Message: "node stopping"}}, nil
+	}
+	defer n.gate.RUnlock()
+	return n.rt.Forward(ctx, req), nil
+}
+
+// use runs f with the node's router unless the node is down; stop waits
+// for every f in flight (a router must not touch a closed Pebble).
+func (n *testNode) use(f func(rt *router.Router)) bool {
+	if n.down.Load() || !n.gate.TryRLock() {
+		return false
+	}
+	defer n.gate.RUnlock()
+	f(n.rt)
+	return true
 }
 
 func (p *peerServer) Raft(st cairnpb.Peer_RaftServer) error { return p.tr.HandleStream(st) }
@@ -126,10 +157,13 @@ func (n *testNode) start(ln net.Listener) {
 	}
 	st.SetTransport(n.tr)
 	n.srv = grpc.NewServer()
-	cairnpb.RegisterPeerServer(n.srv, &peerServer{tr: n.tr})
+	n.rt = router.New(st, n.tr, router.Options{Limits: kv.DefaultLimits, RequestTimeout: 5 * time.Second, Clock: n.clock,
+		TxnLimits: router.TxnLimits{MaxDuration: 2 * time.Second}})
+	cairnpb.RegisterPeerServer(n.srv, &peerServer{tr: n.tr, node: n})
 	go func() { _ = n.srv.Serve(ln) }()
 	st.Start()
 	n.running = true
+	n.down.Store(false)
 }
 
 // stop shuts the node down in the order internal/server uses: peer
@@ -139,6 +173,9 @@ func (n *testNode) stop() {
 		return
 	}
 	n.running = false
+	n.down.Store(true)
+	n.gate.Lock() // wait out requests in flight
+	defer n.gate.Unlock()
 	n.srv.Stop()
 	n.st.Stop()
 	n.tr.Close()

@@ -427,6 +427,14 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 			if err := b.DeleteRange(is, ie, nil); err != nil {
 				return err
 			}
+			rs, re := keys.TxnRecordSpan(keys.TableID(st.Desc.TableId))
+			if err := b.DeleteRange(rs, re, nil); err != nil {
+				return err
+			}
+			ls, le := keys.IntentSpan(keys.TableID(st.Desc.TableId), nil, nil)
+			if err := b.DeleteRange(ls, le, nil); err != nil {
+				return err
+			}
 			destroyed = append(destroyed, id)
 			delete(have, id)
 		}

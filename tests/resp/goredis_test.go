@@ -301,11 +301,11 @@ func TestGoRedisEveryNode(t *testing.T) {
 	}
 }
 
-// TestMultiKeyAcrossRanges: after the table splits between two keys, an
-// MSET or MULTI/EXEC writing both is refused with a clear error and
-// changes nothing (atomic writes across ranges need transactions), a
-// multi-key DEL still deletes both (one by one), and MSET within one range
-// still works.
+// TestMultiKeyAcrossRanges: after the table splits between two keys,
+// MSET, MSETNX and MULTI/EXEC writing both commit atomically through a
+// cross-range transaction (MSETNX refuses all when one key exists; a
+// changed WATCHed key still aborts EXEC), a multi-key DEL deletes both in
+// one transaction, and MSET within one range still works.
 func TestMultiKeyAcrossRanges(t *testing.T) {
 	ctx := context.Background()
 	p := prefix(t)
@@ -322,26 +322,48 @@ func TestMultiKeyAcrossRanges(t *testing.T) {
 	}
 	rdb := newClient(n.respURL, 3)
 	defer rdb.Close()
-	eq(t, "MSET across ranges", errText(rdb.MSet(ctx, p+"a", "1", p+"z", "1").Err()),
-		"ERR invalid argument: batch keys lie in several ranges; an atomic write across ranges needs a transaction")
-	n1, _ := rdb.Exists(ctx, p+"a", p+"z").Result()
-	eq(t, "EXISTS after the refused MSET", n1, 0)
+	must(t, "MSET across ranges", rdb.MSet(ctx, p+"a", "1", p+"z", "1").Err())
+	vals, err := rdb.MGet(ctx, p+"a", p+"z").Result()
+	must(t, "MGET after MSET", err)
+	eq(t, "MGET after MSET across ranges", fmt.Sprint(vals), "[1 1]")
+	ok, err := rdb.MSetNX(ctx, p+"y", "n", p+"z", "n").Result()
+	must(t, "MSETNX with one key present", err)
+	eq(t, "MSETNX with one key present", ok, false)
+	n1, _ := rdb.Exists(ctx, p+"y").Result()
+	eq(t, "EXISTS after the refused MSETNX", n1, 0)
+	ok, err = rdb.MSetNX(ctx, p+"b", "n", p+"y", "n").Result()
+	must(t, "MSETNX across ranges", err)
+	eq(t, "MSETNX across ranges", ok, true)
 	_, err = rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.Set(ctx, p+"a", "2", 0)
 		pipe.Set(ctx, p+"z", "2", 0)
 		return nil
 	})
-	if err == nil || !strings.Contains(errText(err), "several ranges") {
-		t.Fatalf("MULTI/EXEC across ranges: %v", err)
+	must(t, "MULTI/EXEC across ranges", err)
+	vals, err = rdb.MGet(ctx, p+"a", p+"z").Result()
+	must(t, "MGET after EXEC", err)
+	eq(t, "MGET after EXEC across ranges", fmt.Sprint(vals), "[2 2]")
+	// A WATCHed key changed by another client: EXEC aborts, nothing applies.
+	err = rdb.Watch(ctx, func(tx *redis.Tx) error {
+		must(t, "SET by another client", newClient(n.respURL, 3).Set(ctx, p+"z", "other", 0).Err())
+		_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Set(ctx, p+"a", "3", 0)
+			pipe.Set(ctx, p+"z", "3", 0)
+			return nil
+		})
+		return err
+	}, p+"z")
+	if !errors.Is(err, redis.TxFailedErr) {
+		t.Fatalf("EXEC after a WATCHed key changed: %v", err)
 	}
-	n1, _ = rdb.Exists(ctx, p+"a", p+"z").Result()
-	eq(t, "EXISTS after the refused EXEC", n1, 0)
+	vals, _ = rdb.MGet(ctx, p+"a", p+"z").Result()
+	eq(t, "MGET after the aborted EXEC", fmt.Sprint(vals), "[2 other]")
 	must(t, "SET a", rdb.Set(ctx, p+"a", "x", 0).Err())
 	must(t, "SET z", rdb.Set(ctx, p+"z", "x", 0).Err())
 	del, err := rdb.Del(ctx, p+"a", p+"z", p+"nope").Result()
 	eq(t, "DEL across ranges", fmt.Sprintf("%d %s", del, errText(err)), "2 ")
 	must(t, "MSET within one range", rdb.MSet(ctx, p+"a", "1", p+"b", "2").Err())
-	vals, err := rdb.MGet(ctx, p+"a", p+"b", p+"z").Result()
+	vals, err = rdb.MGet(ctx, p+"a", p+"b", p+"z").Result()
 	must(t, "MGET across ranges", err)
 	eq(t, "MGET across ranges", fmt.Sprint(vals), "[1 2 <nil>]")
 }

@@ -37,6 +37,8 @@ var errorTable = []struct {
 	{kv.ErrCompacted, codes.OutOfRange},
 	{kv.ErrResourceExhausted, codes.ResourceExhausted},
 	{kv.ErrTooStale, codes.Unavailable},
+	{kv.ErrTxnConflict, codes.Aborted},
+	{kv.ErrTxnAborted, codes.Aborted},
 }
 
 // Codes for the context errors, which are not kv kinds: a canceled request

@@ -239,3 +239,14 @@ func (s *historyServer) History(ctx context.Context, req *cairnpb.HistoryRequest
 	resp, err := s.h.History(ctx, req)
 	return resp, toStatus(err)
 }
+
+// Txn runs a transaction (docs/design/transactions.md). A conflict with
+// another transaction is ABORTED, which clients retry.
+func (s *kvServer) Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.TxnResponse, error) {
+	tx, ok := s.h.svc.(kv.Transactor)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "transactions are not available")
+	}
+	resp, err := tx.Txn(ctx, req)
+	return resp, toStatus(err)
+}

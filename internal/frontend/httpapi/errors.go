@@ -42,6 +42,8 @@ var errorTable = []struct {
 	{kv.ErrCompacted, http.StatusGone, "compacted"},
 	{kv.ErrResourceExhausted, http.StatusTooManyRequests, "resource_exhausted"},
 	{kv.ErrTooStale, http.StatusServiceUnavailable, "too_stale"},
+	{kv.ErrTxnConflict, http.StatusConflict, "txn_conflict"},
+	{kv.ErrTxnAborted, http.StatusConflict, "txn_aborted"},
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
 	{errNoRoute, http.StatusNotFound, "no_route"},

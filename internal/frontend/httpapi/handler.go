@@ -176,6 +176,8 @@ func (h *handler) serve(w *statusWriter, r *http.Request, t target) {
 		h.key(w, r, t.table, t.key)
 	case routeWatch:
 		h.watch(w, r, t.table)
+	case routeTxn:
+		h.txn(w, r)
 	}
 }
 
@@ -196,6 +198,7 @@ const (
 	routeAuth
 	routeLogin
 	routeWatch
+	routeTxn
 )
 
 var routeInfo = [...]struct {
@@ -215,6 +218,7 @@ var routeInfo = [...]struct {
 	routeAuth:    {"/v1/auth", []string{"POST"}},
 	routeLogin:   {"/v1/auth/login", []string{"POST"}},
 	routeWatch:   {"/v1/watch/{table}", []string{"GET"}},
+	routeTxn:     {"/v1/txn", []string{"POST"}},
 }
 
 // needsAuth reports whether the route's requests are authenticated
@@ -276,6 +280,8 @@ func parseTarget(escaped string) target {
 		return target{route: routeAuth}
 	case "/v1/auth/login":
 		return target{route: routeLogin}
+	case "/v1/txn":
+		return target{route: routeTxn}
 	}
 	if rest, ok := strings.CutPrefix(escaped, "/v1/watch/"); ok {
 		if strings.Contains(rest, "/") {

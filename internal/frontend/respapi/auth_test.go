@@ -139,3 +139,14 @@ func TestProtectedModeDenies(t *testing.T) {
 	}
 	c.expectClosed()
 }
+
+func (g guardedBackend) Txn(ctx context.Context, r *cairnpb.TxnRequest) (*cairnpb.TxnResponse, error) {
+	for _, op := range r.Ops {
+		if op.Kind == cairnpb.TxnOp_PUT || op.Kind == cairnpb.TxnOp_DELETE {
+			if err := allowWrite(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return g.memBackend.Txn(ctx, r)
+}

@@ -170,3 +170,13 @@ func runConsistency(c *conn, args [][]byte) {
 	c.level = connLevel{consistency: level, maxStalenessMs: ms}
 	c.out.SimpleString("OK")
 }
+
+// Txn passes transactions through (kv.Transactor), so that MSET, MSETNX,
+// DEL and EXEC commit across ranges through the connection's backend.
+func (b connBackend) Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.TxnResponse, error) {
+	tx, ok := b.Backend.(kv.Transactor)
+	if !ok {
+		return nil, kv.ErrMultiRange
+	}
+	return tx.Txn(ctx, req)
+}

@@ -69,6 +69,8 @@ var errorTable = []struct {
 	{kv.ErrCompacted, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrResourceExhausted, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrTooStale, func(err error) string { return "TRYAGAIN cairn " + err.Error() + " (retry)" }},
+	{kv.ErrTxnConflict, func(err error) string { return "TRYAGAIN " + err.Error() }},
+	{kv.ErrTxnAborted, func(err error) string { return "TRYAGAIN " + err.Error() }},
 	{kv.ErrInvalidArgument, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrTableNotFound, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrTableExists, func(err error) string { return "ERR " + err.Error() }},

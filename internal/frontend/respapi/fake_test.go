@@ -214,3 +214,13 @@ func (tc *testConn) run(args [][]byte) (resp.Value, error) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Txn is kvtest.MemService's all-or-nothing Txn, with fault injection.
+func (m *memBackend) Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.TxnResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.injected("Txn"); err != nil {
+		return nil, err
+	}
+	return m.MemService.Txn(ctx, req)
+}

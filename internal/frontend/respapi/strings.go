@@ -502,9 +502,9 @@ func execDel(x *execCtx, args [][]byte) error {
 }
 
 // runDel is DEL outside MULTI: deletes that need no read. One key is a
-// Delete; more are batches of at most kv.MaxBatchOps deletes, each atomic
-// (NB: a DEL of more keys than that, or of keys in several ranges, is not
-// atomic as a whole).
+// Delete; more are batches of at most kv.MaxBatchOps deletes, each atomic,
+// and a transaction when the keys lie in several ranges (NB: a DEL of
+// more keys than kv.MaxBatchOps is not atomic as a whole).
 func runDel(c *conn, args [][]byte) {
 	x := c.execCtx(nil, &c.out)
 	keys := args[1:]
@@ -532,6 +532,28 @@ func runDel(c *conn, args [][]byte) {
 			ops[i] = &cairnpb.BatchOp{Op: &cairnpb.BatchOp_Delete{Delete: &cairnpb.DeleteRequest{Key: k}}}
 		}
 		resp, err := c.backend().Batch(c.ctx, &cairnpb.BatchRequest{Table: c.table, Ops: ops})
+		if tx, ok := c.backend().(kv.Transactor); ok && errors.Is(err, kv.ErrMultiRange) {
+			// The keys lie in several ranges: one transaction.
+			req := &cairnpb.TxnRequest{}
+			seen := map[string]bool{}
+			for _, k := range chunk {
+				if !seen[string(k)] {
+					seen[string(k)] = true
+					req.Ops = append(req.Ops, &cairnpb.TxnOp{Kind: cairnpb.TxnOp_DELETE, Table: c.table, Key: k})
+				}
+			}
+			tresp, terr := tx.Txn(c.ctx, req)
+			if terr != nil {
+				c.replyErr(terr)
+				return
+			}
+			for _, r := range tresp.Results {
+				if r.Found {
+					n++
+				}
+			}
+			continue
+		}
 		if errors.Is(err, kv.ErrMultiRange) {
 			// The keys lie in several ranges: delete them one by one
 			// (not atomic as a whole, like a DEL of over 1000 keys).

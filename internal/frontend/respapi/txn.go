@@ -324,8 +324,49 @@ func (t *txn) commit() error {
 	if len(ops) == 1 {
 		return t.commitOne(ops[0])
 	}
+	if tx, ok := t.backend.(kv.Transactor); ok && !hasTTL(ops[:len(t.order)]) {
+		return t.commitTxn(tx, ops[:len(t.order)], asserted)
+	}
 	_, err := t.backend.Batch(t.ctx, &cairnpb.BatchRequest{Table: t.table, Ops: ops})
 	if errors.Is(err, kv.ErrConditionFailed) {
+		return errConflict
+	}
+	return err
+}
+
+// hasTTL reports whether a write of writes sets or keeps a TTL:
+// transactions do not carry TTLs, so such writes take the batch (one
+// range) instead.
+func hasTTL(writes []*cairnpb.BatchOp) bool {
+	for _, op := range writes {
+		if p := op.GetPut(); p != nil && (p.TtlMs != 0 || p.KeepTtl) {
+			return true
+		}
+	}
+	return false
+}
+
+// commitTxn commits through a cross-range transaction: the writes,
+// conditional on the versions read, and a check of every key only read
+// (asserted; no write-back, so their versions do not change). So MSET,
+// MSETNX and EXEC are atomic across ranges.
+func (t *txn) commitTxn(tx kv.Transactor, writes []*cairnpb.BatchOp, asserted []string) error {
+	req := &cairnpb.TxnRequest{}
+	for _, w := range writes {
+		op := &cairnpb.TxnOp{Table: t.table}
+		if p := w.GetPut(); p != nil {
+			op.Kind, op.Key, op.Value, op.Condition = cairnpb.TxnOp_PUT, p.Key, p.Value, p.Condition
+		} else {
+			d := w.GetDelete()
+			op.Kind, op.Key, op.Condition = cairnpb.TxnOp_DELETE, d.Key, d.Condition
+		}
+		req.Ops = append(req.Ops, op)
+	}
+	for _, k := range asserted {
+		req.Ops = append(req.Ops, &cairnpb.TxnOp{Kind: cairnpb.TxnOp_CHECK, Table: t.table, Key: []byte(k), Condition: t.reads[k].condition()})
+	}
+	_, err := tx.Txn(t.ctx, req)
+	if errors.Is(err, kv.ErrConditionFailed) || errors.Is(err, kv.ErrTxnConflict) || errors.Is(err, kv.ErrTxnAborted) {
 		return errConflict
 	}
 	return err

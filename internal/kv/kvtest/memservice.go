@@ -469,3 +469,44 @@ func (m *MemService) LastGetToken() string {
 	defer m.mu.Unlock()
 	return m.lastGetToken
 }
+
+// Txn implements kv.Transactor: the operations apply all or nothing under
+// the service's lock, conditions checked against the state before.
+func (m *MemService) Txn(_ context.Context, req *cairnpb.TxnRequest) (*cairnpb.TxnResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(req.Ops) == 0 {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "transaction is empty")
+	}
+	out := &cairnpb.TxnResponse{}
+	for _, op := range req.Ops {
+		if err := m.enterLocked("Txn", op.Key); err != nil {
+			return nil, err
+		}
+		t, err := m.tableLocked(op.Table)
+		if err != nil {
+			return nil, err
+		}
+		e, ok := m.liveLocked(t, string(op.Key))
+		if err := checkCondition(op.Condition, e, ok); err != nil {
+			return nil, err
+		}
+		if c := op.Condition; c != nil && c.Value != nil && (!ok || !bytes.Equal(c.Value, e.value)) {
+			return nil, kv.Errorf(kv.ErrConditionFailed, "value differs")
+		}
+		out.Results = append(out.Results, &cairnpb.TxnResult{Found: ok, Value: bytes.Clone(e.value), Version: e.version})
+	}
+	for i, op := range req.Ops {
+		t := m.tables[op.Table]
+		switch op.Kind {
+		case cairnpb.TxnOp_PUT:
+			m.version++
+			t[string(op.Key)] = memEntry{value: bytes.Clone(op.Value), version: m.version}
+			out.Results[i] = &cairnpb.TxnResult{Found: true, Version: m.version}
+		case cairnpb.TxnOp_DELETE:
+			delete(t, string(op.Key))
+			out.Results[i].Value = nil
+		}
+	}
+	return out, nil
+}
