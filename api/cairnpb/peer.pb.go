@@ -1624,7 +1624,12 @@ type RangeState struct {
 	// The largest command timestamp applied: the range's log time. TTL
 	// expiry is judged against it, so it never goes back, whatever the
 	// clocks of successive leaders say.
-	MaxTimestamp  uint64 `protobuf:"varint,20,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	MaxTimestamp uint64 `protobuf:"varint,20,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	// The sequence number of the range's last recorded change (key
+	// history): strictly increasing in apply order, equal to the change's
+	// version except for a transaction's write resolved after later writes
+	// (docs/design/watch.md). Watch positions are in this order.
+	MaxSeq        uint64 `protobuf:"varint,21,opt,name=max_seq,json=maxSeq,proto3" json:"max_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1704,6 +1709,13 @@ func (x *RangeState) GetApproxBytes() uint64 {
 func (x *RangeState) GetMaxTimestamp() uint64 {
 	if x != nil {
 		return x.MaxTimestamp
+	}
+	return 0
+}
+
+func (x *RangeState) GetMaxSeq() uint64 {
+	if x != nil {
+		return x.MaxSeq
 	}
 	return 0
 }
@@ -2994,7 +3006,7 @@ const file_peer_proto_rawDesc = "" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
 	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x8b\x02\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xa4\x02\n" +
 	"\n" +
 	"RangeState\x12-\n" +
 	"\x04desc\x18\x01 \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\x12#\n" +
@@ -3005,7 +3017,8 @@ const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"conf_state\x18\x05 \x01(\fR\tconfState\x12!\n" +
 	"\fapprox_bytes\x18\x06 \x01(\x04R\vapproxBytes\x12#\n" +
-	"\rmax_timestamp\x18\x14 \x01(\x04R\fmaxTimestamp\"M\n" +
+	"\rmax_timestamp\x18\x14 \x01(\x04R\fmaxTimestamp\x12\x17\n" +
+	"\amax_seq\x18\x15 \x01(\x04R\x06maxSeq\"M\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +

@@ -27,6 +27,11 @@ const maxTrimPerWrite = 64
 // every replica keeps the same entries and the history travels in
 // snapshots like the data it describes. Driver only.
 func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, version uint64, c storage.Change) error {
+	// The change's place in the range's apply order: its version, unless
+	// that is not above the last change's (a transaction's write resolved
+	// after later writes of other keys of the range).
+	c.Seq = max(version, r.state.MaxSeq+1)
+	r.state.MaxSeq = c.Seq
 	if n := r.opts.HistoryVersions; n > 0 {
 		var cutoff uint64 // entries below it may go
 		if ret := uint64(r.opts.HistoryRetention / time.Millisecond << 16); version > ret {
@@ -46,6 +51,12 @@ func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, 
 				it.Close()
 				return err
 			}
+			prev, err := storage.DecodeChange(it.Value())
+			if err != nil {
+				it.Close()
+				return err
+			}
+			c.PrevSeq = prev.Seq
 		}
 		for kept := 1; ok && kept < n; kept++ {
 			ok = it.Prev()

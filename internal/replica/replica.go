@@ -126,7 +126,7 @@ type Replica struct {
 	commit  atomic.Uint64
 	applied atomic.Uint64
 	maxTS   atomic.Uint64 // state.MaxTimestamp as of the committed apply batches, for readers
-	maxVer  atomic.Uint64 // state.MaxVersion likewise, for watchers
+	maxSeq  atomic.Uint64 // state.MaxSeq likewise, for watchers
 	// approxBytes mirrors state.ApproxBytes for other goroutines.
 	approxBytes atomic.Uint64
 	destroyed   atomic.Bool
@@ -291,7 +291,7 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 	r.applied.Store(st.AppliedIndex)
 	r.approxBytes.Store(st.ApproxBytes)
 	r.maxTS.Store(st.MaxTimestamp)
-	r.maxVer.Store(st.MaxVersion)
+	r.maxSeq.Store(st.MaxSeq)
 	hs := r.log.HardState() // Status before the first Ready changes it
 	r.term.Store(hs.Term)
 	r.commit.Store(hs.Commit)
@@ -594,10 +594,10 @@ func failReads(rb *readBatch, err error) {
 	}
 }
 
-// MaxVersion is the largest version in the committed applied state: every
-// change of the range up to it is in Pebble (and was handed to the
-// watchers' hub), every later one will have a larger version.
-func (r *Replica) MaxVersion() uint64 { return r.maxVer.Load() }
+// MaxSeq is the sequence number of the range's last change in the
+// committed applied state: every change up to it is in Pebble (and was
+// handed to the watchers' hub), every later one will have a larger one.
+func (r *Replica) MaxSeq() uint64 { return r.maxSeq.Load() }
 
 // ReleaseReads wakes reads whose index has been applied. Driver only; call
 // after the apply batch committed.
@@ -606,7 +606,7 @@ func (r *Replica) ReleaseReads() {
 	// belongs to is in Pebble: published earlier, a read could count a
 	// key as expired by a command whose other writes it cannot see yet.
 	r.maxTS.Store(r.state.MaxTimestamp)
-	r.maxVer.Store(r.state.MaxVersion)
+	r.maxSeq.Store(r.state.MaxSeq)
 	applied := r.applied.Load()
 	kept := r.readsIndexed[:0]
 	for _, rb := range r.readsIndexed {

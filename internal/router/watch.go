@@ -58,7 +58,7 @@ func (rt *Router) Watch(ctx context.Context, req *cairnpb.WatchRequest, send fun
 			var out []watch.RangeVersion
 			for _, r := range rt.store.Replicas() {
 				if d := r.Desc(); d.TableId == t.Id && r.Initialized() && overlaps(d.Start, d.End, lo, hi) {
-					out = append(out, watch.RangeVersion{Start: d.Start, End: d.End, Version: r.MaxVersion()})
+					out = append(out, watch.RangeVersion{Start: d.Start, End: d.End, Version: r.MaxSeq()})
 				}
 			}
 			return out

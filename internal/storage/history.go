@@ -28,32 +28,41 @@ func (k ChangeKind) String() string {
 }
 
 // Change is one entry of a key's history (keys.HistoryKey names it by key
-// and version). Prev is the version of the key's change before this one
-// (0: none retained when this one was written), which lets a reader tell a
-// complete history from one whose older entries were trimmed.
+// and version). Seq is its place in its range's apply order (strictly
+// increasing per range; equal to the version except for a transaction's
+// write resolved after later ones). Prev and PrevSeq name the key's change
+// before this one (0: none retained when this one was written), which
+// lets a reader tell a complete history from one whose older entries were
+// trimmed.
 type Change struct {
-	Kind     ChangeKind
-	Prev     uint64
-	ExpireAt int64 // puts only: unix ms, 0 = no TTL
-	Value    []byte
+	Kind          ChangeKind
+	Seq           uint64
+	Prev, PrevSeq uint64
+	ExpireAt      int64 // puts only: unix ms, 0 = no TTL
+	Value         []byte
 }
 
-// EncodeChange returns the stored form: kind, prev (8), expireAt (8), value.
+const changeHeader = 1 + 8 + 8 + 8 + 8
+
+// EncodeChange returns the stored form: kind, seq, prev, prevSeq,
+// expireAt (8 bytes each), value.
 func EncodeChange(c Change) []byte {
-	b := make([]byte, 0, 17+len(c.Value))
+	b := make([]byte, 0, changeHeader+len(c.Value))
 	b = append(b, byte(c.Kind))
+	b = binary.BigEndian.AppendUint64(b, c.Seq)
 	b = binary.BigEndian.AppendUint64(b, c.Prev)
+	b = binary.BigEndian.AppendUint64(b, c.PrevSeq)
 	b = binary.BigEndian.AppendUint64(b, uint64(c.ExpireAt))
 	return append(b, c.Value...)
 }
 
 // DecodeChange splits a stored change; Value aliases b.
 func DecodeChange(b []byte) (Change, error) {
-	if len(b) < 17 || b[0] < byte(ChangePut) || b[0] > byte(ChangeExpire) {
+	if len(b) < changeHeader || b[0] < byte(ChangePut) || b[0] > byte(ChangeExpire) {
 		return Change{}, ErrCorruptValue
 	}
-	c := Change{Kind: ChangeKind(b[0]), Prev: binary.BigEndian.Uint64(b[1:9]),
-		ExpireAt: int64(binary.BigEndian.Uint64(b[9:17])), Value: b[17:]}
+	c := Change{Kind: ChangeKind(b[0]), Seq: binary.BigEndian.Uint64(b[1:9]), Prev: binary.BigEndian.Uint64(b[9:17]),
+		PrevSeq: binary.BigEndian.Uint64(b[17:25]), ExpireAt: int64(binary.BigEndian.Uint64(b[25:33])), Value: b[33:]}
 	if c.ExpireAt < 0 || (c.Kind != ChangePut && (c.ExpireAt != 0 || len(c.Value) > 0)) {
 		return Change{}, ErrCorruptValue
 	}

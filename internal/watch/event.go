@@ -12,7 +12,7 @@ type Event struct {
 	Version uint64
 	storage.Change
 	// Start and End are the span of the range that applied the change.
-	// Within one range changes apply in version order, which is what a
-	// Position records per span.
+	// Within one range changes apply in sequence (Change.Seq) order,
+	// which is what a Position records per span.
 	Start, End []byte
 }

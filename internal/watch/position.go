@@ -16,7 +16,8 @@ var ErrBadPosition = errors.New("watch: malformed resume token")
 const maxPositionSpans = 4096
 
 // span says: every change of a key in [Start, next span's Start) up to
-// Version was delivered.
+// sequence number Version was delivered (storage.Change.Seq, which is the
+// change's version but for transactions resolved late).
 type span struct {
 	Start   []byte
 	Version uint64

@@ -49,11 +49,13 @@ type Source struct {
 	// this node holds none).
 	SpanOf func(key []byte) (start, end []byte, ok bool)
 	// Now returns, for every local range overlapping the filter, its span
-	// and the largest version it applied: where a watch "from now" starts.
+	// and its last change's sequence number: where a watch "from now"
+	// starts.
 	Now func() []RangeVersion
 }
 
-// RangeVersion is a local range's span and its largest applied version.
+// RangeVersion is a local range's span and the sequence number of its
+// last applied change (replica.MaxSeq).
 type RangeVersion struct {
 	Start, End []byte
 	Version    uint64
@@ -106,7 +108,7 @@ func Run(ctx context.Context, src Source, f Filter, start Start, opts Options, s
 				return fmt.Errorf("watch: this node no longer holds key %q", batch[i].Key)
 			}
 			batch[i].Start, batch[i].End = s, e
-			pos.Advance(s, e, batch[i].Version)
+			pos.Advance(s, e, batch[i].Seq)
 			after[i] = pos.clone()
 		}
 		if err := send(batch, after); err != nil {
@@ -167,15 +169,16 @@ func Run(ctx context.Context, src Source, f Filter, start Start, opts Options, s
 // appendLive appends ev unless the replay (or an earlier event) already
 // delivered it, and moves the Position past it.
 func appendLive(batch []Event, after []Position, pos *Position, ev Event) ([]Event, []Position) {
-	if ev.Version <= pos.Floor(ev.Key) {
+	if ev.Seq <= pos.Floor(ev.Key) {
 		return batch, after
 	}
-	pos.Advance(ev.Start, ev.End, ev.Version)
+	pos.Advance(ev.Start, ev.End, ev.Seq)
 	return append(batch, ev), append(after, pos.clone())
 }
 
-// Replay returns the retained changes selected by f after pos, in version
-// order, or ErrCompacted when the history cannot prove it has all of them.
+// Replay returns the retained changes selected by f after pos, in apply
+// (sequence) order, or ErrCompacted when the history cannot prove it has
+// all of them.
 func Replay(db pebble.Reader, f Filter, pos Position, limit int) ([]Event, error) {
 	var lo, hi []byte
 	if f.Prefix {
@@ -201,14 +204,14 @@ func Replay(db pebble.Reader, f Filter, pos Position, limit int) ([]Event, error
 		if curKey == nil || string(key) != string(curKey) {
 			curKey, floor, first = key, pos.Floor(key), true
 		}
-		if version <= floor {
-			continue
-		}
 		c, err := storage.DecodeChange(it.Value())
 		if err != nil {
 			return nil, err
 		}
-		if first && c.Prev > floor {
+		if c.Seq <= floor {
+			continue
+		}
+		if first && c.PrevSeq > floor {
 			// A change between the Position and this one was trimmed.
 			return nil, fmt.Errorf("%w (key %q changed at version %d, no longer retained)", ErrCompacted, key, c.Prev)
 		}
@@ -222,6 +225,6 @@ func Replay(db pebble.Reader, f Filter, pos Position, limit int) ([]Event, error
 	if err := it.Error(); err != nil {
 		return nil, err
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
 	return out, nil
 }

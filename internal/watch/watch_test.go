@@ -84,7 +84,7 @@ func FuzzDecodePosition(f *testing.F) {
 }
 
 func ev(table keys.TableID, key string, v uint64) Event {
-	return Event{Table: table, Key: []byte(key), Version: v, Change: storage.Change{Kind: storage.ChangePut, Value: []byte("x")}}
+	return Event{Table: table, Key: []byte(key), Version: v, Change: storage.Change{Kind: storage.ChangePut, Seq: v, Value: []byte("x")}}
 }
 
 func TestHubFilterOrderOverflowReset(t *testing.T) {
@@ -164,7 +164,7 @@ func newHistory(t *testing.T) *history {
 // put records a change of key at v; trimmed drops it from storage (as a
 // replica's trimming would) while later changes still link to it.
 func (h *history) put(t *testing.T, key string, v uint64, kind storage.ChangeKind, trimmed bool) {
-	c := storage.Change{Kind: kind, Prev: h.prev[key]}
+	c := storage.Change{Kind: kind, Seq: v, Prev: h.prev[key], PrevSeq: h.prev[key]}
 	if kind == storage.ChangePut {
 		c.Value = []byte(fmt.Sprintf("%s@%d", key, v))
 	}
@@ -360,5 +360,34 @@ func TestHistoryAndAt(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("At(%s, %d) = %s, want %s", tc.key, tc.v, got, tc.want)
 		}
+	}
+}
+
+// TestLateTransactionWrite: a transaction's write keeps the version it
+// reserved at prewrite (100) but is resolved after later writes of the
+// range (101, 102), so its sequence number (103) follows theirs. A
+// watcher that saw 101 and 102 still gets it, live and on a resume.
+func TestLateTransactionWrite(t *testing.T) {
+	h := newHistory(t)
+	set := func(key string, v, seq uint64) Event {
+		c := storage.Change{Kind: storage.ChangePut, Seq: seq, Value: []byte(key)}
+		if err := h.db.Set(keys.HistoryKey(1, []byte(key), v), storage.EncodeChange(c), pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+		return Event{Table: 1, Key: []byte(key), Version: v, Change: c}
+	}
+	set("b", 101, 101)
+	set("c", 102, 102)
+	late := set("a", 100, 103)
+	p := NewPosition(102) // delivered b and c
+	got, err := Replay(h.db, Filter{Table: 1, Prefix: true}, p, 10)
+	if err != nil || versions(got) != "a@100 " {
+		t.Fatalf("resume after 102: %q %v, want the late write", versions(got), err)
+	}
+	var batch []Event
+	var after []Position
+	batch, _ = appendLive(batch, after, &p, late)
+	if len(batch) != 1 {
+		t.Fatal("the live stream dropped the late write")
 	}
 }
