@@ -204,6 +204,11 @@ func (c *Client) do(ctx context.Context, kind callKind, fn func(context.Context,
 			return nil
 		}
 		e, fromNode := fromStatus(err, ep.addr)
+		if kind == read && errors.Is(e, ErrTooStale) {
+			// Another node's replica may prove the bound.
+			failures = append(failures, e)
+			continue
+		}
 		if !errors.Is(e, ErrUnavailable) {
 			return e
 		}

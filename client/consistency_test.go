@@ -64,6 +64,18 @@ func TestSessionTokenCarried(t *testing.T) {
 	if err := c2.SetSessionToken(afterPut); err != nil || c2.SessionToken() == afterPut {
 		t.Fatalf("SetSessionToken of an older token: %v, now %q", err, c2.SessionToken())
 	}
+	// A node answering too_stale is skipped for one that can serve.
+	stale := startNode(t)
+	stale.svc.SetFail(func(string, []byte) error { return kv.Errorf(kv.ErrTooStale, "no proof") })
+	c3 := newClient(t, stale.addr, n.addr)
+	if v, _, err := c3.Get(ctx, "default", []byte("a"), WithConsistency(Stale)); err != nil || string(v) != "1" {
+		t.Fatalf("stale get past a too_stale node: %q, %v", v, err)
+	}
+	only := newClient(t, stale.addr)
+	if _, _, err := only.Get(ctx, "default", []byte("a"), WithConsistency(Stale)); !errors.Is(err, ErrTooStale) {
+		t.Fatalf("stale get from a too_stale node alone: %v, want ErrTooStale", err)
+	}
+
 	page, err := c.List(ctx, "default", ListOptions{Consistency: Session})
 	if err != nil || len(page.Items) != 2 || page.Served.Consistency != Session {
 		t.Fatalf("session list: %+v, %v", page, err)

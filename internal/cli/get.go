@@ -13,6 +13,9 @@ type kvOutput struct {
 	Key     string `json:"key"`
 	Value   []byte `json:"value,omitempty"`
 	Version uint64 `json:"version"`
+	// How a get was served (get only): the level and the node ID.
+	Consistency string `json:"consistency,omitempty"`
+	ServedBy    uint64 `json:"served_by,omitempty"`
 }
 
 func newGetCommand(a *app) *cobra.Command {
@@ -50,14 +53,16 @@ to that old, served by any replica that can prove it.`,
 			return err
 		}
 		defer a.saveSession(cmd, c)
+		var served client.Served
 		value, version, err := c.Get(cmd.Context(), table, []byte(args[0]),
-			client.WithConsistency(rf.consistency), client.WithMaxStaleness(rf.maxStaleness))
+			client.WithConsistency(rf.consistency), client.WithMaxStaleness(rf.maxStaleness), client.WithServed(&served))
 		if err != nil {
 			return err
 		}
 		out := cmd.OutOrStdout()
 		if a.output == "json" {
-			writeJSON(out, kvOutput{Table: table, Key: args[0], Value: value, Version: version})
+			writeJSON(out, kvOutput{Table: table, Key: args[0], Value: value, Version: version,
+				Consistency: served.Consistency, ServedBy: served.Node})
 			return nil
 		}
 		_, err = out.Write(append(value, '\n'))

@@ -60,6 +60,13 @@ func TestReadFlags(t *testing.T) {
 	s := startServer(t)
 	s.cli(t, "put", "k", "v").expect(t, exitOK, "*")
 	s.cli(t, "get", "k", "--consistency", "stale", "--max-staleness", "500ms").expect(t, exitOK, "v\n")
+	r := s.cli(t, "get", "k", "--consistency", "stale", "-o", "json")
+	r.expect(t, exitOK, "*")
+	var out kvOutput
+	r.decode(t, &out)
+	if out.Consistency != "stale" || out.ServedBy != 1 {
+		t.Errorf("JSON output %+v does not say how the get was served", out)
+	}
 	s.cli(t, "ls", "--consistency", "stale").expect(t, exitOK, "k\n")
 	s.cli(t, "get", "k", "--consistency", "eventual").expect(t, exitUsage, "")
 	s.cli(t, "get", "k", "--max-staleness", "2s").expect(t, exitUsage, "")

@@ -64,11 +64,7 @@ func (r *Replica) requestFreshness(minInterval time.Duration) {
 
 // VisibleIndex is the applied index whose apply batch is committed to
 // Pebble: a read of Pebble now sees at least this state.
-func (r *Replica) VisibleIndex() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.mu.visible
-}
+func (r *Replica) VisibleIndex() uint64 { return r.visible.Load() }
 
 // SessionEntry describes the state a read of Pebble now sees, as a
 // session token entry: the visible index, then the descriptor (loaded in

@@ -156,6 +156,8 @@ type Replica struct {
 		// fresh is the newest freshness proof (consistency.go).
 		fresh freshness
 	}
+	// visible mirrors mu.visible for lock-free readers (VisibleIndex).
+	visible atomic.Uint64
 	// wantFresh asks the driver for a read index round without waiters;
 	// freshAskedAt (ns since base) rate-limits the asking.
 	wantFresh    atomic.Bool
