@@ -24,13 +24,18 @@ func WithLimits(l kv.Limits) Option {
 	return func(o *options) { o.limits = l }
 }
 
-// Register registers the KV, Tables and Cluster services on s, each a thin
-// adapter over svc.
-func Register(s *grpc.Server, svc kv.Service, opts ...Option) {
+func collect(opts []Option) options {
 	o := options{limits: kv.DefaultLimits}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	return o
+}
+
+// Register registers the KV, Tables and Cluster services on s, each a thin
+// adapter over svc.
+func Register(s *grpc.Server, svc kv.Service, opts ...Option) {
+	o := collect(opts)
 	h := &handler{svc: svc, limits: o.limits}
 	cairnpb.RegisterKVServer(s, &kvServer{h: h})
 	cairnpb.RegisterTablesServer(s, &tablesServer{h: h})
@@ -179,10 +184,7 @@ func (s *authServer) Admin(ctx context.Context, req *cairnpb.AuthAdminRequest) (
 
 // RegisterWatch registers the Watch service over w.
 func RegisterWatch(s *grpc.Server, w kv.Watcher, opts ...Option) {
-	o := options{limits: kv.DefaultLimits}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := collect(opts)
 	cairnpb.RegisterWatchServer(s, &watchServer{w: w, limits: o.limits})
 }
 
@@ -219,10 +221,7 @@ func (s *authedStream) Context() context.Context { return s.ctx }
 
 // RegisterHistory registers the History service over h.
 func RegisterHistory(s *grpc.Server, h kv.Historian, opts ...Option) {
-	o := options{limits: kv.DefaultLimits}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := collect(opts)
 	cairnpb.RegisterHistoryServer(s, &historyServer{h: h, limits: o.limits})
 }
 
