@@ -68,6 +68,7 @@ type Client struct {
 	// start there.
 	preferred atomic.Uint32
 	closed    atomic.Bool
+	session   session
 }
 
 // endpoint is the connection to one node. Connections are made lazily, on
@@ -79,6 +80,8 @@ type endpoint struct {
 	tables  cairnpb.TablesClient
 	cluster cairnpb.ClusterClient
 	auth    cairnpb.AuthClient
+	watch   cairnpb.WatchClient
+	history cairnpb.HistoryClient
 }
 
 // New returns a Client for cfg. It does not connect: a node that is down is
@@ -134,6 +137,8 @@ func New(cfg Config) (*Client, error) {
 			tables:  cairnpb.NewTablesClient(cc),
 			cluster: cairnpb.NewClusterClient(cc),
 			auth:    cairnpb.NewAuthClient(cc),
+			watch:   cairnpb.NewWatchClient(cc),
+			history: cairnpb.NewHistoryClient(cc),
 		})
 	}
 	return c, nil
@@ -199,6 +204,11 @@ func (c *Client) do(ctx context.Context, kind callKind, fn func(context.Context,
 			return nil
 		}
 		e, fromNode := fromStatus(err, ep.addr)
+		if kind == read && errors.Is(e, ErrTooStale) {
+			// Another node's replica may prove the bound.
+			failures = append(failures, e)
+			continue
+		}
 		if !errors.Is(e, ErrUnavailable) {
 			return e
 		}

@@ -22,7 +22,9 @@
 // trying each endpoint at most once per call:
 //
 //   - Reads (Get, List, GetTable, ListTables, ClusterStatus) move on after
-//     any Unavailable error: a read has no effect, so repeating it is safe.
+//     any Unavailable error, and after ErrTooStale (another node's replica
+//     may prove a stale read's bound): a read has no effect, so repeating
+//     it is safe.
 //   - Writes (Put, Delete, CreateTable, DropTable) move on only after errors
 //     that prove the request was not executed: no connection to the endpoint
 //     could be made within Config.DialTimeout (so nothing was sent), or the
@@ -32,6 +34,16 @@
 //     have taken effect: the call returns an error matching ErrTimeout and
 //     does not retry, because repeating an unconditional write could apply
 //     it twice and a conditional one could then fail misleadingly.
+//
+// # Consistency
+//
+// Get and List read linearizably unless told otherwise (or the table's
+// default says otherwise): WithConsistency(Session) reads this Client's
+// own writes and never goes back, served by any replica that has caught
+// up; WithConsistency(Stale) with WithMaxStaleness(d) accepts data up to
+// d old. The Client keeps the session token itself (SessionToken and
+// SetSessionToken hand it to another Client); WithServed reports which
+// level and node served a read.
 //
 // # Errors
 //

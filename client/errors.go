@@ -37,6 +37,15 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 	// ErrAlreadyExists: a user, role or token of that name exists.
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrCompacted: a watch cannot resume: the history it needs is gone.
+	// Read the keys afresh and watch from now.
+	ErrCompacted = errors.New("compacted")
+	// ErrResourceExhausted: a bounded server resource ran out (a watcher
+	// fell behind its buffer); Watch resumes on its own after it.
+	ErrResourceExhausted = errors.New("resource exhausted")
+	// ErrTooStale: a stale read found no replica that could prove it is
+	// within the requested max staleness; retry or relax the bound.
+	ErrTooStale = errors.New("too stale")
 	// ErrTxnConflict: a transaction met another one and was aborted,
 	// changing nothing; running it again may succeed (Txn does).
 	ErrTxnConflict = errors.New("transaction conflict; retry")
@@ -82,6 +91,9 @@ var codeTable = []struct {
 	{"unauthenticated", ErrUnauthenticated},
 	{"permission_denied", ErrPermissionDenied},
 	{"already_exists", ErrAlreadyExists},
+	{"compacted", ErrCompacted},
+	{"resource_exhausted", ErrResourceExhausted},
+	{"too_stale", ErrTooStale},
 	{"txn_conflict", ErrTxnConflict},
 	{"txn_aborted", ErrTxnConflict},
 }

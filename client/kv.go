@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
 	"github.com/cairn-db/cairn/api/cairnpb"
 )
 
@@ -51,15 +54,32 @@ func collect(opts []WriteOption) writeOptions {
 }
 
 // Get returns the value and version of key in table, or ErrNotFound.
-func (c *Client) Get(ctx context.Context, table string, key []byte) (value []byte, version uint64, err error) {
-	req := &cairnpb.GetRequest{Table: table, Key: key}
+// Options choose the consistency level (default Linearizable); the
+// Client's session token goes with Session reads, and every reply's
+// token, a not-found one included, is merged into it.
+func (c *Client) Get(ctx context.Context, table string, key []byte, opts ...ReadOption) (value []byte, version uint64, err error) {
+	var o readOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	req := &cairnpb.GetRequest{Table: table, Key: key, Consistency: o.consistency, MaxStalenessMs: o.maxStaleness.Milliseconds()}
+	if o.consistency == Session || o.consistency == "" {
+		// "" may be a table whose default is Session.
+		req.SessionToken = c.session.get()
+	}
 	var resp *cairnpb.GetResponse
 	err = c.do(ctx, read, func(ctx context.Context, ep *endpoint) (err error) {
-		resp, err = ep.kv.Get(ctx, req)
+		var md metadata.MD
+		resp, err = ep.kv.Get(ctx, req, grpc.Header(&md))
+		c.session.observeMD(md)
 		return err
 	})
 	if err != nil {
 		return nil, 0, err
+	}
+	c.session.observe(resp.SessionToken)
+	if o.served != nil {
+		*o.served = Served{Consistency: resp.ServedConsistency, Node: resp.ServedBy, Staleness: time.Duration(resp.StalenessMs) * time.Millisecond}
 	}
 	return resp.Value, resp.Version, nil
 }
@@ -81,6 +101,7 @@ func (c *Client) Put(ctx context.Context, table string, key, value []byte, opts 
 	if err != nil {
 		return 0, err
 	}
+	c.session.observe(resp.SessionToken)
 	return resp.Version, nil
 }
 
@@ -97,6 +118,7 @@ func (c *Client) Delete(ctx context.Context, table string, key []byte, opts ...W
 	if err != nil {
 		return 0, err
 	}
+	c.session.observe(resp.SessionToken)
 	return resp.Version, nil
 }
 
@@ -116,6 +138,10 @@ type ListOptions struct {
 	// Values asks for the values too; without it items have only keys
 	// and versions.
 	Values bool
+	// Consistency and MaxStaleness as in WithConsistency and
+	// WithMaxStaleness.
+	Consistency  string
+	MaxStaleness time.Duration
 }
 
 // KeyValue is one item of a listing.
@@ -131,6 +157,9 @@ type ListPage struct {
 	// NextPageToken continues the listing (ListOptions.PageToken); it is
 	// empty on the last page.
 	NextPageToken string `json:"next_page_token"`
+	// Served says how the page was served (the weakest level of its
+	// ranges).
+	Served Served `json:"-"`
 }
 
 // List returns one page of the keys of table selected by opts. Pages name
@@ -148,6 +177,11 @@ func (c *Client) List(ctx context.Context, table string, opts ListOptions) (*Lis
 		Limit:     uint32(opts.Limit),
 		PageToken: opts.PageToken,
 		Values:    opts.Values,
+
+		Consistency: opts.Consistency, MaxStalenessMs: opts.MaxStaleness.Milliseconds(),
+	}
+	if opts.Consistency == Session || opts.Consistency == "" {
+		req.SessionToken = c.session.get()
 	}
 	var resp *cairnpb.ListResponse
 	err := c.do(ctx, read, func(ctx context.Context, ep *endpoint) (err error) {
@@ -157,7 +191,9 @@ func (c *Client) List(ctx context.Context, table string, opts ListOptions) (*Lis
 	if err != nil {
 		return nil, err
 	}
-	page := &ListPage{Items: make([]KeyValue, len(resp.Items)), NextPageToken: resp.NextPageToken}
+	c.session.observe(resp.SessionToken)
+	page := &ListPage{Items: make([]KeyValue, len(resp.Items)), NextPageToken: resp.NextPageToken,
+		Served: Served{Consistency: resp.ServedConsistency, Node: resp.ServedBy, Staleness: time.Duration(resp.StalenessMs) * time.Millisecond}}
 	for i, it := range resp.Items {
 		page.Items[i] = KeyValue{Key: it.Key, Value: it.Value, Version: it.Version}
 	}

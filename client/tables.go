@@ -14,6 +14,9 @@ type Table struct {
 	Partitioning string  `json:"partitioning"`
 	Replicas     uint32  `json:"replicas"`
 	Ranges       []Range `json:"ranges,omitempty"`
+	// Consistency is the default read level of the table's gets and
+	// lists ("" is Linearizable).
+	Consistency string `json:"consistency,omitempty"`
 }
 
 // Range describes one range of a table: the keys in [Start, End); an empty
@@ -35,8 +38,14 @@ func WithPartitioning(p string) TableOption {
 	return func(r *cairnpb.CreateTableRequest) { r.Partitioning = p }
 }
 
+// WithTableConsistency sets the table's default read level (Linearizable,
+// Session or Stale), used by reads that name none.
+func WithTableConsistency(level string) TableOption {
+	return func(r *cairnpb.CreateTableRequest) { r.Consistency = level }
+}
+
 func tableFromProto(t *cairnpb.Table) *Table {
-	out := &Table{Name: t.Name, ID: t.Id, Partitioning: t.Partitioning, Replicas: t.Replicas}
+	out := &Table{Name: t.Name, ID: t.Id, Partitioning: t.Partitioning, Replicas: t.Replicas, Consistency: t.Consistency}
 	for _, r := range t.Ranges {
 		out.Ranges = append(out.Ranges, Range{ID: r.Id, TableID: r.TableId, Start: r.Start, End: r.End, Replicas: r.Replicas})
 	}

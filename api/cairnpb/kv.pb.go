@@ -24,6 +24,56 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type WatchEvent_Type int32
+
+const (
+	WatchEvent_PUT    WatchEvent_Type = 0
+	WatchEvent_DELETE WatchEvent_Type = 1
+	// The key's TTL ran out and it was removed.
+	WatchEvent_EXPIRE WatchEvent_Type = 2
+)
+
+// Enum value maps for WatchEvent_Type.
+var (
+	WatchEvent_Type_name = map[int32]string{
+		0: "PUT",
+		1: "DELETE",
+		2: "EXPIRE",
+	}
+	WatchEvent_Type_value = map[string]int32{
+		"PUT":    0,
+		"DELETE": 1,
+		"EXPIRE": 2,
+	}
+)
+
+func (x WatchEvent_Type) Enum() *WatchEvent_Type {
+	p := new(WatchEvent_Type)
+	*p = x
+	return p
+}
+
+func (x WatchEvent_Type) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WatchEvent_Type) Descriptor() protoreflect.EnumDescriptor {
+	return file_kv_proto_enumTypes[0].Descriptor()
+}
+
+func (WatchEvent_Type) Type() protoreflect.EnumType {
+	return &file_kv_proto_enumTypes[0]
+}
+
+func (x WatchEvent_Type) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WatchEvent_Type.Descriptor instead.
+func (WatchEvent_Type) EnumDescriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{43, 0}
+}
+
 type TxnOp_Kind int32
 
 const (
@@ -67,11 +117,11 @@ func (x TxnOp_Kind) String() string {
 }
 
 func (TxnOp_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_kv_proto_enumTypes[0].Descriptor()
+	return file_kv_proto_enumTypes[1].Descriptor()
 }
 
 func (TxnOp_Kind) Type() protoreflect.EnumType {
-	return &file_kv_proto_enumTypes[0]
+	return &file_kv_proto_enumTypes[1]
 }
 
 func (x TxnOp_Kind) Number() protoreflect.EnumNumber {
@@ -80,7 +130,7 @@ func (x TxnOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TxnOp_Kind.Descriptor instead.
 func (TxnOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{43, 0}
+	return file_kv_proto_rawDescGZIP(), []int{48, 0}
 }
 
 type SplitRangeRequest struct {
@@ -1214,9 +1264,16 @@ func (x *AuthAdminResponse) GetTokenInfo() *TokenInfo {
 }
 
 type GetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Key   []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Read consistency: "" or "linearizable" (default), "session", "stale"
+	// (docs/design/reads.md, "Consistency levels").
+	Consistency string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// For "stale": the bound in milliseconds; 0 means the default (5s).
+	MaxStalenessMs int64 `protobuf:"varint,4,opt,name=max_staleness_ms,json=maxStalenessMs,proto3" json:"max_staleness_ms,omitempty"`
+	// For "session": the session token from earlier replies ("" for none).
+	SessionToken  string `protobuf:"bytes,5,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1265,12 +1322,41 @@ func (x *GetRequest) GetKey() []byte {
 	return nil
 }
 
+func (x *GetRequest) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
+	}
+	return ""
+}
+
+func (x *GetRequest) GetMaxStalenessMs() int64 {
+	if x != nil {
+		return x.MaxStalenessMs
+	}
+	return 0
+}
+
+func (x *GetRequest) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
 type GetResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Value   []byte                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
 	Version uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	// When the key expires (unix milliseconds); 0 if it has no TTL.
-	ExpireAtMs    int64 `protobuf:"varint,3,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	ExpireAtMs int64 `protobuf:"varint,3,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	// Entries of the ranges read, to merge into the session token.
+	SessionToken string `protobuf:"bytes,4,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	// The level actually served ("linearizable" when a weaker read fell
+	// back to the leader) and the node whose replica served it.
+	ServedConsistency string `protobuf:"bytes,5,opt,name=served_consistency,json=servedConsistency,proto3" json:"served_consistency,omitempty"`
+	ServedBy          uint64 `protobuf:"varint,6,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
+	// For stale reads: the proven staleness bound, in milliseconds.
+	StalenessMs   int64 `protobuf:"varint,7,opt,name=staleness_ms,json=stalenessMs,proto3" json:"staleness_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1322,6 +1408,34 @@ func (x *GetResponse) GetVersion() uint64 {
 func (x *GetResponse) GetExpireAtMs() int64 {
 	if x != nil {
 		return x.ExpireAtMs
+	}
+	return 0
+}
+
+func (x *GetResponse) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
+func (x *GetResponse) GetServedConsistency() string {
+	if x != nil {
+		return x.ServedConsistency
+	}
+	return ""
+}
+
+func (x *GetResponse) GetServedBy() uint64 {
+	if x != nil {
+		return x.ServedBy
+	}
+	return 0
+}
+
+func (x *GetResponse) GetStalenessMs() int64 {
+	if x != nil {
+		return x.StalenessMs
 	}
 	return 0
 }
@@ -1478,8 +1592,10 @@ func (x *PutRequest) GetKeepTtl() bool {
 }
 
 type PutResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The write's range entry, to merge into the session token.
+	SessionToken  string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1519,6 +1635,13 @@ func (x *PutResponse) GetVersion() uint64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *PutResponse) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
 }
 
 type DeleteRequest struct {
@@ -1584,7 +1707,9 @@ func (x *DeleteRequest) GetCondition() *Condition {
 type DeleteResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The version of the deleted value.
-	Version       uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The write's range entry, to merge into the session token.
+	SessionToken  string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1624,6 +1749,13 @@ func (x *DeleteResponse) GetVersion() uint64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *DeleteResponse) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
 }
 
 // ListRequest selects keys by prefix or by the half-open span [start, end).
@@ -1822,8 +1954,10 @@ func (x *BatchResult) GetFound() bool {
 }
 
 type BatchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Results       []*BatchResult         `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Results []*BatchResult         `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// The write's range entry, to merge into the session token.
+	SessionToken  string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1865,6 +1999,13 @@ func (x *BatchResponse) GetResults() []*BatchResult {
 	return nil
 }
 
+func (x *BatchResponse) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
 type ListRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Table  string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -1876,9 +2017,13 @@ type ListRequest struct {
 	// Opaque token from a previous page's next_page_token.
 	PageToken string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Include values in the items.
-	Values        bool `protobuf:"varint,7,opt,name=values,proto3" json:"values,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Values bool `protobuf:"varint,7,opt,name=values,proto3" json:"values,omitempty"`
+	// As in GetRequest.
+	Consistency    string `protobuf:"bytes,8,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	MaxStalenessMs int64  `protobuf:"varint,9,opt,name=max_staleness_ms,json=maxStalenessMs,proto3" json:"max_staleness_ms,omitempty"`
+	SessionToken   string `protobuf:"bytes,10,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListRequest) Reset() {
@@ -1960,6 +2105,27 @@ func (x *ListRequest) GetValues() bool {
 	return false
 }
 
+func (x *ListRequest) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
+	}
+	return ""
+}
+
+func (x *ListRequest) GetMaxStalenessMs() int64 {
+	if x != nil {
+		return x.MaxStalenessMs
+	}
+	return 0
+}
+
+func (x *ListRequest) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
 type KeyValue struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Key     []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -2034,8 +2200,14 @@ type ListResponse struct {
 	Items []*KeyValue            `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
 	// Empty when this is the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// As in GetResponse; a list over several ranges reports the weakest
+	// level served, the last serving node and the largest staleness.
+	SessionToken      string `protobuf:"bytes,3,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	ServedConsistency string `protobuf:"bytes,4,opt,name=served_consistency,json=servedConsistency,proto3" json:"served_consistency,omitempty"`
+	ServedBy          uint64 `protobuf:"varint,5,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
+	StalenessMs       int64  `protobuf:"varint,6,opt,name=staleness_ms,json=stalenessMs,proto3" json:"staleness_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ListResponse) Reset() {
@@ -2082,14 +2254,45 @@ func (x *ListResponse) GetNextPageToken() string {
 	return ""
 }
 
+func (x *ListResponse) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
+func (x *ListResponse) GetServedConsistency() string {
+	if x != nil {
+		return x.ServedConsistency
+	}
+	return ""
+}
+
+func (x *ListResponse) GetServedBy() uint64 {
+	if x != nil {
+		return x.ServedBy
+	}
+	return 0
+}
+
+func (x *ListResponse) GetStalenessMs() int64 {
+	if x != nil {
+		return x.StalenessMs
+	}
+	return 0
+}
+
 type Table struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Id    uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
 	// "range" (the only partitioning so far).
-	Partitioning  string             `protobuf:"bytes,3,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
-	Replicas      uint32             `protobuf:"varint,4,opt,name=replicas,proto3" json:"replicas,omitempty"`
-	Ranges        []*RangeDescriptor `protobuf:"bytes,5,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	Partitioning string             `protobuf:"bytes,3,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	Replicas     uint32             `protobuf:"varint,4,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Ranges       []*RangeDescriptor `protobuf:"bytes,5,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	// Default read consistency of the table's gets and lists that name
+	// none: "" (linearizable), "session" or "stale".
+	Consistency   string `protobuf:"bytes,6,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2159,10 +2362,19 @@ func (x *Table) GetRanges() []*RangeDescriptor {
 	return nil
 }
 
+func (x *Table) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
+	}
+	return ""
+}
+
 type CreateTableRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Partitioning  string                 `protobuf:"bytes,2,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Partitioning string                 `protobuf:"bytes,2,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	// Default read consistency (see Table.consistency).
+	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2207,6 +2419,13 @@ func (x *CreateTableRequest) GetName() string {
 func (x *CreateTableRequest) GetPartitioning() string {
 	if x != nil {
 		return x.Partitioning
+	}
+	return ""
+}
+
+func (x *CreateTableRequest) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
 	}
 	return ""
 }
@@ -2799,6 +3018,369 @@ func (x *ClusterStatus) GetRanges() []*RangeStatus {
 	return nil
 }
 
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	// The key, or with prefix set the prefix (empty: the whole table).
+	Key    []byte `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Prefix bool   `protobuf:"varint,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// Where to begin: after resume_token's position, else after
+	// start_version, else from now.
+	StartVersion uint64 `protobuf:"varint,4,opt,name=start_version,json=startVersion,proto3" json:"start_version,omitempty"`
+	ResumeToken  string `protobuf:"bytes,5,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	// Also set each event's resume_token (for clients that may stop in the
+	// middle of a response, such as Server-Sent Events).
+	EventTokens   bool `protobuf:"varint,6,opt,name=event_tokens,json=eventTokens,proto3" json:"event_tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_kv_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *WatchRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetPrefix() bool {
+	if x != nil {
+		return x.Prefix
+	}
+	return false
+}
+
+func (x *WatchRequest) GetStartVersion() uint64 {
+	if x != nil {
+		return x.StartVersion
+	}
+	return 0
+}
+
+func (x *WatchRequest) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetEventTokens() bool {
+	if x != nil {
+		return x.EventTokens
+	}
+	return false
+}
+
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  WatchEvent_Type        `protobuf:"varint,1,opt,name=type,proto3,enum=cairn.v1.WatchEvent_Type" json:"type,omitempty"`
+	Key   []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// PUT only.
+	Value []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// The change's version (a delete's or expiry's own version).
+	Version uint64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	// PUT only: when the value expires (unix ms); 0 if never.
+	ExpireAtMs int64 `protobuf:"varint,5,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	// The version of the key's previous change; 0 if none is retained.
+	PrevVersion uint64 `protobuf:"varint,6,opt,name=prev_version,json=prevVersion,proto3" json:"prev_version,omitempty"`
+	// With event_tokens: the position right after this event.
+	ResumeToken   string `protobuf:"bytes,7,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_kv_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *WatchEvent) GetType() WatchEvent_Type {
+	if x != nil {
+		return x.Type
+	}
+	return WatchEvent_PUT
+}
+
+func (x *WatchEvent) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetExpireAtMs() int64 {
+	if x != nil {
+		return x.ExpireAtMs
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetPrevVersion() uint64 {
+	if x != nil {
+		return x.PrevVersion
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+type WatchResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*WatchEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// The position after these events: pass it back to resume.
+	ResumeToken   string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_kv_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *WatchResponse) GetEvents() []*WatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+type HistoryRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Table     string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Key       []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	AtVersion uint64                 `protobuf:"varint,3,opt,name=at_version,json=atVersion,proto3" json:"at_version,omitempty"`
+	// At most this many changes (0: the list limit's default).
+	Limit         uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryRequest) Reset() {
+	*x = HistoryRequest{}
+	mi := &file_kv_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryRequest) ProtoMessage() {}
+
+func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
+func (*HistoryRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *HistoryRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *HistoryRequest) GetAtVersion() uint64 {
+	if x != nil {
+		return x.AtVersion
+	}
+	return 0
+}
+
+func (x *HistoryRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type HistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first. A change's prev_version links to the one before it.
+	Changes []*WatchEvent `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// True when the oldest change returned is the key's first (nothing
+	// before it was trimmed) and no limit cut the list.
+	Complete      bool `protobuf:"varint,2,opt,name=complete,proto3" json:"complete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryResponse) Reset() {
+	*x = HistoryResponse{}
+	mi := &file_kv_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryResponse) ProtoMessage() {}
+
+func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
+func (*HistoryResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *HistoryResponse) GetChanges() []*WatchEvent {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *HistoryResponse) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
 // TxnRequest is a transaction: reads, checks and writes on any keys of any
 // tables, applied all or nothing and serializably. The first operation's
 // key is the transaction's primary key.
@@ -2811,7 +3393,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2823,7 +3405,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2836,7 +3418,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{42}
+	return file_kv_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TxnRequest) GetOps() []*TxnOp {
@@ -2859,7 +3441,7 @@ type TxnOp struct {
 
 func (x *TxnOp) Reset() {
 	*x = TxnOp{}
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +3453,7 @@ func (x *TxnOp) String() string {
 func (*TxnOp) ProtoMessage() {}
 
 func (x *TxnOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +3466,7 @@ func (x *TxnOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnOp.ProtoReflect.Descriptor instead.
 func (*TxnOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{43}
+	return file_kv_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *TxnOp) GetKind() TxnOp_Kind {
@@ -2936,7 +3518,7 @@ type TxnResult struct {
 
 func (x *TxnResult) Reset() {
 	*x = TxnResult{}
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2948,7 +3530,7 @@ func (x *TxnResult) String() string {
 func (*TxnResult) ProtoMessage() {}
 
 func (x *TxnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2961,7 +3543,7 @@ func (x *TxnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResult.ProtoReflect.Descriptor instead.
 func (*TxnResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{44}
+	return file_kv_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TxnResult) GetFound() bool {
@@ -2994,7 +3576,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3006,7 +3588,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3019,7 +3601,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{45}
+	return file_kv_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *TxnResponse) GetResults() []*TxnResult {
@@ -3115,16 +3697,23 @@ const file_kv_proto_rawDesc = "" +
 	"\x06tokens\x18\x04 \x03(\v2\x13.cairn.v1.TokenInfoR\x06tokens\x12\x14\n" +
 	"\x05token\x18\x05 \x01(\tR\x05token\x122\n" +
 	"\n" +
-	"token_info\x18\x06 \x01(\v2\x13.cairn.v1.TokenInfoR\ttokenInfo\"4\n" +
+	"token_info\x18\x06 \x01(\v2\x13.cairn.v1.TokenInfoR\ttokenInfo\"\xa5\x01\n" +
 	"\n" +
 	"GetRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\fR\x03key\"_\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12 \n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x12(\n" +
+	"\x10max_staleness_ms\x18\x04 \x01(\x03R\x0emaxStalenessMs\x12#\n" +
+	"\rsession_token\x18\x05 \x01(\tR\fsessionToken\"\xf3\x01\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
-	"expireAtMs\"b\n" +
+	"expireAtMs\x12#\n" +
+	"\rsession_token\x18\x04 \x01(\tR\fsessionToken\x12-\n" +
+	"\x12served_consistency\x18\x05 \x01(\tR\x11servedConsistency\x12\x1b\n" +
+	"\tserved_by\x18\x06 \x01(\x04R\bservedBy\x12!\n" +
+	"\fstaleness_ms\x18\a \x01(\x03R\vstalenessMs\"b\n" +
 	"\tCondition\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x16\n" +
 	"\x06absent\x18\x02 \x01(\bR\x06absent\x12\x19\n" +
@@ -3137,15 +3726,17 @@ const file_kv_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x121\n" +
 	"\tcondition\x18\x04 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\x12\x15\n" +
 	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\x12\x19\n" +
-	"\bkeep_ttl\x18\x06 \x01(\bR\akeepTtl\"'\n" +
+	"\bkeep_ttl\x18\x06 \x01(\bR\akeepTtl\"L\n" +
 	"\vPutResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"j\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12#\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"j\n" +
 	"\rDeleteRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x121\n" +
-	"\tcondition\x18\x03 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\"*\n" +
+	"\tcondition\x18\x03 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\"O\n" +
 	"\x0eDeleteResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"I\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12#\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"I\n" +
 	"\fBatchRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12#\n" +
 	"\x03ops\x18\x02 \x03(\v2\x11.cairn.v1.BatchOpR\x03ops\"l\n" +
@@ -3155,9 +3746,10 @@ const file_kv_proto_rawDesc = "" +
 	"\x02op\"=\n" +
 	"\vBatchResult\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x14\n" +
-	"\x05found\x18\x02 \x01(\bR\x05found\"@\n" +
+	"\x05found\x18\x02 \x01(\bR\x05found\"e\n" +
 	"\rBatchResponse\x12/\n" +
-	"\aresults\x18\x01 \x03(\v2\x15.cairn.v1.BatchResultR\aresults\"\xb0\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x15.cairn.v1.BatchResultR\aresults\x12#\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"\xa1\x02\n" +
 	"\vListRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\fR\x06prefix\x12\x14\n" +
@@ -3166,25 +3758,35 @@ const file_kv_proto_rawDesc = "" +
 	"\x05limit\x18\x05 \x01(\rR\x05limit\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\x12\x16\n" +
-	"\x06values\x18\a \x01(\bR\x06values\"n\n" +
+	"\x06values\x18\a \x01(\bR\x06values\x12 \n" +
+	"\vconsistency\x18\b \x01(\tR\vconsistency\x12(\n" +
+	"\x10max_staleness_ms\x18\t \x01(\x03R\x0emaxStalenessMs\x12#\n" +
+	"\rsession_token\x18\n" +
+	" \x01(\tR\fsessionToken\"n\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x04 \x01(\x03R\n" +
-	"expireAtMs\"`\n" +
+	"expireAtMs\"\xf4\x01\n" +
 	"\fListResponse\x12(\n" +
 	"\x05items\x18\x01 \x03(\v2\x12.cairn.v1.KeyValueR\x05items\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9e\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12#\n" +
+	"\rsession_token\x18\x03 \x01(\tR\fsessionToken\x12-\n" +
+	"\x12served_consistency\x18\x04 \x01(\tR\x11servedConsistency\x12\x1b\n" +
+	"\tserved_by\x18\x05 \x01(\x04R\bservedBy\x12!\n" +
+	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\xc0\x01\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\"\n" +
 	"\fpartitioning\x18\x03 \x01(\tR\fpartitioning\x12\x1a\n" +
 	"\breplicas\x18\x04 \x01(\rR\breplicas\x121\n" +
-	"\x06ranges\x18\x05 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x06ranges\"L\n" +
+	"\x06ranges\x18\x05 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x06ranges\x12 \n" +
+	"\vconsistency\x18\x06 \x01(\tR\vconsistency\"n\n" +
 	"\x12CreateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
-	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\"%\n" +
+	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"%\n" +
 	"\x0fGetTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
 	"\x11ListTablesRequest\"=\n" +
@@ -3229,7 +3831,42 @@ const file_kv_proto_rawDesc = "" +
 	"generation\"j\n" +
 	"\rClusterStatus\x12*\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x14.cairn.v1.NodeStatusR\x05nodes\x12-\n" +
-	"\x06ranges\x18\x02 \x03(\v2\x15.cairn.v1.RangeStatusR\x06ranges\"/\n" +
+	"\x06ranges\x18\x02 \x03(\v2\x15.cairn.v1.RangeStatusR\x06ranges\"\xb9\x01\n" +
+	"\fWatchRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\bR\x06prefix\x12#\n" +
+	"\rstart_version\x18\x04 \x01(\x04R\fstartVersion\x12!\n" +
+	"\fresume_token\x18\x05 \x01(\tR\vresumeToken\x12!\n" +
+	"\fevent_tokens\x18\x06 \x01(\bR\veventTokens\"\x8e\x02\n" +
+	"\n" +
+	"WatchEvent\x12-\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x19.cairn.v1.WatchEvent.TypeR\x04type\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\x12 \n" +
+	"\fexpire_at_ms\x18\x05 \x01(\x03R\n" +
+	"expireAtMs\x12!\n" +
+	"\fprev_version\x18\x06 \x01(\x04R\vprevVersion\x12!\n" +
+	"\fresume_token\x18\a \x01(\tR\vresumeToken\"'\n" +
+	"\x04Type\x12\a\n" +
+	"\x03PUT\x10\x00\x12\n" +
+	"\n" +
+	"\x06DELETE\x10\x01\x12\n" +
+	"\n" +
+	"\x06EXPIRE\x10\x02\"`\n" +
+	"\rWatchResponse\x12,\n" +
+	"\x06events\x18\x01 \x03(\v2\x14.cairn.v1.WatchEventR\x06events\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\"m\n" +
+	"\x0eHistoryRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1d\n" +
+	"\n" +
+	"at_version\x18\x03 \x01(\x04R\tatVersion\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"]\n" +
+	"\x0fHistoryResponse\x12.\n" +
+	"\achanges\x18\x01 \x03(\v2\x14.cairn.v1.WatchEventR\achanges\x12\x1a\n" +
+	"\bcomplete\x18\x02 \x01(\bR\bcomplete\"/\n" +
 	"\n" +
 	"TxnRequest\x12!\n" +
 	"\x03ops\x18\x01 \x03(\v2\x0f.cairn.v1.TxnOpR\x03ops\"\xea\x01\n" +
@@ -3270,7 +3907,11 @@ const file_kv_proto_rawDesc = "" +
 	"SplitRange\x12\x1b.cairn.v1.SplitRangeRequest\x1a\x1c.cairn.v1.SplitRangeResponse2\x82\x01\n" +
 	"\x04Auth\x128\n" +
 	"\x05Login\x12\x16.cairn.v1.LoginRequest\x1a\x17.cairn.v1.LoginResponse\x12@\n" +
-	"\x05Admin\x12\x1a.cairn.v1.AuthAdminRequest\x1a\x1b.cairn.v1.AuthAdminResponseB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
+	"\x05Admin\x12\x1a.cairn.v1.AuthAdminRequest\x1a\x1b.cairn.v1.AuthAdminResponse2C\n" +
+	"\x05Watch\x12:\n" +
+	"\x05Watch\x12\x16.cairn.v1.WatchRequest\x1a\x17.cairn.v1.WatchResponse0\x012I\n" +
+	"\aHistory\x12>\n" +
+	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponseB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
 
 var (
 	file_kv_proto_rawDescOnce sync.Once
@@ -3284,124 +3925,137 @@ func file_kv_proto_rawDescGZIP() []byte {
 	return file_kv_proto_rawDescData
 }
 
-var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_kv_proto_goTypes = []any{
-	(TxnOp_Kind)(0),              // 0: cairn.v1.TxnOp.Kind
-	(*SplitRangeRequest)(nil),    // 1: cairn.v1.SplitRangeRequest
-	(*SplitRangeResponse)(nil),   // 2: cairn.v1.SplitRangeResponse
-	(*LoginRequest)(nil),         // 3: cairn.v1.LoginRequest
-	(*LoginResponse)(nil),        // 4: cairn.v1.LoginResponse
-	(*Grant)(nil),                // 5: cairn.v1.Grant
-	(*User)(nil),                 // 6: cairn.v1.User
-	(*Role)(nil),                 // 7: cairn.v1.Role
-	(*TokenInfo)(nil),            // 8: cairn.v1.TokenInfo
-	(*AuthEmpty)(nil),            // 9: cairn.v1.AuthEmpty
-	(*UserPassword)(nil),         // 10: cairn.v1.UserPassword
-	(*RoleGrant)(nil),            // 11: cairn.v1.RoleGrant
-	(*UserRole)(nil),             // 12: cairn.v1.UserRole
-	(*TokenSpec)(nil),            // 13: cairn.v1.TokenSpec
-	(*AuthEnable)(nil),           // 14: cairn.v1.AuthEnable
-	(*AuthAdminRequest)(nil),     // 15: cairn.v1.AuthAdminRequest
-	(*AuthAdminResponse)(nil),    // 16: cairn.v1.AuthAdminResponse
-	(*GetRequest)(nil),           // 17: cairn.v1.GetRequest
-	(*GetResponse)(nil),          // 18: cairn.v1.GetResponse
-	(*Condition)(nil),            // 19: cairn.v1.Condition
-	(*PutRequest)(nil),           // 20: cairn.v1.PutRequest
-	(*PutResponse)(nil),          // 21: cairn.v1.PutResponse
-	(*DeleteRequest)(nil),        // 22: cairn.v1.DeleteRequest
-	(*DeleteResponse)(nil),       // 23: cairn.v1.DeleteResponse
-	(*BatchRequest)(nil),         // 24: cairn.v1.BatchRequest
-	(*BatchOp)(nil),              // 25: cairn.v1.BatchOp
-	(*BatchResult)(nil),          // 26: cairn.v1.BatchResult
-	(*BatchResponse)(nil),        // 27: cairn.v1.BatchResponse
-	(*ListRequest)(nil),          // 28: cairn.v1.ListRequest
-	(*KeyValue)(nil),             // 29: cairn.v1.KeyValue
-	(*ListResponse)(nil),         // 30: cairn.v1.ListResponse
-	(*Table)(nil),                // 31: cairn.v1.Table
-	(*CreateTableRequest)(nil),   // 32: cairn.v1.CreateTableRequest
-	(*GetTableRequest)(nil),      // 33: cairn.v1.GetTableRequest
-	(*ListTablesRequest)(nil),    // 34: cairn.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),   // 35: cairn.v1.ListTablesResponse
-	(*DropTableRequest)(nil),     // 36: cairn.v1.DropTableRequest
-	(*DropTableResponse)(nil),    // 37: cairn.v1.DropTableResponse
-	(*RangeDescriptor)(nil),      // 38: cairn.v1.RangeDescriptor
-	(*ClusterStatusRequest)(nil), // 39: cairn.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),           // 40: cairn.v1.NodeStatus
-	(*RangeStatus)(nil),          // 41: cairn.v1.RangeStatus
-	(*ClusterStatus)(nil),        // 42: cairn.v1.ClusterStatus
-	(*TxnRequest)(nil),           // 43: cairn.v1.TxnRequest
-	(*TxnOp)(nil),                // 44: cairn.v1.TxnOp
-	(*TxnResult)(nil),            // 45: cairn.v1.TxnResult
-	(*TxnResponse)(nil),          // 46: cairn.v1.TxnResponse
+	(WatchEvent_Type)(0),         // 0: cairn.v1.WatchEvent.Type
+	(TxnOp_Kind)(0),              // 1: cairn.v1.TxnOp.Kind
+	(*SplitRangeRequest)(nil),    // 2: cairn.v1.SplitRangeRequest
+	(*SplitRangeResponse)(nil),   // 3: cairn.v1.SplitRangeResponse
+	(*LoginRequest)(nil),         // 4: cairn.v1.LoginRequest
+	(*LoginResponse)(nil),        // 5: cairn.v1.LoginResponse
+	(*Grant)(nil),                // 6: cairn.v1.Grant
+	(*User)(nil),                 // 7: cairn.v1.User
+	(*Role)(nil),                 // 8: cairn.v1.Role
+	(*TokenInfo)(nil),            // 9: cairn.v1.TokenInfo
+	(*AuthEmpty)(nil),            // 10: cairn.v1.AuthEmpty
+	(*UserPassword)(nil),         // 11: cairn.v1.UserPassword
+	(*RoleGrant)(nil),            // 12: cairn.v1.RoleGrant
+	(*UserRole)(nil),             // 13: cairn.v1.UserRole
+	(*TokenSpec)(nil),            // 14: cairn.v1.TokenSpec
+	(*AuthEnable)(nil),           // 15: cairn.v1.AuthEnable
+	(*AuthAdminRequest)(nil),     // 16: cairn.v1.AuthAdminRequest
+	(*AuthAdminResponse)(nil),    // 17: cairn.v1.AuthAdminResponse
+	(*GetRequest)(nil),           // 18: cairn.v1.GetRequest
+	(*GetResponse)(nil),          // 19: cairn.v1.GetResponse
+	(*Condition)(nil),            // 20: cairn.v1.Condition
+	(*PutRequest)(nil),           // 21: cairn.v1.PutRequest
+	(*PutResponse)(nil),          // 22: cairn.v1.PutResponse
+	(*DeleteRequest)(nil),        // 23: cairn.v1.DeleteRequest
+	(*DeleteResponse)(nil),       // 24: cairn.v1.DeleteResponse
+	(*BatchRequest)(nil),         // 25: cairn.v1.BatchRequest
+	(*BatchOp)(nil),              // 26: cairn.v1.BatchOp
+	(*BatchResult)(nil),          // 27: cairn.v1.BatchResult
+	(*BatchResponse)(nil),        // 28: cairn.v1.BatchResponse
+	(*ListRequest)(nil),          // 29: cairn.v1.ListRequest
+	(*KeyValue)(nil),             // 30: cairn.v1.KeyValue
+	(*ListResponse)(nil),         // 31: cairn.v1.ListResponse
+	(*Table)(nil),                // 32: cairn.v1.Table
+	(*CreateTableRequest)(nil),   // 33: cairn.v1.CreateTableRequest
+	(*GetTableRequest)(nil),      // 34: cairn.v1.GetTableRequest
+	(*ListTablesRequest)(nil),    // 35: cairn.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),   // 36: cairn.v1.ListTablesResponse
+	(*DropTableRequest)(nil),     // 37: cairn.v1.DropTableRequest
+	(*DropTableResponse)(nil),    // 38: cairn.v1.DropTableResponse
+	(*RangeDescriptor)(nil),      // 39: cairn.v1.RangeDescriptor
+	(*ClusterStatusRequest)(nil), // 40: cairn.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),           // 41: cairn.v1.NodeStatus
+	(*RangeStatus)(nil),          // 42: cairn.v1.RangeStatus
+	(*ClusterStatus)(nil),        // 43: cairn.v1.ClusterStatus
+	(*WatchRequest)(nil),         // 44: cairn.v1.WatchRequest
+	(*WatchEvent)(nil),           // 45: cairn.v1.WatchEvent
+	(*WatchResponse)(nil),        // 46: cairn.v1.WatchResponse
+	(*HistoryRequest)(nil),       // 47: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),      // 48: cairn.v1.HistoryResponse
+	(*TxnRequest)(nil),           // 49: cairn.v1.TxnRequest
+	(*TxnOp)(nil),                // 50: cairn.v1.TxnOp
+	(*TxnResult)(nil),            // 51: cairn.v1.TxnResult
+	(*TxnResponse)(nil),          // 52: cairn.v1.TxnResponse
 }
 var file_kv_proto_depIdxs = []int32{
-	38, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
-	38, // 1: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
-	5,  // 2: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
-	5,  // 3: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
-	9,  // 4: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
-	14, // 5: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
-	10, // 6: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
-	10, // 7: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
-	9,  // 8: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
-	11, // 9: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
-	11, // 10: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
-	9,  // 11: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
-	12, // 12: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
-	12, // 13: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
-	13, // 14: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
-	9,  // 15: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
-	6,  // 16: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
-	7,  // 17: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
-	8,  // 18: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
-	8,  // 19: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
-	19, // 20: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
-	19, // 21: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
-	25, // 22: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
-	20, // 23: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
-	22, // 24: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
-	26, // 25: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
-	29, // 26: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
-	38, // 27: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
-	31, // 28: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
-	40, // 29: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
-	41, // 30: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
-	44, // 31: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
-	0,  // 32: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
-	19, // 33: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
-	45, // 34: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
-	17, // 35: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	20, // 36: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	22, // 37: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	28, // 38: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	43, // 39: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
-	32, // 40: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	33, // 41: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	34, // 42: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	36, // 43: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	39, // 44: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	1,  // 45: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	3,  // 46: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
-	15, // 47: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
-	18, // 48: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	21, // 49: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	23, // 50: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	30, // 51: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	46, // 52: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
-	31, // 53: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	31, // 54: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	35, // 55: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	37, // 56: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	42, // 57: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	2,  // 58: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	4,  // 59: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
-	16, // 60: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
-	48, // [48:61] is the sub-list for method output_type
-	35, // [35:48] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	39, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
+	39, // 1: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
+	6,  // 2: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
+	6,  // 3: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
+	10, // 4: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
+	15, // 5: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
+	11, // 6: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
+	11, // 7: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
+	10, // 8: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
+	12, // 9: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
+	12, // 10: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
+	10, // 11: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
+	13, // 12: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
+	13, // 13: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
+	14, // 14: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
+	10, // 15: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
+	7,  // 16: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
+	8,  // 17: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
+	9,  // 18: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
+	9,  // 19: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
+	20, // 20: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
+	20, // 21: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
+	26, // 22: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
+	21, // 23: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
+	23, // 24: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
+	27, // 25: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
+	30, // 26: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
+	39, // 27: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
+	32, // 28: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
+	41, // 29: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
+	42, // 30: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
+	0,  // 31: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
+	45, // 32: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
+	45, // 33: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
+	50, // 34: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
+	1,  // 35: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
+	20, // 36: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
+	51, // 37: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
+	18, // 38: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	21, // 39: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	23, // 40: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	29, // 41: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	49, // 42: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
+	33, // 43: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	34, // 44: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	35, // 45: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	37, // 46: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	40, // 47: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	2,  // 48: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	4,  // 49: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	16, // 50: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	44, // 51: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
+	47, // 52: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
+	19, // 53: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	22, // 54: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	24, // 55: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	31, // 56: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	52, // 57: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
+	32, // 58: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	32, // 59: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	36, // 60: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	38, // 61: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	43, // 62: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	3,  // 63: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	5,  // 64: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	17, // 65: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	46, // 66: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
+	48, // 67: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
+	53, // [53:68] is the sub-list for method output_type
+	38, // [38:53] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -3437,10 +4091,10 @@ func file_kv_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   46,
+			NumEnums:      2,
+			NumMessages:   51,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   6,
 		},
 		GoTypes:           file_kv_proto_goTypes,
 		DependencyIndexes: file_kv_proto_depIdxs,

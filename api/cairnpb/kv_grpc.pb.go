@@ -816,3 +816,242 @@ var Auth_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "kv.proto",
 }
+
+const (
+	Watch_Watch_FullMethodName = "/cairn.v1.Watch/Watch"
+)
+
+// WatchClient is the client API for Watch service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Watch streams the changes of a key or a key prefix, in order, resumable
+// without gaps (see docs/design/watch.md). The node must hold replicas of
+// the watched keys (every node does until replica placement exists).
+type WatchClient interface {
+	// Watch sends a first response (possibly without events) once caught
+	// up, then one per batch of changes. Errors: OUT_OF_RANGE when the
+	// history needed to resume is compacted (read afresh, watch from now);
+	// RESOURCE_EXHAUSTED when the watcher fell behind its buffer and
+	// UNAVAILABLE when the replica was reset (both: resume with the token).
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
+}
+
+type watchClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewWatchClient(cc grpc.ClientConnInterface) WatchClient {
+	return &watchClient{cc}
+}
+
+func (c *watchClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Watch_ServiceDesc.Streams[0], Watch_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Watch_WatchClient = grpc.ServerStreamingClient[WatchResponse]
+
+// WatchServer is the server API for Watch service.
+// All implementations must embed UnimplementedWatchServer
+// for forward compatibility.
+//
+// Watch streams the changes of a key or a key prefix, in order, resumable
+// without gaps (see docs/design/watch.md). The node must hold replicas of
+// the watched keys (every node does until replica placement exists).
+type WatchServer interface {
+	// Watch sends a first response (possibly without events) once caught
+	// up, then one per batch of changes. Errors: OUT_OF_RANGE when the
+	// history needed to resume is compacted (read afresh, watch from now);
+	// RESOURCE_EXHAUSTED when the watcher fell behind its buffer and
+	// UNAVAILABLE when the replica was reset (both: resume with the token).
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
+	mustEmbedUnimplementedWatchServer()
+}
+
+// UnimplementedWatchServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedWatchServer struct{}
+
+func (UnimplementedWatchServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedWatchServer) mustEmbedUnimplementedWatchServer() {}
+func (UnimplementedWatchServer) testEmbeddedByValue()               {}
+
+// UnsafeWatchServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to WatchServer will
+// result in compilation errors.
+type UnsafeWatchServer interface {
+	mustEmbedUnimplementedWatchServer()
+}
+
+func RegisterWatchServer(s grpc.ServiceRegistrar, srv WatchServer) {
+	// If the following call panics, it indicates UnimplementedWatchServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Watch_ServiceDesc, srv)
+}
+
+func _Watch_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(WatchServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Watch_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+
+// Watch_ServiceDesc is the grpc.ServiceDesc for Watch service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Watch_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "cairn.v1.Watch",
+	HandlerType: (*WatchServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _Watch_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "kv.proto",
+}
+
+const (
+	History_History_FullMethodName = "/cairn.v1.History/History"
+)
+
+// HistoryClient is the client API for History service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// History reads a key's retained changes (see docs/design/watch.md: the
+// same key history watches resume from). Linearizable, like Get.
+type HistoryClient interface {
+	// History returns the key's retained changes, newest first; with
+	// at_version, only the change in effect at that version (the newest at
+	// or below it). NOT_FOUND when the key did not exist at at_version;
+	// OUT_OF_RANGE (compacted) when that change is no longer retained.
+	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
+}
+
+type historyClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewHistoryClient(cc grpc.ClientConnInterface) HistoryClient {
+	return &historyClient{cc}
+}
+
+func (c *historyClient) History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HistoryResponse)
+	err := c.cc.Invoke(ctx, History_History_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// HistoryServer is the server API for History service.
+// All implementations must embed UnimplementedHistoryServer
+// for forward compatibility.
+//
+// History reads a key's retained changes (see docs/design/watch.md: the
+// same key history watches resume from). Linearizable, like Get.
+type HistoryServer interface {
+	// History returns the key's retained changes, newest first; with
+	// at_version, only the change in effect at that version (the newest at
+	// or below it). NOT_FOUND when the key did not exist at at_version;
+	// OUT_OF_RANGE (compacted) when that change is no longer retained.
+	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
+	mustEmbedUnimplementedHistoryServer()
+}
+
+// UnimplementedHistoryServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedHistoryServer struct{}
+
+func (UnimplementedHistoryServer) History(context.Context, *HistoryRequest) (*HistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method History not implemented")
+}
+func (UnimplementedHistoryServer) mustEmbedUnimplementedHistoryServer() {}
+func (UnimplementedHistoryServer) testEmbeddedByValue()                 {}
+
+// UnsafeHistoryServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to HistoryServer will
+// result in compilation errors.
+type UnsafeHistoryServer interface {
+	mustEmbedUnimplementedHistoryServer()
+}
+
+func RegisterHistoryServer(s grpc.ServiceRegistrar, srv HistoryServer) {
+	// If the following call panics, it indicates UnimplementedHistoryServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&History_ServiceDesc, srv)
+}
+
+func _History_History_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HistoryServer).History(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: History_History_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HistoryServer).History(ctx, req.(*HistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// History_ServiceDesc is the grpc.ServiceDesc for History service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var History_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "cairn.v1.History",
+	HandlerType: (*HistoryServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "History",
+			Handler:    _History_History_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "kv.proto",
+}

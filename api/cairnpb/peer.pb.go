@@ -245,6 +245,7 @@ type Request struct {
 	//	*Request_UpdateRanges
 	//	*Request_Expire
 	//	*Request_Auth
+	//	*Request_History
 	//	*Request_TxnPrewrite
 	//	*Request_TxnEnd
 	//	*Request_TxnResolve
@@ -402,6 +403,15 @@ func (x *Request) GetAuth() *AuthCommand {
 	return nil
 }
 
+func (x *Request) GetHistory() *HistoryRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_History); ok {
+			return x.History
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetTxnPrewrite() *TxnPrewrite {
 	if x != nil {
 		if x, ok := x.Op.(*Request_TxnPrewrite); ok {
@@ -488,6 +498,10 @@ type Request_Auth struct {
 	Auth *AuthCommand `protobuf:"bytes,22,opt,name=auth,proto3,oneof"`
 }
 
+type Request_History struct {
+	History *HistoryRequest `protobuf:"bytes,23,opt,name=history,proto3,oneof"`
+}
+
 type Request_TxnPrewrite struct {
 	TxnPrewrite *TxnPrewrite `protobuf:"bytes,30,opt,name=txn_prewrite,json=txnPrewrite,proto3,oneof"`
 }
@@ -523,6 +537,8 @@ func (*Request_UpdateRanges) isRequest_Op() {}
 func (*Request_Expire) isRequest_Op() {}
 
 func (*Request_Auth) isRequest_Op() {}
+
+func (*Request_History) isRequest_Op() {}
 
 func (*Request_TxnPrewrite) isRequest_Op() {}
 
@@ -597,6 +613,7 @@ type Response struct {
 	//	*Response_Batch
 	//	*Response_SplitRange
 	//	*Response_Expire
+	//	*Response_History
 	//	*Response_Txn
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
@@ -725,6 +742,15 @@ func (x *Response) GetExpire() *ExpireResponse {
 	return nil
 }
 
+func (x *Response) GetHistory() *HistoryResponse {
+	if x != nil {
+		if x, ok := x.Op.(*Response_History); ok {
+			return x.History
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetTxn() *TxnRangeResult {
 	if x != nil {
 		if x, ok := x.Op.(*Response_Txn); ok {
@@ -788,6 +814,10 @@ type Response_Expire struct {
 	Expire *ExpireResponse `protobuf:"bytes,20,opt,name=expire,proto3,oneof"`
 }
 
+type Response_History struct {
+	History *HistoryResponse `protobuf:"bytes,21,opt,name=history,proto3,oneof"`
+}
+
 type Response_Txn struct {
 	Txn *TxnRangeResult `protobuf:"bytes,30,opt,name=txn,proto3,oneof"`
 }
@@ -809,6 +839,8 @@ func (*Response_Batch) isResponse_Op() {}
 func (*Response_SplitRange) isResponse_Op() {}
 
 func (*Response_Expire) isResponse_Op() {}
+
+func (*Response_History) isResponse_Op() {}
 
 func (*Response_Txn) isResponse_Op() {}
 
@@ -1471,9 +1503,11 @@ func (x *ExpireKey) GetExpireAtMs() int64 {
 }
 
 type CreateTable struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Partitioning  string                 `protobuf:"bytes,2,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Partitioning string                 `protobuf:"bytes,2,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	// Default read consistency of the table ("" is linearizable).
+	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1518,6 +1552,13 @@ func (x *CreateTable) GetName() string {
 func (x *CreateTable) GetPartitioning() string {
 	if x != nil {
 		return x.Partitioning
+	}
+	return ""
+}
+
+func (x *CreateTable) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
 	}
 	return ""
 }
@@ -1583,7 +1624,12 @@ type RangeState struct {
 	// The largest command timestamp applied: the range's log time. TTL
 	// expiry is judged against it, so it never goes back, whatever the
 	// clocks of successive leaders say.
-	MaxTimestamp  uint64 `protobuf:"varint,20,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	MaxTimestamp uint64 `protobuf:"varint,20,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	// The sequence number of the range's last recorded change (key
+	// history): strictly increasing in apply order, equal to the change's
+	// version except for a transaction's write resolved after later writes
+	// (docs/design/watch.md). Watch positions are in this order.
+	MaxSeq        uint64 `protobuf:"varint,21,opt,name=max_seq,json=maxSeq,proto3" json:"max_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1663,6 +1709,13 @@ func (x *RangeState) GetApproxBytes() uint64 {
 func (x *RangeState) GetMaxTimestamp() uint64 {
 	if x != nil {
 		return x.MaxTimestamp
+	}
+	return 0
+}
+
+func (x *RangeState) GetMaxSeq() uint64 {
+	if x != nil {
+		return x.MaxSeq
 	}
 	return 0
 }
@@ -2859,7 +2912,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xf2\x06\n" +
+	"\aRaftAck\"\xa8\a\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -2875,7 +2928,8 @@ const file_peer_proto_rawDesc = "" +
 	"\rupdate_ranges\x18\n" +
 	" \x01(\v2\x1b.cairn.peer.v1.UpdateRangesH\x00R\fupdateRanges\x126\n" +
 	"\x06expire\x18\x14 \x01(\v2\x1c.cairn.peer.v1.ExpireRequestH\x00R\x06expire\x120\n" +
-	"\x04auth\x18\x16 \x01(\v2\x1a.cairn.peer.v1.AuthCommandH\x00R\x04auth\x12?\n" +
+	"\x04auth\x18\x16 \x01(\v2\x1a.cairn.peer.v1.AuthCommandH\x00R\x04auth\x124\n" +
+	"\ahistory\x18\x17 \x01(\v2\x18.cairn.v1.HistoryRequestH\x00R\ahistory\x12?\n" +
 	"\ftxn_prewrite\x18\x1e \x01(\v2\x1a.cairn.peer.v1.TxnPrewriteH\x00R\vtxnPrewrite\x120\n" +
 	"\atxn_end\x18\x1f \x01(\v2\x15.cairn.peer.v1.TxnEndH\x00R\x06txnEnd\x12<\n" +
 	"\vtxn_resolve\x18  \x01(\v2\x19.cairn.peer.v1.TxnResolveH\x00R\n" +
@@ -2884,7 +2938,7 @@ const file_peer_proto_rawDesc = "" +
 	"\x02op\"T\n" +
 	"\rExpireRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12-\n" +
-	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xd4\x04\n" +
+	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\x8b\x05\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -2896,7 +2950,8 @@ const file_peer_proto_rawDesc = "" +
 	"\x05batch\x18\a \x01(\v2\x17.cairn.v1.BatchResponseH\x00R\x05batch\x12?\n" +
 	"\vsplit_range\x18\b \x01(\v2\x1c.cairn.v1.SplitRangeResponseH\x00R\n" +
 	"splitRange\x127\n" +
-	"\x06expire\x18\x14 \x01(\v2\x1d.cairn.peer.v1.ExpireResponseH\x00R\x06expire\x121\n" +
+	"\x06expire\x18\x14 \x01(\v2\x1d.cairn.peer.v1.ExpireResponseH\x00R\x06expire\x125\n" +
+	"\ahistory\x18\x15 \x01(\v2\x19.cairn.v1.HistoryResponseH\x00R\ahistory\x121\n" +
 	"\x03txn\x18\x1e \x01(\v2\x1d.cairn.peer.v1.TxnRangeResultH\x00R\x03txn\x12*\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05error\x12\x19\n" +
@@ -2945,12 +3000,13 @@ const file_peer_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
-	"expireAtMs\"E\n" +
+	"expireAtMs\"g\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
-	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\"\x1f\n" +
+	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x8b\x02\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xa4\x02\n" +
 	"\n" +
 	"RangeState\x12-\n" +
 	"\x04desc\x18\x01 \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\x12#\n" +
@@ -2961,7 +3017,8 @@ const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"conf_state\x18\x05 \x01(\fR\tconfState\x12!\n" +
 	"\fapprox_bytes\x18\x06 \x01(\x04R\vapproxBytes\x12#\n" +
-	"\rmax_timestamp\x18\x14 \x01(\x04R\fmaxTimestamp\"M\n" +
+	"\rmax_timestamp\x18\x14 \x01(\x04R\fmaxTimestamp\x12\x17\n" +
+	"\amax_seq\x18\x15 \x01(\x04R\x06maxSeq\"M\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -3116,21 +3173,23 @@ var file_peer_proto_goTypes = []any{
 	(*DropTableRequest)(nil),   // 38: cairn.v1.DropTableRequest
 	(*BatchRequest)(nil),       // 39: cairn.v1.BatchRequest
 	(*SplitRangeRequest)(nil),  // 40: cairn.v1.SplitRangeRequest
-	(*GetResponse)(nil),        // 41: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 42: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 43: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 44: cairn.v1.ListResponse
-	(*Table)(nil),              // 45: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 46: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),      // 47: cairn.v1.BatchResponse
-	(*SplitRangeResponse)(nil), // 48: cairn.v1.SplitRangeResponse
-	(*RangeDescriptor)(nil),    // 49: cairn.v1.RangeDescriptor
-	(*RoleGrant)(nil),          // 50: cairn.v1.RoleGrant
-	(*UserRole)(nil),           // 51: cairn.v1.UserRole
-	(*Grant)(nil),              // 52: cairn.v1.Grant
-	(TxnOp_Kind)(0),            // 53: cairn.v1.TxnOp.Kind
-	(*TxnOp)(nil),              // 54: cairn.v1.TxnOp
-	(*TxnResult)(nil),          // 55: cairn.v1.TxnResult
+	(*HistoryRequest)(nil),     // 41: cairn.v1.HistoryRequest
+	(*GetResponse)(nil),        // 42: cairn.v1.GetResponse
+	(*PutResponse)(nil),        // 43: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),     // 44: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),       // 45: cairn.v1.ListResponse
+	(*Table)(nil),              // 46: cairn.v1.Table
+	(*DropTableResponse)(nil),  // 47: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),      // 48: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil), // 49: cairn.v1.SplitRangeResponse
+	(*HistoryResponse)(nil),    // 50: cairn.v1.HistoryResponse
+	(*RangeDescriptor)(nil),    // 51: cairn.v1.RangeDescriptor
+	(*RoleGrant)(nil),          // 52: cairn.v1.RoleGrant
+	(*UserRole)(nil),           // 53: cairn.v1.UserRole
+	(*Grant)(nil),              // 54: cairn.v1.Grant
+	(TxnOp_Kind)(0),            // 55: cairn.v1.TxnOp.Kind
+	(*TxnOp)(nil),              // 56: cairn.v1.TxnOp
+	(*TxnResult)(nil),          // 57: cairn.v1.TxnResult
 }
 var file_peer_proto_depIdxs = []int32{
 	2,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
@@ -3146,68 +3205,70 @@ var file_peer_proto_depIdxs = []int32{
 	12, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
 	5,  // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
 	21, // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
-	29, // 13: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	30, // 14: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	31, // 15: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	13, // 16: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
-	41, // 17: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	42, // 18: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	43, // 19: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	44, // 20: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	45, // 21: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	46, // 22: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	47, // 23: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	48, // 24: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
-	7,  // 25: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
-	32, // 26: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
-	8,  // 27: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	34, // 28: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	35, // 29: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	15, // 30: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	16, // 31: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	39, // 32: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	10, // 33: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	11, // 34: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	12, // 35: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	13, // 36: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	21, // 37: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
-	29, // 38: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	30, // 39: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	31, // 40: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	49, // 41: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	14, // 42: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	49, // 43: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	17, // 44: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	20, // 45: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	20, // 46: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
-	22, // 47: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
-	22, // 48: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
-	50, // 49: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
-	50, // 50: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
-	51, // 51: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
-	51, // 52: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
-	24, // 53: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
-	52, // 54: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
-	26, // 55: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 56: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
-	26, // 57: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
-	53, // 58: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
-	26, // 59: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
-	54, // 60: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
-	26, // 61: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 62: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
-	55, // 63: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
-	28, // 64: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
-	0,  // 65: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
-	1,  // 66: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	4,  // 67: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	3,  // 68: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	6,  // 69: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	68, // [68:70] is the sub-list for method output_type
-	66, // [66:68] is the sub-list for method input_type
-	66, // [66:66] is the sub-list for extension type_name
-	66, // [66:66] is the sub-list for extension extendee
-	0,  // [0:66] is the sub-list for field type_name
+	41, // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
+	29, // 14: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	30, // 15: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	31, // 16: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	13, // 17: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	42, // 18: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	43, // 19: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	44, // 20: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	45, // 21: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	46, // 22: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	47, // 23: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	48, // 24: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	49, // 25: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	7,  // 26: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
+	50, // 27: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
+	32, // 28: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
+	8,  // 29: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	34, // 30: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	35, // 31: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	15, // 32: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	16, // 33: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	39, // 34: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	10, // 35: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	11, // 36: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	12, // 37: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	13, // 38: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	21, // 39: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	29, // 40: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	30, // 41: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	31, // 42: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	51, // 43: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	14, // 44: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	51, // 45: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	17, // 46: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	20, // 47: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	20, // 48: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
+	22, // 49: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	22, // 50: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	52, // 51: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	52, // 52: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	53, // 53: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	53, // 54: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	24, // 55: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	54, // 56: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	26, // 57: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 58: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
+	26, // 59: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
+	55, // 60: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
+	26, // 61: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
+	56, // 62: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
+	26, // 63: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 64: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
+	57, // 65: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
+	28, // 66: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
+	0,  // 67: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
+	1,  // 68: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	4,  // 69: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	3,  // 70: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	6,  // 71: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	70, // [70:72] is the sub-list for method output_type
+	68, // [68:70] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -3229,6 +3290,7 @@ func file_peer_proto_init() {
 		(*Request_UpdateRanges)(nil),
 		(*Request_Expire)(nil),
 		(*Request_Auth)(nil),
+		(*Request_History)(nil),
 		(*Request_TxnPrewrite)(nil),
 		(*Request_TxnEnd)(nil),
 		(*Request_TxnResolve)(nil),
@@ -3243,6 +3305,7 @@ func file_peer_proto_init() {
 		(*Response_Batch)(nil),
 		(*Response_SplitRange)(nil),
 		(*Response_Expire)(nil),
+		(*Response_History)(nil),
 		(*Response_Txn)(nil),
 	}
 	file_peer_proto_msgTypes[8].OneofWrappers = []any{

@@ -122,6 +122,8 @@ func (a *Authenticator) CheckRequest(p *Principal, req *cairnpb.Request) error {
 	switch op := req.Op.(type) {
 	case *cairnpb.Request_Get:
 		return a.Check(p, op.Get.Table, op.Get.Key, PermRead)
+	case *cairnpb.Request_History:
+		return a.Check(p, op.History.Table, op.History.Key, PermRead)
 	case *cairnpb.Request_Put:
 		return a.Check(p, op.Put.Table, op.Put.Key, needForCondition(op.Put.Condition))
 	case *cairnpb.Request_Delete:

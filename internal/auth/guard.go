@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/keys"
 	"github.com/cairn-db/cairn/internal/kv"
 )
 
@@ -214,3 +215,37 @@ func (g *Guard) SplitRange(ctx context.Context, req *cairnpb.SplitRangeRequest) 
 // Ready implements kv.Service. Readiness is not secret (load balancers
 // probe it without credentials).
 func (g *Guard) Ready(ctx context.Context) error { return g.next.Ready(ctx) }
+
+// Watch implements kv.Watcher: watching needs read on the key, or on the
+// whole prefix.
+func (g *Guard) Watch(ctx context.Context, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) error {
+	p := ctxPrincipal(ctx)
+	var err error
+	if req.Prefix {
+		err = g.a.CheckSpan(p, req.Table, req.Key, keys.PrefixEnd(req.Key), PermRead)
+	} else {
+		err = g.a.Check(p, req.Table, req.Key, PermRead)
+	}
+	if err != nil {
+		return err
+	}
+	w, ok := g.next.(kv.Watcher)
+	if !ok {
+		return kv.Errorf(kv.ErrInternal, "this server cannot watch")
+	}
+	return w.Watch(ctx, req, send)
+}
+
+// History implements kv.Historian: reading a key's history needs read on
+// the key.
+func (g *Guard) History(ctx context.Context, req *cairnpb.HistoryRequest) (*cairnpb.HistoryResponse, error) {
+	p := ctxPrincipal(ctx)
+	if err := g.a.Check(p, req.Table, req.Key, PermRead); err != nil {
+		return nil, err
+	}
+	h, ok := g.next.(kv.Historian)
+	if !ok {
+		return nil, kv.Errorf(kv.ErrInternal, "this server cannot read history")
+	}
+	return h.History(outgoing(ctx, p), req)
+}

@@ -27,6 +27,12 @@ type benchOptions struct {
 	table     string
 	preload   bool
 	seed      uint64
+	// Reads: consistency level and bound; spread gives every endpoint its
+	// own client (workers take them in turn), so reads reach every node
+	// instead of the one the client prefers.
+	consistency  string
+	maxStaleness time.Duration
+	spread       bool
 }
 
 func (o benchOptions) validate() error {
@@ -42,7 +48,8 @@ func (o benchOptions) validate() error {
 	case !(o.readRatio >= 0 && o.readRatio <= 1):
 		return usageErrorf("--read-ratio %v: want 0 to 1", o.readRatio)
 	}
-	return nil
+	rf := readFlags{consistency: o.consistency, maxStaleness: o.maxStaleness}
+	return rf.check()
 }
 
 func newBenchCommand(a *app) *cobra.Command {
@@ -73,6 +80,9 @@ far. Exits 3 if no operation succeeded.`,
 	fs.StringVar(&o.table, "table", defaultTable, "table to use")
 	fs.BoolVar(&o.preload, "preload", false, "write every key once before measuring")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the workers' random choices")
+	fs.StringVar(&o.consistency, "consistency", "", "consistency of the gets: linearizable (default), session or stale")
+	fs.DurationVar(&o.maxStaleness, "max-staleness", 0, "bound of stale gets (default 5s)")
+	fs.BoolVar(&o.spread, "spread", false, "one client per endpoint, workers spread over them (reads reach every node)")
 	a.addClientFlags(cmd, false)
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		if err := o.validate(); err != nil {
@@ -83,6 +93,18 @@ far. Exits 3 if no operation succeeded.`,
 			return err
 		}
 		defer c.Close()
+		workers := []*client.Client{c}
+		if o.spread {
+			workers = nil
+			for _, e := range a.endpointList(cmd) {
+				ec, err := a.dial(cmd, []string{e})
+				if err != nil {
+					return err
+				}
+				defer ec.Close()
+				workers = append(workers, ec)
+			}
+		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		if o.preload {
@@ -90,7 +112,7 @@ far. Exits 3 if no operation succeeded.`,
 				return fmt.Errorf("preload: %w", err)
 			}
 		}
-		r := runBench(ctx, c, o)
+		r := runBench(ctx, workers, o)
 		if a.output == "json" {
 			writeJSON(cmd.OutOrStdout(), r.summary(o))
 		} else {
@@ -175,7 +197,7 @@ type benchResult struct {
 
 // runBench runs the workers until o.duration passes or ctx ends. Each
 // worker owns its stats and its random source; they are merged at the end.
-func runBench(ctx context.Context, c *client.Client, o benchOptions) *benchResult {
+func runBench(ctx context.Context, cs []*client.Client, o benchOptions) *benchResult {
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	results := make([]benchResult, o.clients)
@@ -185,7 +207,7 @@ func runBench(ctx context.Context, c *client.Client, o benchOptions) *benchResul
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			benchWorker(ctx, c, o, rand.New(rand.NewPCG(o.seed, uint64(w))), &results[w])
+			benchWorker(ctx, cs[w%len(cs)], o, rand.New(rand.NewPCG(o.seed, uint64(w))), &results[w])
 		}()
 	}
 	wg.Wait()
@@ -213,7 +235,7 @@ func benchWorker(ctx context.Context, c *client.Client, o benchOptions, rnd *ran
 		var err error
 		if isGet {
 			stats = &r.get
-			_, _, err = c.Get(ctx, o.table, key)
+			_, _, err = c.Get(ctx, o.table, key, client.WithConsistency(o.consistency), client.WithMaxStaleness(o.maxStaleness))
 		} else {
 			_, err = c.Put(ctx, o.table, key, value)
 		}

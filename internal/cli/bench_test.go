@@ -36,7 +36,17 @@ func TestBench(t *testing.T) {
 		t.Errorf("stderr %q", r.stderr)
 	}
 
-	for _, bad := range [][]string{{"--clients", "0"}, {"--duration", "0s"}, {"--keys", "0"}, {"--read-ratio", "1.5"}, {"--value-size", "-1"}} {
+	// Stale gets spread over two endpoints (both the same test server).
+	r = s.cli(t, "bench", "--clients", "2", "--duration", "300ms", "--keys", "10", "--read-ratio", "1",
+		"--consistency", "stale", "--max-staleness", "1s", "--spread", "--endpoints", s.addr+","+s.addr, "-o", "json")
+	r.expect(t, exitOK, "*")
+	r.decode(t, &sum)
+	if sum.Ops["get"].Count == 0 || sum.Errors != 0 {
+		t.Errorf("stale bench JSON %+v", sum)
+	}
+
+	for _, bad := range [][]string{{"--clients", "0"}, {"--duration", "0s"}, {"--keys", "0"}, {"--read-ratio", "1.5"}, {"--value-size", "-1"},
+		{"--consistency", "eventual"}, {"--max-staleness", "1s"}} {
 		run(t, "", append([]string{"bench"}, bad...)...).expect(t, exitUsage, "")
 	}
 }

@@ -24,6 +24,7 @@ version (then nothing is deleted).`,
 	cmd.Flags().StringVar(&table, "table", defaultTable, "table of the key")
 	cmd.Flags().Uint64Var(&ifVersion, "if-version", 0, "delete only if the key's current version is this")
 	a.addClientFlags(cmd, false)
+	a.addSessionFlag(cmd)
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		var opts []client.WriteOption
 		if cmd.Flags().Changed("if-version") {
@@ -37,6 +38,10 @@ version (then nothing is deleted).`,
 			return err
 		}
 		defer c.Close()
+		if err := a.loadSession(cmd, c); err != nil {
+			return err
+		}
+		defer a.saveSession(cmd, c)
 		version, err := c.Delete(cmd.Context(), table, []byte(args[0]), opts...)
 		if err != nil {
 			return err

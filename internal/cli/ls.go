@@ -33,6 +33,7 @@ func newLsCommand(a *app) *cobra.Command {
 		start string
 		end   string
 		all   bool
+		rf    readFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "ls [PREFIX]",
@@ -59,11 +60,17 @@ printed to stderr (in the JSON output: next_page_token); pass it to
 	fs.StringVar(&opts.PageToken, "page-token", "", "continue a listing after a previous page")
 	fs.BoolVar(&opts.Values, "values", false, "print values too")
 	fs.BoolVar(&all, "all", false, "follow pages to the end of the listing")
+	addReadFlags(cmd, &rf)
 	a.addClientFlags(cmd, false)
+	a.addSessionFlag(cmd)
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		if opts.Limit < 0 {
 			return usageErrorf("--limit %d: want 0 or more", opts.Limit)
 		}
+		if err := rf.check(); err != nil {
+			return err
+		}
+		opts.Consistency, opts.MaxStaleness = rf.consistency, rf.maxStaleness
 		if len(args) == 1 {
 			opts.Prefix = []byte(args[0])
 		}
@@ -73,6 +80,10 @@ printed to stderr (in the JSON output: next_page_token); pass it to
 			return err
 		}
 		defer c.Close()
+		if err := a.loadSession(cmd, c); err != nil {
+			return err
+		}
+		defer a.saveSession(cmd, c)
 		out := cmd.OutOrStdout()
 		result := lsOutput{Items: []lsItem{}}
 		for pages := 0; ; pages++ {

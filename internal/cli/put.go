@@ -47,6 +47,7 @@ makes the key expire that long after the write.`,
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "expire the key this long after the write (e.g. 30s, 24h)")
 	cmd.MarkFlagsMutuallyExclusive("if-version", "if-absent")
 	a.addClientFlags(cmd, false)
+	a.addSessionFlag(cmd)
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		var opts []client.WriteOption
 		if cmd.Flags().Changed("if-version") {
@@ -76,6 +77,10 @@ makes the key expire that long after the write.`,
 			return err
 		}
 		defer c.Close()
+		if err := a.loadSession(cmd, c); err != nil {
+			return err
+		}
+		defer a.saveSession(cmd, c)
 		version, err := c.Put(cmd.Context(), table, []byte(args[0]), value, opts...)
 		if err != nil {
 			return err

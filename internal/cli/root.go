@@ -63,6 +63,8 @@ type app struct {
 	// CAIRN_PASSWORD, CAIRN_TOKEN, CAIRN_CACERT, CAIRN_CERT, CAIRN_KEY).
 	user, password, token string
 	caCert, cert, key     string
+	// sessionFile keeps the session token between commands (session.go).
+	sessionFile string
 }
 
 func newRootCommand(a *app) *cobra.Command {
@@ -90,6 +92,9 @@ or HTTP client.`,
 		newTableCommand(a),
 		newClusterCommand(a),
 		newRangeCommand(a),
+		newWatchCommand(a),
+		newHistoryCommand(a),
+		newRevertCommand(a),
 		newBenchCommand(a),
 		newVersionCommand(a),
 		newAuthCommand(a),
@@ -151,6 +156,15 @@ func (a *app) newClient(cmd *cobra.Command) (*client.Client, error) {
 	if _, err := a.json(); err != nil {
 		return nil, err
 	}
+	list := a.endpointList(cmd)
+	if len(list) == 0 {
+		return nil, usageErrorf("--endpoints is empty")
+	}
+	return a.dial(cmd, list)
+}
+
+// endpointList returns the endpoints of --endpoints (or $CAIRN_ENDPOINTS).
+func (a *app) endpointList(cmd *cobra.Command) []string {
 	endpoints := a.endpoints
 	if f := cmd.Flags().Lookup("endpoints"); f != nil && !f.Changed {
 		if env, ok := os.LookupEnv("CAIRN_ENDPOINTS"); ok {
@@ -163,9 +177,12 @@ func (a *app) newClient(cmd *cobra.Command) (*client.Client, error) {
 			list = append(list, e)
 		}
 	}
-	if len(list) == 0 {
-		return nil, usageErrorf("--endpoints is empty")
-	}
+	return list
+}
+
+// dial makes a client of the given endpoints with the command's
+// credentials, TLS and timeout.
+func (a *app) dial(cmd *cobra.Command, list []string) (*client.Client, error) {
 	if a.timeout <= 0 {
 		return nil, usageErrorf("--timeout %v: want a positive duration", a.timeout)
 	}

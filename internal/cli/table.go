@@ -24,22 +24,24 @@ func newTableCommand(a *app) *cobra.Command {
 }
 
 func newTableCreateCommand(a *app) *cobra.Command {
-	var partitioning string
+	var partitioning, consistency string
 	cmd := &cobra.Command{
-		Use:     "create NAME",
-		Short:   "Create a table",
-		Long:    `Create a table. Exits 1 if it exists.`,
-		Example: `  cairn table create users --partitioning range`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "create NAME",
+		Short: "Create a table",
+		Long:  `Create a table. Exits 1 if it exists.`,
+		Example: `  cairn table create users --partitioning range
+  cairn table create sessions --consistency session`,
+		Args: cobra.ExactArgs(1),
 	}
 	cmd.Flags().StringVar(&partitioning, "partitioning", "range", "how keys spread over ranges: range (sorted keys, cheap prefix scans) or hash")
+	cmd.Flags().StringVar(&consistency, "consistency", "", "default read consistency of the table: linearizable (default), session or stale")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		c, err := a.newClient(cmd)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		t, err := c.CreateTable(cmd.Context(), args[0], client.WithPartitioning(partitioning))
+		t, err := c.CreateTable(cmd.Context(), args[0], client.WithPartitioning(partitioning), client.WithTableConsistency(consistency))
 		if err != nil {
 			return err
 		}

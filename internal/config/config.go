@@ -67,6 +67,15 @@ type Config struct {
 	// Input limits.
 	MaxKeyBytes   int
 	MaxValueBytes int
+	// HistoryVersions is how many changes of each key its history keeps
+	// at least, for watch resumption (0: none, so a watch cannot resume
+	// after a gap); HistoryRetention keeps younger changes beyond those.
+	// Cluster-wide settings, like SplitSizeBytes.
+	HistoryVersions  int
+	HistoryRetention time.Duration
+	// WatchBuffer is how many changes may wait for a slow watcher before
+	// it is cut off (it then resumes from history).
+	WatchBuffer int
 	// Transaction limits (docs/design/transactions.md): operations, bytes
 	// of keys and values, and time from start to commit.
 	TxnMaxKeys     int
@@ -103,24 +112,27 @@ const (
 // in ./cairn-data, listening on 127.0.0.1 only.
 func Default() Config {
 	return Config{
-		Name:           "n1",
-		DataDir:        "./cairn-data",
-		Listen:         "127.0.0.1:7379",
-		ListenPeer:     "127.0.0.1:7380",
-		ListenResp:     "127.0.0.1:7381",
-		TickInterval:   100 * time.Millisecond,
-		ElectionTicks:  10,
-		HeartbeatTicks: 1,
-		LogKeepEntries: 10000,
-		RequestTimeout: 10 * time.Second,
-		SplitSizeBytes: 64 << 20,
-		MaxKeyBytes:    kv.DefaultLimits.MaxKeyBytes,
-		MaxValueBytes:  kv.DefaultLimits.MaxValueBytes,
-		TxnMaxKeys:     1000,
-		TxnMaxBytes:    4 << 20,
-		TxnMaxDuration: 5 * time.Second,
-		LogLevel:       "info",
-		LogFormat:      "text",
+		Name:             "n1",
+		DataDir:          "./cairn-data",
+		Listen:           "127.0.0.1:7379",
+		ListenPeer:       "127.0.0.1:7380",
+		ListenResp:       "127.0.0.1:7381",
+		TickInterval:     100 * time.Millisecond,
+		ElectionTicks:    10,
+		HeartbeatTicks:   1,
+		LogKeepEntries:   10000,
+		RequestTimeout:   10 * time.Second,
+		SplitSizeBytes:   64 << 20,
+		MaxKeyBytes:      kv.DefaultLimits.MaxKeyBytes,
+		MaxValueBytes:    kv.DefaultLimits.MaxValueBytes,
+		HistoryVersions:  16,
+		HistoryRetention: time.Minute,
+		WatchBuffer:      4096,
+		TxnMaxKeys:       1000,
+		TxnMaxBytes:      4 << 20,
+		TxnMaxDuration:   5 * time.Second,
+		LogLevel:         "info",
+		LogFormat:        "text",
 	}
 }
 
@@ -173,6 +185,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.MaxValueBytes == 0 {
 		c.MaxValueBytes = d.MaxValueBytes
+	}
+	if c.WatchBuffer == 0 {
+		c.WatchBuffer = d.WatchBuffer
 	}
 	if c.TxnMaxKeys == 0 {
 		c.TxnMaxKeys = d.TxnMaxKeys

@@ -24,6 +24,7 @@ func TestDefault(t *testing.T) {
 		Listen: "127.0.0.1:7379", ListenPeer: "127.0.0.1:7380", ListenResp: "127.0.0.1:7381",
 		TickInterval: 100 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1, LogKeepEntries: 10000,
 		RequestTimeout: 10 * time.Second, SplitSizeBytes: 64 << 20, MaxKeyBytes: 4096, MaxValueBytes: 1 << 20,
+		HistoryVersions: 16, HistoryRetention: time.Minute, WatchBuffer: 4096,
 		TxnMaxKeys: 1000, TxnMaxBytes: 4 << 20, TxnMaxDuration: 5 * time.Second,
 		LogLevel: "info", LogFormat: "text",
 	}
@@ -46,7 +47,8 @@ func TestEnsureDefaults(t *testing.T) {
 	var c Config
 	c.EnsureDefaults()
 	d := Default()
-	d.ListenResp = "" // empty means disabled and stays so
+	d.ListenResp = ""                            // empty means disabled and stays so
+	d.HistoryVersions, d.HistoryRetention = 0, 0 // zero means no history and stays so
 	d.Advertise, d.AdvertisePeer = d.Listen, d.ListenPeer
 	if !reflect.DeepEqual(c, d) {
 		t.Fatalf("EnsureDefaults of zero = %+v\nwant %+v", c, d)
@@ -192,7 +194,8 @@ func TestFlagNames(t *testing.T) {
 	want := []string{"name", "data-dir", "listen", "listen-peer", "listen-resp", "advertise", "advertise-peer",
 		"initial-cluster", "join", "tick-interval", "election-ticks", "heartbeat-ticks", "log-keep-entries",
 		"split-size", "request-timeout", "max-key-bytes", "max-value-bytes", "log-level", "log-format", "config",
-		"insecure", "cert", "key", "ca", "peer-cert", "peer-key", "peer-ca", "txn-max-keys", "txn-max-bytes", "txn-max-duration"}
+		"history-versions", "history-retention", "watch-buffer", "insecure", "cert", "key", "ca", "peer-cert", "peer-key", "peer-ca",
+		"txn-max-keys", "txn-max-bytes", "txn-max-duration"}
 	slices.Sort(names)
 	slices.Sort(want)
 	if !slices.Equal(names, want) {
@@ -306,6 +309,7 @@ func TestFlagsRoundTrip(t *testing.T) {
 		"--listen-resp=", "--advertise=127.0.0.2:1", "--initial-cluster=n1=127.0.0.1:2,n2=127.0.0.2:2",
 		"--tick-interval=1.5s", "--election-ticks=3", "--heartbeat-ticks=2", "--log-keep-entries=7",
 		"--request-timeout=1m", "--split-size=2KiB", "--max-key-bytes=10", "--max-value-bytes=20", "--log-level=warn", "--log-format=json",
+		"--history-versions=3", "--history-retention=2s", "--watch-buffer=9",
 		"--txn-max-keys=3", "--txn-max-bytes=1KiB", "--txn-max-duration=2s"}
 	c, err := load(t, args, nil)
 	if err != nil {
@@ -316,6 +320,7 @@ func TestFlagsRoundTrip(t *testing.T) {
 		InitialCluster: map[string]string{"n1": "127.0.0.1:2", "n2": "127.0.0.2:2"},
 		TickInterval:   1500 * time.Millisecond, ElectionTicks: 3, HeartbeatTicks: 2, LogKeepEntries: 7,
 		RequestTimeout: time.Minute, SplitSizeBytes: 2048, MaxKeyBytes: 10, MaxValueBytes: 20, LogLevel: "warn", LogFormat: "json",
+		HistoryVersions: 3, HistoryRetention: 2 * time.Second, WatchBuffer: 9,
 		TxnMaxKeys: 3, TxnMaxBytes: 1024, TxnMaxDuration: 2 * time.Second}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)

@@ -98,6 +98,9 @@ var options = []option{
 	durationOption("request-timeout", "time limit of one client request inside the node", func(c *Config) *time.Duration { return &c.RequestTimeout }),
 	intOption("max-key-bytes", "largest key accepted", func(c *Config) *int { return &c.MaxKeyBytes }),
 	intOption("max-value-bytes", "largest value accepted", func(c *Config) *int { return &c.MaxValueBytes }),
+	intOption("history-versions", "changes of each key kept for watch resumption (0: none); same on every node", func(c *Config) *int { return &c.HistoryVersions }),
+	durationOption("history-retention", "changes younger than this (before a key's latest) are kept beyond --history-versions; same on every node", func(c *Config) *time.Duration { return &c.HistoryRetention }),
+	intOption("watch-buffer", "changes that may wait for a slow watcher before it is cut off (it then resumes from history)", func(c *Config) *int { return &c.WatchBuffer }),
 	intOption("txn-max-keys", "most operations (keys) in one transaction", func(c *Config) *int { return &c.TxnMaxKeys }),
 	{
 		name:  "txn-max-bytes",

@@ -147,6 +147,15 @@ func (c Config) validateNumbers(add func(string, error)) {
 	if c.MaxKeyBytes < 1 || c.MaxKeyBytes > MaxKeyBytesLimit {
 		add("max-key-bytes", fmt.Errorf("%d is outside [1, %d]", c.MaxKeyBytes, MaxKeyBytesLimit))
 	}
+	if c.HistoryVersions < 0 || c.HistoryVersions > 1000 {
+		add("history-versions", fmt.Errorf("%d is outside [0, 1000]", c.HistoryVersions))
+	}
+	if c.HistoryRetention < 0 || c.HistoryRetention > 24*time.Hour {
+		add("history-retention", fmt.Errorf("%v is outside [0, 24h]", c.HistoryRetention))
+	}
+	if c.WatchBuffer < 1 || c.WatchBuffer > 1<<20 {
+		add("watch-buffer", fmt.Errorf("%d is outside [1, %d]", c.WatchBuffer, 1<<20))
+	}
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > MaxValueBytesLimit {
 		add("max-value-bytes", fmt.Errorf("%d is outside [1, %d]", c.MaxValueBytes, MaxValueBytesLimit))
 	}

@@ -13,6 +13,8 @@
 //	0x05 tableID(8) userKey        transaction intent on userKey
 //	0x06 tableID(8) txnID(16) primaryKey
 //	                               transaction record (on the primary's range)
+//	0x07 tableID(8) esc(userKey) version(8)
+//	                               key history (see HistoryKey)
 //
 // Integers are big-endian so that byte order is numeric order: a range's
 // log is one contiguous, ordered span, and so is a table's data. The meta
@@ -231,3 +233,98 @@ func TxnRecordSpan(table TableID) (start, end []byte) {
 	start = append([]byte{prefixTxn}, binary.BigEndian.AppendUint64(nil, uint64(table))...)
 	return start, append([]byte{prefixTxn}, binary.BigEndian.AppendUint64(nil, uint64(table)+1)...)
 }
+// Key history: every change of a user key, kept per key (newest N):
+//
+//	0x07 tableID(8) esc(userKey) version(8)
+//
+// esc escapes 0x00 as 0x00 0xff and ends the key with 0x00 0x01, so that
+// esc preserves order and no escaped key is a prefix of another's: the
+// history of the user keys [a, b) is exactly the storage span
+// [0x07 t esc(a), 0x07 t esc(b)), which lets snapshots and range
+// destruction treat it as one more span, and the history of one key is
+// one prefix.
+const prefixHistory byte = 0x07
+
+func appendEscaped(b, userKey []byte) []byte {
+	for _, c := range userKey {
+		if c == 0 {
+			b = append(b, 0, 0xff)
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+func historyTable(table TableID, extra int) []byte {
+	b := make([]byte, 0, 1+8+extra)
+	b = append(b, prefixHistory)
+	return binary.BigEndian.AppendUint64(b, uint64(table))
+}
+
+// HistoryKeyPrefix is the prefix of every history entry of userKey.
+func HistoryKeyPrefix(table TableID, userKey []byte) []byte {
+	b := appendEscaped(historyTable(table, len(userKey)+2+8), userKey)
+	return append(b, 0, 1)
+}
+
+// HistoryKey is the history entry of userKey's change at version.
+func HistoryKey(table TableID, userKey []byte, version uint64) []byte {
+	return binary.BigEndian.AppendUint64(HistoryKeyPrefix(table, userKey), version)
+}
+
+// DecodeHistoryKey splits a HistoryKey; userKey is a fresh copy.
+func DecodeHistoryKey(key []byte) (table TableID, userKey []byte, version uint64, err error) {
+	if len(key) < 1+8+2+8 || key[0] != prefixHistory {
+		return 0, nil, 0, ErrMalformed
+	}
+	table = TableID(binary.BigEndian.Uint64(key[1:9]))
+	esc := key[9 : len(key)-8]
+	version = binary.BigEndian.Uint64(key[len(key)-8:])
+	userKey = make([]byte, 0, len(esc))
+	for i := 0; i < len(esc); i++ {
+		if esc[i] != 0 {
+			userKey = append(userKey, esc[i])
+			continue
+		}
+		if i+1 >= len(esc) {
+			return 0, nil, 0, ErrMalformed
+		}
+		switch esc[i+1] {
+		case 0xff:
+			userKey = append(userKey, 0)
+			i++
+		case 1:
+			if i+2 != len(esc) {
+				return 0, nil, 0, ErrMalformed
+			}
+			return table, userKey, version, nil
+		default:
+			return 0, nil, 0, ErrMalformed
+		}
+	}
+	return 0, nil, 0, ErrMalformed
+}
+
+// HistorySpan is [start, end) of the history of the user keys [userStart,
+// userEnd) of table; an empty userEnd means the end of the table.
+func HistorySpan(table TableID, userStart, userEnd []byte) (start, end []byte) {
+	start = HistoryKeyPrefix(table, userStart)
+	if len(userEnd) == 0 {
+		return start, historyTable(TableID(uint64(table)+1), 0)
+	}
+	return start, HistoryKeyPrefix(table, userEnd)
+}
+
+// HistoryPrefixSpan is [start, end) of the history of every user key with
+// the given prefix (all of the table's for an empty prefix).
+func HistoryPrefixSpan(table TableID, prefix []byte) (start, end []byte) {
+	start = appendEscaped(historyTable(table, len(prefix)), prefix)
+	if end = PrefixEnd(start); end == nil || len(prefix) == 0 {
+		end = historyTable(TableID(uint64(table)+1), 0)
+	}
+	return start, end
+}
+
+// IsHistoryKey reports whether key is a key history entry.
+func IsHistoryKey(key []byte) bool { return len(key) > 0 && key[0] == prefixHistory }

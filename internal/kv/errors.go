@@ -37,9 +37,18 @@ var (
 	// ErrPermissionDenied: the authenticated user lacks a permission; the
 	// message names the permission, never data.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrTooStale: a stale read found no replica that could prove it is
+	// within the requested max_staleness; retry (or relax the bound).
+	ErrTooStale = errors.New("too stale")
 	// ErrAlreadyExists: an auth object (user, role, token) of that name
 	// exists.
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrCompacted: a watch asked to resume from changes the key history
+	// no longer holds; read the keys afresh and watch from now.
+	ErrCompacted = errors.New("compacted")
+	// ErrResourceExhausted: a bounded resource ran out (a watcher fell
+	// further behind than its buffer); retry or resume.
+	ErrResourceExhausted = errors.New("resource exhausted")
 	// ErrTxnConflict: a transaction met another one on a key (write-write
 	// conflict, or a lock it could not wait out) and was aborted, changing
 	// nothing. Retryable: run the transaction again.
@@ -66,6 +75,9 @@ var codes = []struct {
 	{ErrUnauthenticated, "unauthenticated"},
 	{ErrPermissionDenied, "permission_denied"},
 	{ErrAlreadyExists, "already_exists"},
+	{ErrCompacted, "compacted"},
+	{ErrResourceExhausted, "resource_exhausted"},
+	{ErrTooStale, "too_stale"},
 	{ErrTxnConflict, "txn_conflict"},
 	{ErrTxnAborted, "txn_aborted"},
 }

@@ -147,6 +147,38 @@ func (l Limits) ValidateList(r *cairnpb.ListRequest) (int, error) {
 	return n, nil
 }
 
+// ValidateWatch checks a WatchRequest: a key (or a prefix, which may be
+// empty) within the key limit.
+func (l Limits) ValidateWatch(r *cairnpb.WatchRequest) error {
+	if err := ValidateTableName(r.Table); err != nil {
+		return err
+	}
+	if !r.Prefix && len(r.Key) == 0 {
+		return Errorf(ErrInvalidArgument, "watch needs a key, or a prefix (an empty prefix watches the whole table)")
+	}
+	if len(r.Key) > l.MaxKeyBytes {
+		return Errorf(ErrInvalidArgument, "key is %d bytes; the limit is %d", len(r.Key), l.MaxKeyBytes)
+	}
+	if len(r.ResumeToken) > 1<<20 {
+		return Errorf(ErrInvalidArgument, "resume token is %d bytes; the limit is 1 MiB", len(r.ResumeToken))
+	}
+	return nil
+}
+
+// ValidateHistory checks a HistoryRequest.
+func (l Limits) ValidateHistory(r *cairnpb.HistoryRequest) error {
+	if err := ValidateTableName(r.Table); err != nil {
+		return err
+	}
+	if err := l.ValidateKey(r.Key); err != nil {
+		return err
+	}
+	if int(r.Limit) > l.MaxListLimit {
+		return Errorf(ErrInvalidArgument, "limit %d is over the maximum %d", r.Limit, l.MaxListLimit)
+	}
+	return nil
+}
+
 // MaxBatchOps bounds the operations of one atomic batch.
 const MaxBatchOps = 1000
 

@@ -41,6 +41,21 @@ type Batcher interface {
 	Batch(ctx context.Context, req *cairnpb.BatchRequest) (*cairnpb.BatchResponse, error)
 }
 
+// Watcher streams the changes of a key or a key prefix (see package
+// watch). send is called with each batch; Watch returns when ctx ends or
+// on an error (send's included). The router implements it; the gRPC Watch
+// service and GET /v1/watch/{table} use it.
+type Watcher interface {
+	Watch(ctx context.Context, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) error
+}
+
+// Historian reads a key's retained changes (see package watch). The router
+// implements it; the gRPC History service and GET /v1/kv/{table}/{key}
+// with ?history or ?version use it.
+type Historian interface {
+	History(ctx context.Context, req *cairnpb.HistoryRequest) (*cairnpb.HistoryResponse, error)
+}
+
 // Transactor runs transactions: reads, checks and writes on any keys of
 // any tables, all or nothing and serializable
 // (docs/design/transactions.md). The router implements it; POST /v1/txn,

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-db/cairn/internal/replica"
+	"github.com/cairn-db/cairn/internal/watch"
 )
 
 // Source is what the node collector reads: the store's replicas and
@@ -28,6 +29,7 @@ import (
 type Source interface {
 	Replicas() []*replica.Replica
 	Stats() *replica.Stats
+	Hub() *watch.Hub
 }
 
 // NodeCollector exports a node's ranges, Raft counters and Pebble metrics.
@@ -35,10 +37,11 @@ type NodeCollector struct {
 	src Source
 	db  *pebble.DB
 
-	ranges, leaders, leases, applyLag  *prometheus.Desc
-	proposals, dropped, leaderChanges  *prometheus.Desc
-	becameLeader, readIndex, leaseRead *prometheus.Desc
-	snapshots, applied                 *prometheus.Desc
+	ranges, leaders, leases, applyLag    *prometheus.Desc
+	proposals, dropped, leaderChanges    *prometheus.Desc
+	becameLeader, readIndex, leaseRead   *prometheus.Desc
+	sessionRead, staleRead, staleRefused *prometheus.Desc
+	snapshots, applied, watchers         *prometheus.Desc
 
 	diskUsage, memtable, walBytes, readAmp *prometheus.Desc
 	compactions, flushes                   *prometheus.Desc
@@ -62,8 +65,12 @@ func NewNodeCollector(src Source, db *pebble.DB) *NodeCollector {
 		becameLeader:  d("cairn_raft_became_leader_total", "Times a replica on this node became leader."),
 		readIndex:     d("cairn_raft_read_index_rounds_total", "ReadIndex requests handed to Raft (read batches and lease renewals)."),
 		leaseRead:     d("cairn_raft_lease_reads_total", "Reads served under the leader's lease, without a round trip."),
+		sessionRead:   d("cairn_session_reads_local_total", "Session reads served by a local replica that had applied the session's position."),
+		staleRead:     d("cairn_stale_reads_local_total", "Bounded-stale reads served by a local replica on a freshness proof."),
+		staleRefused:  d("cairn_stale_reads_refused_total", "Bounded-stale reads refused as too stale: the replica could not prove the bound."),
 		snapshots:     d("cairn_raft_snapshots_applied_total", "Raft snapshots installed."),
 		applied:       d("cairn_raft_entries_applied_total", "Raft log entries applied."),
+		watchers:      d("cairn_watchers", "Watch streams open on this node."),
 		diskUsage:     d("cairn_pebble_disk_usage_bytes", "Disk space used by Pebble."),
 		memtable:      d("cairn_pebble_memtable_bytes", "Bytes in Pebble memtables."),
 		walBytes:      d("cairn_pebble_wal_written_bytes_total", "Bytes written to Pebble's WAL."),
@@ -79,7 +86,7 @@ func NewNodeCollector(src Source, db *pebble.DB) *NodeCollector {
 // Describe implements prometheus.Collector.
 func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.ranges, c.leaders, c.leases, c.applyLag, c.proposals, c.dropped,
-		c.leaderChanges, c.becameLeader, c.readIndex, c.leaseRead, c.snapshots, c.applied, c.diskUsage,
+		c.leaderChanges, c.becameLeader, c.readIndex, c.leaseRead, c.sessionRead, c.staleRead, c.staleRefused, c.snapshots, c.applied, c.watchers, c.diskUsage,
 		c.memtable, c.walBytes, c.readAmp, c.compactions, c.flushes, c.cacheBytes, c.cacheHits, c.cacheMisses} {
 		ch <- d
 	}
@@ -109,6 +116,7 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.leaders, leaders)
 	gauge(c.leases, leases)
 	gauge(c.applyLag, lag)
+	gauge(c.watchers, float64(c.src.Hub().Watchers()))
 
 	st := c.src.Stats()
 	counter(c.proposals, float64(st.Proposals.Load()))
@@ -117,6 +125,9 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.becameLeader, float64(st.BecameLeader.Load()))
 	counter(c.readIndex, float64(st.ReadIndexRounds.Load()))
 	counter(c.leaseRead, float64(st.LeaseReads.Load()))
+	counter(c.sessionRead, float64(st.SessionReads.Load()))
+	counter(c.staleRead, float64(st.StaleReads.Load()))
+	counter(c.staleRefused, float64(st.StaleRefused.Load()))
 	counter(c.snapshots, float64(st.SnapshotsApplied.Load()))
 	counter(c.applied, float64(st.EntriesApplied.Load()))
 

@@ -10,6 +10,8 @@ import (
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
 	"github.com/cairn-db/cairn/internal/kv"
+	"github.com/cairn-db/cairn/internal/storage"
+	"github.com/cairn-db/cairn/internal/watch"
 )
 
 // Effect is a change to the node's set of replicas that an applied meta
@@ -29,6 +31,9 @@ type Applied struct {
 	Effects []Effect
 	// MaxVersion is the largest version handed out (for the node's clock).
 	MaxVersion uint64
+	// Events are the changes applied, in apply order, for the node's
+	// watchers (publish after commit).
+	Events []watch.Event
 }
 
 // Fire wakes the waiters of the applied entries. Call after commit.
@@ -60,6 +65,8 @@ func (r *Replica) Apply(b *pebble.Batch, ents []raftpb.Entry, out *Applied) erro
 		return err
 	}
 	r.applied.Store(r.state.AppliedIndex)
+	out.Events = append(out.Events, r.events...)
+	r.events = r.events[:0]
 	if r.state.MaxVersion > out.MaxVersion {
 		out.MaxVersion = r.state.MaxVersion
 	}
@@ -92,6 +99,7 @@ func (r *Replica) applyEntry(b *pebble.Batch, e *raftpb.Entry, out *Applied) err
 	if err != nil {
 		return err
 	}
+	res.Index = e.Index
 	if cmd.NodeId == r.opts.NodeID {
 		if p, ok := r.waiters[cmd.ProposalId]; ok {
 			delete(r.waiters, cmd.ProposalId)
@@ -139,7 +147,7 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 		if !r.containsKey(op.Delete.Key) {
 			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds the key", r.ID)}, nil
 		}
-		return r.applyDelete(b, keys.TableID(cmd.TableId), op.Delete.Key, op.Delete.Condition)
+		return r.applyDelete(b, keys.TableID(cmd.TableId), op.Delete.Key, op.Delete.Condition, cmd.Timestamp)
 	case *cairnpb.Command_Batch:
 		if cmd.TableId != desc.TableId {
 			return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q moved or was dropped", op.Batch.Table)}, nil
@@ -245,7 +253,7 @@ func (r *Replica) applyPut(b *pebble.Batch, table keys.TableID, req *cairnpb.Put
 	return Result{Version: v}, nil
 }
 
-func (r *Replica) applyDelete(b *pebble.Batch, table keys.TableID, key []byte, cond *cairnpb.Condition) (Result, error) {
+func (r *Replica) applyDelete(b *pebble.Batch, table keys.TableID, key []byte, cond *cairnpb.Condition, ts uint64) (Result, error) {
 	if locked, err := checkUnlocked(b, table, key); err != nil || locked != nil {
 		return Result{Err: locked}, err
 	}
@@ -259,7 +267,10 @@ func (r *Replica) applyDelete(b *pebble.Batch, table keys.TableID, key []byte, c
 	if err := checkCondition(cond, cur.found, cur.version); err != nil {
 		return Result{Err: err}, nil
 	}
-	if err := r.removeValue(b, table, key, cur); err != nil {
+	// The delete itself gets a version of its own: its place in the key's
+	// history and in watchers' streams. The reply names the version it
+	// deleted.
+	if err := r.removeValue(b, table, key, cur, storage.ChangeDelete, r.nextVersion(ts)); err != nil {
 		return Result{}, err
 	}
 	return Result{Version: cur.version}, nil
@@ -318,7 +329,7 @@ func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.B
 				return Result{}, err
 			}
 			if cur.found {
-				if err := r.removeValue(b, table, o.Delete.Key, cur); err != nil {
+				if err := r.removeValue(b, table, o.Delete.Key, cur, storage.ChangeDelete, r.nextVersion(ts)); err != nil {
 					return Result{}, err
 				}
 			}

@@ -35,7 +35,7 @@ import (
 func testLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func testOptions() Options {
-	return Options{NodeID: 1, ElectionTicks: 10, HeartbeatTicks: 1, MaxPending: 100, ProposalIDSeed: 1000, Logger: testLogger()}
+	return Options{NodeID: 1, ElectionTicks: 10, HeartbeatTicks: 1, MaxPending: 100, ProposalIDSeed: 1000, Logger: testLogger(), HistoryVersions: 3}
 }
 
 // applyEnv is one node's Pebble with its replicas, driven by hand.

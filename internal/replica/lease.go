@@ -101,6 +101,7 @@ func (r *Replica) releaseLeaseReads(applied uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.mu.visible = applied
+	r.visible.Store(applied)
 	kept := r.mu.leaseReads[:0]
 	for _, lr := range r.mu.leaseReads {
 		if lr.index <= applied {

@@ -186,7 +186,8 @@ func (r *Replica) applyCreateTable(b *pebble.Batch, c *cairnpb.CreateTable, ts u
 		return Result{}, err
 	}
 	desc := &cairnpb.RangeDescriptor{Id: rangeID, TableId: tableID, Replicas: voters}
-	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: uint32(len(voters)), Ranges: []*cairnpb.RangeDescriptor{desc}}
+	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: uint32(len(voters)), Ranges: []*cairnpb.RangeDescriptor{desc},
+		Consistency: c.Consistency}
 	v := r.nextVersion(ts)
 	if err := putProto(b, MetaTableKey(c.Name), v, t); err != nil {
 		return Result{}, err

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/raftlog"
 	"github.com/cairn-db/cairn/internal/storage"
+	"github.com/cairn-db/cairn/internal/watch"
 )
 
 // Initial log position of a range created at bootstrap or by CreateTable:
@@ -52,6 +53,12 @@ type Options struct {
 	HoldVotesUntil time.Time
 	// Stats receives the replica's counters (nil: not counted).
 	Stats *Stats
+	// HistoryVersions is how many changes of a key its history keeps at
+	// least (for watch resumption and key history); 0 keeps none.
+	// HistoryRetention keeps, beyond those, the changes younger than it
+	// (measured from the key's latest change). See recordChange.
+	HistoryVersions  int
+	HistoryRetention time.Duration
 }
 
 // Result is the outcome of an applied command.
@@ -63,6 +70,8 @@ type Result struct {
 	Split *cairnpb.SplitRangeResponse
 	// RangeID is a range ID the meta range allocated.
 	RangeID uint64
+	// Index is the command's log index (for session tokens).
+	Index uint64
 	// Txn is the outcome of a transaction command.
 	Txn *cairnpb.TxnRangeResult
 	Err error
@@ -101,6 +110,7 @@ type Replica struct {
 	log           *raftlog.Log
 	state         *cairnpb.RangeState
 	waiters       map[uint64]*proposal
+	events        []watch.Event // applied, not yet handed to the store
 	readSeq       uint64
 	readsInflight map[uint64]*readBatch
 	readsIndexed  []*readBatch
@@ -116,6 +126,7 @@ type Replica struct {
 	commit  atomic.Uint64
 	applied atomic.Uint64
 	maxTS   atomic.Uint64 // state.MaxTimestamp as of the committed apply batches, for readers
+	maxSeq  atomic.Uint64 // state.MaxSeq likewise, for watchers
 	// approxBytes mirrors state.ApproxBytes for other goroutines.
 	approxBytes atomic.Uint64
 	destroyed   atomic.Bool
@@ -142,7 +153,15 @@ type Replica struct {
 		// visible is the applied index whose apply batch is committed:
 		// what a read of Pebble sees.
 		visible uint64
+		// fresh is the newest freshness proof (consistency.go).
+		fresh freshness
 	}
+	// visible mirrors mu.visible for lock-free readers (VisibleIndex).
+	visible atomic.Uint64
+	// wantFresh asks the driver for a read index round without waiters;
+	// freshAskedAt (ns since base) rate-limits the asking.
+	wantFresh    atomic.Bool
+	freshAskedAt atomic.Int64
 }
 
 // WriteInitial writes the state of a new, empty range into b: its applied
@@ -175,6 +194,10 @@ func DestroyData(b *pebble.Batch, st *cairnpb.RangeState) error {
 	desc := st.Desc
 	ds, de := keys.DataSpan(keys.TableID(desc.TableId), desc.Start, desc.End)
 	if err := b.DeleteRange(ds, de, nil); err != nil {
+		return err
+	}
+	hs, he := keys.HistorySpan(keys.TableID(desc.TableId), desc.Start, desc.End)
+	if err := b.DeleteRange(hs, he, nil); err != nil {
 		return err
 	}
 	// Intents go with the span; records only with the whole table (a
@@ -270,6 +293,7 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 	r.applied.Store(st.AppliedIndex)
 	r.approxBytes.Store(st.ApproxBytes)
 	r.maxTS.Store(st.MaxTimestamp)
+	r.maxSeq.Store(st.MaxSeq)
 	hs := r.log.HardState() // Status before the first Ready changes it
 	r.term.Store(hs.Term)
 	r.commit.Store(hs.Commit)
@@ -406,6 +430,9 @@ func (r *Replica) DrainRequests() {
 		}
 		r.stats().Proposals.Add(1)
 		r.waiters[p.id] = p
+	}
+	if r.wantFresh.Swap(false) && lead != raft.None {
+		r.sendReadIndex(&readBatch{}, st.Term)
 	}
 	if len(reads) == 0 {
 		return
@@ -550,6 +577,7 @@ func (r *Replica) AfterPersist(rd raft.Ready) {
 			delete(r.readsInflight, seq)
 			rb.index = rs.Index
 			r.extendLease(rb)
+			r.noteFreshness(rb)
 			r.readsIndexed = append(r.readsIndexed, rb)
 		}
 	}
@@ -568,6 +596,11 @@ func failReads(rb *readBatch, err error) {
 	}
 }
 
+// MaxSeq is the sequence number of the range's last change in the
+// committed applied state: every change up to it is in Pebble (and was
+// handed to the watchers' hub), every later one will have a larger one.
+func (r *Replica) MaxSeq() uint64 { return r.maxSeq.Load() }
+
 // ReleaseReads wakes reads whose index has been applied. Driver only; call
 // after the apply batch committed.
 func (r *Replica) ReleaseReads() {
@@ -575,6 +608,7 @@ func (r *Replica) ReleaseReads() {
 	// belongs to is in Pebble: published earlier, a read could count a
 	// key as expired by a command whose other writes it cannot see yet.
 	r.maxTS.Store(r.state.MaxTimestamp)
+	r.maxSeq.Store(r.state.MaxSeq)
 	applied := r.applied.Load()
 	kept := r.readsIndexed[:0]
 	for _, rb := range r.readsIndexed {
@@ -641,21 +675,26 @@ func (r *Replica) DataSpan() (start, end []byte) {
 // index. Runs on the driver, between applies, so Pebble holds exactly the
 // applied state.
 func (r *Replica) snapshot() (raftpb.Snapshot, error) {
-	start, end := r.DataSpan()
-	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
-	if err != nil {
-		return raftpb.Snapshot{}, err
-	}
 	sd := &cairnpb.SnapshotData{State: r.state}
-	for ok := it.First(); ok; ok = it.Next() {
-		sd.Kvs = append(sd.Kvs, &cairnpb.SnapshotKV{
-			Key:   append([]byte(nil), it.Key()...),
-			Value: append([]byte(nil), it.Value()...),
-		})
+	d := r.Desc()
+	ds, de := keys.DataSpan(keys.TableID(d.TableId), d.Start, d.End)
+	hs, he := keys.HistorySpan(keys.TableID(d.TableId), d.Start, d.End)
+	for _, span := range [][2][]byte{{ds, de}, {hs, he}} {
+		it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: span[0], UpperBound: span[1]})
+		if err != nil {
+			return raftpb.Snapshot{}, err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			sd.Kvs = append(sd.Kvs, &cairnpb.SnapshotKV{
+				Key:   append([]byte(nil), it.Key()...),
+				Value: append([]byte(nil), it.Value()...),
+			})
+		}
+		if err := it.Close(); err != nil {
+			return raftpb.Snapshot{}, err
+		}
 	}
-	if err := it.Close(); err != nil {
-		return raftpb.Snapshot{}, err
-	}
+	var err error
 	if sd.TxnKvs, err = txnSnapshotKVs(r.db, r.Desc()); err != nil {
 		return raftpb.Snapshot{}, err
 	}
@@ -695,6 +734,10 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	if err := b.DeleteRange(start, end, nil); err != nil {
 		return err
 	}
+	start, end = keys.HistorySpan(keys.TableID(owned.TableId), owned.Start, owned.End)
+	if err := b.DeleteRange(start, end, nil); err != nil {
+		return err
+	}
 	if err := clearExpiryIndex(b, r.db, owned); err != nil {
 		return err
 	}
@@ -707,6 +750,15 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 		}
 	}
 	for _, e := range sd.Kvs {
+		if keys.IsHistoryKey(e.Key) {
+			if _, err := storage.DecodeChange(e.Value); err != nil {
+				return err
+			}
+			if err := b.Set(e.Key, e.Value, nil); err != nil {
+				return err
+			}
+			continue
+		}
 		if _, _, err := storage.DecodeValue(e.Value); err != nil {
 			return err
 		}

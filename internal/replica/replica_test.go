@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
@@ -101,6 +102,7 @@ func TestApplyMatchesModel(t *testing.T) {
 					default:
 						res.Version = cur.version
 						delete(model, key)
+						maxVersion++ // the delete's own version (its place in the key's history)
 					}
 					tss = append(tss, 0)
 				}
@@ -205,6 +207,11 @@ func TestSnapshotInstall(t *testing.T) {
 	if got, want := dumpTable(t, dst.db, 1), dumpTable(t, src.db, 1); got != want {
 		t.Fatalf("after snapshot:\n%s\nwant:\n%s", got, want)
 	}
+	// The key history travels with the data: a watcher resuming on the
+	// receiver finds the same changes (the stale key's history is gone).
+	if got, want := dumpHistory(t, dst.db, 1), dumpHistory(t, src.db, 1); got != want || strings.Count(got, "\n") != 4 {
+		t.Fatalf("history after snapshot:\n%s\nwant (4 changes):\n%s", got, want)
+	}
 	if got, want := describeState(dst.db, 2), describeState(src.db, 2); got != want {
 		t.Fatalf("state after snapshot %q, want %q", got, want)
 	}
@@ -215,7 +222,7 @@ func TestSnapshotInstall(t *testing.T) {
 		t.Fatalf("log first index %d after snapshot", first)
 	}
 	out := dst.apply(t, []entry{dst.parseEntry(t, mustTD(t, "put key=d value=4"), map[keys.RangeID]uint64{})})
-	if want := "index 15: ok version=103\n"; !bytes.HasPrefix([]byte(out), []byte(want)) {
+	if want := "index 15: ok version=104\n"; !bytes.HasPrefix([]byte(out), []byte(want)) {
 		t.Fatalf("apply after snapshot: %q, want prefix %q", out, want)
 	}
 
@@ -251,6 +258,30 @@ func dumpTable(t testing.TB, db *pebble.DB, table keys.TableID) string {
 	var buf bytes.Buffer
 	for ok := it.First(); ok; ok = it.Next() {
 		fmt.Fprintf(&buf, "%x=%x\n", it.Key(), it.Value())
+	}
+	return buf.String()
+}
+
+// dumpHistory prints table's key history entries.
+func dumpHistory(t testing.TB, db *pebble.DB, table keys.TableID) string {
+	t.Helper()
+	start, end := keys.HistorySpan(table, nil, nil)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var buf bytes.Buffer
+	for ok := it.First(); ok; ok = it.Next() {
+		_, k, v, err := keys.DecodeHistoryKey(it.Key())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := storage.DecodeChange(it.Value())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&buf, "%s@%d %s prev=%d %q\n", k, v, c.Kind, c.Prev, c.Value)
 	}
 	return buf.String()
 }

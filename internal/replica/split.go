@@ -197,7 +197,7 @@ func (r *Replica) applySplit(b *pebble.Batch, s *cairnpb.Split, out *Applied) (R
 	}
 	rst := &cairnpb.RangeState{
 		Desc: right, AppliedIndex: InitialIndex, AppliedTerm: InitialTerm,
-		MaxVersion: r.state.MaxVersion, MaxTimestamp: r.state.MaxTimestamp,
+		MaxVersion: r.state.MaxVersion, MaxTimestamp: r.state.MaxTimestamp, MaxSeq: r.state.MaxSeq,
 		ConfState:   slices.Clone(r.state.ConfState),
 		ApproxBytes: rightBytes,
 	}

@@ -12,6 +12,9 @@ type Stats struct {
 	BecameLeader     atomic.Uint64 // times a replica of this node became leader
 	ReadIndexRounds  atomic.Uint64 // ReadIndex requests handed to raft (batches and lease renewals)
 	LeaseReads       atomic.Uint64 // reads served under the leader's lease
+	SessionReads     atomic.Uint64 // session reads served locally (no Raft round)
+	StaleReads       atomic.Uint64 // bounded-stale reads served locally on a freshness proof
+	StaleRefused     atomic.Uint64 // bounded-stale reads refused: no proof within the bound (too_stale)
 	SnapshotsApplied atomic.Uint64 // snapshots installed
 	EntriesApplied   atomic.Uint64 // log entries applied
 }

@@ -91,21 +91,26 @@ func (r *Replica) writeValue(b *pebble.Batch, table keys.TableID, req *cairnpb.P
 	}
 	r.addBytes(int64(len(dk)+len(enc)) - cur.size)
 	if exp != 0 {
-		return b.Set(keys.ExpiryKey(table, exp, req.Key), nil, nil)
+		if err := b.Set(keys.ExpiryKey(table, exp, req.Key), nil, nil); err != nil {
+			return err
+		}
 	}
-	return nil
+	return r.recordChange(b, table, req.Key, v, storage.Change{Kind: storage.ChangePut, ExpireAt: exp, Value: req.Value})
 }
 
-// removeValue deletes a stored key and its expiry index entry.
-func (r *Replica) removeValue(b *pebble.Batch, table keys.TableID, key []byte, cur current) error {
+// removeValue deletes a stored key and its expiry index entry, and records
+// the removal (a delete or an expiry) at version in the key's history.
+func (r *Replica) removeValue(b *pebble.Batch, table keys.TableID, key []byte, cur current, kind storage.ChangeKind, version uint64) error {
 	if err := b.Delete(keys.DataKey(table, key), nil); err != nil {
 		return err
 	}
 	r.addBytes(-cur.size)
 	if cur.expireAt != 0 {
-		return b.Delete(keys.ExpiryKey(table, cur.expireAt, key), nil)
+		if err := b.Delete(keys.ExpiryKey(table, cur.expireAt, key), nil); err != nil {
+			return err
+		}
 	}
-	return nil
+	return r.recordChange(b, table, key, version, storage.Change{Kind: kind})
 }
 
 // applyExpire removes the keys of an Expire command that still have the
@@ -125,7 +130,7 @@ func (r *Replica) applyExpire(b *pebble.Batch, table keys.TableID, e *cairnpb.Ex
 		}
 		switch {
 		case cur.stored && cur.expireAt == k.ExpireAtMs && cur.version == k.Version && !cur.found:
-			if err := r.removeValue(b, table, k.Key, cur); err != nil {
+			if err := r.removeValue(b, table, k.Key, cur, storage.ChangeExpire, r.nextVersion(r.state.MaxTimestamp)); err != nil {
 				return Result{}, err
 			}
 			removed++

@@ -232,7 +232,7 @@ func (r *Replica) applyTxnOnePhase(b *pebble.Batch, table keys.TableID, p *cairn
 		case cairnpb.TxnOp_DELETE:
 			res.Value = nil
 			if lv.stored {
-				if err := r.removeValue(b, table, op.Key, lv.current); err != nil {
+				if err := r.removeValue(b, table, op.Key, lv.current, storage.ChangeDelete, r.nextVersion(ts)); err != nil {
 					return Result{}, err
 				}
 			}
@@ -320,7 +320,7 @@ func (r *Replica) applyTxnResolve(b *pebble.Batch, table keys.TableID, res *cair
 			}
 		case cairnpb.TxnOp_DELETE:
 			if cur.stored {
-				if err := r.removeValue(b, table, k, cur); err != nil {
+				if err := r.removeValue(b, table, k, cur, storage.ChangeDelete, r.nextVersion(r.state.MaxTimestamp)); err != nil {
 					return Result{}, err
 				}
 			}

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"log/slog"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,7 @@ import (
 	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/store"
 	"github.com/cairn-db/cairn/internal/transport"
+	"github.com/cairn-db/cairn/internal/watch"
 )
 
 // Options configures a Router.
@@ -45,6 +47,8 @@ type Options struct {
 	RequestTimeout time.Duration
 	Clock          *hlc.Clock
 	Logger         *slog.Logger
+	// Watch bounds each watcher (zero values: the package's defaults).
+	Watch watch.Options
 	// TxnLimits bound transactions; unset fields get defaults.
 	TxnLimits TxnLimits
 	// TxnHooks stop transaction coordinators at a step (tests only).
@@ -57,6 +61,9 @@ type Router struct {
 	txnHooks  atomic.Pointer[TxnHooks] // set by SetTxnHooks; else opts.TxnHooks
 	store     *store.Store
 	transport *transport.Transport
+
+	stopWatches     chan struct{} // closed by StopWatches
+	stopWatchesOnce sync.Once
 }
 
 var _ kv.Service = (*Router)(nil)
@@ -64,7 +71,7 @@ var _ kv.Service = (*Router)(nil)
 // New returns a router over a store and its transport.
 func New(s *store.Store, t *transport.Transport, opts Options) *Router {
 	opts.TxnLimits.EnsureDefaults()
-	return &Router{opts: opts, store: s, transport: t}
+	return &Router{opts: opts, store: s, transport: t, stopWatches: make(chan struct{})}
 }
 
 func (rt *Router) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -240,6 +247,10 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 		return keyed(op.Get.Table, op.Get.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localGet(ctx, r, t, op.Get)
 		})
+	case *cairnpb.Request_History:
+		return keyed(op.History.Table, op.History.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localHistory(ctx, r, t, op.History)
+		})
 	case *cairnpb.Request_Put:
 		return keyed(op.Put.Table, op.Put.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localPut(ctx, r, t, op.Put)
@@ -316,6 +327,9 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 	if err := rt.opts.Limits.ValidateGet(req); err != nil {
 		return nil, err
 	}
+	if _, err := parseReadLevel(req.Consistency, "", req.MaxStalenessMs, req.SessionToken); err != nil {
+		return nil, err
+	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
 	var t *cairnpb.Table
@@ -333,21 +347,51 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 		}
 		return resp.GetGet(), nil
 	}
+	expired := func(resp *cairnpb.GetResponse) bool {
+		return resp.ExpireAtMs != 0 && resp.ExpireAtMs <= rt.opts.Clock.Now().Millis()
+	}
 	resp, err := get()
-	if err != nil || resp.ExpireAtMs == 0 || resp.ExpireAtMs > rt.opts.Clock.Now().Millis() {
-		return resp, err
+	if err != nil || !expired(resp) {
+		return foundOrMiss(resp, err)
 	}
-	// Expired by this node's clock but not yet by the log: expire it
-	// through Raft, then read again. (If the range split meanwhile, the
-	// Expire does nothing or is refused; the second read re-routes.)
-	if err := rt.expire(ctx, t, d, []*cairnpb.ExpireKey{{Key: req.Key, Version: resp.Version, ExpireAtMs: resp.ExpireAtMs}}); err != nil && !errors.Is(err, kv.ErrRangeKeyMismatch) {
-		return nil, err
+	if resp.ServedConsistency == kv.Linearizable {
+		// Expired by this node's clock but not yet by the log: expire it
+		// through Raft, then read again. (If the range split meanwhile,
+		// the Expire does nothing or is refused; the second read
+		// re-routes.) A session or stale read answers from a replica's
+		// state and skips this: the key is gone by this node's clock.
+		if err := rt.expire(ctx, t, d, []*cairnpb.ExpireKey{{Key: req.Key, Version: resp.Version, ExpireAtMs: resp.ExpireAtMs}}); err != nil && !errors.Is(err, kv.ErrRangeKeyMismatch) {
+			return nil, err
+		}
+		if resp, err = get(); err != nil || !expired(resp) {
+			return foundOrMiss(resp, err)
+		}
 	}
-	return get()
+	resp.Version = 0 // gone by this node's clock
+	return foundOrMiss(resp, nil)
 }
 
+// foundOrMiss turns the internal "absent" answer of localGet (version 0:
+// no written key has it) into a *kv.ReadMissError.
+func foundOrMiss(resp *cairnpb.GetResponse, err error) (*cairnpb.GetResponse, error) {
+	if err != nil || resp.Version != 0 {
+		return resp, err
+	}
+	return nil, &kv.ReadMissError{SessionToken: resp.SessionToken, ServedConsistency: resp.ServedConsistency,
+		ServedBy: resp.ServedBy, StalenessMs: resp.StalenessMs}
+}
+
+// localGet reads req.Key on r at the request's consistency level. An
+// absent key is answered with version 0 (not an error), so that the
+// answer still carries how it was served; Get turns it into a
+// *kv.ReadMissError.
 func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.GetRequest) (*cairnpb.Response, error) {
-	if err := r.ReadBarrier(ctx); err != nil {
+	lv, err := parseReadLevel(req.Consistency, t.Consistency, req.MaxStalenessMs, req.SessionToken)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := barrier(ctx, r, lv)
+	if err != nil {
 		return nil, err
 	}
 	// After the barrier: a split applied since routing moved the key to
@@ -364,9 +408,12 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 		}
 		return rt.localGet(ctx, r, t, req)
 	}
+	out := &cairnpb.GetResponse{SessionToken: tokenOf(sv.entry), ServedConsistency: sv.level,
+		ServedBy: rt.store.NodeID(), StalenessMs: sv.staleness.Milliseconds()}
+	resp := &cairnpb.Response{Op: &cairnpb.Response_Get{Get: out}}
 	v, closer, err := rt.store.DB().Get(keys.DataKey(keys.TableID(t.Id), req.Key))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, kv.ErrNotFound
+		return resp, nil
 	}
 	if err != nil {
 		return nil, kv.Errorf(kv.ErrInternal, "read: %v", err)
@@ -377,9 +424,10 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 		return nil, kv.Errorf(kv.ErrInternal, "read: %v", err)
 	}
 	if replica.Expired(exp, r.LogTime()) {
-		return nil, kv.ErrNotFound
+		return resp, nil
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Get{Get: &cairnpb.GetResponse{Value: append([]byte(nil), value...), Version: version, ExpireAtMs: exp}}}, nil
+	out.Value, out.Version, out.ExpireAtMs = append([]byte(nil), value...), version, exp
+	return resp, nil
 }
 
 // Put implements kv.Service.
@@ -415,7 +463,7 @@ func (rt *Router) localPut(ctx context.Context, r *replica.Replica, t *cairnpb.T
 	if err != nil {
 		return nil, err
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Put{Put: &cairnpb.PutResponse{Version: res.Version}}}, nil
+	return &cairnpb.Response{Op: &cairnpb.Response_Put{Put: &cairnpb.PutResponse{Version: res.Version, SessionToken: writeToken(r, res.Index)}}}, nil
 }
 
 // Delete implements kv.Service.
@@ -442,7 +490,7 @@ func (rt *Router) localDelete(ctx context.Context, r *replica.Replica, t *cairnp
 	if err != nil {
 		return nil, err
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Delete{Delete: &cairnpb.DeleteResponse{Version: res.Version}}}, nil
+	return &cairnpb.Response{Op: &cairnpb.Response_Delete{Delete: &cairnpb.DeleteResponse{Version: res.Version, SessionToken: writeToken(r, res.Index)}}}, nil
 }
 
 var _ kv.Batcher = (*Router)(nil)
@@ -497,7 +545,7 @@ func (rt *Router) localBatch(ctx context.Context, r *replica.Replica, t *cairnpb
 	if err != nil {
 		return nil, err
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Batch{Batch: &cairnpb.BatchResponse{Results: res.Batch}}}, nil
+	return &cairnpb.Response{Op: &cairnpb.Response_Batch{Batch: &cairnpb.BatchResponse{Results: res.Batch, SessionToken: writeToken(r, res.Index)}}}, nil
 }
 
 // List implements kv.Service.
@@ -506,6 +554,9 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 		return nil, err
 	}
 	if _, err := kv.DecodePageToken(req.PageToken, rt.opts.Limits); err != nil {
+		return nil, err
+	}
+	if _, err := parseReadLevel(req.Consistency, "", req.MaxStalenessMs, req.SessionToken); err != nil {
 		return nil, err
 	}
 	ctx, cancel := rt.withTimeout(ctx)
@@ -527,7 +578,8 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 				subEnd = d.End
 			}
 			subReq := &cairnpb.ListRequest{Table: req.Table, Start: start, End: subEnd,
-				Limit: uint32(limit - len(out.Items)), Values: req.Values}
+				Limit: uint32(limit - len(out.Items)), Values: req.Values,
+				Consistency: req.Consistency, MaxStalenessMs: req.MaxStalenessMs, SessionToken: req.SessionToken}
 			resp, err := rt.read(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_List{List: subReq}},
 				func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localList(ctx, r, t, subReq) })
 			if err != nil {
@@ -537,6 +589,9 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 			return nil
 		})
 		if err != nil {
+			return nil, err
+		}
+		if err := mergeListPart(out, sub); err != nil {
 			return nil, err
 		}
 		out.Items = append(out.Items, sub.Items...)
@@ -592,11 +647,16 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	if err != nil {
 		return nil, err
 	}
+	lv, err := parseReadLevel(req.Consistency, t.Consistency, req.MaxStalenessMs, req.SessionToken)
+	if err != nil {
+		return nil, err
+	}
 	start, end := listSpan(req, after)
+	var sv served
 	for {
 		// Committed transactions whose intents are not yet resolved
 		// must show: resolve the span's intents, then read again.
-		if err := r.ReadBarrier(ctx); err != nil {
+		if sv, err = barrier(ctx, r, lv); err != nil {
 			return nil, err
 		}
 		n, err := rt.resolveSpanIntents(ctx, t, start, end)
@@ -611,7 +671,8 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	// that a list agrees with gets (which expire such keys through Raft
 	// first), those this node's clock has passed.
 	logTime, nowMs := r.LogTime(), rt.opts.Clock.Now().Millis()
-	out := &cairnpb.ListResponse{}
+	out := &cairnpb.ListResponse{SessionToken: tokenOf(sv.entry), ServedConsistency: sv.level,
+		ServedBy: rt.store.NodeID(), StalenessMs: sv.staleness.Milliseconds()}
 	if len(end) > 0 && bytes.Compare(start, end) >= 0 {
 		return &cairnpb.Response{Op: &cairnpb.Response_List{List: out}}, nil
 	}
@@ -667,6 +728,14 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 	default:
 		return nil, kv.Errorf(kv.ErrInvalidArgument, "partitioning %q is not supported (only \"range\")", req.Partitioning)
 	}
+	level, err := kv.ParseConsistency(req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	if level == kv.Linearizable {
+		level = "" // the default, stored as such
+	}
+	req.Consistency = level
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
 	resp, err := rt.route(ctx, replica.MetaRangeID, &cairnpb.Request{Op: &cairnpb.Request_CreateTable{CreateTable: req}}, true,
@@ -678,7 +747,8 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 }
 
 func (rt *Router) localCreateTable(ctx context.Context, r *replica.Replica, req *cairnpb.CreateTableRequest) (*cairnpb.Response, error) {
-	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning}}})
+	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning,
+		Consistency: req.Consistency}}})
 	if err != nil {
 		return nil, err
 	}

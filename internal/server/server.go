@@ -41,6 +41,7 @@ import (
 	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/store"
 	"github.com/cairn-db/cairn/internal/transport"
+	"github.com/cairn-db/cairn/internal/watch"
 )
 
 // InitialNodes turns an --initial-cluster map into node records. IDs are
@@ -136,6 +137,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	st, err := store.New(db, store.Options{
 		NodeID: nodeID, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
 		HeartbeatTicks: cfg.HeartbeatTicks, LogKeepEntries: cfg.LogKeepEntries, Logger: logger, Clock: clock,
+		HistoryVersions: historyVersions(cfg.HistoryVersions), HistoryRetention: cfg.HistoryRetention,
 	})
 	if err != nil {
 		return err
@@ -157,6 +159,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 
 	limits := cfg.KVLimits()
 	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock, Logger: logger,
+		Watch:     watch.Options{Buffer: cfg.WatchBuffer},
 		TxnLimits: router.TxnLimits{MaxOps: cfg.TxnMaxKeys, MaxBytes: int(cfg.TxnMaxBytes), MaxDuration: cfg.TxnMaxDuration}})
 	splitCtx, stopSplitter := context.WithCancel(context.Background())
 	splitterDone := make(chan struct{})
@@ -211,8 +214,11 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	cairnpb.RegisterPeerServer(peerSrv, &peerService{tr: tr, rt: rt, authn: authn})
 	grpcDuration := registerMetrics(logger, st, db)
 	clientGRPC := grpc.NewServer(grpc.MaxRecvMsgSize(limits.MaxValueBytes+limits.MaxKeyBytes+64<<10),
-		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(grpcDuration), grpcapi.UnaryInterceptor(authn.GRPCContext)))
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(grpcDuration), grpcapi.UnaryInterceptor(authn.GRPCContext)),
+		grpc.ChainStreamInterceptor(grpcapi.StreamInterceptor(authn.GRPCContext)))
 	grpcapi.Register(clientGRPC, guard, grpcapi.WithLimits(limits))
+	grpcapi.RegisterWatch(clientGRPC, guard, grpcapi.WithLimits(limits))
+	grpcapi.RegisterHistory(clientGRPC, guard, grpcapi.WithLimits(limits))
 	grpcapi.RegisterAuth(clientGRPC, admin)
 	reflection.Register(clientGRPC)
 	httpHandler := httpapi.New(guard, httpapi.Options{Limits: limits, Logger: logger, Authenticate: authn.HTTPContext, Admin: admin})
@@ -260,6 +266,9 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	if respSrv != nil {
 		respSrv.Close()
 	}
+	// Watch streams never end on their own: end them so that the drain
+	// below waits only for requests.
+	rt.StopWatches()
 	// Drain client requests for a moment, then cut what is left (idle
 	// connections that never sent a request would hold Shutdown for 5 s).
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -272,6 +281,15 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	// fail at their origin as unavailable or outcome unknown.
 	peerSrv.Stop()
 	return nil
+}
+
+// historyVersions maps the config's count (0: no history) to the store's
+// (0: its default, negative: none).
+func historyVersions(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // registerMetrics registers the node's collectors with the default

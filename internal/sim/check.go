@@ -118,8 +118,9 @@ func (c *checker) checkEntries(s *Sim, n *node, id keys.RangeID, from, to uint64
 	}
 }
 
-// checkState hashes range id's state machine on n at its applied index
-// and compares it with every other node's state at that index. For the
+// checkState hashes range id's state machine (data and key history) on n
+// at its applied index and compares it with every other node's state at
+// that index. For the
 // data range it also checks that no key's version went down on n.
 func (c *checker) checkState(s *Sim, n *node, id keys.RangeID) {
 	st, err := replica.LoadState(n.db, id)
@@ -168,6 +169,26 @@ func (c *checker) checkState(s *Sim, n *node, id keys.RangeID) {
 		n.seenVer[string(uk)] = max(n.seenVer[string(uk)], ver)
 	}
 	if err := it.Close(); err != nil {
+		s.fail("%s: %v", n.name, err)
+	}
+	// The key history (what watches resume from) is replicated state too:
+	// the same entries, trimmed the same way, on every replica.
+	d := r.Desc()
+	hs, he := keys.HistorySpan(keys.TableID(d.TableId), d.Start, d.End)
+	hit, err := n.db.NewIter(&pebble.IterOptions{LowerBound: hs, UpperBound: he})
+	if err != nil {
+		s.fail("%s: %v", n.name, err)
+		return
+	}
+	binary.LittleEndian.PutUint64(b[:], st.MaxSeq)
+	h.Write(b[:8])
+	for ok := hit.First(); ok; ok = hit.Next() {
+		binary.LittleEndian.PutUint64(b[:], uint64(len(hit.Key())))
+		h.Write(b[:8])
+		h.Write(hit.Key())
+		h.Write(hit.Value())
+	}
+	if err := hit.Close(); err != nil {
 		s.fail("%s: %v", n.name, err)
 	}
 	m := c.states[id]

@@ -157,6 +157,9 @@ func (c *clients) newOp(slot int) *op {
 	c.clock++
 	o.call = c.clock
 	s.ev("call", uint64(o.id), uint64(o.in.Kind), o.in.CondVer)
+	if s.pr != nil {
+		s.pr.issued(o.in)
+	}
 	return o
 }
 
@@ -285,6 +288,11 @@ func (c *clients) writeDone(o *op, res replica.Result) {
 	s := c.s
 	switch {
 	case res.Err == nil:
+		if s.pr != nil && o.node != nil && o.node.up && o.node.inc == o.inc {
+			s.pr.acked(c.slotOf(o), o, res, o.node.st.Replica(o.rangeID))
+		} else if s.pr != nil {
+			s.pr.acked(-1, o, res, nil)
+		}
 		c.complete(o, output{Out: outOK, Value: o.in.Value, Version: res.Version})
 	case errors.Is(res.Err, kv.ErrConditionFailed):
 		c.complete(o, output{Out: outCondFailed})

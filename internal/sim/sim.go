@@ -57,6 +57,12 @@ const (
 	// checkpointEvery steps), so writes acknowledged since then are gone
 	// everywhere.
 	BugForgetSyncedWrites
+	// BugStaleWithoutProof serves the stale-read probes without a
+	// freshness proof (Config.Probes).
+	BugStaleWithoutProof
+	// BugSessionIgnoresToken serves the session-read probes whatever the
+	// session token needs (Config.Probes).
+	BugSessionIgnoresToken
 )
 
 const checkpointEvery = 400
@@ -72,7 +78,10 @@ type Config struct {
 	NoFaults bool
 	// NoSplits disables range splits (random and by size).
 	NoSplits bool
-	Bug      Bug
+	// Probes adds session and bounded-stale read probes and their
+	// checkers (consistency.go).
+	Probes bool
+	Bug    Bug
 	// KeepGoing runs to the end (and the final checks) despite failures.
 	KeepGoing bool
 	// Trace, if set, receives one line per simulated event.
@@ -107,6 +116,8 @@ type Result struct {
 	Crashes, Partitions, Snapshots int
 	// Splits counts applied splits the simulation proposed.
 	Splits int
+	// StaleReads and SessionReads count the probes' reads (Config.Probes).
+	StaleReads, SessionReads int
 	// Linearizable is porcupine's verdict ("Ok", "Illegal", "Unknown").
 	Linearizable string
 	// VisualizationPath is porcupine's HTML rendering of a failed check.
@@ -153,6 +164,7 @@ type Sim struct {
 	failKinds map[string]bool
 	net       network
 	cl        *clients
+	pr        *probes // nil without Config.Probes
 	split     *splitter
 	chk       *checker
 	h         hash.Hash64
@@ -223,6 +235,9 @@ func newSim(cfg Config) *Sim {
 	s.net.cut, s.net.clog = map[[2]int]bool{}, map[[2]int]bool{}
 	s.chk = newChecker()
 	s.cl = newClients(s)
+	if cfg.Probes {
+		s.pr = newProbes(s)
+	}
 	s.split = newSplitter(cfg.Seed, cfg.NoSplits)
 	for i := 0; i < cfg.Nodes; i++ {
 		s.members = append(s.members, &cairnpb.Node{Id: uint64(i + 1), Name: fmt.Sprintf("n%d", i+1), PeerAddress: fmt.Sprintf("sim:%d", i+1)})
@@ -445,6 +460,9 @@ func (s *Sim) step(faults bool) {
 	}
 	s.closeCrashed()
 	s.cl.poll()
+	if s.pr != nil {
+		s.pr.step()
+	}
 	s.chk.afterStep(s)
 	s.traceStatus()
 }

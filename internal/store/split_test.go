@@ -201,7 +201,11 @@ func TestSplitUnderWrites(t *testing.T) {
 	// Restart a node: it reopens every range, split ones included.
 	nodes[1].stop()
 	nodes[1].start(nil)
+	// Wait until the restarted node knows a leader of every range it
+	// reads (left sides too: range 2's leader was not awaited, and a read
+	// on a replica without a leader yet fails "no leader").
 	for _, sp := range splits {
+		leaderOf(t, nodes, keys.RangeID(sp.Left.Id))
 		leaderOf(t, nodes, keys.RangeID(sp.Right.Id))
 	}
 	for key, v := range acked {

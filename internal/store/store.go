@@ -45,6 +45,7 @@ import (
 	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/replica"
 	"github.com/cairn-db/cairn/internal/transport"
+	"github.com/cairn-db/cairn/internal/watch"
 )
 
 // Options configures a Store.
@@ -59,6 +60,12 @@ type Options struct {
 	// Now reads the wall clock (default time.Now); the simulator injects
 	// its own so that a seed replays exactly.
 	Now func() time.Time
+	// HistoryVersions is how many changes of a key its history keeps at
+	// least (replica.Options.HistoryVersions); 0 means
+	// replica.DefaultHistoryVersions, negative keeps none.
+	// HistoryRetention keeps younger changes beyond those.
+	HistoryVersions  int
+	HistoryRetention time.Duration
 }
 
 // Store is a node's set of replicas and their driver.
@@ -69,6 +76,7 @@ type Store struct {
 	logger    *slog.Logger
 	startedAt time.Time
 	stats     replica.Stats
+	hub       *watch.Hub
 
 	// inbox carries inbound Raft messages to the driver (bounded).
 	inbox chan []transport.RangeMessage
@@ -180,6 +188,7 @@ func New(db *pebble.DB, opts Options) (*Store, error) {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		startedAt: opts.Now(),
+		hub:       watch.NewHub(),
 	}
 	s.mu.replicas = map[keys.RangeID]*replica.Replica{}
 	catalog, nodes, err := s.readCatalog()
@@ -497,8 +506,10 @@ func (s *Store) openReplica(id keys.RangeID) error {
 		Now:            s.opts.Now,
 		// A restarted node forgot which leaders it heard from; it must not
 		// vote before an election timeout has passed (replica/lease.go).
-		HoldVotesUntil: s.startedAt.Add(time.Duration(s.opts.ElectionTicks) * s.opts.TickInterval),
-		Stats:          &s.stats,
+		HoldVotesUntil:   s.startedAt.Add(time.Duration(s.opts.ElectionTicks) * s.opts.TickInterval),
+		Stats:            &s.stats,
+		HistoryVersions:  s.historyVersions(),
+		HistoryRetention: s.opts.HistoryRetention,
 	}, s.notify)
 	if err != nil {
 		return err
@@ -826,6 +837,8 @@ func (s *Store) processReady() error {
 	for _, p := range rds {
 		if p.r.TakeSnapshotApplied() {
 			metaChanged = true // reconcile: a snapshot may narrow a replica
+			d := p.r.Desc()
+			s.hub.Reset(keys.TableID(d.TableId), d.Start, d.End)
 		}
 	}
 	for _, p := range rds {
@@ -865,6 +878,7 @@ func (s *Store) processReady() error {
 		}
 	}
 	applied.Fire()
+	s.hub.Publish(applied.Events)
 	for _, p := range rds {
 		p.r.ReleaseReads()
 		p.r.Advance(p.rd)
@@ -926,3 +940,17 @@ func (s *Store) leftOf(d *cairnpb.RangeDescriptor) *replica.Replica {
 	}
 	return nil
 }
+
+func (s *Store) historyVersions() int {
+	switch n := s.opts.HistoryVersions; {
+	case n == 0:
+		return replica.DefaultHistoryVersions
+	case n < 0:
+		return 0
+	default:
+		return n
+	}
+}
+
+// Hub is where the node's watchers subscribe to applied changes.
+func (s *Store) Hub() *watch.Hub { return s.hub }

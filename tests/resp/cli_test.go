@@ -102,7 +102,9 @@ var cliCairnOnly = []cliCase{
 	{"SELECT 1", "(error) ERR DB index is out of range"},
 	{"CAIRN.TABLE", `"default"`},
 	{"CAIRN.TABLE default", "OK"},
-	{"CAIRN.CONSISTENCY stale", "(error) ERR consistency level 'stale' is not supported yet; only 'linearizable' is"},
+	{"CAIRN.CONSISTENCY session", "OK"},
+	{"CAIRN.CONSISTENCY stale 2s", "OK"},
+	{"CAIRN.CONSISTENCY eventual", "(error) ERR unknown consistency level 'eventual'; the levels are linearizable, session and stale"},
 	{"HGETALL {p}b", "(error) ERR unknown command 'HGETALL', with args beginning with: '{p}b' "},
 	{"CONFIG GET appendfsync", "1) \"appendfsync\"\n2) \"always\""},
 }

@@ -265,11 +265,14 @@ type runStats struct {
 	snapshots int
 	report    *Report
 	failed    bool
+	// watchEvents is how many changes the run's watcher received;
+	// watchGaps how often it had to skip ahead (history compacted).
+	watchEvents, watchGaps int
 }
 
 func logSummary(t *testing.T, stats []*runStats) {
 	type agg struct {
-		runs, faults, snaps, ops, acked, unknown, violations, failed int
+		runs, faults, snaps, ops, acked, unknown, watched, violations, failed int
 	}
 	by := map[string]*agg{}
 	var order []string
@@ -283,6 +286,7 @@ func logSummary(t *testing.T, stats []*runStats) {
 		a.runs++
 		a.faults += s.faults
 		a.snaps += s.snapshots
+		a.watched += s.watchEvents
 		if s.report != nil {
 			a.ops += s.report.Ops
 			a.acked += s.report.Acked
@@ -294,21 +298,22 @@ func logSummary(t *testing.T, stats []*runStats) {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-18s %5s %7s %6s %8s %8s %8s %11s %7s\n", "scenario", "runs", "faults", "snaps", "ops", "acked", "unknown", "violations", "failed")
+	fmt.Fprintf(&b, "%-18s %5s %7s %6s %8s %8s %8s %8s %11s %7s\n", "scenario", "runs", "faults", "snaps", "ops", "acked", "unknown", "watched", "violations", "failed")
 	var tot agg
 	for _, name := range order {
 		a := by[name]
-		fmt.Fprintf(&b, "%-18s %5d %7d %6d %8d %8d %8d %11d %7d\n", name, a.runs, a.faults, a.snaps, a.ops, a.acked, a.unknown, a.violations, a.failed)
+		fmt.Fprintf(&b, "%-18s %5d %7d %6d %8d %8d %8d %8d %11d %7d\n", name, a.runs, a.faults, a.snaps, a.ops, a.acked, a.unknown, a.watched, a.violations, a.failed)
 		tot.runs += a.runs
 		tot.faults += a.faults
 		tot.snaps += a.snaps
 		tot.ops += a.ops
 		tot.acked += a.acked
 		tot.unknown += a.unknown
+		tot.watched += a.watched
 		tot.violations += a.violations
 		tot.failed += a.failed
 	}
-	fmt.Fprintf(&b, "%-18s %5d %7d %6d %8d %8d %8d %11d %7d\n", "total", tot.runs, tot.faults, tot.snaps, tot.ops, tot.acked, tot.unknown, tot.violations, tot.failed)
+	fmt.Fprintf(&b, "%-18s %5d %7d %6d %8d %8d %8d %8d %11d %7d\n", "total", tot.runs, tot.faults, tot.snaps, tot.ops, tot.acked, tot.unknown, tot.watched, tot.violations, tot.failed)
 	t.Logf("summary:\n%s", b.String())
 }
 
@@ -353,6 +358,13 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 	t.Cleanup(e.freeDisks)
 
 	t.Logf("scenario %s: seed %d, %d nodes, %v of faults; cluster ready in %v", sc.name, seed, sc.nodes, dur, time.Since(start).Round(time.Millisecond))
+	// A watcher follows every change of the workload's keys through the
+	// faults (it resumes on other nodes by itself).
+	wt, err := startWatcher(c, "default", "k", rand.New(rand.NewPCG(seed, 0x3a7c)))
+	if err != nil {
+		t.Fatalf("watch: %v", err)
+	}
+	t.Cleanup(wt.stop)
 	w.start()
 	e.deadline = time.Now().Add(dur)
 	sc.nemesis(e)
@@ -373,6 +385,24 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 	finalErr := finalReads(c, kc, keys, "k")
 	ops := h.Ops()
 	rep := Check(ops, keys)
+	// The watcher catches up once the faults are healed; then its events
+	// must be exactly the history's changes.
+	deadline := time.Now().Add(20 * time.Second)
+	events, gaps, werrs := wt.snapshot()
+	for gaps == 0 && len(missingFromWatch(ops, events)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		events, gaps, werrs = wt.snapshot()
+	}
+	wt.stop()
+	events, gaps, werrs = wt.snapshot()
+	CheckWatch(rep, ops, events, gaps)
+	for _, e := range werrs {
+		rep.violate("watch ended with an error the client does not retry: %s", e)
+	}
+	st.watchEvents, st.watchGaps = len(events), gaps
+	if gaps > 0 {
+		t.Logf("watch: history compacted under the watcher %d times; completeness not checked", gaps)
+	}
 	if !progress {
 		rep.violate("no write was acknowledged within 15s after the faults healed")
 	}
@@ -381,7 +411,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 	}
 	st.report = rep
 	st.snapshots = c.countLog("restored snapshot")
-	t.Logf("scenario=%s seed=%d faults=%d snapshots=%d %s", sc.name, seed, e.faults, st.snapshots, rep.Summary())
+	t.Logf("scenario=%s seed=%d faults=%d snapshots=%d watched=%d %s", sc.name, seed, e.faults, st.snapshots, len(events), rep.Summary())
 	for k, res := range rep.Results {
 		if res != "Ok" && res != "Illegal" {
 			t.Logf("key %q: porcupine %s (check timed out after %v: not a violation, but not checked)", k, res, checkTimeout)

@@ -34,6 +34,9 @@ var errorTable = []struct {
 	{kv.ErrUnauthenticated, codes.Unauthenticated},
 	{kv.ErrPermissionDenied, codes.PermissionDenied},
 	{kv.ErrAlreadyExists, codes.AlreadyExists},
+	{kv.ErrCompacted, codes.OutOfRange},
+	{kv.ErrResourceExhausted, codes.ResourceExhausted},
+	{kv.ErrTooStale, codes.Unavailable},
 	{kv.ErrTxnConflict, codes.Aborted},
 	{kv.ErrTxnAborted, codes.Aborted},
 }

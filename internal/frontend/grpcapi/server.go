@@ -24,13 +24,18 @@ func WithLimits(l kv.Limits) Option {
 	return func(o *options) { o.limits = l }
 }
 
-// Register registers the KV, Tables and Cluster services on s, each a thin
-// adapter over svc.
-func Register(s *grpc.Server, svc kv.Service, opts ...Option) {
+func collect(opts []Option) options {
 	o := options{limits: kv.DefaultLimits}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	return o
+}
+
+// Register registers the KV, Tables and Cluster services on s, each a thin
+// adapter over svc.
+func Register(s *grpc.Server, svc kv.Service, opts ...Option) {
+	o := collect(opts)
 	h := &handler{svc: svc, limits: o.limits}
 	cairnpb.RegisterKVServer(s, &kvServer{h: h})
 	cairnpb.RegisterTablesServer(s, &tablesServer{h: h})
@@ -54,6 +59,7 @@ func (s *kvServer) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.G
 		return nil, toStatus(err)
 	}
 	resp, err := s.h.svc.Get(ctx, req)
+	setMissHeader(ctx, err)
 	return resp, toStatus(err)
 }
 
@@ -173,6 +179,63 @@ func (s *authServer) Login(ctx context.Context, req *cairnpb.LoginRequest) (*cai
 
 func (s *authServer) Admin(ctx context.Context, req *cairnpb.AuthAdminRequest) (*cairnpb.AuthAdminResponse, error) {
 	resp, err := s.admin.Do(ctx, req)
+	return resp, toStatus(err)
+}
+
+// RegisterWatch registers the Watch service over w.
+func RegisterWatch(s *grpc.Server, w kv.Watcher, opts ...Option) {
+	o := collect(opts)
+	cairnpb.RegisterWatchServer(s, &watchServer{w: w, limits: o.limits})
+}
+
+type watchServer struct {
+	cairnpb.UnimplementedWatchServer
+	w      kv.Watcher
+	limits kv.Limits
+}
+
+func (s *watchServer) Watch(req *cairnpb.WatchRequest, stream grpc.ServerStreamingServer[cairnpb.WatchResponse]) error {
+	if err := s.limits.ValidateWatch(req); err != nil {
+		return toStatus(err)
+	}
+	return toStatus(s.w.Watch(stream.Context(), req, stream.Send))
+}
+
+// StreamInterceptor is UnaryInterceptor for streaming calls.
+func StreamInterceptor(authn func(context.Context) (context.Context, error)) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, err := authn(ss.Context())
+		if err != nil {
+			return toStatus(err)
+		}
+		return handler(srv, &authedStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+type authedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *authedStream) Context() context.Context { return s.ctx }
+
+// RegisterHistory registers the History service over h.
+func RegisterHistory(s *grpc.Server, h kv.Historian, opts ...Option) {
+	o := collect(opts)
+	cairnpb.RegisterHistoryServer(s, &historyServer{h: h, limits: o.limits})
+}
+
+type historyServer struct {
+	cairnpb.UnimplementedHistoryServer
+	h      kv.Historian
+	limits kv.Limits
+}
+
+func (s *historyServer) History(ctx context.Context, req *cairnpb.HistoryRequest) (*cairnpb.HistoryResponse, error) {
+	if err := s.limits.ValidateHistory(req); err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := s.h.History(ctx, req)
 	return resp, toStatus(err)
 }
 

@@ -15,7 +15,10 @@
 // # Routes
 //
 //	PUT    /v1/kv/{table}/{key}   body = value; If-Match: "V" | If-None-Match: *
-//	GET    /v1/kv/{table}/{key}   value bytes, ETag: "V", Cairn-Version: V (HEAD too)
+//	GET    /v1/kv/{table}/{key}   value bytes, ETag: "V", Cairn-Version: V (HEAD too);
+//	                              ?consistency=linearizable|session|stale&max_staleness=2s;
+//	                              Cairn-Session in and out (writes too), Cairn-Consistency,
+//	                              Cairn-Served-By, Cairn-Staleness out (consistency.go)
 //	DELETE /v1/kv/{table}/{key}   same conditions as PUT
 //	GET    /v1/kv/{table}         ?prefix=&start=&end=&limit=&page_token=&values=true
 //	POST   /v1/tables             {"name":"…","partitioning":"range"}

@@ -174,6 +174,8 @@ func (h *handler) serve(w *statusWriter, r *http.Request, t target) {
 		h.list(w, r, t.table)
 	case routeKey:
 		h.key(w, r, t.table, t.key)
+	case routeWatch:
+		h.watch(w, r, t.table)
 	case routeTxn:
 		h.txn(w, r)
 	}
@@ -195,6 +197,7 @@ const (
 	routeKey
 	routeAuth
 	routeLogin
+	routeWatch
 	routeTxn
 )
 
@@ -214,6 +217,7 @@ var routeInfo = [...]struct {
 	routeKey:     {"/v1/kv/{table}/{key}", []string{"GET", "HEAD", "PUT", "DELETE"}},
 	routeAuth:    {"/v1/auth", []string{"POST"}},
 	routeLogin:   {"/v1/auth/login", []string{"POST"}},
+	routeWatch:   {"/v1/watch/{table}", []string{"GET"}},
 	routeTxn:     {"/v1/txn", []string{"POST"}},
 }
 
@@ -278,6 +282,14 @@ func parseTarget(escaped string) target {
 		return target{route: routeLogin}
 	case "/v1/txn":
 		return target{route: routeTxn}
+	}
+	if rest, ok := strings.CutPrefix(escaped, "/v1/watch/"); ok {
+		if strings.Contains(rest, "/") {
+			return target{route: routeNone}
+		}
+		t := target{route: routeWatch}
+		t.table, t.err = decodeTable(rest)
+		return t
 	}
 	if rest, ok := strings.CutPrefix(escaped, "/v1/tables/"); ok {
 		if strings.Contains(rest, "/") {

@@ -388,9 +388,55 @@ func TestQueryParameters(t *testing.T) {
 	wantError(t, e.do(t, "GET", "/v1/kv/default?prefix=%zz", nil), 400, "invalid_argument")
 	put(t, e, "/v1/kv/default/k", "v")
 	wantStatus(t, e.do(t, "GET", "/v1/kv/default/k?consistency=linearizable", nil), 200)
-	wantError(t, e.do(t, "GET", "/v1/kv/default/k?consistency=stale", nil), 400, "invalid_argument")
+	wantStatus(t, e.do(t, "GET", "/v1/kv/default/k?consistency=stale&max_staleness=2s", nil), 200)
 	wantError(t, e.do(t, "GET", "/v1/kv/default/k?consistency=bogus", nil), 400, "invalid_argument")
 	wantError(t, e.do(t, "GET", "/v1/kv/default/k?max_staleness=2s", nil), 400, "invalid_argument")
+	wantError(t, e.do(t, "GET", "/v1/kv/default/k?consistency=stale&max_staleness=1ms", nil), 400, "invalid_argument")
+	wantError(t, e.do(t, "GET", "/v1/kv/default/k?consistency=session", nil, "Cairn-Session", "junk"), 400, "invalid_argument")
+	wantError(t, e.do(t, "PUT", "/v1/kv/default/k", []byte("v"), "Cairn-Session", "junk"), 400, "invalid_argument")
+}
+
+// TestConsistencyHeaders: every read and write answers the merged
+// session token; reads say the level served and by whom; a miss still
+// carries the token.
+func TestConsistencyHeaders(t *testing.T) {
+	e := newTestEnv(t)
+	w := e.do(t, "PUT", "/v1/kv/default/k", []byte("v"))
+	wantStatus(t, w, 200)
+	tok := w.Header().Get("Cairn-Session")
+	wt, err := kv.DecodeSessionToken(tok)
+	if err != nil || len(wt.Entries) != 1 {
+		t.Fatalf("put token %q: %+v, %v", tok, wt, err)
+	}
+	w = e.do(t, "GET", "/v1/kv/default/k?consistency=session", nil, "Cairn-Session", tok)
+	wantStatus(t, w, 200)
+	if w.Header().Get("Cairn-Consistency") != "session" || w.Header().Get("Cairn-Served-By") != "n1" || w.Header().Get("Cairn-Session") == "" {
+		t.Fatalf("session get headers %v", w.Header())
+	}
+	w = e.do(t, "GET", "/v1/kv/default/k?consistency=stale", nil)
+	wantStatus(t, w, 200)
+	if w.Header().Get("Cairn-Consistency") != "stale" || w.Header().Get("Cairn-Staleness") == "" {
+		t.Fatalf("stale get headers %v", w.Header())
+	}
+	w = e.do(t, "GET", "/v1/kv/default/absent?consistency=session", nil, "Cairn-Session", tok)
+	wantError(t, w, 404, "not_found")
+	if w.Header().Get("Cairn-Session") == "" || w.Header().Get("Cairn-Consistency") != "session" {
+		t.Fatalf("miss headers %v", w.Header())
+	}
+	// A token from another range merges with the reply's.
+	var other kv.SessionToken
+	other.Observe(kv.SessionEntry{Table: 1, Range: 9, Index: 77})
+	w = e.do(t, "DELETE", "/v1/kv/default/k", nil, "Cairn-Session", other.Encode())
+	wantStatus(t, w, 200)
+	mt, err := kv.DecodeSessionToken(w.Header().Get("Cairn-Session"))
+	if err != nil || len(mt.Entries) != 2 || mt.Entries[1].Index != 77 || mt.Entries[0].Index <= wt.Entries[0].Index {
+		t.Fatalf("merged token %+v, %v", mt, err)
+	}
+	w = e.do(t, "GET", "/v1/kv/default?consistency=stale&max_staleness=500ms", nil)
+	wantStatus(t, w, 200)
+	if w.Header().Get("Cairn-Consistency") != "stale" || w.Header().Get("Cairn-Session") == "" {
+		t.Fatalf("list headers %v", w.Header())
+	}
 }
 
 type listPage struct {
@@ -504,7 +550,7 @@ func TestTables(t *testing.T) {
 	if w.Header().Get("Location") != "/v1/tables/users" {
 		t.Fatalf("Location %q", w.Header().Get("Location"))
 	}
-	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "ranges")
+	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "ranges", "consistency")
 	var tbl struct {
 		Name   string            `json:"name"`
 		Ranges []json.RawMessage `json:"ranges"`
@@ -516,6 +562,11 @@ func TestTables(t *testing.T) {
 	wantKeys(t, tbl.Ranges[0], "id", "start", "end", "replicas", "generation")
 
 	wantStatus(t, e.do(t, "POST", "/v1/tables", []byte(`{"name":"plain"}`)), 201)
+	w = e.do(t, "POST", "/v1/tables", []byte(`{"name":"sess","consistency":"session"}`))
+	wantStatus(t, w, 201)
+	if !strings.Contains(w.Body.String(), `"consistency":"session"`) {
+		t.Fatalf("table with a default level: %s", w.Body)
+	}
 	wantError(t, e.do(t, "POST", "/v1/tables", []byte(`{"name":"users"}`)), 409, "table_exists")
 	msg := wantError(t, e.do(t, "POST", "/v1/tables", []byte(`{"name":"h","partitioning":"hash"}`)), 400, "invalid_argument")
 	if !strings.Contains(msg, "hash partitioning is not supported yet") {
@@ -524,7 +575,7 @@ func TestTables(t *testing.T) {
 	for _, body := range []string{
 		``, `{`, `[]`, `"x"`, `{"name":"x","bogus":1}`, `{"name":"x"} {}`, `{"name":"x"}x`,
 		`{"name":"Bad"}`, `{"name":""}`, `null`, `{"name":"x","partitioning":"list"}`,
-		`{"name":"x","replicas":3}`, `{"name":1}`,
+		`{"name":"x","replicas":3}`, `{"name":1}`, `{"name":"x","consistency":"eventual"}`, `{"name":"x","consistency":1}`,
 	} {
 		wantError(t, e.do(t, "POST", "/v1/tables", []byte(body)), 400, "invalid_argument")
 	}
@@ -539,13 +590,13 @@ func TestTables(t *testing.T) {
 		} `json:"tables"`
 	}
 	decodeJSON(t, w, &list)
-	if len(list.Tables) != 3 || list.Tables[2].Name != "users" {
+	if len(list.Tables) != 4 || list.Tables[3].Name != "users" {
 		t.Fatalf("tables %s", w.Body)
 	}
 
 	w = e.do(t, "GET", "/v1/tables/users", nil)
 	wantStatus(t, w, 200)
-	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "ranges")
+	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "ranges", "consistency")
 	wantError(t, e.do(t, "GET", "/v1/tables/nope", nil), 404, "table_not_found")
 
 	msg = wantError(t, e.do(t, "PATCH", "/v1/tables/users", []byte(`{}`)), 400, "invalid_argument")

@@ -56,25 +56,34 @@ func setVersion(w http.ResponseWriter, v uint64) {
 // get answers GET and HEAD with the value bytes. If-None-Match (304) and
 // If-Match (412) are honoured as RFC 9110 asks, so HTTP caches work.
 func (h *handler) get(w *statusWriter, r *http.Request, table string, key []byte) {
+	if raw := r.URL.Query(); raw.Has("version") || raw.Has("history") {
+		h.keyHistory(w, r, table, key)
+		return
+	}
 	q, err := parseQuery(r, "consistency", "max_staleness")
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if err := checkConsistency(q); err != nil {
+	lv, err := parseReadLevel(q, r.Header)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	req := &cairnpb.GetRequest{Table: table, Key: key}
+	req := &cairnpb.GetRequest{Table: table, Key: key, Consistency: lv.consistency,
+		MaxStalenessMs: lv.maxStalenessMs, SessionToken: lv.session}
 	if err := h.limits.ValidateGet(req); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	resp, err := h.svc.Get(r.Context(), req)
 	if err != nil {
+		setMissHeaders(w, lv.session, err)
 		h.fail(w, r, err)
 		return
 	}
+	setSession(w, lv.session, resp.GetSessionToken())
+	setServed(w, resp.GetServedConsistency(), resp.GetServedBy(), resp.GetStalenessMs())
 	version := resp.GetVersion()
 	if done, err := h.maybePrecondition(w, r, version); done || err != nil {
 		if err != nil {
@@ -123,22 +132,6 @@ func (h *handler) maybePrecondition(w *statusWriter, r *http.Request, version ui
 	return false, nil
 }
 
-// checkConsistency accepts only the default, linearizable reads, until the
-// other levels exist.
-func checkConsistency(q map[string][]string) error {
-	if c := firstValue(q, "consistency"); c != "" && c != "linearizable" {
-		switch c {
-		case "session", "stale":
-			return kv.Errorf(kv.ErrInvalidArgument, "consistency %q is not supported yet", c)
-		}
-		return kv.Errorf(kv.ErrInvalidArgument, "consistency must be linearizable, session or stale; got %q", c)
-	}
-	if _, ok := q["max_staleness"]; ok {
-		return kv.Errorf(kv.ErrInvalidArgument, "max_staleness is not supported yet")
-	}
-	return nil
-}
-
 func firstValue(q map[string][]string, name string) string {
 	if vs := q[name]; len(vs) > 0 {
 		return vs[0]
@@ -158,6 +151,11 @@ func (h *handler) put(w *statusWriter, r *http.Request, table string, key []byte
 		return
 	}
 	cond, err := writeCondition(r.Header)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	session, err := sessionHeader(r.Header)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -182,6 +180,7 @@ func (h *handler) put(w *statusWriter, r *http.Request, table string, key []byte
 		h.fail(w, r, err)
 		return
 	}
+	setSession(w, session, resp.GetSessionToken())
 	setVersion(w, resp.GetVersion())
 	writeJSON(w, r, http.StatusOK, versionJSON{Version: resp.GetVersion()})
 }
@@ -196,6 +195,11 @@ func (h *handler) delete(w *statusWriter, r *http.Request, table string, key []b
 		h.fail(w, r, err)
 		return
 	}
+	session, err := sessionHeader(r.Header)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	req := &cairnpb.DeleteRequest{Table: table, Key: key, Condition: cond}
 	if err := h.limits.ValidateDelete(req); err != nil {
 		h.fail(w, r, err)
@@ -206,6 +210,7 @@ func (h *handler) delete(w *statusWriter, r *http.Request, table string, key []b
 		h.fail(w, r, err)
 		return
 	}
+	setSession(w, session, resp.GetSessionToken())
 	writeJSON(w, r, http.StatusOK, versionJSON{Version: resp.GetVersion()})
 }
 
@@ -221,6 +226,8 @@ func (h *handler) list(w *statusWriter, r *http.Request, table string) {
 		h.fail(w, r, err)
 		return
 	}
+	setSession(w, req.SessionToken, resp.GetSessionToken())
+	setServed(w, resp.GetServedConsistency(), resp.GetServedBy(), resp.GetStalenessMs())
 	out := listJSON{Items: make([]itemJSON, 0, len(resp.GetItems())), NextPageToken: resp.GetNextPageToken()}
 	for _, kvp := range resp.GetItems() {
 		k := kvp.GetKey()
@@ -240,7 +247,11 @@ func (h *handler) list(w *statusWriter, r *http.Request, table string) {
 // listRequest decodes and checks the query of a list. Empty parameters are
 // unset; a bare ?values means values=true.
 func (h *handler) listRequest(r *http.Request, table string) (*cairnpb.ListRequest, error) {
-	q, err := parseQuery(r, "prefix", "start", "end", "limit", "page_token", "values")
+	q, err := parseQuery(r, "prefix", "start", "end", "limit", "page_token", "values", "consistency", "max_staleness")
+	if err != nil {
+		return nil, err
+	}
+	lv, err := parseReadLevel(q, r.Header)
 	if err != nil {
 		return nil, err
 	}
@@ -250,6 +261,8 @@ func (h *handler) listRequest(r *http.Request, table string) (*cairnpb.ListReque
 		Start:     bytesOrNil(firstValue(q, "start")),
 		End:       bytesOrNil(firstValue(q, "end")),
 		PageToken: firstValue(q, "page_token"),
+
+		Consistency: lv.consistency, MaxStalenessMs: lv.maxStalenessMs, SessionToken: lv.session,
 	}
 	if s := firstValue(q, "limit"); s != "" {
 		n, err := parseDecimal(s)

@@ -18,6 +18,8 @@ type tableJSON struct {
 	Partitioning string      `json:"partitioning"`
 	Replicas     uint32      `json:"replicas"`
 	Ranges       []rangeJSON `json:"ranges"` // never null
+	// Consistency is the default read level of the table.
+	Consistency string `json:"consistency"`
 }
 
 // rangeJSON is one range of a table, keys [start, end); end "" is the end
@@ -44,7 +46,7 @@ type createTableJSON struct {
 	Replicas      json.RawMessage `json:"replicas"`
 	Learners      json.RawMessage `json:"learners"`
 	RangeMaxBytes json.RawMessage `json:"range_max_bytes"`
-	Consistency   json.RawMessage `json:"consistency"`
+	Consistency   string          `json:"consistency"`
 }
 
 func toTableJSON(t *cairnpb.Table) tableJSON {
@@ -54,6 +56,10 @@ func toTableJSON(t *cairnpb.Table) tableJSON {
 		Partitioning: t.GetPartitioning(),
 		Replicas:     t.GetReplicas(),
 		Ranges:       make([]rangeJSON, 0, len(t.GetRanges())),
+		Consistency:  t.GetConsistency(),
+	}
+	if out.Consistency == "" {
+		out.Consistency = kv.Linearizable
 	}
 	for _, rd := range t.GetRanges() {
 		out.Ranges = append(out.Ranges, rangeJSON{
@@ -124,7 +130,6 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 		{"replicas", in.Replicas},
 		{"learners", in.Learners},
 		{"range_max_bytes", in.RangeMaxBytes},
-		{"consistency", in.Consistency},
 	} {
 		if f.raw != nil {
 			return nil, kv.Errorf(kv.ErrInvalidArgument, "%s is not supported yet", f.name)
@@ -140,7 +145,10 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 	if err := kv.ValidateTableName(in.Name); err != nil {
 		return nil, err
 	}
-	return &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: "range"}, nil
+	if _, err := kv.ParseConsistency(in.Consistency); err != nil {
+		return nil, err
+	}
+	return &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: "range", Consistency: in.Consistency}, nil
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.

@@ -39,7 +39,7 @@ func connectionCommands() []*command {
 		{name: "quit", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no-auth"}, group: "connection",
 			since: "1.0.0", summary: "Closes the connection.", run: runQuit, txControl: true},
 		conn("cairn.table", -1, []string{"fast"}, "0.1.0", "Selects the table of this connection (default \"default\"); with no argument, returns it.", runTable),
-		conn("cairn.consistency", -1, []string{"fast"}, "0.1.0", "Sets the read consistency of this connection; only \"linearizable\" is supported yet.", runConsistency),
+		conn("cairn.consistency", -1, []string{"fast"}, "0.1.0", "Sets the read consistency of this connection: linearizable, session, or stale [max_staleness].", runConsistency),
 	}
 }
 
@@ -266,29 +266,6 @@ func runTable(c *conn, args [][]byte) {
 	}
 	c.table = name
 	c.out.SimpleString("OK")
-}
-
-// CAIRN.CONSISTENCY [level]
-
-func runConsistency(c *conn, args [][]byte) {
-	switch len(args) {
-	case 1:
-		c.out.BulkString("linearizable")
-		return
-	case 2:
-	default:
-		c.out.Error(wrongArgs("cairn.consistency"))
-		return
-	}
-	switch level := strings.ToLower(string(args[1])); level {
-	case "linearizable":
-		c.out.SimpleString("OK")
-	case "session", "bounded", "stale", "eventual":
-		c.out.Error("ERR consistency level '" + level + "' is not supported yet; only 'linearizable' is")
-	default:
-		c.out.Error("ERR unknown consistency level '" + string(cString(args[1], 128)) +
-			"'; the levels are linearizable, session, bounded and eventual")
-	}
 }
 
 // CLIENT

@@ -44,8 +44,10 @@ type conn struct {
 	authed      bool
 	certChecked bool
 
-	proto   int    // 2 or 3 (HELLO)
-	table   string // CAIRN.TABLE
+	proto   int       // 2 or 3 (HELLO)
+	table   string    // CAIRN.TABLE
+	level   connLevel // CAIRN.CONSISTENCY
+	session sessionToken
 	multi   *multiState
 	watched []watchedKey
 	// closing is set by QUIT and by fatal errors: flush, then close.

@@ -135,7 +135,7 @@ func (c *conn) runSetBatch(cmds [][][]byte) {
 	}
 	var err error
 	if len(ops) > 0 {
-		_, err = c.srv.backend.Batch(c.ctx, &cairnpb.BatchRequest{Table: c.table, Ops: ops})
+		_, err = c.backend().Batch(c.ctx, &cairnpb.BatchRequest{Table: c.table, Ops: ops})
 	}
 	if errors.Is(err, kv.ErrInvalidArgument) {
 		for _, args := range cmds {
@@ -168,7 +168,7 @@ func (c *conn) runGetBatch(cmds [][][]byte) {
 		index[k] = len(keys)
 		keys = append(keys, k)
 	}
-	got, err := readKeys(c.ctx, c.srv.backend, c.table, keys)
+	got, err := readKeys(c.ctx, c.backend(), c.table, keys)
 	for _, args := range cmds {
 		if verr := limits.ValidateKey(args[1]); verr != nil {
 			c.out.Error("ERR " + verr.Error())

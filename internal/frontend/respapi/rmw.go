@@ -64,6 +64,7 @@ type rmwOp struct {
 	limits *kv.Limits
 	w      resp.Writer // the reply, in the client's protocol
 	err    error       // a backend error, replacing w
+	token  string      // the session token of the batch's read and write
 	lead   bool        // woken to lead the next batch
 	wake   chan struct{}
 }
@@ -147,12 +148,19 @@ func (cb *combiner) runBatch(ctx context.Context, k rmwKey, batch []*rmwOp) {
 				op.err = err
 			}
 		}
+		for _, op := range batch {
+			op.token = cur.token
+		}
 		if !kvw.dirty {
 			return
 		}
-		err = cb.write(ctx, k.table, key, cur, kvw.state)
+		var token string
+		token, err = cb.write(ctx, k.table, key, cur, kvw.state)
 		switch {
 		case err == nil:
+			for _, op := range batch {
+				op.token, _ = kv.MergeSessionTokens(op.token, token)
+			}
 			return
 		case !errors.Is(err, errConflict):
 			fail(err)
@@ -167,25 +175,31 @@ func (cb *combiner) runBatch(ctx context.Context, k rmwKey, batch []*rmwOp) {
 
 // write moves the key from cur (as read) to final, only if it is still at
 // cur.
-func (cb *combiner) write(ctx context.Context, table string, key []byte, cur, final entry) error {
+// It returns the write's session token.
+func (cb *combiner) write(ctx context.Context, table string, key []byte, cur, final entry) (string, error) {
 	var err error
+	var token string
 	ttl, keep, gone := putTTL(cur, true, final.expireAt, time.Now().UnixMilli())
 	switch {
 	case final.found && !gone:
-		_, err = cb.backend.Put(ctx, &cairnpb.PutRequest{Table: table, Key: key, Value: final.value, Condition: cur.condition(),
+		var resp *cairnpb.PutResponse
+		resp, err = cb.backend.Put(ctx, &cairnpb.PutRequest{Table: table, Key: key, Value: final.value, Condition: cur.condition(),
 			TtlMs: ttl, KeepTtl: keep})
+		token = resp.GetSessionToken()
 	case cur.found:
-		_, err = cb.backend.Delete(ctx, &cairnpb.DeleteRequest{Table: table, Key: key, Condition: cur.condition()})
+		var resp *cairnpb.DeleteResponse
+		resp, err = cb.backend.Delete(ctx, &cairnpb.DeleteRequest{Table: table, Key: key, Condition: cur.condition()})
 		if errors.Is(err, kv.ErrNotFound) {
-			return errConflict
+			return "", errConflict
 		}
+		token = resp.GetSessionToken()
 	default:
-		return nil // absent before and after
+		return "", nil // absent before and after
 	}
 	if errors.Is(err, kv.ErrConditionFailed) {
-		return errConflict
+		return "", errConflict
 	}
-	return err
+	return token, err
 }
 
 // keyView is the view of a batch: the one key's state as the batch's
@@ -232,6 +246,7 @@ func (c *conn) runRMWFunc(exec func(*execCtx, [][]byte) error, args [][]byte) {
 	}
 	op := &rmwOp{exec: exec, args: args, limits: &c.srv.opts.Limits, w: resp.Writer{Proto: c.proto}}
 	c.srv.rmw.do(c.ctx, c.table, args[1], op)
+	c.session.observe(op.token)
 	if op.err != nil {
 		c.replyErr(op.err)
 		return

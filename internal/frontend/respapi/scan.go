@@ -143,7 +143,7 @@ func runScan(c *conn, args [][]byte) {
 			return
 		}
 	}
-	resp, err := c.srv.backend.List(c.ctx, &cairnpb.ListRequest{
+	resp, err := c.backend().List(c.ctx, &cairnpb.ListRequest{
 		Table:     sc.table,
 		Prefix:    literalPrefix(a.match),
 		Limit:     uint32(min(a.count, c.srv.opts.Limits.MaxListLimit)),
@@ -197,7 +197,7 @@ func keyStats(c *conn, table string) (keyspaceStats, error) {
 	token := ""
 	now := time.Now().UnixMilli()
 	for {
-		resp, err := c.srv.backend.List(c.ctx, &cairnpb.ListRequest{
+		resp, err := c.backend().List(c.ctx, &cairnpb.ListRequest{
 			Table: table, Limit: uint32(c.srv.opts.Limits.MaxListLimit), PageToken: token,
 		})
 		if err != nil {

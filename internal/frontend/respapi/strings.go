@@ -132,7 +132,7 @@ func runGet(c *conn, args [][]byte) {
 	if !x.checkKeys(args[1]) {
 		return
 	}
-	e, err := readKey(c.ctx, c.srv.backend, c.table, args[1])
+	e, err := readKey(c.ctx, c.backend(), c.table, args[1])
 	switch {
 	case err != nil:
 		c.replyErr(err)
@@ -268,13 +268,13 @@ func runSet(c *conn, args [][]byte) {
 		var err error
 		if ttl, _, gone := putTTL(entry{}, false, o.expireAt, time.Now().UnixMilli()); gone {
 			// An expiry in the past: the key is set and gone at once.
-			_, err = c.srv.backend.Delete(c.ctx, &cairnpb.DeleteRequest{Table: c.table, Key: args[1]})
+			_, err = c.backend().Delete(c.ctx, &cairnpb.DeleteRequest{Table: c.table, Key: args[1]})
 			if errors.Is(err, kv.ErrNotFound) {
 				err = nil
 			}
 		} else {
 			req.TtlMs = ttl
-			_, err = c.srv.backend.Put(c.ctx, req)
+			_, err = c.backend().Put(c.ctx, req)
 		}
 		if err != nil {
 			c.replyErr(err)
@@ -512,7 +512,7 @@ func runDel(c *conn, args [][]byte) {
 		return
 	}
 	if len(keys) == 1 {
-		_, err := c.srv.backend.Delete(c.ctx, &cairnpb.DeleteRequest{Table: c.table, Key: keys[0]})
+		_, err := c.backend().Delete(c.ctx, &cairnpb.DeleteRequest{Table: c.table, Key: keys[0]})
 		switch {
 		case errors.Is(err, kv.ErrNotFound):
 			c.out.Integer(0)
@@ -531,8 +531,8 @@ func runDel(c *conn, args [][]byte) {
 		for i, k := range chunk {
 			ops[i] = &cairnpb.BatchOp{Op: &cairnpb.BatchOp_Delete{Delete: &cairnpb.DeleteRequest{Key: k}}}
 		}
-		resp, err := c.srv.backend.Batch(c.ctx, &cairnpb.BatchRequest{Table: c.table, Ops: ops})
-		if tx, ok := c.srv.backend.(kv.Transactor); ok && errors.Is(err, kv.ErrMultiRange) {
+		resp, err := c.backend().Batch(c.ctx, &cairnpb.BatchRequest{Table: c.table, Ops: ops})
+		if tx, ok := c.backend().(kv.Transactor); ok && errors.Is(err, kv.ErrMultiRange) {
 			// The keys lie in several ranges: one transaction.
 			req := &cairnpb.TxnRequest{}
 			seen := map[string]bool{}
@@ -558,7 +558,7 @@ func runDel(c *conn, args [][]byte) {
 			// The keys lie in several ranges: delete them one by one
 			// (not atomic as a whole, like a DEL of over 1000 keys).
 			for _, k := range chunk {
-				_, err := c.srv.backend.Delete(c.ctx, &cairnpb.DeleteRequest{Table: c.table, Key: k})
+				_, err := c.backend().Delete(c.ctx, &cairnpb.DeleteRequest{Table: c.table, Key: k})
 				switch {
 				case errors.Is(err, kv.ErrNotFound):
 				case err != nil:

@@ -22,6 +22,8 @@ type entry struct {
 	found   bool
 	// expireAt is when the key expires (unix ms); 0 for no TTL.
 	expireAt int64
+	// token is the read's session token entry.
+	token string
 }
 
 // condition returns the write condition that holds only while the key is
@@ -116,12 +118,16 @@ func backoff(ctx context.Context, attempt int) {
 func readKey(ctx context.Context, b Backend, table string, key []byte) (entry, error) {
 	resp, err := b.Get(ctx, &cairnpb.GetRequest{Table: table, Key: key})
 	if errors.Is(err, kv.ErrNotFound) {
+		var miss *kv.ReadMissError
+		if errors.As(err, &miss) {
+			return entry{token: miss.SessionToken}, nil
+		}
 		return entry{}, nil
 	}
 	if err != nil {
 		return entry{}, err
 	}
-	return entry{value: resp.Value, version: resp.Version, found: true, expireAt: resp.ExpireAtMs}, nil
+	return entry{value: resp.Value, version: resp.Version, found: true, expireAt: resp.ExpireAtMs, token: resp.SessionToken}, nil
 }
 
 // txn is an optimistic transaction over one table: reads go to the
@@ -427,7 +433,7 @@ func batchDelete(key string, cond *cairnpb.Condition) *cairnpb.BatchOp {
 }
 
 func (c *conn) newTxn() *txn {
-	return newTxn(c.ctx, c.srv.backend, c.table, c.srv.opts.MaxOutputBufferBytes)
+	return newTxn(c.ctx, c.txnBackend(), c.table, c.srv.opts.MaxOutputBufferBytes)
 }
 
 func (c *conn) execCtx(v view, w *resp.Writer) *execCtx {

@@ -22,7 +22,12 @@ import (
 // when set, runs first in every method and its non-nil error is returned
 // instead (fault injection). calls counts calls per method.
 type MemService struct {
-	mu       sync.Mutex
+	mu     sync.Mutex
+	writes uint64 // successful writes: the one "range"'s log position
+	// lastGetToken is the session token of the last Get.
+	lastGetToken string
+	// levels are the tables' default read levels.
+	levels   map[string]string
 	tables   map[string]map[string]memEntry
 	ids      map[string]uint64
 	version  uint64
@@ -71,6 +76,7 @@ func NewMemService() *MemService {
 		tables: map[string]map[string]memEntry{"default": {}},
 		ids:    map[string]uint64{"default": 1},
 		calls:  map[string]int{},
+		levels: map[string]string{},
 	}
 }
 
@@ -151,15 +157,22 @@ func (m *MemService) Get(_ context.Context, req *cairnpb.GetRequest) (*cairnpb.G
 	if err := m.enterLocked("Get", req.Key); err != nil {
 		return nil, err
 	}
+	if _, err := kv.DecodeSessionToken(req.SessionToken); err != nil {
+		return nil, err
+	}
+	m.lastGetToken = req.SessionToken
 	t, err := m.tableLocked(req.Table)
 	if err != nil {
 		return nil, err
 	}
 	e, ok := m.liveLocked(t, string(req.Key))
 	if !ok {
-		return nil, kv.Errorf(kv.ErrNotFound, "key %q", req.Key)
+		tok, level := m.servedLocked(req.Consistency)
+		return nil, &kv.ReadMissError{SessionToken: tok, ServedConsistency: level, ServedBy: 1}
 	}
-	return &cairnpb.GetResponse{Value: e.value, Version: e.version, ExpireAtMs: e.expireAt}, nil
+	tok, level := m.servedLocked(req.Consistency)
+	return &cairnpb.GetResponse{Value: e.value, Version: e.version, ExpireAtMs: e.expireAt,
+		SessionToken: tok, ServedConsistency: level, ServedBy: 1}, nil
 }
 
 func (m *MemService) Put(_ context.Context, req *cairnpb.PutRequest) (*cairnpb.PutResponse, error) {
@@ -188,7 +201,9 @@ func (m *MemService) Put(_ context.Context, req *cairnpb.PutRequest) (*cairnpb.P
 		ne.expireAt = m.nowMs() + req.TtlMs
 	}
 	t[string(req.Key)] = ne
-	return &cairnpb.PutResponse{Version: m.version}, nil
+	m.writes++
+	tok, _ := m.servedLocked("")
+	return &cairnpb.PutResponse{Version: m.version, SessionToken: tok}, nil
 }
 
 func (m *MemService) Delete(_ context.Context, req *cairnpb.DeleteRequest) (*cairnpb.DeleteResponse, error) {
@@ -209,7 +224,9 @@ func (m *MemService) Delete(_ context.Context, req *cairnpb.DeleteRequest) (*cai
 		return nil, kv.Errorf(kv.ErrNotFound, "key %q", req.Key)
 	}
 	delete(t, string(req.Key))
-	return &cairnpb.DeleteResponse{Version: e.version}, nil
+	m.writes++
+	tok, _ := m.servedLocked("")
+	return &cairnpb.DeleteResponse{Version: e.version, SessionToken: tok}, nil
 }
 
 func (m *MemService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb.ListResponse, error) {
@@ -237,7 +254,8 @@ func (m *MemService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb
 		}
 	}
 	sort.Strings(keys)
-	resp := &cairnpb.ListResponse{}
+	tok, level := m.servedLocked(req.Consistency)
+	resp := &cairnpb.ListResponse{SessionToken: tok, ServedConsistency: level, ServedBy: 1}
 	for _, k := range keys {
 		switch {
 		case !strings.HasPrefix(k, string(req.Prefix)),
@@ -261,7 +279,8 @@ func (m *MemService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb
 
 func (m *MemService) describeLocked(name string) *cairnpb.Table {
 	return &cairnpb.Table{Name: name, Id: m.ids[name], Partitioning: "range", Replicas: 1,
-		Ranges: []*cairnpb.RangeDescriptor{{Id: m.ids[name], TableId: m.ids[name], Replicas: []uint64{1}}}}
+		Ranges:      []*cairnpb.RangeDescriptor{{Id: m.ids[name], TableId: m.ids[name], Replicas: []uint64{1}}},
+		Consistency: m.levels[name]}
 }
 
 func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequest) (*cairnpb.Table, error) {
@@ -278,6 +297,9 @@ func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequ
 	}
 	m.tables[req.Name] = map[string]memEntry{}
 	m.ids[req.Name] = uint64(len(m.ids) + 1)
+	if req.Consistency != "" {
+		m.levels[req.Name] = req.Consistency
+	}
 	return m.describeLocked(req.Name), nil
 }
 
@@ -386,6 +408,66 @@ func (m *MemService) Ready(context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.notReady
+}
+
+// History implements kv.Historian over the current values only: a key's
+// history is its current value (older versions count as compacted).
+func (m *MemService) History(_ context.Context, req *cairnpb.HistoryRequest) (*cairnpb.HistoryResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("History", req.Key); err != nil {
+		return nil, err
+	}
+	t, err := m.tableLocked(req.Table)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := m.liveLocked(t, string(req.Key))
+	if !ok {
+		if req.AtVersion > 0 {
+			return nil, kv.Errorf(kv.ErrNotFound, "key %q", req.Key)
+		}
+		return &cairnpb.HistoryResponse{}, nil
+	}
+	c := &cairnpb.WatchEvent{Key: req.Key, Value: e.value, Version: e.version, ExpireAtMs: e.expireAt}
+	if req.AtVersion > 0 && req.AtVersion < e.version {
+		return nil, kv.Errorf(kv.ErrCompacted, "version %d of key %q is not retained", req.AtVersion, req.Key)
+	}
+	return &cairnpb.HistoryResponse{Changes: []*cairnpb.WatchEvent{c}}, nil
+}
+
+// Watch implements kv.Watcher as a stream that is caught up at once and
+// then ends: enough for front-end tests, which never wait for changes.
+func (m *MemService) Watch(_ context.Context, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) error {
+	m.mu.Lock()
+	err := m.enterLocked("Watch", req.Key)
+	if err == nil {
+		_, err = m.tableLocked(req.Table)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return send(&cairnpb.WatchResponse{ResumeToken: "AQEAAA"})
+}
+
+// servedLocked says how a read at level was served: the service is one
+// range (ID 1, table 1) on node 1 whose log position counts the writes,
+// and it serves every level as asked (linearizable when none is).
+func (m *MemService) servedLocked(level string) (token, served string) {
+	var t kv.SessionToken
+	t.Observe(kv.SessionEntry{Table: 1, Range: 1, Index: 10 + m.writes})
+	if level == "" {
+		level = kv.Linearizable
+	}
+	return t.Encode(), level
+}
+
+// LastGetToken returns the session token the last Get carried.
+func (m *MemService) LastGetToken() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastGetToken
 }
 
 // Txn implements kv.Transactor: the operations apply all or nothing under

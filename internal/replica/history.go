@@ -1,0 +1,91 @@
+package replica
+
+import (
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/storage"
+	"github.com/cairn-db/cairn/internal/watch"
+)
+
+// DefaultHistoryVersions is how many changes of one key its history keeps
+// at least, unless Options.HistoryVersions says otherwise.
+const DefaultHistoryVersions = 16
+
+// maxTrimPerWrite bounds the old history entries one write deletes; a key
+// with more (rewritten after a long pause) loses the rest on later writes.
+const maxTrimPerWrite = 64
+
+// recordChange appends a change to the key's history and queues it for
+// the node's watchers, who get it once the apply batch is committed.
+//
+// Trimming: an entry goes when it is older than HistoryRetention before
+// the new change (by version, which is HLC time) and not among the key's
+// newest HistoryVersions entries. Both are decided by versions alone, so
+// every replica keeps the same entries and the history travels in
+// snapshots like the data it describes. Driver only.
+func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, version uint64, c storage.Change) error {
+	// The change's place in the range's apply order: its version, unless
+	// that is not above the last change's (a transaction's write resolved
+	// after later writes of other keys of the range).
+	c.Seq = max(version, r.state.MaxSeq+1)
+	r.state.MaxSeq = c.Seq
+	if n := r.opts.HistoryVersions; n > 0 {
+		var cutoff uint64 // entries below it may go
+		if ret := uint64(r.opts.HistoryRetention / time.Millisecond << 16); version > ret {
+			cutoff = version - ret
+		}
+		prefix := keys.HistoryKeyPrefix(table, key)
+		it, err := b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+		if err != nil {
+			return err
+		}
+		// The newest n-1 entries stay (with the new one, n); past them, jump
+		// to the newest entry below the cutoff: everything from there back
+		// goes, without visiting the entries kept by age.
+		ok := it.Last()
+		if ok {
+			if _, _, c.Prev, err = keys.DecodeHistoryKey(it.Key()); err != nil {
+				it.Close()
+				return err
+			}
+			prev, err := storage.DecodeChange(it.Value())
+			if err != nil {
+				it.Close()
+				return err
+			}
+			c.PrevSeq = prev.Seq
+		}
+		for kept := 1; ok && kept < n; kept++ {
+			ok = it.Prev()
+		}
+		if ok {
+			// it is at the newest entry not kept by count.
+			if _, _, v, err := keys.DecodeHistoryKey(it.Key()); err != nil {
+				it.Close()
+				return err
+			} else if v >= cutoff {
+				ok = it.SeekLT(keys.HistoryKey(table, key, cutoff))
+			}
+		}
+		trimmed := 0
+		for ; ok && trimmed < maxTrimPerWrite; ok = it.Prev() {
+			if err := b.Delete(it.Key(), nil); err != nil {
+				it.Close()
+				return err
+			}
+			trimmed++
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+		if err := b.Set(keys.HistoryKey(table, key, version), storage.EncodeChange(c), nil); err != nil {
+			return err
+		}
+	}
+	d := r.Desc()
+	r.events = append(r.events, watch.Event{Table: table, Key: key, Version: version, Change: c, Start: d.Start, End: d.End})
+	return nil
+}

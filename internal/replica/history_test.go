@@ -1,0 +1,67 @@
+package replica
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-db/cairn/internal/keys"
+)
+
+// TestHistoryTrimAndLinks: a key's history keeps its newest
+// HistoryVersions changes (3 in these tests), each linked to the change
+// before it even when that one was trimmed, deletes included (a delete
+// takes a version of its own).
+func TestHistoryTrimAndLinks(t *testing.T) {
+	e := newApplyEnv(t)
+	var ents []entry
+	next := map[keys.RangeID]uint64{}
+	for _, line := range []string{
+		"put key=a value=1 ts=100", "put key=a value=2", "put key=b value=x", "put key=a value=3",
+		"del key=a", "put key=a value=4",
+	} {
+		ents = append(ents, e.parseEntry(t, mustTD(t, line), next))
+	}
+	e.apply(t, ents)
+	got := dumpHistory(t, e.db, 1)
+	want := strings.Join([]string{
+		`a@103 put prev=101 "3"`,
+		`a@104 delete prev=103 ""`,
+		`a@105 put prev=104 "4"`,
+		`b@102 put prev=0 "x"`,
+	}, "\n") + "\n"
+	if got != want {
+		t.Fatalf("history:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestHistoryRetention: beyond the newest HistoryVersions changes (2
+// here), a key keeps the changes younger than HistoryRetention (10 ms)
+// before its latest one, measured in version (HLC) time, so replicas
+// agree on what is kept.
+func TestHistoryRetention(t *testing.T) {
+	e := newApplyEnv(t)
+	r := e.replicas[2]
+	r.opts.HistoryVersions, r.opts.HistoryRetention = 2, 10*time.Millisecond
+	ms := func(m uint64) string { return fmt.Sprint(m << 16) }
+	var ents []entry
+	next := map[keys.RangeID]uint64{}
+	for _, at := range []uint64{100, 105, 108, 200, 201, 300, 301, 302, 303} {
+		ents = append(ents, e.parseEntry(t, mustTD(t, "put key=a value=v ts="+ms(at)), next))
+	}
+	e.apply(t, ents)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(dumpHistory(t, e.db, 1)), "\n") {
+		at, _, _ := strings.Cut(strings.TrimPrefix(line, "a@"), " ")
+		v, err := strconv.ParseUint(at, 10, 64)
+		if err != nil {
+			t.Fatal(line, err)
+		}
+		got = append(got, fmt.Sprint(v>>16))
+	}
+	if strings.Join(got, " ") != "300 301 302 303" {
+		t.Fatalf("kept changes at ms %v, want 300 301 302 303", got)
+	}
+}

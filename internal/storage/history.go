@@ -1,0 +1,70 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// ChangeKind says what a change did to its key.
+type ChangeKind byte
+
+const (
+	ChangePut    ChangeKind = 1
+	ChangeDelete ChangeKind = 2
+	// ChangeExpire is the removal of a key whose TTL ran out.
+	ChangeExpire ChangeKind = 3
+)
+
+func (k ChangeKind) String() string {
+	switch k {
+	case ChangePut:
+		return "put"
+	case ChangeDelete:
+		return "delete"
+	case ChangeExpire:
+		return "expire"
+	}
+	return fmt.Sprintf("change(%d)", byte(k))
+}
+
+// Change is one entry of a key's history (keys.HistoryKey names it by key
+// and version). Seq is its place in its range's apply order (strictly
+// increasing per range; equal to the version except for a transaction's
+// write resolved after later ones). Prev and PrevSeq name the key's change
+// before this one (0: none retained when this one was written), which
+// lets a reader tell a complete history from one whose older entries were
+// trimmed.
+type Change struct {
+	Kind          ChangeKind
+	Seq           uint64
+	Prev, PrevSeq uint64
+	ExpireAt      int64 // puts only: unix ms, 0 = no TTL
+	Value         []byte
+}
+
+const changeHeader = 1 + 8 + 8 + 8 + 8
+
+// EncodeChange returns the stored form: kind, seq, prev, prevSeq,
+// expireAt (8 bytes each), value.
+func EncodeChange(c Change) []byte {
+	b := make([]byte, 0, changeHeader+len(c.Value))
+	b = append(b, byte(c.Kind))
+	b = binary.BigEndian.AppendUint64(b, c.Seq)
+	b = binary.BigEndian.AppendUint64(b, c.Prev)
+	b = binary.BigEndian.AppendUint64(b, c.PrevSeq)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.ExpireAt))
+	return append(b, c.Value...)
+}
+
+// DecodeChange splits a stored change; Value aliases b.
+func DecodeChange(b []byte) (Change, error) {
+	if len(b) < changeHeader || b[0] < byte(ChangePut) || b[0] > byte(ChangeExpire) {
+		return Change{}, ErrCorruptValue
+	}
+	c := Change{Kind: ChangeKind(b[0]), Seq: binary.BigEndian.Uint64(b[1:9]), Prev: binary.BigEndian.Uint64(b[9:17]),
+		PrevSeq: binary.BigEndian.Uint64(b[17:25]), ExpireAt: int64(binary.BigEndian.Uint64(b[25:33])), Value: b[33:]}
+	if c.ExpireAt < 0 || (c.Kind != ChangePut && (c.ExpireAt != 0 || len(c.Value) > 0)) {
+		return Change{}, ErrCorruptValue
+	}
+	return c, nil
+}

@@ -1,0 +1,162 @@
+package watch
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cairn-db/cairn/internal/keys"
+)
+
+var (
+	// ErrOverflow ends a watcher that fell more than its buffer behind.
+	// Retryable: resume from the last Position.
+	ErrOverflow = errors.New("watch: watcher fell too far behind (buffer full); resume from the last position")
+	// ErrReset ends watchers of keys whose replica was replaced by a
+	// snapshot (the changes in between were not applied one by one).
+	// Retryable: resume from the last Position; the history came with the
+	// snapshot.
+	ErrReset = errors.New("watch: the local replica was reset by a snapshot; resume from the last position")
+)
+
+// Filter selects the changes of one table: of one key, or of every key
+// with a prefix (Prefix true; an empty prefix is the whole table).
+type Filter struct {
+	Table  keys.TableID
+	Key    []byte
+	Prefix bool
+}
+
+// Match reports whether the filter selects key of table.
+func (f Filter) Match(table keys.TableID, key []byte) bool {
+	if table != f.Table {
+		return false
+	}
+	if f.Prefix {
+		return bytes.HasPrefix(key, f.Key)
+	}
+	return bytes.Equal(key, f.Key)
+}
+
+// overlaps reports whether the filter selects any key of [start, end).
+func (f Filter) overlaps(table keys.TableID, start, end []byte) bool {
+	if table != f.Table {
+		return false
+	}
+	lo, hi := f.Key, keys.PrefixEnd(f.Key)
+	if !f.Prefix {
+		hi = append(append([]byte(nil), f.Key...), 0)
+	}
+	return (len(end) == 0 || bytes.Compare(lo, end) < 0) && (hi == nil || bytes.Compare(start, hi) < 0)
+}
+
+// Hub fans applied changes out to the node's watchers. Publish never
+// blocks the driver: a watcher whose buffer is full is ended instead.
+type Hub struct {
+	mu   sync.Mutex
+	subs map[*Sub]struct{}
+	n    atomic.Int32
+}
+
+// NewHub returns a Hub without watchers.
+func NewHub() *Hub { return &Hub{subs: map[*Sub]struct{}{}} }
+
+// Sub is one watcher's subscription.
+type Sub struct {
+	hub    *Hub
+	filter Filter
+	ch     chan Event
+	done   chan struct{}
+	once   sync.Once
+	err    error // set before done closes
+}
+
+// Subscribe registers a watcher with a buffer of n events.
+func (h *Hub) Subscribe(f Filter, n int) *Sub {
+	s := &Sub{hub: h, filter: f, ch: make(chan Event, max(n, 1)), done: make(chan struct{})}
+	h.mu.Lock()
+	h.subs[s] = struct{}{}
+	h.mu.Unlock()
+	h.n.Add(1)
+	return s
+}
+
+// Watchers returns the number of registered watchers.
+func (h *Hub) Watchers() int { return int(h.n.Load()) }
+
+// Publish hands applied changes to the watchers they match. Call after
+// the batch holding them is committed, in apply order.
+func (h *Hub) Publish(evs []Event) {
+	if len(evs) == 0 || h.n.Load() == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		for i := range evs {
+			if !s.filter.Match(evs[i].Table, evs[i].Key) {
+				continue
+			}
+			select {
+			case s.ch <- evs[i]:
+			default:
+				s.endLocked(ErrOverflow)
+			}
+			if s.err != nil {
+				break
+			}
+		}
+	}
+}
+
+// Reset ends the watchers of any key in [start, end) of table: a snapshot
+// replaced those keys' replica.
+func (h *Hub) Reset(table keys.TableID, start, end []byte) {
+	if h.n.Load() == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		if s.filter.overlaps(table, start, end) {
+			s.endLocked(ErrReset)
+		}
+	}
+}
+
+// endLocked removes s and records why. h.mu held.
+func (s *Sub) endLocked(err error) {
+	if _, ok := s.hub.subs[s]; !ok {
+		return
+	}
+	delete(s.hub.subs, s)
+	s.hub.n.Add(-1)
+	s.once.Do(func() {
+		s.err = err
+		close(s.done)
+	})
+}
+
+// Close unregisters the watcher.
+func (s *Sub) Close() {
+	s.hub.mu.Lock()
+	s.endLocked(nil)
+	s.hub.mu.Unlock()
+}
+
+// Events is the watcher's buffer; Done closes when the hub ended it (Err
+// says why). Events still buffered when Done closes were published before
+// the end.
+func (s *Sub) Events() <-chan Event  { return s.ch }
+func (s *Sub) Done() <-chan struct{} { return s.done }
+
+// Err is why the hub ended the watcher (nil after Close).
+func (s *Sub) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
