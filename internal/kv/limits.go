@@ -67,6 +67,9 @@ func validateCondition(c *cairnpb.Condition) error {
 	if c != nil && c.Absent && c.Version != 0 {
 		return Errorf(ErrInvalidArgument, "a condition cannot require both a version and absence")
 	}
+	if c != nil && c.Value != nil {
+		return Errorf(ErrInvalidArgument, "a value compare is only for transactions (POST /v1/txn, KV.Txn)")
+	}
 	return nil
 }
 

@@ -68,3 +68,20 @@ func FuzzTxnJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestValueConditionOnlyInTransactions: a plain put, delete or batch with
+// a value compare is refused (the state machine checks value compares
+// only in transactions, so it would otherwise write unconditionally).
+func TestValueConditionOnlyInTransactions(t *testing.T) {
+	c := &cairnpb.Condition{Value: []byte("x")}
+	if err := DefaultLimits.ValidatePut(&cairnpb.PutRequest{Table: "t", Key: []byte("k"), Condition: c}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("put: %v", err)
+	}
+	if err := DefaultLimits.ValidateDelete(&cairnpb.DeleteRequest{Table: "t", Key: []byte("k"), Condition: c}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("delete: %v", err)
+	}
+	b := &cairnpb.BatchRequest{Table: "t", Ops: []*cairnpb.BatchOp{{Op: &cairnpb.BatchOp_Put{Put: &cairnpb.PutRequest{Key: []byte("k"), Condition: c}}}}}
+	if err := DefaultLimits.ValidateBatch(b); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("batch: %v", err)
+	}
+}

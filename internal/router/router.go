@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -57,6 +58,7 @@ type Options struct {
 // Router is the node's kv.Service.
 type Router struct {
 	opts      Options
+	txnHooks  atomic.Pointer[TxnHooks] // set by SetTxnHooks; else opts.TxnHooks
 	store     *store.Store
 	transport *transport.Transport
 

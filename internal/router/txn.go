@@ -60,6 +60,17 @@ type TxnHooks struct {
 	Resolve func(i int) error
 }
 
+// SetTxnHooks replaces the router's crash hooks (tests only; safe while
+// transactions run).
+func (rt *Router) SetTxnHooks(h TxnHooks) { rt.txnHooks.Store(&h) }
+
+func (rt *Router) hooks() *TxnHooks {
+	if h := rt.txnHooks.Load(); h != nil {
+		return h
+	}
+	return &rt.opts.TxnHooks
+}
+
 // txnAttempts is how many times Txn runs a transaction that met another
 // one before it gives up with kv.ErrTxnConflict.
 const txnAttempts = 4
@@ -81,13 +92,19 @@ func (rt *Router) Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.Tx
 	defer cancel()
 	var err error
 	startTS := uint64(rt.opts.Clock.Now())
+	fresh := false
 	for attempt := 0; attempt < txnAttempts; attempt++ {
 		var resp *cairnpb.TxnResponse
 		var conflict *txnConflict
-		resp, conflict, err = rt.txnAttempt(ctx, req, startTS)
+		resp, conflict, err = rt.txnAttempt(ctx, req, startTS, fresh)
 		if conflict == nil {
 			if errors.Is(err, kv.ErrRangeKeyMismatch) && ctx.Err() == nil {
-				continue // a split since routing: locate again
+				// A split since routing: locate again from the local
+				// replicas; not a conflict, so not an attempt.
+				fresh = true
+				attempt--
+				sleep(ctx, 2*time.Millisecond)
+				continue
 			}
 			return resp, err
 		}
@@ -187,12 +204,13 @@ type txnConflict struct {
 	intent *cairnpb.TxnIntent
 }
 
-// groupTxn splits ops by range, primary (ops[0]) first.
-func (rt *Router) groupTxn(ctx context.Context, ops []*cairnpb.TxnOp) ([]*txnGroup, error) {
+// groupTxn splits ops by range, primary (ops[0]) first; fresh prefers the
+// local replicas' descriptors to the catalog (after a range key mismatch).
+func (rt *Router) groupTxn(ctx context.Context, ops []*cairnpb.TxnOp, fresh bool) ([]*txnGroup, error) {
 	var groups []*txnGroup
 	byRange := map[uint64]*txnGroup{}
 	for i, op := range ops {
-		t, d, err := rt.locate(ctx, op.Table, op.Key, false)
+		t, d, err := rt.locate(ctx, op.Table, op.Key, fresh)
 		if errors.Is(err, kv.ErrRangeKeyMismatch) {
 			t, d, err = rt.locate(ctx, op.Table, op.Key, true)
 		}
@@ -213,8 +231,8 @@ func (rt *Router) groupTxn(ctx context.Context, ops []*cairnpb.TxnOp) ([]*txnGro
 
 // txnAttempt runs the transaction once. A conflict is returned apart
 // (with err nil) once this attempt is aborted and cleaned up.
-func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, startTS uint64) (*cairnpb.TxnResponse, *txnConflict, error) {
-	groups, err := rt.groupTxn(ctx, req.Ops)
+func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, startTS uint64, fresh bool) (*cairnpb.TxnResponse, *txnConflict, error) {
+	groups, err := rt.groupTxn(ctx, req.Ops, fresh)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -247,7 +265,7 @@ func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, start
 	if resp, conflict, err := rt.prewriteAll(ctx, meta, groups, req); resp == nil {
 		return nil, conflict, err
 	}
-	if h := rt.opts.TxnHooks.AfterPrewrite; h != nil {
+	if h := rt.hooks().AfterPrewrite; h != nil {
 		if err := h(); err != nil {
 			return nil, nil, err
 		}
@@ -276,7 +294,7 @@ func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, start
 		rt.resolveGroups(ctx, meta, groups, false)
 		return nil, nil, kv.Errorf(kv.ErrTxnAborted, "transaction %x expired and was aborted before its commit", meta.Id)
 	}
-	if h := rt.opts.TxnHooks.AfterCommit; h != nil {
+	if h := rt.hooks().AfterCommit; h != nil {
 		if err := h(); err != nil {
 			return nil, nil, err
 		}
@@ -296,7 +314,7 @@ func (rt *Router) prewriteAll(ctx context.Context, meta *cairnpb.TxnMeta, groups
 	var wg sync.WaitGroup
 	var crashed error
 	for i, g := range groups {
-		if h := rt.opts.TxnHooks.Prewrite; h != nil {
+		if h := rt.hooks().Prewrite; h != nil {
 			if err := h(i); err != nil {
 				crashed = err
 				continue
@@ -458,7 +476,7 @@ func (rt *Router) resolveGroups(ctx context.Context, meta *cairnpb.TxnMeta, grou
 		if !g.prewritten {
 			continue
 		}
-		if h := rt.opts.TxnHooks.Resolve; h != nil && commit {
+		if h := rt.hooks().Resolve; h != nil && commit {
 			if err := h(i); err != nil {
 				continue
 			}
@@ -558,7 +576,12 @@ func (rt *Router) handleIntent(ctx context.Context, table string, key []byte, in
 		return kv.Errorf(kv.ErrInternal, "intent without transaction")
 	}
 	backoff := time.Millisecond
+	// With the record's range here, polling it is enough at first: the
+	// first push waits a pushInterval (or the expiry).
 	var lastPush time.Time
+	if rt.store.LocalRangeFor(meta.PrimaryTableId, meta.PrimaryKey) != nil {
+		lastPush = time.Now()
+	}
 	for {
 		if rt.localIntentGone(table, key, meta.Id) {
 			return nil

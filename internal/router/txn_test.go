@@ -188,7 +188,7 @@ func TestTxnCrashAfterPrewrite(t *testing.T) {
 		}
 	}
 	var c crash
-	e.rt.opts.TxnHooks.AfterPrewrite = c.hook
+	e.rt.SetTxnHooks(TxnHooks{AfterPrewrite: c.hook})
 	c.armed.Store(true)
 	_, err := e.rt.Txn(ctx, &cairnpb.TxnRequest{Ops: []*cairnpb.TxnOp{
 		op(cairnpb.TxnOp_PUT, "default", "a", "new"), op(cairnpb.TxnOp_PUT, "default", "z", "new"), op(cairnpb.TxnOp_DELETE, "acct", "x", ""),
@@ -230,7 +230,7 @@ func TestTxnCrashAfterCommit(t *testing.T) {
 	e := newTxnEnv(t)
 	ctx := context.Background()
 	var c crash
-	e.rt.opts.TxnHooks.AfterCommit = c.hook
+	e.rt.SetTxnHooks(TxnHooks{AfterCommit: c.hook})
 	c.armed.Store(true)
 	_, err := e.rt.Txn(ctx, &cairnpb.TxnRequest{Ops: []*cairnpb.TxnOp{
 		op(cairnpb.TxnOp_PUT, "default", "a", "new"), op(cairnpb.TxnOp_PUT, "default", "z", "new"), op(cairnpb.TxnOp_PUT, "acct", "x", "new"),
@@ -401,13 +401,13 @@ func TestTxnCrashAtEveryStep(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e.rt.opts.TxnHooks = step.hooks
+			e.rt.SetTxnHooks(step.hooks)
 			req := &cairnpb.TxnRequest{}
 			for _, k := range ks {
 				req.Ops = append(req.Ops, op(cairnpb.TxnOp_PUT, k[0], k[1], "new"))
 			}
 			_, err := e.rt.Txn(ctx, req)
-			e.rt.opts.TxnHooks = TxnHooks{}
+			e.rt.SetTxnHooks(TxnHooks{})
 			// Only the coordinator that skipped a resolve lived to answer.
 			if wantOK := step.name == "one resolve"; wantOK != (err == nil) {
 				t.Fatalf("txn: %v", err)
@@ -589,4 +589,94 @@ func TestTxnSerializable(t *testing.T) {
 		}
 	}
 	t.Logf("%d committed transactions, serializable", len(committed))
+}
+
+// TestTxnDuringSplits: transfers between accounts of one table run while
+// its ranges split under them (prewrites, commits and resolves meet
+// range key mismatches and route again); the total stays, no request
+// fails with anything but a retryable conflict, and no intent is left.
+func TestTxnDuringSplits(t *testing.T) {
+	e := newTTLEnv(t)
+	ctx := context.Background()
+	var keys []string
+	for i := range 20 {
+		k := fmt.Sprintf("k%02d", i)
+		keys = append(keys, k)
+		if _, err := e.rt.Put(ctx, &cairnpb.PutRequest{Table: "default", Key: []byte(k), Value: []byte("50")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var commits atomic.Int64
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 21))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i, j := rng.IntN(len(keys)), rng.IntN(len(keys))
+				if i == j {
+					continue
+				}
+				rd, err := e.rt.Txn(ctx, &cairnpb.TxnRequest{Ops: []*cairnpb.TxnOp{op(cairnpb.TxnOp_READ, "default", keys[i], ""), op(cairnpb.TxnOp_READ, "default", keys[j], "")}})
+				if err != nil {
+					if !errors.Is(err, kv.ErrTxnConflict) {
+						t.Errorf("read: %v", err)
+						return
+					}
+					continue
+				}
+				a, _ := strconv.Atoi(string(rd.Results[0].Value))
+				b, _ := strconv.Atoi(string(rd.Results[1].Value))
+				_, err = e.rt.Txn(ctx, &cairnpb.TxnRequest{Ops: []*cairnpb.TxnOp{
+					{Kind: cairnpb.TxnOp_PUT, Table: "default", Key: []byte(keys[i]), Value: []byte(strconv.Itoa(a - 1)), Condition: &cairnpb.Condition{Version: rd.Results[0].Version}},
+					{Kind: cairnpb.TxnOp_PUT, Table: "default", Key: []byte(keys[j]), Value: []byte(strconv.Itoa(b + 1)), Condition: &cairnpb.Condition{Version: rd.Results[1].Version}},
+				}})
+				switch {
+				case err == nil:
+					commits.Add(1)
+				case errors.Is(err, kv.ErrTxnConflict), errors.Is(err, kv.ErrTxnAborted), errors.Is(err, kv.ErrConditionFailed):
+				default:
+					t.Errorf("transfer: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	for _, k := range []string{"k10", "k05", "k15", "k02", "k18", "k12"} {
+		time.Sleep(100 * time.Millisecond)
+		if _, err := e.rt.SplitRange(ctx, &cairnpb.SplitRangeRequest{Table: "default", Key: []byte(k)}); err != nil {
+			t.Fatalf("split at %s: %v", k, err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if commits.Load() == 0 {
+		t.Fatal("no transfer committed")
+	}
+	req := &cairnpb.TxnRequest{}
+	for _, k := range keys {
+		req.Ops = append(req.Ops, op(cairnpb.TxnOp_READ, "default", k, ""))
+	}
+	resp, err := e.rt.Txn(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0
+	for _, r := range resp.Results {
+		n, _ := strconv.Atoi(string(r.Value))
+		sum += n
+	}
+	if sum != 50*len(keys) {
+		t.Fatalf("total %d after %d transfers, want %d", sum, commits.Load(), 50*len(keys))
+	}
+	waitNoIntents(t, e)
+	t.Logf("%d transfers across 6 splits", commits.Load())
 }

@@ -188,7 +188,7 @@ func TestErrorTableCoversEveryKVCode(t *testing.T) {
 		known[kv.Code(e.err)] = true
 	}
 	for _, c := range []string{"invalid_argument", "not_found", "table_not_found", "table_exists",
-		"condition_failed", "unavailable", "timeout", "not_leader", "internal"} {
+		"condition_failed", "unavailable", "timeout", "not_leader", "internal", "txn_conflict", "txn_aborted"} {
 		if !known[c] {
 			t.Errorf("kv code %q has no row in errorTable", c)
 		}
