@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs when they are missing:
 # iptables and iproute2 (network faults in tests/robustness), redis-tools
-# and redis-server (the Redis-protocol compatibility tests). Runs as root on
+# and redis-server (the Redis-protocol compatibility tests), chromium (the
+# web console test). Runs as root on
 # the project's machines; elsewhere it prints the command to run.
 set -euo pipefail
 need=()
@@ -12,6 +13,8 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v redis-benchmark >/dev/null || need+=(redis-tools)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v git >/dev/null || need+=(git)
+# tests/e2e drives the web console in headless Chromium (chromedp).
+[ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null || need+=(chromium)
 # tests/docker runs the compose cluster wherever a Docker engine is.
 if command -v docker >/dev/null; then command -v docker-compose >/dev/null || need+=(docker-compose); fi
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -89,7 +89,10 @@ func (h *handler) fail(w *statusWriter, r *http.Request, err error) {
 	case status >= 500:
 		h.log.Warn("httpapi: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if status == http.StatusUnauthorized {
+	// The Basic challenge makes a browser prompt for a password; a script
+	// that asks for its own (the console sends X-Requested-With) gets the
+	// bare 401 instead.
+	if status == http.StatusUnauthorized && r.Header.Get("X-Requested-With") == "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="cairn", charset="UTF-8"`)
 	}
 	writeJSON(w, r, status, errorJSON{Error: errorBody{Code: code, Message: msg}})

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cairn-db/cairn/internal/frontend/ui"
 	"github.com/cairn-db/cairn/internal/kv"
 )
 
@@ -73,6 +74,7 @@ type handler struct {
 	duration *prometheus.HistogramVec
 	authn    func(r *http.Request) (context.Context, error)
 	admin    AuthAdmin
+	ui       http.Handler // the web console's files (package ui)
 }
 
 // New returns the HTTP/JSON API over svc. It registers the histogram
@@ -87,6 +89,7 @@ func New(svc kv.Service, opts Options) http.Handler {
 		metrics: promhttp.Handler(),
 		authn:   opts.Authenticate,
 		admin:   opts.Admin,
+		ui:      ui.Handler(),
 	}
 	h.duration = registerDuration(opts.Registerer, opts.Logger)
 	return h
@@ -176,6 +179,8 @@ func (h *handler) serve(w *statusWriter, r *http.Request, t target) {
 		h.key(w, r, t.table, t.key)
 	case routeWatch:
 		h.watch(w, r, t.table)
+	case routeUI:
+		h.ui.ServeHTTP(w, r)
 	case routeTxn:
 		h.txn(w, r)
 	}
@@ -199,6 +204,7 @@ const (
 	routeLogin
 	routeWatch
 	routeTxn
+	routeUI
 )
 
 var routeInfo = [...]struct {
@@ -219,12 +225,13 @@ var routeInfo = [...]struct {
 	routeLogin:   {"/v1/auth/login", []string{"POST"}},
 	routeWatch:   {"/v1/watch/{table}", []string{"GET"}},
 	routeTxn:     {"/v1/txn", []string{"POST"}},
+	routeUI:      {"/ui", []string{"GET", "HEAD"}},
 }
 
 // needsAuth reports whether the route's requests are authenticated
 // (probes and metrics are not: they reveal no data).
 func (r route) needsAuth() bool {
-	return r != routeHealthz && r != routeReadyz && r != routeMetrics
+	return r != routeHealthz && r != routeReadyz && r != routeMetrics && r != routeUI
 }
 
 func (r route) label() string   { return routeInfo[r].label }
@@ -270,6 +277,8 @@ func parseTarget(escaped string) target {
 		return target{route: routeReadyz}
 	case "/metrics":
 		return target{route: routeMetrics}
+	case "/ui":
+		return target{route: routeUI}
 	case "/v1/cluster":
 		return target{route: routeCluster}
 	case "/v1/ranges/split":
@@ -282,6 +291,9 @@ func parseTarget(escaped string) target {
 		return target{route: routeLogin}
 	case "/v1/txn":
 		return target{route: routeTxn}
+	}
+	if strings.HasPrefix(escaped, "/ui/") {
+		return target{route: routeUI}
 	}
 	if rest, ok := strings.CutPrefix(escaped, "/v1/watch/"); ok {
 		if strings.Contains(rest, "/") {

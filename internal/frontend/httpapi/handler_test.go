@@ -690,7 +690,7 @@ func TestMethodsAndRoutes(t *testing.T) {
 	if w.Header().Get("Allow") == "" {
 		t.Fatal("OPTIONS without Allow")
 	}
-	for _, p := range []string{"/", "/v1", "/v1/kv", "/v2/kv/default/k", "/v1/clusters", "/healthz/", "/v1/tables/a/b", "/ui"} {
+	for _, p := range []string{"/", "/v1", "/v1/kv", "/v2/kv/default/k", "/v1/clusters", "/healthz/", "/v1/tables/a/b", "/uix"} {
 		wantError(t, e.do(t, "GET", p, nil), 404, "no_route")
 		wantError(t, e.do(t, "PUT", p, nil), 404, "no_route")
 	}
@@ -767,5 +767,45 @@ func TestOptionsEnsureDefaults(t *testing.T) {
 	if o.Limits.MaxKeyBytes != 10 || o.Limits.MaxValueBytes != kv.DefaultLimits.MaxValueBytes ||
 		o.Limits.MaxListLimit != 5 || o.Limits.DefaultListLimit != 5 {
 		t.Fatalf("limits %+v", o.Limits)
+	}
+}
+
+// TestConsoleFiles: /ui redirects to /ui/, which serves the embedded page
+// and its script without credentials (they hold no data), with headers
+// that keep the page from being framed or sniffed; other methods are 405.
+func TestConsoleFiles(t *testing.T) {
+	e := newTestEnv(t)
+	wantStatus(t, e.do(t, "GET", "/ui", nil), 301)
+	w := e.do(t, "GET", "/ui/", nil)
+	wantStatus(t, w, 200)
+	if !strings.Contains(w.Body.String(), `<script src="app.js">`) || w.Header().Get("X-Frame-Options") != "DENY" ||
+		!strings.Contains(w.Header().Get("Content-Security-Policy"), "default-src 'self'") {
+		t.Fatalf("console page: %v %q", w.Header(), w.Body.String()[:min(200, w.Body.Len())])
+	}
+	w = e.do(t, "GET", "/ui/app.js", nil)
+	wantStatus(t, w, 200)
+	if !strings.Contains(w.Header().Get("Content-Type"), "javascript") || !strings.Contains(w.Body.String(), "/v1/cluster") {
+		t.Fatalf("app.js: %v", w.Header())
+	}
+	wantStatus(t, e.do(t, "GET", "/ui/nothing.js", nil), 404)
+	wantError(t, e.do(t, "PUT", "/ui/app.js", nil), 405, "method_not_allowed")
+}
+
+// TestNoChallengeForScripts: a 401 carries the Basic challenge, except
+// for a script that says it handles credentials itself (the console), so
+// that browsers do not pop up their own password prompt.
+func TestNoChallengeForScripts(t *testing.T) {
+	e := newTestEnv(t)
+	e.h = New(e.svc, Options{Limits: kv.DefaultLimits, Registerer: prometheus.NewRegistry(), Logger: slogTo(e.log),
+		Authenticate: func(*http.Request) (context.Context, error) { return nil, kv.ErrUnauthenticated }})
+	w := e.do(t, "GET", "/v1/cluster", nil)
+	wantStatus(t, w, 401)
+	if w.Header().Get("WWW-Authenticate") == "" {
+		t.Fatal("no challenge for a plain client")
+	}
+	w = e.do(t, "GET", "/v1/cluster", nil, "X-Requested-With", "cairn-console")
+	wantStatus(t, w, 401)
+	if got := w.Header().Get("WWW-Authenticate"); got != "" {
+		t.Fatalf("challenge %q for the console", got)
 	}
 }
