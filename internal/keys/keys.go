@@ -233,6 +233,7 @@ func TxnRecordSpan(table TableID) (start, end []byte) {
 	start = append([]byte{prefixTxn}, binary.BigEndian.AppendUint64(nil, uint64(table))...)
 	return start, append([]byte{prefixTxn}, binary.BigEndian.AppendUint64(nil, uint64(table)+1)...)
 }
+
 // Key history: every change of a user key, kept per key (newest N):
 //
 //	0x07 tableID(8) esc(userKey) version(8)
