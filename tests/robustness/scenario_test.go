@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -268,6 +269,9 @@ type runStats struct {
 	// watchEvents is how many changes the run's watcher received;
 	// watchGaps how often it had to skip ahead (history compacted).
 	watchEvents, watchGaps int
+	// transfers and bankChecks count the bank's committed transfers and
+	// its read-only total checks.
+	transfers, bankChecks int64
 }
 
 func logSummary(t *testing.T, stats []*runStats) {
@@ -365,7 +369,14 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 		t.Fatalf("watch: %v", err)
 	}
 	t.Cleanup(wt.stop)
+	// And a bank moves money between two ranges with transactions.
+	bk := &bank{c: c, hc: &http.Client{Timeout: clientTimeout}, seed: seed}
+	if err := bk.setup(); err != nil {
+		t.Fatalf("bank: %v", err)
+	}
+	t.Cleanup(bk.halt)
 	w.start()
+	bk.start()
 	e.deadline = time.Now().Add(dur)
 	sc.nemesis(e)
 	healStart := time.Now()
@@ -378,6 +389,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 	progress := waitProgress(h, healed, 15*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	w.halt()
+	bk.halt()
 	// Every request has returned to its client, and no client gives up
 	// before the node does (clientTimeout > serverTimeout); let writes
 	// still in a Raft log settle before the final reads.
@@ -396,6 +408,11 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 	wt.stop()
 	events, gaps, werrs = wt.snapshot()
 	CheckWatch(rep, ops, events, gaps)
+	bk.check(rep)
+	st.transfers, st.bankChecks = bk.transfers.Load(), bk.checks.Load()
+	if st.transfers == 0 || st.bankChecks == 0 {
+		rep.violate("bank: nothing happened (%d transfers, %d checks)", st.transfers, st.bankChecks)
+	}
 	for _, e := range werrs {
 		rep.violate("watch ended with an error the client does not retry: %s", e)
 	}
@@ -411,7 +428,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 	}
 	st.report = rep
 	st.snapshots = c.countLog("restored snapshot")
-	t.Logf("scenario=%s seed=%d faults=%d snapshots=%d watched=%d %s", sc.name, seed, e.faults, st.snapshots, len(events), rep.Summary())
+	t.Logf("scenario=%s seed=%d faults=%d snapshots=%d watched=%d transfers=%d bank-checks=%d %s", sc.name, seed, e.faults, st.snapshots, len(events), st.transfers, st.bankChecks, rep.Summary())
 	for k, res := range rep.Results {
 		if res != "Ok" && res != "Illegal" {
 			t.Logf("key %q: porcupine %s (check timed out after %v: not a violation, but not checked)", k, res, checkTimeout)
