@@ -199,6 +199,12 @@ func (g *Guard) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, erro
 	return g.next.ClusterStatus(outgoing(ctx, p))
 }
 
+// CheckClusterAdmin returns nil when the request's principal may operate
+// the whole cluster (admin on "*"): the profiling endpoints need it.
+func (g *Guard) CheckClusterAdmin(ctx context.Context) error {
+	return g.a.CheckTableAdmin(ctxPrincipal(ctx), AllTables)
+}
+
 // SplitRange implements kv.Splitter: splitting a table's range needs
 // admin on the table.
 func (g *Guard) SplitRange(ctx context.Context, req *cairnpb.SplitRangeRequest) (*cairnpb.SplitRangeResponse, error) {

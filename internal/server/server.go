@@ -221,7 +221,8 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	grpcapi.RegisterHistory(clientGRPC, guard, grpcapi.WithLimits(limits))
 	grpcapi.RegisterAuth(clientGRPC, admin)
 	reflection.Register(clientGRPC)
-	httpHandler := httpapi.New(guard, httpapi.Options{Limits: limits, Logger: logger, Authenticate: authn.HTTPContext, Admin: admin})
+	httpHandler := httpapi.New(guard, httpapi.Options{Limits: limits, Logger: logger, Authenticate: authn.HTTPContext, Admin: admin,
+		CheckClusterAdmin: guard.CheckClusterAdmin})
 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)

@@ -144,6 +144,13 @@ func TestConsole(t *testing.T) {
 	if len(shot) < 1000 {
 		t.Errorf("screenshot of %d bytes", len(shot))
 	}
+	// The profiler is for cluster admins only.
+	if r := n.Do(opTimeout, "GET", "/debug/pprof/goroutine?debug=1", nil, writer...); r.Status != 403 {
+		t.Errorf("pprof as writer: %s", r)
+	}
+	if r := n.Do(opTimeout, "GET", "/debug/pprof/goroutine?debug=1", nil, basic("root", rootPassword)...); r.Status != 200 || !strings.Contains(string(r.Body), "goroutine") {
+		t.Errorf("pprof as root: %s", r)
+	}
 }
 
 // page returns the body of the console's tab, for failure messages.

@@ -37,6 +37,10 @@ type Options struct {
 	Authenticate func(r *http.Request) (context.Context, error)
 	// Admin serves /v1/auth and /v1/auth/login; nil answers 404.
 	Admin AuthAdmin
+	// CheckClusterAdmin, when set, guards /debug/pprof/ (Go's profiler):
+	// it returns nil for a principal with admin on every table. Unset,
+	// /debug/pprof/ answers 404.
+	CheckClusterAdmin func(ctx context.Context) error
 }
 
 // EnsureDefaults fills unset fields with their defaults.
@@ -75,6 +79,7 @@ type handler struct {
 	authn    func(r *http.Request) (context.Context, error)
 	admin    AuthAdmin
 	ui       http.Handler // the web console's files (package ui)
+	pprofOK  func(ctx context.Context) error
 }
 
 // New returns the HTTP/JSON API over svc. It registers the histogram
@@ -90,6 +95,7 @@ func New(svc kv.Service, opts Options) http.Handler {
 		authn:   opts.Authenticate,
 		admin:   opts.Admin,
 		ui:      ui.Handler(),
+		pprofOK: opts.CheckClusterAdmin,
 	}
 	h.duration = registerDuration(opts.Registerer, opts.Logger)
 	return h
@@ -181,6 +187,8 @@ func (h *handler) serve(w *statusWriter, r *http.Request, t target) {
 		h.watch(w, r, t.table)
 	case routeUI:
 		h.ui.ServeHTTP(w, r)
+	case routePprof:
+		h.pprof(w, r)
 	case routeTxn:
 		h.txn(w, r)
 	}
@@ -205,6 +213,7 @@ const (
 	routeWatch
 	routeTxn
 	routeUI
+	routePprof
 )
 
 var routeInfo = [...]struct {
@@ -226,6 +235,7 @@ var routeInfo = [...]struct {
 	routeWatch:   {"/v1/watch/{table}", []string{"GET"}},
 	routeTxn:     {"/v1/txn", []string{"POST"}},
 	routeUI:      {"/ui", []string{"GET", "HEAD"}},
+	routePprof:   {"/debug/pprof", []string{"GET", "POST"}},
 }
 
 // needsAuth reports whether the route's requests are authenticated
@@ -294,6 +304,9 @@ func parseTarget(escaped string) target {
 	}
 	if strings.HasPrefix(escaped, "/ui/") {
 		return target{route: routeUI}
+	}
+	if strings.HasPrefix(escaped, "/debug/pprof/") {
+		return target{route: routePprof}
 	}
 	if rest, ok := strings.CutPrefix(escaped, "/v1/watch/"); ok {
 		if strings.Contains(rest, "/") {

@@ -809,3 +809,26 @@ func TestNoChallengeForScripts(t *testing.T) {
 		t.Fatalf("challenge %q for the console", got)
 	}
 }
+
+// TestPprofForAdminsOnly: the profiler answers only when the node wires
+// an admin check, and only to principals that pass it.
+func TestPprofForAdminsOnly(t *testing.T) {
+	e := newTestEnv(t)
+	wantError(t, e.do(t, "GET", "/debug/pprof/", nil), 404, "no_route")
+	allow := false
+	e.h = New(e.svc, Options{Limits: kv.DefaultLimits, Registerer: prometheus.NewRegistry(), Logger: slogTo(e.log),
+		CheckClusterAdmin: func(context.Context) error {
+			if allow {
+				return nil
+			}
+			return kv.Errorf(kv.ErrPermissionDenied, "admin on * needed")
+		}})
+	wantError(t, e.do(t, "GET", "/debug/pprof/goroutine?debug=1", nil), 403, "permission_denied")
+	allow = true
+	w := e.do(t, "GET", "/debug/pprof/goroutine?debug=1", nil)
+	wantStatus(t, w, 200)
+	if !strings.Contains(w.Body.String(), "goroutine") {
+		t.Fatalf("goroutine profile: %q", w.Body.String()[:min(100, w.Body.Len())])
+	}
+	wantStatus(t, e.do(t, "GET", "/debug/pprof/", nil), 200)
+}
