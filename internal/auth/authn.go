@@ -166,10 +166,17 @@ func (a *Authenticator) Authenticate(c Credentials, addr string) (*Principal, er
 		return nil, nil
 	}
 	s := a.snap.Load()
+	var p *Principal
+	var err error
 	if c.Token != "" {
-		return a.verifyToken(s, c.Token)
+		p, err = a.verifyToken(s, c.Token)
+	} else {
+		p, err = a.verifyPassword(s, c.User, c.Password, addr)
 	}
-	return a.verifyPassword(s, c.User, c.Password, addr)
+	if err != nil {
+		authFailures.WithLabelValues("unauthenticated").Inc()
+	}
+	return p, err
 }
 
 // AuthenticateCert maps a verified client certificate's common name to a

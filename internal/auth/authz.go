@@ -20,6 +20,7 @@ func (a *Authenticator) lookup(p *Principal) (*userPerms, error) {
 		return nil, nil
 	}
 	if p == nil {
+		authFailures.WithLabelValues("unauthenticated").Inc()
 		return nil, errUnauthenticated
 	}
 	u := s.users[p.User]
@@ -31,7 +32,7 @@ func (a *Authenticator) lookup(p *Principal) (*userPerms, error) {
 }
 
 func denied(p *Principal, need Perm, table string) error {
-	return kv.Errorf(kv.ErrPermissionDenied, "user %q lacks %s permission on table %q", p.User, need, table)
+	return denyf("user %q lacks %s permission on table %q", p.User, need, table)
 }
 
 // Check returns nil if p holds need on key of table. This is the hot
@@ -55,7 +56,7 @@ func (a *Authenticator) CheckSpan(p *Principal, table string, start, end []byte,
 		return err
 	}
 	if !u.allowsSpan(table, start, end, need) {
-		return kv.Errorf(kv.ErrPermissionDenied, "user %q lacks %s permission on the whole requested span of table %q (list within a granted prefix)", p.User, need, table)
+		return denyf("user %q lacks %s permission on the whole requested span of table %q (list within a granted prefix)", p.User, need, table)
 	}
 	return nil
 }
@@ -80,7 +81,7 @@ func (a *Authenticator) CheckRoot(p *Principal) error {
 		return err
 	}
 	if !u.root {
-		return kv.Errorf(kv.ErrPermissionDenied, "user %q lacks the root role", p.User)
+		return denyf("user %q lacks the root role", p.User)
 	}
 	return nil
 }
@@ -166,7 +167,7 @@ func (a *Authenticator) CheckRequest(p *Principal, req *cairnpb.Request) error {
 		return err
 	}
 	if a.Enabled() {
-		return kv.Errorf(kv.ErrPermissionDenied, "unknown request kind")
+		return denyf("unknown request kind")
 	}
 	return nil
 }

@@ -302,6 +302,7 @@ func registerMetrics(logger *slog.Logger, st *store.Store, db *pebble.DB) *prome
 	cs := []prometheus.Collector{metrics.NewNodeCollector(st, db), grpcDuration}
 	cs = append(cs, respapi.Collectors()...)
 	cs = append(cs, router.Collectors()...)
+	cs = append(cs, auth.Collectors()...)
 	for i, c := range cs {
 		if err := prometheus.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
