@@ -49,6 +49,9 @@ var (
 	// ErrTxnConflict: a transaction met another one and was aborted,
 	// changing nothing; running it again may succeed (Txn does).
 	ErrTxnConflict = errors.New("transaction conflict; retry")
+	// ErrQuotaExceeded: a write was refused by its table's quota (size:
+	// code quota_bytes; writes per second: quota_rate, retry later).
+	ErrQuotaExceeded = errors.New("quota exceeded")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client is closed")
 )
@@ -93,6 +96,8 @@ var codeTable = []struct {
 	{"already_exists", ErrAlreadyExists},
 	{"compacted", ErrCompacted},
 	{"resource_exhausted", ErrResourceExhausted},
+	{"quota_bytes", ErrQuotaExceeded},
+	{"quota_rate", ErrQuotaExceeded},
 	{"too_stale", ErrTooStale},
 	{"txn_conflict", ErrTxnConflict},
 	{"txn_aborted", ErrTxnConflict},

@@ -17,6 +17,9 @@ type Table struct {
 	// Consistency is the default read level of the table's gets and
 	// lists ("" is Linearizable).
 	Consistency string `json:"consistency,omitempty"`
+	// Quotas (0: none): size in bytes, writes per second.
+	MaxBytes        uint64 `json:"max_bytes,omitempty"`
+	MaxWritesPerSec uint32 `json:"max_writes_per_sec,omitempty"`
 }
 
 // Range describes one range of a table: the keys in [Start, End); an empty
@@ -44,8 +47,15 @@ func WithTableConsistency(level string) TableOption {
 	return func(r *cairnpb.CreateTableRequest) { r.Consistency = level }
 }
 
+// WithQuota sets a new table's quotas: its size in bytes and its writes
+// per second (0: none). Writes over them fail with ErrQuotaExceeded.
+func WithQuota(maxBytes uint64, maxWritesPerSec uint32) TableOption {
+	return func(r *cairnpb.CreateTableRequest) { r.MaxBytes, r.MaxWritesPerSec = maxBytes, maxWritesPerSec }
+}
+
 func tableFromProto(t *cairnpb.Table) *Table {
-	out := &Table{Name: t.Name, ID: t.Id, Partitioning: t.Partitioning, Replicas: t.Replicas, Consistency: t.Consistency}
+	out := &Table{Name: t.Name, ID: t.Id, Partitioning: t.Partitioning, Replicas: t.Replicas, Consistency: t.Consistency,
+		MaxBytes: t.MaxBytes, MaxWritesPerSec: t.MaxWritesPerSec}
 	for _, r := range t.Ranges {
 		out.Ranges = append(out.Ranges, Range{ID: r.Id, TableID: r.TableId, Start: r.Start, End: r.End, Replicas: r.Replicas})
 	}

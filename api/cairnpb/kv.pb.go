@@ -2292,9 +2292,13 @@ type Table struct {
 	Ranges       []*RangeDescriptor `protobuf:"bytes,5,rep,name=ranges,proto3" json:"ranges,omitempty"`
 	// Default read consistency of the table's gets and lists that name
 	// none: "" (linearizable), "session" or "stale".
-	Consistency   string `protobuf:"bytes,6,opt,name=consistency,proto3" json:"consistency,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Consistency string `protobuf:"bytes,6,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// Quotas (0: none): the table's logical size (keys plus values), and
+	// its writes per second (docs/design/quotas.md).
+	MaxBytes        uint64 `protobuf:"varint,7,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	MaxWritesPerSec uint32 `protobuf:"varint,8,opt,name=max_writes_per_sec,json=maxWritesPerSec,proto3" json:"max_writes_per_sec,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Table) Reset() {
@@ -2369,14 +2373,31 @@ func (x *Table) GetConsistency() string {
 	return ""
 }
 
+func (x *Table) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *Table) GetMaxWritesPerSec() uint32 {
+	if x != nil {
+		return x.MaxWritesPerSec
+	}
+	return 0
+}
+
 type CreateTableRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Partitioning string                 `protobuf:"bytes,2,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
 	// Default read consistency (see Table.consistency).
-	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Consistency string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// Quotas (see Table.max_bytes).
+	MaxBytes        uint64 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	MaxWritesPerSec uint32 `protobuf:"varint,5,opt,name=max_writes_per_sec,json=maxWritesPerSec,proto3" json:"max_writes_per_sec,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateTableRequest) Reset() {
@@ -2428,6 +2449,20 @@ func (x *CreateTableRequest) GetConsistency() string {
 		return x.Consistency
 	}
 	return ""
+}
+
+func (x *CreateTableRequest) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *CreateTableRequest) GetMaxWritesPerSec() uint32 {
+	if x != nil {
+		return x.MaxWritesPerSec
+	}
+	return 0
 }
 
 type GetTableRequest struct {
@@ -3775,18 +3810,22 @@ const file_kv_proto_rawDesc = "" +
 	"\rsession_token\x18\x03 \x01(\tR\fsessionToken\x12-\n" +
 	"\x12served_consistency\x18\x04 \x01(\tR\x11servedConsistency\x12\x1b\n" +
 	"\tserved_by\x18\x05 \x01(\x04R\bservedBy\x12!\n" +
-	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\xc0\x01\n" +
+	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\x8a\x02\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\"\n" +
 	"\fpartitioning\x18\x03 \x01(\tR\fpartitioning\x12\x1a\n" +
 	"\breplicas\x18\x04 \x01(\rR\breplicas\x121\n" +
 	"\x06ranges\x18\x05 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x06ranges\x12 \n" +
-	"\vconsistency\x18\x06 \x01(\tR\vconsistency\"n\n" +
+	"\vconsistency\x18\x06 \x01(\tR\vconsistency\x12\x1b\n" +
+	"\tmax_bytes\x18\a \x01(\x04R\bmaxBytes\x12+\n" +
+	"\x12max_writes_per_sec\x18\b \x01(\rR\x0fmaxWritesPerSec\"\xb8\x01\n" +
 	"\x12CreateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
-	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"%\n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x12\x1b\n" +
+	"\tmax_bytes\x18\x04 \x01(\x04R\bmaxBytes\x12+\n" +
+	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\"%\n" +
 	"\x0fGetTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
 	"\x11ListTablesRequest\"=\n" +

@@ -1507,9 +1507,12 @@ type CreateTable struct {
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Partitioning string                 `protobuf:"bytes,2,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
 	// Default read consistency of the table ("" is linearizable).
-	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Consistency string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// Quotas (see Table.max_bytes).
+	MaxBytes        uint64 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	MaxWritesPerSec uint32 `protobuf:"varint,5,opt,name=max_writes_per_sec,json=maxWritesPerSec,proto3" json:"max_writes_per_sec,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateTable) Reset() {
@@ -1561,6 +1564,20 @@ func (x *CreateTable) GetConsistency() string {
 		return x.Consistency
 	}
 	return ""
+}
+
+func (x *CreateTable) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *CreateTable) GetMaxWritesPerSec() uint32 {
+	if x != nil {
+		return x.MaxWritesPerSec
+	}
+	return 0
 }
 
 type DropTable struct {
@@ -3000,11 +3017,13 @@ const file_peer_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
-	"expireAtMs\"g\n" +
+	"expireAtMs\"\xb1\x01\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
-	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"\x1f\n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x12\x1b\n" +
+	"\tmax_bytes\x18\x04 \x01(\x04R\bmaxBytes\x12+\n" +
+	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xa4\x02\n" +
 	"\n" +

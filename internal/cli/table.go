@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-db/cairn/client"
+	"github.com/cairn-db/cairn/internal/config"
 )
 
 func newTableCommand(a *app) *cobra.Command {
@@ -24,24 +25,39 @@ func newTableCommand(a *app) *cobra.Command {
 }
 
 func newTableCreateCommand(a *app) *cobra.Command {
-	var partitioning, consistency string
+	var partitioning, consistency, maxBytes string
+	var maxWrites uint32
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a table",
-		Long:  `Create a table. Exits 1 if it exists.`,
+		Long: `Create a table. Exits 1 if it exists. --max-bytes and
+--max-writes-per-sec set quotas: writes that would grow the table past the
+size, or come faster than the rate, are refused (docs/design/quotas.md).`,
 		Example: `  cairn table create users --partitioning range
-  cairn table create sessions --consistency session`,
+  cairn table create sessions --consistency session
+  cairn table create uploads --max-bytes 10GiB --max-writes-per-sec 500`,
 		Args: cobra.ExactArgs(1),
 	}
 	cmd.Flags().StringVar(&partitioning, "partitioning", "range", "how keys spread over ranges: range (sorted keys, cheap prefix scans) or hash")
 	cmd.Flags().StringVar(&consistency, "consistency", "", "default read consistency of the table: linearizable (default), session or stale")
+	cmd.Flags().StringVar(&maxBytes, "max-bytes", "0", "size quota of the table (bytes, or with KiB/MiB/GiB; 0: none)")
+	cmd.Flags().Uint32Var(&maxWrites, "max-writes-per-sec", 0, "write rate quota of the table (0: none)")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		var quota uint64
+		if maxBytes != "0" {
+			q, err := config.ParseBytes(maxBytes)
+			if err != nil {
+				return usageError{fmt.Errorf("--max-bytes: %w", err)}
+			}
+			quota = q
+		}
 		c, err := a.newClient(cmd)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		t, err := c.CreateTable(cmd.Context(), args[0], client.WithPartitioning(partitioning), client.WithTableConsistency(consistency))
+		t, err := c.CreateTable(cmd.Context(), args[0], client.WithPartitioning(partitioning), client.WithTableConsistency(consistency),
+			client.WithQuota(quota, maxWrites))
 		if err != nil {
 			return err
 		}

@@ -91,7 +91,7 @@ var options = []option{
 		kind:  kindUint,
 		get:   func(c *Config) string { return strconv.FormatUint(c.SplitSizeBytes, 10) },
 		set: func(c *Config, s string) (err error) {
-			c.SplitSizeBytes, err = parseBytes(s)
+			c.SplitSizeBytes, err = ParseBytes(s)
 			return err
 		},
 	},
@@ -108,7 +108,7 @@ var options = []option{
 		kind:  kindUint,
 		get:   func(c *Config) string { return strconv.FormatUint(c.TxnMaxBytes, 10) },
 		set: func(c *Config, s string) (err error) {
-			c.TxnMaxBytes, err = parseBytes(s)
+			c.TxnMaxBytes, err = ParseBytes(s)
 			return err
 		},
 	},
@@ -194,9 +194,9 @@ func parseList(s string) ([]string, error) {
 	return out, nil
 }
 
-// parseBytes parses a byte size: a plain integer, or one with a KiB, MiB
+// ParseBytes parses a byte size: a plain integer, or one with a KiB, MiB
 // or GiB suffix.
-func parseBytes(s string) (uint64, error) {
+func ParseBytes(s string) (uint64, error) {
 	mult := uint64(1)
 	num := s
 	for _, u := range []struct {

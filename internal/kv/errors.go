@@ -49,6 +49,12 @@ var (
 	// ErrResourceExhausted: a bounded resource ran out (a watcher fell
 	// further behind than its buffer); retry or resume.
 	ErrResourceExhausted = errors.New("resource exhausted")
+	// ErrQuotaBytes: a write would grow a table past its size quota.
+	// Delete data or raise the quota.
+	ErrQuotaBytes = errors.New("quota exceeded: table size")
+	// ErrQuotaRate: a table's writes per second are over its quota;
+	// retry later (not executed).
+	ErrQuotaRate = errors.New("quota exceeded: writes per second")
 	// ErrTxnConflict: a transaction met another one on a key (write-write
 	// conflict, or a lock it could not wait out) and was aborted, changing
 	// nothing. Retryable: run the transaction again.
@@ -77,6 +83,8 @@ var codes = []struct {
 	{ErrAlreadyExists, "already_exists"},
 	{ErrCompacted, "compacted"},
 	{ErrResourceExhausted, "resource_exhausted"},
+	{ErrQuotaBytes, "quota_bytes"},
+	{ErrQuotaRate, "quota_rate"},
 	{ErrTooStale, "too_stale"},
 	{ErrTxnConflict, "txn_conflict"},
 	{ErrTxnAborted, "txn_aborted"},

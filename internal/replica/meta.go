@@ -187,7 +187,7 @@ func (r *Replica) applyCreateTable(b *pebble.Batch, c *cairnpb.CreateTable, ts u
 	}
 	desc := &cairnpb.RangeDescriptor{Id: rangeID, TableId: tableID, Replicas: voters}
 	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: uint32(len(voters)), Ranges: []*cairnpb.RangeDescriptor{desc},
-		Consistency: c.Consistency}
+		Consistency: c.Consistency, MaxBytes: c.MaxBytes, MaxWritesPerSec: c.MaxWritesPerSec}
 	v := r.nextVersion(ts)
 	if err := putProto(b, MetaTableKey(c.Name), v, t); err != nil {
 		return Result{}, err

@@ -64,6 +64,7 @@ type Router struct {
 
 	stopWatches     chan struct{} // closed by StopWatches
 	stopWatchesOnce sync.Once
+	quotas          quotas
 }
 
 var _ kv.Service = (*Router)(nil)
@@ -459,6 +460,9 @@ func (rt *Router) propose(ctx context.Context, r *replica.Replica, cmd *cairnpb.
 }
 
 func (rt *Router) localPut(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.PutRequest) (*cairnpb.Response, error) {
+	if err := rt.checkQuota(r, t, putGrowth(req.Key, req.Value)); err != nil {
+		return nil, err
+	}
 	res, err := rt.proposeUnlocked(ctx, r, t, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Put{Put: req}}, req.Key)
 	if err != nil {
 		return nil, err
@@ -536,6 +540,9 @@ func batchKeyOf(op *cairnpb.BatchOp) ([]byte, bool) {
 }
 
 func (rt *Router) localBatch(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.BatchRequest) (*cairnpb.Response, error) {
+	if err := rt.checkQuota(r, t, batchGrowth(req)); err != nil {
+		return nil, err
+	}
 	ks := make([][]byte, 0, len(req.Ops))
 	for _, op := range req.Ops {
 		k, _ := batchKeyOf(op)
@@ -748,7 +755,7 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 
 func (rt *Router) localCreateTable(ctx context.Context, r *replica.Replica, req *cairnpb.CreateTableRequest) (*cairnpb.Response, error) {
 	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning,
-		Consistency: req.Consistency}}})
+		Consistency: req.Consistency, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec}}})
 	if err != nil {
 		return nil, err
 	}

@@ -540,6 +540,9 @@ func (rt *Router) localTxnCommand(ctx context.Context, r *replica.Replica, t *ca
 	cmd := &cairnpb.Command{TableId: t.Id}
 	switch o := op.(type) {
 	case *cairnpb.Command_TxnPrewrite:
+		if err := rt.checkQuota(r, t, prewriteGrowth(o.TxnPrewrite)); err != nil {
+			return nil, err
+		}
 		cmd.Op = o
 	case *cairnpb.Command_TxnEnd:
 		cmd.Op = o

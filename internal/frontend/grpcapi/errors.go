@@ -36,6 +36,8 @@ var errorTable = []struct {
 	{kv.ErrAlreadyExists, codes.AlreadyExists},
 	{kv.ErrCompacted, codes.OutOfRange},
 	{kv.ErrResourceExhausted, codes.ResourceExhausted},
+	{kv.ErrQuotaBytes, codes.ResourceExhausted},
+	{kv.ErrQuotaRate, codes.ResourceExhausted},
 	{kv.ErrTooStale, codes.Unavailable},
 	{kv.ErrTxnConflict, codes.Aborted},
 	{kv.ErrTxnAborted, codes.Aborted},

@@ -41,6 +41,8 @@ var errorTable = []struct {
 	{kv.ErrAlreadyExists, http.StatusConflict, "already_exists"},
 	{kv.ErrCompacted, http.StatusGone, "compacted"},
 	{kv.ErrResourceExhausted, http.StatusTooManyRequests, "resource_exhausted"},
+	{kv.ErrQuotaBytes, http.StatusInsufficientStorage, "quota_bytes"},
+	{kv.ErrQuotaRate, http.StatusTooManyRequests, "quota_rate"},
 	{kv.ErrTooStale, http.StatusServiceUnavailable, "too_stale"},
 	{kv.ErrTxnConflict, http.StatusConflict, "txn_conflict"},
 	{kv.ErrTxnAborted, http.StatusConflict, "txn_aborted"},

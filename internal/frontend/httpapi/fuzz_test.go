@@ -68,6 +68,7 @@ func FuzzHTTPRequest(f *testing.F) {
 		{"POST", "/v1/tables", "Content-Type: application/json", []byte(`{"name":"t1","partitioning":"range"}`)},
 		{"POST", "/v1/tables", "", []byte(`{"name":"t2","partitioning":"hash"}`)},
 		{"POST", "/v1/tables", "", []byte(`{"name":"t3","x":1}`)},
+		{"POST", "/v1/tables", "", []byte(`{"name":"t4","max_bytes":2048,"max_writes_per_sec":-1}`)},
 		{"POST", "/v1/tables", "", []byte(`{"name":`)},
 		{"GET", "/v1/tables", "", nil},
 		{"GET", "/v1/tables/default", "", nil},

@@ -20,6 +20,9 @@ type tableJSON struct {
 	Ranges       []rangeJSON `json:"ranges"` // never null
 	// Consistency is the default read level of the table.
 	Consistency string `json:"consistency"`
+	// Quotas; 0 (omitted) means none.
+	MaxBytes        uint64 `json:"max_bytes,omitempty"`
+	MaxWritesPerSec uint32 `json:"max_writes_per_sec,omitempty"`
 }
 
 // rangeJSON is one range of a table, keys [start, end); end "" is the end
@@ -47,6 +50,9 @@ type createTableJSON struct {
 	Learners      json.RawMessage `json:"learners"`
 	RangeMaxBytes json.RawMessage `json:"range_max_bytes"`
 	Consistency   string          `json:"consistency"`
+	// Quotas: the table's size in bytes, and writes per second.
+	MaxBytes        uint64 `json:"max_bytes"`
+	MaxWritesPerSec uint32 `json:"max_writes_per_sec"`
 }
 
 func toTableJSON(t *cairnpb.Table) tableJSON {
@@ -57,6 +63,7 @@ func toTableJSON(t *cairnpb.Table) tableJSON {
 		Replicas:     t.GetReplicas(),
 		Ranges:       make([]rangeJSON, 0, len(t.GetRanges())),
 		Consistency:  t.GetConsistency(),
+		MaxBytes:     t.GetMaxBytes(), MaxWritesPerSec: t.GetMaxWritesPerSec(),
 	}
 	if out.Consistency == "" {
 		out.Consistency = kv.Linearizable
@@ -148,7 +155,8 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 	if _, err := kv.ParseConsistency(in.Consistency); err != nil {
 		return nil, err
 	}
-	return &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: "range", Consistency: in.Consistency}, nil
+	return &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: "range", Consistency: in.Consistency,
+		MaxBytes: in.MaxBytes, MaxWritesPerSec: in.MaxWritesPerSec}, nil
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.

@@ -68,6 +68,8 @@ var errorTable = []struct {
 	{kv.ErrAlreadyExists, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrCompacted, func(err error) string { return "ERR " + err.Error() }},
 	{kv.ErrResourceExhausted, func(err error) string { return "ERR " + err.Error() }},
+	{kv.ErrQuotaBytes, func(err error) string { return "ERR quota " + err.Error() }},
+	{kv.ErrQuotaRate, func(err error) string { return "ERR quota " + err.Error() }},
 	{kv.ErrTooStale, func(err error) string { return "TRYAGAIN cairn " + err.Error() + " (retry)" }},
 	{kv.ErrTxnConflict, func(err error) string { return "TRYAGAIN " + err.Error() }},
 	{kv.ErrTxnAborted, func(err error) string { return "TRYAGAIN " + err.Error() }},
