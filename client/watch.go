@@ -3,8 +3,12 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 )
@@ -105,7 +109,10 @@ func (c *Client) runWatch(ctx context.Context, req *cairnpb.WatchRequest, out ch
 		}
 		ep := c.endpoints[i%len(c.endpoints)]
 		err := ep.waitReady(ctx, c.cfg.DialTimeout)
-		if err == nil {
+		if err != nil && ctx.Err() == nil {
+			// Not connected: the node is down or unreachable; try the next.
+			err = status.Error(codes.Unavailable, fmt.Sprintf("cannot connect to %s: %v", ep.addr, err))
+		} else if err == nil {
 			var stream cairnpb.Watch_WatchClient
 			stream, err = ep.watch.Watch(ctx, req)
 			for err == nil {

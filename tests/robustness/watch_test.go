@@ -48,8 +48,13 @@ func startWatcher(c *Cluster, table, prefix string, rng *rand.Rand) (*watcher, e
 	go func() {
 		defer close(w.done)
 		first := true
+		token := "" // where to resume: the last response's
 		for ctx.Err() == nil {
-			for r := range cl.Watch(ctx, table, []byte(prefix), client.WatchPrefix()) {
+			opts := []client.WatchOption{client.WatchPrefix()}
+			if token != "" {
+				opts = append(opts, client.WatchResume(token))
+			}
+			for r := range cl.Watch(ctx, table, []byte(prefix), opts...) {
 				if first {
 					first = false
 					close(ready)
@@ -58,9 +63,11 @@ func startWatcher(c *Cluster, table, prefix string, rng *rand.Rand) (*watcher, e
 				switch {
 				case r.Err == nil:
 					w.events = append(w.events, r.Events...)
+					token = r.ResumeToken
 				case ctx.Err() != nil:
 				case errors.Is(r.Err, client.ErrCompacted):
-					w.gaps++
+					w.gaps++ // go on from now
+					token = ""
 				default:
 					w.errs = append(w.errs, r.Err.Error())
 				}
