@@ -140,7 +140,9 @@ func DecodePosition(tok string) (Position, error) {
 		}
 		p.spans = append(p.spans, span{Start: start, Version: v})
 	}
-	if len(b) != 0 {
+	if len(b) != 0 || p.Encode() != tok {
+		// Trailing bytes, or a varint spelled longer than it needs: one
+		// position has one token.
 		return Position{}, ErrBadPosition
 	}
 	return p, nil
