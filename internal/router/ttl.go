@@ -54,6 +54,11 @@ const maxExpirePerCommand = 512
 // RunExpirer proposes, every interval until ctx ends, the removal of the
 // due keys of every data range this node leads.
 func (rt *Router) RunExpirer(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func() { rt.ExpireDue(ctx) })
+}
+
+// every runs f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -62,23 +67,39 @@ func (rt *Router) RunExpirer(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		rt.ExpireDue(ctx)
+		f()
 	}
 }
 
-// ExpireDue runs one expirer pass and returns how many keys it removed.
-func (rt *Router) ExpireDue(ctx context.Context) int {
+// ledDataRange is a data range this node leads, with its table.
+type ledDataRange struct {
+	t *cairnpb.Table
+	r *replica.Replica
+	d *cairnpb.RangeDescriptor
+}
+
+// ledDataRanges returns the data ranges this node leads now: what the
+// background passes (expirer, transaction resolver) work on.
+func (rt *Router) ledDataRanges() []ledDataRange {
 	tables := map[uint64]*cairnpb.Table{}
 	for _, t := range rt.store.Tables() {
 		tables[t.Id] = t
 	}
-	removed := 0
+	var out []ledDataRange
 	for _, r := range rt.store.Replicas() {
 		d := r.Desc()
-		t := tables[d.TableId]
-		if t == nil || d.TableId == uint64(keys.MetaTableID) || !r.IsLeader() {
-			continue
+		if t := tables[d.TableId]; t != nil && d.TableId != uint64(keys.MetaTableID) && r.IsLeader() {
+			out = append(out, ledDataRange{t, r, d})
 		}
+	}
+	return out
+}
+
+// ExpireDue runs one expirer pass and returns how many keys it removed.
+func (rt *Router) ExpireDue(ctx context.Context) int {
+	removed := 0
+	for _, l := range rt.ledDataRanges() {
+		t, r, d := l.t, l.r, l.d
 		ks, err := rt.dueKeys(d, rt.opts.Clock.Now().Millis())
 		if err != nil {
 			slog.Warn("expirer: scan failed", "range", d.Id, "err", err)

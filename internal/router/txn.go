@@ -713,16 +713,7 @@ func (rt *Router) resolveSpanIntents(ctx context.Context, t *cairnpb.Table, star
 // RunTxnResolver, every interval until ctx ends, resolves the intents of
 // expired transactions on the ranges this node leads (ResolveExpired).
 func (rt *Router) RunTxnResolver(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rt.ResolveExpired(ctx)
-	}
+	every(ctx, interval, func() { rt.ResolveExpired(ctx) })
 }
 
 // ResolveExpired runs one pass of the background resolver: every intent,
@@ -731,17 +722,9 @@ func (rt *Router) RunTxnResolver(ctx context.Context, interval time.Duration) {
 // and resolved as its record says. So intents of a coordinator that died
 // do not wait for a reader. It returns how many intents it resolved.
 func (rt *Router) ResolveExpired(ctx context.Context) int {
-	tables := map[uint64]*cairnpb.Table{}
-	for _, t := range rt.store.Tables() {
-		tables[t.Id] = t
-	}
 	resolved := 0
-	for _, r := range rt.store.Replicas() {
-		d := r.Desc()
-		t := tables[d.TableId]
-		if t == nil || d.TableId == uint64(keys.MetaTableID) || !r.IsLeader() {
-			continue
-		}
+	for _, l := range rt.ledDataRanges() {
+		t, d := l.t, l.d
 		ks, ins, err := replica.IntentsIn(rt.store.DB(), d, 256)
 		if err != nil {
 			rt.logf("txn resolver: scan failed", "range", d.Id, "err", err)
