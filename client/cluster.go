@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 )
@@ -10,6 +11,20 @@ import (
 type ClusterStatus struct {
 	Nodes  []NodeStatus  `json:"nodes"`
 	Ranges []RangeStatus `json:"ranges"`
+	// Coordinator is the node whose scheduler reported Decisions (0: it
+	// did not answer in time).
+	Coordinator uint64     `json:"coordinator"`
+	Decisions   []Decision `json:"decisions"`
+}
+
+// Decision is one recent step of the coordinator's scheduler.
+type Decision struct {
+	At      time.Time `json:"at"`
+	Op      string    `json:"op"`
+	Range   uint64    `json:"range,omitempty"`
+	Node    uint64    `json:"node"`
+	Reason  string    `json:"reason"`
+	Outcome string    `json:"outcome"`
 }
 
 // NodeStatus describes one node.
@@ -21,6 +36,13 @@ type NodeStatus struct {
 	// Ranges counts the replicas on the node; Leaders those that lead.
 	Ranges  uint32 `json:"ranges"`
 	Leaders uint32 `json:"leaders"`
+	// State is active, draining, removing or removed.
+	State string `json:"state"`
+	// LastHeartbeat is how long ago the coordinator heard from the node
+	// (negative: not since it became coordinator).
+	LastHeartbeat time.Duration `json:"last_heartbeat"`
+	Bytes         uint64        `json:"bytes"`
+	WritesPerSec  float64       `json:"writes_per_sec"`
 }
 
 // RangeStatus describes one range: the keys of Table in [Start, End).
@@ -29,15 +51,19 @@ type RangeStatus struct {
 	Table string `json:"table"`
 	Start []byte `json:"start"`
 	End   []byte `json:"end"`
-	// Replicas and Leader are node IDs; Leader is 0 when unknown.
+	// Replicas (voters), Learners and Leader are node IDs; Leader is 0
+	// when unknown.
 	Replicas     []uint64 `json:"replicas"`
+	Learners     []uint64 `json:"learners,omitempty"`
 	Leader       uint64   `json:"leader"`
 	Term         uint64   `json:"term"`
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	SizeBytes    uint64   `json:"size_bytes"`
-	// Generation counts the range's splits.
-	Generation uint64 `json:"generation"`
+	// Generation counts the range's splits; ConfVersion its replica
+	// changes.
+	Generation  uint64 `json:"generation"`
+	ConfVersion uint64 `json:"conf_version"`
 }
 
 // RangeSpan is a range of a table: keys [Start, End); an empty End is the
@@ -79,18 +105,44 @@ func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 		return nil, err
 	}
 	out := &ClusterStatus{
-		Nodes:  make([]NodeStatus, len(resp.Nodes)),
-		Ranges: make([]RangeStatus, len(resp.Ranges)),
+		Nodes:       make([]NodeStatus, len(resp.Nodes)),
+		Ranges:      make([]RangeStatus, len(resp.Ranges)),
+		Coordinator: resp.Coordinator,
 	}
 	for i, n := range resp.Nodes {
-		out.Nodes[i] = NodeStatus{ID: n.Id, Name: n.Name, Address: n.Address, Alive: n.Alive, Ranges: n.Ranges, Leaders: n.Leaders}
+		out.Nodes[i] = nodeStatus(n)
 	}
 	for i, r := range resp.Ranges {
 		out.Ranges[i] = RangeStatus{
-			ID: r.Id, Table: r.Table, Start: r.Start, End: r.End, Replicas: r.Replicas, Leader: r.Leader,
+			ID: r.Id, Table: r.Table, Start: r.Start, End: r.End, Replicas: r.Replicas, Learners: r.Learners, Leader: r.Leader,
 			Term: r.Term, CommitIndex: r.CommitIndex, AppliedIndex: r.AppliedIndex, SizeBytes: r.SizeBytes,
-			Generation: r.Generation,
+			Generation: r.Generation, ConfVersion: r.ConfVersion,
 		}
 	}
+	for _, d := range resp.Decisions {
+		out.Decisions = append(out.Decisions, Decision{At: time.UnixMilli(d.AtUnixMs), Op: d.Op, Range: d.RangeId, Node: d.Node,
+			Reason: d.Reason, Outcome: d.Outcome})
+	}
 	return out, nil
+}
+
+func nodeStatus(n *cairnpb.NodeStatus) NodeStatus {
+	return NodeStatus{ID: n.Id, Name: n.Name, Address: n.Address, Alive: n.Alive, Ranges: n.Ranges, Leaders: n.Leaders,
+		State: n.State, LastHeartbeat: time.Duration(n.LastHeartbeatMs) * time.Millisecond, Bytes: n.Bytes, WritesPerSec: n.WritesPerSec}
+}
+
+// NodeAction drains ("drain"), removes ("remove") or reactivates
+// ("activate") a node (an admin operation). Drain moves every replica off
+// the node; remove does the same, then takes the node out of the cluster
+// for good. Both return at once: the coordinator moves the replicas.
+func (c *Client) NodeAction(ctx context.Context, node uint64, action string) (NodeStatus, error) {
+	var resp *cairnpb.NodeActionResponse
+	err := c.do(ctx, write, func(ctx context.Context, ep *endpoint) (err error) {
+		resp, err = ep.cluster.NodeAction(ctx, &cairnpb.NodeActionRequest{Node: node, Action: action})
+		return err
+	})
+	if err != nil {
+		return NodeStatus{}, err
+	}
+	return nodeStatus(resp.GetNode()), nil
 }

@@ -53,6 +53,13 @@ func WithQuota(maxBytes uint64, maxWritesPerSec uint32) TableOption {
 	return func(r *cairnpb.CreateTableRequest) { r.MaxBytes, r.MaxWritesPerSec = maxBytes, maxWritesPerSec }
 }
 
+// WithReplicas sets a new table's replication factor: voters per range
+// (1 to 7; 0 or unset: the cluster's --default-replicas, 3). A cluster
+// with fewer active nodes keeps fewer until nodes join.
+func WithReplicas(n uint32) TableOption {
+	return func(r *cairnpb.CreateTableRequest) { r.Replicas = n }
+}
+
 func tableFromProto(t *cairnpb.Table) *Table {
 	out := &Table{Name: t.Name, ID: t.Id, Partitioning: t.Partitioning, Replicas: t.Replicas, Consistency: t.Consistency,
 		MaxBytes: t.MaxBytes, MaxWritesPerSec: t.MaxWritesPerSec}

@@ -71,7 +71,7 @@ func (x WatchEvent_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WatchEvent_Type.Descriptor instead.
 func (WatchEvent_Type) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{43, 0}
+	return file_kv_proto_rawDescGZIP(), []int{46, 0}
 }
 
 type TxnOp_Kind int32
@@ -130,7 +130,7 @@ func (x TxnOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TxnOp_Kind.Descriptor instead.
 func (TxnOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{48, 0}
+	return file_kv_proto_rawDescGZIP(), []int{51, 0}
 }
 
 type SplitRangeRequest struct {
@@ -2396,8 +2396,11 @@ type CreateTableRequest struct {
 	// Quotas (see Table.max_bytes).
 	MaxBytes        uint64 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	MaxWritesPerSec uint32 `protobuf:"varint,5,opt,name=max_writes_per_sec,json=maxWritesPerSec,proto3" json:"max_writes_per_sec,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Voters per range (0: the cluster default, 3, or fewer nodes if the
+	// cluster has fewer).
+	Replicas      uint32 `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateTableRequest) Reset() {
@@ -2461,6 +2464,13 @@ func (x *CreateTableRequest) GetMaxBytes() uint64 {
 func (x *CreateTableRequest) GetMaxWritesPerSec() uint32 {
 	if x != nil {
 		return x.MaxWritesPerSec
+	}
+	return 0
+}
+
+func (x *CreateTableRequest) GetReplicas() uint32 {
+	if x != nil {
+		return x.Replicas
 	}
 	return 0
 }
@@ -2680,7 +2690,12 @@ type RangeDescriptor struct {
 	Replicas []uint64               `protobuf:"varint,5,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`
 	// generation grows by one with every split of the range; the right-hand
 	// range of a split starts at the left's new generation.
-	Generation    uint64 `protobuf:"varint,6,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation uint64 `protobuf:"varint,6,opt,name=generation,proto3" json:"generation,omitempty"`
+	// learners are non-voting replicas (being added, or asynchronous
+	// copies); replicas are the voters.
+	Learners []uint64 `protobuf:"varint,7,rep,packed,name=learners,proto3" json:"learners,omitempty"`
+	// conf_version grows by one with every change of the replica set.
+	ConfVersion   uint64 `protobuf:"varint,8,opt,name=conf_version,json=confVersion,proto3" json:"conf_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2757,6 +2772,20 @@ func (x *RangeDescriptor) GetGeneration() uint64 {
 	return 0
 }
 
+func (x *RangeDescriptor) GetLearners() []uint64 {
+	if x != nil {
+		return x.Learners
+	}
+	return nil
+}
+
+func (x *RangeDescriptor) GetConfVersion() uint64 {
+	if x != nil {
+		return x.ConfVersion
+	}
+	return 0
+}
+
 type ClusterStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2794,15 +2823,23 @@ func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type NodeStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Address       string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
-	Alive         bool                   `protobuf:"varint,4,opt,name=alive,proto3" json:"alive,omitempty"`
-	Ranges        uint32                 `protobuf:"varint,5,opt,name=ranges,proto3" json:"ranges,omitempty"`
-	Leaders       uint32                 `protobuf:"varint,6,opt,name=leaders,proto3" json:"leaders,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name    string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Address string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	Alive   bool                   `protobuf:"varint,4,opt,name=alive,proto3" json:"alive,omitempty"`
+	Ranges  uint32                 `protobuf:"varint,5,opt,name=ranges,proto3" json:"ranges,omitempty"`
+	Leaders uint32                 `protobuf:"varint,6,opt,name=leaders,proto3" json:"leaders,omitempty"`
+	// "active", "draining" or "removed".
+	State string `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
+	// Milliseconds since the coordinator last heard from the node (-1:
+	// never, since it became coordinator).
+	LastHeartbeatMs int64   `protobuf:"varint,8,opt,name=last_heartbeat_ms,json=lastHeartbeatMs,proto3" json:"last_heartbeat_ms,omitempty"`
+	Bytes           uint64  `protobuf:"varint,9,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	ReadsPerSec     float64 `protobuf:"fixed64,10,opt,name=reads_per_sec,json=readsPerSec,proto3" json:"reads_per_sec,omitempty"`
+	WritesPerSec    float64 `protobuf:"fixed64,11,opt,name=writes_per_sec,json=writesPerSec,proto3" json:"writes_per_sec,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
@@ -2877,6 +2914,41 @@ func (x *NodeStatus) GetLeaders() uint32 {
 	return 0
 }
 
+func (x *NodeStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *NodeStatus) GetLastHeartbeatMs() int64 {
+	if x != nil {
+		return x.LastHeartbeatMs
+	}
+	return 0
+}
+
+func (x *NodeStatus) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *NodeStatus) GetReadsPerSec() float64 {
+	if x != nil {
+		return x.ReadsPerSec
+	}
+	return 0
+}
+
+func (x *NodeStatus) GetWritesPerSec() float64 {
+	if x != nil {
+		return x.WritesPerSec
+	}
+	return 0
+}
+
 type RangeStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2890,6 +2962,10 @@ type RangeStatus struct {
 	AppliedIndex  uint64                 `protobuf:"varint,9,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	SizeBytes     uint64                 `protobuf:"varint,10,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	Generation    uint64                 `protobuf:"varint,11,opt,name=generation,proto3" json:"generation,omitempty"`
+	Learners      []uint64               `protobuf:"varint,12,rep,packed,name=learners,proto3" json:"learners,omitempty"`
+	ConfVersion   uint64                 `protobuf:"varint,13,opt,name=conf_version,json=confVersion,proto3" json:"conf_version,omitempty"`
+	ReadsPerSec   float64                `protobuf:"fixed64,14,opt,name=reads_per_sec,json=readsPerSec,proto3" json:"reads_per_sec,omitempty"`
+	WritesPerSec  float64                `protobuf:"fixed64,15,opt,name=writes_per_sec,json=writesPerSec,proto3" json:"writes_per_sec,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3001,17 +3077,134 @@ func (x *RangeStatus) GetGeneration() uint64 {
 	return 0
 }
 
+func (x *RangeStatus) GetLearners() []uint64 {
+	if x != nil {
+		return x.Learners
+	}
+	return nil
+}
+
+func (x *RangeStatus) GetConfVersion() uint64 {
+	if x != nil {
+		return x.ConfVersion
+	}
+	return 0
+}
+
+func (x *RangeStatus) GetReadsPerSec() float64 {
+	if x != nil {
+		return x.ReadsPerSec
+	}
+	return 0
+}
+
+func (x *RangeStatus) GetWritesPerSec() float64 {
+	if x != nil {
+		return x.WritesPerSec
+	}
+	return 0
+}
+
+// Decision is one action of the coordinator's scheduler, with its reason.
+type Decision struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	AtUnixMs int64                  `protobuf:"varint,1,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
+	Op       string                 `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`
+	RangeId  uint64                 `protobuf:"varint,3,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Node     uint64                 `protobuf:"varint,4,opt,name=node,proto3" json:"node,omitempty"`
+	Reason   string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// "started", "done" or "failed: ..."
+	Outcome       string `protobuf:"bytes,6,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Decision) Reset() {
+	*x = Decision{}
+	mi := &file_kv_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Decision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Decision) ProtoMessage() {}
+
+func (x *Decision) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Decision.ProtoReflect.Descriptor instead.
+func (*Decision) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *Decision) GetAtUnixMs() int64 {
+	if x != nil {
+		return x.AtUnixMs
+	}
+	return 0
+}
+
+func (x *Decision) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *Decision) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *Decision) GetNode() uint64 {
+	if x != nil {
+		return x.Node
+	}
+	return 0
+}
+
+func (x *Decision) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Decision) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
 type ClusterStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Nodes         []*NodeStatus          `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	Ranges        []*RangeStatus         `protobuf:"bytes,2,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Nodes  []*NodeStatus          `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Ranges []*RangeStatus         `protobuf:"bytes,2,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	// The node whose coordinator answered (the meta range's leader).
+	Coordinator   uint64      `protobuf:"varint,3,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	Decisions     []*Decision `protobuf:"bytes,4,rep,name=decisions,proto3" json:"decisions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_kv_proto_msgTypes[41]
+	mi := &file_kv_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3023,7 +3216,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[41]
+	mi := &file_kv_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3036,7 +3229,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{41}
+	return file_kv_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClusterStatus) GetNodes() []*NodeStatus {
@@ -3049,6 +3242,118 @@ func (x *ClusterStatus) GetNodes() []*NodeStatus {
 func (x *ClusterStatus) GetRanges() []*RangeStatus {
 	if x != nil {
 		return x.Ranges
+	}
+	return nil
+}
+
+func (x *ClusterStatus) GetCoordinator() uint64 {
+	if x != nil {
+		return x.Coordinator
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetDecisions() []*Decision {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
+type NodeActionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "drain" (move every replica away; the node stays a member) or
+	// "remove" (drain, then leave the cluster for good).
+	Action        string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	Node          uint64 `protobuf:"varint,2,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeActionRequest) Reset() {
+	*x = NodeActionRequest{}
+	mi := &file_kv_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeActionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeActionRequest) ProtoMessage() {}
+
+func (x *NodeActionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeActionRequest.ProtoReflect.Descriptor instead.
+func (*NodeActionRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *NodeActionRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *NodeActionRequest) GetNode() uint64 {
+	if x != nil {
+		return x.Node
+	}
+	return 0
+}
+
+type NodeActionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *NodeStatus            `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeActionResponse) Reset() {
+	*x = NodeActionResponse{}
+	mi := &file_kv_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeActionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeActionResponse) ProtoMessage() {}
+
+func (x *NodeActionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeActionResponse.ProtoReflect.Descriptor instead.
+func (*NodeActionResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *NodeActionResponse) GetNode() *NodeStatus {
+	if x != nil {
+		return x.Node
 	}
 	return nil
 }
@@ -3072,7 +3377,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3084,7 +3389,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3097,7 +3402,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{42}
+	return file_kv_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WatchRequest) GetTable() string {
@@ -3162,7 +3467,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3174,7 +3479,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3187,7 +3492,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{43}
+	return file_kv_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WatchEvent) GetType() WatchEvent_Type {
@@ -3250,7 +3555,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3262,7 +3567,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3275,7 +3580,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{44}
+	return file_kv_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WatchResponse) GetEvents() []*WatchEvent {
@@ -3305,7 +3610,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3317,7 +3622,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3330,7 +3635,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{45}
+	return file_kv_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *HistoryRequest) GetTable() string {
@@ -3374,7 +3679,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_kv_proto_msgTypes[46]
+	mi := &file_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3386,7 +3691,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[46]
+	mi := &file_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3399,7 +3704,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{46}
+	return file_kv_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *HistoryResponse) GetChanges() []*WatchEvent {
@@ -3428,7 +3733,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_kv_proto_msgTypes[47]
+	mi := &file_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3440,7 +3745,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[47]
+	mi := &file_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3453,7 +3758,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{47}
+	return file_kv_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *TxnRequest) GetOps() []*TxnOp {
@@ -3476,7 +3781,7 @@ type TxnOp struct {
 
 func (x *TxnOp) Reset() {
 	*x = TxnOp{}
-	mi := &file_kv_proto_msgTypes[48]
+	mi := &file_kv_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3488,7 +3793,7 @@ func (x *TxnOp) String() string {
 func (*TxnOp) ProtoMessage() {}
 
 func (x *TxnOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[48]
+	mi := &file_kv_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3501,7 +3806,7 @@ func (x *TxnOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnOp.ProtoReflect.Descriptor instead.
 func (*TxnOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{48}
+	return file_kv_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *TxnOp) GetKind() TxnOp_Kind {
@@ -3553,7 +3858,7 @@ type TxnResult struct {
 
 func (x *TxnResult) Reset() {
 	*x = TxnResult{}
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3565,7 +3870,7 @@ func (x *TxnResult) String() string {
 func (*TxnResult) ProtoMessage() {}
 
 func (x *TxnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3578,7 +3883,7 @@ func (x *TxnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResult.ProtoReflect.Descriptor instead.
 func (*TxnResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{49}
+	return file_kv_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TxnResult) GetFound() bool {
@@ -3611,7 +3916,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3623,7 +3928,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3636,7 +3941,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{50}
+	return file_kv_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TxnResponse) GetResults() []*TxnResult {
@@ -3819,13 +4124,15 @@ const file_kv_proto_rawDesc = "" +
 	"\x06ranges\x18\x05 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x06ranges\x12 \n" +
 	"\vconsistency\x18\x06 \x01(\tR\vconsistency\x12\x1b\n" +
 	"\tmax_bytes\x18\a \x01(\x04R\bmaxBytes\x12+\n" +
-	"\x12max_writes_per_sec\x18\b \x01(\rR\x0fmaxWritesPerSec\"\xb8\x01\n" +
+	"\x12max_writes_per_sec\x18\b \x01(\rR\x0fmaxWritesPerSec\"\xd4\x01\n" +
 	"\x12CreateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
 	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x12\x1b\n" +
 	"\tmax_bytes\x18\x04 \x01(\x04R\bmaxBytes\x12+\n" +
-	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\"%\n" +
+	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\x12\x1a\n" +
+	"\breplicas\x18\n" +
+	" \x01(\rR\breplicas\"%\n" +
 	"\x0fGetTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
 	"\x11ListTablesRequest\"=\n" +
@@ -3833,7 +4140,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x06tables\x18\x01 \x03(\v2\x0f.cairn.v1.TableR\x06tables\"&\n" +
 	"\x10DropTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
-	"\x11DropTableResponse\"\xa0\x01\n" +
+	"\x11DropTableResponse\"\xdf\x01\n" +
 	"\x0fRangeDescriptor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +
 	"\btable_id\x18\x02 \x01(\x04R\atableId\x12\x14\n" +
@@ -3842,8 +4149,10 @@ const file_kv_proto_rawDesc = "" +
 	"\breplicas\x18\x05 \x03(\x04R\breplicas\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x06 \x01(\x04R\n" +
-	"generation\"\x16\n" +
-	"\x14ClusterStatusRequest\"\x92\x01\n" +
+	"generation\x12\x1a\n" +
+	"\blearners\x18\a \x03(\x04R\blearners\x12!\n" +
+	"\fconf_version\x18\b \x01(\x04R\vconfVersion\"\x16\n" +
+	"\x14ClusterStatusRequest\"\xb4\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
@@ -3851,7 +4160,13 @@ const file_kv_proto_rawDesc = "" +
 	"\aaddress\x18\x03 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05alive\x18\x04 \x01(\bR\x05alive\x12\x16\n" +
 	"\x06ranges\x18\x05 \x01(\rR\x06ranges\x12\x18\n" +
-	"\aleaders\x18\x06 \x01(\rR\aleaders\"\xaa\x02\n" +
+	"\aleaders\x18\x06 \x01(\rR\aleaders\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x12*\n" +
+	"\x11last_heartbeat_ms\x18\b \x01(\x03R\x0flastHeartbeatMs\x12\x14\n" +
+	"\x05bytes\x18\t \x01(\x04R\x05bytes\x12\"\n" +
+	"\rreads_per_sec\x18\n" +
+	" \x01(\x01R\vreadsPerSec\x12$\n" +
+	"\x0ewrites_per_sec\x18\v \x01(\x01R\fwritesPerSec\"\xb3\x03\n" +
 	"\vRangeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05table\x18\x02 \x01(\tR\x05table\x12\x14\n" +
@@ -3867,10 +4182,29 @@ const file_kv_proto_rawDesc = "" +
 	" \x01(\x04R\tsizeBytes\x12\x1e\n" +
 	"\n" +
 	"generation\x18\v \x01(\x04R\n" +
-	"generation\"j\n" +
+	"generation\x12\x1a\n" +
+	"\blearners\x18\f \x03(\x04R\blearners\x12!\n" +
+	"\fconf_version\x18\r \x01(\x04R\vconfVersion\x12\"\n" +
+	"\rreads_per_sec\x18\x0e \x01(\x01R\vreadsPerSec\x12$\n" +
+	"\x0ewrites_per_sec\x18\x0f \x01(\x01R\fwritesPerSec\"\x99\x01\n" +
+	"\bDecision\x12\x1c\n" +
+	"\n" +
+	"at_unix_ms\x18\x01 \x01(\x03R\batUnixMs\x12\x0e\n" +
+	"\x02op\x18\x02 \x01(\tR\x02op\x12\x19\n" +
+	"\brange_id\x18\x03 \x01(\x04R\arangeId\x12\x12\n" +
+	"\x04node\x18\x04 \x01(\x04R\x04node\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x18\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\"\xbe\x01\n" +
 	"\rClusterStatus\x12*\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x14.cairn.v1.NodeStatusR\x05nodes\x12-\n" +
-	"\x06ranges\x18\x02 \x03(\v2\x15.cairn.v1.RangeStatusR\x06ranges\"\xb9\x01\n" +
+	"\x06ranges\x18\x02 \x03(\v2\x15.cairn.v1.RangeStatusR\x06ranges\x12 \n" +
+	"\vcoordinator\x18\x03 \x01(\x04R\vcoordinator\x120\n" +
+	"\tdecisions\x18\x04 \x03(\v2\x12.cairn.v1.DecisionR\tdecisions\"?\n" +
+	"\x11NodeActionRequest\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\x04R\x04node\">\n" +
+	"\x12NodeActionResponse\x12(\n" +
+	"\x04node\x18\x01 \x01(\v2\x14.cairn.v1.NodeStatusR\x04node\"\xb9\x01\n" +
 	"\fWatchRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x16\n" +
@@ -3939,9 +4273,11 @@ const file_kv_proto_rawDesc = "" +
 	"\bGetTable\x12\x19.cairn.v1.GetTableRequest\x1a\x0f.cairn.v1.Table\x12G\n" +
 	"\n" +
 	"ListTables\x12\x1b.cairn.v1.ListTablesRequest\x1a\x1c.cairn.v1.ListTablesResponse\x12D\n" +
-	"\tDropTable\x12\x1a.cairn.v1.DropTableRequest\x1a\x1b.cairn.v1.DropTableResponse2\x95\x01\n" +
+	"\tDropTable\x12\x1a.cairn.v1.DropTableRequest\x1a\x1b.cairn.v1.DropTableResponse2\xde\x01\n" +
 	"\aCluster\x12A\n" +
 	"\x06Status\x12\x1e.cairn.v1.ClusterStatusRequest\x1a\x17.cairn.v1.ClusterStatus\x12G\n" +
+	"\n" +
+	"NodeAction\x12\x1b.cairn.v1.NodeActionRequest\x1a\x1c.cairn.v1.NodeActionResponse\x12G\n" +
 	"\n" +
 	"SplitRange\x12\x1b.cairn.v1.SplitRangeRequest\x1a\x1c.cairn.v1.SplitRangeResponse2\x82\x01\n" +
 	"\x04Auth\x128\n" +
@@ -3965,7 +4301,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_kv_proto_goTypes = []any{
 	(WatchEvent_Type)(0),         // 0: cairn.v1.WatchEvent.Type
 	(TxnOp_Kind)(0),              // 1: cairn.v1.TxnOp.Kind
@@ -4010,16 +4346,19 @@ var file_kv_proto_goTypes = []any{
 	(*ClusterStatusRequest)(nil), // 40: cairn.v1.ClusterStatusRequest
 	(*NodeStatus)(nil),           // 41: cairn.v1.NodeStatus
 	(*RangeStatus)(nil),          // 42: cairn.v1.RangeStatus
-	(*ClusterStatus)(nil),        // 43: cairn.v1.ClusterStatus
-	(*WatchRequest)(nil),         // 44: cairn.v1.WatchRequest
-	(*WatchEvent)(nil),           // 45: cairn.v1.WatchEvent
-	(*WatchResponse)(nil),        // 46: cairn.v1.WatchResponse
-	(*HistoryRequest)(nil),       // 47: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),      // 48: cairn.v1.HistoryResponse
-	(*TxnRequest)(nil),           // 49: cairn.v1.TxnRequest
-	(*TxnOp)(nil),                // 50: cairn.v1.TxnOp
-	(*TxnResult)(nil),            // 51: cairn.v1.TxnResult
-	(*TxnResponse)(nil),          // 52: cairn.v1.TxnResponse
+	(*Decision)(nil),             // 43: cairn.v1.Decision
+	(*ClusterStatus)(nil),        // 44: cairn.v1.ClusterStatus
+	(*NodeActionRequest)(nil),    // 45: cairn.v1.NodeActionRequest
+	(*NodeActionResponse)(nil),   // 46: cairn.v1.NodeActionResponse
+	(*WatchRequest)(nil),         // 47: cairn.v1.WatchRequest
+	(*WatchEvent)(nil),           // 48: cairn.v1.WatchEvent
+	(*WatchResponse)(nil),        // 49: cairn.v1.WatchResponse
+	(*HistoryRequest)(nil),       // 50: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),      // 51: cairn.v1.HistoryResponse
+	(*TxnRequest)(nil),           // 52: cairn.v1.TxnRequest
+	(*TxnOp)(nil),                // 53: cairn.v1.TxnOp
+	(*TxnResult)(nil),            // 54: cairn.v1.TxnResult
+	(*TxnResponse)(nil),          // 55: cairn.v1.TxnResponse
 }
 var file_kv_proto_depIdxs = []int32{
 	39, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
@@ -4053,48 +4392,52 @@ var file_kv_proto_depIdxs = []int32{
 	32, // 28: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
 	41, // 29: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
 	42, // 30: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
-	0,  // 31: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
-	45, // 32: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
-	45, // 33: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
-	50, // 34: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
-	1,  // 35: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
-	20, // 36: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
-	51, // 37: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
-	18, // 38: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	21, // 39: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	23, // 40: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	29, // 41: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	49, // 42: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
-	33, // 43: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	34, // 44: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	35, // 45: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	37, // 46: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	40, // 47: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	2,  // 48: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	4,  // 49: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
-	16, // 50: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
-	44, // 51: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
-	47, // 52: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
-	19, // 53: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	22, // 54: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	24, // 55: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	31, // 56: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	52, // 57: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
-	32, // 58: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	32, // 59: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	36, // 60: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	38, // 61: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	43, // 62: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	3,  // 63: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	5,  // 64: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
-	17, // 65: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
-	46, // 66: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
-	48, // 67: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
-	53, // [53:68] is the sub-list for method output_type
-	38, // [38:53] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	43, // 31: cairn.v1.ClusterStatus.decisions:type_name -> cairn.v1.Decision
+	41, // 32: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
+	0,  // 33: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
+	48, // 34: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
+	48, // 35: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
+	53, // 36: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
+	1,  // 37: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
+	20, // 38: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
+	54, // 39: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
+	18, // 40: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	21, // 41: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	23, // 42: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	29, // 43: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	52, // 44: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
+	33, // 45: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	34, // 46: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	35, // 47: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	37, // 48: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	40, // 49: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	45, // 50: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
+	2,  // 51: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	4,  // 52: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	16, // 53: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	47, // 54: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
+	50, // 55: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
+	19, // 56: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	22, // 57: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	24, // 58: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	31, // 59: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	55, // 60: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
+	32, // 61: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	32, // 62: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	36, // 63: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	38, // 64: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	44, // 65: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	46, // 66: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
+	3,  // 67: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	5,  // 68: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	17, // 69: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	49, // 70: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
+	51, // 71: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
+	56, // [56:72] is the sub-list for method output_type
+	40, // [40:56] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -4131,7 +4474,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   51,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   6,
 		},

@@ -519,6 +519,7 @@ var Tables_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	Cluster_Status_FullMethodName     = "/cairn.v1.Cluster/Status"
+	Cluster_NodeAction_FullMethodName = "/cairn.v1.Cluster/NodeAction"
 	Cluster_SplitRange_FullMethodName = "/cairn.v1.Cluster/SplitRange"
 )
 
@@ -529,6 +530,8 @@ const (
 // Cluster reports nodes and ranges.
 type ClusterClient interface {
 	Status(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatus, error)
+	// NodeAction drains or removes a node (admin).
+	NodeAction(ctx context.Context, in *NodeActionRequest, opts ...grpc.CallOption) (*NodeActionResponse, error)
 	// SplitRange splits the range of table that holds key at key (an admin
 	// operation; ranges also split by themselves when they grow).
 	SplitRange(ctx context.Context, in *SplitRangeRequest, opts ...grpc.CallOption) (*SplitRangeResponse, error)
@@ -552,6 +555,16 @@ func (c *clusterClient) Status(ctx context.Context, in *ClusterStatusRequest, op
 	return out, nil
 }
 
+func (c *clusterClient) NodeAction(ctx context.Context, in *NodeActionRequest, opts ...grpc.CallOption) (*NodeActionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeActionResponse)
+	err := c.cc.Invoke(ctx, Cluster_NodeAction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *clusterClient) SplitRange(ctx context.Context, in *SplitRangeRequest, opts ...grpc.CallOption) (*SplitRangeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SplitRangeResponse)
@@ -569,6 +582,8 @@ func (c *clusterClient) SplitRange(ctx context.Context, in *SplitRangeRequest, o
 // Cluster reports nodes and ranges.
 type ClusterServer interface {
 	Status(context.Context, *ClusterStatusRequest) (*ClusterStatus, error)
+	// NodeAction drains or removes a node (admin).
+	NodeAction(context.Context, *NodeActionRequest) (*NodeActionResponse, error)
 	// SplitRange splits the range of table that holds key at key (an admin
 	// operation; ranges also split by themselves when they grow).
 	SplitRange(context.Context, *SplitRangeRequest) (*SplitRangeResponse, error)
@@ -584,6 +599,9 @@ type UnimplementedClusterServer struct{}
 
 func (UnimplementedClusterServer) Status(context.Context, *ClusterStatusRequest) (*ClusterStatus, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedClusterServer) NodeAction(context.Context, *NodeActionRequest) (*NodeActionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method NodeAction not implemented")
 }
 func (UnimplementedClusterServer) SplitRange(context.Context, *SplitRangeRequest) (*SplitRangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SplitRange not implemented")
@@ -627,6 +645,24 @@ func _Cluster_Status_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_NodeAction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodeActionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).NodeAction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_NodeAction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).NodeAction(ctx, req.(*NodeActionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Cluster_SplitRange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SplitRangeRequest)
 	if err := dec(in); err != nil {
@@ -655,6 +691,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Cluster_Status_Handler,
+		},
+		{
+			MethodName: "NodeAction",
+			Handler:    _Cluster_NodeAction_Handler,
 		},
 		{
 			MethodName: "SplitRange",

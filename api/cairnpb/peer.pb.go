@@ -249,6 +249,11 @@ type Request struct {
 	//	*Request_TxnPrewrite
 	//	*Request_TxnEnd
 	//	*Request_TxnResolve
+	//	*Request_ChangeReplicas
+	//	*Request_TransferLeader
+	//	*Request_AddNode
+	//	*Request_SetNodeState
+	//	*Request_ClusterStatus
 	Op isRequest_Op `protobuf_oneof:"op"`
 	// The range the sender routed a keyed request to (0: resolve here). The
 	// receiver executes on that range or answers not leader / range key
@@ -439,6 +444,51 @@ func (x *Request) GetTxnResolve() *TxnResolve {
 	return nil
 }
 
+func (x *Request) GetChangeReplicas() *ChangeReplicasRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_ChangeReplicas); ok {
+			return x.ChangeReplicas
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetTransferLeader() *TransferLeaderRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_TransferLeader); ok {
+			return x.TransferLeader
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetAddNode() *AddNode {
+	if x != nil {
+		if x, ok := x.Op.(*Request_AddNode); ok {
+			return x.AddNode
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetSetNodeState() *SetNodeState {
+	if x != nil {
+		if x, ok := x.Op.(*Request_SetNodeState); ok {
+			return x.SetNodeState
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetClusterStatus() *ClusterStatusRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_ClusterStatus); ok {
+			return x.ClusterStatus
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
@@ -514,6 +564,26 @@ type Request_TxnResolve struct {
 	TxnResolve *TxnResolve `protobuf:"bytes,32,opt,name=txn_resolve,json=txnResolve,proto3,oneof"`
 }
 
+type Request_ChangeReplicas struct {
+	ChangeReplicas *ChangeReplicasRequest `protobuf:"bytes,40,opt,name=change_replicas,json=changeReplicas,proto3,oneof"`
+}
+
+type Request_TransferLeader struct {
+	TransferLeader *TransferLeaderRequest `protobuf:"bytes,41,opt,name=transfer_leader,json=transferLeader,proto3,oneof"`
+}
+
+type Request_AddNode struct {
+	AddNode *AddNode `protobuf:"bytes,42,opt,name=add_node,json=addNode,proto3,oneof"`
+}
+
+type Request_SetNodeState struct {
+	SetNodeState *SetNodeState `protobuf:"bytes,43,opt,name=set_node_state,json=setNodeState,proto3,oneof"`
+}
+
+type Request_ClusterStatus struct {
+	ClusterStatus *ClusterStatusRequest `protobuf:"bytes,44,opt,name=cluster_status,json=clusterStatus,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -545,6 +615,16 @@ func (*Request_TxnPrewrite) isRequest_Op() {}
 func (*Request_TxnEnd) isRequest_Op() {}
 
 func (*Request_TxnResolve) isRequest_Op() {}
+
+func (*Request_ChangeReplicas) isRequest_Op() {}
+
+func (*Request_TransferLeader) isRequest_Op() {}
+
+func (*Request_AddNode) isRequest_Op() {}
+
+func (*Request_SetNodeState) isRequest_Op() {}
+
+func (*Request_ClusterStatus) isRequest_Op() {}
 
 // ExpireRequest asks the leader of the keys' range to remove them if
 // expired (see Expire).
@@ -615,6 +695,9 @@ type Response struct {
 	//	*Response_Expire
 	//	*Response_History
 	//	*Response_Txn
+	//	*Response_RangeDesc
+	//	*Response_Node
+	//	*Response_ClusterStatus
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
 	Error *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
@@ -760,6 +843,33 @@ func (x *Response) GetTxn() *TxnRangeResult {
 	return nil
 }
 
+func (x *Response) GetRangeDesc() *RangeDescriptor {
+	if x != nil {
+		if x, ok := x.Op.(*Response_RangeDesc); ok {
+			return x.RangeDesc
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetNode() *Node {
+	if x != nil {
+		if x, ok := x.Op.(*Response_Node); ok {
+			return x.Node
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetClusterStatus() *ClusterStatus {
+	if x != nil {
+		if x, ok := x.Op.(*Response_ClusterStatus); ok {
+			return x.ClusterStatus
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetError() *Error {
 	if x != nil {
 		return x.Error
@@ -822,6 +932,18 @@ type Response_Txn struct {
 	Txn *TxnRangeResult `protobuf:"bytes,30,opt,name=txn,proto3,oneof"`
 }
 
+type Response_RangeDesc struct {
+	RangeDesc *RangeDescriptor `protobuf:"bytes,31,opt,name=range_desc,json=rangeDesc,proto3,oneof"`
+}
+
+type Response_Node struct {
+	Node *Node `protobuf:"bytes,32,opt,name=node,proto3,oneof"`
+}
+
+type Response_ClusterStatus struct {
+	ClusterStatus *ClusterStatus `protobuf:"bytes,33,opt,name=cluster_status,json=clusterStatus,proto3,oneof"`
+}
+
 func (*Response_Get) isResponse_Op() {}
 
 func (*Response_Put) isResponse_Op() {}
@@ -843,6 +965,12 @@ func (*Response_Expire) isResponse_Op() {}
 func (*Response_History) isResponse_Op() {}
 
 func (*Response_Txn) isResponse_Op() {}
+
+func (*Response_RangeDesc) isResponse_Op() {}
+
+func (*Response_Node) isResponse_Op() {}
+
+func (*Response_ClusterStatus) isResponse_Op() {}
 
 type ExpireResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -890,9 +1018,11 @@ func (x *ExpireResponse) GetRemoved() uint64 {
 }
 
 type Error struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// With not_leader: the leader the answering replica knows (0: none).
+	LeaderHint    uint64 `protobuf:"varint,3,opt,name=leader_hint,json=leaderHint,proto3" json:"leader_hint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -941,6 +1071,636 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
+func (x *Error) GetLeaderHint() uint64 {
+	if x != nil {
+		return x.LeaderHint
+	}
+	return 0
+}
+
+// ChangeReplicasRequest asks a range's leader for one step of a replica
+// move: add_learner, promote (a caught-up learner becomes a voter) or
+// remove (a voter or learner). It applies only at expected_conf_version.
+type ChangeReplicasRequest struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	RangeId             uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Op                  string                 `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`
+	Node                uint64                 `protobuf:"varint,3,opt,name=node,proto3" json:"node,omitempty"`
+	ExpectedConfVersion uint64                 `protobuf:"varint,4,opt,name=expected_conf_version,json=expectedConfVersion,proto3" json:"expected_conf_version,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ChangeReplicasRequest) Reset() {
+	*x = ChangeReplicasRequest{}
+	mi := &file_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeReplicasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeReplicasRequest) ProtoMessage() {}
+
+func (x *ChangeReplicasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeReplicasRequest.ProtoReflect.Descriptor instead.
+func (*ChangeReplicasRequest) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ChangeReplicasRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *ChangeReplicasRequest) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *ChangeReplicasRequest) GetNode() uint64 {
+	if x != nil {
+		return x.Node
+	}
+	return 0
+}
+
+func (x *ChangeReplicasRequest) GetExpectedConfVersion() uint64 {
+	if x != nil {
+		return x.ExpectedConfVersion
+	}
+	return 0
+}
+
+// ChangeReplicas rides in a ConfChangeV2's context: the proposer (to wake
+// its waiter) and the version the change expects.
+type ChangeReplicas struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	NodeId              uint64                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	ProposalId          uint64                 `protobuf:"varint,2,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	ExpectedConfVersion uint64                 `protobuf:"varint,3,opt,name=expected_conf_version,json=expectedConfVersion,proto3" json:"expected_conf_version,omitempty"`
+	// An add-learner of a voter: a demotion (else refused as a duplicate).
+	Demote        bool `protobuf:"varint,4,opt,name=demote,proto3" json:"demote,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeReplicas) Reset() {
+	*x = ChangeReplicas{}
+	mi := &file_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeReplicas) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeReplicas) ProtoMessage() {}
+
+func (x *ChangeReplicas) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeReplicas.ProtoReflect.Descriptor instead.
+func (*ChangeReplicas) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ChangeReplicas) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *ChangeReplicas) GetProposalId() uint64 {
+	if x != nil {
+		return x.ProposalId
+	}
+	return 0
+}
+
+func (x *ChangeReplicas) GetExpectedConfVersion() uint64 {
+	if x != nil {
+		return x.ExpectedConfVersion
+	}
+	return 0
+}
+
+func (x *ChangeReplicas) GetDemote() bool {
+	if x != nil {
+		return x.Demote
+	}
+	return false
+}
+
+type TransferLeaderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	To            uint64                 `protobuf:"varint,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeaderRequest) Reset() {
+	*x = TransferLeaderRequest{}
+	mi := &file_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeaderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeaderRequest) ProtoMessage() {}
+
+func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TransferLeaderRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *TransferLeaderRequest) GetTo() uint64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+// AddNode, a meta command, records a new member under the next node ID.
+type AddNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	PeerAddress   string                 `protobuf:"bytes,2,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddNode) Reset() {
+	*x = AddNode{}
+	mi := &file_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddNode) ProtoMessage() {}
+
+func (x *AddNode) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddNode.ProtoReflect.Descriptor instead.
+func (*AddNode) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AddNode) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AddNode) GetPeerAddress() string {
+	if x != nil {
+		return x.PeerAddress
+	}
+	return ""
+}
+
+// SetNodeState, a meta command: "active", "draining" or "removed".
+type SetNodeState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetNodeState) Reset() {
+	*x = SetNodeState{}
+	mi := &file_peer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetNodeState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetNodeState) ProtoMessage() {}
+
+func (x *SetNodeState) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetNodeState.ProtoReflect.Descriptor instead.
+func (*SetNodeState) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SetNodeState) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SetNodeState) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+type JoinRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	PeerAddress   string                 `protobuf:"bytes,2,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinRequest) Reset() {
+	*x = JoinRequest{}
+	mi := &file_peer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinRequest) ProtoMessage() {}
+
+func (x *JoinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
+func (*JoinRequest) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *JoinRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetPeerAddress() string {
+	if x != nil {
+		return x.PeerAddress
+	}
+	return ""
+}
+
+type JoinResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The joining node's ID and the members as the meta range records them.
+	NodeId        uint64  `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Nodes         []*Node `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinResponse) Reset() {
+	*x = JoinResponse{}
+	mi := &file_peer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinResponse) ProtoMessage() {}
+
+func (x *JoinResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
+func (*JoinResponse) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *JoinResponse) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *JoinResponse) GetNodes() []*Node {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+// NodeHeartbeat carries a node's view of the ranges it holds.
+type NodeHeartbeat struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId uint64                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Ranges []*RangeHeartbeat      `protobuf:"bytes,2,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	// Set by a node that passes the heartbeat on to its meta leader; such
+	// a heartbeat is not passed on again.
+	Forwarded     bool `protobuf:"varint,3,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeHeartbeat) Reset() {
+	*x = NodeHeartbeat{}
+	mi := &file_peer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeHeartbeat) ProtoMessage() {}
+
+func (x *NodeHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeHeartbeat.ProtoReflect.Descriptor instead.
+func (*NodeHeartbeat) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *NodeHeartbeat) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *NodeHeartbeat) GetRanges() []*RangeHeartbeat {
+	if x != nil {
+		return x.Ranges
+	}
+	return nil
+}
+
+func (x *NodeHeartbeat) GetForwarded() bool {
+	if x != nil {
+		return x.Forwarded
+	}
+	return false
+}
+
+type RangeHeartbeat struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	RangeId      uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Leader       bool                   `protobuf:"varint,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	ApproxBytes  uint64                 `protobuf:"varint,4,opt,name=approx_bytes,json=approxBytes,proto3" json:"approx_bytes,omitempty"`
+	ReadsPerSec  float64                `protobuf:"fixed64,5,opt,name=reads_per_sec,json=readsPerSec,proto3" json:"reads_per_sec,omitempty"`
+	WritesPerSec float64                `protobuf:"fixed64,6,opt,name=writes_per_sec,json=writesPerSec,proto3" json:"writes_per_sec,omitempty"`
+	ConfVersion  uint64                 `protobuf:"varint,7,opt,name=conf_version,json=confVersion,proto3" json:"conf_version,omitempty"`
+	// On a leader: the replicas whose log matches the leader's commit index
+	// (caught up), and the leader's term.
+	CaughtUp []uint64 `protobuf:"varint,8,rep,packed,name=caught_up,json=caughtUp,proto3" json:"caught_up,omitempty"`
+	Term     uint64   `protobuf:"varint,9,opt,name=term,proto3" json:"term,omitempty"`
+	// On a leader: the range's descriptor as applied (the catalog may lag).
+	Desc          *RangeDescriptor `protobuf:"bytes,10,opt,name=desc,proto3" json:"desc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RangeHeartbeat) Reset() {
+	*x = RangeHeartbeat{}
+	mi := &file_peer_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RangeHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RangeHeartbeat) ProtoMessage() {}
+
+func (x *RangeHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RangeHeartbeat.ProtoReflect.Descriptor instead.
+func (*RangeHeartbeat) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RangeHeartbeat) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *RangeHeartbeat) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+func (x *RangeHeartbeat) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *RangeHeartbeat) GetApproxBytes() uint64 {
+	if x != nil {
+		return x.ApproxBytes
+	}
+	return 0
+}
+
+func (x *RangeHeartbeat) GetReadsPerSec() float64 {
+	if x != nil {
+		return x.ReadsPerSec
+	}
+	return 0
+}
+
+func (x *RangeHeartbeat) GetWritesPerSec() float64 {
+	if x != nil {
+		return x.WritesPerSec
+	}
+	return 0
+}
+
+func (x *RangeHeartbeat) GetConfVersion() uint64 {
+	if x != nil {
+		return x.ConfVersion
+	}
+	return 0
+}
+
+func (x *RangeHeartbeat) GetCaughtUp() []uint64 {
+	if x != nil {
+		return x.CaughtUp
+	}
+	return nil
+}
+
+func (x *RangeHeartbeat) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *RangeHeartbeat) GetDesc() *RangeDescriptor {
+	if x != nil {
+		return x.Desc
+	}
+	return nil
+}
+
+type HeartbeatReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatReply) Reset() {
+	*x = HeartbeatReply{}
+	mi := &file_peer_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatReply) ProtoMessage() {}
+
+func (x *HeartbeatReply) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatReply.ProtoReflect.Descriptor instead.
+func (*HeartbeatReply) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{17}
+}
+
 // Command is the payload of a normal Raft entry: one write of a range's state
 // machine. Applied deterministically by every replica.
 type Command struct {
@@ -965,6 +1725,8 @@ type Command struct {
 	//	*Command_TxnPrewrite
 	//	*Command_TxnEnd
 	//	*Command_TxnResolve
+	//	*Command_AddNode
+	//	*Command_SetNodeState
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
@@ -975,7 +1737,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_peer_proto_msgTypes[8]
+	mi := &file_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1749,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[8]
+	mi := &file_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1762,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{8}
+	return file_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Command) GetNodeId() uint64 {
@@ -1148,6 +1910,24 @@ func (x *Command) GetTxnResolve() *TxnResolve {
 	return nil
 }
 
+func (x *Command) GetAddNode() *AddNode {
+	if x != nil {
+		if x, ok := x.Op.(*Command_AddNode); ok {
+			return x.AddNode
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetSetNodeState() *SetNodeState {
+	if x != nil {
+		if x, ok := x.Op.(*Command_SetNodeState); ok {
+			return x.SetNodeState
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
@@ -1211,6 +1991,14 @@ type Command_TxnResolve struct {
 	TxnResolve *TxnResolve `protobuf:"bytes,32,opt,name=txn_resolve,json=txnResolve,proto3,oneof"`
 }
 
+type Command_AddNode struct {
+	AddNode *AddNode `protobuf:"bytes,40,opt,name=add_node,json=addNode,proto3,oneof"`
+}
+
+type Command_SetNodeState struct {
+	SetNodeState *SetNodeState `protobuf:"bytes,41,opt,name=set_node_state,json=setNodeState,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -1237,6 +2025,10 @@ func (*Command_TxnEnd) isCommand_Op() {}
 
 func (*Command_TxnResolve) isCommand_Op() {}
 
+func (*Command_AddNode) isCommand_Op() {}
+
+func (*Command_SetNodeState) isCommand_Op() {}
+
 // Split, proposed to the range itself, splits it at split_key: the range
 // keeps [start, split_key) and range new_range_id gets [split_key, end).
 // It applies only if the range's generation is still expected_generation.
@@ -1251,7 +2043,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +2055,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +2068,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{9}
+	return file_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Split) GetSplitKey() []byte {
@@ -1309,7 +2101,7 @@ type AllocRangeID struct {
 
 func (x *AllocRangeID) Reset() {
 	*x = AllocRangeID{}
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +2113,7 @@ func (x *AllocRangeID) String() string {
 func (*AllocRangeID) ProtoMessage() {}
 
 func (x *AllocRangeID) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +2126,7 @@ func (x *AllocRangeID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocRangeID.ProtoReflect.Descriptor instead.
 func (*AllocRangeID) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{10}
+	return file_peer_proto_rawDescGZIP(), []int{20}
 }
 
 // UpdateRanges (meta range) records range descriptors of a table in its
@@ -1351,7 +2143,7 @@ type UpdateRanges struct {
 
 func (x *UpdateRanges) Reset() {
 	*x = UpdateRanges{}
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +2155,7 @@ func (x *UpdateRanges) String() string {
 func (*UpdateRanges) ProtoMessage() {}
 
 func (x *UpdateRanges) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +2168,7 @@ func (x *UpdateRanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRanges.ProtoReflect.Descriptor instead.
 func (*UpdateRanges) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{11}
+	return file_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateRanges) GetTableId() uint64 {
@@ -1407,7 +2199,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +2211,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +2224,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{12}
+	return file_peer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Expire) GetKeys() []*ExpireKey {
@@ -1453,7 +2245,7 @@ type ExpireKey struct {
 
 func (x *ExpireKey) Reset() {
 	*x = ExpireKey{}
-	mi := &file_peer_proto_msgTypes[13]
+	mi := &file_peer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +2257,7 @@ func (x *ExpireKey) String() string {
 func (*ExpireKey) ProtoMessage() {}
 
 func (x *ExpireKey) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[13]
+	mi := &file_peer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +2270,7 @@ func (x *ExpireKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireKey.ProtoReflect.Descriptor instead.
 func (*ExpireKey) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{13}
+	return file_peer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExpireKey) GetKey() []byte {
@@ -1511,13 +2303,17 @@ type CreateTable struct {
 	// Quotas (see Table.max_bytes).
 	MaxBytes        uint64 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	MaxWritesPerSec uint32 `protobuf:"varint,5,opt,name=max_writes_per_sec,json=maxWritesPerSec,proto3" json:"max_writes_per_sec,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The replication factor, and the nodes of the first range's voters as
+	// the proposer placed them (empty: every node, as before placement).
+	Replicas      uint32   `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Placement     []uint64 `protobuf:"varint,11,rep,packed,name=placement,proto3" json:"placement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateTable) Reset() {
 	*x = CreateTable{}
-	mi := &file_peer_proto_msgTypes[14]
+	mi := &file_peer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +2325,7 @@ func (x *CreateTable) String() string {
 func (*CreateTable) ProtoMessage() {}
 
 func (x *CreateTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[14]
+	mi := &file_peer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +2338,7 @@ func (x *CreateTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTable.ProtoReflect.Descriptor instead.
 func (*CreateTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{14}
+	return file_peer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateTable) GetName() string {
@@ -1580,6 +2376,20 @@ func (x *CreateTable) GetMaxWritesPerSec() uint32 {
 	return 0
 }
 
+func (x *CreateTable) GetReplicas() uint32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
+func (x *CreateTable) GetPlacement() []uint64 {
+	if x != nil {
+		return x.Placement
+	}
+	return nil
+}
+
 type DropTable struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1589,7 +2399,7 @@ type DropTable struct {
 
 func (x *DropTable) Reset() {
 	*x = DropTable{}
-	mi := &file_peer_proto_msgTypes[15]
+	mi := &file_peer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +2411,7 @@ func (x *DropTable) String() string {
 func (*DropTable) ProtoMessage() {}
 
 func (x *DropTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[15]
+	mi := &file_peer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +2424,7 @@ func (x *DropTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTable.ProtoReflect.Descriptor instead.
 func (*DropTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{15}
+	return file_peer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DropTable) GetName() string {
@@ -1653,7 +2463,7 @@ type RangeState struct {
 
 func (x *RangeState) Reset() {
 	*x = RangeState{}
-	mi := &file_peer_proto_msgTypes[16]
+	mi := &file_peer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +2475,7 @@ func (x *RangeState) String() string {
 func (*RangeState) ProtoMessage() {}
 
 func (x *RangeState) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[16]
+	mi := &file_peer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +2488,7 @@ func (x *RangeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeState.ProtoReflect.Descriptor instead.
 func (*RangeState) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{16}
+	return file_peer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RangeState) GetDesc() *RangeDescriptor {
@@ -1739,17 +2549,19 @@ func (x *RangeState) GetMaxSeq() uint64 {
 
 // Node is a member of the cluster as the meta range records it.
 type Node struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	PeerAddress   string                 `protobuf:"bytes,3,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name        string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	PeerAddress string                 `protobuf:"bytes,3,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	// "" or "active", "draining" (replicas move away), "removed".
+	State         string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_peer_proto_msgTypes[17]
+	mi := &file_peer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +2573,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[17]
+	mi := &file_peer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +2586,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{17}
+	return file_peer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Node) GetId() uint64 {
@@ -1798,6 +2610,13 @@ func (x *Node) GetPeerAddress() string {
 	return ""
 }
 
+func (x *Node) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 // SnapshotData is a range's state machine as shipped in a Raft snapshot.
 type SnapshotData struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1812,7 +2631,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_peer_proto_msgTypes[18]
+	mi := &file_peer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +2643,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[18]
+	mi := &file_peer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +2656,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{18}
+	return file_peer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SnapshotData) GetState() *RangeState {
@@ -1871,7 +2690,7 @@ type SnapshotKV struct {
 
 func (x *SnapshotKV) Reset() {
 	*x = SnapshotKV{}
-	mi := &file_peer_proto_msgTypes[19]
+	mi := &file_peer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +2702,7 @@ func (x *SnapshotKV) String() string {
 func (*SnapshotKV) ProtoMessage() {}
 
 func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[19]
+	mi := &file_peer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +2715,7 @@ func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotKV.ProtoReflect.Descriptor instead.
 func (*SnapshotKV) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{19}
+	return file_peer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SnapshotKV) GetKey() []byte {
@@ -1942,7 +2761,7 @@ type AuthCommand struct {
 
 func (x *AuthCommand) Reset() {
 	*x = AuthCommand{}
-	mi := &file_peer_proto_msgTypes[20]
+	mi := &file_peer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1954,7 +2773,7 @@ func (x *AuthCommand) String() string {
 func (*AuthCommand) ProtoMessage() {}
 
 func (x *AuthCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[20]
+	mi := &file_peer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1967,7 +2786,7 @@ func (x *AuthCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthCommand.ProtoReflect.Descriptor instead.
 func (*AuthCommand) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{20}
+	return file_peer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AuthCommand) GetOp() isAuthCommand_Op {
@@ -2181,7 +3000,7 @@ type UserRecord struct {
 
 func (x *UserRecord) Reset() {
 	*x = UserRecord{}
-	mi := &file_peer_proto_msgTypes[21]
+	mi := &file_peer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2193,7 +3012,7 @@ func (x *UserRecord) String() string {
 func (*UserRecord) ProtoMessage() {}
 
 func (x *UserRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[21]
+	mi := &file_peer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2206,7 +3025,7 @@ func (x *UserRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserRecord.ProtoReflect.Descriptor instead.
 func (*UserRecord) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{21}
+	return file_peer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UserRecord) GetName() string {
@@ -2241,7 +3060,7 @@ type RoleRecord struct {
 
 func (x *RoleRecord) Reset() {
 	*x = RoleRecord{}
-	mi := &file_peer_proto_msgTypes[22]
+	mi := &file_peer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +3072,7 @@ func (x *RoleRecord) String() string {
 func (*RoleRecord) ProtoMessage() {}
 
 func (x *RoleRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[22]
+	mi := &file_peer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +3085,7 @@ func (x *RoleRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleRecord.ProtoReflect.Descriptor instead.
 func (*RoleRecord) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{22}
+	return file_peer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RoleRecord) GetName() string {
@@ -2298,7 +3117,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_peer_proto_msgTypes[23]
+	mi := &file_peer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +3129,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[23]
+	mi := &file_peer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2323,7 +3142,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{23}
+	return file_peer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -2373,7 +3192,7 @@ type AuthConfig struct {
 
 func (x *AuthConfig) Reset() {
 	*x = AuthConfig{}
-	mi := &file_peer_proto_msgTypes[24]
+	mi := &file_peer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +3204,7 @@ func (x *AuthConfig) String() string {
 func (*AuthConfig) ProtoMessage() {}
 
 func (x *AuthConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[24]
+	mi := &file_peer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2398,7 +3217,7 @@ func (x *AuthConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthConfig.ProtoReflect.Descriptor instead.
 func (*AuthConfig) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{24}
+	return file_peer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AuthConfig) GetEnabled() bool {
@@ -2435,7 +3254,7 @@ type TxnMeta struct {
 
 func (x *TxnMeta) Reset() {
 	*x = TxnMeta{}
-	mi := &file_peer_proto_msgTypes[25]
+	mi := &file_peer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +3266,7 @@ func (x *TxnMeta) String() string {
 func (*TxnMeta) ProtoMessage() {}
 
 func (x *TxnMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[25]
+	mi := &file_peer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +3279,7 @@ func (x *TxnMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnMeta.ProtoReflect.Descriptor instead.
 func (*TxnMeta) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{25}
+	return file_peer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TxnMeta) GetId() []byte {
@@ -2516,7 +3335,7 @@ type TxnRecord struct {
 
 func (x *TxnRecord) Reset() {
 	*x = TxnRecord{}
-	mi := &file_peer_proto_msgTypes[26]
+	mi := &file_peer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +3347,7 @@ func (x *TxnRecord) String() string {
 func (*TxnRecord) ProtoMessage() {}
 
 func (x *TxnRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[26]
+	mi := &file_peer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2541,7 +3360,7 @@ func (x *TxnRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRecord.ProtoReflect.Descriptor instead.
 func (*TxnRecord) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{26}
+	return file_peer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TxnRecord) GetMeta() *TxnMeta {
@@ -2573,7 +3392,7 @@ type TxnIntent struct {
 
 func (x *TxnIntent) Reset() {
 	*x = TxnIntent{}
-	mi := &file_peer_proto_msgTypes[27]
+	mi := &file_peer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2585,7 +3404,7 @@ func (x *TxnIntent) String() string {
 func (*TxnIntent) ProtoMessage() {}
 
 func (x *TxnIntent) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[27]
+	mi := &file_peer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2598,7 +3417,7 @@ func (x *TxnIntent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnIntent.ProtoReflect.Descriptor instead.
 func (*TxnIntent) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{27}
+	return file_peer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TxnIntent) GetMeta() *TxnMeta {
@@ -2647,7 +3466,7 @@ type TxnPrewrite struct {
 
 func (x *TxnPrewrite) Reset() {
 	*x = TxnPrewrite{}
-	mi := &file_peer_proto_msgTypes[28]
+	mi := &file_peer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2659,7 +3478,7 @@ func (x *TxnPrewrite) String() string {
 func (*TxnPrewrite) ProtoMessage() {}
 
 func (x *TxnPrewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[28]
+	mi := &file_peer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2672,7 +3491,7 @@ func (x *TxnPrewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnPrewrite.ProtoReflect.Descriptor instead.
 func (*TxnPrewrite) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{28}
+	return file_peer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TxnPrewrite) GetTable() string {
@@ -2726,7 +3545,7 @@ type TxnEnd struct {
 
 func (x *TxnEnd) Reset() {
 	*x = TxnEnd{}
-	mi := &file_peer_proto_msgTypes[29]
+	mi := &file_peer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2738,7 +3557,7 @@ func (x *TxnEnd) String() string {
 func (*TxnEnd) ProtoMessage() {}
 
 func (x *TxnEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[29]
+	mi := &file_peer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +3570,7 @@ func (x *TxnEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnEnd.ProtoReflect.Descriptor instead.
 func (*TxnEnd) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{29}
+	return file_peer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TxnEnd) GetMeta() *TxnMeta {
@@ -2789,7 +3608,7 @@ type TxnResolve struct {
 
 func (x *TxnResolve) Reset() {
 	*x = TxnResolve{}
-	mi := &file_peer_proto_msgTypes[30]
+	mi := &file_peer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2801,7 +3620,7 @@ func (x *TxnResolve) String() string {
 func (*TxnResolve) ProtoMessage() {}
 
 func (x *TxnResolve) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[30]
+	mi := &file_peer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2814,7 +3633,7 @@ func (x *TxnResolve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResolve.ProtoReflect.Descriptor instead.
 func (*TxnResolve) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{30}
+	return file_peer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TxnResolve) GetTable() string {
@@ -2860,7 +3679,7 @@ type TxnRangeResult struct {
 
 func (x *TxnRangeResult) Reset() {
 	*x = TxnRangeResult{}
-	mi := &file_peer_proto_msgTypes[31]
+	mi := &file_peer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2872,7 +3691,7 @@ func (x *TxnRangeResult) String() string {
 func (*TxnRangeResult) ProtoMessage() {}
 
 func (x *TxnRangeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[31]
+	mi := &file_peer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2885,7 +3704,7 @@ func (x *TxnRangeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRangeResult.ProtoReflect.Descriptor instead.
 func (*TxnRangeResult) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{31}
+	return file_peer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TxnRangeResult) GetResults() []*TxnResult {
@@ -2929,7 +3748,8 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xa8\a\n" +
+	"\aRaftAck\"\x8d\n" +
+	"\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -2950,12 +3770,17 @@ const file_peer_proto_rawDesc = "" +
 	"\ftxn_prewrite\x18\x1e \x01(\v2\x1a.cairn.peer.v1.TxnPrewriteH\x00R\vtxnPrewrite\x120\n" +
 	"\atxn_end\x18\x1f \x01(\v2\x15.cairn.peer.v1.TxnEndH\x00R\x06txnEnd\x12<\n" +
 	"\vtxn_resolve\x18  \x01(\v2\x19.cairn.peer.v1.TxnResolveH\x00R\n" +
-	"txnResolve\x12\x19\n" +
+	"txnResolve\x12O\n" +
+	"\x0fchange_replicas\x18( \x01(\v2$.cairn.peer.v1.ChangeReplicasRequestH\x00R\x0echangeReplicas\x12O\n" +
+	"\x0ftransfer_leader\x18) \x01(\v2$.cairn.peer.v1.TransferLeaderRequestH\x00R\x0etransferLeader\x123\n" +
+	"\badd_node\x18* \x01(\v2\x16.cairn.peer.v1.AddNodeH\x00R\aaddNode\x12C\n" +
+	"\x0eset_node_state\x18+ \x01(\v2\x1b.cairn.peer.v1.SetNodeStateH\x00R\fsetNodeState\x12G\n" +
+	"\x0ecluster_status\x18, \x01(\v2\x1e.cairn.v1.ClusterStatusRequestH\x00R\rclusterStatus\x12\x19\n" +
 	"\brange_id\x18\x15 \x01(\x04R\arangeIdB\x04\n" +
 	"\x02op\"T\n" +
 	"\rExpireRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12-\n" +
-	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\x8b\x05\n" +
+	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xb4\x06\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -2969,16 +3794,65 @@ const file_peer_proto_rawDesc = "" +
 	"splitRange\x127\n" +
 	"\x06expire\x18\x14 \x01(\v2\x1d.cairn.peer.v1.ExpireResponseH\x00R\x06expire\x125\n" +
 	"\ahistory\x18\x15 \x01(\v2\x19.cairn.v1.HistoryResponseH\x00R\ahistory\x121\n" +
-	"\x03txn\x18\x1e \x01(\v2\x1d.cairn.peer.v1.TxnRangeResultH\x00R\x03txn\x12*\n" +
+	"\x03txn\x18\x1e \x01(\v2\x1d.cairn.peer.v1.TxnRangeResultH\x00R\x03txn\x12:\n" +
+	"\n" +
+	"range_desc\x18\x1f \x01(\v2\x19.cairn.v1.RangeDescriptorH\x00R\trangeDesc\x12)\n" +
+	"\x04node\x18  \x01(\v2\x13.cairn.peer.v1.NodeH\x00R\x04node\x12@\n" +
+	"\x0ecluster_status\x18! \x01(\v2\x17.cairn.v1.ClusterStatusH\x00R\rclusterStatus\x12*\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05error\x12\x19\n" +
 	"\brange_id\x18\v \x01(\x04R\arangeIdB\x04\n" +
 	"\x02op\"*\n" +
 	"\x0eExpireResponse\x12\x18\n" +
-	"\aremoved\x18\x01 \x01(\x04R\aremoved\"5\n" +
+	"\aremoved\x18\x01 \x01(\x04R\aremoved\"V\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xd6\x06\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1f\n" +
+	"\vleader_hint\x18\x03 \x01(\x04R\n" +
+	"leaderHint\"\x8a\x01\n" +
+	"\x15ChangeReplicasRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x0e\n" +
+	"\x02op\x18\x02 \x01(\tR\x02op\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\x04R\x04node\x122\n" +
+	"\x15expected_conf_version\x18\x04 \x01(\x04R\x13expectedConfVersion\"\x96\x01\n" +
+	"\x0eChangeReplicas\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
+	"\vproposal_id\x18\x02 \x01(\x04R\n" +
+	"proposalId\x122\n" +
+	"\x15expected_conf_version\x18\x03 \x01(\x04R\x13expectedConfVersion\x12\x16\n" +
+	"\x06demote\x18\x04 \x01(\bR\x06demote\"B\n" +
+	"\x15TransferLeaderRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\x04R\x02to\"@\n" +
+	"\aAddNode\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fpeer_address\x18\x02 \x01(\tR\vpeerAddress\"4\n" +
+	"\fSetNodeState\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"D\n" +
+	"\vJoinRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fpeer_address\x18\x02 \x01(\tR\vpeerAddress\"R\n" +
+	"\fJoinResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12)\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x13.cairn.peer.v1.NodeR\x05nodes\"}\n" +
+	"\rNodeHeartbeat\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x125\n" +
+	"\x06ranges\x18\x02 \x03(\v2\x1d.cairn.peer.v1.RangeHeartbeatR\x06ranges\x12\x1c\n" +
+	"\tforwarded\x18\x03 \x01(\bR\tforwarded\"\xd8\x02\n" +
+	"\x0eRangeHeartbeat\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\bR\x06leader\x12#\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12!\n" +
+	"\fapprox_bytes\x18\x04 \x01(\x04R\vapproxBytes\x12\"\n" +
+	"\rreads_per_sec\x18\x05 \x01(\x01R\vreadsPerSec\x12$\n" +
+	"\x0ewrites_per_sec\x18\x06 \x01(\x01R\fwritesPerSec\x12!\n" +
+	"\fconf_version\x18\a \x01(\x04R\vconfVersion\x12\x1b\n" +
+	"\tcaught_up\x18\b \x03(\x04R\bcaughtUp\x12\x12\n" +
+	"\x04term\x18\t \x01(\x04R\x04term\x12-\n" +
+	"\x04desc\x18\n" +
+	" \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\"\x10\n" +
+	"\x0eHeartbeatReply\"\xd0\a\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -2999,7 +3873,9 @@ const file_peer_proto_rawDesc = "" +
 	"\ftxn_prewrite\x18\x1e \x01(\v2\x1a.cairn.peer.v1.TxnPrewriteH\x00R\vtxnPrewrite\x120\n" +
 	"\atxn_end\x18\x1f \x01(\v2\x15.cairn.peer.v1.TxnEndH\x00R\x06txnEnd\x12<\n" +
 	"\vtxn_resolve\x18  \x01(\v2\x19.cairn.peer.v1.TxnResolveH\x00R\n" +
-	"txnResolve\x12\x19\n" +
+	"txnResolve\x123\n" +
+	"\badd_node\x18( \x01(\v2\x16.cairn.peer.v1.AddNodeH\x00R\aaddNode\x12C\n" +
+	"\x0eset_node_state\x18) \x01(\v2\x1b.cairn.peer.v1.SetNodeStateH\x00R\fsetNodeState\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
 	"\x02op\"w\n" +
 	"\x05Split\x12\x1b\n" +
@@ -3017,13 +3893,16 @@ const file_peer_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
-	"expireAtMs\"\xb1\x01\n" +
+	"expireAtMs\"\xeb\x01\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
 	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x12\x1b\n" +
 	"\tmax_bytes\x18\x04 \x01(\x04R\bmaxBytes\x12+\n" +
-	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\"\x1f\n" +
+	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\x12\x1a\n" +
+	"\breplicas\x18\n" +
+	" \x01(\rR\breplicas\x12\x1c\n" +
+	"\tplacement\x18\v \x03(\x04R\tplacement\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xa4\x02\n" +
 	"\n" +
@@ -3037,11 +3916,12 @@ const file_peer_proto_rawDesc = "" +
 	"conf_state\x18\x05 \x01(\fR\tconfState\x12!\n" +
 	"\fapprox_bytes\x18\x06 \x01(\x04R\vapproxBytes\x12#\n" +
 	"\rmax_timestamp\x18\x14 \x01(\x04R\fmaxTimestamp\x12\x17\n" +
-	"\amax_seq\x18\x15 \x01(\x04R\x06maxSeq\"M\n" +
+	"\amax_seq\x18\x15 \x01(\x04R\x06maxSeq\"c\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
-	"\fpeer_address\x18\x03 \x01(\tR\vpeerAddress\"\xa0\x01\n" +
+	"\fpeer_address\x18\x03 \x01(\tR\vpeerAddress\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\"\xa0\x01\n" +
 	"\fSnapshotData\x12/\n" +
 	"\x05state\x18\x01 \x01(\v2\x19.cairn.peer.v1.RangeStateR\x05state\x12+\n" +
 	"\x03kvs\x18\x02 \x03(\v2\x19.cairn.peer.v1.SnapshotKVR\x03kvs\x122\n" +
@@ -3131,10 +4011,12 @@ const file_peer_proto_rawDesc = "" +
 	"\x16TXN_STATUS_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\r\n" +
 	"\tCOMMITTED\x10\x02\x12\v\n" +
-	"\aABORTED\x10\x032~\n" +
+	"\aABORTED\x10\x032\x89\x02\n" +
 	"\x04Peer\x12:\n" +
 	"\x04Raft\x12\x18.cairn.peer.v1.RaftBatch\x1a\x16.cairn.peer.v1.RaftAck(\x01\x12:\n" +
-	"\aForward\x12\x16.cairn.peer.v1.Request\x1a\x17.cairn.peer.v1.ResponseB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
+	"\aForward\x12\x16.cairn.peer.v1.Request\x1a\x17.cairn.peer.v1.Response\x12?\n" +
+	"\x04Join\x12\x1a.cairn.peer.v1.JoinRequest\x1a\x1b.cairn.peer.v1.JoinResponse\x12H\n" +
+	"\tHeartbeat\x12\x1c.cairn.peer.v1.NodeHeartbeat\x1a\x1d.cairn.peer.v1.HeartbeatReplyB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
 
 var (
 	file_peer_proto_rawDescOnce sync.Once
@@ -3149,145 +4031,174 @@ func file_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_peer_proto_goTypes = []any{
-	(TxnStatus)(0),             // 0: cairn.peer.v1.TxnStatus
-	(*RaftBatch)(nil),          // 1: cairn.peer.v1.RaftBatch
-	(*RaftMessage)(nil),        // 2: cairn.peer.v1.RaftMessage
-	(*RaftAck)(nil),            // 3: cairn.peer.v1.RaftAck
-	(*Request)(nil),            // 4: cairn.peer.v1.Request
-	(*ExpireRequest)(nil),      // 5: cairn.peer.v1.ExpireRequest
-	(*Response)(nil),           // 6: cairn.peer.v1.Response
-	(*ExpireResponse)(nil),     // 7: cairn.peer.v1.ExpireResponse
-	(*Error)(nil),              // 8: cairn.peer.v1.Error
-	(*Command)(nil),            // 9: cairn.peer.v1.Command
-	(*Split)(nil),              // 10: cairn.peer.v1.Split
-	(*AllocRangeID)(nil),       // 11: cairn.peer.v1.AllocRangeID
-	(*UpdateRanges)(nil),       // 12: cairn.peer.v1.UpdateRanges
-	(*Expire)(nil),             // 13: cairn.peer.v1.Expire
-	(*ExpireKey)(nil),          // 14: cairn.peer.v1.ExpireKey
-	(*CreateTable)(nil),        // 15: cairn.peer.v1.CreateTable
-	(*DropTable)(nil),          // 16: cairn.peer.v1.DropTable
-	(*RangeState)(nil),         // 17: cairn.peer.v1.RangeState
-	(*Node)(nil),               // 18: cairn.peer.v1.Node
-	(*SnapshotData)(nil),       // 19: cairn.peer.v1.SnapshotData
-	(*SnapshotKV)(nil),         // 20: cairn.peer.v1.SnapshotKV
-	(*AuthCommand)(nil),        // 21: cairn.peer.v1.AuthCommand
-	(*UserRecord)(nil),         // 22: cairn.peer.v1.UserRecord
-	(*RoleRecord)(nil),         // 23: cairn.peer.v1.RoleRecord
-	(*TokenRecord)(nil),        // 24: cairn.peer.v1.TokenRecord
-	(*AuthConfig)(nil),         // 25: cairn.peer.v1.AuthConfig
-	(*TxnMeta)(nil),            // 26: cairn.peer.v1.TxnMeta
-	(*TxnRecord)(nil),          // 27: cairn.peer.v1.TxnRecord
-	(*TxnIntent)(nil),          // 28: cairn.peer.v1.TxnIntent
-	(*TxnPrewrite)(nil),        // 29: cairn.peer.v1.TxnPrewrite
-	(*TxnEnd)(nil),             // 30: cairn.peer.v1.TxnEnd
-	(*TxnResolve)(nil),         // 31: cairn.peer.v1.TxnResolve
-	(*TxnRangeResult)(nil),     // 32: cairn.peer.v1.TxnRangeResult
-	(*GetRequest)(nil),         // 33: cairn.v1.GetRequest
-	(*PutRequest)(nil),         // 34: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),      // 35: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),        // 36: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil), // 37: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),   // 38: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),       // 39: cairn.v1.BatchRequest
-	(*SplitRangeRequest)(nil),  // 40: cairn.v1.SplitRangeRequest
-	(*HistoryRequest)(nil),     // 41: cairn.v1.HistoryRequest
-	(*GetResponse)(nil),        // 42: cairn.v1.GetResponse
-	(*PutResponse)(nil),        // 43: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),     // 44: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),       // 45: cairn.v1.ListResponse
-	(*Table)(nil),              // 46: cairn.v1.Table
-	(*DropTableResponse)(nil),  // 47: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),      // 48: cairn.v1.BatchResponse
-	(*SplitRangeResponse)(nil), // 49: cairn.v1.SplitRangeResponse
-	(*HistoryResponse)(nil),    // 50: cairn.v1.HistoryResponse
-	(*RangeDescriptor)(nil),    // 51: cairn.v1.RangeDescriptor
-	(*RoleGrant)(nil),          // 52: cairn.v1.RoleGrant
-	(*UserRole)(nil),           // 53: cairn.v1.UserRole
-	(*Grant)(nil),              // 54: cairn.v1.Grant
-	(TxnOp_Kind)(0),            // 55: cairn.v1.TxnOp.Kind
-	(*TxnOp)(nil),              // 56: cairn.v1.TxnOp
-	(*TxnResult)(nil),          // 57: cairn.v1.TxnResult
+	(TxnStatus)(0),                // 0: cairn.peer.v1.TxnStatus
+	(*RaftBatch)(nil),             // 1: cairn.peer.v1.RaftBatch
+	(*RaftMessage)(nil),           // 2: cairn.peer.v1.RaftMessage
+	(*RaftAck)(nil),               // 3: cairn.peer.v1.RaftAck
+	(*Request)(nil),               // 4: cairn.peer.v1.Request
+	(*ExpireRequest)(nil),         // 5: cairn.peer.v1.ExpireRequest
+	(*Response)(nil),              // 6: cairn.peer.v1.Response
+	(*ExpireResponse)(nil),        // 7: cairn.peer.v1.ExpireResponse
+	(*Error)(nil),                 // 8: cairn.peer.v1.Error
+	(*ChangeReplicasRequest)(nil), // 9: cairn.peer.v1.ChangeReplicasRequest
+	(*ChangeReplicas)(nil),        // 10: cairn.peer.v1.ChangeReplicas
+	(*TransferLeaderRequest)(nil), // 11: cairn.peer.v1.TransferLeaderRequest
+	(*AddNode)(nil),               // 12: cairn.peer.v1.AddNode
+	(*SetNodeState)(nil),          // 13: cairn.peer.v1.SetNodeState
+	(*JoinRequest)(nil),           // 14: cairn.peer.v1.JoinRequest
+	(*JoinResponse)(nil),          // 15: cairn.peer.v1.JoinResponse
+	(*NodeHeartbeat)(nil),         // 16: cairn.peer.v1.NodeHeartbeat
+	(*RangeHeartbeat)(nil),        // 17: cairn.peer.v1.RangeHeartbeat
+	(*HeartbeatReply)(nil),        // 18: cairn.peer.v1.HeartbeatReply
+	(*Command)(nil),               // 19: cairn.peer.v1.Command
+	(*Split)(nil),                 // 20: cairn.peer.v1.Split
+	(*AllocRangeID)(nil),          // 21: cairn.peer.v1.AllocRangeID
+	(*UpdateRanges)(nil),          // 22: cairn.peer.v1.UpdateRanges
+	(*Expire)(nil),                // 23: cairn.peer.v1.Expire
+	(*ExpireKey)(nil),             // 24: cairn.peer.v1.ExpireKey
+	(*CreateTable)(nil),           // 25: cairn.peer.v1.CreateTable
+	(*DropTable)(nil),             // 26: cairn.peer.v1.DropTable
+	(*RangeState)(nil),            // 27: cairn.peer.v1.RangeState
+	(*Node)(nil),                  // 28: cairn.peer.v1.Node
+	(*SnapshotData)(nil),          // 29: cairn.peer.v1.SnapshotData
+	(*SnapshotKV)(nil),            // 30: cairn.peer.v1.SnapshotKV
+	(*AuthCommand)(nil),           // 31: cairn.peer.v1.AuthCommand
+	(*UserRecord)(nil),            // 32: cairn.peer.v1.UserRecord
+	(*RoleRecord)(nil),            // 33: cairn.peer.v1.RoleRecord
+	(*TokenRecord)(nil),           // 34: cairn.peer.v1.TokenRecord
+	(*AuthConfig)(nil),            // 35: cairn.peer.v1.AuthConfig
+	(*TxnMeta)(nil),               // 36: cairn.peer.v1.TxnMeta
+	(*TxnRecord)(nil),             // 37: cairn.peer.v1.TxnRecord
+	(*TxnIntent)(nil),             // 38: cairn.peer.v1.TxnIntent
+	(*TxnPrewrite)(nil),           // 39: cairn.peer.v1.TxnPrewrite
+	(*TxnEnd)(nil),                // 40: cairn.peer.v1.TxnEnd
+	(*TxnResolve)(nil),            // 41: cairn.peer.v1.TxnResolve
+	(*TxnRangeResult)(nil),        // 42: cairn.peer.v1.TxnRangeResult
+	(*GetRequest)(nil),            // 43: cairn.v1.GetRequest
+	(*PutRequest)(nil),            // 44: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),         // 45: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),           // 46: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil),    // 47: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),      // 48: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),          // 49: cairn.v1.BatchRequest
+	(*SplitRangeRequest)(nil),     // 50: cairn.v1.SplitRangeRequest
+	(*HistoryRequest)(nil),        // 51: cairn.v1.HistoryRequest
+	(*ClusterStatusRequest)(nil),  // 52: cairn.v1.ClusterStatusRequest
+	(*GetResponse)(nil),           // 53: cairn.v1.GetResponse
+	(*PutResponse)(nil),           // 54: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),        // 55: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),          // 56: cairn.v1.ListResponse
+	(*Table)(nil),                 // 57: cairn.v1.Table
+	(*DropTableResponse)(nil),     // 58: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),         // 59: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil),    // 60: cairn.v1.SplitRangeResponse
+	(*HistoryResponse)(nil),       // 61: cairn.v1.HistoryResponse
+	(*RangeDescriptor)(nil),       // 62: cairn.v1.RangeDescriptor
+	(*ClusterStatus)(nil),         // 63: cairn.v1.ClusterStatus
+	(*RoleGrant)(nil),             // 64: cairn.v1.RoleGrant
+	(*UserRole)(nil),              // 65: cairn.v1.UserRole
+	(*Grant)(nil),                 // 66: cairn.v1.Grant
+	(TxnOp_Kind)(0),               // 67: cairn.v1.TxnOp.Kind
+	(*TxnOp)(nil),                 // 68: cairn.v1.TxnOp
+	(*TxnResult)(nil),             // 69: cairn.v1.TxnResult
 }
 var file_peer_proto_depIdxs = []int32{
 	2,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	33, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	34, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	35, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	36, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	37, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	38, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	39, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	40, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
-	11, // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	12, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	43, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	44, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	45, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	46, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	47, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	48, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	49, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	50, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
+	21, // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	22, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
 	5,  // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
-	21, // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
-	41, // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
-	29, // 14: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	30, // 15: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	31, // 16: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	13, // 17: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
-	42, // 18: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	43, // 19: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	44, // 20: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	45, // 21: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	46, // 22: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	47, // 23: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	48, // 24: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	49, // 25: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
-	7,  // 26: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
-	50, // 27: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
-	32, // 28: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
-	8,  // 29: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	34, // 30: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	35, // 31: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	15, // 32: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	16, // 33: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	39, // 34: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	10, // 35: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	11, // 36: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	12, // 37: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	13, // 38: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	21, // 39: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
-	29, // 40: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	30, // 41: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	31, // 42: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	51, // 43: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	14, // 44: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	51, // 45: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	17, // 46: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	20, // 47: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	20, // 48: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
-	22, // 49: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
-	22, // 50: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
-	52, // 51: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
-	52, // 52: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
-	53, // 53: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
-	53, // 54: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
-	24, // 55: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
-	54, // 56: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
-	26, // 57: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 58: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
-	26, // 59: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
-	55, // 60: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
-	26, // 61: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
-	56, // 62: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
-	26, // 63: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 64: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
-	57, // 65: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
-	28, // 66: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
-	0,  // 67: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
-	1,  // 68: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	4,  // 69: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	3,  // 70: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	6,  // 71: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	70, // [70:72] is the sub-list for method output_type
-	68, // [68:70] is the sub-list for method input_type
-	68, // [68:68] is the sub-list for extension type_name
-	68, // [68:68] is the sub-list for extension extendee
-	0,  // [0:68] is the sub-list for field type_name
+	31, // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
+	51, // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
+	39, // 14: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	40, // 15: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	41, // 16: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	9,  // 17: cairn.peer.v1.Request.change_replicas:type_name -> cairn.peer.v1.ChangeReplicasRequest
+	11, // 18: cairn.peer.v1.Request.transfer_leader:type_name -> cairn.peer.v1.TransferLeaderRequest
+	12, // 19: cairn.peer.v1.Request.add_node:type_name -> cairn.peer.v1.AddNode
+	13, // 20: cairn.peer.v1.Request.set_node_state:type_name -> cairn.peer.v1.SetNodeState
+	52, // 21: cairn.peer.v1.Request.cluster_status:type_name -> cairn.v1.ClusterStatusRequest
+	23, // 22: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	53, // 23: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	54, // 24: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	55, // 25: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	56, // 26: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	57, // 27: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	58, // 28: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	59, // 29: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	60, // 30: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	7,  // 31: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
+	61, // 32: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
+	42, // 33: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
+	62, // 34: cairn.peer.v1.Response.range_desc:type_name -> cairn.v1.RangeDescriptor
+	28, // 35: cairn.peer.v1.Response.node:type_name -> cairn.peer.v1.Node
+	63, // 36: cairn.peer.v1.Response.cluster_status:type_name -> cairn.v1.ClusterStatus
+	8,  // 37: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	28, // 38: cairn.peer.v1.JoinResponse.nodes:type_name -> cairn.peer.v1.Node
+	17, // 39: cairn.peer.v1.NodeHeartbeat.ranges:type_name -> cairn.peer.v1.RangeHeartbeat
+	62, // 40: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
+	44, // 41: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	45, // 42: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	25, // 43: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	26, // 44: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	49, // 45: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	20, // 46: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	21, // 47: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	22, // 48: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	23, // 49: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	31, // 50: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	39, // 51: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	40, // 52: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	41, // 53: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	12, // 54: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
+	13, // 55: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
+	62, // 56: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	24, // 57: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	62, // 58: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	27, // 59: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	30, // 60: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	30, // 61: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
+	32, // 62: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	32, // 63: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	64, // 64: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	64, // 65: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	65, // 66: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	65, // 67: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	34, // 68: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	66, // 69: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	36, // 70: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 71: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
+	36, // 72: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
+	67, // 73: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
+	36, // 74: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
+	68, // 75: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
+	36, // 76: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 77: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
+	69, // 78: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
+	38, // 79: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
+	0,  // 80: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
+	1,  // 81: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	4,  // 82: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	14, // 83: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
+	16, // 84: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
+	3,  // 85: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	6,  // 86: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	15, // 87: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
+	18, // 88: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
+	85, // [85:89] is the sub-list for method output_type
+	81, // [81:85] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -3313,6 +4224,11 @@ func file_peer_proto_init() {
 		(*Request_TxnPrewrite)(nil),
 		(*Request_TxnEnd)(nil),
 		(*Request_TxnResolve)(nil),
+		(*Request_ChangeReplicas)(nil),
+		(*Request_TransferLeader)(nil),
+		(*Request_AddNode)(nil),
+		(*Request_SetNodeState)(nil),
+		(*Request_ClusterStatus)(nil),
 	}
 	file_peer_proto_msgTypes[5].OneofWrappers = []any{
 		(*Response_Get)(nil),
@@ -3326,8 +4242,11 @@ func file_peer_proto_init() {
 		(*Response_Expire)(nil),
 		(*Response_History)(nil),
 		(*Response_Txn)(nil),
+		(*Response_RangeDesc)(nil),
+		(*Response_Node)(nil),
+		(*Response_ClusterStatus)(nil),
 	}
-	file_peer_proto_msgTypes[8].OneofWrappers = []any{
+	file_peer_proto_msgTypes[18].OneofWrappers = []any{
 		(*Command_Put)(nil),
 		(*Command_Delete)(nil),
 		(*Command_CreateTable)(nil),
@@ -3341,8 +4260,10 @@ func file_peer_proto_init() {
 		(*Command_TxnPrewrite)(nil),
 		(*Command_TxnEnd)(nil),
 		(*Command_TxnResolve)(nil),
+		(*Command_AddNode)(nil),
+		(*Command_SetNodeState)(nil),
 	}
-	file_peer_proto_msgTypes[20].OneofWrappers = []any{
+	file_peer_proto_msgTypes[30].OneofWrappers = []any{
 		(*AuthCommand_AddUser)(nil),
 		(*AuthCommand_SetPassword)(nil),
 		(*AuthCommand_RemoveUser)(nil),
@@ -3362,7 +4283,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,8 +22,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_Raft_FullMethodName    = "/cairn.peer.v1.Peer/Raft"
-	Peer_Forward_FullMethodName = "/cairn.peer.v1.Peer/Forward"
+	Peer_Raft_FullMethodName      = "/cairn.peer.v1.Peer/Raft"
+	Peer_Forward_FullMethodName   = "/cairn.peer.v1.Peer/Forward"
+	Peer_Join_FullMethodName      = "/cairn.peer.v1.Peer/Join"
+	Peer_Heartbeat_FullMethodName = "/cairn.peer.v1.Peer/Heartbeat"
 )
 
 // PeerClient is the client API for Peer service.
@@ -35,6 +37,12 @@ type PeerClient interface {
 	Raft(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[RaftBatch, RaftAck], error)
 	// Forward executes a client request on this node (the leader of its range).
 	Forward(ctx context.Context, in *Request, opts ...grpc.CallOption) (*Response, error)
+	// Join adds the calling node to the cluster (served by any member; the
+	// meta leader decides).
+	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
+	// Heartbeat reports a node's liveness and range stats to the meta
+	// range's leader (the coordinator).
+	Heartbeat(ctx context.Context, in *NodeHeartbeat, opts ...grpc.CallOption) (*HeartbeatReply, error)
 }
 
 type peerClient struct {
@@ -68,6 +76,26 @@ func (c *peerClient) Forward(ctx context.Context, in *Request, opts ...grpc.Call
 	return out, nil
 }
 
+func (c *peerClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JoinResponse)
+	err := c.cc.Invoke(ctx, Peer_Join_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) Heartbeat(ctx context.Context, in *NodeHeartbeat, opts ...grpc.CallOption) (*HeartbeatReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HeartbeatReply)
+	err := c.cc.Invoke(ctx, Peer_Heartbeat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -77,6 +105,12 @@ type PeerServer interface {
 	Raft(grpc.ClientStreamingServer[RaftBatch, RaftAck]) error
 	// Forward executes a client request on this node (the leader of its range).
 	Forward(context.Context, *Request) (*Response, error)
+	// Join adds the calling node to the cluster (served by any member; the
+	// meta leader decides).
+	Join(context.Context, *JoinRequest) (*JoinResponse, error)
+	// Heartbeat reports a node's liveness and range stats to the meta
+	// range's leader (the coordinator).
+	Heartbeat(context.Context, *NodeHeartbeat) (*HeartbeatReply, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -92,6 +126,12 @@ func (UnimplementedPeerServer) Raft(grpc.ClientStreamingServer[RaftBatch, RaftAc
 }
 func (UnimplementedPeerServer) Forward(context.Context, *Request) (*Response, error) {
 	return nil, status.Error(codes.Unimplemented, "method Forward not implemented")
+}
+func (UnimplementedPeerServer) Join(context.Context, *JoinRequest) (*JoinResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
+}
+func (UnimplementedPeerServer) Heartbeat(context.Context, *NodeHeartbeat) (*HeartbeatReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method Heartbeat not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -139,6 +179,42 @@ func _Peer_Forward_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Join_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Join(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Join_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Join(ctx, req.(*JoinRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_Heartbeat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodeHeartbeat)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Heartbeat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Heartbeat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Heartbeat(ctx, req.(*NodeHeartbeat))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -149,6 +225,14 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Forward",
 			Handler:    _Peer_Forward_Handler,
+		},
+		{
+			MethodName: "Join",
+			Handler:    _Peer_Join_Handler,
+		},
+		{
+			MethodName: "Heartbeat",
+			Handler:    _Peer_Heartbeat_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -199,6 +199,20 @@ func (g *Guard) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, erro
 	return g.next.ClusterStatus(outgoing(ctx, p))
 }
 
+// NodeAction implements kv.NodeOperator: draining or removing a node
+// needs admin on "*".
+func (g *Guard) NodeAction(ctx context.Context, req *cairnpb.NodeActionRequest) (*cairnpb.NodeActionResponse, error) {
+	p := ctxPrincipal(ctx)
+	if err := g.a.CheckTableAdmin(p, AllTables); err != nil {
+		return nil, err
+	}
+	op, ok := g.next.(kv.NodeOperator)
+	if !ok {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "this server cannot manage nodes")
+	}
+	return op.NodeAction(outgoing(ctx, p), req)
+}
+
 // CheckClusterAdmin returns nil when the request's principal may operate
 // the whole cluster (admin on "*"): the profiling endpoints need it.
 func (g *Guard) CheckClusterAdmin(ctx context.Context) error {

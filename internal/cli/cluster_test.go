@@ -12,8 +12,8 @@ func TestClusterStatus(t *testing.T) {
 	r := s.cli(t, "cluster", "status")
 	r.expect(t, exitOK, "*")
 	for _, want := range []string{
-		"NODE  ID  ADDRESS         ALIVE  RANGES  LEADERS\nn1    1   127.0.0.1:7379  true   2       2\n",
-		"RANGE  TABLE    START  END  REPLICAS  LEADER  TERM  COMMIT  APPLIED  SIZE\n1      default  -      -    [1]       1       2     10      10       4096\n",
+		"NODE  ID  ADDRESS         ALIVE  STATE  RANGES  LEADERS  HEARTBEAT\nn1    1   127.0.0.1:7379  true          2       2        0s ago\n",
+		"RANGE  TABLE    START  END  REPLICAS  LEARNERS  LEADER  TERM  COMMIT  APPLIED  SIZE\n1      default  -      -    [1]       []        1       2     10      10       4096\n",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("cluster status:\n%s\nlacks\n%s", r.stdout, want)
@@ -29,6 +29,16 @@ func TestClusterStatus(t *testing.T) {
 	for _, field := range []string{`"nodes"`, `"name"`, `"address"`, `"alive"`, `"ranges"`, `"leaders"`, `"replicas"`, `"leader"`, `"size_bytes"`} {
 		if !strings.Contains(r.stdout, field) {
 			t.Errorf("JSON output lacks %s: %s", field, r.stdout)
+		}
+	}
+}
+
+func TestClusterNodeActionUsage(t *testing.T) {
+	s := startServer(t)
+	for _, args := range [][]string{{"cluster", "drain"}, {"cluster", "drain", "x"}, {"cluster", "remove", "0"}, {"cluster", "activate", "-3"}} {
+		r := s.cli(t, args...)
+		if r.code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (usage); stderr %s", args, r.code, exitUsage, r.stderr)
 		}
 	}
 }

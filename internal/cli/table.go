@@ -26,7 +26,7 @@ func newTableCommand(a *app) *cobra.Command {
 
 func newTableCreateCommand(a *app) *cobra.Command {
 	var partitioning, consistency, maxBytes string
-	var maxWrites uint32
+	var maxWrites, replicas uint32
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a table",
@@ -35,13 +35,15 @@ func newTableCreateCommand(a *app) *cobra.Command {
 size, or come faster than the rate, are refused (docs/design/quotas.md).`,
 		Example: `  cairn table create users --partitioning range
   cairn table create sessions --consistency session
-  cairn table create uploads --max-bytes 10GiB --max-writes-per-sec 500`,
+  cairn table create uploads --max-bytes 10GiB --max-writes-per-sec 500
+  cairn table create billing --replicas 5`,
 		Args: cobra.ExactArgs(1),
 	}
 	cmd.Flags().StringVar(&partitioning, "partitioning", "range", "how keys spread over ranges: range (sorted keys, cheap prefix scans) or hash")
 	cmd.Flags().StringVar(&consistency, "consistency", "", "default read consistency of the table: linearizable (default), session or stale")
 	cmd.Flags().StringVar(&maxBytes, "max-bytes", "0", "size quota of the table (bytes, or with KiB/MiB/GiB; 0: none)")
 	cmd.Flags().Uint32Var(&maxWrites, "max-writes-per-sec", 0, "write rate quota of the table (0: none)")
+	cmd.Flags().Uint32Var(&replicas, "replicas", 0, "voters per range, 1 to 7 (0: the cluster's --default-replicas)")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		var quota uint64
 		if maxBytes != "0" {
@@ -57,7 +59,7 @@ size, or come faster than the rate, are refused (docs/design/quotas.md).`,
 		}
 		defer c.Close()
 		t, err := c.CreateTable(cmd.Context(), args[0], client.WithPartitioning(partitioning), client.WithTableConsistency(consistency),
-			client.WithQuota(quota, maxWrites))
+			client.WithQuota(quota, maxWrites), client.WithReplicas(replicas))
 		if err != nil {
 			return err
 		}

@@ -81,6 +81,13 @@ type Config struct {
 	TxnMaxKeys     int
 	TxnMaxBytes    uint64
 	TxnMaxDuration time.Duration
+	// Placement (docs/design/placement.md): nodes report to the
+	// coordinator every HeartbeatInterval; a node silent for
+	// DeadNodeTimeout has its replicas rebuilt elsewhere; a table that
+	// names no replication factor gets DefaultReplicas voters per range.
+	HeartbeatInterval time.Duration
+	DeadNodeTimeout   time.Duration
+	DefaultReplicas   int
 
 	// Insecure turns protected mode off: without it, a client listener
 	// off loopback is refused while auth is disabled, and a peer listener
@@ -112,27 +119,30 @@ const (
 // in ./cairn-data, listening on 127.0.0.1 only.
 func Default() Config {
 	return Config{
-		Name:             "n1",
-		DataDir:          "./cairn-data",
-		Listen:           "127.0.0.1:7379",
-		ListenPeer:       "127.0.0.1:7380",
-		ListenResp:       "127.0.0.1:7381",
-		TickInterval:     100 * time.Millisecond,
-		ElectionTicks:    10,
-		HeartbeatTicks:   1,
-		LogKeepEntries:   10000,
-		RequestTimeout:   10 * time.Second,
-		SplitSizeBytes:   64 << 20,
-		MaxKeyBytes:      kv.DefaultLimits.MaxKeyBytes,
-		MaxValueBytes:    kv.DefaultLimits.MaxValueBytes,
-		HistoryVersions:  16,
-		HistoryRetention: time.Minute,
-		WatchBuffer:      4096,
-		TxnMaxKeys:       1000,
-		TxnMaxBytes:      4 << 20,
-		TxnMaxDuration:   5 * time.Second,
-		LogLevel:         "info",
-		LogFormat:        "text",
+		Name:              "n1",
+		DataDir:           "./cairn-data",
+		Listen:            "127.0.0.1:7379",
+		ListenPeer:        "127.0.0.1:7380",
+		ListenResp:        "127.0.0.1:7381",
+		TickInterval:      100 * time.Millisecond,
+		ElectionTicks:     10,
+		HeartbeatTicks:    1,
+		LogKeepEntries:    10000,
+		RequestTimeout:    10 * time.Second,
+		SplitSizeBytes:    64 << 20,
+		MaxKeyBytes:       kv.DefaultLimits.MaxKeyBytes,
+		MaxValueBytes:     kv.DefaultLimits.MaxValueBytes,
+		HistoryVersions:   16,
+		HistoryRetention:  time.Minute,
+		WatchBuffer:       4096,
+		TxnMaxKeys:        1000,
+		TxnMaxBytes:       4 << 20,
+		TxnMaxDuration:    5 * time.Second,
+		HeartbeatInterval: time.Second,
+		DeadNodeTimeout:   5 * time.Minute,
+		DefaultReplicas:   3,
+		LogLevel:          "info",
+		LogFormat:         "text",
 	}
 }
 
@@ -197,6 +207,15 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.TxnMaxDuration == 0 {
 		c.TxnMaxDuration = d.TxnMaxDuration
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = d.HeartbeatInterval
+	}
+	if c.DeadNodeTimeout == 0 {
+		c.DeadNodeTimeout = d.DeadNodeTimeout
+	}
+	if c.DefaultReplicas == 0 {
+		c.DefaultReplicas = d.DefaultReplicas
 	}
 }
 

@@ -26,6 +26,7 @@ func TestDefault(t *testing.T) {
 		RequestTimeout: 10 * time.Second, SplitSizeBytes: 64 << 20, MaxKeyBytes: 4096, MaxValueBytes: 1 << 20,
 		HistoryVersions: 16, HistoryRetention: time.Minute, WatchBuffer: 4096,
 		TxnMaxKeys: 1000, TxnMaxBytes: 4 << 20, TxnMaxDuration: 5 * time.Second,
+		HeartbeatInterval: time.Second, DeadNodeTimeout: 5 * time.Minute, DefaultReplicas: 3,
 		LogLevel: "info", LogFormat: "text",
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -195,7 +196,7 @@ func TestFlagNames(t *testing.T) {
 		"initial-cluster", "join", "tick-interval", "election-ticks", "heartbeat-ticks", "log-keep-entries",
 		"split-size", "request-timeout", "max-key-bytes", "max-value-bytes", "log-level", "log-format", "config",
 		"history-versions", "history-retention", "watch-buffer", "insecure", "cert", "key", "ca", "peer-cert", "peer-key", "peer-ca",
-		"txn-max-keys", "txn-max-bytes", "txn-max-duration"}
+		"txn-max-keys", "txn-max-bytes", "txn-max-duration", "heartbeat-interval", "dead-node-timeout", "default-replicas"}
 	slices.Sort(names)
 	slices.Sort(want)
 	if !slices.Equal(names, want) {
@@ -310,7 +311,8 @@ func TestFlagsRoundTrip(t *testing.T) {
 		"--tick-interval=1.5s", "--election-ticks=3", "--heartbeat-ticks=2", "--log-keep-entries=7",
 		"--request-timeout=1m", "--split-size=2KiB", "--max-key-bytes=10", "--max-value-bytes=20", "--log-level=warn", "--log-format=json",
 		"--history-versions=3", "--history-retention=2s", "--watch-buffer=9",
-		"--txn-max-keys=3", "--txn-max-bytes=1KiB", "--txn-max-duration=2s"}
+		"--txn-max-keys=3", "--txn-max-bytes=1KiB", "--txn-max-duration=2s",
+		"--heartbeat-interval=200ms", "--dead-node-timeout=3s", "--default-replicas=5"}
 	c, err := load(t, args, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +323,8 @@ func TestFlagsRoundTrip(t *testing.T) {
 		TickInterval:   1500 * time.Millisecond, ElectionTicks: 3, HeartbeatTicks: 2, LogKeepEntries: 7,
 		RequestTimeout: time.Minute, SplitSizeBytes: 2048, MaxKeyBytes: 10, MaxValueBytes: 20, LogLevel: "warn", LogFormat: "json",
 		HistoryVersions: 3, HistoryRetention: 2 * time.Second, WatchBuffer: 9,
-		TxnMaxKeys: 3, TxnMaxBytes: 1024, TxnMaxDuration: 2 * time.Second}
+		TxnMaxKeys: 3, TxnMaxBytes: 1024, TxnMaxDuration: 2 * time.Second,
+		HeartbeatInterval: 200 * time.Millisecond, DeadNodeTimeout: 3 * time.Second, DefaultReplicas: 5}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cairn-db/cairn/internal/kv"
 )
 
 // Bounds of the Raft timing settings.
@@ -167,6 +169,15 @@ func (c Config) validateNumbers(add func(string, error)) {
 	}
 	if c.TxnMaxDuration < 10*time.Millisecond || c.TxnMaxDuration > 10*time.Minute {
 		add("txn-max-duration", fmt.Errorf("%v is outside [10ms, 10m]", c.TxnMaxDuration))
+	}
+	if c.HeartbeatInterval < 10*time.Millisecond || c.HeartbeatInterval > time.Minute {
+		add("heartbeat-interval", fmt.Errorf("%v is outside [10ms, 1m]", c.HeartbeatInterval))
+	}
+	if c.DeadNodeTimeout < 4*c.HeartbeatInterval {
+		add("dead-node-timeout", fmt.Errorf("%v is under 4 heartbeat intervals (%v)", c.DeadNodeTimeout, 4*c.HeartbeatInterval))
+	}
+	if c.DefaultReplicas < 1 || c.DefaultReplicas > kv.MaxReplicas {
+		add("default-replicas", fmt.Errorf("%d is outside [1, %d]", c.DefaultReplicas, kv.MaxReplicas))
 	}
 }
 

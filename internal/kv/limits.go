@@ -24,6 +24,10 @@ var DefaultLimits = Limits{
 	DefaultListLimit: 1000,
 }
 
+// MaxReplicas is the most voters a range may have (a table's
+// replication factor).
+const MaxReplicas = 7
+
 // MaxTableNameBytes is the longest table name.
 const MaxTableNameBytes = 64
 

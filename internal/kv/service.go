@@ -34,6 +34,13 @@ type Splitter interface {
 	SplitRange(ctx context.Context, req *cairnpb.SplitRangeRequest) (*cairnpb.SplitRangeResponse, error)
 }
 
+// NodeOperator drains, removes or reactivates a node (an admin
+// operation). The router implements it; the gRPC Cluster service and POST
+// /v1/cluster/nodes use it.
+type NodeOperator interface {
+	NodeAction(ctx context.Context, req *cairnpb.NodeActionRequest) (*cairnpb.NodeActionResponse, error)
+}
+
 // Batcher writes several keys of one table atomically (all or nothing).
 // The router implements it; the Redis front end needs it for MSET and
 // MSETNX. It is not part of the HTTP/gRPC contract yet.

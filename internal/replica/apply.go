@@ -22,6 +22,10 @@ type Effect struct {
 	// Split marks a Create made by a split of a data range (not by the
 	// meta range): the left's leader campaigns for it.
 	Split bool
+	// Changed is a range's descriptor after a replica change; Removed says
+	// the change removed this node's replica (the store destroys it).
+	Changed *cairnpb.RangeDescriptor
+	Removed bool
 }
 
 // Applied is what one apply pass produced: the waiters to wake once the
@@ -76,17 +80,14 @@ func (r *Replica) Apply(b *pebble.Batch, ents []raftpb.Entry, out *Applied) erro
 func (r *Replica) applyEntry(b *pebble.Batch, e *raftpb.Entry, out *Applied) error {
 	switch e.Type {
 	case raftpb.EntryConfChange:
-		var cc raftpb.ConfChange
-		if err := cc.Unmarshal(e.Data); err != nil {
-			return err
-		}
-		return r.applyConfChange(cc)
+		// cairn proposes only V2 changes (membership.go): refuse others.
+		return r.applyRaftConf(refuseConfChange)
 	case raftpb.EntryConfChangeV2:
 		var cc raftpb.ConfChangeV2
 		if err := cc.Unmarshal(e.Data); err != nil {
 			return err
 		}
-		return r.applyConfChange(cc)
+		return r.applyConfChangeV2(cc, out)
 	}
 	if len(e.Data) == 0 {
 		return nil // a new leader's empty entry
@@ -106,20 +107,6 @@ func (r *Replica) applyEntry(b *pebble.Batch, e *raftpb.Entry, out *Applied) err
 			out.fire = append(out.fire, func() { p.done <- res })
 		}
 	}
-	return nil
-}
-
-func (r *Replica) applyConfChange(cc raftpb.ConfChangeI) error {
-	// A new configuration's quorums need not overlap the one that last
-	// confirmed the lease: start it over.
-	r.leaseUntil.Store(0)
-	cs := r.rn.ApplyConfChange(cc)
-	csb, err := cs.Marshal()
-	if err != nil {
-		return err
-	}
-	r.state.ConfState = csb
-	r.log.SetConfState(*cs)
 	return nil
 }
 
@@ -195,6 +182,16 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 			return Result{Err: kv.Errorf(kv.ErrInternal, "range update on a data range")}, nil
 		}
 		return r.applyUpdateRanges(b, op.UpdateRanges, cmd.Timestamp)
+	case *cairnpb.Command_AddNode:
+		if desc.TableId != uint64(keys.MetaTableID) {
+			return Result{Err: kv.Errorf(kv.ErrInternal, "node command on a data range")}, nil
+		}
+		return r.applyAddNode(b, op.AddNode, cmd.Timestamp)
+	case *cairnpb.Command_SetNodeState:
+		if desc.TableId != uint64(keys.MetaTableID) {
+			return Result{Err: kv.Errorf(kv.ErrInternal, "node command on a data range")}, nil
+		}
+		return r.applySetNodeState(b, op.SetNodeState, cmd.Timestamp)
 	case *cairnpb.Command_Auth:
 		if desc.TableId != uint64(keys.MetaTableID) {
 			return Result{Err: kv.Errorf(kv.ErrInternal, "auth command on a data range")}, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
@@ -29,7 +30,23 @@ const (
 	metaTablePrefix = "table/"
 	metaTableCtr    = "counter/table"
 	metaRangeCtr    = "counter/range"
+	metaNodeCtr     = "counter/node"
 )
+
+// Node states (cairnpb.Node.state; "" reads as active).
+const (
+	NodeActive   = "active"
+	NodeDraining = "draining"
+	NodeRemoved  = "removed"
+)
+
+// NodeState returns n's state, "" meaning active.
+func NodeState(n *cairnpb.Node) string {
+	if n.State == "" {
+		return NodeActive
+	}
+	return n.State
+}
 
 // MetaTableKey is the storage key of a table's record.
 func MetaTableKey(name string) []byte {
@@ -157,11 +174,92 @@ func Bootstrap(b *pebble.Batch, nodes []*cairnpb.Node) error {
 	return WriteInitial(b, desc)
 }
 
+// metaVoters returns the members that are not removed.
 func (r *Replica) metaVoters(b *pebble.Batch) ([]uint64, error) {
 	start, end := MetaNodeSpan()
 	var ids []uint64
-	err := ScanProtos(b, start, end, func() *cairnpb.Node { return &cairnpb.Node{} }, func(n *cairnpb.Node) { ids = append(ids, n.Id) })
+	err := ScanProtos(b, start, end, func() *cairnpb.Node { return &cairnpb.Node{} }, func(n *cairnpb.Node) {
+		if NodeState(n) != NodeRemoved {
+			ids = append(ids, n.Id)
+		}
+	})
 	return ids, err
+}
+
+// applyAddNode records a joining node. A name already recorded at the
+// same address gets its record back (the joiner retried after a crash);
+// at another address it is refused. IDs are never reused.
+func (r *Replica) applyAddNode(b *pebble.Batch, c *cairnpb.AddNode, ts uint64) (Result, error) {
+	if c.Name == "" || c.PeerAddress == "" {
+		return Result{Err: kv.Errorf(kv.ErrInvalidArgument, "a joining node needs a name and a peer address")}, nil
+	}
+	start, end := MetaNodeSpan()
+	var same *cairnpb.Node
+	var maxID uint64
+	var clash string
+	err := ScanProtos(b, start, end, func() *cairnpb.Node { return &cairnpb.Node{} }, func(n *cairnpb.Node) {
+		maxID = max(maxID, n.Id)
+		if NodeState(n) == NodeRemoved {
+			return
+		}
+		switch {
+		case n.Name == c.Name && n.PeerAddress == c.PeerAddress:
+			same = n
+		case n.Name == c.Name:
+			clash = fmt.Sprintf("node name %q is taken by node %d at %s", c.Name, n.Id, n.PeerAddress)
+		case n.PeerAddress == c.PeerAddress:
+			clash = fmt.Sprintf("peer address %s is taken by node %d (%s)", c.PeerAddress, n.Id, n.Name)
+		}
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if same != nil {
+		return Result{Node: same}, nil
+	}
+	if clash != "" {
+		return Result{Err: kv.Errorf(kv.ErrConditionFailed, "join refused: %s", clash)}, nil
+	}
+	id, err := nextCounter(b, metaNodeCtr, maxID+1)
+	if err != nil {
+		return Result{}, err
+	}
+	if id <= maxID { // a counter from before a node was added otherwise
+		id = maxID + 1
+	}
+	n := &cairnpb.Node{Id: id, Name: c.Name, PeerAddress: c.PeerAddress, State: NodeActive}
+	v := r.nextVersion(ts)
+	if err := putProto(b, MetaNodeKey(id), v, n); err != nil {
+		return Result{}, err
+	}
+	return Result{Version: v, Node: n}, nil
+}
+
+// applySetNodeState moves a node between active, draining and removed. A
+// removed node stays removed (its ID is never reused).
+func (r *Replica) applySetNodeState(b *pebble.Batch, c *cairnpb.SetNodeState, ts uint64) (Result, error) {
+	switch c.State {
+	case NodeActive, NodeDraining, NodeRemoved:
+	default:
+		return Result{Err: kv.Errorf(kv.ErrInvalidArgument, "node state %q: want active, draining or removed", c.State)}, nil
+	}
+	n := &cairnpb.Node{}
+	found, err := GetProto(b, MetaNodeKey(c.Id), n)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return Result{Err: kv.Errorf(kv.ErrNotFound, "node %d is not a member", c.Id)}, nil
+	}
+	if NodeState(n) == NodeRemoved && c.State != NodeRemoved {
+		return Result{Err: kv.Errorf(kv.ErrConditionFailed, "node %d was removed; it cannot come back (join it again as a new node)", c.Id)}, nil
+	}
+	n.State = c.State
+	v := r.nextVersion(ts)
+	if err := putProto(b, MetaNodeKey(c.Id), v, n); err != nil {
+		return Result{}, err
+	}
+	return Result{Version: v, Node: n}, nil
 }
 
 func (r *Replica) applyCreateTable(b *pebble.Batch, c *cairnpb.CreateTable, ts uint64, out *Applied) (Result, error) {
@@ -177,6 +275,17 @@ func (r *Replica) applyCreateTable(b *pebble.Batch, c *cairnpb.CreateTable, ts u
 	if err != nil {
 		return Result{}, err
 	}
+	replicas := uint32(len(voters))
+	if len(c.Placement) > 0 {
+		// Placed by the proposer; every node must still be a member.
+		for _, id := range c.Placement {
+			if !slices.Contains(voters, id) {
+				return Result{Err: kv.Errorf(kv.ErrUnavailable, "node %d of the placement is no longer a member", id)}, nil
+			}
+		}
+		voters = slices.Sorted(slices.Values(c.Placement))
+		replicas = c.Replicas
+	}
 	tableID, err := nextCounter(b, metaTableCtr, 1)
 	if err != nil {
 		return Result{}, err
@@ -186,7 +295,7 @@ func (r *Replica) applyCreateTable(b *pebble.Batch, c *cairnpb.CreateTable, ts u
 		return Result{}, err
 	}
 	desc := &cairnpb.RangeDescriptor{Id: rangeID, TableId: tableID, Replicas: voters}
-	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: uint32(len(voters)), Ranges: []*cairnpb.RangeDescriptor{desc},
+	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: replicas, Ranges: []*cairnpb.RangeDescriptor{desc},
 		Consistency: c.Consistency, MaxBytes: c.MaxBytes, MaxWritesPerSec: c.MaxWritesPerSec}
 	v := r.nextVersion(ts)
 	if err := putProto(b, MetaTableKey(c.Name), v, t); err != nil {

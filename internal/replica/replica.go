@@ -74,12 +74,17 @@ type Result struct {
 	Index uint64
 	// Txn is the outcome of a transaction command.
 	Txn *cairnpb.TxnRangeResult
-	Err error
+	// Node is the record an AddNode or SetNodeState wrote.
+	Node *cairnpb.Node
+	// Desc is the range's descriptor after a replica change.
+	Desc *cairnpb.RangeDescriptor
+	Err  error
 }
 
 type proposal struct {
 	id      uint64
 	data    []byte
+	cc      *raftpb.ConfChangeV2 // a replica change (membership.go) instead of data
 	done    chan Result
 	tickAge int
 }
@@ -155,7 +160,13 @@ type Replica struct {
 		visible uint64
 		// fresh is the newest freshness proof (consistency.go).
 		fresh freshness
+		// transferTo is a leadership transfer TransferLeader asked for.
+		transferTo uint64
 	}
+	// caughtUp is, on the leader, the replicas whose logs matched the
+	// commit index at the last check (Tick); nil elsewhere.
+	caughtUp     atomic.Pointer[[]uint64]
+	progressTick int
 	// visible mirrors mu.visible for lock-free readers (VisibleIndex).
 	visible atomic.Uint64
 	// wantFresh asks the driver for a read index round without waiters;
@@ -285,6 +296,7 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 		MaxInflightMsgs:           256,
 		CheckQuorum:               true,
 		PreVote:                   true,
+		StepDownOnRemoval:         true,
 		Logger:                    raftLogger{opts.Logger.With("range", uint64(id))},
 	})
 	if err != nil {
@@ -412,18 +424,27 @@ func (r *Replica) ReadBarrierAsync() (<-chan error, error) {
 // DrainRequests hands queued proposals and reads to raft. Driver only.
 func (r *Replica) DrainRequests() {
 	r.mu.Lock()
-	props, reads := r.mu.proposals, r.mu.reads
-	r.mu.proposals, r.mu.reads = nil, nil
+	props, reads, transfer := r.mu.proposals, r.mu.reads, r.mu.transferTo
+	r.mu.proposals, r.mu.reads, r.mu.transferTo = nil, nil, 0
 	r.mu.Unlock()
 	st := r.rn.BasicStatus()
 	lead := st.Lead
+	if transfer != 0 && lead == r.opts.NodeID {
+		r.rn.TransferLeader(transfer)
+	}
 	for _, p := range props {
 		if lead != r.opts.NodeID {
 			r.stats().ProposalsDropped.Add(1)
 			p.done <- Result{Err: kv.Errorf(kv.ErrNotLeader, "range %d: not the leader", r.ID)}
 			continue
 		}
-		if err := r.rn.Propose(p.data); err != nil {
+		var err error
+		if p.cc != nil {
+			err = r.rn.ProposeConfChange(*p.cc)
+		} else {
+			err = r.rn.Propose(p.data)
+		}
+		if err != nil {
 			r.stats().ProposalsDropped.Add(1)
 			p.done <- Result{Err: kv.Errorf(kv.ErrNotLeader, "range %d: proposal dropped: %v", r.ID, err)}
 			continue
@@ -467,6 +488,10 @@ func (r *Replica) sendReadIndex(rb *readBatch, term uint64) {
 func (r *Replica) Tick() {
 	r.rn.Tick()
 	r.maybeRenewLease()
+	if r.progressTick++; r.progressTick >= r.opts.ElectionTicks {
+		r.progressTick = 0
+		r.noteProgress()
+	}
 	limit := 3 * r.opts.ElectionTicks
 	for seq, rb := range r.readsInflight {
 		if rb.tickAge++; rb.tickAge > limit {

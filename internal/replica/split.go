@@ -190,6 +190,7 @@ func (r *Replica) applySplit(b *pebble.Batch, s *cairnpb.Split, out *Applied) (R
 		Id: uint64(newID), TableId: d.TableId,
 		Start: append([]byte(nil), s.SplitKey...), End: append([]byte(nil), d.End...),
 		Replicas: slices.Clone(d.Replicas), Generation: left.Generation,
+		Learners: slices.Clone(d.Learners), ConfVersion: d.ConfVersion,
 	}
 	rightBytes, err := spanBytes(b, keys.TableID(d.TableId), right.Start, right.End)
 	if err != nil {
@@ -245,9 +246,19 @@ func findTable(b *pebble.Batch, id uint64) (*cairnpb.Table, error) {
 	return found, err
 }
 
+// DescNewer reports whether d supersedes h, an overlapping descriptor: a
+// higher generation (a later split), or the same range at the same
+// generation with a higher conf_version (a later replica change).
+func DescNewer(d, h *cairnpb.RangeDescriptor) bool {
+	if d.Generation != h.Generation {
+		return d.Generation > h.Generation
+	}
+	return d.Id == h.Id && d.ConfVersion > h.ConfVersion
+}
+
 // MergeDescs applies the UpdateRanges rule to a table's sorted descriptors:
-// each of descs replaces the recorded descriptors it overlaps if its
-// generation is higher than all of theirs, and is ignored otherwise. Along
+// each of descs replaces the recorded descriptors it overlaps if it is
+// newer than all of them (DescNewer), and is ignored otherwise. Along
 // one lineage of splits, a later descriptor of overlapping span always has
 // a higher generation, so stale or repeated updates change nothing and the
 // result never holds overlapping descriptors. It reports whether anything
@@ -257,7 +268,7 @@ func MergeDescs(have []*cairnpb.RangeDescriptor, descs []*cairnpb.RangeDescripto
 	for _, d := range descs {
 		stale := false
 		for _, h := range have {
-			if DescsOverlap(h, d) && h.Generation >= d.Generation {
+			if DescsOverlap(h, d) && !DescNewer(d, h) {
 				stale = true
 				break
 			}

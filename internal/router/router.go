@@ -20,7 +20,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -31,6 +33,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/coord"
 	"github.com/cairn-db/cairn/internal/hlc"
 	"github.com/cairn-db/cairn/internal/keys"
 	"github.com/cairn-db/cairn/internal/kv"
@@ -53,6 +56,9 @@ type Options struct {
 	TxnLimits TxnLimits
 	// TxnHooks stop transaction coordinators at a step (tests only).
 	TxnHooks TxnHooks
+	// DefaultReplicas is the voters per range of a table created without
+	// a replication factor (0: 3).
+	DefaultReplicas int
 }
 
 // Router is the node's kv.Service.
@@ -61,6 +67,11 @@ type Router struct {
 	txnHooks  atomic.Pointer[TxnHooks] // set by SetTxnHooks; else opts.TxnHooks
 	store     *store.Store
 	transport *transport.Transport
+
+	coord atomic.Pointer[coord.Coordinator]
+	// leaders caches, for ranges without a local replica, the node that
+	// last led them (keys.RangeID -> uint64).
+	leaders sync.Map
 
 	stopWatches     chan struct{} // closed by StopWatches
 	stopWatchesOnce sync.Once
@@ -140,30 +151,90 @@ func rangeFor(t *cairnpb.Table, key []byte) *cairnpb.RangeDescriptor {
 	return nil
 }
 
+// slowRoute: a request that spends longer in route is logged with what
+// its attempts met.
+const slowRoute = time.Second
+
 // route runs local on the leader replica of rangeID, or forwards req to
 // the leader's node. write says whether a failed forward may have
 // executed (then its outcome is unknown and it is not retried).
+//
+// A node without a replica of the range (replicas are placed on some
+// nodes only; docs/design/placement.md) forwards to the leader it last
+// heard of, else to the voters the catalog lists, learning the leader
+// from their not-leader answers.
 func (rt *Router) route(ctx context.Context, rangeID keys.RangeID, req *cairnpb.Request, write bool,
 	local func(r *replica.Replica) (*cairnpb.Response, error)) (*cairnpb.Response, error) {
 	var resp *cairnpb.Response
-	err := retry(ctx, func() error {
+	attempt, hints := 0, 0
+	const maxHints = 3
+	start := time.Now()
+	var trail []string // what the retries met, for the slow-request log
+	defer func() {
+		if d := time.Since(start); d > slowRoute {
+			rt.logf("router: slow request", "range", uint64(rangeID), "took", d.Round(time.Millisecond), "write", write, "trail", trail)
+		}
+	}()
+	err := retry(ctx, func() (err error) {
+		defer func() {
+			if err != nil && len(trail) < 20 {
+				trail = append(trail, fmt.Sprintf("%s %v", time.Since(start).Round(time.Millisecond), err))
+			}
+		}()
 		r := rt.store.Replica(rangeID)
-		if r == nil {
-			// Not created here yet, or removed: re-resolve the key.
-			return kv.Errorf(kv.ErrRangeKeyMismatch, "range %d is not on this node", rangeID)
+		var leader uint64
+		if r != nil {
+			if r.IsLeader() {
+				var err error
+				resp, err = local(r)
+				return err
+			}
+			leader = r.Leader()
+			if leader == 0 && r.Initialized() {
+				// An election is under way: wait for it.
+				return kv.Errorf(kv.ErrUnavailable, "range %d has no leader", rangeID)
+			}
 		}
-		if r.IsLeader() {
-			var err error
-			resp, err = local(r)
-			return err
+		// Without a local replica that knows its leader (none here, or a
+		// new learner still waiting for its first message): ask the
+		// others.
+		remote := leader == 0
+		if remote {
+			d := rt.store.CatalogRange(rangeID)
+			var others []uint64
+			if d != nil {
+				for _, id := range d.Replicas {
+					if id != rt.store.NodeID() {
+						others = append(others, id)
+					}
+				}
+			}
+			switch {
+			case len(others) == 0 && r != nil:
+				return kv.Errorf(kv.ErrUnavailable, "range %d has no leader", rangeID)
+			case len(others) == 0 || attempt > 2*len(others):
+				// Not created here yet, removed, or nowhere to be found:
+				// the caller re-resolves the key.
+				return kv.Errorf(kv.ErrRangeKeyMismatch, "range %d is not on this node", rangeID)
+			}
+			if l, ok := rt.leaders.Load(rangeID); ok && attempt == 0 && l.(uint64) != rt.store.NodeID() {
+				leader = l.(uint64)
+			} else {
+				leader = others[attempt%len(others)]
+			}
 		}
-		leader := r.Leader()
-		if leader == 0 {
-			return kv.Errorf(kv.ErrUnavailable, "range %d has no leader", rangeID)
+		next := func(err error) error {
+			if !remote {
+				return err
+			}
+			// Another holder may know better: try it.
+			attempt++
+			rt.leaders.Delete(rangeID)
+			return kv.Errorf(kv.ErrUnavailable, "%v", err)
 		}
 		c := rt.transport.Client(leader)
 		if c == nil || !rt.transport.Connected(leader) {
-			return kv.Errorf(kv.ErrUnavailable, "leader %d of range %d is unreachable", leader, rangeID)
+			return next(kv.Errorf(kv.ErrUnavailable, "leader %d of range %d is unreachable", leader, rangeID))
 		}
 		req.RangeId = uint64(rangeID)
 		out, err := c.Forward(ctx, req)
@@ -171,10 +242,26 @@ func (rt *Router) route(ctx context.Context, rangeID keys.RangeID, req *cairnpb.
 			if write && status.Code(err) != codes.Canceled {
 				return kv.Errorf(kv.ErrTimeout, "forward to node %d failed: %v", leader, err)
 			}
-			return kv.Errorf(kv.ErrUnavailable, "forward to node %d failed: %v", leader, err)
+			return next(kv.Errorf(kv.ErrUnavailable, "forward to node %d failed: %v", leader, err))
 		}
 		if out.Error != nil {
-			return kv.FromCode(out.Error.Code, out.Error.Message)
+			err := kv.FromCode(out.Error.Code, out.Error.Message)
+			if remote && errors.Is(err, kv.ErrNotLeader) {
+				if h := out.Error.LeaderHint; h != 0 && h != leader && hints < maxHints {
+					// Follow the hint (a few times: hints can be stale).
+					hints++
+					rt.leaders.Store(rangeID, h)
+					attempt = 0
+					return err
+				}
+				return next(err)
+			}
+			// A range key mismatch (the range split or the key moved) goes
+			// back to the caller, which resolves the key again.
+			return err
+		}
+		if remote {
+			rt.leaders.Store(rangeID, leader)
 		}
 		resp = out
 		return nil
@@ -197,6 +284,11 @@ func (rt *Router) read(ctx context.Context, rangeID keys.RangeID, req *cairnpb.R
 	var resp *cairnpb.Response
 	err := retry(ctx, func() error {
 		var err error
+		if cur := rt.store.Replica(rangeID); cur != r {
+			// The replica moved off this node (or was replaced) meanwhile.
+			resp, err = rt.route(ctx, rangeID, req, false, local)
+			return err
+		}
 		resp, err = local(r)
 		return err
 	})
@@ -210,7 +302,13 @@ func (rt *Router) Forward(ctx context.Context, req *cairnpb.Request) *cairnpb.Re
 	defer cancel()
 	resp, err := rt.forwarded(ctx, req)
 	if err != nil {
-		return &cairnpb.Response{Error: &cairnpb.Error{Code: kv.Code(err), Message: err.Error()}}
+		e := &cairnpb.Error{Code: kv.Code(err), Message: err.Error()}
+		if errors.Is(err, kv.ErrNotLeader) && req.RangeId != 0 {
+			if r := rt.store.Replica(keys.RangeID(req.RangeId)); r != nil {
+				e.LeaderHint = r.Leader()
+			}
+		}
+		return &cairnpb.Response{Error: e}
 	}
 	return resp
 }
@@ -219,7 +317,9 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 	onLeader := func(id keys.RangeID, f func(*replica.Replica) (*cairnpb.Response, error)) (*cairnpb.Response, error) {
 		r := rt.store.Replica(id)
 		if r == nil {
-			return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d is not on node %d", id, rt.store.NodeID())
+			// Moved away (or not here yet): the sender tries the range's
+			// other replicas.
+			return nil, kv.Errorf(kv.ErrNotLeader, "range %d is not on node %d", id, rt.store.NodeID())
 		}
 		if !r.IsLeader() {
 			return nil, kv.Errorf(kv.ErrNotLeader, "node %d does not lead range %d", rt.store.NodeID(), id)
@@ -319,6 +419,30 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 		})
 	case *cairnpb.Request_Auth:
 		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localAuth(ctx, r, op.Auth) })
+	case *cairnpb.Request_ChangeReplicas:
+		return onLeader(keys.RangeID(op.ChangeReplicas.RangeId), func(r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localChangeReplicas(ctx, r, op.ChangeReplicas)
+		})
+	case *cairnpb.Request_TransferLeader:
+		return onLeader(keys.RangeID(op.TransferLeader.RangeId), func(r *replica.Replica) (*cairnpb.Response, error) {
+			return &cairnpb.Response{}, r.TransferLeader(op.TransferLeader.To)
+		})
+	case *cairnpb.Request_AddNode:
+		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localMetaCommand(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_AddNode{AddNode: op.AddNode}})
+		})
+	case *cairnpb.Request_SetNodeState:
+		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localMetaCommand(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_SetNodeState{SetNodeState: op.SetNodeState}})
+		})
+	case *cairnpb.Request_ClusterStatus:
+		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
+			c := rt.coord.Load()
+			if c == nil {
+				return nil, kv.Errorf(kv.ErrUnavailable, "no coordinator on node %d", rt.store.NodeID())
+			}
+			return &cairnpb.Response{Op: &cairnpb.Response_ClusterStatus{ClusterStatus: c.Status()}}, nil
+		})
 	}
 	return nil, kv.Errorf(kv.ErrInvalidArgument, "unknown forwarded request")
 }
@@ -739,6 +863,9 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 	if err != nil {
 		return nil, err
 	}
+	if req.Replicas > kv.MaxReplicas {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "replicas %d: at most %d voters per range", req.Replicas, kv.MaxReplicas)
+	}
 	if level == kv.Linearizable {
 		level = "" // the default, stored as such
 	}
@@ -754,8 +881,10 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 }
 
 func (rt *Router) localCreateTable(ctx context.Context, r *replica.Replica, req *cairnpb.CreateTableRequest) (*cairnpb.Response, error) {
+	rf, placement := rt.place(req.Replicas)
 	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning,
-		Consistency: req.Consistency, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec}}})
+		Consistency: req.Consistency, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec,
+		Replicas: rf, Placement: placement}}})
 	if err != nil {
 		return nil, err
 	}
@@ -812,7 +941,11 @@ func (rt *Router) ListTables(ctx context.Context, _ *cairnpb.ListTablesRequest) 
 	return &cairnpb.ListTablesResponse{Tables: ts}, nil
 }
 
-// ClusterStatus implements kv.Service. It reports this node's view.
+// ClusterStatus implements kv.Service. Ranges held here are reported as
+// this node sees them (leader, term, indexes: each node's own view, which
+// tests compare); ranges held elsewhere as the catalog records them. The
+// nodes' liveness, load and the recent decisions come from the
+// coordinator (the meta leader) when it answers in time.
 func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, error) {
 	out := &cairnpb.ClusterStatus{}
 	names := map[uint64]string{uint64(keys.MetaTableID): "(meta)"}
@@ -821,6 +954,18 @@ func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, er
 	}
 	leaders := map[uint64]uint32{}
 	ranges := map[uint64]uint32{}
+	local := map[uint64]bool{}
+	count := func(leader uint64, d *cairnpb.RangeDescriptor) {
+		if leader != 0 {
+			leaders[leader]++
+		}
+		for _, id := range d.Replicas {
+			ranges[id]++
+		}
+		for _, id := range d.Learners {
+			ranges[id]++
+		}
+	}
 	for _, r := range rt.store.Replicas() {
 		d := r.Desc()
 		term, commit, applied := r.Status()
@@ -830,13 +975,27 @@ func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, er
 			size, _ = rt.store.DB().EstimateDiskUsage(start, end)
 		}
 		out.Ranges = append(out.Ranges, &cairnpb.RangeStatus{
-			Id: d.Id, Table: names[d.TableId], Start: d.Start, End: d.End, Replicas: d.Replicas,
+			Id: d.Id, Table: names[d.TableId], Start: d.Start, End: d.End, Replicas: d.Replicas, Learners: d.Learners,
 			Leader: r.Leader(), Term: term, CommitIndex: commit, AppliedIndex: applied, SizeBytes: size,
-			Generation: d.Generation,
+			Generation: d.Generation, ConfVersion: d.ConfVersion,
 		})
-		leaders[r.Leader()]++
-		for _, id := range d.Replicas {
-			ranges[id]++
+		local[d.Id] = true
+		count(r.Leader(), d)
+	}
+	for _, t := range rt.store.Tables() {
+		for _, d := range t.Ranges {
+			if local[d.Id] {
+				continue
+			}
+			var leader uint64
+			if l, ok := rt.leaders.Load(keys.RangeID(d.Id)); ok {
+				leader = l.(uint64)
+			}
+			out.Ranges = append(out.Ranges, &cairnpb.RangeStatus{
+				Id: d.Id, Table: t.Name, Start: d.Start, End: d.End, Replicas: d.Replicas, Learners: d.Learners,
+				Leader: leader, Generation: d.Generation, ConfVersion: d.ConfVersion,
+			})
+			count(leader, d)
 		}
 	}
 	sort.Slice(out.Ranges, func(i, j int) bool {
@@ -846,19 +1005,34 @@ func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, er
 		}
 		return bytes.Compare(a.Start, b.Start) < 0
 	})
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	cs := rt.coordinatorStatus(cctx)
+	seen := map[uint64]*cairnpb.NodeStatus{}
+	if cs != nil {
+		out.Coordinator, out.Decisions = cs.Coordinator, cs.Decisions
+		for _, n := range cs.Nodes {
+			seen[n.Id] = n
+		}
+	}
 	for _, n := range rt.store.Nodes() {
 		alive := n.Id == rt.store.NodeID() || rt.transport.Connected(n.Id)
-		out.Nodes = append(out.Nodes, &cairnpb.NodeStatus{
-			Id: n.Id, Name: n.Name, Address: n.PeerAddress, Alive: alive,
-			Ranges: ranges[n.Id], Leaders: leaders[n.Id],
-		})
+		ns := &cairnpb.NodeStatus{
+			Id: n.Id, Name: n.Name, Address: n.PeerAddress, Alive: alive, State: replica.NodeState(n),
+			Ranges: ranges[n.Id], Leaders: leaders[n.Id], LastHeartbeatMs: -1,
+		}
+		if c := seen[n.Id]; c != nil {
+			ns.LastHeartbeatMs, ns.Bytes, ns.ReadsPerSec, ns.WritesPerSec = c.LastHeartbeatMs, c.Bytes, c.ReadsPerSec, c.WritesPerSec
+			ns.Leaders = c.Leaders
+		}
+		out.Nodes = append(out.Nodes, ns)
 	}
 	sort.Slice(out.Nodes, func(i, j int) bool { return out.Nodes[i].Id < out.Nodes[j].Id })
 	return out, nil
 }
 
 // Ready implements kv.Service: the meta range and the default table's
-// range both have a leader this node knows.
+// ranges held here have a leader this node knows.
 func (rt *Router) Ready(ctx context.Context) error {
 	meta := rt.store.Replica(replica.MetaRangeID)
 	if meta == nil || meta.Leader() == 0 {
@@ -869,6 +1043,9 @@ func (rt *Router) Ready(ctx context.Context) error {
 		return kv.Errorf(kv.ErrUnavailable, "default table not known yet")
 	}
 	for _, d := range t.Ranges {
+		if !slices.Contains(d.Replicas, rt.store.NodeID()) && !slices.Contains(d.Learners, rt.store.NodeID()) {
+			continue // held elsewhere: requests are forwarded
+		}
 		r := rt.store.Replica(keys.RangeID(d.Id))
 		if r == nil || r.Leader() == 0 {
 			return kv.Errorf(kv.ErrUnavailable, "range %d has no leader", d.Id)

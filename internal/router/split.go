@@ -198,7 +198,7 @@ func (rt *Router) RunSplitter(ctx context.Context, opts SplitterOptions) {
 // CatalogHas reports whether t records d at d's generation or later.
 func CatalogHas(t *cairnpb.Table, d *cairnpb.RangeDescriptor) bool {
 	for _, h := range t.Ranges {
-		if h.Id == d.Id && h.Generation >= d.Generation {
+		if h.Id == d.Id && !replica.DescNewer(d, h) {
 			return true
 		}
 	}

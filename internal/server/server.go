@@ -18,6 +18,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -30,6 +31,7 @@ import (
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/auth"
 	"github.com/cairn-db/cairn/internal/config"
+	"github.com/cairn-db/cairn/internal/coord"
 	"github.com/cairn-db/cairn/internal/frontend/grpcapi"
 	"github.com/cairn-db/cairn/internal/frontend/httpapi"
 	"github.com/cairn-db/cairn/internal/frontend/respapi"
@@ -76,9 +78,6 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
-	}
-	if len(cfg.Join) > 0 {
-		return errors.New("server: --join (adding a node to a running cluster) is not supported yet; start all members with the same --initial-cluster")
 	}
 	if err := checkPeerProtected(cfg); err != nil {
 		return err
@@ -128,16 +127,49 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 		return err
 	}
 	defer db.Close()
+	// A new data dir with --join asks the cluster for a node ID; one with
+	// an identity restarts as that node (--join is then ignored).
+	var joinNodes []*cairnpb.Node
+	ident, err := store.Identity(db)
+	if err != nil {
+		return err
+	}
+	if ident == nil && len(cfg.Join) > 0 {
+		ident, joinNodes, err = join(ctx, cfg, peerClientTLS, logger)
+		if err != nil {
+			return err
+		}
+		if err := store.BootstrapJoined(db, ident); err != nil {
+			return err
+		}
+	}
 	nodeID, err := store.Bootstrap(db, cfg.Name, InitialNodes(cluster))
 	if err != nil {
 		return err
 	}
 	logger = logger.With("node_id", nodeID)
 	clock := hlc.New(nil)
+	// The transport learns of members as the catalog does (a node joins).
+	var trRef atomic.Pointer[transport.Transport]
+	addPeers := func(nodes []*cairnpb.Node) {
+		tr := trRef.Load()
+		if tr == nil {
+			return
+		}
+		for _, n := range nodes {
+			if replica.NodeState(n) == replica.NodeRemoved {
+				continue
+			}
+			if err := tr.AddPeer(n.Id, n.PeerAddress); err != nil {
+				logger.Warn("transport: add peer", "node", n.Id, "err", err)
+			}
+		}
+	}
 	st, err := store.New(db, store.Options{
 		NodeID: nodeID, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
 		HeartbeatTicks: cfg.HeartbeatTicks, LogKeepEntries: cfg.LogKeepEntries, Logger: logger, Clock: clock,
 		HistoryVersions: historyVersions(cfg.HistoryVersions), HistoryRetention: cfg.HistoryRetention,
+		OnNodes: addPeers,
 	})
 	if err != nil {
 		return err
@@ -148,19 +180,31 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 		tr.SetCredentials(credentials.NewTLS(peerClientTLS))
 	}
 	tr.SetDialOptions(grpc.WithUnaryInterceptor(auth.ForwardInterceptor()))
-	for _, n := range st.Nodes() {
-		if err := tr.AddPeer(n.Id, n.PeerAddress); err != nil {
-			return err
-		}
-	}
+	trRef.Store(tr)
+	addPeers(joinNodes)
+	addPeers(st.Nodes())
 	st.SetTransport(tr)
 	st.Start()
 	defer st.Stop()
 
 	limits := cfg.KVLimits()
 	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock, Logger: logger,
-		Watch:     watch.Options{Buffer: cfg.WatchBuffer},
-		TxnLimits: router.TxnLimits{MaxOps: cfg.TxnMaxKeys, MaxBytes: int(cfg.TxnMaxBytes), MaxDuration: cfg.TxnMaxDuration}})
+		Watch:           watch.Options{Buffer: cfg.WatchBuffer},
+		TxnLimits:       router.TxnLimits{MaxOps: cfg.TxnMaxKeys, MaxBytes: int(cfg.TxnMaxBytes), MaxDuration: cfg.TxnMaxDuration},
+		DefaultReplicas: cfg.DefaultReplicas})
+	// The coordinator plans while this node leads the meta range; every
+	// node reports to it.
+	co := coord.New(rt, coord.Options{Interval: cfg.HeartbeatInterval, DeadAfter: cfg.DeadNodeTimeout,
+		DefaultReplicas: cfg.DefaultReplicas, Logger: logger})
+	rt.SetCoordinator(co)
+	coordCtx, stopCoord := context.WithCancel(context.Background())
+	coordDone := make(chan struct{}, 2)
+	go func() { defer func() { coordDone <- struct{}{} }(); co.Run(coordCtx) }()
+	go func() {
+		defer func() { coordDone <- struct{}{} }()
+		runHeartbeats(coordCtx, rt, tr, co, cfg.HeartbeatInterval, logger)
+	}()
+	defer func() { stopCoord(); <-coordDone; <-coordDone }()
 	splitCtx, stopSplitter := context.WithCancel(context.Background())
 	splitterDone := make(chan struct{})
 	go func() {
@@ -211,7 +255,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 		peerOpts = append(peerOpts, grpc.Creds(credentials.NewTLS(peerServerTLS)))
 	}
 	peerSrv := grpc.NewServer(peerOpts...)
-	cairnpb.RegisterPeerServer(peerSrv, &peerService{tr: tr, rt: rt, authn: authn})
+	cairnpb.RegisterPeerServer(peerSrv, &peerService{tr: tr, rt: rt, authn: authn, st: st, coord: co})
 	grpcDuration := registerMetrics(logger, st, db)
 	clientGRPC := grpc.NewServer(grpc.MaxRecvMsgSize(limits.MaxValueBytes+limits.MaxKeyBytes+64<<10),
 		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(grpcDuration), grpcapi.UnaryInterceptor(authn.GRPCContext)),
@@ -343,6 +387,8 @@ type peerService struct {
 	tr    *transport.Transport
 	rt    *router.Router
 	authn *auth.Authenticator
+	st    *store.Store
+	coord *coord.Coordinator
 }
 
 func (p *peerService) Raft(st cairnpb.Peer_RaftServer) error { return p.tr.HandleStream(st) }

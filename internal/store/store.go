@@ -66,6 +66,10 @@ type Options struct {
 	// HistoryRetention keeps younger changes beyond those.
 	HistoryVersions  int
 	HistoryRetention time.Duration
+	// OnNodes, if set, is called with the members whenever the catalog
+	// is published (the server adds new peers to its transport). It must
+	// not block.
+	OnNodes func([]*cairnpb.Node)
 }
 
 // Store is a node's set of replicas and their driver.
@@ -104,7 +108,13 @@ type Store struct {
 		replicas map[keys.RangeID]*replica.Replica
 		catalog  map[string]*cairnpb.Table
 		nodes    map[uint64]*cairnpb.Node
+		// ranges indexes the catalog's descriptors by range ID.
+		ranges map[keys.RangeID]*cairnpb.RangeDescriptor
 	}
+	// removed remembers the descriptor with which a replica left this node
+	// (driver-owned), so that a catalog still listing the node there does
+	// not create it again before it hears of the move.
+	removed map[keys.RangeID]*cairnpb.RangeDescriptor
 
 	stop chan struct{}
 	done chan struct{}
@@ -364,9 +374,40 @@ func (s *Store) readCatalog() (map[string]*cairnpb.Table, map[uint64]*cairnpb.No
 
 // publishCatalog makes a catalog the one requests see.
 func (s *Store) publishCatalog(catalog map[string]*cairnpb.Table, nodes map[uint64]*cairnpb.Node) {
+	ranges := map[keys.RangeID]*cairnpb.RangeDescriptor{}
+	for _, t := range catalog {
+		for _, d := range t.Ranges {
+			ranges[keys.RangeID(d.Id)] = d
+		}
+	}
 	s.mu.Lock()
-	s.mu.catalog, s.mu.nodes = catalog, nodes
+	s.mu.catalog, s.mu.nodes, s.mu.ranges = catalog, nodes, ranges
 	s.mu.Unlock()
+	if s.opts.OnNodes != nil {
+		s.opts.OnNodes(slices.Collect(maps.Values(nodes)))
+	}
+}
+
+// CatalogRange returns range id's descriptor as the catalog records it
+// (possibly behind the range itself), or nil.
+func (s *Store) CatalogRange(id keys.RangeID) *cairnpb.RangeDescriptor {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.mu.ranges[id]
+}
+
+// MetaDesc returns the meta range's descriptor as the local meta replica
+// has applied it, or nil when this node has no initialized meta replica.
+func (s *Store) MetaDesc() *cairnpb.RangeDescriptor {
+	if r := s.replicaLocked(replica.MetaRangeID); r != nil && r.Initialized() {
+		return r.Desc()
+	}
+	return nil
+}
+
+// holds reports whether d places a replica (voter or learner) on node.
+func holds(d *cairnpb.RangeDescriptor, node uint64) bool {
+	return slices.Contains(d.Replicas, node) || slices.Contains(d.Learners, node)
 }
 
 // reconcile makes the set of local replicas match the catalog:
@@ -439,13 +480,39 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 			delete(have, id)
 		}
 	}
+	// Replicas moved off this node: the catalog records a newer
+	// configuration of the same range without this node (the range applied
+	// it first, so the catalog only learns of it after it is decided). A
+	// replica that applied its own removal is destroyed at once
+	// (removeMoved); this catches one that was cut off then.
+	byID := map[keys.RangeID]*cairnpb.RangeDescriptor{}
+	for _, t := range catalog {
+		for _, d := range t.Ranges {
+			byID[keys.RangeID(d.Id)] = d
+		}
+	}
+	var moved []keys.RangeID
+	for id, st := range have {
+		d := byID[id]
+		if d == nil || holds(d, s.opts.NodeID) || !replica.DescNewer(d, st.Desc) {
+			continue
+		}
+		if err := s.destroyMoved(b, id, st, have); err != nil {
+			return err
+		}
+		moved = append(moved, id)
+		delete(have, id)
+	}
 	var created []keys.RangeID
 	for _, t := range catalog {
 		for _, d := range t.Ranges {
-			if !slices.Contains(d.Replicas, s.opts.NodeID) {
+			if !holds(d, s.opts.NodeID) {
 				continue
 			}
 			if _, ok := have[keys.RangeID(d.Id)]; ok {
+				continue
+			}
+			if gone := s.removed[keys.RangeID(d.Id)]; gone != nil && !replica.DescNewer(d, gone) {
 				continue
 			}
 			if overlapsAny(have, d) {
@@ -469,6 +536,10 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 	for _, id := range destroyed {
 		s.removeReplica(id)
 	}
+	slices.Sort(moved)
+	for _, id := range moved {
+		s.removeReplicaErr(id, kv.Errorf(kv.ErrNotLeader, "range %d moved off node %d", id, s.opts.NodeID))
+	}
 	// In range order: each opened replica draws an election timeout, so a
 	// deterministic simulation needs a fixed order.
 	for _, id := range slices.Sorted(maps.Keys(have)) {
@@ -481,6 +552,63 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 	}
 	if len(created) > 0 {
 		s.logger.Debug("store: uninitialized replicas created", "ranges", created)
+	}
+	return nil
+}
+
+// destroyMoved deletes, into b, a replica that no longer belongs here: its
+// Raft state always, its data only if no other local replica overlaps its
+// span (one created by a later split owns that data now).
+func (s *Store) destroyMoved(b *pebble.Batch, id keys.RangeID, st *cairnpb.RangeState, have map[keys.RangeID]*cairnpb.RangeState) error {
+	others := maps.Clone(have)
+	delete(others, id)
+	if overlapsAny(others, st.Desc) {
+		st = &cairnpb.RangeState{Desc: st.Desc} // uninitialized: Raft state only
+	}
+	s.logger.Info("store: replica moved off this node", "range", uint64(id))
+	return replica.DestroyData(b, st)
+}
+
+// removeMoved destroys the local replicas whose own log removed them
+// (replica.Effect.Removed), data and all, before the catalog hears of it.
+func (s *Store) removeMoved(effects []replica.Effect) error {
+	var ids []keys.RangeID
+	for _, e := range effects {
+		if e.Removed && e.Changed != nil {
+			ids = append(ids, keys.RangeID(e.Changed.Id))
+			if s.removed == nil {
+				s.removed = map[keys.RangeID]*cairnpb.RangeDescriptor{}
+			}
+			s.removed[keys.RangeID(e.Changed.Id)] = e.Changed
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	have := map[keys.RangeID]*cairnpb.RangeState{}
+	for _, r := range s.Replicas() {
+		st, err := replica.LoadState(s.db, r.ID)
+		if err != nil {
+			return err
+		}
+		have[r.ID] = st
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, id := range ids {
+		st := have[id]
+		if st == nil {
+			continue
+		}
+		if err := s.destroyMoved(b, id, st, have); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		s.removeReplicaErr(id, kv.Errorf(kv.ErrNotLeader, "range %d moved off node %d", id, s.opts.NodeID))
 	}
 	return nil
 }
@@ -528,13 +656,22 @@ func (s *Store) openReplica(id keys.RangeID) error {
 }
 
 func (s *Store) removeReplica(id keys.RangeID) {
+	s.removeReplicaErr(id, kv.Errorf(kv.ErrTableNotFound, "range %d was removed", id))
+}
+
+// removeReplicaErr drops a replica; its queued requests fail with err,
+// proposed writes with an unknown outcome unless the table is gone.
+func (s *Store) removeReplicaErr(id keys.RangeID, err error) {
 	s.mu.Lock()
 	r := s.mu.replicas[id]
 	delete(s.mu.replicas, id)
 	s.mu.Unlock()
 	if r != nil {
-		err := kv.Errorf(kv.ErrTableNotFound, "range %d was removed", id)
-		r.Destroy(err, err)
+		proposed := err
+		if !errors.Is(err, kv.ErrTableNotFound) {
+			proposed = kv.Errorf(kv.ErrTimeout, "range %d moved off this node with the write in flight", id)
+		}
+		r.Destroy(err, proposed)
 	}
 }
 
@@ -550,22 +687,17 @@ func (s *Store) notify(id keys.RangeID) {
 // Bootstrap writes a new cluster's initial state if db has none. It
 // returns the node ID stored in db.
 func Bootstrap(db *pebble.DB, self string, nodes []*cairnpb.Node) (uint64, error) {
-	ident := &cairnpb.Node{}
-	v, closer, err := db.Get(keys.IdentKey())
-	if err == nil {
-		perr := proto.Unmarshal(v, ident)
-		closer.Close()
-		if perr != nil {
-			return 0, fmt.Errorf("store: node identity: %w", perr)
-		}
+	ident, err := Identity(db)
+	if err != nil {
+		return 0, err
+	}
+	if ident != nil {
 		if ident.Name != self {
 			return 0, fmt.Errorf("store: data dir belongs to node %q, not %q", ident.Name, self)
 		}
 		return ident.Id, nil
 	}
-	if !errors.Is(err, pebble.ErrNotFound) {
-		return 0, err
-	}
+	ident = &cairnpb.Node{}
 	for _, n := range nodes {
 		if n.Name == self {
 			ident = n
@@ -890,6 +1022,9 @@ func (s *Store) processReady() error {
 // (or a split or snapshot changed the local replicas) and carries out
 // their effects.
 func (s *Store) metaApplied(effects []replica.Effect) error {
+	if err := s.removeMoved(effects); err != nil {
+		return err
+	}
 	catalog, nodes, err := s.readCatalog()
 	if err != nil {
 		return err
@@ -914,7 +1049,16 @@ func (s *Store) metaApplied(effects []replica.Effect) error {
 		if r == nil {
 			continue
 		}
-		campaign := meta != nil && meta.IsLeader() && !e.Split
+		// The meta leader proposed a table's creation: it campaigns if it
+		// holds the new range, else the range's first voter does.
+		campaign := false
+		if meta != nil && !e.Split {
+			if lead := meta.Leader(); slices.Contains(e.Create.Replicas, lead) {
+				campaign = lead == s.opts.NodeID
+			} else {
+				campaign = len(e.Create.Replicas) > 0 && e.Create.Replicas[0] == s.opts.NodeID
+			}
+		}
 		if e.Split {
 			if left := s.leftOf(e.Create); left != nil && left.IsLeader() {
 				campaign = true
@@ -954,3 +1098,42 @@ func (s *Store) historyVersions() int {
 
 // Hub is where the node's watchers subscribe to applied changes.
 func (s *Store) Hub() *watch.Hub { return s.hub }
+
+// Identity returns the node identity stored in db, or nil if there is
+// none yet (a new data dir).
+func Identity(db *pebble.DB) (*cairnpb.Node, error) {
+	v, closer, err := db.Get(keys.IdentKey())
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	ident := &cairnpb.Node{}
+	if err := proto.Unmarshal(v, ident); err != nil {
+		return nil, fmt.Errorf("store: node identity: %w", err)
+	}
+	return ident, nil
+}
+
+// BootstrapJoined writes the state of a node the cluster just admitted
+// (server --join): its identity and an uninitialized replica of the meta
+// range, which the meta leader fills with a snapshot once the coordinator
+// adds it as a learner. Everything else follows from the catalog.
+func BootstrapJoined(db *pebble.DB, ident *cairnpb.Node) error {
+	b := db.NewBatch()
+	defer b.Close()
+	meta := &cairnpb.RangeDescriptor{Id: uint64(replica.MetaRangeID), TableId: uint64(keys.MetaTableID)}
+	if err := replica.WriteUninitialized(b, meta); err != nil {
+		return err
+	}
+	data, err := proto.Marshal(ident)
+	if err != nil {
+		return err
+	}
+	if err := b.Set(keys.IdentKey(), data, nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}

@@ -147,6 +147,67 @@ func StartSingle(t testing.TB) *Cluster {
 	return c
 }
 
+// Join starts a new node that joins the running cluster through via's peer
+// address (server --join), with the flags of the cluster's first node
+// minus --initial-cluster. Its ID is assigned by the cluster; the harness
+// learns it from the node's log.
+func (c *Cluster) Join(via *Node, extraArgs ...string) *Node {
+	c.t.Helper()
+	ports := freePorts(c.t, 2)
+	i := len(c.Nodes) + 1
+	nd := &Node{
+		c:      c,
+		Name:   fmt.Sprintf("n%d", i),
+		Client: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		Peer:   fmt.Sprintf("127.0.0.1:%d", ports[1]),
+	}
+	nd.DataDir = filepath.Join(c.dir, nd.Name)
+	nd.LogPath = filepath.Join(c.dir, nd.Name+".log")
+	nd.args = []string{"server", "--name", nd.Name, "--data-dir", nd.DataDir, "--listen", nd.Client,
+		"--listen-peer", nd.Peer, "--listen-resp", "", "--join", via.Peer}
+	// The first node's other flags (timing, split size) apply to all.
+	if len(c.Nodes) > 0 {
+		a := c.Nodes[0].args
+		for j := 0; j < len(a); j++ {
+			switch a[j] {
+			case "server":
+			case "--name", "--data-dir", "--listen", "--listen-peer", "--listen-resp", "--initial-cluster", "--join":
+				j++
+			default:
+				nd.args = append(nd.args, a[j])
+			}
+		}
+	}
+	nd.args = append(nd.args, extraArgs...)
+	c.Nodes = append(c.Nodes, nd)
+	nd.Start()
+	waitFor(c.t, readyTimeout, nd.Name+" admitted", func() error {
+		data, _ := os.ReadFile(nd.LogPath)
+		const marker = "joined the cluster"
+		i := bytes.Index(data, []byte(marker))
+		if i < 0 {
+			return fmt.Errorf("no %q in its log yet", marker)
+		}
+		line := data[i:]
+		if j := bytes.IndexByte(line, '\n'); j >= 0 {
+			line = line[:j]
+		}
+		k := bytes.Index(line, []byte("node_id="))
+		if k < 0 {
+			return fmt.Errorf("no node_id in %q", line)
+		}
+		f := strings.Fields(string(line[k+len("node_id="):]))
+		id, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return err
+		}
+		nd.ID = id
+		return nil
+	})
+	nd.WaitReady()
+	return nd
+}
+
 func newCluster(t testing.TB) *Cluster {
 	// TempDir first: cleanups run last-in first-out, so the processes are
 	// killed (and their logs read) before the directory is removed.
@@ -430,14 +491,18 @@ func (c *Cluster) Leader(table string) *Node {
 // ClusterStatus is the JSON of GET /v1/cluster.
 type ClusterStatus struct {
 	Nodes []struct {
-		ID      uint64 `json:"id"`
-		Name    string `json:"name"`
-		Address string `json:"address"`
-		Alive   bool   `json:"alive"`
-		Ranges  uint32 `json:"ranges"`
-		Leaders uint32 `json:"leaders"`
+		ID              uint64 `json:"id"`
+		Name            string `json:"name"`
+		Address         string `json:"address"`
+		Alive           bool   `json:"alive"`
+		Ranges          uint32 `json:"ranges"`
+		Leaders         uint32 `json:"leaders"`
+		State           string `json:"state"`
+		LastHeartbeatMs int64  `json:"last_heartbeat_ms"`
 	} `json:"nodes"`
-	Ranges []RangeStatus `json:"ranges"`
+	Ranges      []RangeStatus `json:"ranges"`
+	Coordinator uint64        `json:"coordinator"`
+	Decisions   []Decision    `json:"decisions"`
 }
 
 // RangeStatus is one range of ClusterStatus.
@@ -447,11 +512,22 @@ type RangeStatus struct {
 	Start        string   `json:"start"`
 	End          string   `json:"end"`
 	Replicas     []uint64 `json:"replicas"`
+	Learners     []uint64 `json:"learners"`
 	Leader       uint64   `json:"leader"`
 	Term         uint64   `json:"term"`
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	SizeBytes    uint64   `json:"size_bytes"`
+	ConfVersion  uint64   `json:"conf_version"`
+}
+
+// Decision is one coordinator decision of ClusterStatus.
+type Decision struct {
+	Op      string `json:"op"`
+	Range   uint64 `json:"range"`
+	Node    uint64 `json:"node"`
+	Reason  string `json:"reason"`
+	Outcome string `json:"outcome"`
 }
 
 // Range returns the range of table that starts at "" (its first), or nil.

@@ -138,6 +138,15 @@ func (s *clusterServer) SplitRange(ctx context.Context, req *cairnpb.SplitRangeR
 	return resp, toStatus(err)
 }
 
+func (s *clusterServer) NodeAction(ctx context.Context, req *cairnpb.NodeActionRequest) (*cairnpb.NodeActionResponse, error) {
+	op, ok := s.h.svc.(kv.NodeOperator)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this server cannot manage nodes")
+	}
+	resp, err := op.NodeAction(ctx, req)
+	return resp, toStatus(err)
+}
+
 func (s *clusterServer) Status(ctx context.Context, _ *cairnpb.ClusterStatusRequest) (*cairnpb.ClusterStatus, error) {
 	resp, err := s.h.svc.ClusterStatus(ctx)
 	return resp, toStatus(err)

@@ -175,6 +175,8 @@ func (h *handler) serve(w *statusWriter, r *http.Request, t target) {
 		h.cluster(w, r)
 	case routeSplit:
 		h.splitRange(w, r)
+	case routeNodes:
+		h.nodeAction(w, r)
 	case routeTables:
 		h.tables(w, r)
 	case routeTable:
@@ -214,6 +216,7 @@ const (
 	routeTxn
 	routeUI
 	routePprof
+	routeNodes
 )
 
 var routeInfo = [...]struct {
@@ -226,6 +229,7 @@ var routeInfo = [...]struct {
 	routeMetrics: {"/metrics", []string{"GET", "HEAD"}},
 	routeCluster: {"/v1/cluster", []string{"GET", "HEAD"}},
 	routeSplit:   {"/v1/ranges/split", []string{"POST"}},
+	routeNodes:   {"/v1/cluster/nodes", []string{"POST"}},
 	routeTables:  {"/v1/tables", []string{"GET", "HEAD", "POST"}},
 	routeTable:   {"/v1/tables/{name}", []string{"GET", "HEAD", "PATCH", "DELETE"}},
 	routeList:    {"/v1/kv/{table}", []string{"GET", "HEAD"}},
@@ -293,6 +297,8 @@ func parseTarget(escaped string) target {
 		return target{route: routeCluster}
 	case "/v1/ranges/split":
 		return target{route: routeSplit}
+	case "/v1/cluster/nodes":
+		return target{route: routeNodes}
 	case "/v1/tables":
 		return target{route: routeTables}
 	case "/v1/auth":

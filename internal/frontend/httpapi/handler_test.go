@@ -575,7 +575,7 @@ func TestTables(t *testing.T) {
 	for _, body := range []string{
 		``, `{`, `[]`, `"x"`, `{"name":"x","bogus":1}`, `{"name":"x"} {}`, `{"name":"x"}x`,
 		`{"name":"Bad"}`, `{"name":""}`, `null`, `{"name":"x","partitioning":"list"}`,
-		`{"name":"x","replicas":3}`, `{"name":1}`, `{"name":"x","consistency":"eventual"}`, `{"name":"x","consistency":1}`,
+		`{"name":"x","replicas":0}`, `{"name":"x","replicas":8}`, `{"name":"x","replicas":"3"}`, `{"name":"x","replicas":1.5}`, `{"name":1}`, `{"name":"x","consistency":"eventual"}`, `{"name":"x","consistency":1}`,
 	} {
 		wantError(t, e.do(t, "POST", "/v1/tables", []byte(body)), 400, "invalid_argument")
 	}
@@ -631,10 +631,11 @@ func TestCluster(t *testing.T) {
 		Ranges []json.RawMessage `json:"ranges"`
 	}
 	decodeJSON(t, w, &st)
-	wantKeys(t, w.Body.Bytes(), "nodes", "ranges")
-	wantKeys(t, st.Nodes[0], "id", "name", "address", "alive", "ranges", "leaders")
-	wantKeys(t, st.Ranges[0], "id", "table", "start", "end", "replicas", "leader", "term",
-		"commit_index", "applied_index", "size_bytes", "generation")
+	wantKeys(t, w.Body.Bytes(), "nodes", "ranges", "coordinator", "decisions")
+	wantKeys(t, st.Nodes[0], "id", "name", "address", "alive", "ranges", "leaders", "state", "last_heartbeat_ms",
+		"bytes", "reads_per_sec", "writes_per_sec")
+	wantKeys(t, st.Ranges[0], "id", "table", "start", "end", "replicas", "learners", "leader", "term",
+		"commit_index", "applied_index", "size_bytes", "generation", "conf_version")
 	if !bytes.Contains(w.Body.Bytes(), []byte(`"start":"a","end":"m","replicas":[1]`)) ||
 		!bytes.Contains(w.Body.Bytes(), []byte(`"start":"m","end":"","replicas":[]`)) {
 		t.Fatalf("cluster %s", w.Body)

@@ -32,6 +32,7 @@ type rangeJSON struct {
 	Start    string   `json:"start"`
 	End      string   `json:"end"`
 	Replicas []uint64 `json:"replicas"` // node IDs; never null
+	Learners []uint64 `json:"learners,omitempty"`
 	// Generation counts the range's splits.
 	Generation uint64 `json:"generation"`
 }
@@ -73,7 +74,7 @@ func toTableJSON(t *cairnpb.Table) tableJSON {
 			ID:       rd.GetId(),
 			Start:    string(rd.GetStart()),
 			End:      string(rd.GetEnd()),
-			Replicas: nonNil(rd.GetReplicas()), Generation: rd.GetGeneration(),
+			Replicas: nonNil(rd.GetReplicas()), Learners: rd.GetLearners(), Generation: rd.GetGeneration(),
 		})
 	}
 	return out
@@ -134,7 +135,6 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 		raw  json.RawMessage
 	}{
 		{"initial_ranges", in.InitialRanges},
-		{"replicas", in.Replicas},
 		{"learners", in.Learners},
 		{"range_max_bytes", in.RangeMaxBytes},
 	} {
@@ -155,8 +155,16 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 	if _, err := kv.ParseConsistency(in.Consistency); err != nil {
 		return nil, err
 	}
+	var replicas uint32
+	if in.Replicas != nil {
+		var n int64
+		if err := json.Unmarshal(in.Replicas, &n); err != nil || n < 1 || n > kv.MaxReplicas {
+			return nil, kv.Errorf(kv.ErrInvalidArgument, "replicas must be a number from 1 to %d; got %s", kv.MaxReplicas, in.Replicas)
+		}
+		replicas = uint32(n)
+	}
 	return &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: "range", Consistency: in.Consistency,
-		MaxBytes: in.MaxBytes, MaxWritesPerSec: in.MaxWritesPerSec}, nil
+		MaxBytes: in.MaxBytes, MaxWritesPerSec: in.MaxWritesPerSec, Replicas: replicas}, nil
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.
@@ -201,6 +209,10 @@ func (h *handler) table(w *statusWriter, r *http.Request, name string) {
 type clusterJSON struct {
 	Nodes  []nodeJSON        `json:"nodes"`  // never null
 	Ranges []rangeStatusJSON `json:"ranges"` // never null
+	// Coordinator is the node whose scheduler reported the decisions (0:
+	// it did not answer in time).
+	Coordinator uint64         `json:"coordinator"`
+	Decisions   []decisionJSON `json:"decisions"` // never null
 }
 
 type nodeJSON struct {
@@ -210,6 +222,14 @@ type nodeJSON struct {
 	Alive   bool   `json:"alive"`
 	Ranges  uint32 `json:"ranges"`
 	Leaders uint32 `json:"leaders"`
+	// State is active, draining, removing or removed.
+	State string `json:"state"`
+	// LastHeartbeatMs is how long ago the coordinator heard from the node
+	// (-1: not since it became coordinator, or unknown).
+	LastHeartbeatMs int64   `json:"last_heartbeat_ms"`
+	Bytes           uint64  `json:"bytes"`
+	ReadsPerSec     float64 `json:"reads_per_sec"`
+	WritesPerSec    float64 `json:"writes_per_sec"`
 }
 
 type rangeStatusJSON struct {
@@ -218,12 +238,23 @@ type rangeStatusJSON struct {
 	Start        string   `json:"start"`
 	End          string   `json:"end"`
 	Replicas     []uint64 `json:"replicas"`
+	Learners     []uint64 `json:"learners"`
 	Leader       uint64   `json:"leader"`
 	Term         uint64   `json:"term"`
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	SizeBytes    uint64   `json:"size_bytes"`
 	Generation   uint64   `json:"generation"`
+	ConfVersion  uint64   `json:"conf_version"`
+}
+
+type decisionJSON struct {
+	AtUnixMs int64  `json:"at_unix_ms"`
+	Op       string `json:"op"`
+	Range    uint64 `json:"range,omitempty"`
+	Node     uint64 `json:"node"`
+	Reason   string `json:"reason"`
+	Outcome  string `json:"outcome"`
 }
 
 // splitJSON is the body of POST /v1/ranges/split.
@@ -275,25 +306,70 @@ func (h *handler) cluster(w *statusWriter, r *http.Request) {
 		return
 	}
 	out := clusterJSON{
-		Nodes:  make([]nodeJSON, 0, len(st.GetNodes())),
-		Ranges: make([]rangeStatusJSON, 0, len(st.GetRanges())),
+		Nodes:       make([]nodeJSON, 0, len(st.GetNodes())),
+		Ranges:      make([]rangeStatusJSON, 0, len(st.GetRanges())),
+		Coordinator: st.GetCoordinator(),
+		Decisions:   make([]decisionJSON, 0, len(st.GetDecisions())),
 	}
 	for _, n := range st.GetNodes() {
 		out.Nodes = append(out.Nodes, nodeJSON{
 			ID: n.GetId(), Name: n.GetName(), Address: n.GetAddress(),
 			Alive: n.GetAlive(), Ranges: n.GetRanges(), Leaders: n.GetLeaders(),
+			State: n.GetState(), LastHeartbeatMs: n.GetLastHeartbeatMs(), Bytes: n.GetBytes(),
+			ReadsPerSec: n.GetReadsPerSec(), WritesPerSec: n.GetWritesPerSec(),
 		})
 	}
 	for _, rs := range st.GetRanges() {
 		out.Ranges = append(out.Ranges, rangeStatusJSON{
 			ID: rs.GetId(), Table: rs.GetTable(),
 			Start: string(rs.GetStart()), End: string(rs.GetEnd()),
-			Replicas: nonNil(rs.GetReplicas()), Leader: rs.GetLeader(), Term: rs.GetTerm(),
+			Replicas: nonNil(rs.GetReplicas()), Learners: nonNil(rs.GetLearners()), Leader: rs.GetLeader(), Term: rs.GetTerm(),
 			CommitIndex: rs.GetCommitIndex(), AppliedIndex: rs.GetAppliedIndex(),
-			SizeBytes: rs.GetSizeBytes(), Generation: rs.GetGeneration(),
+			SizeBytes: rs.GetSizeBytes(), Generation: rs.GetGeneration(), ConfVersion: rs.GetConfVersion(),
 		})
 	}
+	for _, d := range st.GetDecisions() {
+		out.Decisions = append(out.Decisions, decisionJSON{AtUnixMs: d.GetAtUnixMs(), Op: d.GetOp(), Range: d.GetRangeId(),
+			Node: d.GetNode(), Reason: d.GetReason(), Outcome: d.GetOutcome()})
+	}
 	writeJSON(w, r, http.StatusOK, out)
+}
+
+// nodeActionJSON is the body of POST /v1/cluster/nodes.
+type nodeActionJSON struct {
+	ID     uint64 `json:"id"`
+	Action string `json:"action"`
+}
+
+// nodeAction serves POST /v1/cluster/nodes {"id":N,"action":"drain"|
+// "remove"|"activate"}.
+func (h *handler) nodeAction(w *statusWriter, r *http.Request) {
+	op, ok := h.svc.(kv.NodeOperator)
+	if !ok {
+		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "this server cannot manage nodes"))
+		return
+	}
+	body, err := readBody(w, r, 64<<10)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req nodeActionJSON
+	if err := decodeStrict(body, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if req.ID == 0 {
+		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "id (a node ID) is required"))
+		return
+	}
+	resp, err := op.NodeAction(r.Context(), &cairnpb.NodeActionRequest{Node: req.ID, Action: req.Action})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	n := resp.GetNode()
+	writeJSON(w, r, http.StatusOK, nodeJSON{ID: n.GetId(), Name: n.GetName(), Address: n.GetAddress(), State: n.GetState(), LastHeartbeatMs: -1})
 }
 
 // readyz is 200 "ready" when svc.Ready is nil, else 503 with the error.

@@ -1,0 +1,386 @@
+// Package coord is the cluster's coordinator: the scheduler that places,
+// repairs and balances replicas, run by whichever node leads the meta
+// range (tikv/pd's shape, embedded in every node instead of a separate
+// service).
+//
+// Why here and like this: the meta range already holds the members and
+// every range's descriptor, replicated by Raft, so the node that leads it
+// sees the cluster's state linearizably and needs no election of its own.
+// What it adds is soft state: heartbeats. Every node reports every second
+// (NodeHeartbeat: the ranges it holds, which it leads, their sizes and
+// loads, and on leaders which replicas are caught up). Heartbeats live in
+// the coordinator's memory only; a new coordinator starts empty and waits
+// to hear from nodes before it judges them (a node is "down" after a few
+// missed heartbeats and only then left out of new placements, "dead"
+// after --dead-node-timeout and only then has its replicas rebuilt
+// elsewhere).
+//
+// Each round (Plan, a pure function tested on golden cluster states)
+// yields a few steps: add a learner, promote a caught-up learner, remove a
+// replica, transfer a leadership. The operator carries each out through
+// the range's own leader (a Raft configuration change of the range, which
+// applies only at the conf_version it was planned against) and records
+// the new descriptor in the meta range. A step that fails or is refused is
+// simply planned again from fresh state next round: the scheduler holds
+// no plan across rounds, so a coordinator that dies mid-move leaves
+// nothing for its successor to untangle (see docs/design/placement.md).
+package coord
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cairn-db/cairn/api/cairnpb"
+)
+
+// Cluster is what the coordinator needs of its node (the router and the
+// store implement it).
+type Cluster interface {
+	NodeID() uint64
+	// IsMetaLeader: this node leads the meta range now.
+	IsMetaLeader() bool
+	Tables() []*cairnpb.Table
+	Nodes() []*cairnpb.Node
+	// Meta returns the meta range's descriptor, and on its leader the
+	// caught-up replicas.
+	Meta() (desc *cairnpb.RangeDescriptor, caughtUp []uint64)
+	// ChangeReplicas carries out one step on the range's leader and
+	// records the new descriptor in the catalog.
+	ChangeReplicas(ctx context.Context, rangeID uint64, op string, node, expectConfVersion uint64) error
+	TransferLeader(ctx context.Context, rangeID, to uint64) error
+	SetNodeState(ctx context.Context, id uint64, state string) error
+	// RecordRanges writes descriptors the catalog lags behind.
+	RecordRanges(ctx context.Context, tableID uint64, descs []*cairnpb.RangeDescriptor) error
+}
+
+// Options configures the coordinator.
+type Options struct {
+	// Interval between rounds (and the expected heartbeat interval).
+	Interval time.Duration
+	// DownAfter: a node not heard from this long gets no new replicas.
+	DownAfter time.Duration
+	// DeadAfter: a node not heard from this long has its replicas rebuilt
+	// elsewhere.
+	DeadAfter time.Duration
+	// MaxMoves bounds the replica changes one round starts.
+	MaxMoves int
+	// DefaultReplicas is the voters per range of a table that names none.
+	DefaultReplicas int
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+func (o *Options) defaults() {
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.DownAfter <= 0 {
+		o.DownAfter = 4 * o.Interval
+	}
+	if o.DeadAfter <= 0 {
+		o.DeadAfter = 5 * time.Minute
+	}
+	if o.MaxMoves <= 0 {
+		o.MaxMoves = 4
+	}
+	if o.DefaultReplicas <= 0 {
+		o.DefaultReplicas = 3
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+type beat struct {
+	at time.Time
+	hb *cairnpb.NodeHeartbeat
+}
+
+// stepTimeout bounds each step and each catalog repair, so that a round
+// never hangs on a range that lost its leader meanwhile.
+const stepTimeout = 5 * time.Second
+
+// maxDecisions is how many recent decisions Status reports.
+const maxDecisions = 100
+
+// Coordinator runs the scheduler on the meta leader.
+type Coordinator struct {
+	opts    Options
+	cluster Cluster
+
+	mu struct {
+		sync.Mutex
+		beats map[uint64]beat
+		// since is when this node last became the meta leader (zero: it
+		// is not): nodes are judged down or dead only after that much
+		// time without a heartbeat counted from then.
+		since     time.Time
+		decisions []*cairnpb.Decision
+	}
+}
+
+// New returns a coordinator for the node behind cluster.
+func New(cluster Cluster, opts Options) *Coordinator {
+	opts.defaults()
+	c := &Coordinator{opts: opts, cluster: cluster}
+	c.mu.beats = map[uint64]beat{}
+	return c
+}
+
+// Heartbeat records a node's report.
+func (c *Coordinator) Heartbeat(hb *cairnpb.NodeHeartbeat) {
+	c.mu.Lock()
+	c.mu.beats[hb.NodeId] = beat{at: c.opts.Now(), hb: hb}
+	c.mu.Unlock()
+}
+
+// Run runs rounds until ctx ends. Rounds run only while this node leads
+// the meta range.
+func (c *Coordinator) Run(ctx context.Context) {
+	t := time.NewTicker(c.opts.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !c.cluster.IsMetaLeader() {
+			c.mu.Lock()
+			c.mu.since = time.Time{}
+			c.mu.Unlock()
+			continue
+		}
+		c.Round(ctx)
+	}
+}
+
+// Round runs one round: observe, plan, act. Exported for tests.
+func (c *Coordinator) Round(ctx context.Context) []Op {
+	now := c.opts.Now()
+	c.mu.Lock()
+	if c.mu.since.IsZero() {
+		c.mu.since = now
+	}
+	c.mu.Unlock()
+	nodes, ranges := c.observe(ctx, now)
+	ops := Plan(nodes, ranges, Limits{MaxMoves: c.opts.MaxMoves, Balance: true})
+	for _, op := range ops {
+		c.act(ctx, op)
+	}
+	return ops
+}
+
+// observe builds the scheduler's input from the catalog and heartbeats,
+// and heals catalog entries that lag behind what range leaders report.
+func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, []RangeInfo) {
+	c.mu.Lock()
+	since := c.mu.since
+	beats := make(map[uint64]beat, len(c.mu.beats))
+	for id, b := range c.mu.beats {
+		beats[id] = b
+	}
+	c.mu.Unlock()
+	self := c.cluster.NodeID()
+	var nodes []NodeInfo
+	eligible := 0
+	for _, n := range c.cluster.Nodes() {
+		st := n.State
+		if st == "" {
+			st = stateActive
+		}
+		last := since
+		if b, ok := beats[n.Id]; ok && b.at.After(since) {
+			last = b.at
+		}
+		_, heard := beats[n.Id]
+		ni := NodeInfo{ID: n.Id, State: st,
+			Up:   n.Id == self || (heard && now.Sub(last) < c.opts.DownAfter),
+			Dead: n.Id != self && now.Sub(last) >= c.opts.DeadAfter}
+		if st == stateActive && !ni.Dead {
+			eligible++
+		}
+		nodes = append(nodes, ni)
+	}
+	slices.SortFunc(nodes, func(a, b NodeInfo) int { return cmpU(a.ID, b.ID) })
+
+	// What leaders report: per range, the freshest leader's view.
+	type lead struct {
+		node uint64
+		rh   *cairnpb.RangeHeartbeat
+	}
+	leaders := map[uint64]lead{}
+	for id, b := range beats {
+		if now.Sub(b.at) >= c.opts.DownAfter {
+			continue
+		}
+		for _, rh := range b.hb.Ranges {
+			if !rh.Leader {
+				continue
+			}
+			if cur, ok := leaders[rh.RangeId]; !ok || rh.Term > cur.rh.Term {
+				leaders[rh.RangeId] = lead{id, rh}
+			}
+		}
+	}
+	var ranges []RangeInfo
+	if md, caught := c.cluster.Meta(); md != nil {
+		want := min(5, eligible)
+		if want%2 == 0 {
+			want--
+		}
+		ranges = append(ranges, RangeInfo{ID: md.Id, Meta: true, Voters: md.Replicas, Learners: md.Learners,
+			ConfVersion: md.ConfVersion, Want: max(want, 1), Leader: self, CaughtUp: caught})
+	}
+	for _, t := range c.cluster.Tables() {
+		want := int(t.Replicas)
+		if want <= 0 {
+			want = c.opts.DefaultReplicas
+		}
+		want = max(1, min(want, eligible))
+		var heal []*cairnpb.RangeDescriptor
+		for _, d := range t.Ranges {
+			ri := RangeInfo{ID: d.Id, Voters: d.Replicas, Learners: d.Learners, ConfVersion: d.ConfVersion, Want: want}
+			if l, ok := leaders[d.Id]; ok {
+				ri.Leader, ri.CaughtUp = l.node, l.rh.CaughtUp
+				ri.Bytes = l.rh.ApproxBytes
+				if ld := l.rh.Desc; ld != nil && ld.Id == d.Id {
+					if ld.Generation != d.Generation || ld.ConfVersion != d.ConfVersion {
+						// The leader is ahead (or behind: then it is not
+						// the leader for long); plan against its view and
+						// tell the catalog.
+						if ld.Generation > d.Generation || (ld.Generation == d.Generation && ld.ConfVersion > d.ConfVersion) {
+							heal = append(heal, ld)
+						}
+						ri.Leader = 0 // wait until both agree
+					}
+				}
+			}
+			ranges = append(ranges, ri)
+		}
+		if len(heal) > 0 {
+			hctx, cancel := context.WithTimeout(ctx, stepTimeout)
+			err := c.cluster.RecordRanges(hctx, t.Id, heal)
+			cancel()
+			if err != nil {
+				c.opts.Logger.Debug("coordinator: record ranges", "table", t.Name, "err", err)
+			}
+		}
+	}
+	slices.SortFunc(ranges, func(a, b RangeInfo) int { return cmpU(a.ID, b.ID) })
+	return nodes, ranges
+}
+
+func cmpU(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// act carries out one step and records the decision.
+func (c *Coordinator) act(ctx context.Context, op Op) {
+	d := &cairnpb.Decision{AtUnixMs: c.opts.Now().UnixMilli(), Op: op.Kind, RangeId: op.Range, Node: op.Node, Reason: op.Reason}
+	actx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	var err error
+	switch op.Kind {
+	case OpAddLearner, OpPromote, OpRemove, OpDemote:
+		err = c.cluster.ChangeReplicas(actx, op.Range, op.Kind, op.Node, op.Expect)
+	case OpTransferLeader:
+		err = c.cluster.TransferLeader(actx, op.Range, op.Node)
+	case OpSetRemoved:
+		err = c.cluster.SetNodeState(actx, op.Node, stateRemoved)
+	}
+	d.Outcome = "done"
+	if err != nil {
+		d.Outcome = "failed: " + err.Error()
+		c.opts.Logger.Info("coordinator: step failed", "op", op.String(), "err", err)
+	} else {
+		c.opts.Logger.Info("coordinator: step", "op", op.String())
+	}
+	c.mu.Lock()
+	c.mu.decisions = append(c.mu.decisions, d)
+	if n := len(c.mu.decisions); n > maxDecisions {
+		c.mu.decisions = slices.Clone(c.mu.decisions[n-maxDecisions:])
+	}
+	c.mu.Unlock()
+}
+
+// Status fills a cluster status from the coordinator's view: every
+// member with its liveness and load, every range with its leader and
+// stats, and the recent decisions. Call on the meta leader.
+func (c *Coordinator) Status() *cairnpb.ClusterStatus {
+	now := c.opts.Now()
+	c.mu.Lock()
+	beats := make(map[uint64]beat, len(c.mu.beats))
+	for id, b := range c.mu.beats {
+		beats[id] = b
+	}
+	decisions := slices.Clone(c.mu.decisions)
+	c.mu.Unlock()
+	self := c.cluster.NodeID()
+	out := &cairnpb.ClusterStatus{Coordinator: self, Decisions: decisions}
+	type rstat struct {
+		leader uint64
+		rh     *cairnpb.RangeHeartbeat
+	}
+	stats := map[uint64]rstat{}
+	nodeStat := map[uint64]*cairnpb.NodeStatus{}
+	for _, n := range c.cluster.Nodes() {
+		ns := &cairnpb.NodeStatus{Id: n.Id, Name: n.Name, Address: n.PeerAddress, State: n.State, LastHeartbeatMs: -1}
+		if ns.State == "" {
+			ns.State = stateActive
+		}
+		if b, ok := beats[n.Id]; ok {
+			ns.LastHeartbeatMs = now.Sub(b.at).Milliseconds()
+			ns.Alive = now.Sub(b.at) < c.opts.DownAfter
+			for _, rh := range b.hb.Ranges {
+				ns.Ranges++
+				if rh.Leader {
+					ns.Leaders++
+					ns.ReadsPerSec += rh.ReadsPerSec
+					ns.WritesPerSec += rh.WritesPerSec
+					if cur, ok := stats[rh.RangeId]; !ok || rh.Term > cur.rh.Term {
+						stats[rh.RangeId] = rstat{n.Id, rh}
+					}
+				}
+				ns.Bytes += rh.ApproxBytes
+			}
+		}
+		if n.Id == self {
+			ns.Alive = true
+		}
+		nodeStat[n.Id] = ns
+		out.Nodes = append(out.Nodes, ns)
+	}
+	slices.SortFunc(out.Nodes, func(a, b *cairnpb.NodeStatus) int { return cmpU(a.Id, b.Id) })
+	add := func(table string, d *cairnpb.RangeDescriptor) {
+		rs := &cairnpb.RangeStatus{Id: d.Id, Table: table, Start: d.Start, End: d.End, Replicas: d.Replicas, Learners: d.Learners,
+			Generation: d.Generation, ConfVersion: d.ConfVersion}
+		if s, ok := stats[d.Id]; ok {
+			rs.Leader, rs.Term, rs.AppliedIndex = s.leader, s.rh.Term, s.rh.AppliedIndex
+			rs.SizeBytes, rs.ReadsPerSec, rs.WritesPerSec = s.rh.ApproxBytes, s.rh.ReadsPerSec, s.rh.WritesPerSec
+		}
+		out.Ranges = append(out.Ranges, rs)
+	}
+	if md, _ := c.cluster.Meta(); md != nil {
+		add("", md)
+	}
+	for _, t := range c.cluster.Tables() {
+		for _, d := range t.Ranges {
+			add(t.Name, d)
+		}
+	}
+	slices.SortFunc(out.Ranges, func(a, b *cairnpb.RangeStatus) int { return cmpU(a.Id, b.Id) })
+	return out
+}

@@ -1,0 +1,413 @@
+package coord
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// NodeInfo is a node as the scheduler sees it.
+type NodeInfo struct {
+	ID    uint64
+	State string // active, draining, removing, removed
+	// Up: heard from within the down timeout (placeable). Dead: not heard
+	// from for longer than the dead-node timeout (its replicas are
+	// rebuilt elsewhere). A node neither up nor dead is only left alone.
+	Up   bool
+	Dead bool
+}
+
+// RangeInfo is a range as the scheduler sees it.
+type RangeInfo struct {
+	ID       uint64
+	Meta     bool // the meta range: voters up to 5, a learner everywhere else
+	Voters   []uint64
+	Learners []uint64
+	// ConfVersion is what a change must expect.
+	ConfVersion uint64
+	// Want is the number of voters the range should have.
+	Want int
+	// Leader is the node leading the range (0: unknown). CaughtUp are the
+	// replicas the leader reports near its commit index.
+	Leader   uint64
+	CaughtUp []uint64
+	Bytes    uint64
+}
+
+// Op is one step the scheduler asks for.
+type Op struct {
+	Kind   string // add_learner, promote, remove, transfer_leader, set_removed
+	Range  uint64
+	Node   uint64
+	Expect uint64 // the range's conf_version the step expects
+	Reason string
+	from   uint64 // a balancing move's source node
+}
+
+func hiOf(op Op) uint64 { return op.from }
+
+func (o Op) String() string {
+	if o.Kind == OpSetRemoved {
+		return fmt.Sprintf("%s node %d: %s", o.Kind, o.Node, o.Reason)
+	}
+	return fmt.Sprintf("%s range %d node %d: %s", o.Kind, o.Range, o.Node, o.Reason)
+}
+
+// Op kinds beyond the replica changes.
+const (
+	OpAddLearner     = "add_learner"
+	OpPromote        = "promote"
+	OpRemove         = "remove"
+	OpDemote         = "demote"
+	OpTransferLeader = "transfer_leader"
+	// OpSetRemoved marks a node that was being removed as removed, once
+	// it holds nothing but its meta learner.
+	OpSetRemoved = "set_removed"
+)
+
+// Node states (as in replica.Node*; repeated to keep this package pure).
+const (
+	stateActive   = "active"
+	stateDraining = "draining"
+	stateRemoving = "removing"
+	stateRemoved  = "removed"
+)
+
+// Limits bound what one round may start.
+type Limits struct {
+	// MaxMoves is the number of replica changes a round starts at most.
+	MaxMoves int
+	// Balance enables replica and leader balancing (repairs always run).
+	Balance bool
+}
+
+// Plan decides the next steps for a cluster: at most one step per range
+// and at most lim.MaxMoves replica changes. It is a pure function of its
+// input, so it is tested from given cluster states (testdata/*.golden).
+//
+// Order of concern: a range's own health first (learners to promote or
+// drop, voters to replace, too many or too few voters), then balance
+// (replica counts, then leader counts), one balancing move per round so
+// the cluster never churns.
+func Plan(nodes []NodeInfo, ranges []RangeInfo, lim Limits) []Op {
+	byID := map[uint64]NodeInfo{}
+	for _, n := range nodes {
+		byID[n.ID] = n
+	}
+	// load counts replicas per node, including the ones this round adds;
+	// voters counts voters only (a surplus voter goes from the node with
+	// the most, not from one that is receiving several learners).
+	load := map[uint64]int{}
+	voters := map[uint64]int{}
+	for _, r := range ranges {
+		if r.Meta {
+			continue
+		}
+		for _, v := range r.Voters {
+			load[v]++
+			voters[v]++
+		}
+		for _, l := range r.Learners {
+			load[l]++
+		}
+	}
+	var ops []Op
+	moves := 0
+	busy := map[uint64]bool{} // ranges with a step this round
+	metaIDs := map[uint64]bool{}
+	for _, r := range ranges {
+		if r.Meta {
+			metaIDs[r.ID] = true
+		}
+	}
+	add := func(op Op) {
+		ops = append(ops, op)
+		busy[op.Range] = true
+		if metaIDs[op.Range] {
+			moves++ // the meta range's copies do not count as load
+			return
+		}
+		if op.Kind == OpAddLearner || op.Kind == OpPromote || op.Kind == OpRemove || op.Kind == OpDemote {
+			moves++
+		}
+		if op.Kind == OpAddLearner {
+			load[op.Node]++
+		}
+		if op.Kind == OpRemove {
+			load[op.Node]--
+		}
+	}
+	for _, r := range ranges {
+		if moves >= lim.MaxMoves {
+			break
+		}
+		if op, ok := repair(r, byID, nodes, load, voters); ok {
+			add(op)
+		}
+	}
+	if !lim.Balance {
+		return ops
+	}
+	// Balancing with what the round has left: several moves, each on a
+	// range without a step this round, with the counts updated as if the
+	// earlier ones had completed. Ranges mid-move (learners, surplus
+	// voters) are not touched.
+	for moves < lim.MaxMoves {
+		op, ok := balanceReplicas(ranges, nodes, load, busy)
+		if !ok {
+			break
+		}
+		add(op)
+		load[hiOf(op)]-- // the surplus voter it will shed
+	}
+	lead := map[uint64]int{}
+	for _, r := range ranges {
+		if r.Leader != 0 && !r.Meta {
+			lead[r.Leader]++
+		}
+	}
+	for range lim.MaxMoves {
+		op, ok := balanceLeaders(ranges, nodes, lead, busy)
+		if !ok {
+			break
+		}
+		add(op)
+	}
+	// Nodes being removed that hold nothing any more are removed for good.
+	for _, n := range nodes {
+		if n.State != stateRemoving || load[n.ID] > 0 {
+			continue
+		}
+		if holdsMetaVoter(ranges, n.ID) {
+			continue
+		}
+		ops = append(ops, Op{Kind: OpSetRemoved, Node: n.ID, Reason: "drained: holds no replica"})
+	}
+	return ops
+}
+
+func holdsMetaVoter(ranges []RangeInfo, node uint64) bool {
+	for _, r := range ranges {
+		if r.Meta && slices.Contains(r.Voters, node) {
+			return true
+		}
+	}
+	return false
+}
+
+// good says whether a node may keep (or get) a voter: an active member
+// not given up for dead.
+func good(n NodeInfo, ok bool) bool {
+	return ok && n.State == stateActive && !n.Dead
+}
+
+// repair returns the step a range needs for its own health, if any.
+func repair(r RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voters map[uint64]int) (Op, bool) {
+	op := func(kind string, node uint64, reason string, args ...any) (Op, bool) {
+		return Op{Kind: kind, Range: r.ID, Node: node, Expect: r.ConfVersion, Reason: fmt.Sprintf(reason, args...)}, true
+	}
+	if r.Leader == 0 {
+		return Op{}, false // no leader to change anything
+	}
+	var goodVoters, badVoters []uint64
+	for _, v := range r.Voters {
+		if n, ok := byID[v]; good(n, ok) {
+			goodVoters = append(goodVoters, v)
+		} else {
+			badVoters = append(badVoters, v)
+		}
+	}
+	// Learners: drop the ones on bad nodes; promote the caught-up ones a
+	// data range added (to replace a voter or to move one: the surplus
+	// voter goes next); the meta range promotes only to reach its count,
+	// since every other member keeps a meta learner for good.
+	for _, l := range r.Learners {
+		n, ok := byID[l]
+		switch {
+		case !ok || n.State == stateRemoved || (!r.Meta && !good(n, ok)):
+			return op(OpRemove, l, "learner on a node that is %s", describe(n, ok))
+		case (!r.Meta || len(goodVoters) < r.Want) && good(n, ok) && n.Up && slices.Contains(r.CaughtUp, l):
+			return op(OpPromote, l, "learner caught up; range has %d of %d healthy voters", len(goodVoters), r.Want)
+		}
+	}
+	// Too many voters: remove a bad one first, else the one on the most
+	// loaded node; never the leader (move leadership first).
+	if len(r.Voters) > r.Want {
+		victim := pickVictim(r, badVoters, goodVoters, voters)
+		if victim == r.Leader {
+			if to := transferTarget(r, victim, byID); to != 0 {
+				return op(OpTransferLeader, to, "leader on node %d is leaving the range", victim)
+			}
+			return Op{}, false
+		}
+		kind := OpRemove
+		if n, ok := byID[victim]; r.Meta && ok && n.State != stateRemoved {
+			// A member keeps its copy of the catalog.
+			kind = OpDemote
+		}
+		return op(kind, victim, "range has %d voters, wants %d; node %d is %s", len(r.Voters), r.Want, victim, describeID(byID, victim))
+	}
+	// Too few healthy voters: a learner on a new node (promoted once it
+	// caught up, by a later round). A learner already on its way counts.
+	pending := 0
+	for _, l := range r.Learners {
+		if n, ok := byID[l]; good(n, ok) {
+			pending++
+		}
+	}
+	if len(goodVoters)+pending < r.Want {
+		if r.Meta && pending > 0 {
+			return Op{}, false // meta learners exist everywhere: wait for one to catch up
+		}
+		if to := placeTarget(r, nodes, load); to != 0 {
+			why := "under-replicated"
+			if len(badVoters) > 0 {
+				why = fmt.Sprintf("replacing node %d (%s)", badVoters[0], describeID(byID, badVoters[0]))
+			}
+			return op(OpAddLearner, to, "%s: %d of %d healthy voters", why, len(goodVoters), r.Want)
+		}
+		return Op{}, false
+	}
+	// The meta range keeps a learner on every member (the catalog lives
+	// there).
+	if r.Meta {
+		for _, n := range nodes {
+			if n.State == stateRemoved || !n.Up || slices.Contains(r.Voters, n.ID) || slices.Contains(r.Learners, n.ID) {
+				continue
+			}
+			return op(OpAddLearner, n.ID, "every member keeps a copy of the catalog")
+		}
+	}
+	return Op{}, false
+}
+
+func pickVictim(r RangeInfo, bad, goodV []uint64, load map[uint64]int) uint64 {
+	if len(bad) > 0 {
+		// A non-leader bad voter first.
+		for _, b := range bad {
+			if b != r.Leader {
+				return b
+			}
+		}
+		return bad[0]
+	}
+	cands := slices.Clone(goodV)
+	slices.SortStableFunc(cands, func(a, b uint64) int {
+		if c := cmp.Compare(load[b], load[a]); c != 0 {
+			return c
+		}
+		// Prefer not the leader, then the higher ID.
+		if (a == r.Leader) != (b == r.Leader) {
+			if a == r.Leader {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(b, a)
+	})
+	return cands[0]
+}
+
+// transferTarget picks a healthy, caught-up voter other than from.
+func transferTarget(r RangeInfo, from uint64, byID map[uint64]NodeInfo) uint64 {
+	for _, v := range r.Voters {
+		if n, ok := byID[v]; v != from && good(n, ok) && n.Up && slices.Contains(r.CaughtUp, v) {
+			return v
+		}
+	}
+	return 0
+}
+
+// placeTarget picks the node for a new replica: active, up, not holding
+// the range, fewest replicas, then lowest ID.
+func placeTarget(r RangeInfo, nodes []NodeInfo, load map[uint64]int) uint64 {
+	var best uint64
+	for _, n := range nodes {
+		if n.State != stateActive || !n.Up || n.Dead || slices.Contains(r.Voters, n.ID) || slices.Contains(r.Learners, n.ID) {
+			continue
+		}
+		if best == 0 || load[n.ID] < load[best] || (load[n.ID] == load[best] && n.ID < best) {
+			best = n.ID
+		}
+	}
+	return best
+}
+
+// balanceReplicas moves one replica from the most to the least loaded
+// node when they differ by more than one and by more than 10%.
+func balanceReplicas(ranges []RangeInfo, nodes []NodeInfo, load map[uint64]int, busy map[uint64]bool) (Op, bool) {
+	var hi, lo uint64
+	for _, n := range nodes {
+		if n.State != stateActive || !n.Up || n.Dead {
+			continue
+		}
+		if hi == 0 || load[n.ID] > load[hi] || (load[n.ID] == load[hi] && n.ID < hi) {
+			hi = n.ID
+		}
+		if lo == 0 || load[n.ID] < load[lo] || (load[n.ID] == load[lo] && n.ID < lo) {
+			lo = n.ID
+		}
+	}
+	if hi == 0 || lo == 0 || load[hi]-load[lo] <= 1 || float64(load[hi]) <= 1.1*float64(load[lo]) {
+		return Op{}, false
+	}
+	for _, r := range ranges {
+		if r.Meta || busy[r.ID] || r.Leader == 0 || len(r.Learners) > 0 || len(r.Voters) != r.Want {
+			continue
+		}
+		if slices.Contains(r.Voters, hi) && !slices.Contains(r.Voters, lo) {
+			return Op{Kind: OpAddLearner, Range: r.ID, Node: lo, Expect: r.ConfVersion, from: hi,
+				Reason: fmt.Sprintf("balance: node %d holds %d replicas, node %d holds %d (a replica moves from %d)", hi, load[hi], lo, load[lo], hi)}, true
+		}
+	}
+	return Op{}, false
+}
+
+// balanceLeaders moves one leadership from the node leading the most
+// ranges to a voter on the node leading the fewest, when they differ by
+// more than one.
+func balanceLeaders(ranges []RangeInfo, nodes []NodeInfo, lead map[uint64]int, busy map[uint64]bool) (Op, bool) {
+	var hi, lo uint64
+	for _, n := range nodes {
+		if n.State != stateActive || !n.Up || n.Dead {
+			continue
+		}
+		if hi == 0 || lead[n.ID] > lead[hi] || (lead[n.ID] == lead[hi] && n.ID < hi) {
+			hi = n.ID
+		}
+		if lo == 0 || lead[n.ID] < lead[lo] || (lead[n.ID] == lead[lo] && n.ID < lo) {
+			lo = n.ID
+		}
+	}
+	if hi == 0 || lo == 0 || lead[hi]-lead[lo] <= 1 {
+		return Op{}, false
+	}
+	for _, r := range ranges {
+		if r.Meta || busy[r.ID] || r.Leader != hi || !slices.Contains(r.Voters, lo) || !slices.Contains(r.CaughtUp, lo) {
+			continue
+		}
+		op := Op{Kind: OpTransferLeader, Range: r.ID, Node: lo, Expect: r.ConfVersion,
+			Reason: fmt.Sprintf("balance: node %d leads %d ranges, node %d leads %d", hi, lead[hi], lo, lead[lo])}
+		lead[hi]--
+		lead[lo]++
+		return op, true
+	}
+	return Op{}, false
+}
+
+func describe(n NodeInfo, ok bool) string {
+	switch {
+	case !ok:
+		return "not a member"
+	case n.Dead:
+		return "dead (" + n.State + ")"
+	case !n.Up:
+		return "down (" + n.State + ")"
+	}
+	return n.State
+}
+
+func describeID(byID map[uint64]NodeInfo, id uint64) string {
+	n, ok := byID[id]
+	return describe(n, ok)
+}
