@@ -1665,8 +1665,12 @@ func (x *RangeHeartbeat) GetDesc() *RangeDescriptor {
 	return nil
 }
 
+// HeartbeatReply carries the coordinator's knowledge back: each range's
+// size as its leader last reported it (for table size quotas on nodes
+// that do not hold every range).
 type HeartbeatReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	RangeBytes    map[uint64]uint64      `protobuf:"bytes,1,rep,name=range_bytes,json=rangeBytes,proto3" json:"range_bytes,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1699,6 +1703,13 @@ func (x *HeartbeatReply) ProtoReflect() protoreflect.Message {
 // Deprecated: Use HeartbeatReply.ProtoReflect.Descriptor instead.
 func (*HeartbeatReply) Descriptor() ([]byte, []int) {
 	return file_peer_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *HeartbeatReply) GetRangeBytes() map[uint64]uint64 {
+	if x != nil {
+		return x.RangeBytes
+	}
+	return nil
 }
 
 // Command is the payload of a normal Raft entry: one write of a range's state
@@ -3851,8 +3862,13 @@ const file_peer_proto_rawDesc = "" +
 	"\tcaught_up\x18\b \x03(\x04R\bcaughtUp\x12\x12\n" +
 	"\x04term\x18\t \x01(\x04R\x04term\x12-\n" +
 	"\x04desc\x18\n" +
-	" \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\"\x10\n" +
-	"\x0eHeartbeatReply\"\xd0\a\n" +
+	" \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\"\x9f\x01\n" +
+	"\x0eHeartbeatReply\x12N\n" +
+	"\vrange_bytes\x18\x01 \x03(\v2-.cairn.peer.v1.HeartbeatReply.RangeBytesEntryR\n" +
+	"rangeBytes\x1a=\n" +
+	"\x0fRangeBytesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xd0\a\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -4031,7 +4047,7 @@ func file_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_peer_proto_goTypes = []any{
 	(TxnStatus)(0),                // 0: cairn.peer.v1.TxnStatus
 	(*RaftBatch)(nil),             // 1: cairn.peer.v1.RaftBatch
@@ -4076,49 +4092,50 @@ var file_peer_proto_goTypes = []any{
 	(*TxnEnd)(nil),                // 40: cairn.peer.v1.TxnEnd
 	(*TxnResolve)(nil),            // 41: cairn.peer.v1.TxnResolve
 	(*TxnRangeResult)(nil),        // 42: cairn.peer.v1.TxnRangeResult
-	(*GetRequest)(nil),            // 43: cairn.v1.GetRequest
-	(*PutRequest)(nil),            // 44: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),         // 45: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),           // 46: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil),    // 47: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),      // 48: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),          // 49: cairn.v1.BatchRequest
-	(*SplitRangeRequest)(nil),     // 50: cairn.v1.SplitRangeRequest
-	(*HistoryRequest)(nil),        // 51: cairn.v1.HistoryRequest
-	(*ClusterStatusRequest)(nil),  // 52: cairn.v1.ClusterStatusRequest
-	(*GetResponse)(nil),           // 53: cairn.v1.GetResponse
-	(*PutResponse)(nil),           // 54: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),        // 55: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),          // 56: cairn.v1.ListResponse
-	(*Table)(nil),                 // 57: cairn.v1.Table
-	(*DropTableResponse)(nil),     // 58: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),         // 59: cairn.v1.BatchResponse
-	(*SplitRangeResponse)(nil),    // 60: cairn.v1.SplitRangeResponse
-	(*HistoryResponse)(nil),       // 61: cairn.v1.HistoryResponse
-	(*RangeDescriptor)(nil),       // 62: cairn.v1.RangeDescriptor
-	(*ClusterStatus)(nil),         // 63: cairn.v1.ClusterStatus
-	(*RoleGrant)(nil),             // 64: cairn.v1.RoleGrant
-	(*UserRole)(nil),              // 65: cairn.v1.UserRole
-	(*Grant)(nil),                 // 66: cairn.v1.Grant
-	(TxnOp_Kind)(0),               // 67: cairn.v1.TxnOp.Kind
-	(*TxnOp)(nil),                 // 68: cairn.v1.TxnOp
-	(*TxnResult)(nil),             // 69: cairn.v1.TxnResult
+	nil,                           // 43: cairn.peer.v1.HeartbeatReply.RangeBytesEntry
+	(*GetRequest)(nil),            // 44: cairn.v1.GetRequest
+	(*PutRequest)(nil),            // 45: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),         // 46: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),           // 47: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil),    // 48: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),      // 49: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),          // 50: cairn.v1.BatchRequest
+	(*SplitRangeRequest)(nil),     // 51: cairn.v1.SplitRangeRequest
+	(*HistoryRequest)(nil),        // 52: cairn.v1.HistoryRequest
+	(*ClusterStatusRequest)(nil),  // 53: cairn.v1.ClusterStatusRequest
+	(*GetResponse)(nil),           // 54: cairn.v1.GetResponse
+	(*PutResponse)(nil),           // 55: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),        // 56: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),          // 57: cairn.v1.ListResponse
+	(*Table)(nil),                 // 58: cairn.v1.Table
+	(*DropTableResponse)(nil),     // 59: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),         // 60: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil),    // 61: cairn.v1.SplitRangeResponse
+	(*HistoryResponse)(nil),       // 62: cairn.v1.HistoryResponse
+	(*RangeDescriptor)(nil),       // 63: cairn.v1.RangeDescriptor
+	(*ClusterStatus)(nil),         // 64: cairn.v1.ClusterStatus
+	(*RoleGrant)(nil),             // 65: cairn.v1.RoleGrant
+	(*UserRole)(nil),              // 66: cairn.v1.UserRole
+	(*Grant)(nil),                 // 67: cairn.v1.Grant
+	(TxnOp_Kind)(0),               // 68: cairn.v1.TxnOp.Kind
+	(*TxnOp)(nil),                 // 69: cairn.v1.TxnOp
+	(*TxnResult)(nil),             // 70: cairn.v1.TxnResult
 }
 var file_peer_proto_depIdxs = []int32{
 	2,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	43, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	44, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	45, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	46, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	47, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	48, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	49, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	50, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
+	44, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	45, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	46, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	47, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	48, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	49, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	50, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	51, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
 	21, // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
 	22, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
 	5,  // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
 	31, // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
-	51, // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
+	52, // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
 	39, // 14: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
 	40, // 15: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
 	41, // 16: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
@@ -4126,79 +4143,80 @@ var file_peer_proto_depIdxs = []int32{
 	11, // 18: cairn.peer.v1.Request.transfer_leader:type_name -> cairn.peer.v1.TransferLeaderRequest
 	12, // 19: cairn.peer.v1.Request.add_node:type_name -> cairn.peer.v1.AddNode
 	13, // 20: cairn.peer.v1.Request.set_node_state:type_name -> cairn.peer.v1.SetNodeState
-	52, // 21: cairn.peer.v1.Request.cluster_status:type_name -> cairn.v1.ClusterStatusRequest
+	53, // 21: cairn.peer.v1.Request.cluster_status:type_name -> cairn.v1.ClusterStatusRequest
 	23, // 22: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
-	53, // 23: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	54, // 24: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	55, // 25: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	56, // 26: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	57, // 27: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	58, // 28: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	59, // 29: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	60, // 30: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	54, // 23: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	55, // 24: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	56, // 25: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	57, // 26: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	58, // 27: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	59, // 28: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	60, // 29: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	61, // 30: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
 	7,  // 31: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
-	61, // 32: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
+	62, // 32: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
 	42, // 33: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
-	62, // 34: cairn.peer.v1.Response.range_desc:type_name -> cairn.v1.RangeDescriptor
+	63, // 34: cairn.peer.v1.Response.range_desc:type_name -> cairn.v1.RangeDescriptor
 	28, // 35: cairn.peer.v1.Response.node:type_name -> cairn.peer.v1.Node
-	63, // 36: cairn.peer.v1.Response.cluster_status:type_name -> cairn.v1.ClusterStatus
+	64, // 36: cairn.peer.v1.Response.cluster_status:type_name -> cairn.v1.ClusterStatus
 	8,  // 37: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
 	28, // 38: cairn.peer.v1.JoinResponse.nodes:type_name -> cairn.peer.v1.Node
 	17, // 39: cairn.peer.v1.NodeHeartbeat.ranges:type_name -> cairn.peer.v1.RangeHeartbeat
-	62, // 40: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
-	44, // 41: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	45, // 42: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	25, // 43: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	26, // 44: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	49, // 45: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	20, // 46: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	21, // 47: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	22, // 48: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	23, // 49: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	31, // 50: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
-	39, // 51: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	40, // 52: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	41, // 53: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	12, // 54: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
-	13, // 55: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
-	62, // 56: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	24, // 57: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	62, // 58: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	27, // 59: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	30, // 60: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	30, // 61: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
-	32, // 62: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
-	32, // 63: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
-	64, // 64: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
-	64, // 65: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
-	65, // 66: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
-	65, // 67: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
-	34, // 68: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
-	66, // 69: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
-	36, // 70: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 71: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
-	36, // 72: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
-	67, // 73: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
-	36, // 74: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
-	68, // 75: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
-	36, // 76: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 77: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
-	69, // 78: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
-	38, // 79: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
-	0,  // 80: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
-	1,  // 81: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	4,  // 82: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	14, // 83: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
-	16, // 84: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
-	3,  // 85: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	6,  // 86: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	15, // 87: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
-	18, // 88: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
-	85, // [85:89] is the sub-list for method output_type
-	81, // [81:85] is the sub-list for method input_type
-	81, // [81:81] is the sub-list for extension type_name
-	81, // [81:81] is the sub-list for extension extendee
-	0,  // [0:81] is the sub-list for field type_name
+	63, // 40: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
+	43, // 41: cairn.peer.v1.HeartbeatReply.range_bytes:type_name -> cairn.peer.v1.HeartbeatReply.RangeBytesEntry
+	45, // 42: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	46, // 43: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	25, // 44: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	26, // 45: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	50, // 46: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	20, // 47: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	21, // 48: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	22, // 49: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	23, // 50: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	31, // 51: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	39, // 52: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	40, // 53: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	41, // 54: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	12, // 55: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
+	13, // 56: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
+	63, // 57: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	24, // 58: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	63, // 59: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	27, // 60: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	30, // 61: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	30, // 62: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
+	32, // 63: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	32, // 64: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	65, // 65: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	65, // 66: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	66, // 67: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	66, // 68: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	34, // 69: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	67, // 70: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	36, // 71: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 72: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
+	36, // 73: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
+	68, // 74: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
+	36, // 75: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
+	69, // 76: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
+	36, // 77: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 78: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
+	70, // 79: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
+	38, // 80: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
+	0,  // 81: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
+	1,  // 82: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	4,  // 83: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	14, // 84: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
+	16, // 85: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
+	3,  // 86: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	6,  // 87: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	15, // 88: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
+	18, // 89: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
+	86, // [86:90] is the sub-list for method output_type
+	82, // [82:86] is the sub-list for method input_type
+	82, // [82:82] is the sub-list for extension type_name
+	82, // [82:82] is the sub-list for extension extendee
+	0,  // [0:82] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -4283,7 +4301,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   42,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -316,6 +316,26 @@ func (c *Coordinator) act(ctx context.Context, op Op) {
 	c.mu.Unlock()
 }
 
+// RangeBytes returns each range's size as its leader last reported it.
+func (c *Coordinator) RangeBytes() map[uint64]uint64 {
+	now := c.opts.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[uint64]uint64{}
+	terms := map[uint64]uint64{}
+	for _, b := range c.mu.beats {
+		if now.Sub(b.at) >= c.opts.DownAfter {
+			continue
+		}
+		for _, rh := range b.hb.Ranges {
+			if rh.Leader && rh.Term >= terms[rh.RangeId] {
+				out[rh.RangeId], terms[rh.RangeId] = rh.ApproxBytes, rh.Term
+			}
+		}
+	}
+	return out
+}
+
 // Status fills a cluster status from the coordinator's view: every
 // member with its liveness and load, every range with its leader and
 // stats, and the recent decisions. Call on the meta leader.

@@ -240,3 +240,43 @@ func (rt *Router) Heartbeat(prev map[uint64]uint64, elapsed float64) (*cairnpb.N
 
 // MetaReplica returns this node's replica of the meta range, or nil.
 func (rt *Router) MetaReplica() *replica.Replica { return rt.store.Replica(replica.MetaRangeID) }
+
+// SetRangeBytes records the ranges' sizes the coordinator knows (for size
+// quotas of tables whose ranges are not all here).
+func (rt *Router) SetRangeBytes(m map[uint64]uint64) {
+	if m != nil {
+		rt.rangeBytes.Store(&m)
+	}
+}
+
+// tableBytes is a table's logical size: each range's as applied here,
+// else as its leader last reported it to the coordinator.
+func (rt *Router) tableBytes(t *cairnpb.Table) uint64 {
+	var reported map[uint64]uint64
+	if p := rt.rangeBytes.Load(); p != nil {
+		reported = *p
+	}
+	local := map[uint64]uint64{}
+	for _, o := range rt.store.Replicas() {
+		if d := o.Desc(); d.TableId == t.Id && o.Initialized() {
+			local[d.Id] = o.ApproxBytes()
+		}
+	}
+	var size uint64
+	counted := map[uint64]bool{}
+	for _, d := range t.Ranges {
+		if b, ok := local[d.Id]; ok {
+			size += b
+		} else {
+			size += reported[d.Id]
+		}
+		counted[d.Id] = true
+	}
+	// Ranges the catalog does not list yet (just split off) are here.
+	for id, b := range local {
+		if !counted[id] {
+			size += b
+		}
+	}
+	return size
+}

@@ -65,12 +65,7 @@ func (q *quotas) take(id keys.RangeID, rate float64, now time.Time) bool {
 // growth bytes, by t's quotas.
 func (rt *Router) checkQuota(r *replica.Replica, t *cairnpb.Table, growth int) error {
 	if t.MaxBytes > 0 && growth > 0 {
-		var size uint64
-		for _, o := range rt.store.Replicas() {
-			if o.Desc().TableId == t.Id {
-				size += o.ApproxBytes()
-			}
-		}
+		size := rt.tableBytes(t)
 		if size+uint64(growth) > t.MaxBytes {
 			return kv.Errorf(kv.ErrQuotaBytes, "table %q holds %d bytes; its quota is %d", t.Name, size, t.MaxBytes)
 		}

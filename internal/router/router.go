@@ -69,6 +69,8 @@ type Router struct {
 	transport *transport.Transport
 
 	coord atomic.Pointer[coord.Coordinator]
+	// rangeBytes are the ranges' sizes as the coordinator last reported.
+	rangeBytes atomic.Pointer[map[uint64]uint64]
 	// leaders caches, for ranges without a local replica, the node that
 	// last led them (keys.RangeID -> uint64).
 	leaders sync.Map

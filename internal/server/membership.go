@@ -94,7 +94,7 @@ func (p *peerService) Join(ctx context.Context, req *cairnpb.JoinRequest) (*cair
 func (p *peerService) Heartbeat(ctx context.Context, hb *cairnpb.NodeHeartbeat) (*cairnpb.HeartbeatReply, error) {
 	if p.rt.IsMetaLeader() {
 		p.coord.Heartbeat(hb)
-		return &cairnpb.HeartbeatReply{}, nil
+		return &cairnpb.HeartbeatReply{RangeBytes: p.coord.RangeBytes()}, nil
 	}
 	if hb.Forwarded {
 		return nil, toPeerStatus(kv.Errorf(kv.ErrNotLeader, "node %d does not lead the meta range", p.st.NodeID()))
@@ -148,6 +148,7 @@ func runHeartbeats(ctx context.Context, rt *router.Router, tr *transport.Transpo
 		prev, last = applied, now
 		if rt.IsMetaLeader() {
 			co.Heartbeat(hb)
+			rt.SetRangeBytes(co.RangeBytes())
 			continue
 		}
 		to := metaLeader(rt)
@@ -168,9 +169,12 @@ func runHeartbeats(ctx context.Context, rt *router.Router, tr *transport.Transpo
 			continue
 		}
 		hctx, cancel := context.WithTimeout(ctx, interval)
-		if _, err := c.Heartbeat(hctx, hb); err != nil {
-			logger.Debug("heartbeat", "to", to, "err", err)
-		}
+		reply, err := c.Heartbeat(hctx, hb)
 		cancel()
+		if err != nil {
+			logger.Debug("heartbeat", "to", to, "err", err)
+			continue
+		}
+		rt.SetRangeBytes(reply.RangeBytes)
 	}
 }

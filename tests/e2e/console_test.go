@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -107,6 +108,20 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("console edit: %v\npage: %s", err, page(ctx))
 	}
 	status, version, history := text("status"), text("key-version"), text("history")
+	// Draining n3 makes the coordinator act: its decisions, with reasons,
+	// appear on the page.
+	drain, _ := json.Marshal(map[string]any{"id": 3, "action": "drain"})
+	if r := c.Nodes[0].Do(opTimeout, "POST", "/v1/cluster/nodes", drain, basic("root", rootPassword)...); r.Status != 200 {
+		t.Fatalf("drain n3: %s", r)
+	}
+	err = chromedp.Do(tctx, chromedp.WaitVisible(chromedp.CSS(`#decisions tr`)))
+	if err != nil {
+		t.Fatalf("console decisions: %v\npage: %s", err, page(ctx))
+	}
+	decisions := text("decisions")
+	if !strings.Contains(decisions, "draining") || !strings.Contains(text("nodes"), "[draining]") {
+		t.Errorf("decisions %q / nodes %q do not show the drain of n3", decisions, text("nodes"))
+	}
 	shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)

@@ -94,7 +94,17 @@ async function refreshCluster() {
   const ranges = (st.ranges || []).slice().sort((a, b) => a.table.localeCompare(b.table) || a.start.localeCompare(b.start));
   const list = $("nodes");
   list.replaceChildren(...nodes.map((n) => el("li", { "data-node": n.name, class: n.alive ? "up" : "down" },
-    `${n.name} (${n.address}) ${n.alive ? "up" : "DOWN"}: ${n.ranges} ranges, ${n.leaders} leaders`)));
+    `${n.name} (${n.address}) ${n.alive ? "up" : "DOWN"}` + (n.state && n.state !== "active" ? ` [${n.state}]` : "") +
+    `: ${n.ranges} ranges, ${n.leaders} leaders`)));
+  // The coordinator's recent decisions, newest first.
+  const ds = (st.decisions || []).slice().reverse().slice(0, 20);
+  const nodeName = (id) => (nodes.find((n) => n.id === id) || { name: "node " + id }).name;
+  $("decisions").replaceChildren(...ds.map((d) => el("tr", { class: d.outcome === "done" ? "" : "failed" },
+    el("td", {}, new Date(d.at_unix_ms).toLocaleTimeString()),
+    el("td", {}, d.op), el("td", {}, d.range ? "range " + d.range : ""), el("td", {}, nodeName(d.node)),
+    el("td", {}, d.reason), el("td", {}, d.outcome))));
+  $("decisions-note").textContent = st.coordinator ? `coordinator: ${nodeName(st.coordinator)}` +
+    (ds.length ? "" : " (no decisions yet: the cluster is balanced)") : "coordinator not reachable";
   const sizes = ranges.map((r) => r.size_bytes || 0);
   const mean = sizes.reduce((a, b) => a + b, 0) / Math.max(1, sizes.length);
   const cw = 70, rh = 22, lw = 260, top = 20;
@@ -108,9 +118,10 @@ async function refreshCluster() {
     const hot = mean > 0 && (r.size_bytes || 0) > 2 * mean;
     nodes.forEach((n, j) => {
       const has = (r.replicas || []).includes(n.id);
+      const learner = (r.learners || []).includes(n.id);
       const x = lw + j * cw;
       g.append(svg("rect", { x: x + 4, y: y + 3, width: cw - 8, height: rh - 6, rx: 3,
-        class: has ? (hot ? "hot" : "replica") : "empty", "data-range": r.id, "data-node": n.name }));
+        class: has ? (hot ? "hot" : "replica") : learner ? "learner" : "empty", "data-range": r.id, "data-node": n.name }));
       if (r.leader === n.id) g.append(svg("circle", { cx: x + cw / 2, cy: y + rh / 2, r: 6, class: "leader" }));
     });
     const note = `${(r.size_bytes || 0)} B` + (lag > 0 ? `, lag ${lag}` : "") + (hot ? ", large" : "");
