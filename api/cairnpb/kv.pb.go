@@ -2695,7 +2695,13 @@ type RangeDescriptor struct {
 	// copies); replicas are the voters.
 	Learners []uint64 `protobuf:"varint,7,rep,packed,name=learners,proto3" json:"learners,omitempty"`
 	// conf_version grows by one with every change of the replica set.
-	ConfVersion   uint64 `protobuf:"varint,8,opt,name=conf_version,json=confVersion,proto3" json:"conf_version,omitempty"`
+	ConfVersion uint64 `protobuf:"varint,8,opt,name=conf_version,json=confVersion,proto3" json:"conf_version,omitempty"`
+	// removed are the nodes whose replica left this range. A node does not
+	// join a range again under the Raft ID it left with: an acknowledgement
+	// its old replica sent could reach the leader after the new one was
+	// added and be counted for entries the new one does not hold. The right
+	// half of a split (a new Raft group) starts with none.
+	Removed       []uint64 `protobuf:"varint,9,rep,packed,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2784,6 +2790,13 @@ func (x *RangeDescriptor) GetConfVersion() uint64 {
 		return x.ConfVersion
 	}
 	return 0
+}
+
+func (x *RangeDescriptor) GetRemoved() []uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
 }
 
 type ClusterStatusRequest struct {
@@ -4140,7 +4153,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x06tables\x18\x01 \x03(\v2\x0f.cairn.v1.TableR\x06tables\"&\n" +
 	"\x10DropTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
-	"\x11DropTableResponse\"\xdf\x01\n" +
+	"\x11DropTableResponse\"\xf9\x01\n" +
 	"\x0fRangeDescriptor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +
 	"\btable_id\x18\x02 \x01(\x04R\atableId\x12\x14\n" +
@@ -4151,7 +4164,8 @@ const file_kv_proto_rawDesc = "" +
 	"generation\x18\x06 \x01(\x04R\n" +
 	"generation\x12\x1a\n" +
 	"\blearners\x18\a \x03(\x04R\blearners\x12!\n" +
-	"\fconf_version\x18\b \x01(\x04R\vconfVersion\"\x16\n" +
+	"\fconf_version\x18\b \x01(\x04R\vconfVersion\x12\x18\n" +
+	"\aremoved\x18\t \x03(\x04R\aremoved\"\x16\n" +
 	"\x14ClusterStatusRequest\"\xb4\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +

@@ -216,11 +216,15 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 		rh   *cairnpb.RangeHeartbeat
 	}
 	leaders := map[uint64]lead{}
+	holders := map[uint64][]uint64{}
 	for id, b := range beats {
 		if now.Sub(b.at) >= c.opts.DownAfter {
 			continue
 		}
 		for _, rh := range b.hb.Ranges {
+			if rh.AppliedIndex > 0 {
+				holders[rh.RangeId] = append(holders[rh.RangeId], id)
+			}
 			if !rh.Leader {
 				continue
 			}
@@ -236,7 +240,7 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 			want--
 		}
 		ranges = append(ranges, RangeInfo{ID: md.Id, Meta: true, Voters: md.Replicas, Learners: md.Learners,
-			ConfVersion: md.ConfVersion, Want: max(want, 1), Leader: self, CaughtUp: caught})
+			ConfVersion: md.ConfVersion, Want: max(want, 1), Leader: self, CaughtUp: caught, Holders: sorted(holders[md.Id]), Removed: md.Removed})
 	}
 	for _, t := range c.cluster.Tables() {
 		want := int(t.Replicas)
@@ -246,7 +250,8 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 		want = max(1, min(want, eligible))
 		var heal []*cairnpb.RangeDescriptor
 		for _, d := range t.Ranges {
-			ri := RangeInfo{ID: d.Id, Voters: d.Replicas, Learners: d.Learners, ConfVersion: d.ConfVersion, Want: want}
+			ri := RangeInfo{ID: d.Id, Voters: d.Replicas, Learners: d.Learners, ConfVersion: d.ConfVersion, Want: want,
+				Holders: sorted(holders[d.Id]), Removed: d.Removed}
 			if l, ok := leaders[d.Id]; ok {
 				ri.Leader, ri.CaughtUp = l.node, l.rh.CaughtUp
 				ri.Bytes = l.rh.ApproxBytes
@@ -275,6 +280,11 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 	}
 	slices.SortFunc(ranges, func(a, b RangeInfo) int { return cmpU(a.ID, b.ID) })
 	return nodes, ranges
+}
+
+func sorted(ids []uint64) []uint64 {
+	slices.Sort(ids)
+	return ids
 }
 
 func cmpU(a, b uint64) int {

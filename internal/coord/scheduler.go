@@ -32,6 +32,17 @@ type RangeInfo struct {
 	Leader   uint64
 	CaughtUp []uint64
 	Bytes    uint64
+	// Holders are the nodes whose latest heartbeat lists an initialized
+	// replica of the range (an uninitialized one never acknowledged an
+	// entry). A node outside the configuration that still holds one (it
+	// was removed and has not destroyed its copy yet) gets no learner
+	// until it reports none: its old log must be gone before it joins
+	// again under the same Raft ID, or the leader could count entries it
+	// acknowledged before its copy was destroyed.
+	Holders []uint64
+	// Removed are the nodes that left the range: they never get a
+	// replica of it again (see cairnpb.RangeDescriptor.removed).
+	Removed []uint64
 }
 
 // Op is one step the scheduler asks for.
@@ -272,7 +283,8 @@ func repair(r RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voter
 	// there).
 	if r.Meta {
 		for _, n := range nodes {
-			if n.State == stateRemoved || !n.Up || slices.Contains(r.Voters, n.ID) || slices.Contains(r.Learners, n.ID) {
+			if n.State == stateRemoved || !n.Up || slices.Contains(r.Voters, n.ID) || slices.Contains(r.Learners, n.ID) || slices.Contains(r.Holders, n.ID) ||
+				slices.Contains(r.Removed, n.ID) {
 				continue
 			}
 			return op(OpAddLearner, n.ID, "every member keeps a copy of the catalog")
@@ -323,7 +335,7 @@ func transferTarget(r RangeInfo, from uint64, byID map[uint64]NodeInfo) uint64 {
 func placeTarget(r RangeInfo, nodes []NodeInfo, load map[uint64]int) uint64 {
 	var best uint64
 	for _, n := range nodes {
-		if n.State != stateActive || !n.Up || n.Dead || slices.Contains(r.Voters, n.ID) || slices.Contains(r.Learners, n.ID) {
+		if !placeable(r, n) {
 			continue
 		}
 		if best == 0 || load[n.ID] < load[best] || (load[n.ID] == load[best] && n.ID < best) {
@@ -331,6 +343,12 @@ func placeTarget(r RangeInfo, nodes []NodeInfo, load map[uint64]int) uint64 {
 		}
 	}
 	return best
+}
+
+// placeable: n may get a new replica of r (a learner).
+func placeable(r RangeInfo, n NodeInfo) bool {
+	return n.State == stateActive && n.Up && !n.Dead && !slices.Contains(r.Voters, n.ID) &&
+		!slices.Contains(r.Learners, n.ID) && !slices.Contains(r.Holders, n.ID) && !slices.Contains(r.Removed, n.ID)
 }
 
 // balanceReplicas moves one replica from the most to the least loaded
@@ -355,7 +373,7 @@ func balanceReplicas(ranges []RangeInfo, nodes []NodeInfo, load map[uint64]int, 
 		if r.Meta || busy[r.ID] || r.Leader == 0 || len(r.Learners) > 0 || len(r.Voters) != r.Want {
 			continue
 		}
-		if slices.Contains(r.Voters, hi) && !slices.Contains(r.Voters, lo) {
+		if slices.Contains(r.Voters, hi) && placeable(r, byNode(nodes, lo)) {
 			return Op{Kind: OpAddLearner, Range: r.ID, Node: lo, Expect: r.ConfVersion, from: hi,
 				Reason: fmt.Sprintf("balance: node %d holds %d replicas, node %d holds %d (a replica moves from %d)", hi, load[hi], lo, load[lo], hi)}, true
 		}
@@ -410,4 +428,13 @@ func describe(n NodeInfo, ok bool) string {
 func describeID(byID map[uint64]NodeInfo, id uint64) string {
 	n, ok := byID[id]
 	return describe(n, ok)
+}
+
+func byNode(nodes []NodeInfo, id uint64) NodeInfo {
+	for _, n := range nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	return NodeInfo{}
 }

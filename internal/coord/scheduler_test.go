@@ -67,7 +67,7 @@ func TestPlanDeterministic(t *testing.T) {
 //
 //	limits moves=4 balance=true
 //	node ID STATE [up] [dead]
-//	range ID [meta] voters=1,2,3 learners=4 want=3 leader=1 caught=1,2,3 conf=7
+//	range ID [meta] voters=1,2,3 learners=4 want=3 leader=1 caught=1,2,3 holders=1,2,3,4 conf=7
 func parseState(t *testing.T, path string) ([]NodeInfo, []RangeInfo, Limits) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -159,6 +159,10 @@ func parseState(t *testing.T, path string) ([]NodeInfo, []RangeInfo, Limits) {
 					r.Learners = ids()
 				case "caught":
 					r.CaughtUp = ids()
+				case "holders":
+					r.Holders = ids()
+				case "removed":
+					r.Removed = ids()
 				case "want":
 					r.Want = int(num())
 				case "leader":

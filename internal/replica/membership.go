@@ -43,6 +43,28 @@ const (
 // returns the new descriptor. Only the leader proposes; a refused step
 // (stale conf_version, a node already there) returns its reason.
 func (r *Replica) ChangeReplicas(ctx context.Context, op string, node, expectedConfVersion uint64) (*cairnpb.RangeDescriptor, error) {
+	done, err := r.ChangeReplicasAsync(op, node, expectedConfVersion)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case res := <-done:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Desc, nil
+	case <-ctx.Done():
+		// Raft turns a change proposed while another is pending into an
+		// empty entry, so a waiter can also end here: the caller rereads
+		// the descriptor.
+		return nil, kv.Errorf(kv.ErrTimeout, "range %d: replica change not applied in time: %v", r.ID, ctx.Err())
+	}
+}
+
+// ChangeReplicasAsync queues one step and returns the channel its Result
+// (with the new descriptor) arrives on once applied here. The simulator
+// uses it to keep one goroutine; ChangeReplicas wraps it.
+func (r *Replica) ChangeReplicasAsync(op string, node, expectedConfVersion uint64) (<-chan Result, error) {
 	var t raftpb.ConfChangeType
 	switch op {
 	case OpAddLearner, OpDemote:
@@ -74,18 +96,7 @@ func (r *Replica) ChangeReplicas(ctx context.Context, op string, node, expectedC
 	r.mu.proposals = append(r.mu.proposals, p)
 	r.mu.Unlock()
 	r.notify(r.ID)
-	select {
-	case res := <-p.done:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Desc, nil
-	case <-ctx.Done():
-		// Raft turns a change proposed while another is pending into an
-		// empty entry, so a waiter can also end here: the caller rereads
-		// the descriptor.
-		return nil, kv.Errorf(kv.ErrTimeout, "range %d: replica change not applied in time: %v", r.ID, ctx.Err())
-	}
+	return p.done, nil
 }
 
 // TransferLeader asks raft to hand leadership to node (a voter). The
@@ -133,10 +144,14 @@ func (r *Replica) applyConfChangeV2(cc raftpb.ConfChangeV2, out *Applied) error 
 		d.Replicas = slices.Sorted(slices.Values(cs.Voters))
 		d.Learners = slices.Sorted(slices.Values(cs.Learners))
 		d.ConfVersion++
+		ch := cc.Changes[0]
+		if ch.Type == raftpb.ConfChangeRemoveNode && !slices.Contains(d.Removed, ch.NodeID) {
+			d.Removed = append(d.Removed, ch.NodeID)
+			slices.Sort(d.Removed)
+		}
 		r.state.Desc = d
 		r.desc.Store(d)
 		res.Desc = cloneDesc(d)
-		ch := cc.Changes[0]
 		out.Effects = append(out.Effects, Effect{Changed: cloneDesc(d),
 			Removed: ch.Type == raftpb.ConfChangeRemoveNode && ch.NodeID == r.opts.NodeID})
 	}
@@ -181,6 +196,9 @@ func (r *Replica) checkConfChange(cc raftpb.ConfChangeV2, meta *cairnpb.ChangeRe
 		}
 		if voter || learner {
 			return kv.Errorf(kv.ErrConditionFailed, "range %d: node %d already holds a replica", r.ID, ch.NodeID)
+		}
+		if slices.Contains(d.Removed, ch.NodeID) {
+			return kv.Errorf(kv.ErrConditionFailed, "range %d: node %d left this range; it cannot join it again under the same Raft ID", r.ID, ch.NodeID)
 		}
 	case raftpb.ConfChangeAddNode:
 		if !learner {

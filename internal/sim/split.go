@@ -251,7 +251,7 @@ func (s *Sim) metaUpdater() {
 
 func catalogHas(t *cairnpb.Table, d *cairnpb.RangeDescriptor) bool {
 	for _, h := range t.Ranges {
-		if h.Id == d.Id && h.Generation >= d.Generation {
+		if h.Id == d.Id && !replica.DescNewer(d, h) {
 			return true
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
 	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/replica"
@@ -78,59 +79,97 @@ func TestReplicaMoves(t *testing.T) {
 		}
 		return true
 	})
-	// A step planned against the old version is refused.
+	// A step planned against the old version is refused; so is the
+	// victim's return under the Raft ID it left with.
 	if err := change(replica.OpAddLearner, victim.id, conf); !errors.Is(err, kv.ErrConditionFailed) {
 		t.Fatalf("stale conf version: %v, want condition_failed", err)
+	}
+	if err := change(replica.OpAddLearner, victim.id, conf2); !errors.Is(err, kv.ErrConditionFailed) {
+		t.Fatalf("re-adding a node that left: %v, want condition_failed", err)
 	}
 	// Writes go on with two voters.
 	if _, err := leader.propose(ctx, rangeID, putCmd(1, "after-remove", "v", nil)); err != nil {
 		t.Fatal(err)
 	}
-	// Add it back as a learner: it gets a snapshot with all the data.
-	if err := change(replica.OpAddLearner, victim.id, conf2); err != nil {
+	// The right half of a split is a new Raft group: the victim may join
+	// it. It gets a snapshot with all the data of its span.
+	meta := leaderOf(t, nodes, replica.MetaRangeID)
+	alloc, err := meta.propose(ctx, replica.MetaRangeID, &cairnpb.Command{Op: &cairnpb.Command_AllocRangeId{AllocRangeId: &cairnpb.AllocRangeID{}}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, learners, conf3 := desc()
-	if !slices.Equal(learners, []uint64{victim.id}) {
-		t.Fatalf("learners %v, want [%d]", learners, victim.id)
+	sres, err := leader.propose(ctx, rangeID, &cairnpb.Command{TableId: 1, Op: &cairnpb.Command_Split{Split: &cairnpb.Split{
+		SplitKey: []byte("k25"), NewRangeId: alloc.RangeID, ExpectedGeneration: leader.st.Replica(rangeID).Desc().Generation,
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	right := keys.RangeID(sres.Split.Right.Id)
+	if len(sres.Split.Right.Removed) != 0 || !slices.Equal(sres.Split.Left.Removed, []uint64{victim.id}) {
+		t.Fatalf("removed nodes: left %v right %v", sres.Split.Left.Removed, sres.Split.Right.Removed)
+	}
+	if _, err := meta.propose(ctx, replica.MetaRangeID, &cairnpb.Command{Op: &cairnpb.Command_UpdateRanges{UpdateRanges: &cairnpb.UpdateRanges{
+		TableId: 1, Descs: []*cairnpb.RangeDescriptor{sres.Split.Left, sres.Split.Right},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	var rl *testNode
+	waitFor(t, 10*time.Second, "a leader of the right range", func() bool {
+		for _, n := range nodes {
+			if r := n.st.Replica(right); r != nil && r.IsLeader() {
+				rl = n
+				return true
+			}
+		}
+		return false
+	})
+	changeRight := func(op string, node uint64) error {
+		var err error
+		expect := rl.st.Replica(right).Desc().ConfVersion
+		rl.use(func(rt *router.Router) { err = rt.ChangeReplicas(ctx, uint64(right), op, node, expect) })
+		return err
+	}
+	if err := changeRight(replica.OpAddLearner, victim.id); err != nil {
+		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the learner caught up", func() bool {
-		r := victim.st.Replica(rangeID)
-		_, _, lapplied := leader.st.Replica(rangeID).Status()
+		r := victim.st.Replica(right)
+		_, _, lapplied := rl.st.Replica(right).Status()
 		if r == nil {
 			return false
 		}
 		_, _, applied := r.Status()
-		return applied >= lapplied && slices.Contains(leader.st.Replica(rangeID).CaughtUp(), victim.id)
+		return applied >= lapplied && slices.Contains(rl.st.Replica(right).CaughtUp(), victim.id)
 	})
-	victim.mustRead(t, rangeID, 1, "k07", "v", 0)
-	victim.mustRead(t, rangeID, 1, "after-remove", "v", 0)
+	victim.mustRead(t, right, 1, "k37", "v", 0)
+	if victim.st.Replica(rangeID) != nil {
+		t.Fatalf("%s holds the left range again", victim.name)
+	}
 	// Promote it: three voters again.
-	if err := change(replica.OpPromote, victim.id, conf3); err != nil {
+	if err := changeRight(replica.OpPromote, victim.id); err != nil {
 		t.Fatal(err)
 	}
-	voters, learners, _ = desc()
-	if len(voters) != 3 || len(learners) != 0 {
-		t.Fatalf("after promote: voters %v learners %v", voters, learners)
+	d := rl.st.Replica(right).Desc()
+	if len(d.Replicas) != 3 || len(d.Learners) != 0 {
+		t.Fatalf("after promote: voters %v learners %v", d.Replicas, d.Learners)
 	}
-	// A promote of a voter, and a demote of a non-voter, are refused.
-	_, _, conf4 := desc()
-	if err := change(replica.OpPromote, victim.id, conf4); !errors.Is(err, kv.ErrConditionFailed) {
+	// A promote of a voter, and a demote of a stranger, are refused.
+	if err := changeRight(replica.OpPromote, victim.id); !errors.Is(err, kv.ErrConditionFailed) {
 		t.Fatalf("promote of a voter: %v", err)
 	}
-	if err := change(replica.OpDemote, 99, conf4); !errors.Is(err, kv.ErrConditionFailed) {
+	if err := changeRight(replica.OpDemote, 99); !errors.Is(err, kv.ErrConditionFailed) {
 		t.Fatalf("demote of a stranger: %v", err)
 	}
-	// The victim votes: with the other follower stopped, writes still
-	// commit (leader + victim are a quorum of three).
+	// The victim votes: with the third node stopped, writes to the right
+	// range still commit (its leader and the victim are a quorum).
 	for _, n := range nodes {
-		if n != leader && n != victim {
+		if n != rl && n != victim {
 			n.stop()
 		}
 	}
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel()
-	if _, err := leader.propose(wctx, rangeID, putCmd(1, "quorum-with-victim", "v", nil)); err != nil {
+	if _, err := rl.propose(wctx, right, putCmd(1, "quorum-with-victim", "v", nil)); err != nil {
 		t.Fatalf("write with the promoted replica as the quorum: %v", err)
 	}
 }
