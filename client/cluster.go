@@ -38,6 +38,9 @@ type RangeStatus struct {
 	SizeBytes    uint64   `json:"size_bytes"`
 	// Generation counts the range's splits.
 	Generation uint64 `json:"generation"`
+	// Partitioning of the range's table; with "hash", Start and End are
+	// positions in the hash space (8 bytes, big endian).
+	Partitioning string `json:"partitioning,omitempty"`
 }
 
 // RangeSpan is a range of a table: keys [Start, End); an empty End is the
@@ -89,7 +92,7 @@ func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 		out.Ranges[i] = RangeStatus{
 			ID: r.Id, Table: r.Table, Start: r.Start, End: r.End, Replicas: r.Replicas, Leader: r.Leader,
 			Term: r.Term, CommitIndex: r.CommitIndex, AppliedIndex: r.AppliedIndex, SizeBytes: r.SizeBytes,
-			Generation: r.Generation,
+			Generation: r.Generation, Partitioning: r.Partitioning,
 		}
 	}
 	return out, nil

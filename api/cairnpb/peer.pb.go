@@ -1511,8 +1511,11 @@ type CreateTable struct {
 	// Quotas (see Table.max_bytes).
 	MaxBytes        uint64 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	MaxWritesPerSec uint32 `protobuf:"varint,5,opt,name=max_writes_per_sec,json=maxWritesPerSec,proto3" json:"max_writes_per_sec,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Hash tables: the number of ranges to create, splitting the hash space
+	// into equal intervals (validated by the router; 0 or 1: one range).
+	InitialRanges uint32 `protobuf:"varint,6,opt,name=initial_ranges,json=initialRanges,proto3" json:"initial_ranges,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateTable) Reset() {
@@ -1576,6 +1579,13 @@ func (x *CreateTable) GetMaxBytes() uint64 {
 func (x *CreateTable) GetMaxWritesPerSec() uint32 {
 	if x != nil {
 		return x.MaxWritesPerSec
+	}
+	return 0
+}
+
+func (x *CreateTable) GetInitialRanges() uint32 {
+	if x != nil {
+		return x.InitialRanges
 	}
 	return 0
 }
@@ -3017,13 +3027,14 @@ const file_peer_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
-	"expireAtMs\"\xb1\x01\n" +
+	"expireAtMs\"\xd8\x01\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
 	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x12\x1b\n" +
 	"\tmax_bytes\x18\x04 \x01(\x04R\bmaxBytes\x12+\n" +
-	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\"\x1f\n" +
+	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\x12%\n" +
+	"\x0einitial_ranges\x18\x06 \x01(\rR\rinitialRanges\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xa4\x02\n" +
 	"\n" +

@@ -90,6 +90,14 @@ func (rt *Router) Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.Tx
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
+	// Keys of hash tables travel as placement keys from here on (hash.go).
+	for _, op := range req.Ops {
+		restore, err := rt.placed(ctx, op.Table, &op.Key)
+		if err != nil {
+			return nil, err
+		}
+		defer restore()
+	}
 	var err error
 	startTS := uint64(rt.opts.Clock.Now())
 	fresh := false

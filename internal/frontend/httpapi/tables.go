@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/keys/hashkey"
 	"github.com/cairn-db/cairn/internal/kv"
 )
 
@@ -45,7 +46,7 @@ type tablesJSON struct {
 type createTableJSON struct {
 	Name          string          `json:"name"`
 	Partitioning  string          `json:"partitioning"`
-	InitialRanges json.RawMessage `json:"initial_ranges"`
+	InitialRanges uint32          `json:"initial_ranges"`
 	Replicas      json.RawMessage `json:"replicas"`
 	Learners      json.RawMessage `json:"learners"`
 	RangeMaxBytes json.RawMessage `json:"range_max_bytes"`
@@ -71,8 +72,8 @@ func toTableJSON(t *cairnpb.Table) tableJSON {
 	for _, rd := range t.GetRanges() {
 		out.Ranges = append(out.Ranges, rangeJSON{
 			ID:       rd.GetId(),
-			Start:    string(rd.GetStart()),
-			End:      string(rd.GetEnd()),
+			Start:    bound(t.GetPartitioning(), rd.GetStart()),
+			End:      bound(t.GetPartitioning(), rd.GetEnd()),
 			Replicas: nonNil(rd.GetReplicas()), Generation: rd.GetGeneration(),
 		})
 	}
@@ -133,7 +134,6 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 		name string
 		raw  json.RawMessage
 	}{
-		{"initial_ranges", in.InitialRanges},
 		{"replicas", in.Replicas},
 		{"learners", in.Learners},
 		{"range_max_bytes", in.RangeMaxBytes},
@@ -143,9 +143,7 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 		}
 	}
 	switch in.Partitioning {
-	case "", "range":
-	case "hash":
-		return nil, kv.Errorf(kv.ErrInvalidArgument, "hash partitioning is not supported yet")
+	case "", "range", "hash":
 	default:
 		return nil, kv.Errorf(kv.ErrInvalidArgument, "partitioning must be range or hash; got %q", in.Partitioning)
 	}
@@ -155,8 +153,8 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 	if _, err := kv.ParseConsistency(in.Consistency); err != nil {
 		return nil, err
 	}
-	return &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: "range", Consistency: in.Consistency,
-		MaxBytes: in.MaxBytes, MaxWritesPerSec: in.MaxWritesPerSec}, nil
+	return &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: in.Partitioning, InitialRanges: in.InitialRanges,
+		Consistency: in.Consistency, MaxBytes: in.MaxBytes, MaxWritesPerSec: in.MaxWritesPerSec}, nil
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.
@@ -287,7 +285,7 @@ func (h *handler) cluster(w *statusWriter, r *http.Request) {
 	for _, rs := range st.GetRanges() {
 		out.Ranges = append(out.Ranges, rangeStatusJSON{
 			ID: rs.GetId(), Table: rs.GetTable(),
-			Start: string(rs.GetStart()), End: string(rs.GetEnd()),
+			Start: bound(rs.GetPartitioning(), rs.GetStart()), End: bound(rs.GetPartitioning(), rs.GetEnd()),
 			Replicas: nonNil(rs.GetReplicas()), Leader: rs.GetLeader(), Term: rs.GetTerm(),
 			CommitIndex: rs.GetCommitIndex(), AppliedIndex: rs.GetAppliedIndex(),
 			SizeBytes: rs.GetSizeBytes(), Generation: rs.GetGeneration(),
@@ -314,4 +312,14 @@ func (h *handler) readyz(w *statusWriter, r *http.Request) {
 	}
 	h.log.Debug("httpapi: not ready", "err", err)
 	writeJSON(w, r, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: code, Message: msg}})
+}
+
+// bound renders a range boundary: the key itself, or on a hash table its
+// hash position in hex ("0x" and 16 digits, the format a manual split of
+// a hash table takes).
+func bound(partitioning string, k []byte) string {
+	if partitioning == "hash" {
+		return hashkey.FormatBound(k)
+	}
+	return string(k)
 }

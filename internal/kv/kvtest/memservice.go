@@ -28,6 +28,9 @@ type MemService struct {
 	lastGetToken string
 	// levels are the tables' default read levels.
 	levels   map[string]string
+	// hashed are the tables created with "hash" partitioning (the fake
+	// keeps one range per table whatever the partitioning).
+	hashed map[string]bool
 	tables   map[string]map[string]memEntry
 	ids      map[string]uint64
 	version  uint64
@@ -77,6 +80,7 @@ func NewMemService() *MemService {
 		ids:    map[string]uint64{"default": 1},
 		calls:  map[string]int{},
 		levels: map[string]string{},
+		hashed: map[string]bool{},
 	}
 }
 
@@ -278,7 +282,11 @@ func (m *MemService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb
 }
 
 func (m *MemService) describeLocked(name string) *cairnpb.Table {
-	return &cairnpb.Table{Name: name, Id: m.ids[name], Partitioning: "range", Replicas: 1,
+	partitioning := "range"
+	if m.hashed[name] {
+		partitioning = "hash"
+	}
+	return &cairnpb.Table{Name: name, Id: m.ids[name], Partitioning: partitioning, Replicas: 1,
 		Ranges:      []*cairnpb.RangeDescriptor{{Id: m.ids[name], TableId: m.ids[name], Replicas: []uint64{1}}},
 		Consistency: m.levels[name]}
 }
@@ -292,7 +300,11 @@ func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequ
 	if _, ok := m.tables[req.Name]; ok {
 		return nil, kv.Errorf(kv.ErrTableExists, "table %q", req.Name)
 	}
-	if req.Partitioning != "" && req.Partitioning != "range" {
+	switch req.Partitioning {
+	case "", "range":
+	case "hash":
+		m.hashed[req.Name] = true
+	default:
 		return nil, kv.Errorf(kv.ErrInvalidArgument, "partitioning %q is not supported", req.Partitioning)
 	}
 	m.tables[req.Name] = map[string]memEntry{}
@@ -344,6 +356,7 @@ func (m *MemService) DropTable(_ context.Context, req *cairnpb.DropTableRequest)
 	}
 	delete(m.tables, req.Name)
 	delete(m.ids, req.Name)
+	delete(m.hashed, req.Name)
 	return &cairnpb.DropTableResponse{}, nil
 }
 
