@@ -27,10 +27,10 @@ type MemService struct {
 	// lastGetToken is the session token of the last Get.
 	lastGetToken string
 	// levels are the tables' default read levels.
-	levels   map[string]string
+	levels map[string]string
 	// hashed are the tables created with "hash" partitioning (the fake
 	// keeps one range per table whatever the partitioning).
-	hashed map[string]bool
+	hashed   map[string]bool
 	tables   map[string]map[string]memEntry
 	ids      map[string]uint64
 	version  uint64
