@@ -425,9 +425,10 @@ func TestHashSplitUnderWrites(t *testing.T) {
 	t.Logf("%d ranges after size-based splits", len(tbl.Ranges))
 }
 
-// BenchmarkHashVsRange compares a get and a put on a hash table with the
-// same on a range table (one node; the routing and the placement key are
-// the difference).
+// BenchmarkHashVsRange compares a get and a put on a hash table (4 ranges,
+// and 1) with the same on a range table (1 range, and 4 after manual
+// splits): one node; the routing and the placement key are the
+// difference. All gets run before all puts.
 //
 //	go test ./internal/router -run '^$' -bench HashVsRange -benchtime 2000x -count 5
 func BenchmarkHashVsRange(b *testing.B) {
@@ -437,13 +438,25 @@ func BenchmarkHashVsRange(b *testing.B) {
 	if _, err := e.rt.CreateTable(ctx, &cairnpb.CreateTableRequest{Name: "range"}); err != nil {
 		b.Fatal(err)
 	}
+	createHash(b, e.rt, "hash1", 1)
+	if _, err := e.rt.CreateTable(ctx, &cairnpb.CreateTableRequest{Name: "range4"}); err != nil {
+		b.Fatal(err)
+	}
+	for _, k := range []string{"key-000250", "key-000500", "key-000750"} {
+		if _, err := e.rt.SplitRange(ctx, &cairnpb.SplitRangeRequest{Table: "range4", Key: []byte(k)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tables := []string{"range", "hash", "hash1", "range4"}
 	value := bytes.Repeat([]byte("v"), 100)
-	for _, table := range []string{"range", "hash"} {
+	for _, table := range tables {
 		for i := range 1000 {
 			if _, err := e.rt.Put(ctx, &cairnpb.PutRequest{Table: table, Key: fmt.Appendf(nil, "key-%06d", i), Value: value}); err != nil {
 				b.Fatal(err)
 			}
 		}
+	}
+	for _, table := range tables {
 		b.Run("op=get/table="+table, func(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
@@ -454,6 +467,8 @@ func BenchmarkHashVsRange(b *testing.B) {
 				i++
 			}
 		})
+	}
+	for _, table := range tables {
 		b.Run("op=put/table="+table, func(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
