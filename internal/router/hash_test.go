@@ -188,14 +188,37 @@ func TestHashWatchPrefix(t *testing.T) {
 	// Keys with the prefix land in every range; the watch sees them all,
 	// named by user key, and nothing without the prefix.
 	var want []string
+	var first uint64
 	for i := range 20 {
-		if _, err := e.rt.Put(ctx, &cairnpb.PutRequest{Table: "h", Key: fmt.Appendf(nil, "w/%02d", i), Value: []byte("v")}); err != nil {
+		resp, err := e.rt.Put(ctx, &cairnpb.PutRequest{Table: "h", Key: fmt.Appendf(nil, "w/%02d", i), Value: []byte("v")})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if i == 0 {
+			first = resp.Version
 		}
 		want = append(want, fmt.Sprintf("w/%02d", i))
 		if _, err := e.rt.Put(ctx, &cairnpb.PutRequest{Table: "h", Key: fmt.Appendf(nil, "x/%02d", i), Value: []byte("v")}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Replayed from the retained history of every range: a watch from
+	// before the first put sees all 20 keys with the prefix, in order of
+	// their versions, and none without it.
+	var replayed []string
+	rctx, rstop := context.WithCancel(ctx)
+	err := e.rt.Watch(rctx, &cairnpb.WatchRequest{Table: "h", Key: []byte("w/"), Prefix: true, StartVersion: first - 1}, func(r *cairnpb.WatchResponse) error {
+		for _, ev := range r.Events {
+			replayed = append(replayed, string(ev.Key))
+		}
+		if len(replayed) >= len(want) {
+			rstop()
+		}
+		return nil
+	})
+	rstop()
+	if fmt.Sprint(replayed) != fmt.Sprint(want) {
+		t.Fatalf("replayed %v (err %v), want %v", replayed, err, want)
 	}
 	var mu sync.Mutex
 	var got []string

@@ -173,6 +173,20 @@ func TestHashTableSpreadsSequentialKeys(t *testing.T) {
 	if len(items) != 100 || items[0].Key != "key-001000" || items[99].Key != "key-001099" {
 		t.Fatalf("prefix list: %d items", len(items))
 	}
+	// History, a read at a version, and cairn revert on a hash table.
+	n0 := c.Nodes[0]
+	v2 := n0.MustPut(t, "seq", "key-000001", []byte("second"))
+	r := n0.Do(opTimeout, "GET", fmt.Sprintf("/v1/kv/seq/key-000001?version=%d", acked["key-000001"]), nil)
+	if r.Status != 200 || !bytes.Equal(r.Body, value) {
+		t.Fatalf("read at version %d: %s", acked["key-000001"], r)
+	}
+	if r := n0.Do(opTimeout, "GET", "/v1/kv/seq/key-000001?history", nil); r.Status != 200 || !strings.Contains(string(r.Body), `"key-000001"`) {
+		t.Fatalf("history: %s", r)
+	}
+	cairnCLI(t, c.Nodes[1].Client, "", nil, "revert", "key-000001", "--table", "seq", "--to", fmt.Sprint(acked["key-000001"]))
+	if val, ver := c.Nodes[2].MustGet(t, "seq", "key-000001"); !bytes.Equal(val, value) || ver <= v2 {
+		t.Fatalf("after revert: %q v%d (v2 %d)", val, ver, v2)
+	}
 }
 
 // TestHashTableSplitsUnderWrites: a hash table of 2 ranges with a 2 KiB
