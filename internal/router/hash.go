@@ -81,6 +81,15 @@ func userKey(t *cairnpb.Table, key []byte) []byte {
 	return key
 }
 
+// shownKey is key of table as an error message should name it: the user
+// key (a hash table's placement key stripped).
+func (rt *Router) shownKey(table string, key []byte) []byte {
+	if t := rt.store.Table(table); t != nil {
+		return userKey(t, key)
+	}
+	return key
+}
+
 // placed resolves table and returns the key to route key by, and a
 // function that restores the caller's key (the request is changed in
 // place for the duration of the call, then put back).

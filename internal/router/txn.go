@@ -609,7 +609,7 @@ func (rt *Router) handleIntent(ctx context.Context, table string, key []byte, in
 				status = cairnpb.TxnStatus_ABORTED // the record's table is gone
 			case err != nil:
 				if ctx.Err() != nil {
-					return kv.Errorf(kv.ErrTxnConflict, "key %q is locked by transaction %x: %v", key, meta.Id, err)
+					return kv.Errorf(kv.ErrTxnConflict, "key %q is locked by transaction %x: %v", rt.shownKey(table, key), meta.Id, err)
 				}
 				status = cairnpb.TxnStatus_PENDING
 			}
@@ -619,7 +619,7 @@ func (rt *Router) handleIntent(ctx context.Context, table string, key []byte, in
 		}
 		select {
 		case <-ctx.Done():
-			return kv.Errorf(kv.ErrTxnConflict, "key %q is locked by pending transaction %x", key, meta.Id)
+			return kv.Errorf(kv.ErrTxnConflict, "key %q is locked by pending transaction %x", rt.shownKey(table, key), meta.Id)
 		case <-time.After(backoff):
 		}
 		if backoff *= 2; backoff > 20*time.Millisecond {
