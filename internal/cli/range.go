@@ -99,8 +99,13 @@ On a hash table KEY is a position in the hash space: 0x and 16 hex digits
 			writeJSON(cmd.OutOrStdout(), map[string]client.RangeSpan{"left": left, "right": right})
 			return nil
 		}
+		partitioning := ""
+		if t, err := c.GetTable(cmd.Context(), args[0]); err == nil {
+			partitioning = t.Partitioning
+		}
 		fmt.Fprintf(cmd.OutOrStdout(), "OK left=%d [%s, %s) right=%d [%s, %s) generation=%d\n",
-			left.ID, printable(left.Start), printable(left.End), right.ID, printable(right.Start), printable(right.End), right.Generation)
+			left.ID, printBound(partitioning, left.Start), printBound(partitioning, left.End),
+			right.ID, printBound(partitioning, right.Start), printBound(partitioning, right.End), right.Generation)
 		return nil
 	})
 	return cmd

@@ -184,9 +184,30 @@ func TestHashTableSpreadsSequentialKeys(t *testing.T) {
 		t.Fatalf("history: %s", r)
 	}
 	cairnCLI(t, c.Nodes[1].Client, "", nil, "revert", "key-000001", "--table", "seq", "--to", fmt.Sprint(acked["key-000001"]))
-	if val, ver := c.Nodes[2].MustGet(t, "seq", "key-000001"); !bytes.Equal(val, value) || ver <= v2 {
+	val, ver := c.Nodes[2].MustGet(t, "seq", "key-000001")
+	if !bytes.Equal(val, value) || ver <= v2 {
 		t.Fatalf("after revert: %q v%d (v2 %d)", val, ver, v2)
 	}
+	acked["key-000001"] = ver
+	// A split by hand at a hash position, through HTTP and the CLI; the
+	// replies and "cairn range ls" show hash positions.
+	split, _ := json.Marshal(map[string]string{"table": "seq", "key": "0x1000000000000000"})
+	r = n0.Do(opTimeout, "POST", "/v1/ranges/split", split)
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"end":"0x1000000000000000"`) {
+		t.Fatalf("split by hand: %s", r)
+	}
+	out = cairnCLI(t, c.Nodes[1].Client, "", nil, "range", "split", "seq", "0x0800000000000000")
+	if !strings.Contains(out, "[-, 0x0800000000000000) right=") {
+		t.Fatalf("cairn range split: %q", out)
+	}
+	if _, err := cairnCLIErr(c.Nodes[1].Client, "", nil, "range", "split", "seq", "key-000001"); err == nil {
+		t.Fatal("a split of a hash table at a user key must fail")
+	}
+	out = cairnCLI(t, c.Nodes[2].Client, "", nil, "range", "ls", "seq")
+	if !strings.Contains(out, "0x0800000000000000") || strings.Count(out, "\n") != 11 {
+		t.Fatalf("cairn range ls: %q", out)
+	}
+	checkAllReadable(t, c, "seq", acked, value, 1000)
 }
 
 // TestHashTableSplitsUnderWrites: a hash table of 2 ranges with a 2 KiB

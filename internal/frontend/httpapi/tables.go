@@ -235,8 +235,8 @@ type splitReplyJSON struct {
 	Right rangeJSON `json:"right"`
 }
 
-func toRangeJSON(rd *cairnpb.RangeDescriptor) rangeJSON {
-	return rangeJSON{ID: rd.GetId(), Start: string(rd.GetStart()), End: string(rd.GetEnd()),
+func toRangeJSON(partitioning string, rd *cairnpb.RangeDescriptor) rangeJSON {
+	return rangeJSON{ID: rd.GetId(), Start: bound(partitioning, rd.GetStart()), End: bound(partitioning, rd.GetEnd()),
 		Replicas: nonNil(rd.GetReplicas()), Generation: rd.GetGeneration()}
 }
 
@@ -263,7 +263,13 @@ func (h *handler) splitRange(w *statusWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, r, http.StatusOK, splitReplyJSON{Left: toRangeJSON(resp.GetLeft()), Right: toRangeJSON(resp.GetRight())})
+	// Bounds of a hash table's ranges show as hash positions (a split is
+	// a rare admin operation: the extra table lookup is cheap enough).
+	partitioning := ""
+	if t, err := h.svc.GetTable(r.Context(), &cairnpb.GetTableRequest{Name: req.Table}); err == nil {
+		partitioning = t.GetPartitioning()
+	}
+	writeJSON(w, r, http.StatusOK, splitReplyJSON{Left: toRangeJSON(partitioning, resp.GetLeft()), Right: toRangeJSON(partitioning, resp.GetRight())})
 }
 
 func (h *handler) cluster(w *statusWriter, r *http.Request) {
