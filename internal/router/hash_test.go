@@ -2,7 +2,7 @@
 // CreateTable pre-splits the hash space into equal intervals; gets, puts,
 // deletes, conditional writes, TTL, history, watch and transactions on
 // a hash table take user keys and return user keys while Pebble holds
-// placement keys; List is the sorted set of user keys in every page
+// placement keys; a size quota holds for the whole table; List is the sorted set of user keys in every page
 // (a rapid model test against a map); size-based splits halve hash
 // intervals and lose nothing under concurrent writes.
 // Method: the single-node environment of ttl_test.go.
@@ -286,6 +286,34 @@ func TestHashWatchPrefix(t *testing.T) {
 	sstop()
 	<-done
 	<-sdone
+}
+
+// TestHashQuota: a size quota holds for a hash table as a whole, summed
+// over its ranges.
+func TestHashQuota(t *testing.T) {
+	e := newTTLEnv(t)
+	ctx := context.Background()
+	if _, err := e.rt.CreateTable(ctx, &cairnpb.CreateTableRequest{Name: "hq", Partitioning: "hash", InitialRanges: 4, MaxBytes: 2000}); err != nil {
+		t.Fatal(err)
+	}
+	written := 0
+	for i := range 1000 {
+		k, v := fmt.Appendf(nil, "key-%04d", i), bytes.Repeat([]byte("v"), 50)
+		_, err := e.rt.Put(ctx, &cairnpb.PutRequest{Table: "hq", Key: k, Value: v})
+		if errors.Is(err, kv.ErrQuotaBytes) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		written += len(k) + len(v)
+	}
+	// Each put counts its placement key (8 bytes more) and 9 bytes of
+	// overhead: the quota stops the writes between 1,000 and 2,000 user
+	// bytes, never past it.
+	if written < 1000 || written > 2000 {
+		t.Fatalf("%d bytes written under a 2,000-byte quota", written)
+	}
 }
 
 // TestHashListModel: a random sequence of puts, deletes and paged lists
