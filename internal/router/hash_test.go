@@ -2,9 +2,10 @@
 // CreateTable pre-splits the hash space into equal intervals; gets, puts,
 // deletes, conditional writes, TTL, history, watch and transactions on
 // a hash table take user keys and return user keys while Pebble holds
-// placement keys; a size quota holds for the whole table; List is the sorted set of user keys in every page
-// (a rapid model test against a map); size-based splits halve hash
-// intervals and lose nothing under concurrent writes.
+// placement keys; a size quota holds for the whole table; List is the
+// sorted set of user keys in every page (a rapid model test against a
+// map); size-based splits halve hash intervals and lose nothing under
+// concurrent writes.
 // Method: the single-node environment of ttl_test.go.
 package router
 
