@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sort"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -106,24 +107,90 @@ func (rt *Router) placed(ctx context.Context, table string, key *[]byte) (restor
 	return func() { *key = orig }, nil
 }
 
+// maxListFanout bounds the parts of one List over a hash table that run
+// at once.
+const maxListFanout = 16
+
+// hashPart is the outcome of one span of a List over a hash table.
+type hashPart struct {
+	out   *cairnpb.ListResponse // session token and served fields
+	items []*cairnpb.KeyValue
+	more  bool
+	err   error
+}
+
 // listHashed is List over a hash table: every range's part, merged by
-// user key (see the comment at the top of this file).
+// user key (see the comment at the top of this file). The placement
+// space is cut at the starts of the table's ranges in the catalog; the
+// spans are listed concurrently (at most maxListFanout at once), each by
+// a walk that re-resolves its ranges on a split, so a catalog that lags
+// costs a retry, never a missed key.
 func (rt *Router) listHashed(ctx context.Context, req *cairnpb.ListRequest, limit int, after []byte) (*cairnpb.ListResponse, error) {
 	userStart, userEnd := listSpan(req, after)
 	out := &cairnpb.ListResponse{}
 	if len(userEnd) > 0 && bytes.Compare(userStart, userEnd) >= 0 {
 		return out, nil
 	}
+	t, err := rt.table(ctx, req.Table)
+	if err != nil {
+		return nil, err
+	}
+	cuts := [][]byte{nil}
+	for _, d := range t.Ranges {
+		if len(d.Start) > 0 {
+			cuts = append(cuts, d.Start)
+		}
+	}
+	parts := make([]hashPart, len(cuts))
+	sem := make(chan struct{}, maxListFanout)
+	var wg sync.WaitGroup
+	for i := range cuts {
+		var end []byte
+		if i+1 < len(cuts) {
+			end = cuts[i+1]
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			parts[i] = rt.listHashedSpan(ctx, req, cuts[i], end, userStart, userEnd, limit)
+		}()
+	}
+	wg.Wait()
 	var items []*cairnpb.KeyValue
 	more := false
-	// Walk the placement space range by range, as List does for a range
-	// table; each part returns at most limit items.
-	var start []byte
+	for i := range parts {
+		p := &parts[i]
+		if p.err != nil {
+			return nil, p.err
+		}
+		if err := mergeListPart(out, p.out); err != nil {
+			return nil, err
+		}
+		more = more || p.more
+		items = mergeByKey(items, p.items, limit, &more)
+	}
+	out.Items = items
+	if more && len(items) > 0 {
+		out.NextPageToken = kv.EncodePageToken(items[len(items)-1].Key)
+	}
+	return out, nil
+}
+
+// listHashedSpan lists the placement span [start, end) (end nil: to the
+// end of the table) of a List over a hash table: a walk over the ranges
+// holding it, as List does for a range table, keeping the first limit
+// items by user key.
+func (rt *Router) listHashedSpan(ctx context.Context, req *cairnpb.ListRequest, start, end, userStart, userEnd []byte, limit int) hashPart {
+	p := hashPart{out: &cairnpb.ListResponse{}}
 	for {
 		var sub *cairnpb.ListResponse
 		var subEnd []byte
 		err := rt.keyed(ctx, req.Table, start, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) error {
 			subEnd = d.End
+			if len(end) > 0 && (len(subEnd) == 0 || bytes.Compare(end, subEnd) < 0) {
+				subEnd = end
+			}
 			subReq := &cairnpb.ListRequest{Table: req.Table, Start: start, End: subEnd, Limit: uint32(limit), Values: req.Values,
 				Consistency: req.Consistency, MaxStalenessMs: req.MaxStalenessMs, SessionToken: req.SessionToken,
 				Hashed: true, UserStart: userStart, UserEnd: userEnd}
@@ -136,23 +203,20 @@ func (rt *Router) listHashed(ctx context.Context, req *cairnpb.ListRequest, limi
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			p.err = err
+			return p
 		}
-		if err := mergeListPart(out, sub); err != nil {
-			return nil, err
+		if err := mergeListPart(p.out, sub); err != nil {
+			p.err = err
+			return p
 		}
-		more = more || sub.NextPageToken != ""
-		items = mergeByKey(items, sub.Items, limit, &more)
-		if len(subEnd) == 0 {
-			break
+		p.more = p.more || sub.NextPageToken != ""
+		p.items = mergeByKey(p.items, sub.Items, limit, &p.more)
+		if len(subEnd) == 0 || (len(end) > 0 && bytes.Equal(subEnd, end)) {
+			return p
 		}
 		start = subEnd
 	}
-	out.Items = items
-	if more && len(items) > 0 {
-		out.NextPageToken = kv.EncodePageToken(items[len(items)-1].Key)
-	}
-	return out, nil
 }
 
 // mergeByKey merges two lists sorted by key and keeps the first limit
