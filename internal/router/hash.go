@@ -141,7 +141,14 @@ func (rt *Router) listHashed(ctx context.Context, req *cairnpb.ListRequest, limi
 			cuts = append(cuts, d.Start)
 		}
 	}
-	parts := make([]hashPart, len(cuts))
+	// Each finished span is merged at once, so memory stays within
+	// (maxListFanout + 1) * limit items, whatever the number of ranges.
+	ctx, cancel := context.WithCancel(ctx) // the first error ends the others
+	defer cancel()
+	var mu sync.Mutex
+	var items []*cairnpb.KeyValue
+	var firstErr error
+	more := false
 	sem := make(chan struct{}, maxListFanout)
 	var wg sync.WaitGroup
 	for i := range cuts {
@@ -153,22 +160,26 @@ func (rt *Router) listHashed(ctx context.Context, req *cairnpb.ListRequest, limi
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			parts[i] = rt.listHashedSpan(ctx, req, cuts[i], end, userStart, userEnd, limit)
+			p := rt.listHashedSpan(ctx, req, cuts[i], end, userStart, userEnd, limit)
+			mu.Lock()
+			defer mu.Unlock()
+			if p.err == nil {
+				p.err = mergeListPart(out, p.out)
+			}
+			if p.err != nil {
+				if firstErr == nil {
+					firstErr = p.err
+					cancel()
+				}
+				return
+			}
+			more = more || p.more
+			items = mergeByKey(items, p.items, limit, &more)
 		}()
 	}
 	wg.Wait()
-	var items []*cairnpb.KeyValue
-	more := false
-	for i := range parts {
-		p := &parts[i]
-		if p.err != nil {
-			return nil, p.err
-		}
-		if err := mergeListPart(out, p.out); err != nil {
-			return nil, err
-		}
-		more = more || p.more
-		items = mergeByKey(items, p.items, limit, &more)
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	out.Items = items
 	if more && len(items) > 0 {
