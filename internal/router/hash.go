@@ -3,7 +3,9 @@ package router
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -90,6 +92,35 @@ func (rt *Router) shownKey(table string, key []byte) []byte {
 	}
 	return key
 }
+
+// keyRename pairs a placement key with its user key.
+type keyRename struct{ placed, user []byte }
+
+// renameKeys returns err with every placement key it names (quoted, as
+// %q prints it) replaced by the user key; errors.Is and errors.As see the
+// original error.
+func renameKeys(err error, renames []keyRename) error {
+	if err == nil || len(renames) == 0 {
+		return err
+	}
+	msg := err.Error()
+	for _, r := range renames {
+		msg = strings.ReplaceAll(msg, fmt.Sprintf("%q", r.placed), fmt.Sprintf("%q", r.user))
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &renamedError{msg: msg, err: err}
+}
+
+// renamedError is an error with a rewritten message.
+type renamedError struct {
+	msg string
+	err error
+}
+
+func (e *renamedError) Error() string { return e.msg }
+func (e *renamedError) Unwrap() error { return e.err }
 
 // placed resolves table and returns the key to route key by, and a
 // function that restores the caller's key (the request is changed in

@@ -160,6 +160,14 @@ func TestHashKeyOps(t *testing.T) {
 	if resp, err := e.rt.Txn(ctx, &cairnpb.TxnRequest{Ops: read}); err != nil || !resp.Results[0].Found || string(resp.Results[0].Value) != "tv" {
 		t.Fatalf("txn read = %v, %v", resp, err)
 	}
+	// A failed condition names the user key, not the placement key.
+	failed := []*cairnpb.TxnOp{{Kind: cairnpb.TxnOp_CHECK, Table: "h", Key: []byte("t5"), Condition: &cairnpb.Condition{Value: []byte("other")}},
+		{Kind: cairnpb.TxnOp_PUT, Table: "h", Key: []byte("t6"), Value: []byte("no")}}
+	_, err = e.rt.Txn(ctx, &cairnpb.TxnRequest{Ops: failed})
+	if !errors.Is(err, kv.ErrConditionFailed) || !strings.Contains(err.Error(), `"t5"`) || strings.Contains(err.Error(), `\x`) {
+		t.Fatalf("txn with a failed condition: %v", err)
+	}
+	t.Logf("failed condition: %v", err)
 	if got := listAll(t, e.rt, &cairnpb.ListRequest{Table: "h", Prefix: []byte("t"), Limit: 3}); fmt.Sprint(got) != "[t0 t1 t2 t3 t4 t5 t6 t7 t8 t9]" {
 		t.Fatalf("list after txn: %v", got)
 	}

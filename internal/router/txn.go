@@ -90,14 +90,26 @@ func (rt *Router) Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.Tx
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
-	// Keys of hash tables travel as placement keys from here on (hash.go).
+	// Keys of hash tables travel as placement keys from here on (hash.go);
+	// an error that names one names the user key again.
+	var renames []keyRename
 	for _, op := range req.Ops {
+		user := op.Key
 		restore, err := rt.placed(ctx, op.Table, &op.Key)
 		if err != nil {
 			return nil, err
 		}
 		defer restore()
+		if !bytes.Equal(user, op.Key) {
+			renames = append(renames, keyRename{placed: op.Key, user: user})
+		}
 	}
+	resp, err := rt.txnAttempts(ctx, req)
+	return resp, renameKeys(err, renames)
+}
+
+// txnAttempts runs a validated transaction whose keys are placement keys.
+func (rt *Router) txnAttempts(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.TxnResponse, error) {
 	var err error
 	startTS := uint64(rt.opts.Clock.Now())
 	fresh := false
