@@ -10,6 +10,11 @@
 // commit over the ranges a transaction touches, and the recovery of
 // transactions whose coordinator died (docs/design/transactions.md).
 //
+// Hash-partitioned tables (hash.go, docs/design/hashing.md) are the
+// router's alone: it routes their keys by placement key (a hash prefix
+// and the key) and strips the prefix from every key it returns, so the
+// layers below see ordinary ranges.
+//
 // Table resolution uses the node's applied copy of the meta range (fast,
 // possibly a little stale). A miss is confirmed with a linearizable
 // ReadBarrier on the meta replica before answering "table not found", so
