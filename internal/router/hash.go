@@ -124,7 +124,10 @@ func (e *renamedError) Unwrap() error { return e.err }
 
 // placed resolves table and returns the key to route key by, and a
 // function that restores the caller's key (the request is changed in
-// place for the duration of the call, then put back).
+// place for the duration of the call, then put back). NB: only for calls
+// that use the request no longer once they return (a proposal is
+// marshaled when it is queued, a forward when it is sent); Txn, whose
+// resolution goes on after it returns, copies its ops instead.
 func (rt *Router) placed(ctx context.Context, table string, key *[]byte) (restore func(), err error) {
 	t, err := rt.table(ctx, table)
 	if err != nil {

@@ -413,7 +413,45 @@ func TestHashSplitUnderWrites(t *testing.T) {
 	e := newTTLEnv(t)
 	ctx := context.Background()
 	createHash(t, e.rt, "h", 2)
+	// Keys present throughout: every List during the splits returns each
+	// exactly once, in order.
+	var base []string
+	for i := range 100 {
+		k := fmt.Sprintf("base-%03d", i)
+		if _, err := e.rt.Put(ctx, &cairnpb.PutRequest{Table: "h", Key: []byte(k), Value: []byte("b")}); err != nil {
+			t.Fatal(err)
+		}
+		base = append(base, k)
+	}
 	sctx, cancel := context.WithCancel(ctx)
+	listerDone := make(chan error, 1)
+	lists := 0
+	go func() {
+		for sctx.Err() == nil {
+			var got []string
+			req := &cairnpb.ListRequest{Table: "h", Prefix: []byte("base-"), Limit: 7}
+			for {
+				resp, err := e.rt.List(ctx, req)
+				if err != nil {
+					listerDone <- err
+					return
+				}
+				for _, it := range resp.Items {
+					got = append(got, string(it.Key))
+				}
+				if resp.NextPageToken == "" {
+					break
+				}
+				req.PageToken = resp.NextPageToken
+			}
+			if fmt.Sprint(got) != fmt.Sprint(base) {
+				listerDone <- fmt.Errorf("list during splits: %d keys %v", len(got), got)
+				return
+			}
+			lists++
+		}
+		listerDone <- nil
+	}()
 	splitterDone := make(chan struct{})
 	go func() {
 		defer close(splitterDone)
@@ -458,6 +496,10 @@ func TestHashSplitUnderWrites(t *testing.T) {
 	}
 	cancel()
 	<-splitterDone
+	if err := <-listerDone; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d complete lists during the splits", lists)
 	// Every split halved a hash interval: all bounds are hash positions.
 	for _, d := range tbl.Ranges {
 		for _, b := range [][]byte{d.Start, d.End} {
@@ -466,7 +508,7 @@ func TestHashSplitUnderWrites(t *testing.T) {
 			}
 		}
 	}
-	var want []string
+	want := slices.Clone(base)
 	for w := range writers {
 		for i := range perWriter {
 			k := fmt.Sprintf("key-%d-%04d", w, i)

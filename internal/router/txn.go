@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
 	"github.com/cairn-db/cairn/internal/kv"
@@ -91,20 +93,26 @@ func (rt *Router) Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.Tx
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
 	// Keys of hash tables travel as placement keys from here on (hash.go);
-	// an error that names one names the user key again.
+	// an error that names one names the user key again. NB: the request
+	// is copied, not changed in place and restored as elsewhere: the
+	// resolution of a committed transaction goes on after Txn returns
+	// and reads the ops.
 	var renames []keyRename
-	for _, op := range req.Ops {
-		user := op.Key
-		restore, err := rt.placed(ctx, op.Table, &op.Key)
+	placedReq := &cairnpb.TxnRequest{Ops: make([]*cairnpb.TxnOp, len(req.Ops))}
+	for i, op := range req.Ops {
+		t, err := rt.table(ctx, op.Table)
 		if err != nil {
 			return nil, err
 		}
-		defer restore()
-		if !bytes.Equal(user, op.Key) {
-			renames = append(renames, keyRename{placed: op.Key, user: user})
+		placedReq.Ops[i] = op
+		if IsHash(t) {
+			c := proto.CloneOf(op)
+			c.Key = placeKey(t, op.Key)
+			placedReq.Ops[i] = c
+			renames = append(renames, keyRename{placed: c.Key, user: op.Key})
 		}
 	}
-	resp, err := rt.txnAttempts(ctx, req)
+	resp, err := rt.txnAttempts(ctx, placedReq)
 	return resp, renameKeys(err, renames)
 }
 
