@@ -64,6 +64,9 @@ type RangeStatus struct {
 	// changes.
 	Generation  uint64 `json:"generation"`
 	ConfVersion uint64 `json:"conf_version"`
+	// Partitioning of the range's table; with "hash", Start and End are
+	// positions in the hash space (8 bytes, big endian).
+	Partitioning string `json:"partitioning,omitempty"`
 }
 
 // RangeSpan is a range of a table: keys [Start, End); an empty End is the
@@ -116,7 +119,7 @@ func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 		out.Ranges[i] = RangeStatus{
 			ID: r.Id, Table: r.Table, Start: r.Start, End: r.End, Replicas: r.Replicas, Learners: r.Learners, Leader: r.Leader,
 			Term: r.Term, CommitIndex: r.CommitIndex, AppliedIndex: r.AppliedIndex, SizeBytes: r.SizeBytes,
-			Generation: r.Generation, ConfVersion: r.ConfVersion,
+			Generation: r.Generation, ConfVersion: r.ConfVersion, Partitioning: r.Partitioning,
 		}
 	}
 	for _, d := range resp.Decisions {

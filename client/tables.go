@@ -10,7 +10,7 @@ import (
 type Table struct {
 	Name string `json:"name"`
 	ID   uint64 `json:"id"`
-	// Partitioning is "range" (the only one so far) or "hash".
+	// Partitioning is "range" or "hash".
 	Partitioning string  `json:"partitioning"`
 	Replicas     uint32  `json:"replicas"`
 	Ranges       []Range `json:"ranges,omitempty"`
@@ -39,6 +39,12 @@ type TableOption func(*cairnpb.CreateTableRequest)
 // "range" (sorted keys, cheap prefix scans; the default) or "hash".
 func WithPartitioning(p string) TableOption {
 	return func(r *cairnpb.CreateTableRequest) { r.Partitioning = p }
+}
+
+// WithInitialRanges sets the number of ranges a hash table starts with:
+// equal intervals of the hash space (default 4, at most 1024).
+func WithInitialRanges(n uint32) TableOption {
+	return func(r *cairnpb.CreateTableRequest) { r.InitialRanges = n }
 }
 
 // WithTableConsistency sets the table's default read level (Linearizable,

@@ -2022,8 +2022,16 @@ type ListRequest struct {
 	Consistency    string `protobuf:"bytes,8,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	MaxStalenessMs int64  `protobuf:"varint,9,opt,name=max_staleness_ms,json=maxStalenessMs,proto3" json:"max_staleness_ms,omitempty"`
 	SessionToken   string `protobuf:"bytes,10,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Set only by the router on the parts of a List over a hash table
+	// (docs/design/hashing.md): start and end are then a span of placement
+	// keys inside one range, and the range returns the smallest limit keys
+	// of that span whose user keys lie in [user_start, user_end) (empty
+	// user_end: unbounded), by user key, with the hash prefix stripped.
+	Hashed        bool   `protobuf:"varint,11,opt,name=hashed,proto3" json:"hashed,omitempty"`
+	UserStart     []byte `protobuf:"bytes,12,opt,name=user_start,json=userStart,proto3" json:"user_start,omitempty"`
+	UserEnd       []byte `protobuf:"bytes,13,opt,name=user_end,json=userEnd,proto3" json:"user_end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListRequest) Reset() {
@@ -2124,6 +2132,27 @@ func (x *ListRequest) GetSessionToken() string {
 		return x.SessionToken
 	}
 	return ""
+}
+
+func (x *ListRequest) GetHashed() bool {
+	if x != nil {
+		return x.Hashed
+	}
+	return false
+}
+
+func (x *ListRequest) GetUserStart() []byte {
+	if x != nil {
+		return x.UserStart
+	}
+	return nil
+}
+
+func (x *ListRequest) GetUserEnd() []byte {
+	if x != nil {
+		return x.UserEnd
+	}
+	return nil
 }
 
 type KeyValue struct {
@@ -2286,7 +2315,8 @@ type Table struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Id    uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
-	// "range" (the only partitioning so far).
+	// "range" (ranges are spans of sorted user keys) or "hash" (ranges are
+	// intervals of the 64-bit hash space; docs/design/hashing.md).
 	Partitioning string             `protobuf:"bytes,3,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
 	Replicas     uint32             `protobuf:"varint,4,opt,name=replicas,proto3" json:"replicas,omitempty"`
 	Ranges       []*RangeDescriptor `protobuf:"bytes,5,rep,name=ranges,proto3" json:"ranges,omitempty"`
@@ -2398,7 +2428,10 @@ type CreateTableRequest struct {
 	MaxWritesPerSec uint32 `protobuf:"varint,5,opt,name=max_writes_per_sec,json=maxWritesPerSec,proto3" json:"max_writes_per_sec,omitempty"`
 	// Voters per range (0: the cluster default, 3, or fewer nodes if the
 	// cluster has fewer).
-	Replicas      uint32 `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Replicas uint32 `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	// Hash tables only: the number of equal hash intervals the table
+	// starts with (0: the default, 4; at most 1024).
+	InitialRanges uint32 `protobuf:"varint,6,opt,name=initial_ranges,json=initialRanges,proto3" json:"initial_ranges,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2471,6 +2504,13 @@ func (x *CreateTableRequest) GetMaxWritesPerSec() uint32 {
 func (x *CreateTableRequest) GetReplicas() uint32 {
 	if x != nil {
 		return x.Replicas
+	}
+	return 0
+}
+
+func (x *CreateTableRequest) GetInitialRanges() uint32 {
+	if x != nil {
+		return x.InitialRanges
 	}
 	return 0
 }
@@ -2963,22 +3003,28 @@ func (x *NodeStatus) GetWritesPerSec() float64 {
 }
 
 type RangeStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Table         string                 `protobuf:"bytes,2,opt,name=table,proto3" json:"table,omitempty"`
-	Start         []byte                 `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
-	End           []byte                 `protobuf:"bytes,4,opt,name=end,proto3" json:"end,omitempty"`
-	Replicas      []uint64               `protobuf:"varint,5,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`
-	Leader        uint64                 `protobuf:"varint,6,opt,name=leader,proto3" json:"leader,omitempty"`
-	Term          uint64                 `protobuf:"varint,7,opt,name=term,proto3" json:"term,omitempty"`
-	CommitIndex   uint64                 `protobuf:"varint,8,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
-	AppliedIndex  uint64                 `protobuf:"varint,9,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	SizeBytes     uint64                 `protobuf:"varint,10,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
-	Generation    uint64                 `protobuf:"varint,11,opt,name=generation,proto3" json:"generation,omitempty"`
-	Learners      []uint64               `protobuf:"varint,12,rep,packed,name=learners,proto3" json:"learners,omitempty"`
-	ConfVersion   uint64                 `protobuf:"varint,13,opt,name=conf_version,json=confVersion,proto3" json:"conf_version,omitempty"`
-	ReadsPerSec   float64                `protobuf:"fixed64,14,opt,name=reads_per_sec,json=readsPerSec,proto3" json:"reads_per_sec,omitempty"`
-	WritesPerSec  float64                `protobuf:"fixed64,15,opt,name=writes_per_sec,json=writesPerSec,proto3" json:"writes_per_sec,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Table        string                 `protobuf:"bytes,2,opt,name=table,proto3" json:"table,omitempty"`
+	Start        []byte                 `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
+	End          []byte                 `protobuf:"bytes,4,opt,name=end,proto3" json:"end,omitempty"`
+	Replicas     []uint64               `protobuf:"varint,5,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`
+	Leader       uint64                 `protobuf:"varint,6,opt,name=leader,proto3" json:"leader,omitempty"`
+	Term         uint64                 `protobuf:"varint,7,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex  uint64                 `protobuf:"varint,8,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,9,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	SizeBytes    uint64                 `protobuf:"varint,10,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Generation   uint64                 `protobuf:"varint,11,opt,name=generation,proto3" json:"generation,omitempty"`
+	Learners     []uint64               `protobuf:"varint,12,rep,packed,name=learners,proto3" json:"learners,omitempty"`
+	ConfVersion  uint64                 `protobuf:"varint,13,opt,name=conf_version,json=confVersion,proto3" json:"conf_version,omitempty"`
+	ReadsPerSec  float64                `protobuf:"fixed64,14,opt,name=reads_per_sec,json=readsPerSec,proto3" json:"reads_per_sec,omitempty"`
+	WritesPerSec float64                `protobuf:"fixed64,15,opt,name=writes_per_sec,json=writesPerSec,proto3" json:"writes_per_sec,omitempty"`
+	// The partitioning of the range's table: with "hash", start and end
+	// are positions in the hash space (8 bytes, big endian).
+	Partitioning string `protobuf:"bytes,16,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	// Nodes that left the range (they never get it back: see
+	// RangeDescriptor.removed).
+	Removed       []uint64 `protobuf:"varint,17,rep,packed,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3116,6 +3162,20 @@ func (x *RangeStatus) GetWritesPerSec() float64 {
 		return x.WritesPerSec
 	}
 	return 0
+}
+
+func (x *RangeStatus) GetPartitioning() string {
+	if x != nil {
+		return x.Partitioning
+	}
+	return ""
+}
+
+func (x *RangeStatus) GetRemoved() []uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
 }
 
 // Decision is one action of the coordinator's scheduler, with its reason.
@@ -4102,7 +4162,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x05found\x18\x02 \x01(\bR\x05found\"e\n" +
 	"\rBatchResponse\x12/\n" +
 	"\aresults\x18\x01 \x03(\v2\x15.cairn.v1.BatchResultR\aresults\x12#\n" +
-	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"\xa1\x02\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"\xf3\x02\n" +
 	"\vListRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\fR\x06prefix\x12\x14\n" +
@@ -4115,7 +4175,11 @@ const file_kv_proto_rawDesc = "" +
 	"\vconsistency\x18\b \x01(\tR\vconsistency\x12(\n" +
 	"\x10max_staleness_ms\x18\t \x01(\x03R\x0emaxStalenessMs\x12#\n" +
 	"\rsession_token\x18\n" +
-	" \x01(\tR\fsessionToken\"n\n" +
+	" \x01(\tR\fsessionToken\x12\x16\n" +
+	"\x06hashed\x18\v \x01(\bR\x06hashed\x12\x1d\n" +
+	"\n" +
+	"user_start\x18\f \x01(\fR\tuserStart\x12\x19\n" +
+	"\buser_end\x18\r \x01(\fR\auserEnd\"n\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
@@ -4137,7 +4201,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x06ranges\x18\x05 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x06ranges\x12 \n" +
 	"\vconsistency\x18\x06 \x01(\tR\vconsistency\x12\x1b\n" +
 	"\tmax_bytes\x18\a \x01(\x04R\bmaxBytes\x12+\n" +
-	"\x12max_writes_per_sec\x18\b \x01(\rR\x0fmaxWritesPerSec\"\xd4\x01\n" +
+	"\x12max_writes_per_sec\x18\b \x01(\rR\x0fmaxWritesPerSec\"\xfb\x01\n" +
 	"\x12CreateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
@@ -4145,7 +4209,8 @@ const file_kv_proto_rawDesc = "" +
 	"\tmax_bytes\x18\x04 \x01(\x04R\bmaxBytes\x12+\n" +
 	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\x12\x1a\n" +
 	"\breplicas\x18\n" +
-	" \x01(\rR\breplicas\"%\n" +
+	" \x01(\rR\breplicas\x12%\n" +
+	"\x0einitial_ranges\x18\x06 \x01(\rR\rinitialRanges\"%\n" +
 	"\x0fGetTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
 	"\x11ListTablesRequest\"=\n" +
@@ -4180,7 +4245,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x05bytes\x18\t \x01(\x04R\x05bytes\x12\"\n" +
 	"\rreads_per_sec\x18\n" +
 	" \x01(\x01R\vreadsPerSec\x12$\n" +
-	"\x0ewrites_per_sec\x18\v \x01(\x01R\fwritesPerSec\"\xb3\x03\n" +
+	"\x0ewrites_per_sec\x18\v \x01(\x01R\fwritesPerSec\"\xf1\x03\n" +
 	"\vRangeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05table\x18\x02 \x01(\tR\x05table\x12\x14\n" +
@@ -4200,7 +4265,9 @@ const file_kv_proto_rawDesc = "" +
 	"\blearners\x18\f \x03(\x04R\blearners\x12!\n" +
 	"\fconf_version\x18\r \x01(\x04R\vconfVersion\x12\"\n" +
 	"\rreads_per_sec\x18\x0e \x01(\x01R\vreadsPerSec\x12$\n" +
-	"\x0ewrites_per_sec\x18\x0f \x01(\x01R\fwritesPerSec\"\x99\x01\n" +
+	"\x0ewrites_per_sec\x18\x0f \x01(\x01R\fwritesPerSec\x12\"\n" +
+	"\fpartitioning\x18\x10 \x01(\tR\fpartitioning\x12\x18\n" +
+	"\aremoved\x18\x11 \x03(\x04R\aremoved\"\x99\x01\n" +
 	"\bDecision\x12\x1c\n" +
 	"\n" +
 	"at_unix_ms\x18\x01 \x01(\x03R\batUnixMs\x12\x0e\n" +

@@ -2316,8 +2316,11 @@ type CreateTable struct {
 	MaxWritesPerSec uint32 `protobuf:"varint,5,opt,name=max_writes_per_sec,json=maxWritesPerSec,proto3" json:"max_writes_per_sec,omitempty"`
 	// The replication factor, and the nodes of the first range's voters as
 	// the proposer placed them (empty: every node, as before placement).
-	Replicas      uint32   `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
-	Placement     []uint64 `protobuf:"varint,11,rep,packed,name=placement,proto3" json:"placement,omitempty"`
+	Replicas  uint32   `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Placement []uint64 `protobuf:"varint,11,rep,packed,name=placement,proto3" json:"placement,omitempty"`
+	// Hash tables: the number of ranges to create, splitting the hash space
+	// into equal intervals (validated by the router; 0 or 1: one range).
+	InitialRanges uint32 `protobuf:"varint,6,opt,name=initial_ranges,json=initialRanges,proto3" json:"initial_ranges,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2399,6 +2402,13 @@ func (x *CreateTable) GetPlacement() []uint64 {
 		return x.Placement
 	}
 	return nil
+}
+
+func (x *CreateTable) GetInitialRanges() uint32 {
+	if x != nil {
+		return x.InitialRanges
+	}
+	return 0
 }
 
 type DropTable struct {
@@ -3909,7 +3919,7 @@ const file_peer_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
-	"expireAtMs\"\xeb\x01\n" +
+	"expireAtMs\"\x92\x02\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
@@ -3918,7 +3928,8 @@ const file_peer_proto_rawDesc = "" +
 	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\x12\x1a\n" +
 	"\breplicas\x18\n" +
 	" \x01(\rR\breplicas\x12\x1c\n" +
-	"\tplacement\x18\v \x03(\x04R\tplacement\"\x1f\n" +
+	"\tplacement\x18\v \x03(\x04R\tplacement\x12%\n" +
+	"\x0einitial_ranges\x18\x06 \x01(\rR\rinitialRanges\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xa4\x02\n" +
 	"\n" +

@@ -94,7 +94,7 @@ func printClusterStatus(w io.Writer, st *client.ClusterStatus) {
 	tw = newTable(w)
 	fmt.Fprintln(tw, "RANGE\tTABLE\tSTART\tEND\tREPLICAS\tLEARNERS\tLEADER\tTERM\tCOMMIT\tAPPLIED\tSIZE")
 	for _, r := range st.Ranges {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%v\t%v\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Table, printable(r.Start), printable(r.End),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%v\t%v\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Table, printBound(r.Partitioning, r.Start), printBound(r.Partitioning, r.End),
 			r.Replicas, r.Learners, r.Leader, r.Term, r.CommitIndex, r.AppliedIndex, r.SizeBytes)
 	}
 	_ = tw.Flush()

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"unicode/utf8"
+
+	"github.com/cairn-db/cairn/internal/keys/hashkey"
 )
 
 // writeJSON writes v as one line of JSON.
@@ -45,4 +47,13 @@ func containsSpace(s string) bool {
 		}
 	}
 	return false
+}
+
+// printBound renders a range boundary; on a hash table its hash position
+// in hex (the format "cairn range split" takes for hash tables).
+func printBound(partitioning string, b []byte) string {
+	if partitioning == "hash" && len(b) > 0 {
+		return hashkey.FormatBound(b)
+	}
+	return printable(b)
 }

@@ -67,7 +67,7 @@ func printRanges(w io.Writer, rs []client.RangeStatus) {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "RANGE\tTABLE\tSTART\tEND\tGEN\tLEADER\tREPLICAS\tSIZE")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%v\t%d\n", r.ID, r.Table, printable(r.Start), printable(r.End),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%v\t%d\n", r.ID, r.Table, printBound(r.Partitioning, r.Start), printBound(r.Partitioning, r.End),
 			r.Generation, r.Leader, r.Replicas, r.SizeBytes)
 	}
 	_ = tw.Flush()
@@ -75,11 +75,15 @@ func printRanges(w io.Writer, rs []client.RangeStatus) {
 
 func newRangeSplitCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "split TABLE KEY",
-		Short:   "Split the range holding KEY at KEY",
-		Long:    `Split the range of TABLE that holds KEY into [start, KEY) and [KEY, end).`,
-		Example: `  cairn range split default user/m`,
-		Args:    cobra.ExactArgs(2),
+		Use:   "split TABLE KEY",
+		Short: "Split the range holding KEY at KEY",
+		Long: `Split the range of TABLE that holds KEY into [start, KEY) and [KEY, end).
+
+On a hash table KEY is a position in the hash space: 0x and 16 hex digits
+(the bounds "cairn range ls" shows), e.g. 0x8000000000000000.`,
+		Example: `  cairn range split default user/m
+  cairn range split events 0x4000000000000000`,
+		Args: cobra.ExactArgs(2),
 	}
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		c, err := a.newClient(cmd)
@@ -95,8 +99,13 @@ func newRangeSplitCommand(a *app) *cobra.Command {
 			writeJSON(cmd.OutOrStdout(), map[string]client.RangeSpan{"left": left, "right": right})
 			return nil
 		}
+		partitioning := ""
+		if t, err := c.GetTable(cmd.Context(), args[0]); err == nil {
+			partitioning = t.Partitioning
+		}
 		fmt.Fprintf(cmd.OutOrStdout(), "OK left=%d [%s, %s) right=%d [%s, %s) generation=%d\n",
-			left.ID, printable(left.Start), printable(left.End), right.ID, printable(right.Start), printable(right.End), right.Generation)
+			left.ID, printBound(partitioning, left.Start), printBound(partitioning, left.End),
+			right.ID, printBound(partitioning, right.Start), printBound(partitioning, right.End), right.Generation)
 		return nil
 	})
 	return cmd

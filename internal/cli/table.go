@@ -26,7 +26,7 @@ func newTableCommand(a *app) *cobra.Command {
 
 func newTableCreateCommand(a *app) *cobra.Command {
 	var partitioning, consistency, maxBytes string
-	var maxWrites, replicas uint32
+	var initialRanges, maxWrites, replicas uint32
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a table",
@@ -40,6 +40,7 @@ size, or come faster than the rate, are refused (docs/design/quotas.md).`,
 		Args: cobra.ExactArgs(1),
 	}
 	cmd.Flags().StringVar(&partitioning, "partitioning", "range", "how keys spread over ranges: range (sorted keys, cheap prefix scans) or hash")
+	cmd.Flags().Uint32Var(&initialRanges, "initial-ranges", 0, "hash tables: ranges to start with, equal intervals of the hash space (default 4, at most 1024)")
 	cmd.Flags().StringVar(&consistency, "consistency", "", "default read consistency of the table: linearizable (default), session or stale")
 	cmd.Flags().StringVar(&maxBytes, "max-bytes", "0", "size quota of the table (bytes, or with KiB/MiB/GiB; 0: none)")
 	cmd.Flags().Uint32Var(&maxWrites, "max-writes-per-sec", 0, "write rate quota of the table (0: none)")
@@ -58,7 +59,7 @@ size, or come faster than the rate, are refused (docs/design/quotas.md).`,
 			return err
 		}
 		defer c.Close()
-		t, err := c.CreateTable(cmd.Context(), args[0], client.WithPartitioning(partitioning), client.WithTableConsistency(consistency),
+		t, err := c.CreateTable(cmd.Context(), args[0], client.WithPartitioning(partitioning), client.WithInitialRanges(initialRanges), client.WithTableConsistency(consistency),
 			client.WithQuota(quota, maxWrites), client.WithReplicas(replicas))
 		if err != nil {
 			return err
@@ -135,7 +136,7 @@ func newTableGetCommand(a *app) *cobra.Command {
 			tw := newTable(out)
 			fmt.Fprintln(tw, "RANGE\tSTART\tEND\tREPLICAS")
 			for _, r := range t.Ranges {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%v\n", r.ID, printable(r.Start), printable(r.End), r.Replicas)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%v\n", r.ID, printBound(t.Partitioning, r.Start), printBound(t.Partitioning, r.End), r.Replicas)
 			}
 			_ = tw.Flush()
 		}

@@ -14,7 +14,7 @@ func TestTable(t *testing.T) {
 		t.Errorf("stderr %q", r.stderr)
 	}
 	s.cli(t, "table", "create", "Bad!").expect(t, exitUsage, "")
-	s.cli(t, "table", "create", "h", "--partitioning", "hash").expect(t, exitUsage, "") // the fake supports range only
+	s.cli(t, "table", "create", "h", "--partitioning", "list").expect(t, exitUsage, "")
 
 	s.cli(t, "table", "ls").expect(t, exitOK,
 		"NAME     ID  PARTITIONING  REPLICAS  RANGES\n"+
@@ -43,4 +43,13 @@ func TestTable(t *testing.T) {
 	s.cli(t, "table", "drop", "users").expect(t, exitNo, "")
 	s.cli(t, "table", "get", "users").expect(t, exitNo, "")
 	s.cli(t, "table", "drop", "default", "-o", "json").expect(t, exitOK, "{\"dropped\":\"default\"}\n")
+
+	// A hash table: its range bounds show as hash positions.
+	s.cli(t, "table", "create", "h", "--partitioning", "hash", "--initial-ranges", "4").expect(t, exitOK, "*")
+	r = s.cli(t, "table", "get", "h")
+	r.expect(t, exitOK, "*")
+	if !strings.Contains(r.stdout, "hash          1         4") || !strings.Contains(r.stdout, "0x4000000000000000  0x8000000000000000") {
+		t.Errorf("table get of a hash table:\n%s", r.stdout)
+	}
+	s.cli(t, "table", "create", "h2", "--partitioning", "hash", "--initial-ranges", "5000").expect(t, exitUsage, "")
 }

@@ -369,7 +369,12 @@ func balanceReplicas(ranges []RangeInfo, nodes []NodeInfo, load map[uint64]int, 
 	if hi == 0 || lo == 0 || load[hi]-load[lo] <= 1 || float64(load[hi]) <= 1.1*float64(load[lo]) {
 		return Op{}, false
 	}
-	for _, r := range ranges {
+	// A range that never moved first: every move leaves its source among
+	// the range's removed nodes, which can never take it back, so moving
+	// the same range twice could leave it no node to be repaired on.
+	cands := slices.Clone(ranges)
+	slices.SortStableFunc(cands, func(a, b RangeInfo) int { return cmp.Compare(len(a.Removed), len(b.Removed)) })
+	for _, r := range cands {
 		if r.Meta || busy[r.ID] || r.Leader == 0 || len(r.Learners) > 0 || len(r.Voters) != r.Want {
 			continue
 		}

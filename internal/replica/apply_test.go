@@ -188,7 +188,13 @@ func (e *applyEnv) parseEntry(t testing.TB, td *datadriven.TestData, nextIndex m
 		r = e.replica(t, td, MetaRangeID)
 		var name string
 		td.ScanArgs(t, "name", &name)
-		cmd.Op = &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: name, Partitioning: "range"}}
+		ct := &cairnpb.CreateTable{Name: name, Partitioning: "range"}
+		if td.HasArg("hash-ranges") {
+			// A hash table pre-split into that many hash intervals.
+			td.ScanArgs(t, "hash-ranges", &ct.InitialRanges)
+			ct.Partitioning = "hash"
+		}
+		cmd.Op = &cairnpb.Command_CreateTable{CreateTable: ct}
 	case "drop-table":
 		r = e.replica(t, td, MetaRangeID)
 		var name string

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/keys/hashkey"
 	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/storage"
 )
@@ -290,21 +291,38 @@ func (r *Replica) applyCreateTable(b *pebble.Batch, c *cairnpb.CreateTable, ts u
 	if err != nil {
 		return Result{}, err
 	}
-	rangeID, err := nextCounter(b, metaRangeCtr, 2)
-	if err != nil {
-		return Result{}, err
+	// A hash table starts as initial_ranges equal intervals of the hash
+	// space (docs/design/hashing.md); a range table as one range.
+	var bounds [][]byte
+	if c.Partitioning == "hash" && c.InitialRanges > 1 {
+		bounds = hashkey.InitialBounds(int(min(c.InitialRanges, hashkey.MaxInitialRanges)))
 	}
-	desc := &cairnpb.RangeDescriptor{Id: rangeID, TableId: tableID, Replicas: voters}
-	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: replicas, Ranges: []*cairnpb.RangeDescriptor{desc},
+	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: replicas,
 		Consistency: c.Consistency, MaxBytes: c.MaxBytes, MaxWritesPerSec: c.MaxWritesPerSec}
+	for i := 0; i <= len(bounds); i++ {
+		rangeID, err := nextCounter(b, metaRangeCtr, 2)
+		if err != nil {
+			return Result{}, err
+		}
+		desc := &cairnpb.RangeDescriptor{Id: rangeID, TableId: tableID, Replicas: voters}
+		if i > 0 {
+			desc.Start = bounds[i-1]
+		}
+		if i < len(bounds) {
+			desc.End = bounds[i]
+		}
+		t.Ranges = append(t.Ranges, desc)
+	}
 	v := r.nextVersion(ts)
 	if err := putProto(b, MetaTableKey(c.Name), v, t); err != nil {
 		return Result{}, err
 	}
-	if err := WriteInitial(b, desc); err != nil {
-		return Result{}, fmt.Errorf("create range %d: %w", rangeID, err)
+	for _, desc := range t.Ranges {
+		if err := WriteInitial(b, desc); err != nil {
+			return Result{}, fmt.Errorf("create range %d: %w", desc.Id, err)
+		}
+		out.Effects = append(out.Effects, Effect{Create: desc})
 	}
-	out.Effects = append(out.Effects, Effect{Create: desc})
 	return Result{Version: v, Table: t}, nil
 }
 

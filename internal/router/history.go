@@ -6,6 +6,7 @@ import (
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/keys/hashkey"
 	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/replica"
 	"github.com/cairn-db/cairn/internal/watch"
@@ -20,8 +21,13 @@ func (rt *Router) History(ctx context.Context, req *cairnpb.HistoryRequest) (*ca
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
+	restore, err := rt.placed(ctx, req.Table, &req.Key)
+	if err != nil {
+		return nil, err
+	}
+	defer restore()
 	var resp *cairnpb.Response
-	err := rt.keyed(ctx, req.Table, req.Key, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
+	err = rt.keyed(ctx, req.Table, req.Key, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
 		resp, err = rt.read(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_History{History: req}},
 			func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localHistory(ctx, r, t, req) })
 		return err
@@ -29,7 +35,13 @@ func (rt *Router) History(ctx context.Context, req *cairnpb.HistoryRequest) (*ca
 	if err != nil {
 		return nil, err
 	}
-	return resp.GetHistory(), nil
+	out := resp.GetHistory()
+	if t := rt.store.Table(req.Table); t != nil && IsHash(t) {
+		for _, c := range out.GetChanges() {
+			c.Key = hashkey.Strip(c.Key)
+		}
+	}
+	return out, nil
 }
 
 func (rt *Router) localHistory(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.HistoryRequest) (*cairnpb.Response, error) {

@@ -10,6 +10,11 @@
 // commit over the ranges a transaction touches, and the recovery of
 // transactions whose coordinator died (docs/design/transactions.md).
 //
+// Hash-partitioned tables (hash.go, docs/design/hashing.md) are the
+// router's alone: it routes their keys by placement key (a hash prefix
+// and the key) and strips the prefix from every key it returns, so the
+// layers below see ordinary ranges.
+//
 // Table resolution uses the node's applied copy of the meta range (fast,
 // possibly a little stale). A miss is confirmed with a linearizable
 // ReadBarrier on the meta replica before answering "table not found", so
@@ -459,6 +464,11 @@ func (rt *Router) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.Ge
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
+	restore, err := rt.placed(ctx, req.Table, &req.Key)
+	if err != nil {
+		return nil, err
+	}
+	defer restore()
 	var t *cairnpb.Table
 	var d *cairnpb.RangeDescriptor
 	get := func() (*cairnpb.GetResponse, error) {
@@ -564,8 +574,13 @@ func (rt *Router) Put(ctx context.Context, req *cairnpb.PutRequest) (*cairnpb.Pu
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
+	restore, err := rt.placed(ctx, req.Table, &req.Key)
+	if err != nil {
+		return nil, err
+	}
+	defer restore()
 	var resp *cairnpb.Response
-	err := rt.keyed(ctx, req.Table, req.Key, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
+	err = rt.keyed(ctx, req.Table, req.Key, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
 		resp, err = rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Put{Put: req}}, true,
 			func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localPut(ctx, r, t, req) })
 		return err
@@ -603,8 +618,13 @@ func (rt *Router) Delete(ctx context.Context, req *cairnpb.DeleteRequest) (*cair
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
+	restore, err := rt.placed(ctx, req.Table, &req.Key)
+	if err != nil {
+		return nil, err
+	}
+	defer restore()
 	var resp *cairnpb.Response
-	err := rt.keyed(ctx, req.Table, req.Key, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
+	err = rt.keyed(ctx, req.Table, req.Key, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
 		resp, err = rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_Delete{Delete: req}}, true,
 			func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localDelete(ctx, r, t, req) })
 		return err
@@ -635,6 +655,22 @@ func (rt *Router) Batch(ctx context.Context, req *cairnpb.BatchRequest) (*cairnp
 	defer cancel()
 	if len(req.Ops) == 0 {
 		return &cairnpb.BatchResponse{}, nil
+	}
+	for _, op := range req.Ops {
+		var restore func()
+		var err error
+		switch o := op.Op.(type) {
+		case *cairnpb.BatchOp_Put:
+			restore, err = rt.placed(ctx, req.Table, &o.Put.Key)
+		case *cairnpb.BatchOp_Delete:
+			restore, err = rt.placed(ctx, req.Table, &o.Delete.Key)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer restore()
 	}
 	first, _ := batchKeyOf(req.Ops[0])
 	var resp *cairnpb.Response
@@ -696,6 +732,11 @@ func (rt *Router) List(ctx context.Context, req *cairnpb.ListRequest) (*cairnpb.
 	defer cancel()
 	limit, _ := rt.opts.Limits.ValidateList(req)
 	after, _ := kv.DecodePageToken(req.PageToken, rt.opts.Limits)
+	if t, err := rt.table(ctx, req.Table); err != nil {
+		return nil, err
+	} else if IsHash(t) {
+		return rt.listHashed(ctx, req, limit, after)
+	}
 	start, end := listSpan(req, after)
 	out := &cairnpb.ListResponse{}
 	// Walk the ranges in key order: each step lists [start, subEnd), the
@@ -772,13 +813,24 @@ func listSpan(req *cairnpb.ListRequest, after []byte) (start, end []byte) {
 }
 
 func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.ListRequest) (*cairnpb.Response, error) {
-	limit, err := rt.opts.Limits.ValidateList(req)
-	if err != nil {
-		return nil, err
+	if IsHash(t) != req.Hashed {
+		// A part of a hash table's List names the user span apart from
+		// the placement span; anything else on a hash table would scan
+		// placement keys as if they were user keys.
+		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "list of table %q: partitioning changed", t.Name)
 	}
-	after, err := kv.DecodePageToken(req.PageToken, rt.opts.Limits)
-	if err != nil {
-		return nil, err
+	var limit int
+	var after []byte
+	var err error
+	if req.Hashed {
+		limit = max(int(req.Limit), 1)
+	} else {
+		if limit, err = rt.opts.Limits.ValidateList(req); err != nil {
+			return nil, err
+		}
+		if after, err = kv.DecodePageToken(req.PageToken, rt.opts.Limits); err != nil {
+			return nil, err
+		}
 	}
 	lv, err := parseReadLevel(req.Consistency, t.Consistency, req.MaxStalenessMs, req.SessionToken)
 	if err != nil {
@@ -814,6 +866,13 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	if d := r.Desc(); !r.Initialized() || d.TableId != t.Id || !replica.DescContains(d, start) ||
 		(len(d.End) > 0 && (len(end) == 0 || bytes.Compare(end, d.End) > 0)) {
 		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds [%q, %q)", r.ID, start, end)
+	}
+	if req.Hashed {
+		keep := func(exp int64) bool { return exp == 0 || !(replica.Expired(exp, logTime) || exp <= nowMs) }
+		if err := rt.scanHashed(out, t, req, start, end, limit, keep); err != nil {
+			return nil, err
+		}
+		return &cairnpb.Response{Op: &cairnpb.Response_List{List: out}}, nil
 	}
 	ls, le := keys.DataSpan(keys.TableID(t.Id), start, end)
 	it, err := rt.store.DB().NewIter(&pebble.IterOptions{LowerBound: ls, UpperBound: le})
@@ -854,12 +913,8 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 	if err := kv.ValidateTableName(req.Name); err != nil {
 		return nil, err
 	}
-	switch req.Partitioning {
-	case "":
-		req.Partitioning = "range"
-	case "range":
-	default:
-		return nil, kv.Errorf(kv.ErrInvalidArgument, "partitioning %q is not supported (only \"range\")", req.Partitioning)
+	if err := validatePartitioning(req); err != nil {
+		return nil, err
 	}
 	level, err := kv.ParseConsistency(req.Consistency)
 	if err != nil {
@@ -885,7 +940,7 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 func (rt *Router) localCreateTable(ctx context.Context, r *replica.Replica, req *cairnpb.CreateTableRequest) (*cairnpb.Response, error) {
 	rf, placement := rt.place(req.Replicas)
 	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning,
-		Consistency: req.Consistency, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec,
+		Consistency: req.Consistency, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec, InitialRanges: req.InitialRanges,
 		Replicas: rf, Placement: placement}}})
 	if err != nil {
 		return nil, err
@@ -951,8 +1006,9 @@ func (rt *Router) ListTables(ctx context.Context, _ *cairnpb.ListTablesRequest) 
 func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, error) {
 	out := &cairnpb.ClusterStatus{}
 	names := map[uint64]string{uint64(keys.MetaTableID): "(meta)"}
+	parts := map[uint64]string{}
 	for _, t := range rt.store.Tables() {
-		names[t.Id] = t.Name
+		names[t.Id], parts[t.Id] = t.Name, t.Partitioning
 	}
 	leaders := map[uint64]uint32{}
 	ranges := map[uint64]uint32{}
@@ -979,7 +1035,7 @@ func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, er
 		out.Ranges = append(out.Ranges, &cairnpb.RangeStatus{
 			Id: d.Id, Table: names[d.TableId], Start: d.Start, End: d.End, Replicas: d.Replicas, Learners: d.Learners,
 			Leader: r.Leader(), Term: term, CommitIndex: commit, AppliedIndex: applied, SizeBytes: size,
-			Generation: d.Generation, ConfVersion: d.ConfVersion,
+			Generation: d.Generation, ConfVersion: d.ConfVersion, Partitioning: parts[d.TableId], Removed: d.Removed,
 		})
 		local[d.Id] = true
 		count(r.Leader(), d)
@@ -995,7 +1051,7 @@ func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, er
 			}
 			out.Ranges = append(out.Ranges, &cairnpb.RangeStatus{
 				Id: d.Id, Table: t.Name, Start: d.Start, End: d.End, Replicas: d.Replicas, Learners: d.Learners,
-				Leader: leader, Generation: d.Generation, ConfVersion: d.ConfVersion,
+				Leader: leader, Generation: d.Generation, ConfVersion: d.ConfVersion, Partitioning: t.Partitioning, Removed: d.Removed,
 			})
 			count(leader, d)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/keys/hashkey"
 	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/replica"
 )
@@ -81,6 +82,19 @@ func (rt *Router) SplitRange(ctx context.Context, req *cairnpb.SplitRangeRequest
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
+	if t, err := rt.table(ctx, req.Table); err != nil {
+		return nil, err
+	} else if IsHash(t) {
+		// A hash table splits at a position of the hash space, written
+		// 0x and 16 hex digits (docs/design/hashing.md).
+		k, err := hashkey.ParseSplitKey(string(req.Key))
+		if err != nil {
+			return nil, kv.Errorf(kv.ErrInvalidArgument, "%v", err)
+		}
+		orig := req.Key
+		req.Key = k
+		defer func() { req.Key = orig }()
+	}
 	var resp *cairnpb.Response
 	err := rt.keyed(ctx, req.Table, req.Key, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
 		resp, err = rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_SplitRange{SplitRange: req}}, true,
@@ -227,9 +241,15 @@ func (rt *Router) maybeSplitBySize(ctx context.Context, r *replica.Replica, limi
 	if t == nil {
 		return
 	}
-	key, err := replica.MiddleKey(rt.store.DB(), d)
-	if err != nil || key == nil {
-		return
+	var key []byte
+	if IsHash(t) {
+		key = hashSplitKey(d)
+	}
+	if key == nil {
+		var err error
+		if key, err = replica.MiddleKey(rt.store.DB(), d); err != nil || key == nil {
+			return
+		}
 	}
 	cctx, cancel := rt.withTimeout(ctx)
 	defer cancel()

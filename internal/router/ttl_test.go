@@ -34,7 +34,7 @@ type ttlEnv struct {
 	now atomic.Int64 // unix ms of the fake clock
 }
 
-func newTTLEnv(t *testing.T) *ttlEnv {
+func newTTLEnv(t testing.TB) *ttlEnv {
 	t.Helper()
 	e := &ttlEnv{}
 	e.now.Store(1_700_000_000_000)

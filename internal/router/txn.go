@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
 	"github.com/cairn-db/cairn/internal/kv"
@@ -90,6 +92,32 @@ func (rt *Router) Txn(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.Tx
 	}
 	ctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
+	// Keys of hash tables travel as placement keys from here on (hash.go);
+	// an error that names one names the user key again. NB: the request
+	// is copied, not changed in place and restored as elsewhere: the
+	// resolution of a committed transaction goes on after Txn returns
+	// and reads the ops.
+	var renames []keyRename
+	placedReq := &cairnpb.TxnRequest{Ops: make([]*cairnpb.TxnOp, len(req.Ops))}
+	for i, op := range req.Ops {
+		t, err := rt.table(ctx, op.Table)
+		if err != nil {
+			return nil, err
+		}
+		placedReq.Ops[i] = op
+		if IsHash(t) {
+			c := proto.CloneOf(op)
+			c.Key = placeKey(t, op.Key)
+			placedReq.Ops[i] = c
+			renames = append(renames, keyRename{placed: c.Key, user: op.Key})
+		}
+	}
+	resp, err := rt.txnAttempts(ctx, placedReq)
+	return resp, renameKeys(err, renames)
+}
+
+// txnAttempts runs a validated transaction whose keys are placement keys.
+func (rt *Router) txnAttempts(ctx context.Context, req *cairnpb.TxnRequest) (*cairnpb.TxnResponse, error) {
 	var err error
 	startTS := uint64(rt.opts.Clock.Now())
 	fresh := false
@@ -601,7 +629,7 @@ func (rt *Router) handleIntent(ctx context.Context, table string, key []byte, in
 				status = cairnpb.TxnStatus_ABORTED // the record's table is gone
 			case err != nil:
 				if ctx.Err() != nil {
-					return kv.Errorf(kv.ErrTxnConflict, "key %q is locked by transaction %x: %v", key, meta.Id, err)
+					return kv.Errorf(kv.ErrTxnConflict, "key %q is locked by transaction %x: %v", rt.shownKey(table, key), meta.Id, err)
 				}
 				status = cairnpb.TxnStatus_PENDING
 			}
@@ -611,7 +639,7 @@ func (rt *Router) handleIntent(ctx context.Context, table string, key []byte, in
 		}
 		select {
 		case <-ctx.Done():
-			return kv.Errorf(kv.ErrTxnConflict, "key %q is locked by pending transaction %x", key, meta.Id)
+			return kv.Errorf(kv.ErrTxnConflict, "key %q is locked by pending transaction %x", rt.shownKey(table, key), meta.Id)
 		case <-time.After(backoff):
 		}
 		if backoff *= 2; backoff > 20*time.Millisecond {

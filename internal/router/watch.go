@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/keys/hashkey"
 	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/watch"
@@ -36,7 +37,14 @@ func (rt *Router) Watch(ctx context.Context, req *cairnpb.WatchRequest, send fun
 	}
 	f := watch.Filter{Table: keys.TableID(t.Id), Key: req.Key, Prefix: req.Prefix}
 	lo, hi := req.Key, keys.PrefixEnd(req.Key)
-	if !req.Prefix {
+	switch {
+	case IsHash(t) && req.Prefix:
+		// Any range of a hash table may hold keys with the prefix.
+		f.Hashed, lo, hi = true, nil, nil
+	case IsHash(t):
+		f.Key = hashkey.Encode(req.Key)
+		lo, hi = f.Key, append(append([]byte(nil), f.Key...), 0)
+	case !req.Prefix:
 		hi = append(append([]byte(nil), req.Key...), 0)
 	}
 	local := rt.localRanges(t.Id, lo, hi)
@@ -77,6 +85,7 @@ func (rt *Router) Watch(ctx context.Context, req *cairnpb.WatchRequest, send fun
 		resp := &cairnpb.WatchResponse{ResumeToken: after[len(after)-1].Encode(), Events: make([]*cairnpb.WatchEvent, len(evs))}
 		for i := range evs {
 			resp.Events[i] = eventPB(&evs[i])
+			resp.Events[i].Key = userKey(t, resp.Events[i].Key)
 			if req.EventTokens {
 				resp.Events[i].ResumeToken = after[i].Encode()
 			}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/keys/hashkey"
 )
 
 var (
@@ -22,10 +23,17 @@ var (
 
 // Filter selects the changes of one table: of one key, or of every key
 // with a prefix (Prefix true; an empty prefix is the whole table).
+//
+// Hashed marks a prefix filter on a hash table (docs/design/hashing.md):
+// its stored keys are placement keys (8 bytes of hash, then the user
+// key), so the prefix is matched against the user key after the hash and
+// every range of the table may hold matching keys. A single-key filter
+// on a hash table names the placement key and needs no flag.
 type Filter struct {
 	Table  keys.TableID
 	Key    []byte
 	Prefix bool
+	Hashed bool
 }
 
 // Match reports whether the filter selects key of table.
@@ -34,6 +42,9 @@ func (f Filter) Match(table keys.TableID, key []byte) bool {
 		return false
 	}
 	if f.Prefix {
+		if f.Hashed {
+			return len(key) >= hashkey.PrefixLen && bytes.HasPrefix(key[hashkey.PrefixLen:], f.Key)
+		}
 		return bytes.HasPrefix(key, f.Key)
 	}
 	return bytes.Equal(key, f.Key)
@@ -43,6 +54,9 @@ func (f Filter) Match(table keys.TableID, key []byte) bool {
 func (f Filter) overlaps(table keys.TableID, start, end []byte) bool {
 	if table != f.Table {
 		return false
+	}
+	if f.Prefix && f.Hashed {
+		return true
 	}
 	lo, hi := f.Key, keys.PrefixEnd(f.Key)
 	if !f.Prefix {

@@ -181,9 +181,12 @@ func appendLive(batch []Event, after []Position, pos *Position, ev Event) ([]Eve
 // all of them.
 func Replay(db pebble.Reader, f Filter, pos Position, limit int) ([]Event, error) {
 	var lo, hi []byte
-	if f.Prefix {
+	switch {
+	case f.Prefix && f.Hashed:
+		lo, hi = keys.HistoryPrefixSpan(f.Table, nil) // the whole table, filtered below
+	case f.Prefix:
 		lo, hi = keys.HistoryPrefixSpan(f.Table, f.Key)
-	} else {
+	default:
 		lo = keys.HistoryKeyPrefix(f.Table, f.Key)
 		hi = keys.PrefixEnd(lo)
 	}
@@ -200,6 +203,9 @@ func Replay(db pebble.Reader, f Filter, pos Position, limit int) ([]Event, error
 		table, key, version, err := keys.DecodeHistoryKey(it.Key())
 		if err != nil || table != f.Table {
 			return nil, fmt.Errorf("watch: history key %x: %w", it.Key(), storage.ErrCorruptValue)
+		}
+		if f.Hashed && !f.Match(table, key) {
+			continue
 		}
 		if curKey == nil || string(key) != string(curKey) {
 			curKey, floor, first = key, pos.Floor(key), true

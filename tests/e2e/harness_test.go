@@ -519,6 +519,7 @@ type RangeStatus struct {
 	AppliedIndex uint64   `json:"applied_index"`
 	SizeBytes    uint64   `json:"size_bytes"`
 	ConfVersion  uint64   `json:"conf_version"`
+	Removed      []uint64 `json:"removed"`
 }
 
 // Decision is one coordinator decision of ClusterStatus.

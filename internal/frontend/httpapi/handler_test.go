@@ -568,9 +568,10 @@ func TestTables(t *testing.T) {
 		t.Fatalf("table with a default level: %s", w.Body)
 	}
 	wantError(t, e.do(t, "POST", "/v1/tables", []byte(`{"name":"users"}`)), 409, "table_exists")
-	msg := wantError(t, e.do(t, "POST", "/v1/tables", []byte(`{"name":"h","partitioning":"hash"}`)), 400, "invalid_argument")
-	if !strings.Contains(msg, "hash partitioning is not supported yet") {
-		t.Fatalf("message %q", msg)
+	w = e.do(t, "POST", "/v1/tables", []byte(`{"name":"h","partitioning":"hash","initial_ranges":8}`))
+	wantStatus(t, w, 201)
+	if !strings.Contains(w.Body.String(), `"partitioning":"hash"`) {
+		t.Fatalf("hash table: %s", w.Body)
 	}
 	for _, body := range []string{
 		``, `{`, `[]`, `"x"`, `{"name":"x","bogus":1}`, `{"name":"x"} {}`, `{"name":"x"}x`,
@@ -590,7 +591,7 @@ func TestTables(t *testing.T) {
 		} `json:"tables"`
 	}
 	decodeJSON(t, w, &list)
-	if len(list.Tables) != 4 || list.Tables[3].Name != "users" {
+	if len(list.Tables) != 5 || list.Tables[4].Name != "users" {
 		t.Fatalf("tables %s", w.Body)
 	}
 
@@ -599,7 +600,7 @@ func TestTables(t *testing.T) {
 	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "ranges", "consistency")
 	wantError(t, e.do(t, "GET", "/v1/tables/nope", nil), 404, "table_not_found")
 
-	msg = wantError(t, e.do(t, "PATCH", "/v1/tables/users", []byte(`{}`)), 400, "invalid_argument")
+	msg := wantError(t, e.do(t, "PATCH", "/v1/tables/users", []byte(`{}`)), 400, "invalid_argument")
 	if !strings.Contains(msg, "no table settings can be changed yet") {
 		t.Fatalf("message %q", msg)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/keys/hashkey"
 	"github.com/cairn-db/cairn/internal/kv"
 )
 
@@ -46,7 +47,7 @@ type tablesJSON struct {
 type createTableJSON struct {
 	Name          string          `json:"name"`
 	Partitioning  string          `json:"partitioning"`
-	InitialRanges json.RawMessage `json:"initial_ranges"`
+	InitialRanges uint32          `json:"initial_ranges"`
 	Replicas      json.RawMessage `json:"replicas"`
 	Learners      json.RawMessage `json:"learners"`
 	RangeMaxBytes json.RawMessage `json:"range_max_bytes"`
@@ -72,8 +73,8 @@ func toTableJSON(t *cairnpb.Table) tableJSON {
 	for _, rd := range t.GetRanges() {
 		out.Ranges = append(out.Ranges, rangeJSON{
 			ID:       rd.GetId(),
-			Start:    string(rd.GetStart()),
-			End:      string(rd.GetEnd()),
+			Start:    bound(t.GetPartitioning(), rd.GetStart()),
+			End:      bound(t.GetPartitioning(), rd.GetEnd()),
 			Replicas: nonNil(rd.GetReplicas()), Learners: rd.GetLearners(), Generation: rd.GetGeneration(),
 		})
 	}
@@ -134,7 +135,6 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 		name string
 		raw  json.RawMessage
 	}{
-		{"initial_ranges", in.InitialRanges},
 		{"learners", in.Learners},
 		{"range_max_bytes", in.RangeMaxBytes},
 	} {
@@ -143,9 +143,7 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 		}
 	}
 	switch in.Partitioning {
-	case "", "range":
-	case "hash":
-		return nil, kv.Errorf(kv.ErrInvalidArgument, "hash partitioning is not supported yet")
+	case "", "range", "hash":
 	default:
 		return nil, kv.Errorf(kv.ErrInvalidArgument, "partitioning must be range or hash; got %q", in.Partitioning)
 	}
@@ -163,8 +161,8 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 		}
 		replicas = uint32(n)
 	}
-	return &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: "range", Consistency: in.Consistency,
-		MaxBytes: in.MaxBytes, MaxWritesPerSec: in.MaxWritesPerSec, Replicas: replicas}, nil
+	return &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: in.Partitioning, InitialRanges: in.InitialRanges,
+		Consistency: in.Consistency, MaxBytes: in.MaxBytes, MaxWritesPerSec: in.MaxWritesPerSec, Replicas: replicas}, nil
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.
@@ -246,6 +244,8 @@ type rangeStatusJSON struct {
 	SizeBytes    uint64   `json:"size_bytes"`
 	Generation   uint64   `json:"generation"`
 	ConfVersion  uint64   `json:"conf_version"`
+	// Removed are nodes that left the range and never get it back.
+	Removed []uint64 `json:"removed,omitempty"`
 }
 
 type decisionJSON struct {
@@ -268,8 +268,8 @@ type splitReplyJSON struct {
 	Right rangeJSON `json:"right"`
 }
 
-func toRangeJSON(rd *cairnpb.RangeDescriptor) rangeJSON {
-	return rangeJSON{ID: rd.GetId(), Start: string(rd.GetStart()), End: string(rd.GetEnd()),
+func toRangeJSON(partitioning string, rd *cairnpb.RangeDescriptor) rangeJSON {
+	return rangeJSON{ID: rd.GetId(), Start: bound(partitioning, rd.GetStart()), End: bound(partitioning, rd.GetEnd()),
 		Replicas: nonNil(rd.GetReplicas()), Generation: rd.GetGeneration()}
 }
 
@@ -296,7 +296,13 @@ func (h *handler) splitRange(w *statusWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, r, http.StatusOK, splitReplyJSON{Left: toRangeJSON(resp.GetLeft()), Right: toRangeJSON(resp.GetRight())})
+	// Bounds of a hash table's ranges show as hash positions (a split is
+	// a rare admin operation: the extra table lookup is cheap enough).
+	partitioning := ""
+	if t, err := h.svc.GetTable(r.Context(), &cairnpb.GetTableRequest{Name: req.Table}); err == nil {
+		partitioning = t.GetPartitioning()
+	}
+	writeJSON(w, r, http.StatusOK, splitReplyJSON{Left: toRangeJSON(partitioning, resp.GetLeft()), Right: toRangeJSON(partitioning, resp.GetRight())})
 }
 
 func (h *handler) cluster(w *statusWriter, r *http.Request) {
@@ -322,10 +328,10 @@ func (h *handler) cluster(w *statusWriter, r *http.Request) {
 	for _, rs := range st.GetRanges() {
 		out.Ranges = append(out.Ranges, rangeStatusJSON{
 			ID: rs.GetId(), Table: rs.GetTable(),
-			Start: string(rs.GetStart()), End: string(rs.GetEnd()),
+			Start: bound(rs.GetPartitioning(), rs.GetStart()), End: bound(rs.GetPartitioning(), rs.GetEnd()),
 			Replicas: nonNil(rs.GetReplicas()), Learners: nonNil(rs.GetLearners()), Leader: rs.GetLeader(), Term: rs.GetTerm(),
 			CommitIndex: rs.GetCommitIndex(), AppliedIndex: rs.GetAppliedIndex(),
-			SizeBytes: rs.GetSizeBytes(), Generation: rs.GetGeneration(), ConfVersion: rs.GetConfVersion(),
+			SizeBytes: rs.GetSizeBytes(), Generation: rs.GetGeneration(), ConfVersion: rs.GetConfVersion(), Removed: rs.GetRemoved(),
 		})
 	}
 	for _, d := range st.GetDecisions() {
@@ -390,4 +396,14 @@ func (h *handler) readyz(w *statusWriter, r *http.Request) {
 	}
 	h.log.Debug("httpapi: not ready", "err", err)
 	writeJSON(w, r, http.StatusServiceUnavailable, errorJSON{Error: errorBody{Code: code, Message: msg}})
+}
+
+// bound renders a range boundary: the key itself, or on a hash table its
+// hash position in hex ("0x" and 16 digits, the format a manual split of
+// a hash table takes).
+func bound(partitioning string, k []byte) string {
+	if partitioning == "hash" {
+		return hashkey.FormatBound(k)
+	}
+	return string(k)
 }

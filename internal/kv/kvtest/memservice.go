@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/keys/hashkey"
 	"github.com/cairn-db/cairn/internal/kv"
 )
 
@@ -27,7 +28,11 @@ type MemService struct {
 	// lastGetToken is the session token of the last Get.
 	lastGetToken string
 	// levels are the tables' default read levels.
-	levels   map[string]string
+	levels map[string]string
+	// hashed are the tables created with "hash" partitioning, with their
+	// number of ranges (descriptors only: the fake stores every table in
+	// one map, sorted by key).
+	hashed   map[string]int
 	tables   map[string]map[string]memEntry
 	ids      map[string]uint64
 	version  uint64
@@ -77,6 +82,7 @@ func NewMemService() *MemService {
 		ids:    map[string]uint64{"default": 1},
 		calls:  map[string]int{},
 		levels: map[string]string{},
+		hashed: map[string]int{},
 	}
 }
 
@@ -278,9 +284,24 @@ func (m *MemService) List(_ context.Context, req *cairnpb.ListRequest) (*cairnpb
 }
 
 func (m *MemService) describeLocked(name string) *cairnpb.Table {
-	return &cairnpb.Table{Name: name, Id: m.ids[name], Partitioning: "range", Replicas: 1,
+	t := &cairnpb.Table{Name: name, Id: m.ids[name], Partitioning: "range", Replicas: 1,
 		Ranges:      []*cairnpb.RangeDescriptor{{Id: m.ids[name], TableId: m.ids[name], Replicas: []uint64{1}}},
 		Consistency: m.levels[name]}
+	if n, ok := m.hashed[name]; ok {
+		t.Partitioning, t.Ranges = "hash", nil
+		bounds := hashkey.InitialBounds(n)
+		for i := 0; i < n; i++ {
+			d := &cairnpb.RangeDescriptor{Id: m.ids[name]<<16 | uint64(i), TableId: m.ids[name], Replicas: []uint64{1}}
+			if i > 0 {
+				d.Start = bounds[i-1]
+			}
+			if i < n-1 {
+				d.End = bounds[i]
+			}
+			t.Ranges = append(t.Ranges, d)
+		}
+	}
+	return t
 }
 
 func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequest) (*cairnpb.Table, error) {
@@ -292,7 +313,14 @@ func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequ
 	if _, ok := m.tables[req.Name]; ok {
 		return nil, kv.Errorf(kv.ErrTableExists, "table %q", req.Name)
 	}
-	if req.Partitioning != "" && req.Partitioning != "range" {
+	switch req.Partitioning {
+	case "", "range":
+	case "hash":
+		if req.InitialRanges > hashkey.MaxInitialRanges {
+			return nil, kv.Errorf(kv.ErrInvalidArgument, "initial_ranges %d is over %d", req.InitialRanges, hashkey.MaxInitialRanges)
+		}
+		m.hashed[req.Name] = max(int(req.InitialRanges), 1)
+	default:
 		return nil, kv.Errorf(kv.ErrInvalidArgument, "partitioning %q is not supported", req.Partitioning)
 	}
 	m.tables[req.Name] = map[string]memEntry{}
@@ -344,6 +372,7 @@ func (m *MemService) DropTable(_ context.Context, req *cairnpb.DropTableRequest)
 	}
 	delete(m.tables, req.Name)
 	delete(m.ids, req.Name)
+	delete(m.hashed, req.Name)
 	return &cairnpb.DropTableResponse{}, nil
 }
 
