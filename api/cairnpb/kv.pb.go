@@ -71,7 +71,7 @@ func (x WatchEvent_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WatchEvent_Type.Descriptor instead.
 func (WatchEvent_Type) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{46, 0}
+	return file_kv_proto_rawDescGZIP(), []int{47, 0}
 }
 
 type TxnOp_Kind int32
@@ -130,7 +130,7 @@ func (x TxnOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TxnOp_Kind.Descriptor instead.
 func (TxnOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{51, 0}
+	return file_kv_proto_rawDescGZIP(), []int{52, 0}
 }
 
 type SplitRangeRequest struct {
@@ -2736,12 +2736,13 @@ type RangeDescriptor struct {
 	Learners []uint64 `protobuf:"varint,7,rep,packed,name=learners,proto3" json:"learners,omitempty"`
 	// conf_version grows by one with every change of the replica set.
 	ConfVersion uint64 `protobuf:"varint,8,opt,name=conf_version,json=confVersion,proto3" json:"conf_version,omitempty"`
-	// removed are the nodes whose replica left this range. A node does not
-	// join a range again under the Raft ID it left with: an acknowledgement
-	// its old replica sent could reach the leader after the new one was
-	// added and be counted for entries the new one does not hold. The right
-	// half of a split (a new Raft group) starts with none.
-	Removed       []uint64 `protobuf:"varint,9,rep,packed,name=removed,proto3" json:"removed,omitempty"`
+	// removed are the nodes whose replica left this range. A node joins a
+	// range again under the Raft ID it left with only after a fence: an
+	// acknowledgement its old replica sent could otherwise reach the leader
+	// after the new one was added and be counted for entries the new one
+	// does not hold (docs/design/placement.md). The right half of a split
+	// (a new Raft group) starts with none.
+	Removed       []*RemovedReplica `protobuf:"bytes,9,rep,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2832,11 +2833,67 @@ func (x *RangeDescriptor) GetConfVersion() uint64 {
 	return 0
 }
 
-func (x *RangeDescriptor) GetRemoved() []uint64 {
+func (x *RangeDescriptor) GetRemoved() []*RemovedReplica {
 	if x != nil {
 		return x.Removed
 	}
 	return nil
+}
+
+// RemovedReplica is a node that left a range. fence_term is 0 until its old
+// replica is known destroyed (an Unfence command applied in that term);
+// the node may then be added again by an entry of a later term, whose
+// leaders ignore every message the old replica ever sent.
+type RemovedReplica struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          uint64                 `protobuf:"varint,1,opt,name=node,proto3" json:"node,omitempty"`
+	FenceTerm     uint64                 `protobuf:"varint,2,opt,name=fence_term,json=fenceTerm,proto3" json:"fence_term,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovedReplica) Reset() {
+	*x = RemovedReplica{}
+	mi := &file_kv_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovedReplica) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovedReplica) ProtoMessage() {}
+
+func (x *RemovedReplica) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovedReplica.ProtoReflect.Descriptor instead.
+func (*RemovedReplica) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RemovedReplica) GetNode() uint64 {
+	if x != nil {
+		return x.Node
+	}
+	return 0
+}
+
+func (x *RemovedReplica) GetFenceTerm() uint64 {
+	if x != nil {
+		return x.FenceTerm
+	}
+	return 0
 }
 
 type ClusterStatusRequest struct {
@@ -2847,7 +2904,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2859,7 +2916,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2872,7 +2929,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{38}
+	return file_kv_proto_rawDescGZIP(), []int{39}
 }
 
 type NodeStatus struct {
@@ -2897,7 +2954,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_kv_proto_msgTypes[39]
+	mi := &file_kv_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2909,7 +2966,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[39]
+	mi := &file_kv_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2922,7 +2979,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{39}
+	return file_kv_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *NodeStatus) GetId() uint64 {
@@ -3022,8 +3079,7 @@ type RangeStatus struct {
 	// The partitioning of the range's table: with "hash", start and end
 	// are positions in the hash space (8 bytes, big endian).
 	Partitioning string `protobuf:"bytes,16,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
-	// Nodes that left the range (they never get it back: see
-	// RangeDescriptor.removed).
+	// Nodes that left the range (see RangeDescriptor.removed).
 	Removed       []uint64 `protobuf:"varint,17,rep,packed,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3031,7 +3087,7 @@ type RangeStatus struct {
 
 func (x *RangeStatus) Reset() {
 	*x = RangeStatus{}
-	mi := &file_kv_proto_msgTypes[40]
+	mi := &file_kv_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3043,7 +3099,7 @@ func (x *RangeStatus) String() string {
 func (*RangeStatus) ProtoMessage() {}
 
 func (x *RangeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[40]
+	mi := &file_kv_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3056,7 +3112,7 @@ func (x *RangeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeStatus.ProtoReflect.Descriptor instead.
 func (*RangeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{40}
+	return file_kv_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RangeStatus) GetId() uint64 {
@@ -3194,7 +3250,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_kv_proto_msgTypes[41]
+	mi := &file_kv_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3206,7 +3262,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[41]
+	mi := &file_kv_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3219,7 +3275,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{41}
+	return file_kv_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Decision) GetAtUnixMs() int64 {
@@ -3277,7 +3333,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3289,7 +3345,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3302,7 +3358,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{42}
+	return file_kv_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ClusterStatus) GetNodes() []*NodeStatus {
@@ -3345,7 +3401,7 @@ type NodeActionRequest struct {
 
 func (x *NodeActionRequest) Reset() {
 	*x = NodeActionRequest{}
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3357,7 +3413,7 @@ func (x *NodeActionRequest) String() string {
 func (*NodeActionRequest) ProtoMessage() {}
 
 func (x *NodeActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3370,7 +3426,7 @@ func (x *NodeActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeActionRequest.ProtoReflect.Descriptor instead.
 func (*NodeActionRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{43}
+	return file_kv_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *NodeActionRequest) GetAction() string {
@@ -3396,7 +3452,7 @@ type NodeActionResponse struct {
 
 func (x *NodeActionResponse) Reset() {
 	*x = NodeActionResponse{}
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3408,7 +3464,7 @@ func (x *NodeActionResponse) String() string {
 func (*NodeActionResponse) ProtoMessage() {}
 
 func (x *NodeActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3421,7 +3477,7 @@ func (x *NodeActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeActionResponse.ProtoReflect.Descriptor instead.
 func (*NodeActionResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{44}
+	return file_kv_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *NodeActionResponse) GetNode() *NodeStatus {
@@ -3450,7 +3506,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3462,7 +3518,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3475,7 +3531,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{45}
+	return file_kv_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WatchRequest) GetTable() string {
@@ -3540,7 +3596,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_kv_proto_msgTypes[46]
+	mi := &file_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3552,7 +3608,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[46]
+	mi := &file_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3565,7 +3621,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{46}
+	return file_kv_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WatchEvent) GetType() WatchEvent_Type {
@@ -3628,7 +3684,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_kv_proto_msgTypes[47]
+	mi := &file_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3640,7 +3696,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[47]
+	mi := &file_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3653,7 +3709,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{47}
+	return file_kv_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WatchResponse) GetEvents() []*WatchEvent {
@@ -3683,7 +3739,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_kv_proto_msgTypes[48]
+	mi := &file_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3695,7 +3751,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[48]
+	mi := &file_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3708,7 +3764,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{48}
+	return file_kv_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *HistoryRequest) GetTable() string {
@@ -3752,7 +3808,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3764,7 +3820,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3777,7 +3833,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{49}
+	return file_kv_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *HistoryResponse) GetChanges() []*WatchEvent {
@@ -3806,7 +3862,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3818,7 +3874,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3831,7 +3887,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{50}
+	return file_kv_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *TxnRequest) GetOps() []*TxnOp {
@@ -3854,7 +3910,7 @@ type TxnOp struct {
 
 func (x *TxnOp) Reset() {
 	*x = TxnOp{}
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3866,7 +3922,7 @@ func (x *TxnOp) String() string {
 func (*TxnOp) ProtoMessage() {}
 
 func (x *TxnOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3879,7 +3935,7 @@ func (x *TxnOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnOp.ProtoReflect.Descriptor instead.
 func (*TxnOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{51}
+	return file_kv_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TxnOp) GetKind() TxnOp_Kind {
@@ -3931,7 +3987,7 @@ type TxnResult struct {
 
 func (x *TxnResult) Reset() {
 	*x = TxnResult{}
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3943,7 +3999,7 @@ func (x *TxnResult) String() string {
 func (*TxnResult) ProtoMessage() {}
 
 func (x *TxnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3956,7 +4012,7 @@ func (x *TxnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResult.ProtoReflect.Descriptor instead.
 func (*TxnResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{52}
+	return file_kv_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TxnResult) GetFound() bool {
@@ -3989,7 +4045,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4001,7 +4057,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4014,7 +4070,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{53}
+	return file_kv_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *TxnResponse) GetResults() []*TxnResult {
@@ -4218,7 +4274,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x06tables\x18\x01 \x03(\v2\x0f.cairn.v1.TableR\x06tables\"&\n" +
 	"\x10DropTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
-	"\x11DropTableResponse\"\xf9\x01\n" +
+	"\x11DropTableResponse\"\x93\x02\n" +
 	"\x0fRangeDescriptor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +
 	"\btable_id\x18\x02 \x01(\x04R\atableId\x12\x14\n" +
@@ -4229,8 +4285,12 @@ const file_kv_proto_rawDesc = "" +
 	"generation\x18\x06 \x01(\x04R\n" +
 	"generation\x12\x1a\n" +
 	"\blearners\x18\a \x03(\x04R\blearners\x12!\n" +
-	"\fconf_version\x18\b \x01(\x04R\vconfVersion\x12\x18\n" +
-	"\aremoved\x18\t \x03(\x04R\aremoved\"\x16\n" +
+	"\fconf_version\x18\b \x01(\x04R\vconfVersion\x122\n" +
+	"\aremoved\x18\t \x03(\v2\x18.cairn.v1.RemovedReplicaR\aremoved\"C\n" +
+	"\x0eRemovedReplica\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\x04R\x04node\x12\x1d\n" +
+	"\n" +
+	"fence_term\x18\x02 \x01(\x04R\tfenceTerm\"\x16\n" +
 	"\x14ClusterStatusRequest\"\xb4\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
@@ -4382,7 +4442,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_kv_proto_goTypes = []any{
 	(WatchEvent_Type)(0),         // 0: cairn.v1.WatchEvent.Type
 	(TxnOp_Kind)(0),              // 1: cairn.v1.TxnOp.Kind
@@ -4424,22 +4484,23 @@ var file_kv_proto_goTypes = []any{
 	(*DropTableRequest)(nil),     // 37: cairn.v1.DropTableRequest
 	(*DropTableResponse)(nil),    // 38: cairn.v1.DropTableResponse
 	(*RangeDescriptor)(nil),      // 39: cairn.v1.RangeDescriptor
-	(*ClusterStatusRequest)(nil), // 40: cairn.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),           // 41: cairn.v1.NodeStatus
-	(*RangeStatus)(nil),          // 42: cairn.v1.RangeStatus
-	(*Decision)(nil),             // 43: cairn.v1.Decision
-	(*ClusterStatus)(nil),        // 44: cairn.v1.ClusterStatus
-	(*NodeActionRequest)(nil),    // 45: cairn.v1.NodeActionRequest
-	(*NodeActionResponse)(nil),   // 46: cairn.v1.NodeActionResponse
-	(*WatchRequest)(nil),         // 47: cairn.v1.WatchRequest
-	(*WatchEvent)(nil),           // 48: cairn.v1.WatchEvent
-	(*WatchResponse)(nil),        // 49: cairn.v1.WatchResponse
-	(*HistoryRequest)(nil),       // 50: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),      // 51: cairn.v1.HistoryResponse
-	(*TxnRequest)(nil),           // 52: cairn.v1.TxnRequest
-	(*TxnOp)(nil),                // 53: cairn.v1.TxnOp
-	(*TxnResult)(nil),            // 54: cairn.v1.TxnResult
-	(*TxnResponse)(nil),          // 55: cairn.v1.TxnResponse
+	(*RemovedReplica)(nil),       // 40: cairn.v1.RemovedReplica
+	(*ClusterStatusRequest)(nil), // 41: cairn.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),           // 42: cairn.v1.NodeStatus
+	(*RangeStatus)(nil),          // 43: cairn.v1.RangeStatus
+	(*Decision)(nil),             // 44: cairn.v1.Decision
+	(*ClusterStatus)(nil),        // 45: cairn.v1.ClusterStatus
+	(*NodeActionRequest)(nil),    // 46: cairn.v1.NodeActionRequest
+	(*NodeActionResponse)(nil),   // 47: cairn.v1.NodeActionResponse
+	(*WatchRequest)(nil),         // 48: cairn.v1.WatchRequest
+	(*WatchEvent)(nil),           // 49: cairn.v1.WatchEvent
+	(*WatchResponse)(nil),        // 50: cairn.v1.WatchResponse
+	(*HistoryRequest)(nil),       // 51: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),      // 52: cairn.v1.HistoryResponse
+	(*TxnRequest)(nil),           // 53: cairn.v1.TxnRequest
+	(*TxnOp)(nil),                // 54: cairn.v1.TxnOp
+	(*TxnResult)(nil),            // 55: cairn.v1.TxnResult
+	(*TxnResponse)(nil),          // 56: cairn.v1.TxnResponse
 }
 var file_kv_proto_depIdxs = []int32{
 	39, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
@@ -4471,54 +4532,55 @@ var file_kv_proto_depIdxs = []int32{
 	30, // 26: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
 	39, // 27: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
 	32, // 28: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
-	41, // 29: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
-	42, // 30: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
-	43, // 31: cairn.v1.ClusterStatus.decisions:type_name -> cairn.v1.Decision
-	41, // 32: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
-	0,  // 33: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
-	48, // 34: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
-	48, // 35: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
-	53, // 36: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
-	1,  // 37: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
-	20, // 38: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
-	54, // 39: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
-	18, // 40: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	21, // 41: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	23, // 42: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	29, // 43: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	52, // 44: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
-	33, // 45: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	34, // 46: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	35, // 47: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	37, // 48: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	40, // 49: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	45, // 50: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
-	2,  // 51: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	4,  // 52: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
-	16, // 53: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
-	47, // 54: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
-	50, // 55: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
-	19, // 56: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	22, // 57: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	24, // 58: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	31, // 59: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	55, // 60: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
-	32, // 61: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	32, // 62: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	36, // 63: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	38, // 64: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	44, // 65: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	46, // 66: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
-	3,  // 67: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	5,  // 68: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
-	17, // 69: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
-	49, // 70: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
-	51, // 71: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
-	56, // [56:72] is the sub-list for method output_type
-	40, // [40:56] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	40, // 29: cairn.v1.RangeDescriptor.removed:type_name -> cairn.v1.RemovedReplica
+	42, // 30: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
+	43, // 31: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
+	44, // 32: cairn.v1.ClusterStatus.decisions:type_name -> cairn.v1.Decision
+	42, // 33: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
+	0,  // 34: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
+	49, // 35: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
+	49, // 36: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
+	54, // 37: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
+	1,  // 38: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
+	20, // 39: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
+	55, // 40: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
+	18, // 41: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	21, // 42: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	23, // 43: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	29, // 44: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	53, // 45: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
+	33, // 46: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	34, // 47: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	35, // 48: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	37, // 49: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	41, // 50: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	46, // 51: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
+	2,  // 52: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	4,  // 53: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	16, // 54: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	48, // 55: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
+	51, // 56: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
+	19, // 57: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	22, // 58: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	24, // 59: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	31, // 60: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	56, // 61: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
+	32, // 62: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	32, // 63: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	36, // 64: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	38, // 65: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	45, // 66: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	47, // 67: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
+	3,  // 68: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	5,  // 69: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	17, // 70: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	50, // 71: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
+	52, // 72: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
+	57, // [57:73] is the sub-list for method output_type
+	41, // [41:57] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -4555,7 +4617,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   54,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   6,
 		},

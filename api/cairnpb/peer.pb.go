@@ -1272,6 +1272,52 @@ func (x *TransferLeaderRequest) GetTo() uint64 {
 	return 0
 }
 
+// Unfence, proposed to a range, records that node's old replica of it is
+// destroyed: the node may rejoin by an entry of a later term.
+type Unfence struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          uint64                 `protobuf:"varint,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Unfence) Reset() {
+	*x = Unfence{}
+	mi := &file_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Unfence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Unfence) ProtoMessage() {}
+
+func (x *Unfence) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Unfence.ProtoReflect.Descriptor instead.
+func (*Unfence) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Unfence) GetNode() uint64 {
+	if x != nil {
+		return x.Node
+	}
+	return 0
+}
+
 // AddNode, a meta command, records a new member under the next node ID.
 type AddNode struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1283,7 +1329,7 @@ type AddNode struct {
 
 func (x *AddNode) Reset() {
 	*x = AddNode{}
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1341,7 @@ func (x *AddNode) String() string {
 func (*AddNode) ProtoMessage() {}
 
 func (x *AddNode) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1354,7 @@ func (x *AddNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNode.ProtoReflect.Descriptor instead.
 func (*AddNode) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{11}
+	return file_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AddNode) GetName() string {
@@ -1336,7 +1382,7 @@ type SetNodeState struct {
 
 func (x *SetNodeState) Reset() {
 	*x = SetNodeState{}
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1394,7 @@ func (x *SetNodeState) String() string {
 func (*SetNodeState) ProtoMessage() {}
 
 func (x *SetNodeState) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1407,7 @@ func (x *SetNodeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNodeState.ProtoReflect.Descriptor instead.
 func (*SetNodeState) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{12}
+	return file_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetNodeState) GetId() uint64 {
@@ -1388,7 +1434,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_peer_proto_msgTypes[13]
+	mi := &file_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1446,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[13]
+	mi := &file_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1459,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{13}
+	return file_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *JoinRequest) GetName() string {
@@ -1441,7 +1487,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_peer_proto_msgTypes[14]
+	mi := &file_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1499,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[14]
+	mi := &file_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1512,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{14}
+	return file_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *JoinResponse) GetNodeId() uint64 {
@@ -1497,7 +1543,7 @@ type NodeHeartbeat struct {
 
 func (x *NodeHeartbeat) Reset() {
 	*x = NodeHeartbeat{}
-	mi := &file_peer_proto_msgTypes[15]
+	mi := &file_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1555,7 @@ func (x *NodeHeartbeat) String() string {
 func (*NodeHeartbeat) ProtoMessage() {}
 
 func (x *NodeHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[15]
+	mi := &file_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1568,7 @@ func (x *NodeHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHeartbeat.ProtoReflect.Descriptor instead.
 func (*NodeHeartbeat) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{15}
+	return file_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NodeHeartbeat) GetNodeId() uint64 {
@@ -1567,7 +1613,7 @@ type RangeHeartbeat struct {
 
 func (x *RangeHeartbeat) Reset() {
 	*x = RangeHeartbeat{}
-	mi := &file_peer_proto_msgTypes[16]
+	mi := &file_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +1625,7 @@ func (x *RangeHeartbeat) String() string {
 func (*RangeHeartbeat) ProtoMessage() {}
 
 func (x *RangeHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[16]
+	mi := &file_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +1638,7 @@ func (x *RangeHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeHeartbeat.ProtoReflect.Descriptor instead.
 func (*RangeHeartbeat) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{16}
+	return file_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RangeHeartbeat) GetRangeId() uint64 {
@@ -1677,7 +1723,7 @@ type HeartbeatReply struct {
 
 func (x *HeartbeatReply) Reset() {
 	*x = HeartbeatReply{}
-	mi := &file_peer_proto_msgTypes[17]
+	mi := &file_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1689,7 +1735,7 @@ func (x *HeartbeatReply) String() string {
 func (*HeartbeatReply) ProtoMessage() {}
 
 func (x *HeartbeatReply) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[17]
+	mi := &file_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1702,7 +1748,7 @@ func (x *HeartbeatReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatReply.ProtoReflect.Descriptor instead.
 func (*HeartbeatReply) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{17}
+	return file_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HeartbeatReply) GetRangeBytes() map[uint64]uint64 {
@@ -1738,6 +1784,7 @@ type Command struct {
 	//	*Command_TxnResolve
 	//	*Command_AddNode
 	//	*Command_SetNodeState
+	//	*Command_Unfence
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
@@ -1748,7 +1795,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_peer_proto_msgTypes[18]
+	mi := &file_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +1807,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[18]
+	mi := &file_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +1820,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{18}
+	return file_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Command) GetNodeId() uint64 {
@@ -1939,6 +1986,15 @@ func (x *Command) GetSetNodeState() *SetNodeState {
 	return nil
 }
 
+func (x *Command) GetUnfence() *Unfence {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Unfence); ok {
+			return x.Unfence
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
@@ -2010,6 +2066,10 @@ type Command_SetNodeState struct {
 	SetNodeState *SetNodeState `protobuf:"bytes,41,opt,name=set_node_state,json=setNodeState,proto3,oneof"`
 }
 
+type Command_Unfence struct {
+	Unfence *Unfence `protobuf:"bytes,42,opt,name=unfence,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -2040,6 +2100,8 @@ func (*Command_AddNode) isCommand_Op() {}
 
 func (*Command_SetNodeState) isCommand_Op() {}
 
+func (*Command_Unfence) isCommand_Op() {}
+
 // Split, proposed to the range itself, splits it at split_key: the range
 // keeps [start, split_key) and range new_range_id gets [split_key, end).
 // It applies only if the range's generation is still expected_generation.
@@ -2054,7 +2116,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_peer_proto_msgTypes[19]
+	mi := &file_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2128,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[19]
+	mi := &file_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2141,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{19}
+	return file_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Split) GetSplitKey() []byte {
@@ -2112,7 +2174,7 @@ type AllocRangeID struct {
 
 func (x *AllocRangeID) Reset() {
 	*x = AllocRangeID{}
-	mi := &file_peer_proto_msgTypes[20]
+	mi := &file_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2124,7 +2186,7 @@ func (x *AllocRangeID) String() string {
 func (*AllocRangeID) ProtoMessage() {}
 
 func (x *AllocRangeID) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[20]
+	mi := &file_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2137,7 +2199,7 @@ func (x *AllocRangeID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocRangeID.ProtoReflect.Descriptor instead.
 func (*AllocRangeID) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{20}
+	return file_peer_proto_rawDescGZIP(), []int{21}
 }
 
 // UpdateRanges (meta range) records range descriptors of a table in its
@@ -2154,7 +2216,7 @@ type UpdateRanges struct {
 
 func (x *UpdateRanges) Reset() {
 	*x = UpdateRanges{}
-	mi := &file_peer_proto_msgTypes[21]
+	mi := &file_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2228,7 @@ func (x *UpdateRanges) String() string {
 func (*UpdateRanges) ProtoMessage() {}
 
 func (x *UpdateRanges) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[21]
+	mi := &file_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2241,7 @@ func (x *UpdateRanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRanges.ProtoReflect.Descriptor instead.
 func (*UpdateRanges) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{21}
+	return file_peer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateRanges) GetTableId() uint64 {
@@ -2210,7 +2272,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_peer_proto_msgTypes[22]
+	mi := &file_peer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2284,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[22]
+	mi := &file_peer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2297,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{22}
+	return file_peer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Expire) GetKeys() []*ExpireKey {
@@ -2256,7 +2318,7 @@ type ExpireKey struct {
 
 func (x *ExpireKey) Reset() {
 	*x = ExpireKey{}
-	mi := &file_peer_proto_msgTypes[23]
+	mi := &file_peer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2330,7 @@ func (x *ExpireKey) String() string {
 func (*ExpireKey) ProtoMessage() {}
 
 func (x *ExpireKey) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[23]
+	mi := &file_peer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2343,7 @@ func (x *ExpireKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireKey.ProtoReflect.Descriptor instead.
 func (*ExpireKey) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{23}
+	return file_peer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExpireKey) GetKey() []byte {
@@ -2327,7 +2389,7 @@ type CreateTable struct {
 
 func (x *CreateTable) Reset() {
 	*x = CreateTable{}
-	mi := &file_peer_proto_msgTypes[24]
+	mi := &file_peer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2339,7 +2401,7 @@ func (x *CreateTable) String() string {
 func (*CreateTable) ProtoMessage() {}
 
 func (x *CreateTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[24]
+	mi := &file_peer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2352,7 +2414,7 @@ func (x *CreateTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTable.ProtoReflect.Descriptor instead.
 func (*CreateTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{24}
+	return file_peer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateTable) GetName() string {
@@ -2420,7 +2482,7 @@ type DropTable struct {
 
 func (x *DropTable) Reset() {
 	*x = DropTable{}
-	mi := &file_peer_proto_msgTypes[25]
+	mi := &file_peer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +2494,7 @@ func (x *DropTable) String() string {
 func (*DropTable) ProtoMessage() {}
 
 func (x *DropTable) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[25]
+	mi := &file_peer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +2507,7 @@ func (x *DropTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTable.ProtoReflect.Descriptor instead.
 func (*DropTable) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{25}
+	return file_peer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DropTable) GetName() string {
@@ -2484,7 +2546,7 @@ type RangeState struct {
 
 func (x *RangeState) Reset() {
 	*x = RangeState{}
-	mi := &file_peer_proto_msgTypes[26]
+	mi := &file_peer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2496,7 +2558,7 @@ func (x *RangeState) String() string {
 func (*RangeState) ProtoMessage() {}
 
 func (x *RangeState) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[26]
+	mi := &file_peer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2509,7 +2571,7 @@ func (x *RangeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeState.ProtoReflect.Descriptor instead.
 func (*RangeState) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{26}
+	return file_peer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RangeState) GetDesc() *RangeDescriptor {
@@ -2582,7 +2644,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_peer_proto_msgTypes[27]
+	mi := &file_peer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2656,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[27]
+	mi := &file_peer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2669,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{27}
+	return file_peer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Node) GetId() uint64 {
@@ -2652,7 +2714,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_peer_proto_msgTypes[28]
+	mi := &file_peer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +2726,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[28]
+	mi := &file_peer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +2739,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{28}
+	return file_peer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SnapshotData) GetState() *RangeState {
@@ -2711,7 +2773,7 @@ type SnapshotKV struct {
 
 func (x *SnapshotKV) Reset() {
 	*x = SnapshotKV{}
-	mi := &file_peer_proto_msgTypes[29]
+	mi := &file_peer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +2785,7 @@ func (x *SnapshotKV) String() string {
 func (*SnapshotKV) ProtoMessage() {}
 
 func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[29]
+	mi := &file_peer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +2798,7 @@ func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotKV.ProtoReflect.Descriptor instead.
 func (*SnapshotKV) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{29}
+	return file_peer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SnapshotKV) GetKey() []byte {
@@ -2782,7 +2844,7 @@ type AuthCommand struct {
 
 func (x *AuthCommand) Reset() {
 	*x = AuthCommand{}
-	mi := &file_peer_proto_msgTypes[30]
+	mi := &file_peer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2794,7 +2856,7 @@ func (x *AuthCommand) String() string {
 func (*AuthCommand) ProtoMessage() {}
 
 func (x *AuthCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[30]
+	mi := &file_peer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2807,7 +2869,7 @@ func (x *AuthCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthCommand.ProtoReflect.Descriptor instead.
 func (*AuthCommand) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{30}
+	return file_peer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AuthCommand) GetOp() isAuthCommand_Op {
@@ -3021,7 +3083,7 @@ type UserRecord struct {
 
 func (x *UserRecord) Reset() {
 	*x = UserRecord{}
-	mi := &file_peer_proto_msgTypes[31]
+	mi := &file_peer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3033,7 +3095,7 @@ func (x *UserRecord) String() string {
 func (*UserRecord) ProtoMessage() {}
 
 func (x *UserRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[31]
+	mi := &file_peer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3046,7 +3108,7 @@ func (x *UserRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserRecord.ProtoReflect.Descriptor instead.
 func (*UserRecord) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{31}
+	return file_peer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UserRecord) GetName() string {
@@ -3081,7 +3143,7 @@ type RoleRecord struct {
 
 func (x *RoleRecord) Reset() {
 	*x = RoleRecord{}
-	mi := &file_peer_proto_msgTypes[32]
+	mi := &file_peer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3093,7 +3155,7 @@ func (x *RoleRecord) String() string {
 func (*RoleRecord) ProtoMessage() {}
 
 func (x *RoleRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[32]
+	mi := &file_peer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3106,7 +3168,7 @@ func (x *RoleRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleRecord.ProtoReflect.Descriptor instead.
 func (*RoleRecord) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{32}
+	return file_peer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RoleRecord) GetName() string {
@@ -3138,7 +3200,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_peer_proto_msgTypes[33]
+	mi := &file_peer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +3212,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[33]
+	mi := &file_peer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +3225,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{33}
+	return file_peer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -3213,7 +3275,7 @@ type AuthConfig struct {
 
 func (x *AuthConfig) Reset() {
 	*x = AuthConfig{}
-	mi := &file_peer_proto_msgTypes[34]
+	mi := &file_peer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3225,7 +3287,7 @@ func (x *AuthConfig) String() string {
 func (*AuthConfig) ProtoMessage() {}
 
 func (x *AuthConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[34]
+	mi := &file_peer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3238,7 +3300,7 @@ func (x *AuthConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthConfig.ProtoReflect.Descriptor instead.
 func (*AuthConfig) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{34}
+	return file_peer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AuthConfig) GetEnabled() bool {
@@ -3275,7 +3337,7 @@ type TxnMeta struct {
 
 func (x *TxnMeta) Reset() {
 	*x = TxnMeta{}
-	mi := &file_peer_proto_msgTypes[35]
+	mi := &file_peer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3349,7 @@ func (x *TxnMeta) String() string {
 func (*TxnMeta) ProtoMessage() {}
 
 func (x *TxnMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[35]
+	mi := &file_peer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3362,7 @@ func (x *TxnMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnMeta.ProtoReflect.Descriptor instead.
 func (*TxnMeta) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{35}
+	return file_peer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TxnMeta) GetId() []byte {
@@ -3356,7 +3418,7 @@ type TxnRecord struct {
 
 func (x *TxnRecord) Reset() {
 	*x = TxnRecord{}
-	mi := &file_peer_proto_msgTypes[36]
+	mi := &file_peer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3368,7 +3430,7 @@ func (x *TxnRecord) String() string {
 func (*TxnRecord) ProtoMessage() {}
 
 func (x *TxnRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[36]
+	mi := &file_peer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3381,7 +3443,7 @@ func (x *TxnRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRecord.ProtoReflect.Descriptor instead.
 func (*TxnRecord) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{36}
+	return file_peer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TxnRecord) GetMeta() *TxnMeta {
@@ -3413,7 +3475,7 @@ type TxnIntent struct {
 
 func (x *TxnIntent) Reset() {
 	*x = TxnIntent{}
-	mi := &file_peer_proto_msgTypes[37]
+	mi := &file_peer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3425,7 +3487,7 @@ func (x *TxnIntent) String() string {
 func (*TxnIntent) ProtoMessage() {}
 
 func (x *TxnIntent) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[37]
+	mi := &file_peer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3438,7 +3500,7 @@ func (x *TxnIntent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnIntent.ProtoReflect.Descriptor instead.
 func (*TxnIntent) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{37}
+	return file_peer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TxnIntent) GetMeta() *TxnMeta {
@@ -3487,7 +3549,7 @@ type TxnPrewrite struct {
 
 func (x *TxnPrewrite) Reset() {
 	*x = TxnPrewrite{}
-	mi := &file_peer_proto_msgTypes[38]
+	mi := &file_peer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3499,7 +3561,7 @@ func (x *TxnPrewrite) String() string {
 func (*TxnPrewrite) ProtoMessage() {}
 
 func (x *TxnPrewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[38]
+	mi := &file_peer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3512,7 +3574,7 @@ func (x *TxnPrewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnPrewrite.ProtoReflect.Descriptor instead.
 func (*TxnPrewrite) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{38}
+	return file_peer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TxnPrewrite) GetTable() string {
@@ -3566,7 +3628,7 @@ type TxnEnd struct {
 
 func (x *TxnEnd) Reset() {
 	*x = TxnEnd{}
-	mi := &file_peer_proto_msgTypes[39]
+	mi := &file_peer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3578,7 +3640,7 @@ func (x *TxnEnd) String() string {
 func (*TxnEnd) ProtoMessage() {}
 
 func (x *TxnEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[39]
+	mi := &file_peer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3591,7 +3653,7 @@ func (x *TxnEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnEnd.ProtoReflect.Descriptor instead.
 func (*TxnEnd) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{39}
+	return file_peer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TxnEnd) GetMeta() *TxnMeta {
@@ -3629,7 +3691,7 @@ type TxnResolve struct {
 
 func (x *TxnResolve) Reset() {
 	*x = TxnResolve{}
-	mi := &file_peer_proto_msgTypes[40]
+	mi := &file_peer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3641,7 +3703,7 @@ func (x *TxnResolve) String() string {
 func (*TxnResolve) ProtoMessage() {}
 
 func (x *TxnResolve) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[40]
+	mi := &file_peer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3654,7 +3716,7 @@ func (x *TxnResolve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResolve.ProtoReflect.Descriptor instead.
 func (*TxnResolve) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{40}
+	return file_peer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TxnResolve) GetTable() string {
@@ -3700,7 +3762,7 @@ type TxnRangeResult struct {
 
 func (x *TxnRangeResult) Reset() {
 	*x = TxnRangeResult{}
-	mi := &file_peer_proto_msgTypes[41]
+	mi := &file_peer_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3712,7 +3774,7 @@ func (x *TxnRangeResult) String() string {
 func (*TxnRangeResult) ProtoMessage() {}
 
 func (x *TxnRangeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[41]
+	mi := &file_peer_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3725,7 +3787,7 @@ func (x *TxnRangeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRangeResult.ProtoReflect.Descriptor instead.
 func (*TxnRangeResult) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{41}
+	return file_peer_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TxnRangeResult) GetResults() []*TxnResult {
@@ -3844,7 +3906,9 @@ const file_peer_proto_rawDesc = "" +
 	"\x06demote\x18\x04 \x01(\bR\x06demote\"B\n" +
 	"\x15TransferLeaderRequest\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x0e\n" +
-	"\x02to\x18\x02 \x01(\x04R\x02to\"@\n" +
+	"\x02to\x18\x02 \x01(\x04R\x02to\"\x1d\n" +
+	"\aUnfence\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\x04R\x04node\"@\n" +
 	"\aAddNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fpeer_address\x18\x02 \x01(\tR\vpeerAddress\"4\n" +
@@ -3878,7 +3942,7 @@ const file_peer_proto_rawDesc = "" +
 	"rangeBytes\x1a=\n" +
 	"\x0fRangeBytesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xd0\a\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x84\b\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -3901,7 +3965,8 @@ const file_peer_proto_rawDesc = "" +
 	"\vtxn_resolve\x18  \x01(\v2\x19.cairn.peer.v1.TxnResolveH\x00R\n" +
 	"txnResolve\x123\n" +
 	"\badd_node\x18( \x01(\v2\x16.cairn.peer.v1.AddNodeH\x00R\aaddNode\x12C\n" +
-	"\x0eset_node_state\x18) \x01(\v2\x1b.cairn.peer.v1.SetNodeStateH\x00R\fsetNodeState\x12\x19\n" +
+	"\x0eset_node_state\x18) \x01(\v2\x1b.cairn.peer.v1.SetNodeStateH\x00R\fsetNodeState\x122\n" +
+	"\aunfence\x18* \x01(\v2\x16.cairn.peer.v1.UnfenceH\x00R\aunfence\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
 	"\x02op\"w\n" +
 	"\x05Split\x12\x1b\n" +
@@ -4058,7 +4123,7 @@ func file_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_peer_proto_goTypes = []any{
 	(TxnStatus)(0),                // 0: cairn.peer.v1.TxnStatus
 	(*RaftBatch)(nil),             // 1: cairn.peer.v1.RaftBatch
@@ -4072,162 +4137,164 @@ var file_peer_proto_goTypes = []any{
 	(*ChangeReplicasRequest)(nil), // 9: cairn.peer.v1.ChangeReplicasRequest
 	(*ChangeReplicas)(nil),        // 10: cairn.peer.v1.ChangeReplicas
 	(*TransferLeaderRequest)(nil), // 11: cairn.peer.v1.TransferLeaderRequest
-	(*AddNode)(nil),               // 12: cairn.peer.v1.AddNode
-	(*SetNodeState)(nil),          // 13: cairn.peer.v1.SetNodeState
-	(*JoinRequest)(nil),           // 14: cairn.peer.v1.JoinRequest
-	(*JoinResponse)(nil),          // 15: cairn.peer.v1.JoinResponse
-	(*NodeHeartbeat)(nil),         // 16: cairn.peer.v1.NodeHeartbeat
-	(*RangeHeartbeat)(nil),        // 17: cairn.peer.v1.RangeHeartbeat
-	(*HeartbeatReply)(nil),        // 18: cairn.peer.v1.HeartbeatReply
-	(*Command)(nil),               // 19: cairn.peer.v1.Command
-	(*Split)(nil),                 // 20: cairn.peer.v1.Split
-	(*AllocRangeID)(nil),          // 21: cairn.peer.v1.AllocRangeID
-	(*UpdateRanges)(nil),          // 22: cairn.peer.v1.UpdateRanges
-	(*Expire)(nil),                // 23: cairn.peer.v1.Expire
-	(*ExpireKey)(nil),             // 24: cairn.peer.v1.ExpireKey
-	(*CreateTable)(nil),           // 25: cairn.peer.v1.CreateTable
-	(*DropTable)(nil),             // 26: cairn.peer.v1.DropTable
-	(*RangeState)(nil),            // 27: cairn.peer.v1.RangeState
-	(*Node)(nil),                  // 28: cairn.peer.v1.Node
-	(*SnapshotData)(nil),          // 29: cairn.peer.v1.SnapshotData
-	(*SnapshotKV)(nil),            // 30: cairn.peer.v1.SnapshotKV
-	(*AuthCommand)(nil),           // 31: cairn.peer.v1.AuthCommand
-	(*UserRecord)(nil),            // 32: cairn.peer.v1.UserRecord
-	(*RoleRecord)(nil),            // 33: cairn.peer.v1.RoleRecord
-	(*TokenRecord)(nil),           // 34: cairn.peer.v1.TokenRecord
-	(*AuthConfig)(nil),            // 35: cairn.peer.v1.AuthConfig
-	(*TxnMeta)(nil),               // 36: cairn.peer.v1.TxnMeta
-	(*TxnRecord)(nil),             // 37: cairn.peer.v1.TxnRecord
-	(*TxnIntent)(nil),             // 38: cairn.peer.v1.TxnIntent
-	(*TxnPrewrite)(nil),           // 39: cairn.peer.v1.TxnPrewrite
-	(*TxnEnd)(nil),                // 40: cairn.peer.v1.TxnEnd
-	(*TxnResolve)(nil),            // 41: cairn.peer.v1.TxnResolve
-	(*TxnRangeResult)(nil),        // 42: cairn.peer.v1.TxnRangeResult
-	nil,                           // 43: cairn.peer.v1.HeartbeatReply.RangeBytesEntry
-	(*GetRequest)(nil),            // 44: cairn.v1.GetRequest
-	(*PutRequest)(nil),            // 45: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),         // 46: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),           // 47: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil),    // 48: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),      // 49: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),          // 50: cairn.v1.BatchRequest
-	(*SplitRangeRequest)(nil),     // 51: cairn.v1.SplitRangeRequest
-	(*HistoryRequest)(nil),        // 52: cairn.v1.HistoryRequest
-	(*ClusterStatusRequest)(nil),  // 53: cairn.v1.ClusterStatusRequest
-	(*GetResponse)(nil),           // 54: cairn.v1.GetResponse
-	(*PutResponse)(nil),           // 55: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),        // 56: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),          // 57: cairn.v1.ListResponse
-	(*Table)(nil),                 // 58: cairn.v1.Table
-	(*DropTableResponse)(nil),     // 59: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),         // 60: cairn.v1.BatchResponse
-	(*SplitRangeResponse)(nil),    // 61: cairn.v1.SplitRangeResponse
-	(*HistoryResponse)(nil),       // 62: cairn.v1.HistoryResponse
-	(*RangeDescriptor)(nil),       // 63: cairn.v1.RangeDescriptor
-	(*ClusterStatus)(nil),         // 64: cairn.v1.ClusterStatus
-	(*RoleGrant)(nil),             // 65: cairn.v1.RoleGrant
-	(*UserRole)(nil),              // 66: cairn.v1.UserRole
-	(*Grant)(nil),                 // 67: cairn.v1.Grant
-	(TxnOp_Kind)(0),               // 68: cairn.v1.TxnOp.Kind
-	(*TxnOp)(nil),                 // 69: cairn.v1.TxnOp
-	(*TxnResult)(nil),             // 70: cairn.v1.TxnResult
+	(*Unfence)(nil),               // 12: cairn.peer.v1.Unfence
+	(*AddNode)(nil),               // 13: cairn.peer.v1.AddNode
+	(*SetNodeState)(nil),          // 14: cairn.peer.v1.SetNodeState
+	(*JoinRequest)(nil),           // 15: cairn.peer.v1.JoinRequest
+	(*JoinResponse)(nil),          // 16: cairn.peer.v1.JoinResponse
+	(*NodeHeartbeat)(nil),         // 17: cairn.peer.v1.NodeHeartbeat
+	(*RangeHeartbeat)(nil),        // 18: cairn.peer.v1.RangeHeartbeat
+	(*HeartbeatReply)(nil),        // 19: cairn.peer.v1.HeartbeatReply
+	(*Command)(nil),               // 20: cairn.peer.v1.Command
+	(*Split)(nil),                 // 21: cairn.peer.v1.Split
+	(*AllocRangeID)(nil),          // 22: cairn.peer.v1.AllocRangeID
+	(*UpdateRanges)(nil),          // 23: cairn.peer.v1.UpdateRanges
+	(*Expire)(nil),                // 24: cairn.peer.v1.Expire
+	(*ExpireKey)(nil),             // 25: cairn.peer.v1.ExpireKey
+	(*CreateTable)(nil),           // 26: cairn.peer.v1.CreateTable
+	(*DropTable)(nil),             // 27: cairn.peer.v1.DropTable
+	(*RangeState)(nil),            // 28: cairn.peer.v1.RangeState
+	(*Node)(nil),                  // 29: cairn.peer.v1.Node
+	(*SnapshotData)(nil),          // 30: cairn.peer.v1.SnapshotData
+	(*SnapshotKV)(nil),            // 31: cairn.peer.v1.SnapshotKV
+	(*AuthCommand)(nil),           // 32: cairn.peer.v1.AuthCommand
+	(*UserRecord)(nil),            // 33: cairn.peer.v1.UserRecord
+	(*RoleRecord)(nil),            // 34: cairn.peer.v1.RoleRecord
+	(*TokenRecord)(nil),           // 35: cairn.peer.v1.TokenRecord
+	(*AuthConfig)(nil),            // 36: cairn.peer.v1.AuthConfig
+	(*TxnMeta)(nil),               // 37: cairn.peer.v1.TxnMeta
+	(*TxnRecord)(nil),             // 38: cairn.peer.v1.TxnRecord
+	(*TxnIntent)(nil),             // 39: cairn.peer.v1.TxnIntent
+	(*TxnPrewrite)(nil),           // 40: cairn.peer.v1.TxnPrewrite
+	(*TxnEnd)(nil),                // 41: cairn.peer.v1.TxnEnd
+	(*TxnResolve)(nil),            // 42: cairn.peer.v1.TxnResolve
+	(*TxnRangeResult)(nil),        // 43: cairn.peer.v1.TxnRangeResult
+	nil,                           // 44: cairn.peer.v1.HeartbeatReply.RangeBytesEntry
+	(*GetRequest)(nil),            // 45: cairn.v1.GetRequest
+	(*PutRequest)(nil),            // 46: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),         // 47: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),           // 48: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil),    // 49: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),      // 50: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),          // 51: cairn.v1.BatchRequest
+	(*SplitRangeRequest)(nil),     // 52: cairn.v1.SplitRangeRequest
+	(*HistoryRequest)(nil),        // 53: cairn.v1.HistoryRequest
+	(*ClusterStatusRequest)(nil),  // 54: cairn.v1.ClusterStatusRequest
+	(*GetResponse)(nil),           // 55: cairn.v1.GetResponse
+	(*PutResponse)(nil),           // 56: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),        // 57: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),          // 58: cairn.v1.ListResponse
+	(*Table)(nil),                 // 59: cairn.v1.Table
+	(*DropTableResponse)(nil),     // 60: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),         // 61: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil),    // 62: cairn.v1.SplitRangeResponse
+	(*HistoryResponse)(nil),       // 63: cairn.v1.HistoryResponse
+	(*RangeDescriptor)(nil),       // 64: cairn.v1.RangeDescriptor
+	(*ClusterStatus)(nil),         // 65: cairn.v1.ClusterStatus
+	(*RoleGrant)(nil),             // 66: cairn.v1.RoleGrant
+	(*UserRole)(nil),              // 67: cairn.v1.UserRole
+	(*Grant)(nil),                 // 68: cairn.v1.Grant
+	(TxnOp_Kind)(0),               // 69: cairn.v1.TxnOp.Kind
+	(*TxnOp)(nil),                 // 70: cairn.v1.TxnOp
+	(*TxnResult)(nil),             // 71: cairn.v1.TxnResult
 }
 var file_peer_proto_depIdxs = []int32{
 	2,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	44, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	45, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	46, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	47, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	48, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	49, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	50, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	51, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
-	21, // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	22, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	45, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	46, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	47, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	48, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	49, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	50, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	51, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	52, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
+	22, // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	23, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
 	5,  // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
-	31, // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
-	52, // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
-	39, // 14: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	40, // 15: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	41, // 16: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	32, // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
+	53, // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
+	40, // 14: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	41, // 15: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	42, // 16: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
 	9,  // 17: cairn.peer.v1.Request.change_replicas:type_name -> cairn.peer.v1.ChangeReplicasRequest
 	11, // 18: cairn.peer.v1.Request.transfer_leader:type_name -> cairn.peer.v1.TransferLeaderRequest
-	12, // 19: cairn.peer.v1.Request.add_node:type_name -> cairn.peer.v1.AddNode
-	13, // 20: cairn.peer.v1.Request.set_node_state:type_name -> cairn.peer.v1.SetNodeState
-	53, // 21: cairn.peer.v1.Request.cluster_status:type_name -> cairn.v1.ClusterStatusRequest
-	23, // 22: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
-	54, // 23: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	55, // 24: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	56, // 25: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	57, // 26: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	58, // 27: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	59, // 28: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	60, // 29: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	61, // 30: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	13, // 19: cairn.peer.v1.Request.add_node:type_name -> cairn.peer.v1.AddNode
+	14, // 20: cairn.peer.v1.Request.set_node_state:type_name -> cairn.peer.v1.SetNodeState
+	54, // 21: cairn.peer.v1.Request.cluster_status:type_name -> cairn.v1.ClusterStatusRequest
+	24, // 22: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	55, // 23: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	56, // 24: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	57, // 25: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	58, // 26: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	59, // 27: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	60, // 28: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	61, // 29: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	62, // 30: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
 	7,  // 31: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
-	62, // 32: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
-	42, // 33: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
-	63, // 34: cairn.peer.v1.Response.range_desc:type_name -> cairn.v1.RangeDescriptor
-	28, // 35: cairn.peer.v1.Response.node:type_name -> cairn.peer.v1.Node
-	64, // 36: cairn.peer.v1.Response.cluster_status:type_name -> cairn.v1.ClusterStatus
+	63, // 32: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
+	43, // 33: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
+	64, // 34: cairn.peer.v1.Response.range_desc:type_name -> cairn.v1.RangeDescriptor
+	29, // 35: cairn.peer.v1.Response.node:type_name -> cairn.peer.v1.Node
+	65, // 36: cairn.peer.v1.Response.cluster_status:type_name -> cairn.v1.ClusterStatus
 	8,  // 37: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	28, // 38: cairn.peer.v1.JoinResponse.nodes:type_name -> cairn.peer.v1.Node
-	17, // 39: cairn.peer.v1.NodeHeartbeat.ranges:type_name -> cairn.peer.v1.RangeHeartbeat
-	63, // 40: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
-	43, // 41: cairn.peer.v1.HeartbeatReply.range_bytes:type_name -> cairn.peer.v1.HeartbeatReply.RangeBytesEntry
-	45, // 42: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	46, // 43: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	25, // 44: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	26, // 45: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	50, // 46: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	20, // 47: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	21, // 48: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	22, // 49: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	23, // 50: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	31, // 51: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
-	39, // 52: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	40, // 53: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	41, // 54: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	12, // 55: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
-	13, // 56: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
-	63, // 57: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	24, // 58: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	63, // 59: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	27, // 60: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	30, // 61: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	30, // 62: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
-	32, // 63: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
-	32, // 64: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
-	65, // 65: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
-	65, // 66: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
-	66, // 67: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
-	66, // 68: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
-	34, // 69: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
-	67, // 70: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
-	36, // 71: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 72: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
-	36, // 73: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
-	68, // 74: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
-	36, // 75: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
-	69, // 76: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
-	36, // 77: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 78: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
-	70, // 79: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
-	38, // 80: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
-	0,  // 81: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
-	1,  // 82: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	4,  // 83: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	14, // 84: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
-	16, // 85: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
-	3,  // 86: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	6,  // 87: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	15, // 88: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
-	18, // 89: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
-	86, // [86:90] is the sub-list for method output_type
-	82, // [82:86] is the sub-list for method input_type
-	82, // [82:82] is the sub-list for extension type_name
-	82, // [82:82] is the sub-list for extension extendee
-	0,  // [0:82] is the sub-list for field type_name
+	29, // 38: cairn.peer.v1.JoinResponse.nodes:type_name -> cairn.peer.v1.Node
+	18, // 39: cairn.peer.v1.NodeHeartbeat.ranges:type_name -> cairn.peer.v1.RangeHeartbeat
+	64, // 40: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
+	44, // 41: cairn.peer.v1.HeartbeatReply.range_bytes:type_name -> cairn.peer.v1.HeartbeatReply.RangeBytesEntry
+	46, // 42: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	47, // 43: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	26, // 44: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	27, // 45: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	51, // 46: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	21, // 47: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	22, // 48: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	23, // 49: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	24, // 50: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	32, // 51: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	40, // 52: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	41, // 53: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	42, // 54: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	13, // 55: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
+	14, // 56: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
+	12, // 57: cairn.peer.v1.Command.unfence:type_name -> cairn.peer.v1.Unfence
+	64, // 58: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	25, // 59: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	64, // 60: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	28, // 61: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	31, // 62: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	31, // 63: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
+	33, // 64: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	33, // 65: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	66, // 66: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	66, // 67: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	67, // 68: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	67, // 69: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	35, // 70: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	68, // 71: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	37, // 72: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 73: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
+	37, // 74: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
+	69, // 75: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
+	37, // 76: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
+	70, // 77: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
+	37, // 78: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 79: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
+	71, // 80: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
+	39, // 81: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
+	0,  // 82: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
+	1,  // 83: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	4,  // 84: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	15, // 85: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
+	17, // 86: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
+	3,  // 87: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	6,  // 88: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	16, // 89: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
+	19, // 90: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
+	87, // [87:91] is the sub-list for method output_type
+	83, // [83:87] is the sub-list for method input_type
+	83, // [83:83] is the sub-list for extension type_name
+	83, // [83:83] is the sub-list for extension extendee
+	0,  // [0:83] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -4275,7 +4342,7 @@ func file_peer_proto_init() {
 		(*Response_Node)(nil),
 		(*Response_ClusterStatus)(nil),
 	}
-	file_peer_proto_msgTypes[18].OneofWrappers = []any{
+	file_peer_proto_msgTypes[19].OneofWrappers = []any{
 		(*Command_Put)(nil),
 		(*Command_Delete)(nil),
 		(*Command_CreateTable)(nil),
@@ -4291,8 +4358,9 @@ func file_peer_proto_init() {
 		(*Command_TxnResolve)(nil),
 		(*Command_AddNode)(nil),
 		(*Command_SetNodeState)(nil),
+		(*Command_Unfence)(nil),
 	}
-	file_peer_proto_msgTypes[30].OneofWrappers = []any{
+	file_peer_proto_msgTypes[31].OneofWrappers = []any{
 		(*AuthCommand_AddUser)(nil),
 		(*AuthCommand_SetPassword)(nil),
 		(*AuthCommand_RemoveUser)(nil),
@@ -4312,7 +4380,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   43,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -240,7 +240,7 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 			want--
 		}
 		ranges = append(ranges, RangeInfo{ID: md.Id, Meta: true, Voters: md.Replicas, Learners: md.Learners,
-			ConfVersion: md.ConfVersion, Want: max(want, 1), Leader: self, CaughtUp: caught, Holders: sorted(holders[md.Id]), Removed: md.Removed})
+			ConfVersion: md.ConfVersion, Want: max(want, 1), Leader: self, CaughtUp: caught, Holders: sorted(holders[md.Id]), Removed: removedOf(md)})
 	}
 	for _, t := range c.cluster.Tables() {
 		want := int(t.Replicas)
@@ -251,9 +251,9 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 		var heal []*cairnpb.RangeDescriptor
 		for _, d := range t.Ranges {
 			ri := RangeInfo{ID: d.Id, Voters: d.Replicas, Learners: d.Learners, ConfVersion: d.ConfVersion, Want: want,
-				Holders: sorted(holders[d.Id]), Removed: d.Removed}
+				Holders: sorted(holders[d.Id]), Removed: removedOf(d)}
 			if l, ok := leaders[d.Id]; ok {
-				ri.Leader, ri.CaughtUp = l.node, l.rh.CaughtUp
+				ri.Leader, ri.CaughtUp, ri.Term = l.node, l.rh.CaughtUp, l.rh.Term
 				ri.Bytes = l.rh.ApproxBytes
 				if ld := l.rh.Desc; ld != nil && ld.Id == d.Id {
 					if ld.Generation != d.Generation || ld.ConfVersion != d.ConfVersion {
@@ -282,6 +282,17 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 	return nodes, ranges
 }
 
+func removedOf(d *cairnpb.RangeDescriptor) map[uint64]uint64 {
+	if len(d.Removed) == 0 {
+		return nil
+	}
+	m := map[uint64]uint64{}
+	for _, rr := range d.Removed {
+		m[rr.Node] = rr.FenceTerm
+	}
+	return m
+}
+
 func sorted(ids []uint64) []uint64 {
 	slices.Sort(ids)
 	return ids
@@ -304,7 +315,7 @@ func (c *Coordinator) act(ctx context.Context, op Op) {
 	defer cancel()
 	var err error
 	switch op.Kind {
-	case OpAddLearner, OpPromote, OpRemove, OpDemote:
+	case OpAddLearner, OpPromote, OpRemove, OpDemote, OpUnfence:
 		err = c.cluster.ChangeReplicas(actx, op.Range, op.Kind, op.Node, op.Expect)
 	case OpTransferLeader:
 		err = c.cluster.TransferLeader(actx, op.Range, op.Node)

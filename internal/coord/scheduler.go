@@ -40,9 +40,14 @@ type RangeInfo struct {
 	// again under the same Raft ID, or the leader could count entries it
 	// acknowledged before its copy was destroyed.
 	Holders []uint64
-	// Removed are the nodes that left the range: they never get a
-	// replica of it again (see cairnpb.RangeDescriptor.removed).
-	Removed []uint64
+	// Removed are the nodes that left the range, with their fence terms
+	// (0: fenced until unfenced). A removed node gets a replica again
+	// only once its old one is gone (Unfence records that in the term of
+	// its entry) and the range's leader is in a later term (see
+	// cairnpb.RangeDescriptor.removed).
+	Removed map[uint64]uint64
+	// Term is the leader's term.
+	Term uint64
 }
 
 // Op is one step the scheduler asks for.
@@ -70,6 +75,7 @@ const (
 	OpPromote        = "promote"
 	OpRemove         = "remove"
 	OpDemote         = "demote"
+	OpUnfence        = "unfence"
 	OpTransferLeader = "transfer_leader"
 	// OpSetRemoved marks a node that was being removed as removed, once
 	// it holds nothing but its meta learner.
@@ -277,6 +283,22 @@ func repair(r RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voter
 			}
 			return op(OpAddLearner, to, "%s: %d of %d healthy voters", why, len(goodVoters), r.Want)
 		}
+		// Only nodes that left the range are left: lift a fence, step by
+		// step (its old replica gone, then a later term).
+		for _, n := range nodes {
+			fence, ok := r.Removed[n.ID]
+			if !ok || n.State != stateActive || !n.Up || n.Dead || slices.Contains(r.Holders, n.ID) {
+				continue
+			}
+			if fence == 0 {
+				return op(OpUnfence, n.ID, "node %d left the range; its old replica is gone, so it may rejoin after a new term (%d of %d healthy voters)", n.ID, len(goodVoters), r.Want)
+			}
+			if r.Term <= fence {
+				if to := transferTarget(r, r.Leader, byID); to != 0 {
+					return op(OpTransferLeader, to, "a new term, so that node %d may rejoin the range", n.ID)
+				}
+			}
+		}
 		return Op{}, false
 	}
 	// The meta range keeps a learner on every member (the catalog lives
@@ -284,7 +306,7 @@ func repair(r RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voter
 	if r.Meta {
 		for _, n := range nodes {
 			if n.State == stateRemoved || !n.Up || slices.Contains(r.Voters, n.ID) || slices.Contains(r.Learners, n.ID) || slices.Contains(r.Holders, n.ID) ||
-				slices.Contains(r.Removed, n.ID) {
+				fenced(r, n.ID) {
 				continue
 			}
 			return op(OpAddLearner, n.ID, "every member keeps a copy of the catalog")
@@ -348,7 +370,13 @@ func placeTarget(r RangeInfo, nodes []NodeInfo, load map[uint64]int) uint64 {
 // placeable: n may get a new replica of r (a learner).
 func placeable(r RangeInfo, n NodeInfo) bool {
 	return n.State == stateActive && n.Up && !n.Dead && !slices.Contains(r.Voters, n.ID) &&
-		!slices.Contains(r.Learners, n.ID) && !slices.Contains(r.Holders, n.ID) && !slices.Contains(r.Removed, n.ID)
+		!slices.Contains(r.Learners, n.ID) && !slices.Contains(r.Holders, n.ID) && !fenced(r, n.ID)
+}
+
+// fenced: n left r and may not rejoin yet.
+func fenced(r RangeInfo, n uint64) bool {
+	fence, ok := r.Removed[n]
+	return ok && (fence == 0 || r.Term <= fence)
 }
 
 // balanceReplicas moves one replica from the most to the least loaded

@@ -161,8 +161,19 @@ func parseState(t *testing.T, path string) ([]NodeInfo, []RangeInfo, Limits) {
 					r.CaughtUp = ids()
 				case "holders":
 					r.Holders = ids()
-				case "removed":
-					r.Removed = ids()
+				case "removed": // node:fence,node:fence (fence 0: fenced)
+					r.Removed = map[uint64]uint64{}
+					for _, f := range strings.Split(v, ",") {
+						a, b, _ := strings.Cut(f, ":")
+						n, err1 := strconv.ParseUint(a, 10, 64)
+						fence, err2 := strconv.ParseUint(cmpOr(b, "0"), 10, 64)
+						if err1 != nil || err2 != nil {
+							bad(fmt.Errorf("removed=%s", v))
+						}
+						r.Removed[n] = fence
+					}
+				case "term":
+					r.Term = num()
 				case "want":
 					r.Want = int(num())
 				case "leader":
@@ -179,4 +190,11 @@ func parseState(t *testing.T, path string) ([]NodeInfo, []RangeInfo, Limits) {
 		}
 	}
 	return nodes, ranges, lim
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -87,7 +87,7 @@ func (r *Replica) applyEntry(b *pebble.Batch, e *raftpb.Entry, out *Applied) err
 		if err := cc.Unmarshal(e.Data); err != nil {
 			return err
 		}
-		return r.applyConfChangeV2(cc, out)
+		return r.applyConfChangeV2(cc, e.Term, out)
 	}
 	if len(e.Data) == 0 {
 		return nil // a new leader's empty entry
@@ -96,6 +96,7 @@ func (r *Replica) applyEntry(b *pebble.Batch, e *raftpb.Entry, out *Applied) err
 	if err := proto.Unmarshal(e.Data, cmd); err != nil {
 		return err
 	}
+	r.applyingTerm = e.Term
 	res, err := r.applyCommand(b, cmd, out)
 	if err != nil {
 		return err
@@ -192,6 +193,8 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 			return Result{Err: kv.Errorf(kv.ErrInternal, "node command on a data range")}, nil
 		}
 		return r.applySetNodeState(b, op.SetNodeState, cmd.Timestamp)
+	case *cairnpb.Command_Unfence:
+		return r.applyUnfence(op.Unfence, r.applyingTerm)
 	case *cairnpb.Command_Auth:
 		if desc.TableId != uint64(keys.MetaTableID) {
 			return Result{Err: kv.Errorf(kv.ErrInternal, "auth command on a data range")}, nil

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -37,6 +38,9 @@ const (
 	OpPromote    = "promote"
 	OpDemote     = "demote"
 	OpRemove     = "remove"
+	// OpUnfence is not a configuration change: a command recording that
+	// a removed node's old replica is gone (applyUnfence).
+	OpUnfence = "unfence"
 )
 
 // ChangeReplicas proposes one step and waits until it is applied here. It
@@ -120,13 +124,13 @@ func (r *Replica) TransferLeader(node uint64) error {
 var refuseConfChange = raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddNode, NodeID: raft.None}}}
 
 // applyConfChangeV2 applies (or refuses, deterministically) one step.
-func (r *Replica) applyConfChangeV2(cc raftpb.ConfChangeV2, out *Applied) error {
+func (r *Replica) applyConfChangeV2(cc raftpb.ConfChangeV2, term uint64, out *Applied) error {
 	meta := &cairnpb.ChangeReplicas{}
 	res := Result{}
 	if err := proto.Unmarshal(cc.Context, meta); err != nil {
 		res.Err = kv.Errorf(kv.ErrInternal, "range %d: replica change without a valid context", r.ID)
 	} else {
-		res.Err = r.checkConfChange(cc, meta)
+		res.Err = r.checkConfChange(cc, meta, term)
 	}
 	if res.Err != nil {
 		if err := r.applyRaftConf(refuseConfChange); err != nil {
@@ -145,9 +149,14 @@ func (r *Replica) applyConfChangeV2(cc raftpb.ConfChangeV2, out *Applied) error 
 		d.Learners = slices.Sorted(slices.Values(cs.Learners))
 		d.ConfVersion++
 		ch := cc.Changes[0]
-		if ch.Type == raftpb.ConfChangeRemoveNode && !slices.Contains(d.Removed, ch.NodeID) {
-			d.Removed = append(d.Removed, ch.NodeID)
-			slices.Sort(d.Removed)
+		switch {
+		case ch.Type == raftpb.ConfChangeRemoveNode:
+			// Fenced until its old replica is known gone (Unfence).
+			d.Removed = slices.DeleteFunc(d.Removed, func(rr *cairnpb.RemovedReplica) bool { return rr.Node == ch.NodeID })
+			d.Removed = append(d.Removed, &cairnpb.RemovedReplica{Node: ch.NodeID})
+			slices.SortFunc(d.Removed, func(a, b *cairnpb.RemovedReplica) int { return cmp.Compare(a.Node, b.Node) })
+		case ch.Type == raftpb.ConfChangeAddLearnerNode && !meta.Demote:
+			d.Removed = slices.DeleteFunc(d.Removed, func(rr *cairnpb.RemovedReplica) bool { return rr.Node == ch.NodeID })
 		}
 		r.state.Desc = d
 		r.desc.Store(d)
@@ -166,7 +175,7 @@ func (r *Replica) applyConfChangeV2(cc raftpb.ConfChangeV2, out *Applied) error 
 
 // checkConfChange decides whether a step applies: the same answer on every
 // replica, from the replicated descriptor and configuration only.
-func (r *Replica) checkConfChange(cc raftpb.ConfChangeV2, meta *cairnpb.ChangeReplicas) error {
+func (r *Replica) checkConfChange(cc raftpb.ConfChangeV2, meta *cairnpb.ChangeReplicas, term uint64) error {
 	d := r.Desc()
 	if meta.ExpectedConfVersion != d.ConfVersion {
 		return kv.Errorf(kv.ErrConditionFailed, "range %d: conf version is %d, change expected %d", r.ID, d.ConfVersion, meta.ExpectedConfVersion)
@@ -197,8 +206,9 @@ func (r *Replica) checkConfChange(cc raftpb.ConfChangeV2, meta *cairnpb.ChangeRe
 		if voter || learner {
 			return kv.Errorf(kv.ErrConditionFailed, "range %d: node %d already holds a replica", r.ID, ch.NodeID)
 		}
-		if slices.Contains(d.Removed, ch.NodeID) {
-			return kv.Errorf(kv.ErrConditionFailed, "range %d: node %d left this range; it cannot join it again under the same Raft ID", r.ID, ch.NodeID)
+		if rr := removedEntry(d, ch.NodeID); rr != nil && (rr.FenceTerm == 0 || term <= rr.FenceTerm) {
+			return kv.Errorf(kv.ErrConditionFailed, "range %d: node %d left this range and is fenced (fence term %d, this entry's term %d): it may rejoin after its old replica is gone (unfence) and the term moved on",
+				r.ID, ch.NodeID, rr.FenceTerm, term)
 		}
 	case raftpb.ConfChangeAddNode:
 		if !learner {
@@ -264,4 +274,46 @@ func (r *Replica) CaughtUp() []uint64 {
 		return *p
 	}
 	return nil
+}
+
+func removedEntry(d *cairnpb.RangeDescriptor, node uint64) *cairnpb.RemovedReplica {
+	for _, rr := range d.Removed {
+		if rr.Node == node {
+			return rr
+		}
+	}
+	return nil
+}
+
+// RemovedNodes returns the nodes that left the range.
+func RemovedNodes(d *cairnpb.RangeDescriptor) []uint64 {
+	var out []uint64
+	for _, rr := range d.Removed {
+		out = append(out, rr.Node)
+	}
+	return out
+}
+
+// applyUnfence records, in the term of its entry, that a removed node's old
+// replica is gone. The fence is that term: an add of the node applies only
+// in an entry of a later term. Why that is safe: the old replica was
+// destroyed before this entry was proposed, so it never learned a term
+// after this one, and every message it ever sent (some may still be in
+// flight, or queued on its node) carries a term at most this one, which
+// any leader of a later term ignores. Without the fence such a message (an
+// acknowledgement of entries) could be counted for the new, empty replica.
+func (r *Replica) applyUnfence(u *cairnpb.Unfence, term uint64) (Result, error) {
+	d := r.Desc()
+	rr := removedEntry(d, u.Node)
+	if rr == nil {
+		return Result{Err: kv.Errorf(kv.ErrConditionFailed, "range %d: node %d is not a removed node", r.ID, u.Node)}, nil
+	}
+	if rr.FenceTerm != 0 {
+		return Result{Desc: cloneDesc(d)}, nil // already unfenced
+	}
+	nd := cloneDesc(d)
+	removedEntry(nd, u.Node).FenceTerm = term
+	r.state.Desc = nd
+	r.desc.Store(nd)
+	return Result{Desc: cloneDesc(nd)}, nil
 }

@@ -122,6 +122,8 @@ type Replica struct {
 	lastLeader    uint64
 	lastRenewal   int64 // when the last lease renewal went to raft
 	leaseReplies  []raftpb.Message
+	// applyingTerm is the term of the entry being applied (driver-owned).
+	applyingTerm uint64
 	// snapshotApplied is set by applySnapshot (see TakeSnapshotApplied).
 	snapshotApplied bool
 
@@ -505,6 +507,16 @@ func (r *Replica) Tick() {
 func (r *Replica) Step(m raftpb.Message) error {
 	if (m.Type == raftpb.MsgVote || m.Type == raftpb.MsgPreVote) && r.nowNanos() < r.votesAfter {
 		return nil // see lease.go: a restarted node must not vote at once
+	}
+	if m.Type == raftpb.MsgHeartbeat && r.applied.Load() == 0 {
+		// A replica that has nothing yet (a node rejoining a range, waiting
+		// for its snapshot) can meet a heartbeat sent to the node's old
+		// replica, whose leader knew it held entries: that commit index is
+		// beyond this empty log, and raft would panic. The commit index is
+		// only advice here; the snapshot brings the real one.
+		if last, err := r.log.LastIndex(); err == nil && m.Commit > last {
+			m.Commit = last
+		}
 	}
 	if m.Type == raftpb.MsgReadIndex && r.answerFromLease(m) {
 		return nil

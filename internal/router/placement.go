@@ -67,6 +67,13 @@ func (rt *Router) localChangeReplicas(ctx context.Context, r *replica.Replica, r
 	if op := req.Op; (op == replica.OpRemove || op == replica.OpDemote) && req.Node == rt.store.NodeID() {
 		return nil, kv.Errorf(kv.ErrInvalidArgument, "range %d: the leader does not %s itself; transfer leadership first", r.ID, op)
 	}
+	if req.Op == replica.OpUnfence {
+		res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: r.Desc().TableId, Op: &cairnpb.Command_Unfence{Unfence: &cairnpb.Unfence{Node: req.Node}}})
+		if err != nil {
+			return nil, err
+		}
+		return &cairnpb.Response{Op: &cairnpb.Response_RangeDesc{RangeDesc: res.Desc}}, nil
+	}
 	d, err := r.ChangeReplicas(ctx, req.Op, req.Node, req.ExpectedConfVersion)
 	if err != nil {
 		return nil, err

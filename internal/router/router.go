@@ -1035,7 +1035,7 @@ func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, er
 		out.Ranges = append(out.Ranges, &cairnpb.RangeStatus{
 			Id: d.Id, Table: names[d.TableId], Start: d.Start, End: d.End, Replicas: d.Replicas, Learners: d.Learners,
 			Leader: r.Leader(), Term: term, CommitIndex: commit, AppliedIndex: applied, SizeBytes: size,
-			Generation: d.Generation, ConfVersion: d.ConfVersion, Partitioning: parts[d.TableId], Removed: d.Removed,
+			Generation: d.Generation, ConfVersion: d.ConfVersion, Partitioning: parts[d.TableId], Removed: replica.RemovedNodes(d),
 		})
 		local[d.Id] = true
 		count(r.Leader(), d)
@@ -1051,7 +1051,7 @@ func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, er
 			}
 			out.Ranges = append(out.Ranges, &cairnpb.RangeStatus{
 				Id: d.Id, Table: t.Name, Start: d.Start, End: d.End, Replicas: d.Replicas, Learners: d.Learners,
-				Leader: leader, Generation: d.Generation, ConfVersion: d.ConfVersion, Partitioning: t.Partitioning, Removed: d.Removed,
+				Leader: leader, Generation: d.Generation, ConfVersion: d.ConfVersion, Partitioning: t.Partitioning, Removed: replica.RemovedNodes(d),
 			})
 			count(leader, d)
 		}

@@ -60,6 +60,15 @@ func (c *checker) afterStep(s *Sim) {
 				}
 				c.leaders[k] = n.id
 			}
+			if prev := n.incarnation[r.ID]; prev != r {
+				// A replica created since the last check after the
+				// node's last one moved away (destroyed, then added
+				// back): a new, empty one starts from nothing.
+				if prev != nil && applied == 0 {
+					n.cursor[r.ID] = 0
+				}
+				n.incarnation[r.ID] = r
+			}
 			from := n.cursor[r.ID]
 			if applied == from {
 				continue
@@ -220,6 +229,7 @@ func (c *checker) final(s *Sim) {
 	checkLinearizable(s, cl.history)
 	s.res.Ops = len(cl.history)
 	s.res.Splits = s.split.splits
+	s.res.Moves = s.move.moves
 	for _, o := range cl.history {
 		if o.out.Out == outUnknown {
 			s.res.Unknown++

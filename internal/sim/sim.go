@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/hlc"
 	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/replica"
 	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/store"
 )
@@ -114,8 +115,9 @@ type Result struct {
 	// Crashes, Partitions and Snapshots count injected faults and snapshot
 	// messages sent.
 	Crashes, Partitions, Snapshots int
-	// Splits counts applied splits the simulation proposed.
-	Splits int
+	// Splits counts applied splits the simulation proposed; Moves the
+	// applied replica changes (remove, add learner, promote).
+	Splits, Moves int
 	// StaleReads and SessionReads count the probes' reads (Config.Probes).
 	StaleReads, SessionReads int
 	// Linearizable is porcupine's verdict ("Ok", "Illegal", "Unknown").
@@ -147,6 +149,9 @@ type node struct {
 
 	// Checker state of this incarnation.
 	cursor  map[keys.RangeID]uint64 // last applied index checked
+	// incarnation is the replica object the cursor follows: a replica
+	// moved off the node and back is a new, empty one.
+	incarnation map[keys.RangeID]*replica.Replica
 	seenVer map[string]uint64       // highest version seen per key
 }
 
@@ -166,6 +171,7 @@ type Sim struct {
 	cl        *clients
 	pr        *probes // nil without Config.Probes
 	split     *splitter
+	move      *mover
 	chk       *checker
 	h         hash.Hash64
 	res       Result
@@ -239,6 +245,7 @@ func newSim(cfg Config) *Sim {
 		s.pr = newProbes(s)
 	}
 	s.split = newSplitter(cfg.Seed, cfg.NoSplits)
+	s.move = newMover(cfg.Seed)
 	for i := 0; i < cfg.Nodes; i++ {
 		s.members = append(s.members, &cairnpb.Node{Id: uint64(i + 1), Name: fmt.Sprintf("n%d", i+1), PeerAddress: fmt.Sprintf("sim:%d", i+1)})
 	}
@@ -349,6 +356,7 @@ func (s *Sim) start(n *node) {
 	st.SetTransport(&sender{s: s, n: n, inc: n.inc})
 	n.db, n.st, n.up = db, st, true
 	n.cursor = map[keys.RangeID]uint64{}
+	n.incarnation = map[keys.RangeID]*replica.Replica{}
 	n.seenVer = map[string]uint64{}
 	for _, r := range st.Replicas() {
 		_, _, applied := r.Status()
@@ -455,6 +463,7 @@ func (s *Sim) step(faults bool) {
 	s.cl.issue()
 	s.churn()
 	s.splitStep()
+	s.moveStep()
 	for _, n := range s.upNodes() {
 		s.guard(n, "a Ready pass", func() { s.drive(n) })
 	}
@@ -574,6 +583,9 @@ func (s *Sim) converged() bool {
 		if !n.up {
 			return false
 		}
+	}
+	if !s.movesSettled() {
+		return false
 	}
 	// The leader's commit index is the one that counts (a follower learns
 	// it a heartbeat later).

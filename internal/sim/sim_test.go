@@ -64,8 +64,8 @@ func TestSim(t *testing.T) {
 			cfg.Trace = os.Stdout
 		}
 		r := Run(cfg)
-		t.Logf("seed %d: %d steps, %d ops (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, porcupine %s, trace %016x",
-			r.Seed, r.Steps, r.Ops, r.Unknown, r.Crashes, r.Partitions, r.Snapshots, r.Splits, r.Linearizable, r.TraceHash)
+		t.Logf("seed %d: %d steps, %d ops (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d moves, porcupine %s, trace %016x",
+			r.Seed, r.Steps, r.Ops, r.Unknown, r.Crashes, r.Partitions, r.Snapshots, r.Splits, r.Moves, r.Linearizable, r.TraceHash)
 		if r.Failed() {
 			reportFailure(t, r)
 		}
@@ -78,12 +78,12 @@ func TestSim(t *testing.T) {
 			n = raceSeeds
 		}
 	}
-	var ops, unknown, crashes, parts, snaps, splits, failed int
+	var ops, unknown, crashes, parts, snaps, splits, moves, failed int
 	for i := 0; i < n; i++ {
 		cfg.Seed = *flagFirst + uint64(i)
 		r := Run(cfg)
 		ops, unknown, crashes, parts, snaps = ops+r.Ops, unknown+r.Unknown, crashes+r.Crashes, parts+r.Partitions, snaps+r.Snapshots
-		splits += r.Splits
+		splits, moves = splits+r.Splits, moves+r.Moves
 		if r.Failed() {
 			failed++
 			reportFailure(t, r)
@@ -92,10 +92,13 @@ func TestSim(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d seeds: %d ops checked (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d failed",
-		n, ops, unknown, crashes, parts, snaps, splits, failed)
+	t.Logf("%d seeds: %d ops checked (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d replica moves, %d failed",
+		n, ops, unknown, crashes, parts, snaps, splits, moves, failed)
 	if splits == 0 && n >= 20 {
 		t.Errorf("no seed split a range: the split machinery did not run")
+	}
+	if moves == 0 && n >= 20 {
+		t.Errorf("no seed moved a replica: the move machinery did not run")
 	}
 }
 
