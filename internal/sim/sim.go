@@ -148,11 +148,11 @@ type node struct {
 	crashAtSend bool
 
 	// Checker state of this incarnation.
-	cursor  map[keys.RangeID]uint64 // last applied index checked
+	cursor map[keys.RangeID]uint64 // last applied index checked
 	// incarnation is the replica object the cursor follows: a replica
 	// moved off the node and back is a new, empty one.
 	incarnation map[keys.RangeID]*replica.Replica
-	seenVer map[string]uint64       // highest version seen per key
+	seenVer     map[string]uint64 // highest version seen per key
 }
 
 // Sim is one simulated cluster. It is single-goroutine and not reusable.
