@@ -313,6 +313,8 @@ func (r *Replica) applyUnfence(u *cairnpb.Unfence, term uint64) (Result, error) 
 	}
 	nd := cloneDesc(d)
 	removedEntry(nd, u.Node).FenceTerm = term
+	// A new version of the descriptor, so the catalog records it.
+	nd.ConfVersion++
 	r.state.Desc = nd
 	r.desc.Store(nd)
 	return Result{Desc: cloneDesc(nd)}, nil
