@@ -27,6 +27,7 @@
 package coord
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"slices"
@@ -208,7 +209,7 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 		}
 		nodes = append(nodes, ni)
 	}
-	slices.SortFunc(nodes, func(a, b NodeInfo) int { return cmpU(a.ID, b.ID) })
+	slices.SortFunc(nodes, func(a, b NodeInfo) int { return cmp.Compare(a.ID, b.ID) })
 
 	// What leaders report: per range, the freshest leader's view.
 	type lead struct {
@@ -278,7 +279,7 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 			}
 		}
 	}
-	slices.SortFunc(ranges, func(a, b RangeInfo) int { return cmpU(a.ID, b.ID) })
+	slices.SortFunc(ranges, func(a, b RangeInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return nodes, ranges
 }
 
@@ -296,16 +297,6 @@ func removedOf(d *cairnpb.RangeDescriptor) map[uint64]uint64 {
 func sorted(ids []uint64) []uint64 {
 	slices.Sort(ids)
 	return ids
-}
-
-func cmpU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // act carries out one step and records the decision.
@@ -404,7 +395,7 @@ func (c *Coordinator) Status() *cairnpb.ClusterStatus {
 		nodeStat[n.Id] = ns
 		out.Nodes = append(out.Nodes, ns)
 	}
-	slices.SortFunc(out.Nodes, func(a, b *cairnpb.NodeStatus) int { return cmpU(a.Id, b.Id) })
+	slices.SortFunc(out.Nodes, func(a, b *cairnpb.NodeStatus) int { return cmp.Compare(a.Id, b.Id) })
 	add := func(table string, d *cairnpb.RangeDescriptor) {
 		rs := &cairnpb.RangeStatus{Id: d.Id, Table: table, Start: d.Start, End: d.End, Replicas: d.Replicas, Learners: d.Learners,
 			Generation: d.Generation, ConfVersion: d.ConfVersion}
@@ -422,6 +413,6 @@ func (c *Coordinator) Status() *cairnpb.ClusterStatus {
 			add(t.Name, d)
 		}
 	}
-	slices.SortFunc(out.Ranges, func(a, b *cairnpb.RangeStatus) int { return cmpU(a.Id, b.Id) })
+	slices.SortFunc(out.Ranges, func(a, b *cairnpb.RangeStatus) int { return cmp.Compare(a.Id, b.Id) })
 	return out
 }

@@ -379,27 +379,34 @@ func fenced(r RangeInfo, n uint64) bool {
 	return ok && (fence == 0 || r.Term <= fence)
 }
 
-// balanceReplicas moves one replica from the most to the least loaded
-// node when they differ by more than one and by more than 10%.
-func balanceReplicas(ranges []RangeInfo, nodes []NodeInfo, load map[uint64]int, busy map[uint64]bool) (Op, bool) {
-	var hi, lo uint64
+// extremes returns the active, live nodes with the highest and the lowest
+// count (ties: the lower ID), or zeros.
+func extremes(nodes []NodeInfo, count map[uint64]int) (hi, lo uint64) {
 	for _, n := range nodes {
 		if n.State != stateActive || !n.Up || n.Dead {
 			continue
 		}
-		if hi == 0 || load[n.ID] > load[hi] || (load[n.ID] == load[hi] && n.ID < hi) {
+		if hi == 0 || count[n.ID] > count[hi] || (count[n.ID] == count[hi] && n.ID < hi) {
 			hi = n.ID
 		}
-		if lo == 0 || load[n.ID] < load[lo] || (load[n.ID] == load[lo] && n.ID < lo) {
+		if lo == 0 || count[n.ID] < count[lo] || (count[n.ID] == count[lo] && n.ID < lo) {
 			lo = n.ID
 		}
 	}
+	return hi, lo
+}
+
+// balanceReplicas moves one replica from the most to the least loaded
+// node when they differ by more than one and by more than 10%.
+func balanceReplicas(ranges []RangeInfo, nodes []NodeInfo, load map[uint64]int, busy map[uint64]bool) (Op, bool) {
+	hi, lo := extremes(nodes, load)
 	if hi == 0 || lo == 0 || load[hi]-load[lo] <= 1 || float64(load[hi]) <= 1.1*float64(load[lo]) {
 		return Op{}, false
 	}
 	// A range that never moved first: every move leaves its source among
-	// the range's removed nodes, which can never take it back, so moving
-	// the same range twice could leave it no node to be repaired on.
+	// the range's removed nodes, which take it back only through a fence
+	// (slower: an unfence and a new term), so moving the same range again
+	// and again would make its repairs slow.
 	cands := slices.Clone(ranges)
 	slices.SortStableFunc(cands, func(a, b RangeInfo) int { return cmp.Compare(len(a.Removed), len(b.Removed)) })
 	for _, r := range cands {
@@ -418,18 +425,7 @@ func balanceReplicas(ranges []RangeInfo, nodes []NodeInfo, load map[uint64]int, 
 // ranges to a voter on the node leading the fewest, when they differ by
 // more than one.
 func balanceLeaders(ranges []RangeInfo, nodes []NodeInfo, lead map[uint64]int, busy map[uint64]bool) (Op, bool) {
-	var hi, lo uint64
-	for _, n := range nodes {
-		if n.State != stateActive || !n.Up || n.Dead {
-			continue
-		}
-		if hi == 0 || lead[n.ID] > lead[hi] || (lead[n.ID] == lead[hi] && n.ID < hi) {
-			hi = n.ID
-		}
-		if lo == 0 || lead[n.ID] < lead[lo] || (lead[n.ID] == lead[lo] && n.ID < lo) {
-			lo = n.ID
-		}
-	}
+	hi, lo := extremes(nodes, lead)
 	if hi == 0 || lo == 0 || lead[hi]-lead[lo] <= 1 {
 		return Op{}, false
 	}

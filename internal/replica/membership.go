@@ -92,15 +92,7 @@ func (r *Replica) ChangeReplicasAsync(op string, node, expectedConfVersion uint6
 		return nil, kv.Errorf(kv.ErrInternal, "marshal change: %v", err)
 	}
 	p.cc = &raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{{Type: t, NodeID: node}}, Context: cctx}
-	r.mu.Lock()
-	if len(r.mu.proposals) >= r.opts.MaxPending {
-		r.mu.Unlock()
-		return nil, kv.Errorf(kv.ErrUnavailable, "range %d: %d proposals queued", r.ID, r.opts.MaxPending)
-	}
-	r.mu.proposals = append(r.mu.proposals, p)
-	r.mu.Unlock()
-	r.notify(r.ID)
-	return p.done, nil
+	return r.enqueue(p)
 }
 
 // TransferLeader asks raft to hand leadership to node (a voter). The

@@ -376,6 +376,12 @@ func (r *Replica) ProposeAsync(cmd *cairnpb.Command) (<-chan Result, error) {
 		return nil, kv.Errorf(kv.ErrInternal, "marshal command: %v", err)
 	}
 	p.data = data
+	return r.enqueue(p)
+}
+
+// enqueue queues a proposal for the driver and returns the channel its
+// Result arrives on.
+func (r *Replica) enqueue(p *proposal) (<-chan Result, error) {
 	r.mu.Lock()
 	if len(r.mu.proposals) >= r.opts.MaxPending {
 		r.mu.Unlock()
