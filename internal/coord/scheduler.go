@@ -410,7 +410,7 @@ func balanceReplicas(ranges []RangeInfo, nodes []NodeInfo, load map[uint64]int, 
 	cands := slices.Clone(ranges)
 	slices.SortStableFunc(cands, func(a, b RangeInfo) int { return cmp.Compare(len(a.Removed), len(b.Removed)) })
 	for _, r := range cands {
-		if r.Meta || busy[r.ID] || r.Leader == 0 || len(r.Learners) > 0 || len(r.Voters) != r.Want {
+		if r.Meta || busy[r.ID] || r.Leader == 0 || len(r.Learners) > 0 || len(r.Voters) != r.Want || !allCaughtUp(r) {
 			continue
 		}
 		if slices.Contains(r.Voters, hi) && placeable(r, byNode(nodes, lo)) {
@@ -430,7 +430,7 @@ func balanceLeaders(ranges []RangeInfo, nodes []NodeInfo, lead map[uint64]int, b
 		return Op{}, false
 	}
 	for _, r := range ranges {
-		if r.Meta || busy[r.ID] || r.Leader != hi || !slices.Contains(r.Voters, lo) || !slices.Contains(r.CaughtUp, lo) {
+		if r.Meta || busy[r.ID] || r.Leader != hi || !slices.Contains(r.Voters, lo) || !allCaughtUp(r) {
 			continue
 		}
 		op := Op{Kind: OpTransferLeader, Range: r.ID, Node: lo, Expect: r.ConfVersion,
@@ -466,4 +466,17 @@ func byNode(nodes []NodeInfo, id uint64) NodeInfo {
 		}
 	}
 	return NodeInfo{}
+}
+
+// allCaughtUp: every voter of r is near its leader's commit index. Balancing
+// (which is optional) touches only such ranges: a leadership handed to a
+// node cut off from the others, or a move started while a voter lags,
+// would cost availability for nothing.
+func allCaughtUp(r RangeInfo) bool {
+	for _, v := range r.Voters {
+		if !slices.Contains(r.CaughtUp, v) {
+			return false
+		}
+	}
+	return true
 }

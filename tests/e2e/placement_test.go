@@ -60,11 +60,12 @@ func TestJoinRebalanceRepairDrain(t *testing.T) {
 	var ops atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	clients := []*Node{c.Nodes[0], c.Nodes[1], c.Nodes[2]} // c.Nodes grows as nodes join
 	for w := range 3 {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			n := c.Nodes[w]
+			n := clients[w]
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
