@@ -169,19 +169,7 @@ var scenarios = []scenario{
 			defer wg.Done()
 			splits.splitLoop()
 		}()
-		e.loop(func() {
-			switch e.rng.IntN(3) {
-			case 0:
-				running := e.running()
-				if len(running) > 0 {
-					e.killRestart(running[e.rng.IntN(len(running))])
-				}
-			case 1:
-				e.isolate(e.leader())
-			case 2:
-				e.killRestart(e.leader())
-			}
-		})
+		e.loop(e.killOrIsolate)
 		wg.Wait()
 		e.faults += splits.faults
 	}},
@@ -197,19 +185,7 @@ var scenarios = []scenario{
 		wg.Add(2)
 		go func() { defer wg.Done(); moves.moveLoop() }()
 		go func() { defer wg.Done(); splits.splitLoop() }()
-		e.loop(func() {
-			switch e.rng.IntN(3) {
-			case 0:
-				running := e.running()
-				if len(running) > 0 {
-					e.killRestart(running[e.rng.IntN(len(running))])
-				}
-			case 1:
-				e.isolate(e.leader())
-			case 2:
-				e.killRestart(e.leader())
-			}
-		})
+		e.loop(e.killOrIsolate)
 		wg.Wait()
 		e.faults += moves.faults + splits.faults
 	}},
@@ -692,6 +668,21 @@ func (e *env) moveLoop() {
 	e.t.Logf("%d drains and activations, %d replica changes seen", done, len(steps))
 	if done == 0 || len(steps) == 0 {
 		e.t.Error("no drain succeeded or no replica moved during the run: the scenario exercised nothing")
+	}
+}
+
+// killOrIsolate kills (and restarts) a random node or the leader, or cuts
+// the leader off: the faults that run beside a second nemesis.
+func (e *env) killOrIsolate() {
+	switch e.rng.IntN(3) {
+	case 0:
+		if running := e.running(); len(running) > 0 {
+			e.killRestart(running[e.rng.IntN(len(running))])
+		}
+	case 1:
+		e.isolate(e.leader())
+	case 2:
+		e.killRestart(e.leader())
 	}
 }
 
