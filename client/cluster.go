@@ -67,6 +67,9 @@ type RangeStatus struct {
 	// Partitioning of the range's table; with "hash", Start and End are
 	// positions in the hash space (8 bytes, big endian).
 	Partitioning string `json:"partitioning,omitempty"`
+	// Lag is, per other replica's node ID, how many log entries it is
+	// behind the leader's commit index (as the leader last reported).
+	Lag map[uint64]uint64 `json:"lag,omitempty"`
 }
 
 // RangeSpan is a range of a table: keys [Start, End); an empty End is the
@@ -120,6 +123,12 @@ func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 			ID: r.Id, Table: r.Table, Start: r.Start, End: r.End, Replicas: r.Replicas, Learners: r.Learners, Leader: r.Leader,
 			Term: r.Term, CommitIndex: r.CommitIndex, AppliedIndex: r.AppliedIndex, SizeBytes: r.SizeBytes,
 			Generation: r.Generation, ConfVersion: r.ConfVersion, Partitioning: r.Partitioning,
+		}
+		for _, l := range r.Lag {
+			if out.Ranges[i].Lag == nil {
+				out.Ranges[i].Lag = map[uint64]uint64{}
+			}
+			out.Ranges[i].Lag[l.Node] = l.Entries
 		}
 	}
 	for _, d := range resp.Decisions {

@@ -11,9 +11,12 @@ type Table struct {
 	Name string `json:"name"`
 	ID   uint64 `json:"id"`
 	// Partitioning is "range" or "hash".
-	Partitioning string  `json:"partitioning"`
-	Replicas     uint32  `json:"replicas"`
-	Ranges       []Range `json:"ranges,omitempty"`
+	Partitioning string `json:"partitioning"`
+	Replicas     uint32 `json:"replicas"`
+	// Learners is the read learners per range (asynchronous replicas
+	// serving session and stale reads).
+	Learners uint32  `json:"learners,omitempty"`
+	Ranges   []Range `json:"ranges,omitempty"`
 	// Consistency is the default read level of the table's gets and
 	// lists ("" is Linearizable).
 	Consistency string `json:"consistency,omitempty"`
@@ -30,6 +33,7 @@ type Range struct {
 	Start    []byte   `json:"start"`
 	End      []byte   `json:"end"`
 	Replicas []uint64 `json:"replicas"`
+	Learners []uint64 `json:"learners,omitempty"`
 }
 
 // TableOption sets a property of a new table.
@@ -66,11 +70,18 @@ func WithReplicas(n uint32) TableOption {
 	return func(r *cairnpb.CreateTableRequest) { r.Replicas = n }
 }
 
+// WithLearners gives each of a new table's ranges n read learners (0 to
+// 7): asynchronous replicas on other nodes that serve session and stale
+// reads and never slow a write. A cluster with too few nodes keeps fewer.
+func WithLearners(n uint32) TableOption {
+	return func(r *cairnpb.CreateTableRequest) { r.Learners = n }
+}
+
 func tableFromProto(t *cairnpb.Table) *Table {
-	out := &Table{Name: t.Name, ID: t.Id, Partitioning: t.Partitioning, Replicas: t.Replicas, Consistency: t.Consistency,
+	out := &Table{Name: t.Name, ID: t.Id, Partitioning: t.Partitioning, Replicas: t.Replicas, Learners: t.Learners, Consistency: t.Consistency,
 		MaxBytes: t.MaxBytes, MaxWritesPerSec: t.MaxWritesPerSec}
 	for _, r := range t.Ranges {
-		out.Ranges = append(out.Ranges, Range{ID: r.Id, TableID: r.TableId, Start: r.Start, End: r.End, Replicas: r.Replicas})
+		out.Ranges = append(out.Ranges, Range{ID: r.Id, TableID: r.TableId, Start: r.Start, End: r.End, Replicas: r.Replicas, Learners: r.Learners})
 	}
 	return out
 }
@@ -121,6 +132,34 @@ func (c *Client) ListTables(ctx context.Context) ([]*Table, error) {
 		out[i] = tableFromProto(t)
 	}
 	return out, nil
+}
+
+// TableUpdate names the settings UpdateTable changes; nil fields keep
+// their value.
+type TableUpdate struct {
+	Consistency     *string
+	MaxBytes        *uint64
+	MaxWritesPerSec *uint32
+	Replicas        *uint32
+	Learners        *uint32
+}
+
+// UpdateTable changes a table's settings and returns the table. A new
+// replicas or learners count is carried out by the coordinator after
+// this returns (watch ClusterStatus).
+func (c *Client) UpdateTable(ctx context.Context, name string, u TableUpdate) (*Table, error) {
+	req := &cairnpb.UpdateTableRequest{Name: name, Consistency: u.Consistency, MaxBytes: u.MaxBytes,
+		MaxWritesPerSec: u.MaxWritesPerSec, Replicas: u.Replicas, Learners: u.Learners}
+	var out *Table
+	err := c.do(ctx, write, func(ctx context.Context, ep *endpoint) error {
+		t, err := ep.tables.UpdateTable(ctx, req)
+		if err != nil {
+			return err
+		}
+		out = tableFromProto(t)
+		return nil
+	})
+	return out, err
 }
 
 // DropTable deletes a table and all its keys; ErrTableNotFound if it does

@@ -71,7 +71,7 @@ func (x WatchEvent_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WatchEvent_Type.Descriptor instead.
 func (WatchEvent_Type) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{47, 0}
+	return file_kv_proto_rawDescGZIP(), []int{49, 0}
 }
 
 type TxnOp_Kind int32
@@ -130,7 +130,7 @@ func (x TxnOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TxnOp_Kind.Descriptor instead.
 func (TxnOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{52, 0}
+	return file_kv_proto_rawDescGZIP(), []int{54, 0}
 }
 
 type SplitRangeRequest struct {
@@ -2327,8 +2327,13 @@ type Table struct {
 	// its writes per second (docs/design/quotas.md).
 	MaxBytes        uint64 `protobuf:"varint,7,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	MaxWritesPerSec uint32 `protobuf:"varint,8,opt,name=max_writes_per_sec,json=maxWritesPerSec,proto3" json:"max_writes_per_sec,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Read learners per range: asynchronous replicas on nodes beyond the
+	// voters, serving session and stale reads without slowing writes
+	// (placed by the coordinator; fewer when the cluster has too few
+	// nodes).
+	Learners      uint32 `protobuf:"varint,9,opt,name=learners,proto3" json:"learners,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Table) Reset() {
@@ -2417,6 +2422,13 @@ func (x *Table) GetMaxWritesPerSec() uint32 {
 	return 0
 }
 
+func (x *Table) GetLearners() uint32 {
+	if x != nil {
+		return x.Learners
+	}
+	return 0
+}
+
 type CreateTableRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2429,6 +2441,8 @@ type CreateTableRequest struct {
 	// Voters per range (0: the cluster default, 3, or fewer nodes if the
 	// cluster has fewer).
 	Replicas uint32 `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	// Read learners per range (see Table.learners; at most 7).
+	Learners uint32 `protobuf:"varint,11,opt,name=learners,proto3" json:"learners,omitempty"`
 	// Hash tables only: the number of equal hash intervals the table
 	// starts with (0: the default, 4; at most 1024).
 	InitialRanges uint32 `protobuf:"varint,6,opt,name=initial_ranges,json=initialRanges,proto3" json:"initial_ranges,omitempty"`
@@ -2504,6 +2518,13 @@ func (x *CreateTableRequest) GetMaxWritesPerSec() uint32 {
 func (x *CreateTableRequest) GetReplicas() uint32 {
 	if x != nil {
 		return x.Replicas
+	}
+	return 0
+}
+
+func (x *CreateTableRequest) GetLearners() uint32 {
+	if x != nil {
+		return x.Learners
 	}
 	return 0
 }
@@ -2683,6 +2704,95 @@ func (x *DropTableRequest) GetName() string {
 	return ""
 }
 
+// UpdateTableRequest names the settings to change; the ones not set keep
+// their value. Partitioning cannot change.
+type UpdateTableRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Default read consistency: "linearizable", "session" or "stale".
+	Consistency *string `protobuf:"bytes,2,opt,name=consistency,proto3,oneof" json:"consistency,omitempty"`
+	// Quotas (0: none).
+	MaxBytes        *uint64 `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3,oneof" json:"max_bytes,omitempty"`
+	MaxWritesPerSec *uint32 `protobuf:"varint,4,opt,name=max_writes_per_sec,json=maxWritesPerSec,proto3,oneof" json:"max_writes_per_sec,omitempty"`
+	// Voters per range (1..7) and read learners per range (0..7).
+	Replicas      *uint32 `protobuf:"varint,5,opt,name=replicas,proto3,oneof" json:"replicas,omitempty"`
+	Learners      *uint32 `protobuf:"varint,6,opt,name=learners,proto3,oneof" json:"learners,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTableRequest) Reset() {
+	*x = UpdateTableRequest{}
+	mi := &file_kv_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTableRequest) ProtoMessage() {}
+
+func (x *UpdateTableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTableRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTableRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *UpdateTableRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpdateTableRequest) GetConsistency() string {
+	if x != nil && x.Consistency != nil {
+		return *x.Consistency
+	}
+	return ""
+}
+
+func (x *UpdateTableRequest) GetMaxBytes() uint64 {
+	if x != nil && x.MaxBytes != nil {
+		return *x.MaxBytes
+	}
+	return 0
+}
+
+func (x *UpdateTableRequest) GetMaxWritesPerSec() uint32 {
+	if x != nil && x.MaxWritesPerSec != nil {
+		return *x.MaxWritesPerSec
+	}
+	return 0
+}
+
+func (x *UpdateTableRequest) GetReplicas() uint32 {
+	if x != nil && x.Replicas != nil {
+		return *x.Replicas
+	}
+	return 0
+}
+
+func (x *UpdateTableRequest) GetLearners() uint32 {
+	if x != nil && x.Learners != nil {
+		return *x.Learners
+	}
+	return 0
+}
+
 type DropTableResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2691,7 +2801,7 @@ type DropTableResponse struct {
 
 func (x *DropTableResponse) Reset() {
 	*x = DropTableResponse{}
-	mi := &file_kv_proto_msgTypes[36]
+	mi := &file_kv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2703,7 +2813,7 @@ func (x *DropTableResponse) String() string {
 func (*DropTableResponse) ProtoMessage() {}
 
 func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[36]
+	mi := &file_kv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2716,7 +2826,7 @@ func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableResponse.ProtoReflect.Descriptor instead.
 func (*DropTableResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{36}
+	return file_kv_proto_rawDescGZIP(), []int{37}
 }
 
 // RangeDescriptor describes one range: a Raft group holding the keys of one
@@ -2749,7 +2859,7 @@ type RangeDescriptor struct {
 
 func (x *RangeDescriptor) Reset() {
 	*x = RangeDescriptor{}
-	mi := &file_kv_proto_msgTypes[37]
+	mi := &file_kv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2761,7 +2871,7 @@ func (x *RangeDescriptor) String() string {
 func (*RangeDescriptor) ProtoMessage() {}
 
 func (x *RangeDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[37]
+	mi := &file_kv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2774,7 +2884,7 @@ func (x *RangeDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeDescriptor.ProtoReflect.Descriptor instead.
 func (*RangeDescriptor) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{37}
+	return file_kv_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RangeDescriptor) GetId() uint64 {
@@ -2854,7 +2964,7 @@ type RemovedReplica struct {
 
 func (x *RemovedReplica) Reset() {
 	*x = RemovedReplica{}
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2866,7 +2976,7 @@ func (x *RemovedReplica) String() string {
 func (*RemovedReplica) ProtoMessage() {}
 
 func (x *RemovedReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2879,7 +2989,7 @@ func (x *RemovedReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedReplica.ProtoReflect.Descriptor instead.
 func (*RemovedReplica) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{38}
+	return file_kv_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RemovedReplica) GetNode() uint64 {
@@ -2904,7 +3014,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_kv_proto_msgTypes[39]
+	mi := &file_kv_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2916,7 +3026,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[39]
+	mi := &file_kv_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2929,7 +3039,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{39}
+	return file_kv_proto_rawDescGZIP(), []int{40}
 }
 
 type NodeStatus struct {
@@ -2954,7 +3064,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_kv_proto_msgTypes[40]
+	mi := &file_kv_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2966,7 +3076,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[40]
+	mi := &file_kv_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2979,7 +3089,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{40}
+	return file_kv_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *NodeStatus) GetId() uint64 {
@@ -3080,14 +3190,18 @@ type RangeStatus struct {
 	// are positions in the hash space (8 bytes, big endian).
 	Partitioning string `protobuf:"bytes,16,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
 	// Nodes that left the range (see RangeDescriptor.removed).
-	Removed       []uint64 `protobuf:"varint,17,rep,packed,name=removed,proto3" json:"removed,omitempty"`
+	Removed []uint64 `protobuf:"varint,17,rep,packed,name=removed,proto3" json:"removed,omitempty"`
+	// How far each other replica (voters and learners) is behind the
+	// leader's commit index, as the leader last reported it (empty: no
+	// report yet).
+	Lag           []*ReplicaLag `protobuf:"bytes,18,rep,name=lag,proto3" json:"lag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RangeStatus) Reset() {
 	*x = RangeStatus{}
-	mi := &file_kv_proto_msgTypes[41]
+	mi := &file_kv_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3213,7 @@ func (x *RangeStatus) String() string {
 func (*RangeStatus) ProtoMessage() {}
 
 func (x *RangeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[41]
+	mi := &file_kv_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3112,7 +3226,7 @@ func (x *RangeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeStatus.ProtoReflect.Descriptor instead.
 func (*RangeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{41}
+	return file_kv_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RangeStatus) GetId() uint64 {
@@ -3234,6 +3348,67 @@ func (x *RangeStatus) GetRemoved() []uint64 {
 	return nil
 }
 
+func (x *RangeStatus) GetLag() []*ReplicaLag {
+	if x != nil {
+		return x.Lag
+	}
+	return nil
+}
+
+// ReplicaLag: node's replica of a range has acknowledged all but entries
+// log entries up to its leader's commit index.
+type ReplicaLag struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          uint64                 `protobuf:"varint,1,opt,name=node,proto3" json:"node,omitempty"`
+	Entries       uint64                 `protobuf:"varint,2,opt,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaLag) Reset() {
+	*x = ReplicaLag{}
+	mi := &file_kv_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaLag) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaLag) ProtoMessage() {}
+
+func (x *ReplicaLag) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaLag.ProtoReflect.Descriptor instead.
+func (*ReplicaLag) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ReplicaLag) GetNode() uint64 {
+	if x != nil {
+		return x.Node
+	}
+	return 0
+}
+
+func (x *ReplicaLag) GetEntries() uint64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
 // Decision is one action of the coordinator's scheduler, with its reason.
 type Decision struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -3250,7 +3425,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3262,7 +3437,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3275,7 +3450,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{42}
+	return file_kv_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Decision) GetAtUnixMs() int64 {
@@ -3333,7 +3508,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3345,7 +3520,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3358,7 +3533,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{43}
+	return file_kv_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClusterStatus) GetNodes() []*NodeStatus {
@@ -3401,7 +3576,7 @@ type NodeActionRequest struct {
 
 func (x *NodeActionRequest) Reset() {
 	*x = NodeActionRequest{}
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3413,7 +3588,7 @@ func (x *NodeActionRequest) String() string {
 func (*NodeActionRequest) ProtoMessage() {}
 
 func (x *NodeActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3426,7 +3601,7 @@ func (x *NodeActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeActionRequest.ProtoReflect.Descriptor instead.
 func (*NodeActionRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{44}
+	return file_kv_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *NodeActionRequest) GetAction() string {
@@ -3452,7 +3627,7 @@ type NodeActionResponse struct {
 
 func (x *NodeActionResponse) Reset() {
 	*x = NodeActionResponse{}
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3464,7 +3639,7 @@ func (x *NodeActionResponse) String() string {
 func (*NodeActionResponse) ProtoMessage() {}
 
 func (x *NodeActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3477,7 +3652,7 @@ func (x *NodeActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeActionResponse.ProtoReflect.Descriptor instead.
 func (*NodeActionResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{45}
+	return file_kv_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *NodeActionResponse) GetNode() *NodeStatus {
@@ -3506,7 +3681,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_kv_proto_msgTypes[46]
+	mi := &file_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3518,7 +3693,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[46]
+	mi := &file_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3531,7 +3706,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{46}
+	return file_kv_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WatchRequest) GetTable() string {
@@ -3596,7 +3771,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_kv_proto_msgTypes[47]
+	mi := &file_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3608,7 +3783,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[47]
+	mi := &file_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3621,7 +3796,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{47}
+	return file_kv_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *WatchEvent) GetType() WatchEvent_Type {
@@ -3684,7 +3859,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_kv_proto_msgTypes[48]
+	mi := &file_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3696,7 +3871,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[48]
+	mi := &file_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3709,7 +3884,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{48}
+	return file_kv_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WatchResponse) GetEvents() []*WatchEvent {
@@ -3739,7 +3914,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3751,7 +3926,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3764,7 +3939,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{49}
+	return file_kv_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *HistoryRequest) GetTable() string {
@@ -3808,7 +3983,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3820,7 +3995,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3833,7 +4008,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{50}
+	return file_kv_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *HistoryResponse) GetChanges() []*WatchEvent {
@@ -3862,7 +4037,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3874,7 +4049,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3887,7 +4062,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{51}
+	return file_kv_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TxnRequest) GetOps() []*TxnOp {
@@ -3910,7 +4085,7 @@ type TxnOp struct {
 
 func (x *TxnOp) Reset() {
 	*x = TxnOp{}
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3922,7 +4097,7 @@ func (x *TxnOp) String() string {
 func (*TxnOp) ProtoMessage() {}
 
 func (x *TxnOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3935,7 +4110,7 @@ func (x *TxnOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnOp.ProtoReflect.Descriptor instead.
 func (*TxnOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{52}
+	return file_kv_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *TxnOp) GetKind() TxnOp_Kind {
@@ -3987,7 +4162,7 @@ type TxnResult struct {
 
 func (x *TxnResult) Reset() {
 	*x = TxnResult{}
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3999,7 +4174,7 @@ func (x *TxnResult) String() string {
 func (*TxnResult) ProtoMessage() {}
 
 func (x *TxnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4012,7 +4187,7 @@ func (x *TxnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResult.ProtoReflect.Descriptor instead.
 func (*TxnResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{53}
+	return file_kv_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *TxnResult) GetFound() bool {
@@ -4045,7 +4220,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_kv_proto_msgTypes[54]
+	mi := &file_kv_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4057,7 +4232,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[54]
+	mi := &file_kv_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4070,7 +4245,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{54}
+	return file_kv_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *TxnResponse) GetResults() []*TxnResult {
@@ -4248,7 +4423,7 @@ const file_kv_proto_rawDesc = "" +
 	"\rsession_token\x18\x03 \x01(\tR\fsessionToken\x12-\n" +
 	"\x12served_consistency\x18\x04 \x01(\tR\x11servedConsistency\x12\x1b\n" +
 	"\tserved_by\x18\x05 \x01(\x04R\bservedBy\x12!\n" +
-	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\x8a\x02\n" +
+	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\xa6\x02\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\"\n" +
@@ -4257,7 +4432,8 @@ const file_kv_proto_rawDesc = "" +
 	"\x06ranges\x18\x05 \x03(\v2\x19.cairn.v1.RangeDescriptorR\x06ranges\x12 \n" +
 	"\vconsistency\x18\x06 \x01(\tR\vconsistency\x12\x1b\n" +
 	"\tmax_bytes\x18\a \x01(\x04R\bmaxBytes\x12+\n" +
-	"\x12max_writes_per_sec\x18\b \x01(\rR\x0fmaxWritesPerSec\"\xfb\x01\n" +
+	"\x12max_writes_per_sec\x18\b \x01(\rR\x0fmaxWritesPerSec\x12\x1a\n" +
+	"\blearners\x18\t \x01(\rR\blearners\"\x97\x02\n" +
 	"\x12CreateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
@@ -4265,7 +4441,8 @@ const file_kv_proto_rawDesc = "" +
 	"\tmax_bytes\x18\x04 \x01(\x04R\bmaxBytes\x12+\n" +
 	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\x12\x1a\n" +
 	"\breplicas\x18\n" +
-	" \x01(\rR\breplicas\x12%\n" +
+	" \x01(\rR\breplicas\x12\x1a\n" +
+	"\blearners\x18\v \x01(\rR\blearners\x12%\n" +
 	"\x0einitial_ranges\x18\x06 \x01(\rR\rinitialRanges\"%\n" +
 	"\x0fGetTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
@@ -4273,7 +4450,20 @@ const file_kv_proto_rawDesc = "" +
 	"\x12ListTablesResponse\x12'\n" +
 	"\x06tables\x18\x01 \x03(\v2\x0f.cairn.v1.TableR\x06tables\"&\n" +
 	"\x10DropTableRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xb4\x02\n" +
+	"\x12UpdateTableRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
+	"\vconsistency\x18\x02 \x01(\tH\x00R\vconsistency\x88\x01\x01\x12 \n" +
+	"\tmax_bytes\x18\x03 \x01(\x04H\x01R\bmaxBytes\x88\x01\x01\x120\n" +
+	"\x12max_writes_per_sec\x18\x04 \x01(\rH\x02R\x0fmaxWritesPerSec\x88\x01\x01\x12\x1f\n" +
+	"\breplicas\x18\x05 \x01(\rH\x03R\breplicas\x88\x01\x01\x12\x1f\n" +
+	"\blearners\x18\x06 \x01(\rH\x04R\blearners\x88\x01\x01B\x0e\n" +
+	"\f_consistencyB\f\n" +
+	"\n" +
+	"_max_bytesB\x15\n" +
+	"\x13_max_writes_per_secB\v\n" +
+	"\t_replicasB\v\n" +
+	"\t_learners\"\x13\n" +
 	"\x11DropTableResponse\"\x93\x02\n" +
 	"\x0fRangeDescriptor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +
@@ -4305,7 +4495,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x05bytes\x18\t \x01(\x04R\x05bytes\x12\"\n" +
 	"\rreads_per_sec\x18\n" +
 	" \x01(\x01R\vreadsPerSec\x12$\n" +
-	"\x0ewrites_per_sec\x18\v \x01(\x01R\fwritesPerSec\"\xf1\x03\n" +
+	"\x0ewrites_per_sec\x18\v \x01(\x01R\fwritesPerSec\"\x99\x04\n" +
 	"\vRangeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05table\x18\x02 \x01(\tR\x05table\x12\x14\n" +
@@ -4327,7 +4517,12 @@ const file_kv_proto_rawDesc = "" +
 	"\rreads_per_sec\x18\x0e \x01(\x01R\vreadsPerSec\x12$\n" +
 	"\x0ewrites_per_sec\x18\x0f \x01(\x01R\fwritesPerSec\x12\"\n" +
 	"\fpartitioning\x18\x10 \x01(\tR\fpartitioning\x12\x18\n" +
-	"\aremoved\x18\x11 \x03(\x04R\aremoved\"\x99\x01\n" +
+	"\aremoved\x18\x11 \x03(\x04R\aremoved\x12&\n" +
+	"\x03lag\x18\x12 \x03(\v2\x14.cairn.v1.ReplicaLagR\x03lag\":\n" +
+	"\n" +
+	"ReplicaLag\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\x04R\x04node\x12\x18\n" +
+	"\aentries\x18\x02 \x01(\x04R\aentries\"\x99\x01\n" +
 	"\bDecision\x12\x1c\n" +
 	"\n" +
 	"at_unix_ms\x18\x01 \x01(\x03R\batUnixMs\x12\x0e\n" +
@@ -4408,13 +4603,14 @@ const file_kv_proto_rawDesc = "" +
 	"\x03Put\x12\x14.cairn.v1.PutRequest\x1a\x15.cairn.v1.PutResponse\x12;\n" +
 	"\x06Delete\x12\x17.cairn.v1.DeleteRequest\x1a\x18.cairn.v1.DeleteResponse\x125\n" +
 	"\x04List\x12\x15.cairn.v1.ListRequest\x1a\x16.cairn.v1.ListResponse\x122\n" +
-	"\x03Txn\x12\x14.cairn.v1.TxnRequest\x1a\x15.cairn.v1.TxnResponse2\x8d\x02\n" +
+	"\x03Txn\x12\x14.cairn.v1.TxnRequest\x1a\x15.cairn.v1.TxnResponse2\xcb\x02\n" +
 	"\x06Tables\x12<\n" +
 	"\vCreateTable\x12\x1c.cairn.v1.CreateTableRequest\x1a\x0f.cairn.v1.Table\x126\n" +
 	"\bGetTable\x12\x19.cairn.v1.GetTableRequest\x1a\x0f.cairn.v1.Table\x12G\n" +
 	"\n" +
 	"ListTables\x12\x1b.cairn.v1.ListTablesRequest\x1a\x1c.cairn.v1.ListTablesResponse\x12D\n" +
-	"\tDropTable\x12\x1a.cairn.v1.DropTableRequest\x1a\x1b.cairn.v1.DropTableResponse2\xde\x01\n" +
+	"\tDropTable\x12\x1a.cairn.v1.DropTableRequest\x1a\x1b.cairn.v1.DropTableResponse\x12<\n" +
+	"\vUpdateTable\x12\x1c.cairn.v1.UpdateTableRequest\x1a\x0f.cairn.v1.Table2\xde\x01\n" +
 	"\aCluster\x12A\n" +
 	"\x06Status\x12\x1e.cairn.v1.ClusterStatusRequest\x1a\x17.cairn.v1.ClusterStatus\x12G\n" +
 	"\n" +
@@ -4442,7 +4638,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_kv_proto_goTypes = []any{
 	(WatchEvent_Type)(0),         // 0: cairn.v1.WatchEvent.Type
 	(TxnOp_Kind)(0),              // 1: cairn.v1.TxnOp.Kind
@@ -4482,29 +4678,31 @@ var file_kv_proto_goTypes = []any{
 	(*ListTablesRequest)(nil),    // 35: cairn.v1.ListTablesRequest
 	(*ListTablesResponse)(nil),   // 36: cairn.v1.ListTablesResponse
 	(*DropTableRequest)(nil),     // 37: cairn.v1.DropTableRequest
-	(*DropTableResponse)(nil),    // 38: cairn.v1.DropTableResponse
-	(*RangeDescriptor)(nil),      // 39: cairn.v1.RangeDescriptor
-	(*RemovedReplica)(nil),       // 40: cairn.v1.RemovedReplica
-	(*ClusterStatusRequest)(nil), // 41: cairn.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),           // 42: cairn.v1.NodeStatus
-	(*RangeStatus)(nil),          // 43: cairn.v1.RangeStatus
-	(*Decision)(nil),             // 44: cairn.v1.Decision
-	(*ClusterStatus)(nil),        // 45: cairn.v1.ClusterStatus
-	(*NodeActionRequest)(nil),    // 46: cairn.v1.NodeActionRequest
-	(*NodeActionResponse)(nil),   // 47: cairn.v1.NodeActionResponse
-	(*WatchRequest)(nil),         // 48: cairn.v1.WatchRequest
-	(*WatchEvent)(nil),           // 49: cairn.v1.WatchEvent
-	(*WatchResponse)(nil),        // 50: cairn.v1.WatchResponse
-	(*HistoryRequest)(nil),       // 51: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),      // 52: cairn.v1.HistoryResponse
-	(*TxnRequest)(nil),           // 53: cairn.v1.TxnRequest
-	(*TxnOp)(nil),                // 54: cairn.v1.TxnOp
-	(*TxnResult)(nil),            // 55: cairn.v1.TxnResult
-	(*TxnResponse)(nil),          // 56: cairn.v1.TxnResponse
+	(*UpdateTableRequest)(nil),   // 38: cairn.v1.UpdateTableRequest
+	(*DropTableResponse)(nil),    // 39: cairn.v1.DropTableResponse
+	(*RangeDescriptor)(nil),      // 40: cairn.v1.RangeDescriptor
+	(*RemovedReplica)(nil),       // 41: cairn.v1.RemovedReplica
+	(*ClusterStatusRequest)(nil), // 42: cairn.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),           // 43: cairn.v1.NodeStatus
+	(*RangeStatus)(nil),          // 44: cairn.v1.RangeStatus
+	(*ReplicaLag)(nil),           // 45: cairn.v1.ReplicaLag
+	(*Decision)(nil),             // 46: cairn.v1.Decision
+	(*ClusterStatus)(nil),        // 47: cairn.v1.ClusterStatus
+	(*NodeActionRequest)(nil),    // 48: cairn.v1.NodeActionRequest
+	(*NodeActionResponse)(nil),   // 49: cairn.v1.NodeActionResponse
+	(*WatchRequest)(nil),         // 50: cairn.v1.WatchRequest
+	(*WatchEvent)(nil),           // 51: cairn.v1.WatchEvent
+	(*WatchResponse)(nil),        // 52: cairn.v1.WatchResponse
+	(*HistoryRequest)(nil),       // 53: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),      // 54: cairn.v1.HistoryResponse
+	(*TxnRequest)(nil),           // 55: cairn.v1.TxnRequest
+	(*TxnOp)(nil),                // 56: cairn.v1.TxnOp
+	(*TxnResult)(nil),            // 57: cairn.v1.TxnResult
+	(*TxnResponse)(nil),          // 58: cairn.v1.TxnResponse
 }
 var file_kv_proto_depIdxs = []int32{
-	39, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
-	39, // 1: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
+	40, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
+	40, // 1: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
 	6,  // 2: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
 	6,  // 3: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
 	10, // 4: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
@@ -4530,57 +4728,60 @@ var file_kv_proto_depIdxs = []int32{
 	23, // 24: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
 	27, // 25: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
 	30, // 26: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
-	39, // 27: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
+	40, // 27: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
 	32, // 28: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
-	40, // 29: cairn.v1.RangeDescriptor.removed:type_name -> cairn.v1.RemovedReplica
-	42, // 30: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
-	43, // 31: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
-	44, // 32: cairn.v1.ClusterStatus.decisions:type_name -> cairn.v1.Decision
-	42, // 33: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
-	0,  // 34: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
-	49, // 35: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
-	49, // 36: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
-	54, // 37: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
-	1,  // 38: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
-	20, // 39: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
-	55, // 40: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
-	18, // 41: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	21, // 42: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	23, // 43: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	29, // 44: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	53, // 45: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
-	33, // 46: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	34, // 47: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	35, // 48: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	37, // 49: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	41, // 50: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	46, // 51: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
-	2,  // 52: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	4,  // 53: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
-	16, // 54: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
-	48, // 55: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
-	51, // 56: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
-	19, // 57: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	22, // 58: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	24, // 59: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	31, // 60: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	56, // 61: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
-	32, // 62: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	32, // 63: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	36, // 64: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	38, // 65: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	45, // 66: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	47, // 67: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
-	3,  // 68: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	5,  // 69: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
-	17, // 70: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
-	50, // 71: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
-	52, // 72: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
-	57, // [57:73] is the sub-list for method output_type
-	41, // [41:57] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	41, // 29: cairn.v1.RangeDescriptor.removed:type_name -> cairn.v1.RemovedReplica
+	45, // 30: cairn.v1.RangeStatus.lag:type_name -> cairn.v1.ReplicaLag
+	43, // 31: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
+	44, // 32: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
+	46, // 33: cairn.v1.ClusterStatus.decisions:type_name -> cairn.v1.Decision
+	43, // 34: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
+	0,  // 35: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
+	51, // 36: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
+	51, // 37: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
+	56, // 38: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
+	1,  // 39: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
+	20, // 40: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
+	57, // 41: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
+	18, // 42: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	21, // 43: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	23, // 44: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	29, // 45: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	55, // 46: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
+	33, // 47: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	34, // 48: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	35, // 49: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	37, // 50: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	38, // 51: cairn.v1.Tables.UpdateTable:input_type -> cairn.v1.UpdateTableRequest
+	42, // 52: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	48, // 53: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
+	2,  // 54: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	4,  // 55: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	16, // 56: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	50, // 57: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
+	53, // 58: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
+	19, // 59: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	22, // 60: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	24, // 61: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	31, // 62: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	58, // 63: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
+	32, // 64: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	32, // 65: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	36, // 66: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	39, // 67: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	32, // 68: cairn.v1.Tables.UpdateTable:output_type -> cairn.v1.Table
+	47, // 69: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	49, // 70: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
+	3,  // 71: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	5,  // 72: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	17, // 73: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	52, // 74: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
+	54, // 75: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
+	59, // [59:76] is the sub-list for method output_type
+	42, // [42:59] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -4611,13 +4812,14 @@ func file_kv_proto_init() {
 		(*BatchOp_Put)(nil),
 		(*BatchOp_Delete)(nil),
 	}
+	file_kv_proto_msgTypes[36].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   55,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   6,
 		},

@@ -302,6 +302,7 @@ const (
 	Tables_GetTable_FullMethodName    = "/cairn.v1.Tables/GetTable"
 	Tables_ListTables_FullMethodName  = "/cairn.v1.Tables/ListTables"
 	Tables_DropTable_FullMethodName   = "/cairn.v1.Tables/DropTable"
+	Tables_UpdateTable_FullMethodName = "/cairn.v1.Tables/UpdateTable"
 )
 
 // TablesClient is the client API for Tables service.
@@ -314,6 +315,9 @@ type TablesClient interface {
 	GetTable(ctx context.Context, in *GetTableRequest, opts ...grpc.CallOption) (*Table, error)
 	ListTables(ctx context.Context, in *ListTablesRequest, opts ...grpc.CallOption) (*ListTablesResponse, error)
 	DropTable(ctx context.Context, in *DropTableRequest, opts ...grpc.CallOption) (*DropTableResponse, error)
+	// UpdateTable changes a table's settings; the coordinator then moves
+	// replicas to match a new replicas or learners count.
+	UpdateTable(ctx context.Context, in *UpdateTableRequest, opts ...grpc.CallOption) (*Table, error)
 }
 
 type tablesClient struct {
@@ -364,6 +368,16 @@ func (c *tablesClient) DropTable(ctx context.Context, in *DropTableRequest, opts
 	return out, nil
 }
 
+func (c *tablesClient) UpdateTable(ctx context.Context, in *UpdateTableRequest, opts ...grpc.CallOption) (*Table, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Table)
+	err := c.cc.Invoke(ctx, Tables_UpdateTable_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TablesServer is the server API for Tables service.
 // All implementations must embed UnimplementedTablesServer
 // for forward compatibility.
@@ -374,6 +388,9 @@ type TablesServer interface {
 	GetTable(context.Context, *GetTableRequest) (*Table, error)
 	ListTables(context.Context, *ListTablesRequest) (*ListTablesResponse, error)
 	DropTable(context.Context, *DropTableRequest) (*DropTableResponse, error)
+	// UpdateTable changes a table's settings; the coordinator then moves
+	// replicas to match a new replicas or learners count.
+	UpdateTable(context.Context, *UpdateTableRequest) (*Table, error)
 	mustEmbedUnimplementedTablesServer()
 }
 
@@ -395,6 +412,9 @@ func (UnimplementedTablesServer) ListTables(context.Context, *ListTablesRequest)
 }
 func (UnimplementedTablesServer) DropTable(context.Context, *DropTableRequest) (*DropTableResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DropTable not implemented")
+}
+func (UnimplementedTablesServer) UpdateTable(context.Context, *UpdateTableRequest) (*Table, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateTable not implemented")
 }
 func (UnimplementedTablesServer) mustEmbedUnimplementedTablesServer() {}
 func (UnimplementedTablesServer) testEmbeddedByValue()                {}
@@ -489,6 +509,24 @@ func _Tables_DropTable_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Tables_UpdateTable_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateTableRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TablesServer).UpdateTable(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Tables_UpdateTable_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TablesServer).UpdateTable(ctx, req.(*UpdateTableRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Tables_ServiceDesc is the grpc.ServiceDesc for Tables service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -511,6 +549,10 @@ var Tables_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DropTable",
 			Handler:    _Tables_DropTable_Handler,
+		},
+		{
+			MethodName: "UpdateTable",
+			Handler:    _Tables_UpdateTable_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -254,6 +254,7 @@ type Request struct {
 	//	*Request_AddNode
 	//	*Request_SetNodeState
 	//	*Request_ClusterStatus
+	//	*Request_UpdateTable
 	Op isRequest_Op `protobuf_oneof:"op"`
 	// The range the sender routed a keyed request to (0: resolve here). The
 	// receiver executes on that range or answers not leader / range key
@@ -489,6 +490,15 @@ func (x *Request) GetClusterStatus() *ClusterStatusRequest {
 	return nil
 }
 
+func (x *Request) GetUpdateTable() *UpdateTableRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_UpdateTable); ok {
+			return x.UpdateTable
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
@@ -584,6 +594,10 @@ type Request_ClusterStatus struct {
 	ClusterStatus *ClusterStatusRequest `protobuf:"bytes,44,opt,name=cluster_status,json=clusterStatus,proto3,oneof"`
 }
 
+type Request_UpdateTable struct {
+	UpdateTable *UpdateTableRequest `protobuf:"bytes,45,opt,name=update_table,json=updateTable,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -625,6 +639,8 @@ func (*Request_AddNode) isRequest_Op() {}
 func (*Request_SetNodeState) isRequest_Op() {}
 
 func (*Request_ClusterStatus) isRequest_Op() {}
+
+func (*Request_UpdateTable) isRequest_Op() {}
 
 // ExpireRequest asks the leader of the keys' range to remove them if
 // expired (see Expire).
@@ -1606,7 +1622,9 @@ type RangeHeartbeat struct {
 	CaughtUp []uint64 `protobuf:"varint,8,rep,packed,name=caught_up,json=caughtUp,proto3" json:"caught_up,omitempty"`
 	Term     uint64   `protobuf:"varint,9,opt,name=term,proto3" json:"term,omitempty"`
 	// On a leader: the range's descriptor as applied (the catalog may lag).
-	Desc          *RangeDescriptor `protobuf:"bytes,10,opt,name=desc,proto3" json:"desc,omitempty"`
+	Desc *RangeDescriptor `protobuf:"bytes,10,opt,name=desc,proto3" json:"desc,omitempty"`
+	// On a leader: how far each other replica is behind its commit index.
+	Lag           []*ReplicaLag `protobuf:"bytes,11,rep,name=lag,proto3" json:"lag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1711,6 +1729,13 @@ func (x *RangeHeartbeat) GetDesc() *RangeDescriptor {
 	return nil
 }
 
+func (x *RangeHeartbeat) GetLag() []*ReplicaLag {
+	if x != nil {
+		return x.Lag
+	}
+	return nil
+}
+
 // HeartbeatReply carries the coordinator's knowledge back: each range's
 // size as its leader last reported it (for table size quotas on nodes
 // that do not hold every range).
@@ -1785,6 +1810,7 @@ type Command struct {
 	//	*Command_AddNode
 	//	*Command_SetNodeState
 	//	*Command_Unfence
+	//	*Command_UpdateTable
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
@@ -1995,6 +2021,15 @@ func (x *Command) GetUnfence() *Unfence {
 	return nil
 }
 
+func (x *Command) GetUpdateTable() *UpdateTableRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Command_UpdateTable); ok {
+			return x.UpdateTable
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
@@ -2070,6 +2105,10 @@ type Command_Unfence struct {
 	Unfence *Unfence `protobuf:"bytes,42,opt,name=unfence,proto3,oneof"`
 }
 
+type Command_UpdateTable struct {
+	UpdateTable *UpdateTableRequest `protobuf:"bytes,43,opt,name=update_table,json=updateTable,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -2101,6 +2140,8 @@ func (*Command_AddNode) isCommand_Op() {}
 func (*Command_SetNodeState) isCommand_Op() {}
 
 func (*Command_Unfence) isCommand_Op() {}
+
+func (*Command_UpdateTable) isCommand_Op() {}
 
 // Split, proposed to the range itself, splits it at split_key: the range
 // keeps [start, split_key) and range new_range_id gets [split_key, end).
@@ -2380,6 +2421,8 @@ type CreateTable struct {
 	// the proposer placed them (empty: every node, as before placement).
 	Replicas  uint32   `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
 	Placement []uint64 `protobuf:"varint,11,rep,packed,name=placement,proto3" json:"placement,omitempty"`
+	// Read learners per range (Table.learners).
+	Learners uint32 `protobuf:"varint,12,opt,name=learners,proto3" json:"learners,omitempty"`
 	// Hash tables: the number of ranges to create, splitting the hash space
 	// into equal intervals (validated by the router; 0 or 1: one range).
 	InitialRanges uint32 `protobuf:"varint,6,opt,name=initial_ranges,json=initialRanges,proto3" json:"initial_ranges,omitempty"`
@@ -2464,6 +2507,13 @@ func (x *CreateTable) GetPlacement() []uint64 {
 		return x.Placement
 	}
 	return nil
+}
+
+func (x *CreateTable) GetLearners() uint32 {
+	if x != nil {
+		return x.Learners
+	}
+	return 0
 }
 
 func (x *CreateTable) GetInitialRanges() uint32 {
@@ -3831,7 +3881,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\x8d\n" +
+	"\aRaftAck\"\xd0\n" +
 	"\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
@@ -3858,7 +3908,8 @@ const file_peer_proto_rawDesc = "" +
 	"\x0ftransfer_leader\x18) \x01(\v2$.cairn.peer.v1.TransferLeaderRequestH\x00R\x0etransferLeader\x123\n" +
 	"\badd_node\x18* \x01(\v2\x16.cairn.peer.v1.AddNodeH\x00R\aaddNode\x12C\n" +
 	"\x0eset_node_state\x18+ \x01(\v2\x1b.cairn.peer.v1.SetNodeStateH\x00R\fsetNodeState\x12G\n" +
-	"\x0ecluster_status\x18, \x01(\v2\x1e.cairn.v1.ClusterStatusRequestH\x00R\rclusterStatus\x12\x19\n" +
+	"\x0ecluster_status\x18, \x01(\v2\x1e.cairn.v1.ClusterStatusRequestH\x00R\rclusterStatus\x12A\n" +
+	"\fupdate_table\x18- \x01(\v2\x1c.cairn.v1.UpdateTableRequestH\x00R\vupdateTable\x12\x19\n" +
 	"\brange_id\x18\x15 \x01(\x04R\arangeIdB\x04\n" +
 	"\x02op\"T\n" +
 	"\rExpireRequest\x12\x14\n" +
@@ -3924,7 +3975,7 @@ const file_peer_proto_rawDesc = "" +
 	"\rNodeHeartbeat\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x125\n" +
 	"\x06ranges\x18\x02 \x03(\v2\x1d.cairn.peer.v1.RangeHeartbeatR\x06ranges\x12\x1c\n" +
-	"\tforwarded\x18\x03 \x01(\bR\tforwarded\"\xd8\x02\n" +
+	"\tforwarded\x18\x03 \x01(\bR\tforwarded\"\x80\x03\n" +
 	"\x0eRangeHeartbeat\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\bR\x06leader\x12#\n" +
@@ -3936,13 +3987,14 @@ const file_peer_proto_rawDesc = "" +
 	"\tcaught_up\x18\b \x03(\x04R\bcaughtUp\x12\x12\n" +
 	"\x04term\x18\t \x01(\x04R\x04term\x12-\n" +
 	"\x04desc\x18\n" +
-	" \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\"\x9f\x01\n" +
+	" \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\x12&\n" +
+	"\x03lag\x18\v \x03(\v2\x14.cairn.v1.ReplicaLagR\x03lag\"\x9f\x01\n" +
 	"\x0eHeartbeatReply\x12N\n" +
 	"\vrange_bytes\x18\x01 \x03(\v2-.cairn.peer.v1.HeartbeatReply.RangeBytesEntryR\n" +
 	"rangeBytes\x1a=\n" +
 	"\x0fRangeBytesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x84\b\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xc7\b\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -3966,7 +4018,8 @@ const file_peer_proto_rawDesc = "" +
 	"txnResolve\x123\n" +
 	"\badd_node\x18( \x01(\v2\x16.cairn.peer.v1.AddNodeH\x00R\aaddNode\x12C\n" +
 	"\x0eset_node_state\x18) \x01(\v2\x1b.cairn.peer.v1.SetNodeStateH\x00R\fsetNodeState\x122\n" +
-	"\aunfence\x18* \x01(\v2\x16.cairn.peer.v1.UnfenceH\x00R\aunfence\x12\x19\n" +
+	"\aunfence\x18* \x01(\v2\x16.cairn.peer.v1.UnfenceH\x00R\aunfence\x12A\n" +
+	"\fupdate_table\x18+ \x01(\v2\x1c.cairn.v1.UpdateTableRequestH\x00R\vupdateTable\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
 	"\x02op\"w\n" +
 	"\x05Split\x12\x1b\n" +
@@ -3984,7 +4037,7 @@ const file_peer_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
-	"expireAtMs\"\x92\x02\n" +
+	"expireAtMs\"\xae\x02\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
@@ -3993,7 +4046,8 @@ const file_peer_proto_rawDesc = "" +
 	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\x12\x1a\n" +
 	"\breplicas\x18\n" +
 	" \x01(\rR\breplicas\x12\x1c\n" +
-	"\tplacement\x18\v \x03(\x04R\tplacement\x12%\n" +
+	"\tplacement\x18\v \x03(\x04R\tplacement\x12\x1a\n" +
+	"\blearners\x18\f \x01(\rR\blearners\x12%\n" +
 	"\x0einitial_ranges\x18\x06 \x01(\rR\rinitialRanges\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xa4\x02\n" +
@@ -4180,23 +4234,25 @@ var file_peer_proto_goTypes = []any{
 	(*SplitRangeRequest)(nil),     // 52: cairn.v1.SplitRangeRequest
 	(*HistoryRequest)(nil),        // 53: cairn.v1.HistoryRequest
 	(*ClusterStatusRequest)(nil),  // 54: cairn.v1.ClusterStatusRequest
-	(*GetResponse)(nil),           // 55: cairn.v1.GetResponse
-	(*PutResponse)(nil),           // 56: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),        // 57: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),          // 58: cairn.v1.ListResponse
-	(*Table)(nil),                 // 59: cairn.v1.Table
-	(*DropTableResponse)(nil),     // 60: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),         // 61: cairn.v1.BatchResponse
-	(*SplitRangeResponse)(nil),    // 62: cairn.v1.SplitRangeResponse
-	(*HistoryResponse)(nil),       // 63: cairn.v1.HistoryResponse
-	(*RangeDescriptor)(nil),       // 64: cairn.v1.RangeDescriptor
-	(*ClusterStatus)(nil),         // 65: cairn.v1.ClusterStatus
-	(*RoleGrant)(nil),             // 66: cairn.v1.RoleGrant
-	(*UserRole)(nil),              // 67: cairn.v1.UserRole
-	(*Grant)(nil),                 // 68: cairn.v1.Grant
-	(TxnOp_Kind)(0),               // 69: cairn.v1.TxnOp.Kind
-	(*TxnOp)(nil),                 // 70: cairn.v1.TxnOp
-	(*TxnResult)(nil),             // 71: cairn.v1.TxnResult
+	(*UpdateTableRequest)(nil),    // 55: cairn.v1.UpdateTableRequest
+	(*GetResponse)(nil),           // 56: cairn.v1.GetResponse
+	(*PutResponse)(nil),           // 57: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),        // 58: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),          // 59: cairn.v1.ListResponse
+	(*Table)(nil),                 // 60: cairn.v1.Table
+	(*DropTableResponse)(nil),     // 61: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),         // 62: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil),    // 63: cairn.v1.SplitRangeResponse
+	(*HistoryResponse)(nil),       // 64: cairn.v1.HistoryResponse
+	(*RangeDescriptor)(nil),       // 65: cairn.v1.RangeDescriptor
+	(*ClusterStatus)(nil),         // 66: cairn.v1.ClusterStatus
+	(*ReplicaLag)(nil),            // 67: cairn.v1.ReplicaLag
+	(*RoleGrant)(nil),             // 68: cairn.v1.RoleGrant
+	(*UserRole)(nil),              // 69: cairn.v1.UserRole
+	(*Grant)(nil),                 // 70: cairn.v1.Grant
+	(TxnOp_Kind)(0),               // 71: cairn.v1.TxnOp.Kind
+	(*TxnOp)(nil),                 // 72: cairn.v1.TxnOp
+	(*TxnResult)(nil),             // 73: cairn.v1.TxnResult
 }
 var file_peer_proto_depIdxs = []int32{
 	2,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
@@ -4221,80 +4277,83 @@ var file_peer_proto_depIdxs = []int32{
 	13, // 19: cairn.peer.v1.Request.add_node:type_name -> cairn.peer.v1.AddNode
 	14, // 20: cairn.peer.v1.Request.set_node_state:type_name -> cairn.peer.v1.SetNodeState
 	54, // 21: cairn.peer.v1.Request.cluster_status:type_name -> cairn.v1.ClusterStatusRequest
-	24, // 22: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
-	55, // 23: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	56, // 24: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	57, // 25: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	58, // 26: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	59, // 27: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	60, // 28: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	61, // 29: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	62, // 30: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
-	7,  // 31: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
-	63, // 32: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
-	43, // 33: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
-	64, // 34: cairn.peer.v1.Response.range_desc:type_name -> cairn.v1.RangeDescriptor
-	29, // 35: cairn.peer.v1.Response.node:type_name -> cairn.peer.v1.Node
-	65, // 36: cairn.peer.v1.Response.cluster_status:type_name -> cairn.v1.ClusterStatus
-	8,  // 37: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	29, // 38: cairn.peer.v1.JoinResponse.nodes:type_name -> cairn.peer.v1.Node
-	18, // 39: cairn.peer.v1.NodeHeartbeat.ranges:type_name -> cairn.peer.v1.RangeHeartbeat
-	64, // 40: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
-	44, // 41: cairn.peer.v1.HeartbeatReply.range_bytes:type_name -> cairn.peer.v1.HeartbeatReply.RangeBytesEntry
-	46, // 42: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	47, // 43: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	26, // 44: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	27, // 45: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	51, // 46: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	21, // 47: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	22, // 48: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	23, // 49: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	24, // 50: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	32, // 51: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
-	40, // 52: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	41, // 53: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	42, // 54: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	13, // 55: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
-	14, // 56: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
-	12, // 57: cairn.peer.v1.Command.unfence:type_name -> cairn.peer.v1.Unfence
-	64, // 58: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	25, // 59: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	64, // 60: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	28, // 61: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	31, // 62: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	31, // 63: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
-	33, // 64: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
-	33, // 65: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
-	66, // 66: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
-	66, // 67: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
-	67, // 68: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
-	67, // 69: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
-	35, // 70: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
-	68, // 71: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
-	37, // 72: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 73: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
-	37, // 74: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
-	69, // 75: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
-	37, // 76: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
-	70, // 77: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
-	37, // 78: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 79: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
-	71, // 80: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
-	39, // 81: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
-	0,  // 82: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
-	1,  // 83: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	4,  // 84: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	15, // 85: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
-	17, // 86: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
-	3,  // 87: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	6,  // 88: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	16, // 89: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
-	19, // 90: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
-	87, // [87:91] is the sub-list for method output_type
-	83, // [83:87] is the sub-list for method input_type
-	83, // [83:83] is the sub-list for extension type_name
-	83, // [83:83] is the sub-list for extension extendee
-	0,  // [0:83] is the sub-list for field type_name
+	55, // 22: cairn.peer.v1.Request.update_table:type_name -> cairn.v1.UpdateTableRequest
+	24, // 23: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	56, // 24: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	57, // 25: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	58, // 26: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	59, // 27: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	60, // 28: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	61, // 29: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	62, // 30: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	63, // 31: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	7,  // 32: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
+	64, // 33: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
+	43, // 34: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
+	65, // 35: cairn.peer.v1.Response.range_desc:type_name -> cairn.v1.RangeDescriptor
+	29, // 36: cairn.peer.v1.Response.node:type_name -> cairn.peer.v1.Node
+	66, // 37: cairn.peer.v1.Response.cluster_status:type_name -> cairn.v1.ClusterStatus
+	8,  // 38: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	29, // 39: cairn.peer.v1.JoinResponse.nodes:type_name -> cairn.peer.v1.Node
+	18, // 40: cairn.peer.v1.NodeHeartbeat.ranges:type_name -> cairn.peer.v1.RangeHeartbeat
+	65, // 41: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
+	67, // 42: cairn.peer.v1.RangeHeartbeat.lag:type_name -> cairn.v1.ReplicaLag
+	44, // 43: cairn.peer.v1.HeartbeatReply.range_bytes:type_name -> cairn.peer.v1.HeartbeatReply.RangeBytesEntry
+	46, // 44: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	47, // 45: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	26, // 46: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	27, // 47: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	51, // 48: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	21, // 49: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	22, // 50: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	23, // 51: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	24, // 52: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	32, // 53: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	40, // 54: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	41, // 55: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	42, // 56: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	13, // 57: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
+	14, // 58: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
+	12, // 59: cairn.peer.v1.Command.unfence:type_name -> cairn.peer.v1.Unfence
+	55, // 60: cairn.peer.v1.Command.update_table:type_name -> cairn.v1.UpdateTableRequest
+	65, // 61: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	25, // 62: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	65, // 63: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	28, // 64: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	31, // 65: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	31, // 66: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
+	33, // 67: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	33, // 68: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	68, // 69: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	68, // 70: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	69, // 71: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	69, // 72: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	35, // 73: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	70, // 74: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	37, // 75: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 76: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
+	37, // 77: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
+	71, // 78: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
+	37, // 79: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
+	72, // 80: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
+	37, // 81: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 82: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
+	73, // 83: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
+	39, // 84: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
+	0,  // 85: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
+	1,  // 86: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	4,  // 87: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	15, // 88: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
+	17, // 89: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
+	3,  // 90: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	6,  // 91: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	16, // 92: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
+	19, // 93: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
+	90, // [90:94] is the sub-list for method output_type
+	86, // [86:90] is the sub-list for method input_type
+	86, // [86:86] is the sub-list for extension type_name
+	86, // [86:86] is the sub-list for extension extendee
+	0,  // [0:86] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -4325,6 +4384,7 @@ func file_peer_proto_init() {
 		(*Request_AddNode)(nil),
 		(*Request_SetNodeState)(nil),
 		(*Request_ClusterStatus)(nil),
+		(*Request_UpdateTable)(nil),
 	}
 	file_peer_proto_msgTypes[5].OneofWrappers = []any{
 		(*Response_Get)(nil),
@@ -4359,6 +4419,7 @@ func file_peer_proto_init() {
 		(*Command_AddNode)(nil),
 		(*Command_SetNodeState)(nil),
 		(*Command_Unfence)(nil),
+		(*Command_UpdateTable)(nil),
 	}
 	file_peer_proto_msgTypes[31].OneofWrappers = []any{
 		(*AuthCommand_AddUser)(nil),

@@ -138,6 +138,8 @@ func (a *Authenticator) CheckRequest(p *Principal, req *cairnpb.Request) error {
 		return a.CheckTableAdmin(p, op.CreateTable.Name)
 	case *cairnpb.Request_DropTable:
 		return a.CheckTableAdmin(p, op.DropTable.Name)
+	case *cairnpb.Request_UpdateTable:
+		return a.CheckTableAdmin(p, op.UpdateTable.Name)
 	case *cairnpb.Request_Auth:
 		return a.CheckRoot(p)
 	case *cairnpb.Request_SplitRange:

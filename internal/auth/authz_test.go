@@ -187,6 +187,14 @@ func TestRequestChecks(t *testing.T) {
 	if err := a.CheckRequest(nil, get); !errors.Is(err, kv.ErrUnauthenticated) {
 		t.Errorf("forwarded get without principal: %v", err)
 	}
+	learners := uint32(1)
+	update := &cairnpb.Request{Op: &cairnpb.Request_UpdateTable{UpdateTable: &cairnpb.UpdateTableRequest{Name: "billing", Learners: &learners}}}
+	if err := a.CheckRequest(&Principal{User: "op"}, update); err != nil {
+		t.Errorf("forwarded table update by ops: %v", err)
+	}
+	if err := a.CheckRequest(&Principal{User: "writer"}, update); !errors.Is(err, kv.ErrPermissionDenied) {
+		t.Errorf("forwarded table update by a writer: %v, want permission denied", err)
+	}
 	create := &cairnpb.Request{Op: &cairnpb.Request_CreateTable{CreateTable: &cairnpb.CreateTableRequest{Name: "new"}}}
 	if err := a.CheckRequest(&Principal{User: "op"}, create); err != nil {
 		t.Errorf("create by ops: %v", err)

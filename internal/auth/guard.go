@@ -190,6 +190,15 @@ func (g *Guard) DropTable(ctx context.Context, req *cairnpb.DropTableRequest) (*
 	return g.next.DropTable(outgoing(ctx, p), req)
 }
 
+// UpdateTable implements kv.Service; it needs admin on the table.
+func (g *Guard) UpdateTable(ctx context.Context, req *cairnpb.UpdateTableRequest) (*cairnpb.Table, error) {
+	p := ctxPrincipal(ctx)
+	if err := g.a.CheckTableAdmin(p, req.Name); err != nil {
+		return nil, err
+	}
+	return g.next.UpdateTable(outgoing(ctx, p), req)
+}
+
 // ClusterStatus implements kv.Service; it needs admin on "*".
 func (g *Guard) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, error) {
 	p := ctxPrincipal(ctx)

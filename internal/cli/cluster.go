@@ -3,7 +3,10 @@ package cli
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -92,10 +95,10 @@ func printClusterStatus(w io.Writer, st *client.ClusterStatus) {
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	tw = newTable(w)
-	fmt.Fprintln(tw, "RANGE\tTABLE\tSTART\tEND\tREPLICAS\tLEARNERS\tLEADER\tTERM\tCOMMIT\tAPPLIED\tSIZE")
+	fmt.Fprintln(tw, "RANGE\tTABLE\tSTART\tEND\tREPLICAS\tLEARNERS\tLEADER\tTERM\tCOMMIT\tAPPLIED\tSIZE\tLAG")
 	for _, r := range st.Ranges {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%v\t%v\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Table, printBound(r.Partitioning, r.Start), printBound(r.Partitioning, r.End),
-			r.Replicas, r.Learners, r.Leader, r.Term, r.CommitIndex, r.AppliedIndex, r.SizeBytes)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%v\t%v\t%d\t%d\t%d\t%d\t%d\t%s\n", r.ID, r.Table, printBound(r.Partitioning, r.Start), printBound(r.Partitioning, r.End),
+			r.Replicas, r.Learners, r.Leader, r.Term, r.CommitIndex, r.AppliedIndex, r.SizeBytes, printLag(r.Lag))
 	}
 	_ = tw.Flush()
 	if len(st.Decisions) == 0 {
@@ -108,4 +111,17 @@ func printClusterStatus(w io.Writer, st *client.ClusterStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", d.At.Format(time.TimeOnly), d.Op, d.Range, d.Node, d.Outcome, d.Reason)
 	}
 	_ = tw.Flush()
+}
+
+// printLag shows the replicas behind their leader: "n4:12 n5:0", or "-"
+// without a report.
+func printLag(lag map[uint64]uint64) string {
+	if len(lag) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, id := range slices.Sorted(maps.Keys(lag)) {
+		parts = append(parts, fmt.Sprintf("n%d:%d", id, lag[id]))
+	}
+	return strings.Join(parts, " ")
 }

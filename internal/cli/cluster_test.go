@@ -13,7 +13,7 @@ func TestClusterStatus(t *testing.T) {
 	r.expect(t, exitOK, "*")
 	for _, want := range []string{
 		"NODE  ID  ADDRESS         ALIVE  STATE  RANGES  LEADERS  HEARTBEAT\nn1    1   127.0.0.1:7379  true          2       2        0s ago\n",
-		"RANGE  TABLE    START  END  REPLICAS  LEARNERS  LEADER  TERM  COMMIT  APPLIED  SIZE\n1      default  -      -    [1]       []        1       2     10      10       4096\n",
+		"RANGE  TABLE    START  END  REPLICAS  LEARNERS  LEADER  TERM  COMMIT  APPLIED  SIZE  LAG\n1      default  -      -    [1]       []        1       2     10      10       4096  -\n",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("cluster status:\n%s\nlacks\n%s", r.stdout, want)
@@ -29,6 +29,20 @@ func TestClusterStatus(t *testing.T) {
 	for _, field := range []string{`"nodes"`, `"name"`, `"address"`, `"alive"`, `"ranges"`, `"leaders"`, `"replicas"`, `"leader"`, `"size_bytes"`} {
 		if !strings.Contains(r.stdout, field) {
 			t.Errorf("JSON output lacks %s: %s", field, r.stdout)
+		}
+	}
+}
+
+func TestPrintLag(t *testing.T) {
+	for _, c := range []struct {
+		lag  map[uint64]uint64
+		want string
+	}{
+		{nil, "-"},
+		{map[uint64]uint64{5: 0, 4: 12}, "n4:12 n5:0"},
+	} {
+		if got := printLag(c.lag); got != c.want {
+			t.Errorf("printLag(%v) = %q, want %q", c.lag, got, c.want)
 		}
 	}
 }

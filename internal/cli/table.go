@@ -20,13 +20,13 @@ func newTableCommand(a *app) *cobra.Command {
 		RunE: showHelp,
 	}
 	a.addClientFlags(cmd, true)
-	cmd.AddCommand(newTableCreateCommand(a), newTableLsCommand(a), newTableGetCommand(a), newTableDropCommand(a))
+	cmd.AddCommand(newTableCreateCommand(a), newTableLsCommand(a), newTableGetCommand(a), newTableSetCommand(a), newTableDropCommand(a))
 	return cmd
 }
 
 func newTableCreateCommand(a *app) *cobra.Command {
 	var partitioning, consistency, maxBytes string
-	var initialRanges, maxWrites, replicas uint32
+	var initialRanges, maxWrites, replicas, learners uint32
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a table",
@@ -36,7 +36,8 @@ size, or come faster than the rate, are refused (docs/design/quotas.md).`,
 		Example: `  cairn table create users --partitioning range
   cairn table create sessions --consistency session
   cairn table create uploads --max-bytes 10GiB --max-writes-per-sec 500
-  cairn table create billing --replicas 5`,
+  cairn table create billing --replicas 5
+  cairn table create catalog --learners 2 --consistency stale`,
 		Args: cobra.ExactArgs(1),
 	}
 	cmd.Flags().StringVar(&partitioning, "partitioning", "range", "how keys spread over ranges: range (sorted keys, cheap prefix scans) or hash")
@@ -45,6 +46,7 @@ size, or come faster than the rate, are refused (docs/design/quotas.md).`,
 	cmd.Flags().StringVar(&maxBytes, "max-bytes", "0", "size quota of the table (bytes, or with KiB/MiB/GiB; 0: none)")
 	cmd.Flags().Uint32Var(&maxWrites, "max-writes-per-sec", 0, "write rate quota of the table (0: none)")
 	cmd.Flags().Uint32Var(&replicas, "replicas", 0, "voters per range, 1 to 7 (0: the cluster's --default-replicas)")
+	cmd.Flags().Uint32Var(&learners, "learners", 0, "read learners per range, 0 to 7: asynchronous replicas on other nodes serving session and stale reads")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		var quota uint64
 		if maxBytes != "0" {
@@ -60,7 +62,7 @@ size, or come faster than the rate, are refused (docs/design/quotas.md).`,
 		}
 		defer c.Close()
 		t, err := c.CreateTable(cmd.Context(), args[0], client.WithPartitioning(partitioning), client.WithInitialRanges(initialRanges), client.WithTableConsistency(consistency),
-			client.WithQuota(quota, maxWrites), client.WithReplicas(replicas))
+			client.WithQuota(quota, maxWrites), client.WithReplicas(replicas), client.WithLearners(learners))
 		if err != nil {
 			return err
 		}
@@ -140,6 +142,69 @@ func newTableGetCommand(a *app) *cobra.Command {
 			}
 			_ = tw.Flush()
 		}
+		return nil
+	})
+	return cmd
+}
+
+func newTableSetCommand(a *app) *cobra.Command {
+	var consistency, maxBytes string
+	var maxWrites, replicas, learners uint32
+	cmd := &cobra.Command{
+		Use:   "set NAME",
+		Short: "Change a table's settings",
+		Long: `Change a table's settings: only the flags given change. A new
+--replicas or --learners count is carried out by the coordinator in the
+background (cairn cluster status shows the moves).`,
+		Example: `  cairn table set users --consistency session
+  cairn table set billing --replicas 5 --learners 1
+  cairn table set uploads --max-bytes 20GiB --max-writes-per-sec 0`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().StringVar(&consistency, "consistency", "", "default read consistency: linearizable, session or stale")
+	cmd.Flags().StringVar(&maxBytes, "max-bytes", "", "size quota (bytes, or with KiB/MiB/GiB; 0: none)")
+	cmd.Flags().Uint32Var(&maxWrites, "max-writes-per-sec", 0, "write rate quota (0: none)")
+	cmd.Flags().Uint32Var(&replicas, "replicas", 0, "voters per range, 1 to 7")
+	cmd.Flags().Uint32Var(&learners, "learners", 0, "read learners per range, 0 to 7")
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		var u client.TableUpdate
+		set := func(name string) bool { return cmd.Flags().Changed(name) }
+		if set("consistency") {
+			u.Consistency = &consistency
+		}
+		if set("max-bytes") {
+			q, err := config.ParseBytes(maxBytes)
+			if err != nil {
+				return usageError{fmt.Errorf("--max-bytes: %w", err)}
+			}
+			u.MaxBytes = &q
+		}
+		if set("max-writes-per-sec") {
+			u.MaxWritesPerSec = &maxWrites
+		}
+		if set("replicas") {
+			u.Replicas = &replicas
+		}
+		if set("learners") {
+			u.Learners = &learners
+		}
+		if u == (client.TableUpdate{}) {
+			return usageError{fmt.Errorf("nothing to change: give --consistency, --max-bytes, --max-writes-per-sec, --replicas or --learners")}
+		}
+		c, err := a.newClient(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		t, err := c.UpdateTable(cmd.Context(), args[0], u)
+		if err != nil {
+			return err
+		}
+		if a.output == "json" {
+			writeJSON(cmd.OutOrStdout(), t)
+			return nil
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "OK table=%s replicas=%d learners=%d\n", t.Name, t.Replicas, t.Learners)
 		return nil
 	})
 	return cmd

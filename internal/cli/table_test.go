@@ -34,6 +34,18 @@ func TestTable(t *testing.T) {
 		t.Errorf("table get:\n%s", r.stdout)
 	}
 
+	// Settings change after creation; only the flags given.
+	s.cli(t, "table", "set", "users", "--consistency", "session", "--max-bytes", "1MiB").expect(t, exitOK, "OK table=users replicas=1 learners=0\n")
+	r = s.cli(t, "table", "set", "users", "--learners", "2", "-o", "json")
+	r.expect(t, exitOK, "*")
+	if !strings.Contains(r.stdout, `"learners":2`) || !strings.Contains(r.stdout, `"consistency":"session"`) || !strings.Contains(r.stdout, `"max_bytes":1048576`) {
+		t.Errorf("table set -o json: %s", r.stdout)
+	}
+	s.cli(t, "table", "set", "users").expect(t, exitUsage, "")
+	s.cli(t, "table", "set", "users", "--replicas", "9").expect(t, exitUsage, "")
+	s.cli(t, "table", "set", "users", "--consistency", "eventual").expect(t, exitUsage, "")
+	s.cli(t, "table", "set", "nope", "--learners", "1").expect(t, exitNo, "")
+
 	// Data in the new table is separate from the default table.
 	s.cli(t, "put", "k", "v", "--table", "users").expect(t, exitOK, "*")
 	s.cli(t, "get", "k").expect(t, exitNo, "")

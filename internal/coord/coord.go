@@ -249,9 +249,10 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 			want = c.opts.DefaultReplicas
 		}
 		want = max(1, min(want, eligible))
+		learners := max(0, min(int(t.Learners), eligible-want))
 		var heal []*cairnpb.RangeDescriptor
 		for _, d := range t.Ranges {
-			ri := RangeInfo{ID: d.Id, Voters: d.Replicas, Learners: d.Learners, ConfVersion: d.ConfVersion, Want: want,
+			ri := RangeInfo{ID: d.Id, Voters: d.Replicas, Learners: d.Learners, ConfVersion: d.ConfVersion, Want: want, WantLearners: learners,
 				Holders: sorted(holders[d.Id]), Removed: removedOf(d)}
 			if l, ok := leaders[d.Id]; ok {
 				ri.Leader, ri.CaughtUp, ri.Term = l.node, l.rh.CaughtUp, l.rh.Term
@@ -402,6 +403,7 @@ func (c *Coordinator) Status() *cairnpb.ClusterStatus {
 		if s, ok := stats[d.Id]; ok {
 			rs.Leader, rs.Term, rs.AppliedIndex = s.leader, s.rh.Term, s.rh.AppliedIndex
 			rs.SizeBytes, rs.ReadsPerSec, rs.WritesPerSec = s.rh.ApproxBytes, s.rh.ReadsPerSec, s.rh.WritesPerSec
+			rs.Lag = s.rh.Lag
 		}
 		out.Ranges = append(out.Ranges, rs)
 	}

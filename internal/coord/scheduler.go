@@ -25,8 +25,13 @@ type RangeInfo struct {
 	Learners []uint64
 	// ConfVersion is what a change must expect.
 	ConfVersion uint64
-	// Want is the number of voters the range should have.
-	Want int
+	// Want is the number of voters the range should have. WantLearners
+	// (data ranges) is the number of permanent learners it should have
+	// besides: asynchronous replicas that serve session and stale reads
+	// and never slow a write. A learner beyond that is a move in progress
+	// (promoted once caught up, and then a voter goes).
+	Want         int
+	WantLearners int
 	// Leader is the node leading the range (0: unknown). CaughtUp are the
 	// replicas the leader reports near its commit index.
 	Leader   uint64
@@ -243,8 +248,11 @@ func repair(r RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voter
 		switch {
 		case !ok || n.State == stateRemoved || (!r.Meta && !good(n, ok)):
 			return op(OpRemove, l, "learner on a node that is %s", describe(n, ok))
-		case (!r.Meta || len(goodVoters) < r.Want) && good(n, ok) && n.Up && slices.Contains(r.CaughtUp, l):
-			return op(OpPromote, l, "learner caught up; range has %d of %d healthy voters", len(goodVoters), r.Want)
+		case (len(goodVoters) < r.Want || (!r.Meta && len(r.Learners) > r.WantLearners)) && good(n, ok) && n.Up && slices.Contains(r.CaughtUp, l):
+			if len(goodVoters) < r.Want {
+				return op(OpPromote, l, "learner caught up; range has %d of %d healthy voters", len(goodVoters), r.Want)
+			}
+			return op(OpPromote, l, "learner caught up; range has %d learners, keeps %d (a voter moves)", len(r.Learners), r.WantLearners)
 		}
 	}
 	// Too many voters: remove a bad one first, else the one on the most
@@ -265,10 +273,12 @@ func repair(r RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voter
 		return op(kind, victim, "range has %d voters, wants %d; node %d is %s", len(r.Voters), r.Want, victim, describeID(byID, victim))
 	}
 	// Too few healthy voters: a learner on a new node (promoted once it
-	// caught up, by a later round). A learner already on its way counts.
+	// caught up, by a later round). A learner already on its way counts
+	// while its node is up (a read learner on a down node would otherwise
+	// hold the repair back until the node is declared dead).
 	pending := 0
 	for _, l := range r.Learners {
-		if n, ok := byID[l]; good(n, ok) {
+		if n, ok := byID[l]; good(n, ok) && n.Up {
 			pending++
 		}
 	}
@@ -300,6 +310,14 @@ func repair(r RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voter
 			}
 		}
 		return Op{}, false
+	}
+	// Read learners: as many as the table asks for, on the least loaded
+	// nodes without a replica of the range; a surplus voter has gone
+	// first, so a learner beyond the count here is one a move added.
+	if !r.Meta && len(r.Voters) == r.Want && len(r.Learners) < r.WantLearners {
+		if to := placeTarget(r, nodes, load); to != 0 {
+			return op(OpAddLearner, to, "read learners: %d of %d", len(r.Learners), r.WantLearners)
+		}
 	}
 	// The meta range keeps a learner on every member (the catalog lives
 	// there).
@@ -410,7 +428,7 @@ func balanceReplicas(ranges []RangeInfo, nodes []NodeInfo, load map[uint64]int, 
 	cands := slices.Clone(ranges)
 	slices.SortStableFunc(cands, func(a, b RangeInfo) int { return cmp.Compare(len(a.Removed), len(b.Removed)) })
 	for _, r := range cands {
-		if r.Meta || busy[r.ID] || r.Leader == 0 || len(r.Learners) > 0 || len(r.Voters) != r.Want || !allCaughtUp(r) {
+		if r.Meta || busy[r.ID] || r.Leader == 0 || len(r.Learners) != r.WantLearners || len(r.Voters) != r.Want || !allCaughtUp(r) {
 			continue
 		}
 		if slices.Contains(r.Voters, hi) && placeable(r, byNode(nodes, lo)) {

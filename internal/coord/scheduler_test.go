@@ -67,7 +67,7 @@ func TestPlanDeterministic(t *testing.T) {
 //
 //	limits moves=4 balance=true
 //	node ID STATE [up] [dead]
-//	range ID [meta] voters=1,2,3 learners=4 want=3 leader=1 caught=1,2,3 holders=1,2,3,4 conf=7
+//	range ID [meta] voters=1,2,3 learners=4 want=3 wantlearners=1 leader=1 caught=1,2,3 holders=1,2,3,4 conf=7
 func parseState(t *testing.T, path string) ([]NodeInfo, []RangeInfo, Limits) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -176,6 +176,8 @@ func parseState(t *testing.T, path string) ([]NodeInfo, []RangeInfo, Limits) {
 					r.Term = num()
 				case "want":
 					r.Want = int(num())
+				case "wantlearners":
+					r.WantLearners = int(num())
 				case "leader":
 					r.Leader = num()
 				case "conf":

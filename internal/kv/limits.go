@@ -28,6 +28,10 @@ var DefaultLimits = Limits{
 // replication factor).
 const MaxReplicas = 7
 
+// MaxLearners is the most read learners a table may ask for per range
+// (each is a full copy that every write is sent to).
+const MaxLearners = 7
+
 // MaxTableNameBytes is the longest table name.
 const MaxTableNameBytes = 64
 

@@ -21,6 +21,8 @@ type Service interface {
 	GetTable(ctx context.Context, req *cairnpb.GetTableRequest) (*cairnpb.Table, error)
 	ListTables(ctx context.Context, req *cairnpb.ListTablesRequest) (*cairnpb.ListTablesResponse, error)
 	DropTable(ctx context.Context, req *cairnpb.DropTableRequest) (*cairnpb.DropTableResponse, error)
+	// UpdateTable changes the settings req sets (admin on the table).
+	UpdateTable(ctx context.Context, req *cairnpb.UpdateTableRequest) (*cairnpb.Table, error)
 
 	ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, error)
 	// Ready reports nil when this node can serve reads and writes through a

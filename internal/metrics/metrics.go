@@ -37,11 +37,11 @@ type NodeCollector struct {
 	src Source
 	db  *pebble.DB
 
-	ranges, leaders, leases, applyLag    *prometheus.Desc
-	proposals, dropped, leaderChanges    *prometheus.Desc
-	becameLeader, readIndex, leaseRead   *prometheus.Desc
-	sessionRead, staleRead, staleRefused *prometheus.Desc
-	snapshots, applied, watchers         *prometheus.Desc
+	ranges, leaders, leases, applyLag, replicaLag *prometheus.Desc
+	proposals, dropped, leaderChanges             *prometheus.Desc
+	becameLeader, readIndex, leaseRead            *prometheus.Desc
+	sessionRead, staleRead, staleRefused          *prometheus.Desc
+	snapshots, applied, watchers                  *prometheus.Desc
 
 	diskUsage, memtable, walBytes, readAmp *prometheus.Desc
 	compactions, flushes                   *prometheus.Desc
@@ -59,6 +59,7 @@ func NewNodeCollector(src Source, db *pebble.DB) *NodeCollector {
 		leaders:       d("cairn_range_leaders", "Ranges whose leader is this node's replica."),
 		leases:        d("cairn_range_leases", "Ranges whose leader on this node holds a valid read lease."),
 		applyLag:      d("cairn_range_apply_lag_entries_max", "Largest gap between commit and applied index over this node's replicas."),
+		replicaLag:    d("cairn_range_replica_lag_entries_max", "Largest gap between a leader's commit index and another replica's log, over the ranges this node leads (learners included)."),
 		proposals:     d("cairn_raft_proposals_total", "Commands handed to Raft."),
 		dropped:       d("cairn_raft_proposals_dropped_total", "Commands refused: not the leader, or dropped by Raft."),
 		leaderChanges: d("cairn_raft_leader_changes_total", "Leader changes seen by this node's replicas."),
@@ -99,11 +100,14 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
 	}
 
-	var ranges, leaders, leases, lag float64
+	var ranges, leaders, leases, lag, replicaLag float64
 	for _, r := range c.src.Replicas() {
 		ranges++
 		if r.IsLeader() {
 			leaders++
+			for _, l := range r.Lag() {
+				replicaLag = max(replicaLag, float64(l.Entries))
+			}
 		}
 		if r.HasLease() {
 			leases++
@@ -116,6 +120,7 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.leaders, leaders)
 	gauge(c.leases, leases)
 	gauge(c.applyLag, lag)
+	gauge(c.replicaLag, replicaLag)
 	gauge(c.watchers, float64(c.src.Hub().Watchers()))
 
 	st := c.src.Stats()

@@ -171,6 +171,11 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 			return Result{Err: kv.Errorf(kv.ErrInternal, "drop table on a data range")}, nil
 		}
 		return r.applyDropTable(b, op.DropTable, out)
+	case *cairnpb.Command_UpdateTable:
+		if desc.TableId != uint64(keys.MetaTableID) {
+			return Result{Err: kv.Errorf(kv.ErrInternal, "update table on a data range")}, nil
+		}
+		return r.applyUpdateTable(b, op.UpdateTable, cmd.Timestamp)
 	case *cairnpb.Command_Split:
 		return r.applySplit(b, op.Split, out)
 	case *cairnpb.Command_AllocRangeId:

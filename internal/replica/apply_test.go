@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -194,7 +195,40 @@ func (e *applyEnv) parseEntry(t testing.TB, td *datadriven.TestData, nextIndex m
 			td.ScanArgs(t, "hash-ranges", &ct.InitialRanges)
 			ct.Partitioning = "hash"
 		}
+		td.MaybeScanArgs(t, "learners", &ct.Learners)
 		cmd.Op = &cairnpb.Command_CreateTable{CreateTable: ct}
+	case "update-table":
+		r = e.replica(t, td, MetaRangeID)
+		u := &cairnpb.UpdateTableRequest{}
+		td.ScanArgs(t, "name", &u.Name)
+		for _, a := range td.CmdArgs {
+			switch a.Key {
+			case "consistency":
+				v := a.Vals[0]
+				u.Consistency = &v
+			case "replicas", "learners", "max-writes":
+				n, err := strconv.ParseUint(a.Vals[0], 10, 32)
+				if err != nil {
+					td.Fatalf(t, "%s: %v", a.Key, err)
+				}
+				v := uint32(n)
+				switch a.Key {
+				case "replicas":
+					u.Replicas = &v
+				case "learners":
+					u.Learners = &v
+				default:
+					u.MaxWritesPerSec = &v
+				}
+			case "max-bytes":
+				n, err := strconv.ParseUint(a.Vals[0], 10, 64)
+				if err != nil {
+					td.Fatalf(t, "%s: %v", a.Key, err)
+				}
+				u.MaxBytes = &n
+			}
+		}
+		cmd.Op = &cairnpb.Command_UpdateTable{UpdateTable: u}
 	case "drop-table":
 		r = e.replica(t, td, MetaRangeID)
 		var name string
@@ -424,7 +458,17 @@ func describeTable(t *cairnpb.Table) string {
 	for _, d := range t.Ranges {
 		rs = append(rs, describeDesc(d))
 	}
-	return fmt.Sprintf("%s(id=%d replicas=%d ranges=[%s])", t.Name, t.Id, t.Replicas, strings.Join(rs, ", "))
+	var settings string
+	if t.Learners != 0 {
+		settings += fmt.Sprintf(" learners=%d", t.Learners)
+	}
+	if t.Consistency != "" {
+		settings += " consistency=" + t.Consistency
+	}
+	if t.MaxBytes != 0 || t.MaxWritesPerSec != 0 {
+		settings += fmt.Sprintf(" quota=%d/%d", t.MaxBytes, t.MaxWritesPerSec)
+	}
+	return fmt.Sprintf("%s(id=%d replicas=%d%s ranges=[%s])", t.Name, t.Id, t.Replicas, settings, strings.Join(rs, ", "))
 }
 
 func describeDesc(d *cairnpb.RangeDescriptor) string {
@@ -469,7 +513,10 @@ func TestApply(t *testing.T) {
 //	                                 "KEY VERSION EXPIRE-AT-MS"
 //	scan-expiry [table=N]            the table's expiry index: "EXPIRE-AT KEY"
 //	del key=K [if-version=N] [if-absent] [table-id=N] [range=N] [index=N]
-//	create-table name=T [ts=N]       (on the meta range)
+//	create-table name=T [ts=N] [hash-ranges=N] [learners=N]
+//	                                 (on the meta range)
+//	update-table name=T [consistency=L] [replicas=N] [learners=N]
+//	             [max-bytes=N] [max-writes=N]
 //	drop-table name=T                (on the meta range)
 //	empty [range=N] [index=N]        a new leader's empty entry
 //	    each applies one entry at the replica's next index (or index=N)
@@ -493,7 +540,7 @@ func TestApply(t *testing.T) {
 //	                                 and "del K [if-version=N]"
 func (e *applyEnv) handle(t *testing.T, td *datadriven.TestData) string {
 	switch td.Cmd {
-	case "put", "del", "multi", "expire", "create-table", "drop-table", "empty", "split", "alloc-range-id", "update-ranges":
+	case "put", "del", "multi", "expire", "create-table", "update-table", "drop-table", "empty", "split", "alloc-range-id", "update-ranges":
 		return e.apply(t, []entry{e.parseEntry(t, td, map[keys.RangeID]uint64{})})
 	case "batch":
 		next := map[keys.RangeID]uint64{}

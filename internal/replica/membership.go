@@ -243,19 +243,26 @@ const catchUpSlack = 256
 func (r *Replica) noteProgress() {
 	if r.rn.BasicStatus().RaftState != raft.StateLeader {
 		r.caughtUp.Store(nil)
+		r.lag.Store(nil)
 		return
 	}
 	commit := r.commit.Load()
 	var ids []uint64
+	var lag []*cairnpb.ReplicaLag
 	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
 		// Replicating (past any snapshot) and near the commit index: a
 		// learner promoted then is a voter that can join quorums at once.
 		if pr.State == tracker.StateReplicate && pr.Match+catchUpSlack >= commit {
 			ids = append(ids, id)
 		}
+		if id != r.opts.NodeID {
+			lag = append(lag, &cairnpb.ReplicaLag{Node: id, Entries: commit - min(pr.Match, commit)})
+		}
 	})
 	slices.Sort(ids)
+	slices.SortFunc(lag, func(a, b *cairnpb.ReplicaLag) int { return cmp.Compare(a.Node, b.Node) })
 	r.caughtUp.Store(&ids)
+	r.lag.Store(&lag)
 }
 
 // CaughtUp returns, on the leader, the replicas (voters and learners)
@@ -263,6 +270,15 @@ func (r *Replica) noteProgress() {
 // an election timeout old; nil on a follower. Any goroutine.
 func (r *Replica) CaughtUp() []uint64 {
 	if p := r.caughtUp.Load(); p != nil && r.IsLeader() {
+		return *p
+	}
+	return nil
+}
+
+// Lag returns, on the leader, how far each other replica's log was behind
+// the commit index when last noted (every election timeout).
+func (r *Replica) Lag() []*cairnpb.ReplicaLag {
+	if p := r.lag.Load(); p != nil && r.IsLeader() {
 		return *p
 	}
 	return nil

@@ -297,7 +297,7 @@ func (r *Replica) applyCreateTable(b *pebble.Batch, c *cairnpb.CreateTable, ts u
 	if c.Partitioning == "hash" && c.InitialRanges > 1 {
 		bounds = hashkey.InitialBounds(int(min(c.InitialRanges, hashkey.MaxInitialRanges)))
 	}
-	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: replicas,
+	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: replicas, Learners: c.Learners,
 		Consistency: c.Consistency, MaxBytes: c.MaxBytes, MaxWritesPerSec: c.MaxWritesPerSec}
 	for i := 0; i <= len(bounds); i++ {
 		rangeID, err := nextCounter(b, metaRangeCtr, 2)
@@ -318,12 +318,76 @@ func (r *Replica) applyCreateTable(b *pebble.Batch, c *cairnpb.CreateTable, ts u
 		return Result{}, err
 	}
 	for _, desc := range t.Ranges {
+		// Only the placed voters start a replica (range state is local
+		// to each node, outside the meta range's data): a node outside
+		// the configuration holding an initialized copy would look like
+		// a replica that was removed and not yet destroyed, and get no
+		// learner of the range until it went.
+		if !slices.Contains(desc.Replicas, r.opts.NodeID) {
+			continue
+		}
 		if err := WriteInitial(b, desc); err != nil {
 			return Result{}, fmt.Errorf("create range %d: %w", desc.Id, err)
 		}
 		out.Effects = append(out.Effects, Effect{Create: desc})
 	}
 	return Result{Version: v, Table: t}, nil
+}
+
+// applyUpdateTable changes the settings u sets and keeps the others. The
+// proposer validated them; they are checked again here (the same way on
+// every replica) so that no entry can store a setting out of range.
+func (r *Replica) applyUpdateTable(b *pebble.Batch, u *cairnpb.UpdateTableRequest, ts uint64) (Result, error) {
+	t := &cairnpb.Table{}
+	found, err := GetProto(b, MetaTableKey(u.Name), t)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q does not exist", u.Name)}, nil
+	}
+	if err := ValidateTableUpdate(u); err != nil {
+		return Result{Err: err}, nil
+	}
+	if u.Consistency != nil {
+		t.Consistency = *u.Consistency
+		if t.Consistency == kv.Linearizable {
+			t.Consistency = "" // the default, stored as such
+		}
+	}
+	if u.MaxBytes != nil {
+		t.MaxBytes = *u.MaxBytes
+	}
+	if u.MaxWritesPerSec != nil {
+		t.MaxWritesPerSec = *u.MaxWritesPerSec
+	}
+	if u.Replicas != nil {
+		t.Replicas = *u.Replicas
+	}
+	if u.Learners != nil {
+		t.Learners = *u.Learners
+	}
+	v := r.nextVersion(ts)
+	if err := putProto(b, MetaTableKey(t.Name), v, t); err != nil {
+		return Result{}, err
+	}
+	return Result{Version: v, Table: t}, nil
+}
+
+// ValidateTableUpdate checks the settings an UpdateTableRequest sets.
+func ValidateTableUpdate(u *cairnpb.UpdateTableRequest) error {
+	if u.Consistency != nil {
+		if _, err := kv.ParseConsistency(*u.Consistency); err != nil {
+			return err
+		}
+	}
+	if u.Replicas != nil && (*u.Replicas < 1 || *u.Replicas > kv.MaxReplicas) {
+		return kv.Errorf(kv.ErrInvalidArgument, "replicas %d: want 1 to %d voters per range", *u.Replicas, kv.MaxReplicas)
+	}
+	if u.Learners != nil && *u.Learners > kv.MaxLearners {
+		return kv.Errorf(kv.ErrInvalidArgument, "learners %d: at most %d read learners per range", *u.Learners, kv.MaxLearners)
+	}
+	return nil
 }
 
 func (r *Replica) applyDropTable(b *pebble.Batch, c *cairnpb.DropTable, out *Applied) (Result, error) {

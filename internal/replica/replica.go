@@ -167,7 +167,10 @@ type Replica struct {
 	}
 	// caughtUp is, on the leader, the replicas whose logs matched the
 	// commit index at the last check (Tick); nil elsewhere.
-	caughtUp     atomic.Pointer[[]uint64]
+	caughtUp atomic.Pointer[[]uint64]
+	// lag is, on the leader, how far each other replica's log is behind
+	// the commit index (noted with caughtUp).
+	lag          atomic.Pointer[[]*cairnpb.ReplicaLag]
 	progressTick int
 	// visible mirrors mu.visible for lock-free readers (VisibleIndex).
 	visible atomic.Uint64

@@ -234,7 +234,7 @@ func (rt *Router) Heartbeat(prev map[uint64]uint64, elapsed float64) (*cairnpb.N
 		term, _, idx := r.Status()
 		rh := &cairnpb.RangeHeartbeat{RangeId: d.Id, AppliedIndex: idx, ApproxBytes: r.ApproxBytes(), ConfVersion: d.ConfVersion, Term: term}
 		if r.IsLeader() {
-			rh.Leader, rh.CaughtUp, rh.Desc = true, r.CaughtUp(), d
+			rh.Leader, rh.CaughtUp, rh.Desc, rh.Lag = true, r.CaughtUp(), d, r.Lag()
 			if p, ok := prev[d.Id]; ok && elapsed > 0 && idx >= p {
 				rh.WritesPerSec = float64(idx-p) / elapsed
 			}

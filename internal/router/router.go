@@ -418,6 +418,10 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 		})
 	case *cairnpb.Request_DropTable:
 		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localDropTable(ctx, r, op.DropTable) })
+	case *cairnpb.Request_UpdateTable:
+		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localUpdateTable(ctx, r, op.UpdateTable)
+		})
 	case *cairnpb.Request_AllocRangeId:
 		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localAllocRangeID(ctx, r) })
 	case *cairnpb.Request_UpdateRanges:
@@ -923,6 +927,9 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 	if req.Replicas > kv.MaxReplicas {
 		return nil, kv.Errorf(kv.ErrInvalidArgument, "replicas %d: at most %d voters per range", req.Replicas, kv.MaxReplicas)
 	}
+	if req.Learners > kv.MaxLearners {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "learners %d: at most %d read learners per range", req.Learners, kv.MaxLearners)
+	}
 	if level == kv.Linearizable {
 		level = "" // the default, stored as such
 	}
@@ -941,7 +948,34 @@ func (rt *Router) localCreateTable(ctx context.Context, r *replica.Replica, req 
 	rf, placement := rt.place(req.Replicas)
 	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning,
 		Consistency: req.Consistency, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec, InitialRanges: req.InitialRanges,
-		Replicas: rf, Placement: placement}}})
+		Replicas: rf, Placement: placement, Learners: req.Learners}}})
+	if err != nil {
+		return nil, err
+	}
+	return &cairnpb.Response{Op: &cairnpb.Response_Table{Table: res.Table}}, nil
+}
+
+// UpdateTable implements kv.Service: the settings req sets change, on the
+// meta range's leader.
+func (rt *Router) UpdateTable(ctx context.Context, req *cairnpb.UpdateTableRequest) (*cairnpb.Table, error) {
+	if err := kv.ValidateTableName(req.Name); err != nil {
+		return nil, err
+	}
+	if err := replica.ValidateTableUpdate(req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	resp, err := rt.route(ctx, replica.MetaRangeID, &cairnpb.Request{Op: &cairnpb.Request_UpdateTable{UpdateTable: req}}, true,
+		func(r *replica.Replica) (*cairnpb.Response, error) { return rt.localUpdateTable(ctx, r, req) })
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetTable(), nil
+}
+
+func (rt *Router) localUpdateTable(ctx context.Context, r *replica.Replica, req *cairnpb.UpdateTableRequest) (*cairnpb.Response, error) {
+	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_UpdateTable{UpdateTable: req}})
 	if err != nil {
 		return nil, err
 	}
@@ -1036,6 +1070,7 @@ func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, er
 			Id: d.Id, Table: names[d.TableId], Start: d.Start, End: d.End, Replicas: d.Replicas, Learners: d.Learners,
 			Leader: r.Leader(), Term: term, CommitIndex: commit, AppliedIndex: applied, SizeBytes: size,
 			Generation: d.Generation, ConfVersion: d.ConfVersion, Partitioning: parts[d.TableId], Removed: replica.RemovedNodes(d),
+			Lag: r.Lag(),
 		})
 		local[d.Id] = true
 		count(r.Leader(), d)
@@ -1071,6 +1106,17 @@ func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, er
 		out.Coordinator, out.Decisions = cs.Coordinator, cs.Decisions
 		for _, n := range cs.Nodes {
 			seen[n.Id] = n
+		}
+		// Replication lag as the ranges' leaders reported it; a range
+		// led here has its own, fresher.
+		lag := map[uint64][]*cairnpb.ReplicaLag{}
+		for _, r := range cs.Ranges {
+			lag[r.Id] = r.Lag
+		}
+		for _, r := range out.Ranges {
+			if r.Lag == nil {
+				r.Lag = lag[r.Id]
+			}
 		}
 	}
 	for _, n := range rt.store.Nodes() {

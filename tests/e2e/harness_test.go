@@ -520,6 +520,8 @@ type RangeStatus struct {
 	SizeBytes    uint64   `json:"size_bytes"`
 	ConfVersion  uint64   `json:"conf_version"`
 	Removed      []uint64 `json:"removed"`
+	// Lag: per other replica's node ID, entries behind the leader.
+	Lag map[string]uint64 `json:"lag"`
 }
 
 // Decision is one coordinator decision of ClusterStatus.

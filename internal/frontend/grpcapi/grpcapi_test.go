@@ -93,6 +93,14 @@ func (f *fakeService) ListTables(context.Context, *cairnpb.ListTablesRequest) (*
 	return &cairnpb.ListTablesResponse{Tables: []*cairnpb.Table{{Name: "default", Id: 1}}}, nil
 }
 
+func (f *fakeService) UpdateTable(_ context.Context, req *cairnpb.UpdateTableRequest) (*cairnpb.Table, error) {
+	f.calls.Add(1)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &cairnpb.Table{Name: req.Name}, nil
+}
+
 func (f *fakeService) DropTable(context.Context, *cairnpb.DropTableRequest) (*cairnpb.DropTableResponse, error) {
 	f.calls.Add(1)
 	if f.err != nil {

@@ -124,6 +124,14 @@ func (s *tablesServer) DropTable(ctx context.Context, req *cairnpb.DropTableRequ
 	return resp, toStatus(err)
 }
 
+func (s *tablesServer) UpdateTable(ctx context.Context, req *cairnpb.UpdateTableRequest) (*cairnpb.Table, error) {
+	if err := kv.ValidateTableName(req.Name); err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := s.h.svc.UpdateTable(ctx, req)
+	return resp, toStatus(err)
+}
+
 type clusterServer struct {
 	cairnpb.UnimplementedClusterServer
 	h *handler

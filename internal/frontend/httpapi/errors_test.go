@@ -59,7 +59,7 @@ func TestErrorTable(t *testing.T) {
 		{"GET", "/v1/tables", ""},
 		{"GET", "/v1/tables/default", ""},
 		{"DELETE", "/v1/tables/default", ""},
-		{"PATCH", "/v1/tables/default", ""},
+		{"PATCH", "/v1/tables/default", `{"learners":1}`},
 		{"GET", "/v1/cluster", ""},
 	}
 	for _, tc := range want[:9] {

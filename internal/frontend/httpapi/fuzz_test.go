@@ -73,6 +73,7 @@ func FuzzHTTPRequest(f *testing.F) {
 		{"GET", "/v1/tables", "", nil},
 		{"GET", "/v1/tables/default", "", nil},
 		{"PATCH", "/v1/tables/default", "", []byte(`{}`)},
+		{"PATCH", "/v1/tables/default", "", []byte(`{"learners":1,"consistency":"stale","max_bytes":10}`)},
 		{"DELETE", "/v1/tables/t1", "", nil},
 		{"GET", "/v1/cluster", "", nil},
 		{"GET", "/healthz", "", nil},

@@ -550,7 +550,7 @@ func TestTables(t *testing.T) {
 	if w.Header().Get("Location") != "/v1/tables/users" {
 		t.Fatalf("Location %q", w.Header().Get("Location"))
 	}
-	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "ranges", "consistency")
+	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "learners", "ranges", "consistency")
 	var tbl struct {
 		Name   string            `json:"name"`
 		Ranges []json.RawMessage `json:"ranges"`
@@ -597,14 +597,35 @@ func TestTables(t *testing.T) {
 
 	w = e.do(t, "GET", "/v1/tables/users", nil)
 	wantStatus(t, w, 200)
-	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "ranges", "consistency")
+	wantKeys(t, w.Body.Bytes(), "name", "id", "partitioning", "replicas", "learners", "ranges", "consistency")
 	wantError(t, e.do(t, "GET", "/v1/tables/nope", nil), 404, "table_not_found")
 
 	msg := wantError(t, e.do(t, "PATCH", "/v1/tables/users", []byte(`{}`)), 400, "invalid_argument")
-	if !strings.Contains(msg, "no table settings can be changed yet") {
+	if !strings.Contains(msg, "nothing to change") {
 		t.Fatalf("message %q", msg)
 	}
-	wantError(t, e.do(t, "PATCH", "/v1/tables/nope", []byte(`{}`)), 404, "table_not_found")
+	for _, bad := range []string{`{"learners":8}`, `{"replicas":0}`, `{"replicas":8}`, `{"consistency":"eventual"}`, `{"partitioning":"hash"}`, `{"learners":-1}`, `{"max_bytes":"1GiB"}`} {
+		wantError(t, e.do(t, "PATCH", "/v1/tables/users", []byte(bad)), 400, "invalid_argument")
+	}
+	wantError(t, e.do(t, "PATCH", "/v1/tables/nope", []byte(`{"learners":1}`)), 404, "table_not_found")
+	w = e.do(t, "PATCH", "/v1/tables/users", []byte(`{"consistency":"stale","learners":2,"max_bytes":1000}`))
+	wantStatus(t, w, 200)
+	var patched struct {
+		Consistency string `json:"consistency"`
+		Learners    uint32 `json:"learners"`
+		MaxBytes    uint64 `json:"max_bytes"`
+	}
+	decodeJSON(t, w, &patched)
+	if patched.Consistency != "stale" || patched.Learners != 2 || patched.MaxBytes != 1000 {
+		t.Fatalf("after PATCH: %s", w.Body)
+	}
+	// Only what is set changes.
+	w = e.do(t, "PATCH", "/v1/tables/users", []byte(`{"consistency":"linearizable"}`))
+	wantStatus(t, w, 200)
+	decodeJSON(t, w, &patched)
+	if patched.Consistency != "linearizable" || patched.Learners != 2 || patched.MaxBytes != 1000 {
+		t.Fatalf("after second PATCH: %s", w.Body)
+	}
 
 	w = e.do(t, "DELETE", "/v1/tables/users", nil)
 	wantStatus(t, w, 200)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys/hashkey"
@@ -14,11 +15,13 @@ import (
 )
 
 type tableJSON struct {
-	Name         string      `json:"name"`
-	ID           uint64      `json:"id"`
-	Partitioning string      `json:"partitioning"`
-	Replicas     uint32      `json:"replicas"`
-	Ranges       []rangeJSON `json:"ranges"` // never null
+	Name         string `json:"name"`
+	ID           uint64 `json:"id"`
+	Partitioning string `json:"partitioning"`
+	Replicas     uint32 `json:"replicas"`
+	// Learners is the read learners per range the table asks for.
+	Learners uint32      `json:"learners"`
+	Ranges   []rangeJSON `json:"ranges"` // never null
 	// Consistency is the default read level of the table.
 	Consistency string `json:"consistency"`
 	// Quotas; 0 (omitted) means none.
@@ -63,6 +66,7 @@ func toTableJSON(t *cairnpb.Table) tableJSON {
 		ID:           t.GetId(),
 		Partitioning: t.GetPartitioning(),
 		Replicas:     t.GetReplicas(),
+		Learners:     t.GetLearners(),
 		Ranges:       make([]rangeJSON, 0, len(t.GetRanges())),
 		Consistency:  t.GetConsistency(),
 		MaxBytes:     t.GetMaxBytes(), MaxWritesPerSec: t.GetMaxWritesPerSec(),
@@ -135,7 +139,6 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 		name string
 		raw  json.RawMessage
 	}{
-		{"learners", in.Learners},
 		{"range_max_bytes", in.RangeMaxBytes},
 	} {
 		if f.raw != nil {
@@ -161,8 +164,58 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 		}
 		replicas = uint32(n)
 	}
+	var learners uint32
+	if in.Learners != nil {
+		var n int64
+		if err := json.Unmarshal(in.Learners, &n); err != nil || n < 0 || n > kv.MaxLearners {
+			return nil, kv.Errorf(kv.ErrInvalidArgument, "learners must be a number from 0 to %d; got %s", kv.MaxLearners, in.Learners)
+		}
+		learners = uint32(n)
+	}
 	return &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: in.Partitioning, InitialRanges: in.InitialRanges,
-		Consistency: in.Consistency, MaxBytes: in.MaxBytes, MaxWritesPerSec: in.MaxWritesPerSec, Replicas: replicas}, nil
+		Consistency: in.Consistency, MaxBytes: in.MaxBytes, MaxWritesPerSec: in.MaxWritesPerSec, Replicas: replicas, Learners: learners}, nil
+}
+
+// updateTableJSON is the body of PATCH /v1/tables/{name}: the settings to
+// change (absent: kept). Partitioning and the name cannot change.
+type updateTableJSON struct {
+	Consistency     *string `json:"consistency"`
+	MaxBytes        *uint64 `json:"max_bytes"`
+	MaxWritesPerSec *uint32 `json:"max_writes_per_sec"`
+	Replicas        *uint32 `json:"replicas"`
+	Learners        *uint32 `json:"learners"`
+}
+
+// decodeUpdateTable reads and checks the body of PATCH /v1/tables/{name}.
+func decodeUpdateTable(w http.ResponseWriter, r *http.Request, name string) (*cairnpb.UpdateTableRequest, error) {
+	body, err := readBody(w, r, maxTableBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	var in updateTableJSON
+	if err := decodeStrict(body, &in); err != nil {
+		return nil, err
+	}
+	if in == (updateTableJSON{}) {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "nothing to change: set consistency, max_bytes, max_writes_per_sec, replicas or learners")
+	}
+	req := &cairnpb.UpdateTableRequest{Name: name, Consistency: in.Consistency, MaxBytes: in.MaxBytes,
+		MaxWritesPerSec: in.MaxWritesPerSec, Replicas: in.Replicas, Learners: in.Learners}
+	if err := kv.ValidateTableName(name); err != nil {
+		return nil, err
+	}
+	if req.Consistency != nil {
+		if _, err := kv.ParseConsistency(*req.Consistency); err != nil {
+			return nil, err
+		}
+	}
+	if req.Replicas != nil && (*req.Replicas < 1 || *req.Replicas > kv.MaxReplicas) {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "replicas must be a number from 1 to %d; got %d", kv.MaxReplicas, *req.Replicas)
+	}
+	if req.Learners != nil && *req.Learners > kv.MaxLearners {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "learners must be a number from 0 to %d; got %d", kv.MaxLearners, *req.Learners)
+	}
+	return req, nil
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.
@@ -192,13 +245,23 @@ func (h *handler) table(w *statusWriter, r *http.Request, name string) {
 		writeJSON(w, r, http.StatusOK, struct{}{})
 		return
 	}
+	if r.Method == http.MethodPatch {
+		req, err := decodeUpdateTable(w, r, name)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		t, err := h.svc.UpdateTable(r.Context(), req)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		writeJSON(w, r, http.StatusOK, toTableJSON(t))
+		return
+	}
 	t, err := h.svc.GetTable(r.Context(), &cairnpb.GetTableRequest{Name: name})
 	if err != nil {
 		h.fail(w, r, err)
-		return
-	}
-	if r.Method == http.MethodPatch {
-		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "no table settings can be changed yet"))
 		return
 	}
 	writeJSON(w, r, http.StatusOK, toTableJSON(t))
@@ -246,6 +309,9 @@ type rangeStatusJSON struct {
 	ConfVersion  uint64   `json:"conf_version"`
 	// Removed are nodes that left the range and never get it back.
 	Removed []uint64 `json:"removed,omitempty"`
+	// Lag: per other replica's node ID, the log entries it is behind the
+	// leader's commit index (as the leader last reported).
+	Lag map[string]uint64 `json:"lag,omitempty"`
 }
 
 type decisionJSON struct {
@@ -332,6 +398,7 @@ func (h *handler) cluster(w *statusWriter, r *http.Request) {
 			Replicas: nonNil(rs.GetReplicas()), Learners: nonNil(rs.GetLearners()), Leader: rs.GetLeader(), Term: rs.GetTerm(),
 			CommitIndex: rs.GetCommitIndex(), AppliedIndex: rs.GetAppliedIndex(),
 			SizeBytes: rs.GetSizeBytes(), Generation: rs.GetGeneration(), ConfVersion: rs.GetConfVersion(), Removed: rs.GetRemoved(),
+			Lag: lagJSON(rs.GetLag()),
 		})
 	}
 	for _, d := range st.GetDecisions() {
@@ -406,4 +473,15 @@ func bound(partitioning string, k []byte) string {
 		return hashkey.FormatBound(k)
 	}
 	return string(k)
+}
+
+func lagJSON(lag []*cairnpb.ReplicaLag) map[string]uint64 {
+	if len(lag) == 0 {
+		return nil
+	}
+	out := make(map[string]uint64, len(lag))
+	for _, l := range lag {
+		out[strconv.FormatUint(l.GetNode(), 10)] = l.GetEntries()
+	}
+	return out
 }

@@ -29,6 +29,9 @@ type MemService struct {
 	lastGetToken string
 	// levels are the tables' default read levels.
 	levels map[string]string
+	// settings are the tables' other settings as created or updated
+	// (replicas, learners, quotas).
+	settings map[string]*cairnpb.Table
 	// hashed are the tables created with "hash" partitioning, with their
 	// number of ranges (descriptors only: the fake stores every table in
 	// one map, sorted by key).
@@ -81,7 +84,7 @@ func NewMemService() *MemService {
 		tables: map[string]map[string]memEntry{"default": {}},
 		ids:    map[string]uint64{"default": 1},
 		calls:  map[string]int{},
-		levels: map[string]string{},
+		levels: map[string]string{}, settings: map[string]*cairnpb.Table{},
 		hashed: map[string]int{},
 	}
 }
@@ -287,6 +290,9 @@ func (m *MemService) describeLocked(name string) *cairnpb.Table {
 	t := &cairnpb.Table{Name: name, Id: m.ids[name], Partitioning: "range", Replicas: 1,
 		Ranges:      []*cairnpb.RangeDescriptor{{Id: m.ids[name], TableId: m.ids[name], Replicas: []uint64{1}}},
 		Consistency: m.levels[name]}
+	if st := m.settings[name]; st != nil {
+		t.Replicas, t.Learners, t.MaxBytes, t.MaxWritesPerSec = st.Replicas, st.Learners, st.MaxBytes, st.MaxWritesPerSec
+	}
 	if n, ok := m.hashed[name]; ok {
 		t.Partitioning, t.Ranges = "hash", nil
 		bounds := hashkey.InitialBounds(n)
@@ -327,6 +333,51 @@ func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequ
 	m.ids[req.Name] = uint64(len(m.ids) + 1)
 	if req.Consistency != "" {
 		m.levels[req.Name] = req.Consistency
+	}
+	m.settings[req.Name] = &cairnpb.Table{Replicas: max(req.Replicas, 1), Learners: req.Learners, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec}
+	return m.describeLocked(req.Name), nil
+}
+
+// UpdateTable changes the settings req sets, checked as the cluster does.
+func (m *MemService) UpdateTable(_ context.Context, req *cairnpb.UpdateTableRequest) (*cairnpb.Table, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("UpdateTable", nil); err != nil {
+		return nil, err
+	}
+	if _, err := m.tableLocked(req.Name); err != nil {
+		return nil, err
+	}
+	if req.Consistency != nil {
+		if _, err := kv.ParseConsistency(*req.Consistency); err != nil {
+			return nil, err
+		}
+	}
+	if (req.Replicas != nil && (*req.Replicas < 1 || *req.Replicas > kv.MaxReplicas)) || (req.Learners != nil && *req.Learners > kv.MaxLearners) {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "replicas or learners out of range")
+	}
+	st := m.settings[req.Name]
+	if st == nil {
+		st = &cairnpb.Table{Replicas: 1}
+		m.settings[req.Name] = st
+	}
+	if req.Consistency != nil {
+		m.levels[req.Name] = *req.Consistency
+		if *req.Consistency == kv.Linearizable {
+			delete(m.levels, req.Name)
+		}
+	}
+	if req.MaxBytes != nil {
+		st.MaxBytes = *req.MaxBytes
+	}
+	if req.MaxWritesPerSec != nil {
+		st.MaxWritesPerSec = *req.MaxWritesPerSec
+	}
+	if req.Replicas != nil {
+		st.Replicas = *req.Replicas
+	}
+	if req.Learners != nil {
+		st.Learners = *req.Learners
 	}
 	return m.describeLocked(req.Name), nil
 }
