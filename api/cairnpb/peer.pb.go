@@ -4157,12 +4157,13 @@ const file_peer_proto_rawDesc = "" +
 	"\x16TXN_STATUS_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\r\n" +
 	"\tCOMMITTED\x10\x02\x12\v\n" +
-	"\aABORTED\x10\x032\x89\x02\n" +
+	"\aABORTED\x10\x032\xc5\x02\n" +
 	"\x04Peer\x12:\n" +
 	"\x04Raft\x12\x18.cairn.peer.v1.RaftBatch\x1a\x16.cairn.peer.v1.RaftAck(\x01\x12:\n" +
 	"\aForward\x12\x16.cairn.peer.v1.Request\x1a\x17.cairn.peer.v1.Response\x12?\n" +
 	"\x04Join\x12\x1a.cairn.peer.v1.JoinRequest\x1a\x1b.cairn.peer.v1.JoinResponse\x12H\n" +
-	"\tHeartbeat\x12\x1c.cairn.peer.v1.NodeHeartbeat\x1a\x1d.cairn.peer.v1.HeartbeatReplyB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
+	"\tHeartbeat\x12\x1c.cairn.peer.v1.NodeHeartbeat\x1a\x1d.cairn.peer.v1.HeartbeatReply\x12:\n" +
+	"\x05Watch\x12\x16.cairn.v1.WatchRequest\x1a\x17.cairn.v1.WatchResponse0\x01B'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
 
 var (
 	file_peer_proto_rawDescOnce sync.Once
@@ -4253,6 +4254,8 @@ var file_peer_proto_goTypes = []any{
 	(TxnOp_Kind)(0),               // 71: cairn.v1.TxnOp.Kind
 	(*TxnOp)(nil),                 // 72: cairn.v1.TxnOp
 	(*TxnResult)(nil),             // 73: cairn.v1.TxnResult
+	(*WatchRequest)(nil),          // 74: cairn.v1.WatchRequest
+	(*WatchResponse)(nil),         // 75: cairn.v1.WatchResponse
 }
 var file_peer_proto_depIdxs = []int32{
 	2,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
@@ -4345,12 +4348,14 @@ var file_peer_proto_depIdxs = []int32{
 	4,  // 87: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
 	15, // 88: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
 	17, // 89: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
-	3,  // 90: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	6,  // 91: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	16, // 92: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
-	19, // 93: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
-	90, // [90:94] is the sub-list for method output_type
-	86, // [86:90] is the sub-list for method input_type
+	74, // 90: cairn.peer.v1.Peer.Watch:input_type -> cairn.v1.WatchRequest
+	3,  // 91: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	6,  // 92: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	16, // 93: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
+	19, // 94: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
+	75, // 95: cairn.peer.v1.Peer.Watch:output_type -> cairn.v1.WatchResponse
+	91, // [91:96] is the sub-list for method output_type
+	86, // [86:91] is the sub-list for method input_type
 	86, // [86:86] is the sub-list for extension type_name
 	86, // [86:86] is the sub-list for extension extendee
 	0,  // [0:86] is the sub-list for field type_name

@@ -26,6 +26,7 @@ const (
 	Peer_Forward_FullMethodName   = "/cairn.peer.v1.Peer/Forward"
 	Peer_Join_FullMethodName      = "/cairn.peer.v1.Peer/Join"
 	Peer_Heartbeat_FullMethodName = "/cairn.peer.v1.Peer/Heartbeat"
+	Peer_Watch_FullMethodName     = "/cairn.peer.v1.Peer/Watch"
 )
 
 // PeerClient is the client API for Peer service.
@@ -43,6 +44,11 @@ type PeerClient interface {
 	// Heartbeat reports a node's liveness and range stats to the meta
 	// range's leader (the coordinator).
 	Heartbeat(ctx context.Context, in *NodeHeartbeat, opts ...grpc.CallOption) (*HeartbeatReply, error)
+	// Watch serves a watch from this node's replicas only (it never
+	// forwards again) for a node that holds no replica of some of the
+	// watched keys. The principal travels as for Forward; an error ends the
+	// stream with its kv code in the "cairn-code" trailer.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
 type peerClient struct {
@@ -96,6 +102,25 @@ func (c *peerClient) Heartbeat(ctx context.Context, in *NodeHeartbeat, opts ...g
 	return out, nil
 }
 
+func (c *peerClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[1], Peer_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_WatchClient = grpc.ServerStreamingClient[WatchResponse]
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -111,6 +136,11 @@ type PeerServer interface {
 	// Heartbeat reports a node's liveness and range stats to the meta
 	// range's leader (the coordinator).
 	Heartbeat(context.Context, *NodeHeartbeat) (*HeartbeatReply, error)
+	// Watch serves a watch from this node's replicas only (it never
+	// forwards again) for a node that holds no replica of some of the
+	// watched keys. The principal travels as for Forward; an error ends the
+	// stream with its kv code in the "cairn-code" trailer.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -132,6 +162,9 @@ func (UnimplementedPeerServer) Join(context.Context, *JoinRequest) (*JoinRespons
 }
 func (UnimplementedPeerServer) Heartbeat(context.Context, *NodeHeartbeat) (*HeartbeatReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Heartbeat not implemented")
+}
+func (UnimplementedPeerServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -215,6 +248,17 @@ func _Peer_Heartbeat_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -240,6 +284,11 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Raft",
 			Handler:       _Peer_Raft_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Watch",
+			Handler:       _Peer_Watch_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "peer.proto",

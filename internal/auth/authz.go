@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/keys"
 	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/router"
 )
@@ -114,6 +115,15 @@ func needForCondition(c *cairnpb.Condition) Perm {
 // listSpan is the user-key span a list request covers, before paging.
 func listSpan(req *cairnpb.ListRequest) (start, end []byte) {
 	return router.ListSpan(req)
+}
+
+// CheckWatch authorizes a watch: read on the key, or on every key of the
+// prefix.
+func (a *Authenticator) CheckWatch(p *Principal, req *cairnpb.WatchRequest) error {
+	if req.Prefix {
+		return a.CheckSpan(p, req.Table, req.Key, keys.PrefixEnd(req.Key), PermRead)
+	}
+	return a.Check(p, req.Table, req.Key, PermRead)
 }
 
 // CheckRequest authorizes a request as the peer API carries it: the

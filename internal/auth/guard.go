@@ -7,7 +7,6 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
-	"github.com/cairn-db/cairn/internal/keys"
 	"github.com/cairn-db/cairn/internal/kv"
 )
 
@@ -59,6 +58,17 @@ func ForwardInterceptor() grpc.UnaryClientInterceptor {
 			ctx = metadata.AppendToOutgoingContext(ctx, PrincipalMetadataKey, p.User)
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
+// ForwardStreamInterceptor is ForwardInterceptor for streams (a watch
+// relayed to the node that holds the watched keys).
+func ForwardStreamInterceptor() grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if p := PrincipalFrom(ctx); p != nil {
+			ctx = metadata.AppendToOutgoingContext(ctx, PrincipalMetadataKey, p.User)
+		}
+		return streamer(ctx, desc, cc, method, opts...)
 	}
 }
 
@@ -249,13 +259,7 @@ func (g *Guard) Ready(ctx context.Context) error { return g.next.Ready(ctx) }
 // whole prefix.
 func (g *Guard) Watch(ctx context.Context, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) error {
 	p := ctxPrincipal(ctx)
-	var err error
-	if req.Prefix {
-		err = g.a.CheckSpan(p, req.Table, req.Key, keys.PrefixEnd(req.Key), PermRead)
-	} else {
-		err = g.a.Check(p, req.Table, req.Key, PermRead)
-	}
-	if err != nil {
+	if err := g.a.CheckWatch(p, req); err != nil {
 		return err
 	}
 	w, ok := g.next.(kv.Watcher)

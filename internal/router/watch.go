@@ -4,6 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"maps"
+	"slices"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
@@ -15,7 +22,20 @@ import (
 
 // Watch implements kv.Watcher: it streams the changes of a key or prefix
 // from this node's replicas (package watch) until ctx ends or an error.
+// When this node holds no replica of some of the watched keys (replicas
+// are placed on some nodes only), the watch runs on a node that holds
+// them all and its stream is relayed (WatchLocal there).
 func (rt *Router) Watch(ctx context.Context, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) error {
+	return rt.watch(ctx, req, send, true)
+}
+
+// WatchLocal is Watch from this node's replicas only: it never forwards
+// (the Peer API's Watch, so a relayed watch cannot loop).
+func (rt *Router) WatchLocal(ctx context.Context, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) error {
+	return rt.watch(ctx, req, send, false)
+}
+
+func (rt *Router) watch(ctx context.Context, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error, forward bool) error {
 	if err := rt.opts.Limits.ValidateWatch(req); err != nil {
 		return err
 	}
@@ -49,7 +69,10 @@ func (rt *Router) Watch(ctx context.Context, req *cairnpb.WatchRequest, send fun
 	}
 	local := rt.localRanges(t.Id, lo, hi)
 	if !covers(local, lo, hi) {
-		return kv.Errorf(kv.ErrUnavailable, "this node holds no replica of some of the watched keys of table %q; watch through a node that does", req.Table)
+		if forward {
+			return rt.relayWatch(ctx, t, lo, hi, req, send)
+		}
+		return kv.Errorf(kv.ErrUnavailable, "node %d holds no replica of some of the watched keys of table %q", rt.store.NodeID(), req.Table)
 	}
 	src := watch.Source{
 		DB:  rt.store.DB(),
@@ -101,6 +124,87 @@ func (rt *Router) Watch(ctx context.Context, req *cairnpb.WatchRequest, send fun
 		return kv.Errorf(kv.ErrUnavailable, "%v", err)
 	}
 	return err
+}
+
+// relayWatch runs the watch on another node that holds a replica (voter
+// or learner) of every range of t overlapping [lo, hi) and relays its
+// stream. Candidates come from the catalog; one that turns out not to
+// hold them (the catalog here lags) is skipped until one works. Once the
+// stream has delivered, its end is the watch's end: the client resumes
+// with its last resume token, as after any watch error.
+func (rt *Router) relayWatch(ctx context.Context, t *cairnpb.Table, lo, hi []byte, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) error {
+	var holders map[uint64]bool
+	for _, d := range t.Ranges {
+		if !overlaps(d.Start, d.End, lo, hi) {
+			continue
+		}
+		these := map[uint64]bool{}
+		for _, id := range append(slices.Clone(d.Replicas), d.Learners...) {
+			if holders == nil || holders[id] {
+				these[id] = true
+			}
+		}
+		holders = these
+	}
+	delete(holders, rt.store.NodeID())
+	if len(holders) == 0 {
+		return kv.Errorf(kv.ErrUnavailable, "no node holds a replica of every range with watched keys of table %q; watch a narrower key or prefix", req.Table)
+	}
+	var last error
+	for _, id := range slices.Sorted(maps.Keys(holders)) {
+		c := rt.transport.Client(id)
+		if c == nil || !rt.transport.Connected(id) {
+			last = kv.Errorf(kv.ErrUnavailable, "node %d, which holds the watched keys, is unreachable", id)
+			continue
+		}
+		delivered, err := relayFrom(ctx, c, req, send)
+		if delivered || ctx.Err() != nil || !errors.Is(err, kv.ErrUnavailable) {
+			return err
+		}
+		last = err
+	}
+	return last
+}
+
+// relayFrom relays one peer's watch stream to send; delivered says whether
+// anything reached the client.
+func relayFrom(ctx context.Context, c cairnpb.PeerClient, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) (delivered bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.Watch(ctx, req)
+	if err != nil {
+		return false, kv.Errorf(kv.ErrUnavailable, "relay watch: %v", err)
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return delivered, PeerStreamError(err, stream.Trailer())
+		}
+		if err := send(resp); err != nil {
+			return true, err
+		}
+		delivered = true
+	}
+}
+
+// PeerStreamErrorKey is the trailer of a Peer stream that carries the kv
+// code of the error that ended it.
+const PeerStreamErrorKey = "cairn-code"
+
+// PeerStreamError turns the end of a Peer stream back into the kv error
+// the serving node returned (its code in the trailer; without one, the
+// stream broke: unavailable, so the caller may try elsewhere).
+func PeerStreamError(err error, trailer metadata.MD) error {
+	if errors.Is(err, io.EOF) {
+		return kv.Errorf(kv.ErrUnavailable, "the relayed watch ended")
+	}
+	if v := trailer.Get(PeerStreamErrorKey); len(v) == 1 {
+		return kv.FromCode(v[0], status.Convert(err).Message())
+	}
+	if status.Code(err) == codes.Canceled {
+		return context.Canceled
+	}
+	return kv.Errorf(kv.ErrUnavailable, "relayed watch: %v", err)
 }
 
 // StopWatches ends every watch stream (the node is shutting down); their

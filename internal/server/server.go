@@ -24,9 +24,12 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/auth"
@@ -179,7 +182,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	if peerClientTLS != nil {
 		tr.SetCredentials(credentials.NewTLS(peerClientTLS))
 	}
-	tr.SetDialOptions(grpc.WithUnaryInterceptor(auth.ForwardInterceptor()))
+	tr.SetDialOptions(grpc.WithUnaryInterceptor(auth.ForwardInterceptor()), grpc.WithStreamInterceptor(auth.ForwardStreamInterceptor()))
 	trRef.Store(tr)
 	addPeers(joinNodes)
 	addPeers(st.Nodes())
@@ -402,6 +405,22 @@ func (p *peerService) Forward(ctx context.Context, req *cairnpb.Request) (*cairn
 		return &cairnpb.Response{Error: &cairnpb.Error{Code: kv.Code(err), Message: err.Error()}}, nil
 	}
 	return p.rt.Forward(ctx, req), nil
+}
+
+// Watch serves a watch another node relays (it holds no replica of some
+// of the watched keys), from this node's replicas only, after the same
+// check as Forward. An error ends the stream with its kv code in the
+// trailer (router.PeerStreamError reads it back).
+func (p *peerService) Watch(req *cairnpb.WatchRequest, stream cairnpb.Peer_WatchServer) error {
+	err := p.authn.CheckWatch(auth.PrincipalFromPeer(stream.Context()), req)
+	if err == nil {
+		err = p.rt.WatchLocal(stream.Context(), req, stream.Send)
+	}
+	if err == nil || stream.Context().Err() != nil {
+		return err
+	}
+	stream.SetTrailer(metadata.Pairs(router.PeerStreamErrorKey, kv.Code(err)))
+	return status.Error(codes.Unknown, err.Error())
 }
 
 // watchInterval is how often a node polls its meta replica for auth

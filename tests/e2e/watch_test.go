@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -332,5 +333,93 @@ func TestWatchCLI(t *testing.T) {
 	}
 	if strings.Join(got, "|") != "put cli/b 2|delete cli/a" {
 		t.Fatalf("resumed watch printed %q", got)
+	}
+}
+
+// TestWatchThroughNodeWithoutReplica: on a 4-node cluster a table with 3
+// replicas leaves one node without any; a watch through that node runs on
+// a node that holds the keys and is relayed: history replay, the synced
+// mark and live changes arrive in order, and an error of the serving node
+// (a resume past the trimmed history) reaches the client as itself (410),
+// not as a generic failure.
+func TestWatchThroughNodeWithoutReplica(t *testing.T) {
+	c := StartCluster(t, 3, append(placementArgs, "--history-retention", "0s")...)
+	c.Join(c.Nodes[0])
+	n1 := c.Nodes[0]
+	if r := n1.Do(opTimeout, "POST", "/v1/tables", []byte(`{"name":"wt","replicas":3}`)); r.Status != 201 {
+		t.Fatalf("create table: %s", r)
+	}
+	var rs *RangeStatus
+	waitFor(t, 10*time.Second, "the range of wt in the catalog", func() error {
+		st, err := n1.ClusterStatus(opTimeout)
+		if err != nil {
+			return err
+		}
+		if rs = st.Range("wt"); rs == nil || len(rs.Replicas) != 3 {
+			return fmt.Errorf("range of wt: %+v", rs)
+		}
+		return nil
+	})
+	var outsider, holder *Node
+	for _, n := range c.Nodes {
+		if slices.Contains(rs.Replicas, n.ID) || slices.Contains(rs.Learners, n.ID) {
+			holder = n
+		} else {
+			outsider = n
+		}
+	}
+	if outsider == nil {
+		t.Fatalf("every node holds wt: %+v", rs)
+	}
+	var versions []uint64
+	for i := range 10 {
+		versions = append(versions, holder.MustPut(t, "wt", fmt.Sprintf("p/%d", i), []byte(fmt.Sprint(i))))
+	}
+	type result struct {
+		evs    []sseEvent
+		status int
+	}
+	done := make(chan result, 1)
+	go func() {
+		evs, status := readSSE(t, outsider, fmt.Sprintf("/v1/watch/wt?prefix=p/&start_version=%d", versions[0]-1), 16)
+		done <- result{evs, status}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	for i := 10; i < 15; i++ {
+		versions = append(versions, holder.MustPut(t, "wt", fmt.Sprintf("p/%d", i), []byte(fmt.Sprint(i))))
+	}
+	res := <-done
+	if res.status != 200 || len(res.evs) != 16 {
+		t.Fatalf("watch through %s (no replica): status %d, %d events: %+v", outsider.Name, res.status, len(res.evs), res.evs)
+	}
+	var puts []uint64
+	for i, e := range res.evs {
+		if e.event == "synced" {
+			if i != 10 {
+				t.Errorf("synced after %d events, want after the 10 replayed", i)
+			}
+			continue
+		}
+		var ev struct {
+			Key     string
+			Version uint64
+		}
+		if err := json.Unmarshal([]byte(e.data), &ev); err != nil || e.event != "put" {
+			t.Fatalf("event %d: %+v (%v)", i, e, err)
+		}
+		if want := fmt.Sprintf("p/%d", len(puts)); ev.Key != want || ev.Version != versions[len(puts)] {
+			t.Errorf("event %d: %s@%d, want %s@%d", i, ev.Key, ev.Version, want, versions[len(puts)])
+		}
+		puts = append(puts, ev.Version)
+	}
+	// 20 quick writes of one key overflow its history (16 kept, no
+	// retention by age): a resume from its first version is refused by the
+	// serving node, and the relay says so.
+	first := holder.MustPut(t, "wt", "hot", []byte("0"))
+	for i := 1; i < 20; i++ {
+		holder.MustPut(t, "wt", "hot", []byte(fmt.Sprint(i)))
+	}
+	if _, status := readSSE(t, outsider, fmt.Sprintf("/v1/watch/wt?key=hot&start_version=%d", first-1), 1); status != http.StatusGone {
+		t.Fatalf("relayed resume over trimmed history: status %d, want 410", status)
 	}
 }
