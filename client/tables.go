@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 )
@@ -17,6 +18,11 @@ type Table struct {
 	// serving session and stale reads).
 	Learners uint32  `json:"learners,omitempty"`
 	Ranges   []Range `json:"ranges,omitempty"`
+	// Key history retention (nil: the nodes' defaults): at least the
+	// newest HistoryKeep changes of each key, and those younger than
+	// HistoryFor before its latest.
+	HistoryKeep *uint32        `json:"history_keep,omitempty"`
+	HistoryFor  *time.Duration `json:"history_for,omitempty"`
 	// Consistency is the default read level of the table's gets and
 	// lists ("" is Linearizable).
 	Consistency string `json:"consistency,omitempty"`
@@ -77,9 +83,35 @@ func WithLearners(n uint32) TableOption {
 	return func(r *cairnpb.CreateTableRequest) { r.Learners = n }
 }
 
+// WithHistoryKeep sets how many changes of each key a new table's key
+// history keeps at least (default: the nodes' --history-versions; 0 turns
+// history off for the table).
+func WithHistoryKeep(n uint32) TableOption {
+	return func(r *cairnpb.CreateTableRequest) { r.HistoryVersions = &n }
+}
+
+// WithHistoryFor makes a new table's key history keep every change younger
+// than d before the key's latest (default: the nodes'
+// --history-retention; at most 30 days).
+func WithHistoryFor(d time.Duration) TableOption {
+	return func(r *cairnpb.CreateTableRequest) { r.HistoryRetentionMs = durationMs(&d) }
+}
+
+func durationMs(d *time.Duration) *uint64 {
+	if d == nil {
+		return nil
+	}
+	ms := uint64(max(*d, 0) / time.Millisecond)
+	return &ms
+}
+
 func tableFromProto(t *cairnpb.Table) *Table {
-	out := &Table{Name: t.Name, ID: t.Id, Partitioning: t.Partitioning, Replicas: t.Replicas, Learners: t.Learners, Consistency: t.Consistency,
+	out := &Table{Name: t.Name, ID: t.Id, Partitioning: t.Partitioning, Replicas: t.Replicas, Learners: t.Learners, HistoryKeep: t.HistoryVersions, Consistency: t.Consistency,
 		MaxBytes: t.MaxBytes, MaxWritesPerSec: t.MaxWritesPerSec}
+	if t.HistoryRetentionMs != nil {
+		d := time.Duration(*t.HistoryRetentionMs) * time.Millisecond
+		out.HistoryFor = &d
+	}
 	for _, r := range t.Ranges {
 		out.Ranges = append(out.Ranges, Range{ID: r.Id, TableID: r.TableId, Start: r.Start, End: r.End, Replicas: r.Replicas, Learners: r.Learners})
 	}
@@ -142,6 +174,8 @@ type TableUpdate struct {
 	MaxWritesPerSec *uint32
 	Replicas        *uint32
 	Learners        *uint32
+	HistoryKeep     *uint32
+	HistoryFor      *time.Duration
 }
 
 // UpdateTable changes a table's settings and returns the table. A new
@@ -149,7 +183,8 @@ type TableUpdate struct {
 // this returns (watch ClusterStatus).
 func (c *Client) UpdateTable(ctx context.Context, name string, u TableUpdate) (*Table, error) {
 	req := &cairnpb.UpdateTableRequest{Name: name, Consistency: u.Consistency, MaxBytes: u.MaxBytes,
-		MaxWritesPerSec: u.MaxWritesPerSec, Replicas: u.Replicas, Learners: u.Learners}
+		MaxWritesPerSec: u.MaxWritesPerSec, Replicas: u.Replicas, Learners: u.Learners, HistoryVersions: u.HistoryKeep,
+		HistoryRetentionMs: durationMs(u.HistoryFor)}
 	var out *Table
 	err := c.do(ctx, write, func(ctx context.Context, ep *endpoint) error {
 		t, err := ep.tables.UpdateTable(ctx, req)

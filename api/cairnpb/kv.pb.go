@@ -2331,9 +2331,15 @@ type Table struct {
 	// voters, serving session and stale reads without slowing writes
 	// (placed by the coordinator; fewer when the cluster has too few
 	// nodes).
-	Learners      uint32 `protobuf:"varint,9,opt,name=learners,proto3" json:"learners,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Learners uint32 `protobuf:"varint,9,opt,name=learners,proto3" json:"learners,omitempty"`
+	// Key history retention (unset: the node's --history-versions and
+	// --history-retention): each key keeps at least its newest
+	// history_versions changes and every change younger than
+	// history_retention_ms before its latest.
+	HistoryVersions    *uint32 `protobuf:"varint,10,opt,name=history_versions,json=historyVersions,proto3,oneof" json:"history_versions,omitempty"`
+	HistoryRetentionMs *uint64 `protobuf:"varint,11,opt,name=history_retention_ms,json=historyRetentionMs,proto3,oneof" json:"history_retention_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Table) Reset() {
@@ -2429,6 +2435,20 @@ func (x *Table) GetLearners() uint32 {
 	return 0
 }
 
+func (x *Table) GetHistoryVersions() uint32 {
+	if x != nil && x.HistoryVersions != nil {
+		return *x.HistoryVersions
+	}
+	return 0
+}
+
+func (x *Table) GetHistoryRetentionMs() uint64 {
+	if x != nil && x.HistoryRetentionMs != nil {
+		return *x.HistoryRetentionMs
+	}
+	return 0
+}
+
 type CreateTableRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2443,6 +2463,9 @@ type CreateTableRequest struct {
 	Replicas uint32 `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
 	// Read learners per range (see Table.learners; at most 7).
 	Learners uint32 `protobuf:"varint,11,opt,name=learners,proto3" json:"learners,omitempty"`
+	// Key history retention (see Table.history_versions).
+	HistoryVersions    *uint32 `protobuf:"varint,12,opt,name=history_versions,json=historyVersions,proto3,oneof" json:"history_versions,omitempty"`
+	HistoryRetentionMs *uint64 `protobuf:"varint,13,opt,name=history_retention_ms,json=historyRetentionMs,proto3,oneof" json:"history_retention_ms,omitempty"`
 	// Hash tables only: the number of equal hash intervals the table
 	// starts with (0: the default, 4; at most 1024).
 	InitialRanges uint32 `protobuf:"varint,6,opt,name=initial_ranges,json=initialRanges,proto3" json:"initial_ranges,omitempty"`
@@ -2525,6 +2548,20 @@ func (x *CreateTableRequest) GetReplicas() uint32 {
 func (x *CreateTableRequest) GetLearners() uint32 {
 	if x != nil {
 		return x.Learners
+	}
+	return 0
+}
+
+func (x *CreateTableRequest) GetHistoryVersions() uint32 {
+	if x != nil && x.HistoryVersions != nil {
+		return *x.HistoryVersions
+	}
+	return 0
+}
+
+func (x *CreateTableRequest) GetHistoryRetentionMs() uint64 {
+	if x != nil && x.HistoryRetentionMs != nil {
+		return *x.HistoryRetentionMs
 	}
 	return 0
 }
@@ -2715,10 +2752,13 @@ type UpdateTableRequest struct {
 	MaxBytes        *uint64 `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3,oneof" json:"max_bytes,omitempty"`
 	MaxWritesPerSec *uint32 `protobuf:"varint,4,opt,name=max_writes_per_sec,json=maxWritesPerSec,proto3,oneof" json:"max_writes_per_sec,omitempty"`
 	// Voters per range (1..7) and read learners per range (0..7).
-	Replicas      *uint32 `protobuf:"varint,5,opt,name=replicas,proto3,oneof" json:"replicas,omitempty"`
-	Learners      *uint32 `protobuf:"varint,6,opt,name=learners,proto3,oneof" json:"learners,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Replicas *uint32 `protobuf:"varint,5,opt,name=replicas,proto3,oneof" json:"replicas,omitempty"`
+	Learners *uint32 `protobuf:"varint,6,opt,name=learners,proto3,oneof" json:"learners,omitempty"`
+	// Key history retention (see Table.history_versions).
+	HistoryVersions    *uint32 `protobuf:"varint,7,opt,name=history_versions,json=historyVersions,proto3,oneof" json:"history_versions,omitempty"`
+	HistoryRetentionMs *uint64 `protobuf:"varint,8,opt,name=history_retention_ms,json=historyRetentionMs,proto3,oneof" json:"history_retention_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *UpdateTableRequest) Reset() {
@@ -2789,6 +2829,20 @@ func (x *UpdateTableRequest) GetReplicas() uint32 {
 func (x *UpdateTableRequest) GetLearners() uint32 {
 	if x != nil && x.Learners != nil {
 		return *x.Learners
+	}
+	return 0
+}
+
+func (x *UpdateTableRequest) GetHistoryVersions() uint32 {
+	if x != nil && x.HistoryVersions != nil {
+		return *x.HistoryVersions
+	}
+	return 0
+}
+
+func (x *UpdateTableRequest) GetHistoryRetentionMs() uint64 {
+	if x != nil && x.HistoryRetentionMs != nil {
+		return *x.HistoryRetentionMs
 	}
 	return 0
 }
@@ -4423,7 +4477,7 @@ const file_kv_proto_rawDesc = "" +
 	"\rsession_token\x18\x03 \x01(\tR\fsessionToken\x12-\n" +
 	"\x12served_consistency\x18\x04 \x01(\tR\x11servedConsistency\x12\x1b\n" +
 	"\tserved_by\x18\x05 \x01(\x04R\bservedBy\x12!\n" +
-	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\xa6\x02\n" +
+	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\xbb\x03\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\"\n" +
@@ -4433,7 +4487,12 @@ const file_kv_proto_rawDesc = "" +
 	"\vconsistency\x18\x06 \x01(\tR\vconsistency\x12\x1b\n" +
 	"\tmax_bytes\x18\a \x01(\x04R\bmaxBytes\x12+\n" +
 	"\x12max_writes_per_sec\x18\b \x01(\rR\x0fmaxWritesPerSec\x12\x1a\n" +
-	"\blearners\x18\t \x01(\rR\blearners\"\x97\x02\n" +
+	"\blearners\x18\t \x01(\rR\blearners\x12.\n" +
+	"\x10history_versions\x18\n" +
+	" \x01(\rH\x00R\x0fhistoryVersions\x88\x01\x01\x125\n" +
+	"\x14history_retention_ms\x18\v \x01(\x04H\x01R\x12historyRetentionMs\x88\x01\x01B\x13\n" +
+	"\x11_history_versionsB\x17\n" +
+	"\x15_history_retention_ms\"\xac\x03\n" +
 	"\x12CreateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
@@ -4442,28 +4501,36 @@ const file_kv_proto_rawDesc = "" +
 	"\x12max_writes_per_sec\x18\x05 \x01(\rR\x0fmaxWritesPerSec\x12\x1a\n" +
 	"\breplicas\x18\n" +
 	" \x01(\rR\breplicas\x12\x1a\n" +
-	"\blearners\x18\v \x01(\rR\blearners\x12%\n" +
-	"\x0einitial_ranges\x18\x06 \x01(\rR\rinitialRanges\"%\n" +
+	"\blearners\x18\v \x01(\rR\blearners\x12.\n" +
+	"\x10history_versions\x18\f \x01(\rH\x00R\x0fhistoryVersions\x88\x01\x01\x125\n" +
+	"\x14history_retention_ms\x18\r \x01(\x04H\x01R\x12historyRetentionMs\x88\x01\x01\x12%\n" +
+	"\x0einitial_ranges\x18\x06 \x01(\rR\rinitialRangesB\x13\n" +
+	"\x11_history_versionsB\x17\n" +
+	"\x15_history_retention_ms\"%\n" +
 	"\x0fGetTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
 	"\x11ListTablesRequest\"=\n" +
 	"\x12ListTablesResponse\x12'\n" +
 	"\x06tables\x18\x01 \x03(\v2\x0f.cairn.v1.TableR\x06tables\"&\n" +
 	"\x10DropTableRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xb4\x02\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xc9\x03\n" +
 	"\x12UpdateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\vconsistency\x18\x02 \x01(\tH\x00R\vconsistency\x88\x01\x01\x12 \n" +
 	"\tmax_bytes\x18\x03 \x01(\x04H\x01R\bmaxBytes\x88\x01\x01\x120\n" +
 	"\x12max_writes_per_sec\x18\x04 \x01(\rH\x02R\x0fmaxWritesPerSec\x88\x01\x01\x12\x1f\n" +
 	"\breplicas\x18\x05 \x01(\rH\x03R\breplicas\x88\x01\x01\x12\x1f\n" +
-	"\blearners\x18\x06 \x01(\rH\x04R\blearners\x88\x01\x01B\x0e\n" +
+	"\blearners\x18\x06 \x01(\rH\x04R\blearners\x88\x01\x01\x12.\n" +
+	"\x10history_versions\x18\a \x01(\rH\x05R\x0fhistoryVersions\x88\x01\x01\x125\n" +
+	"\x14history_retention_ms\x18\b \x01(\x04H\x06R\x12historyRetentionMs\x88\x01\x01B\x0e\n" +
 	"\f_consistencyB\f\n" +
 	"\n" +
 	"_max_bytesB\x15\n" +
 	"\x13_max_writes_per_secB\v\n" +
 	"\t_replicasB\v\n" +
-	"\t_learners\"\x13\n" +
+	"\t_learnersB\x13\n" +
+	"\x11_history_versionsB\x17\n" +
+	"\x15_history_retention_ms\"\x13\n" +
 	"\x11DropTableResponse\"\x93\x02\n" +
 	"\x0fRangeDescriptor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +
@@ -4812,6 +4879,8 @@ func file_kv_proto_init() {
 		(*BatchOp_Put)(nil),
 		(*BatchOp_Delete)(nil),
 	}
+	file_kv_proto_msgTypes[30].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[31].OneofWrappers = []any{}
 	file_kv_proto_msgTypes[36].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

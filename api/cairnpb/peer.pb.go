@@ -1814,9 +1814,13 @@ type Command struct {
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
-	TableId       uint64 `protobuf:"varint,8,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TableId uint64 `protobuf:"varint,8,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	// The table's key history retention as the proposer's catalog had it
+	// (unset: the node's defaults), so that every replica trims the same.
+	HistoryVersions    *uint32 `protobuf:"varint,13,opt,name=history_versions,json=historyVersions,proto3,oneof" json:"history_versions,omitempty"`
+	HistoryRetentionMs *uint64 `protobuf:"varint,14,opt,name=history_retention_ms,json=historyRetentionMs,proto3,oneof" json:"history_retention_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Command) Reset() {
@@ -2033,6 +2037,20 @@ func (x *Command) GetUpdateTable() *UpdateTableRequest {
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
+	}
+	return 0
+}
+
+func (x *Command) GetHistoryVersions() uint32 {
+	if x != nil && x.HistoryVersions != nil {
+		return *x.HistoryVersions
+	}
+	return 0
+}
+
+func (x *Command) GetHistoryRetentionMs() uint64 {
+	if x != nil && x.HistoryRetentionMs != nil {
+		return *x.HistoryRetentionMs
 	}
 	return 0
 }
@@ -2423,6 +2441,9 @@ type CreateTable struct {
 	Placement []uint64 `protobuf:"varint,11,rep,packed,name=placement,proto3" json:"placement,omitempty"`
 	// Read learners per range (Table.learners).
 	Learners uint32 `protobuf:"varint,12,opt,name=learners,proto3" json:"learners,omitempty"`
+	// Key history retention (Table.history_versions).
+	HistoryVersions    *uint32 `protobuf:"varint,13,opt,name=history_versions,json=historyVersions,proto3,oneof" json:"history_versions,omitempty"`
+	HistoryRetentionMs *uint64 `protobuf:"varint,14,opt,name=history_retention_ms,json=historyRetentionMs,proto3,oneof" json:"history_retention_ms,omitempty"`
 	// Hash tables: the number of ranges to create, splitting the hash space
 	// into equal intervals (validated by the router; 0 or 1: one range).
 	InitialRanges uint32 `protobuf:"varint,6,opt,name=initial_ranges,json=initialRanges,proto3" json:"initial_ranges,omitempty"`
@@ -2512,6 +2533,20 @@ func (x *CreateTable) GetPlacement() []uint64 {
 func (x *CreateTable) GetLearners() uint32 {
 	if x != nil {
 		return x.Learners
+	}
+	return 0
+}
+
+func (x *CreateTable) GetHistoryVersions() uint32 {
+	if x != nil && x.HistoryVersions != nil {
+		return *x.HistoryVersions
+	}
+	return 0
+}
+
+func (x *CreateTable) GetHistoryRetentionMs() uint64 {
+	if x != nil && x.HistoryRetentionMs != nil {
+		return *x.HistoryRetentionMs
 	}
 	return 0
 }
@@ -3994,7 +4029,7 @@ const file_peer_proto_rawDesc = "" +
 	"rangeBytes\x1a=\n" +
 	"\x0fRangeBytesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xc7\b\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xdc\t\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -4020,8 +4055,12 @@ const file_peer_proto_rawDesc = "" +
 	"\x0eset_node_state\x18) \x01(\v2\x1b.cairn.peer.v1.SetNodeStateH\x00R\fsetNodeState\x122\n" +
 	"\aunfence\x18* \x01(\v2\x16.cairn.peer.v1.UnfenceH\x00R\aunfence\x12A\n" +
 	"\fupdate_table\x18+ \x01(\v2\x1c.cairn.v1.UpdateTableRequestH\x00R\vupdateTable\x12\x19\n" +
-	"\btable_id\x18\b \x01(\x04R\atableIdB\x04\n" +
-	"\x02op\"w\n" +
+	"\btable_id\x18\b \x01(\x04R\atableId\x12.\n" +
+	"\x10history_versions\x18\r \x01(\rH\x01R\x0fhistoryVersions\x88\x01\x01\x125\n" +
+	"\x14history_retention_ms\x18\x0e \x01(\x04H\x02R\x12historyRetentionMs\x88\x01\x01B\x04\n" +
+	"\x02opB\x13\n" +
+	"\x11_history_versionsB\x17\n" +
+	"\x15_history_retention_ms\"w\n" +
 	"\x05Split\x12\x1b\n" +
 	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\x12 \n" +
 	"\fnew_range_id\x18\x02 \x01(\x04R\n" +
@@ -4037,7 +4076,7 @@ const file_peer_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
-	"expireAtMs\"\xae\x02\n" +
+	"expireAtMs\"\xc3\x03\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
@@ -4047,8 +4086,12 @@ const file_peer_proto_rawDesc = "" +
 	"\breplicas\x18\n" +
 	" \x01(\rR\breplicas\x12\x1c\n" +
 	"\tplacement\x18\v \x03(\x04R\tplacement\x12\x1a\n" +
-	"\blearners\x18\f \x01(\rR\blearners\x12%\n" +
-	"\x0einitial_ranges\x18\x06 \x01(\rR\rinitialRanges\"\x1f\n" +
+	"\blearners\x18\f \x01(\rR\blearners\x12.\n" +
+	"\x10history_versions\x18\r \x01(\rH\x00R\x0fhistoryVersions\x88\x01\x01\x125\n" +
+	"\x14history_retention_ms\x18\x0e \x01(\x04H\x01R\x12historyRetentionMs\x88\x01\x01\x12%\n" +
+	"\x0einitial_ranges\x18\x06 \x01(\rR\rinitialRangesB\x13\n" +
+	"\x11_history_versionsB\x17\n" +
+	"\x15_history_retention_ms\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xa4\x02\n" +
 	"\n" +
@@ -4426,6 +4469,7 @@ func file_peer_proto_init() {
 		(*Command_Unfence)(nil),
 		(*Command_UpdateTable)(nil),
 	}
+	file_peer_proto_msgTypes[25].OneofWrappers = []any{}
 	file_peer_proto_msgTypes[31].OneofWrappers = []any{
 		(*AuthCommand_AddUser)(nil),
 		(*AuthCommand_SetPassword)(nil),

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,7 +27,8 @@ func newTableCommand(a *app) *cobra.Command {
 
 func newTableCreateCommand(a *app) *cobra.Command {
 	var partitioning, consistency, maxBytes string
-	var initialRanges, maxWrites, replicas, learners uint32
+	var initialRanges, maxWrites, replicas, learners, historyKeep uint32
+	var historyFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a table",
@@ -37,7 +39,8 @@ size, or come faster than the rate, are refused (docs/design/quotas.md).`,
   cairn table create sessions --consistency session
   cairn table create uploads --max-bytes 10GiB --max-writes-per-sec 500
   cairn table create billing --replicas 5
-  cairn table create catalog --learners 2 --consistency stale`,
+  cairn table create catalog --learners 2 --consistency stale
+  cairn table create config --history-keep 100 --history-for 720h`,
 		Args: cobra.ExactArgs(1),
 	}
 	cmd.Flags().StringVar(&partitioning, "partitioning", "range", "how keys spread over ranges: range (sorted keys, cheap prefix scans) or hash")
@@ -47,6 +50,8 @@ size, or come faster than the rate, are refused (docs/design/quotas.md).`,
 	cmd.Flags().Uint32Var(&maxWrites, "max-writes-per-sec", 0, "write rate quota of the table (0: none)")
 	cmd.Flags().Uint32Var(&replicas, "replicas", 0, "voters per range, 1 to 7 (0: the cluster's --default-replicas)")
 	cmd.Flags().Uint32Var(&learners, "learners", 0, "read learners per range, 0 to 7: asynchronous replicas on other nodes serving session and stale reads")
+	cmd.Flags().Uint32Var(&historyKeep, "history-keep", 0, "key history: keep at least this many changes of each key (default: the nodes' --history-versions; 0: no history)")
+	cmd.Flags().DurationVar(&historyFor, "history-for", 0, "key history: keep every change younger than this before the key's latest (default: the nodes' --history-retention; at most 720h)")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		var quota uint64
 		if maxBytes != "0" {
@@ -61,8 +66,15 @@ size, or come faster than the rate, are refused (docs/design/quotas.md).`,
 			return err
 		}
 		defer c.Close()
-		t, err := c.CreateTable(cmd.Context(), args[0], client.WithPartitioning(partitioning), client.WithInitialRanges(initialRanges), client.WithTableConsistency(consistency),
-			client.WithQuota(quota, maxWrites), client.WithReplicas(replicas), client.WithLearners(learners))
+		opts := []client.TableOption{client.WithPartitioning(partitioning), client.WithInitialRanges(initialRanges), client.WithTableConsistency(consistency),
+			client.WithQuota(quota, maxWrites), client.WithReplicas(replicas), client.WithLearners(learners)}
+		if cmd.Flags().Changed("history-keep") {
+			opts = append(opts, client.WithHistoryKeep(historyKeep))
+		}
+		if cmd.Flags().Changed("history-for") {
+			opts = append(opts, client.WithHistoryFor(historyFor))
+		}
+		t, err := c.CreateTable(cmd.Context(), args[0], opts...)
 		if err != nil {
 			return err
 		}
@@ -149,7 +161,8 @@ func newTableGetCommand(a *app) *cobra.Command {
 
 func newTableSetCommand(a *app) *cobra.Command {
 	var consistency, maxBytes string
-	var maxWrites, replicas, learners uint32
+	var maxWrites, replicas, learners, historyKeep uint32
+	var historyFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "set NAME",
 		Short: "Change a table's settings",
@@ -158,7 +171,8 @@ func newTableSetCommand(a *app) *cobra.Command {
 background (cairn cluster status shows the moves).`,
 		Example: `  cairn table set users --consistency session
   cairn table set billing --replicas 5 --learners 1
-  cairn table set uploads --max-bytes 20GiB --max-writes-per-sec 0`,
+  cairn table set uploads --max-bytes 20GiB --max-writes-per-sec 0
+  cairn table set config --history-keep 10 --history-for 24h`,
 		Args: cobra.ExactArgs(1),
 	}
 	cmd.Flags().StringVar(&consistency, "consistency", "", "default read consistency: linearizable, session or stale")
@@ -166,6 +180,8 @@ background (cairn cluster status shows the moves).`,
 	cmd.Flags().Uint32Var(&maxWrites, "max-writes-per-sec", 0, "write rate quota (0: none)")
 	cmd.Flags().Uint32Var(&replicas, "replicas", 0, "voters per range, 1 to 7")
 	cmd.Flags().Uint32Var(&learners, "learners", 0, "read learners per range, 0 to 7")
+	cmd.Flags().Uint32Var(&historyKeep, "history-keep", 0, "key history: keep at least this many changes of each key (0: no history)")
+	cmd.Flags().DurationVar(&historyFor, "history-for", 0, "key history: keep every change younger than this before the key's latest (at most 720h)")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		var u client.TableUpdate
 		set := func(name string) bool { return cmd.Flags().Changed(name) }
@@ -188,8 +204,14 @@ background (cairn cluster status shows the moves).`,
 		if set("learners") {
 			u.Learners = &learners
 		}
+		if set("history-keep") {
+			u.HistoryKeep = &historyKeep
+		}
+		if set("history-for") {
+			u.HistoryFor = &historyFor
+		}
 		if u == (client.TableUpdate{}) {
-			return usageError{fmt.Errorf("nothing to change: give --consistency, --max-bytes, --max-writes-per-sec, --replicas or --learners")}
+			return usageError{fmt.Errorf("nothing to change: give --consistency, --max-bytes, --max-writes-per-sec, --replicas, --learners, --history-keep or --history-for")}
 		}
 		c, err := a.newClient(cmd)
 		if err != nil {

@@ -41,6 +41,12 @@ func TestTable(t *testing.T) {
 	if !strings.Contains(r.stdout, `"learners":2`) || !strings.Contains(r.stdout, `"consistency":"session"`) || !strings.Contains(r.stdout, `"max_bytes":1048576`) {
 		t.Errorf("table set -o json: %s", r.stdout)
 	}
+	r = s.cli(t, "table", "set", "users", "--history-keep", "5", "--history-for", "1h", "-o", "json")
+	r.expect(t, exitOK, "*")
+	if !strings.Contains(r.stdout, `"history_keep":5`) || !strings.Contains(r.stdout, `"history_for":3600000000000`) {
+		t.Errorf("table set history -o json: %s", r.stdout)
+	}
+	s.cli(t, "table", "set", "users", "--history-for", "1000h").expect(t, exitUsage, "")
 	s.cli(t, "table", "set", "users").expect(t, exitUsage, "")
 	s.cli(t, "table", "set", "users", "--replicas", "9").expect(t, exitUsage, "")
 	s.cli(t, "table", "set", "users", "--consistency", "eventual").expect(t, exitUsage, "")

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 )
@@ -27,6 +28,25 @@ var DefaultLimits = Limits{
 // MaxReplicas is the most voters a range may have (a table's
 // replication factor).
 const MaxReplicas = 7
+
+// MaxHistoryVersions and MaxHistoryRetention bound a table's key history
+// retention (a long one costs disk for every key rewritten often).
+const (
+	MaxHistoryVersions  = 10000
+	MaxHistoryRetention = 30 * 24 * time.Hour
+)
+
+// ValidateHistory checks a table's key history retention settings (nil:
+// not set).
+func ValidateHistory(versions *uint32, retentionMs *uint64) error {
+	if versions != nil && *versions > MaxHistoryVersions {
+		return Errorf(ErrInvalidArgument, "history versions %d: at most %d", *versions, MaxHistoryVersions)
+	}
+	if retentionMs != nil && *retentionMs > uint64(MaxHistoryRetention/time.Millisecond) {
+		return Errorf(ErrInvalidArgument, "history retention %v: at most %v", time.Duration(*retentionMs)*time.Millisecond, MaxHistoryRetention)
+	}
+	return nil
+}
 
 // MaxLearners is the most read learners a table may ask for per range
 // (each is a full copy that every write is sent to).

@@ -119,6 +119,7 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 	if cmd.Timestamp > r.state.MaxTimestamp {
 		r.state.MaxTimestamp = cmd.Timestamp
 	}
+	r.history = r.historyOf(cmd)
 	switch op := cmd.Op.(type) {
 	case *cairnpb.Command_Put:
 		if cmd.TableId != desc.TableId {

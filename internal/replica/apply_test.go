@@ -292,6 +292,16 @@ func (e *applyEnv) parseEntry(t testing.TB, td *datadriven.TestData, nextIndex m
 		}
 		cmd.NodeId = 1
 		td.MaybeScanArgs(t, "node", &cmd.NodeId)
+		if td.HasArg("history-versions") {
+			var n uint32
+			td.ScanArgs(t, "history-versions", &n)
+			cmd.HistoryVersions = &n
+		}
+		if td.HasArg("history-retention-ms") {
+			var n uint64
+			td.ScanArgs(t, "history-retention-ms", &n)
+			cmd.HistoryRetentionMs = &n
+		}
 		cmd.ProposalId = e.nextProp
 		e.nextProp++
 		if cmd.NodeId == r.opts.NodeID {

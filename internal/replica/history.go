@@ -5,7 +5,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/watch"
 )
@@ -18,23 +20,49 @@ const DefaultHistoryVersions = 16
 // with more (rewritten after a long pause) loses the rest on later writes.
 const maxTrimPerWrite = 64
 
+// historyPolicy is how much of a key's history its writes keep: at least
+// the newest versions changes (0: no history at all), and every change
+// younger than retention before the newest.
+type historyPolicy struct {
+	versions  int
+	retention time.Duration
+}
+
+// historyOf returns the history policy of cmd: its table's settings as
+// the proposer put them in the command, the node's options for what the
+// command does not set. Only the command and the options decide, so every
+// replica (whose options must match, like --history-versions) keeps the
+// same entries.
+func (r *Replica) historyOf(cmd *cairnpb.Command) historyPolicy {
+	p := historyPolicy{versions: r.opts.HistoryVersions, retention: r.opts.HistoryRetention}
+	if cmd.HistoryVersions != nil {
+		p.versions = int(min(*cmd.HistoryVersions, kv.MaxHistoryVersions))
+	}
+	if cmd.HistoryRetentionMs != nil {
+		p.retention = min(time.Duration(*cmd.HistoryRetentionMs)*time.Millisecond, kv.MaxHistoryRetention)
+	}
+	return p
+}
+
 // recordChange appends a change to the key's history and queues it for
 // the node's watchers, who get it once the apply batch is committed.
 //
-// Trimming: an entry goes when it is older than HistoryRetention before
-// the new change (by version, which is HLC time) and not among the key's
-// newest HistoryVersions entries. Both are decided by versions alone, so
-// every replica keeps the same entries and the history travels in
-// snapshots like the data it describes. Driver only.
+// Trimming: an entry goes when it is older than the retention before the
+// new change (by version, which is HLC time) and not among the key's
+// newest entries the policy keeps (r.history: the table's, else the
+// node's HistoryVersions and HistoryRetention). Both are decided by
+// versions and the command alone, so every replica keeps the same
+// entries and the history travels in snapshots like the data it
+// describes. Driver only.
 func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, version uint64, c storage.Change) error {
 	// The change's place in the range's apply order: its version, unless
 	// that is not above the last change's (a transaction's write resolved
 	// after later writes of other keys of the range).
 	c.Seq = max(version, r.state.MaxSeq+1)
 	r.state.MaxSeq = c.Seq
-	if n := r.opts.HistoryVersions; n > 0 {
+	if n := r.history.versions; n > 0 {
 		var cutoff uint64 // entries below it may go
-		if ret := uint64(r.opts.HistoryRetention / time.Millisecond << 16); version > ret {
+		if ret := uint64(r.history.retention / time.Millisecond << 16); version > ret {
 			cutoff = version - ret
 		}
 		prefix := keys.HistoryKeyPrefix(table, key)

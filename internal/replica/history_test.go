@@ -65,3 +65,49 @@ func TestHistoryRetention(t *testing.T) {
 		t.Fatalf("kept changes at ms %v, want 300 301 302 303", got)
 	}
 }
+
+// TestTableHistoryPolicy: a command carrying its table's retention
+// (history_versions, history_retention_ms) overrides the node's options
+// for the key it writes, and a command without them keeps the node's.
+func TestTableHistoryPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name, args string
+		want       string
+	}{
+		// Node options: 2 versions, 10 ms.
+		{"node defaults", "", "300 301 302 303"},
+		// The table keeps 5 versions and nothing by age.
+		{"table versions", " history-versions=5 history-retention-ms=0", "201 300 301 302 303"},
+		// The table keeps 1 version and 150 ms: 201 is 102 ms before 303.
+		{"table retention", " history-versions=1 history-retention-ms=150", "200 201 300 301 302 303"},
+		// History off for the table.
+		{"table without history", " history-versions=0", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newApplyEnv(t)
+			r := e.replicas[2]
+			r.opts.HistoryVersions, r.opts.HistoryRetention = 2, 10*time.Millisecond
+			var ents []entry
+			next := map[keys.RangeID]uint64{}
+			for _, at := range []uint64{100, 105, 108, 200, 201, 300, 301, 302, 303} {
+				ents = append(ents, e.parseEntry(t, mustTD(t, fmt.Sprintf("put key=a value=v ts=%d%s", at<<16, tc.args)), next))
+			}
+			e.apply(t, ents)
+			var got []string
+			for _, line := range strings.Split(strings.TrimSpace(dumpHistory(t, e.db, 1)), "\n") {
+				if line == "" {
+					continue
+				}
+				at, _, _ := strings.Cut(strings.TrimPrefix(line, "a@"), " ")
+				v, err := strconv.ParseUint(at, 10, 64)
+				if err != nil {
+					t.Fatal(line, err)
+				}
+				got = append(got, fmt.Sprint(v>>16))
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Fatalf("kept changes at ms %v, want %s", got, tc.want)
+			}
+		})
+	}
+}

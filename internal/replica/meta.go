@@ -298,6 +298,7 @@ func (r *Replica) applyCreateTable(b *pebble.Batch, c *cairnpb.CreateTable, ts u
 		bounds = hashkey.InitialBounds(int(min(c.InitialRanges, hashkey.MaxInitialRanges)))
 	}
 	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: replicas, Learners: c.Learners,
+		HistoryVersions: c.HistoryVersions, HistoryRetentionMs: c.HistoryRetentionMs,
 		Consistency: c.Consistency, MaxBytes: c.MaxBytes, MaxWritesPerSec: c.MaxWritesPerSec}
 	for i := 0; i <= len(bounds); i++ {
 		rangeID, err := nextCounter(b, metaRangeCtr, 2)
@@ -367,6 +368,12 @@ func (r *Replica) applyUpdateTable(b *pebble.Batch, u *cairnpb.UpdateTableReques
 	if u.Learners != nil {
 		t.Learners = *u.Learners
 	}
+	if u.HistoryVersions != nil {
+		t.HistoryVersions = u.HistoryVersions
+	}
+	if u.HistoryRetentionMs != nil {
+		t.HistoryRetentionMs = u.HistoryRetentionMs
+	}
 	v := r.nextVersion(ts)
 	if err := putProto(b, MetaTableKey(t.Name), v, t); err != nil {
 		return Result{}, err
@@ -387,7 +394,7 @@ func ValidateTableUpdate(u *cairnpb.UpdateTableRequest) error {
 	if u.Learners != nil && *u.Learners > kv.MaxLearners {
 		return kv.Errorf(kv.ErrInvalidArgument, "learners %d: at most %d read learners per range", *u.Learners, kv.MaxLearners)
 	}
-	return nil
+	return kv.ValidateHistory(u.HistoryVersions, u.HistoryRetentionMs)
 }
 
 func (r *Replica) applyDropTable(b *pebble.Batch, c *cairnpb.DropTable, out *Applied) (Result, error) {

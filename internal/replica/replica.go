@@ -124,6 +124,9 @@ type Replica struct {
 	leaseReplies  []raftpb.Message
 	// applyingTerm is the term of the entry being applied (driver-owned).
 	applyingTerm uint64
+	// history is the key history retention of the command being applied
+	// (its table's, as the command carries it; else the options').
+	history historyPolicy
 	// snapshotApplied is set by applySnapshot (see TakeSnapshotApplied).
 	snapshotApplied bool
 

@@ -930,6 +930,9 @@ func (rt *Router) CreateTable(ctx context.Context, req *cairnpb.CreateTableReque
 	if req.Learners > kv.MaxLearners {
 		return nil, kv.Errorf(kv.ErrInvalidArgument, "learners %d: at most %d read learners per range", req.Learners, kv.MaxLearners)
 	}
+	if err := kv.ValidateHistory(req.HistoryVersions, req.HistoryRetentionMs); err != nil {
+		return nil, err
+	}
 	if level == kv.Linearizable {
 		level = "" // the default, stored as such
 	}
@@ -948,7 +951,7 @@ func (rt *Router) localCreateTable(ctx context.Context, r *replica.Replica, req 
 	rf, placement := rt.place(req.Replicas)
 	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning,
 		Consistency: req.Consistency, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec, InitialRanges: req.InitialRanges,
-		Replicas: rf, Placement: placement, Learners: req.Learners}}})
+		Replicas: rf, Placement: placement, Learners: req.Learners, HistoryVersions: req.HistoryVersions, HistoryRetentionMs: req.HistoryRetentionMs}}})
 	if err != nil {
 		return nil, err
 	}

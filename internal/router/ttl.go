@@ -30,7 +30,7 @@ func (rt *Router) expire(ctx context.Context, t *cairnpb.Table, d *cairnpb.Range
 }
 
 func (rt *Router) localExpire(ctx context.Context, r *replica.Replica, t *cairnpb.Table, ex *cairnpb.Expire) (*cairnpb.Response, error) {
-	res, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Expire{Expire: ex}})
+	res, err := rt.propose(ctx, r, withHistory(t, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Expire{Expire: ex}}))
 	if err != nil {
 		return nil, err
 	}

@@ -579,7 +579,7 @@ func (rt *Router) localTxnCommand(ctx context.Context, r *replica.Replica, t *ca
 	default:
 		return nil, kv.Errorf(kv.ErrInternal, "not a transaction command")
 	}
-	res, err := rt.propose(ctx, r, cmd)
+	res, err := rt.propose(ctx, r, withHistory(t, cmd))
 	if err != nil {
 		return nil, err
 	}
@@ -700,6 +700,7 @@ func (rt *Router) waitIntent(ctx context.Context, table string, t *cairnpb.Table
 // write is refused because another transaction holds one of its keys, it
 // waits that transaction out (handleIntent) and proposes again.
 func (rt *Router) proposeUnlocked(ctx context.Context, r *replica.Replica, t *cairnpb.Table, cmd *cairnpb.Command, ks ...[]byte) (replica.Result, error) {
+	withHistory(t, cmd)
 	for {
 		res, err := rt.propose(ctx, r, cmd)
 		if !errors.Is(err, kv.ErrTxnConflict) {
@@ -774,4 +775,12 @@ func (rt *Router) ResolveExpired(ctx context.Context) int {
 		}
 	}
 	return resolved
+}
+
+// withHistory puts t's key history retention into cmd, a write of t's
+// keys (replica.historyOf: every replica trims the key's history as the
+// command says, whatever its own catalog holds).
+func withHistory(t *cairnpb.Table, cmd *cairnpb.Command) *cairnpb.Command {
+	cmd.HistoryVersions, cmd.HistoryRetentionMs = t.HistoryVersions, t.HistoryRetentionMs
+	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestKeyHistory: through any node of a 3-node cluster, a key's retained
@@ -69,5 +70,67 @@ func TestKeyHistory(t *testing.T) {
 	}
 	if got, _ := w.MustGet(t, "default", "h"); string(got) != "two" {
 		t.Fatalf("after revert: %q", got)
+	}
+}
+
+// TestTableHistoryRetention: per-table key history retention. A table
+// created with history_keep 3 and history_for 0s keeps exactly the 3
+// newest changes of a key on every replica; after a PATCH to 6 the next
+// writes keep 6; the default table keeps the nodes' defaults (16 newest,
+// and everything younger than 1 minute); bad settings are refused.
+func TestTableHistoryRetention(t *testing.T) {
+	c := StartCluster(t, 3)
+	w := c.Nodes[0]
+	if r := w.Do(opTimeout, "POST", "/v1/tables", []byte(`{"name":"hk","history_keep":3,"history_for":"0s"}`)); r.Status != 201 ||
+		!strings.Contains(string(r.Body), `"history_keep":3`) || !strings.Contains(string(r.Body), `"history_for":"0s"`) {
+		t.Fatalf("create: %s", r)
+	}
+	for _, bad := range []string{`{"name":"x","history_keep":10001}`, `{"name":"x","history_for":"721h"}`, `{"name":"x","history_for":"soon"}`, `{"name":"x","history_for":"-1s"}`} {
+		if r := w.Do(opTimeout, "POST", "/v1/tables", []byte(bad)); r.Status != 400 {
+			t.Errorf("create %s: %s, want 400", bad, r)
+		}
+	}
+	count := func(table, key string) []int {
+		var out []int
+		for _, n := range c.Nodes {
+			r := n.Do(opTimeout, "GET", kvPath(table, key)+"?history", nil)
+			if r.Status != 200 {
+				t.Fatalf("%s: %s", n.Name, r)
+			}
+			var h struct{ Versions []json.RawMessage }
+			if err := json.Unmarshal(r.Body, &h); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, len(h.Versions))
+		}
+		return out
+	}
+	for i := range 10 {
+		w.MustPut(t, "hk", "k", []byte(fmt.Sprint(i)))
+		w.MustPut(t, "default", "k", []byte(fmt.Sprint(i)))
+	}
+	if got := count("hk", "k"); fmt.Sprint(got) != "[3 3 3]" {
+		t.Errorf("hk keeps %v changes per node, want 3 on each", got)
+	}
+	if got := count("default", "k"); fmt.Sprint(got) != "[10 10 10]" {
+		t.Errorf("default keeps %v changes per node, want all 10 on each", got)
+	}
+	if r := w.Do(opTimeout, "PATCH", "/v1/tables/hk", []byte(`{"history_keep":6}`)); r.Status != 200 || !strings.Contains(string(r.Body), `"history_keep":6`) {
+		t.Fatalf("PATCH: %s", r)
+	}
+	waitFor(t, 10*time.Second, "every node applied the PATCH", func() error {
+		for _, n := range c.Nodes {
+			r := n.Do(opTimeout, "GET", "/v1/tables/hk", nil)
+			if !strings.Contains(string(r.Body), `"history_keep":6`) {
+				return fmt.Errorf("%s: %s", n.Name, r)
+			}
+		}
+		return nil
+	})
+	for i := range 10 {
+		c.Nodes[i%3].MustPut(t, "hk", "k", []byte(fmt.Sprint(i)))
+	}
+	if got := count("hk", "k"); fmt.Sprint(got) != "[6 6 6]" {
+		t.Errorf("after PATCH hk keeps %v changes per node, want 6 on each", got)
 	}
 }

@@ -604,7 +604,8 @@ func TestTables(t *testing.T) {
 	if !strings.Contains(msg, "nothing to change") {
 		t.Fatalf("message %q", msg)
 	}
-	for _, bad := range []string{`{"learners":8}`, `{"replicas":0}`, `{"replicas":8}`, `{"consistency":"eventual"}`, `{"partitioning":"hash"}`, `{"learners":-1}`, `{"max_bytes":"1GiB"}`} {
+	for _, bad := range []string{`{"learners":8}`, `{"replicas":0}`, `{"replicas":8}`, `{"consistency":"eventual"}`, `{"partitioning":"hash"}`, `{"learners":-1}`, `{"max_bytes":"1GiB"}`,
+		`{"history_for":"1 day"}`, `{"history_for":"-1h"}`, `{"history_for":"721h"}`, `{"history_keep":10001}`} {
 		wantError(t, e.do(t, "PATCH", "/v1/tables/users", []byte(bad)), 400, "invalid_argument")
 	}
 	wantError(t, e.do(t, "PATCH", "/v1/tables/nope", []byte(`{"learners":1}`)), 404, "table_not_found")
@@ -625,6 +626,11 @@ func TestTables(t *testing.T) {
 	decodeJSON(t, w, &patched)
 	if patched.Consistency != "linearizable" || patched.Learners != 2 || patched.MaxBytes != 1000 {
 		t.Fatalf("after second PATCH: %s", w.Body)
+	}
+	w = e.do(t, "PATCH", "/v1/tables/users", []byte(`{"history_keep":5,"history_for":"90m"}`))
+	wantStatus(t, w, 200)
+	if body := w.Body.String(); !strings.Contains(body, `"history_keep":5`) || !strings.Contains(body, `"history_for":"1h30m0s"`) {
+		t.Fatalf("after history PATCH: %s", body)
 	}
 
 	w = e.do(t, "DELETE", "/v1/tables/users", nil)

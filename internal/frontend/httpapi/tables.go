@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys/hashkey"
@@ -20,8 +21,13 @@ type tableJSON struct {
 	Partitioning string `json:"partitioning"`
 	Replicas     uint32 `json:"replicas"`
 	// Learners is the read learners per range the table asks for.
-	Learners uint32      `json:"learners"`
-	Ranges   []rangeJSON `json:"ranges"` // never null
+	Learners uint32 `json:"learners"`
+	// Key history retention (absent: the node's defaults): at least the
+	// newest HistoryKeep changes of each key, and those younger than
+	// HistoryFor (a Go duration) before its latest.
+	HistoryKeep *uint32     `json:"history_keep,omitempty"`
+	HistoryFor  string      `json:"history_for,omitempty"`
+	Ranges      []rangeJSON `json:"ranges"` // never null
 	// Consistency is the default read level of the table.
 	Consistency string `json:"consistency"`
 	// Quotas; 0 (omitted) means none.
@@ -58,6 +64,9 @@ type createTableJSON struct {
 	// Quotas: the table's size in bytes, and writes per second.
 	MaxBytes        uint64 `json:"max_bytes"`
 	MaxWritesPerSec uint32 `json:"max_writes_per_sec"`
+	// Key history retention (see tableJSON).
+	HistoryKeep *uint32 `json:"history_keep"`
+	HistoryFor  *string `json:"history_for"`
 }
 
 func toTableJSON(t *cairnpb.Table) tableJSON {
@@ -67,12 +76,16 @@ func toTableJSON(t *cairnpb.Table) tableJSON {
 		Partitioning: t.GetPartitioning(),
 		Replicas:     t.GetReplicas(),
 		Learners:     t.GetLearners(),
+		HistoryKeep:  t.HistoryVersions,
 		Ranges:       make([]rangeJSON, 0, len(t.GetRanges())),
 		Consistency:  t.GetConsistency(),
 		MaxBytes:     t.GetMaxBytes(), MaxWritesPerSec: t.GetMaxWritesPerSec(),
 	}
 	if out.Consistency == "" {
 		out.Consistency = kv.Linearizable
+	}
+	if t.HistoryRetentionMs != nil {
+		out.HistoryFor = (time.Duration(*t.HistoryRetentionMs) * time.Millisecond).String()
 	}
 	for _, rd := range t.GetRanges() {
 		out.Ranges = append(out.Ranges, rangeJSON{
@@ -172,8 +185,16 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 		}
 		learners = uint32(n)
 	}
-	return &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: in.Partitioning, InitialRanges: in.InitialRanges,
-		Consistency: in.Consistency, MaxBytes: in.MaxBytes, MaxWritesPerSec: in.MaxWritesPerSec, Replicas: replicas, Learners: learners}, nil
+	req := &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: in.Partitioning, InitialRanges: in.InitialRanges,
+		Consistency: in.Consistency, MaxBytes: in.MaxBytes, MaxWritesPerSec: in.MaxWritesPerSec, Replicas: replicas, Learners: learners,
+		HistoryVersions: in.HistoryKeep}
+	if req.HistoryRetentionMs, err = historyFor(in.HistoryFor); err != nil {
+		return nil, err
+	}
+	if err := kv.ValidateHistory(req.HistoryVersions, req.HistoryRetentionMs); err != nil {
+		return nil, err
+	}
+	return req, nil
 }
 
 // updateTableJSON is the body of PATCH /v1/tables/{name}: the settings to
@@ -184,6 +205,21 @@ type updateTableJSON struct {
 	MaxWritesPerSec *uint32 `json:"max_writes_per_sec"`
 	Replicas        *uint32 `json:"replicas"`
 	Learners        *uint32 `json:"learners"`
+	HistoryKeep     *uint32 `json:"history_keep"`
+	HistoryFor      *string `json:"history_for"`
+}
+
+// historyFor parses a history retention duration ("24h"; nil: not set).
+func historyFor(s *string) (*uint64, error) {
+	if s == nil {
+		return nil, nil
+	}
+	d, err := time.ParseDuration(*s)
+	if err != nil || d < 0 {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "history_for must be a duration such as 24h; got %q", *s)
+	}
+	ms := uint64(d / time.Millisecond)
+	return &ms, nil
 }
 
 // decodeUpdateTable reads and checks the body of PATCH /v1/tables/{name}.
@@ -197,10 +233,16 @@ func decodeUpdateTable(w http.ResponseWriter, r *http.Request, name string) (*ca
 		return nil, err
 	}
 	if in == (updateTableJSON{}) {
-		return nil, kv.Errorf(kv.ErrInvalidArgument, "nothing to change: set consistency, max_bytes, max_writes_per_sec, replicas or learners")
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "nothing to change: set consistency, max_bytes, max_writes_per_sec, replicas, learners, history_keep or history_for")
 	}
 	req := &cairnpb.UpdateTableRequest{Name: name, Consistency: in.Consistency, MaxBytes: in.MaxBytes,
-		MaxWritesPerSec: in.MaxWritesPerSec, Replicas: in.Replicas, Learners: in.Learners}
+		MaxWritesPerSec: in.MaxWritesPerSec, Replicas: in.Replicas, Learners: in.Learners, HistoryVersions: in.HistoryKeep}
+	if req.HistoryRetentionMs, err = historyFor(in.HistoryFor); err != nil {
+		return nil, err
+	}
+	if err := kv.ValidateHistory(req.HistoryVersions, req.HistoryRetentionMs); err != nil {
+		return nil, err
+	}
 	if err := kv.ValidateTableName(name); err != nil {
 		return nil, err
 	}

@@ -292,6 +292,7 @@ func (m *MemService) describeLocked(name string) *cairnpb.Table {
 		Consistency: m.levels[name]}
 	if st := m.settings[name]; st != nil {
 		t.Replicas, t.Learners, t.MaxBytes, t.MaxWritesPerSec = st.Replicas, st.Learners, st.MaxBytes, st.MaxWritesPerSec
+		t.HistoryVersions, t.HistoryRetentionMs = st.HistoryVersions, st.HistoryRetentionMs
 	}
 	if n, ok := m.hashed[name]; ok {
 		t.Partitioning, t.Ranges = "hash", nil
@@ -334,7 +335,11 @@ func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequ
 	if req.Consistency != "" {
 		m.levels[req.Name] = req.Consistency
 	}
-	m.settings[req.Name] = &cairnpb.Table{Replicas: max(req.Replicas, 1), Learners: req.Learners, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec}
+	if err := kv.ValidateHistory(req.HistoryVersions, req.HistoryRetentionMs); err != nil {
+		return nil, err
+	}
+	m.settings[req.Name] = &cairnpb.Table{Replicas: max(req.Replicas, 1), Learners: req.Learners, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec,
+		HistoryVersions: req.HistoryVersions, HistoryRetentionMs: req.HistoryRetentionMs}
 	return m.describeLocked(req.Name), nil
 }
 
@@ -355,6 +360,9 @@ func (m *MemService) UpdateTable(_ context.Context, req *cairnpb.UpdateTableRequ
 	}
 	if (req.Replicas != nil && (*req.Replicas < 1 || *req.Replicas > kv.MaxReplicas)) || (req.Learners != nil && *req.Learners > kv.MaxLearners) {
 		return nil, kv.Errorf(kv.ErrInvalidArgument, "replicas or learners out of range")
+	}
+	if err := kv.ValidateHistory(req.HistoryVersions, req.HistoryRetentionMs); err != nil {
+		return nil, err
 	}
 	st := m.settings[req.Name]
 	if st == nil {
@@ -378,6 +386,12 @@ func (m *MemService) UpdateTable(_ context.Context, req *cairnpb.UpdateTableRequ
 	}
 	if req.Learners != nil {
 		st.Learners = *req.Learners
+	}
+	if req.HistoryVersions != nil {
+		st.HistoryVersions = req.HistoryVersions
+	}
+	if req.HistoryRetentionMs != nil {
+		st.HistoryRetentionMs = req.HistoryRetentionMs
 	}
 	return m.describeLocked(req.Name), nil
 }
