@@ -64,6 +64,10 @@ type Config struct {
 	// cluster-wide setting: give every node the same value (the leader of
 	// a range decides with its own).
 	SplitSizeBytes uint64
+	// SplitQPS: a range whose leader serves more requests a second than
+	// this for 5 s splits at its median request key, and the halves'
+	// leaders go to two nodes (0: no load-based splits).
+	SplitQPS int
 	// Input limits.
 	MaxKeyBytes   int
 	MaxValueBytes int
@@ -130,6 +134,7 @@ func Default() Config {
 		LogKeepEntries:    10000,
 		RequestTimeout:    10 * time.Second,
 		SplitSizeBytes:    64 << 20,
+		SplitQPS:          2500,
 		MaxKeyBytes:       kv.DefaultLimits.MaxKeyBytes,
 		MaxValueBytes:     kv.DefaultLimits.MaxValueBytes,
 		HistoryVersions:   16,

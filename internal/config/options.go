@@ -95,6 +95,7 @@ var options = []option{
 			return err
 		},
 	},
+	intOption("split-qps", "a range whose leader serves more requests a second than this for 5 s splits at its median request key (0: never); same on every node", func(c *Config) *int { return &c.SplitQPS }),
 	durationOption("request-timeout", "time limit of one client request inside the node", func(c *Config) *time.Duration { return &c.RequestTimeout }),
 	intOption("max-key-bytes", "largest key accepted", func(c *Config) *int { return &c.MaxKeyBytes }),
 	intOption("max-value-bytes", "largest value accepted", func(c *Config) *int { return &c.MaxValueBytes }),

@@ -176,6 +176,9 @@ func (c Config) validateNumbers(add func(string, error)) {
 	if c.DeadNodeTimeout < 4*c.HeartbeatInterval {
 		add("dead-node-timeout", fmt.Errorf("%v is under 4 heartbeat intervals (%v)", c.DeadNodeTimeout, 4*c.HeartbeatInterval))
 	}
+	if c.SplitQPS < 0 {
+		add("split-qps", fmt.Errorf("%d is negative (0 turns load-based splits off)", c.SplitQPS))
+	}
 	if c.DefaultReplicas < 1 || c.DefaultReplicas > kv.MaxReplicas {
 		add("default-replicas", fmt.Errorf("%d is outside [1, %d]", c.DefaultReplicas, kv.MaxReplicas))
 	}

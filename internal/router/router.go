@@ -64,6 +64,10 @@ type Options struct {
 	// DefaultReplicas is the voters per range of a table created without
 	// a replication factor (0: 3).
 	DefaultReplicas int
+	// SplitQPS: a range whose leader serves more requests a second than
+	// this for a few seconds splits at its median request key (0: never;
+	// load.go).
+	SplitQPS int
 }
 
 // Router is the node's kv.Service.
@@ -79,6 +83,9 @@ type Router struct {
 	// leaders caches, for ranges without a local replica, the node that
 	// last led them (keys.RangeID -> uint64).
 	leaders sync.Map
+	// load counts requests per local range (*rangeLoad by keys.RangeID)
+	// for load-based splits.
+	load sync.Map
 
 	stopWatches     chan struct{} // closed by StopWatches
 	stopWatchesOnce sync.Once
@@ -527,6 +534,7 @@ func foundOrMiss(resp *cairnpb.GetResponse, err error) (*cairnpb.GetResponse, er
 // answer still carries how it was served; Get turns it into a
 // *kv.ReadMissError.
 func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.GetRequest) (*cairnpb.Response, error) {
+	rt.noteLoad(r, req.Key)
 	lv, err := parseReadLevel(req.Consistency, t.Consistency, req.MaxStalenessMs, req.SessionToken)
 	if err != nil {
 		return nil, err
@@ -605,6 +613,7 @@ func (rt *Router) propose(ctx context.Context, r *replica.Replica, cmd *cairnpb.
 }
 
 func (rt *Router) localPut(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.PutRequest) (*cairnpb.Response, error) {
+	rt.noteLoad(r, req.Key)
 	if err := rt.checkQuota(r, t, putGrowth(req.Key, req.Value)); err != nil {
 		return nil, err
 	}
@@ -640,6 +649,7 @@ func (rt *Router) Delete(ctx context.Context, req *cairnpb.DeleteRequest) (*cair
 }
 
 func (rt *Router) localDelete(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.DeleteRequest) (*cairnpb.Response, error) {
+	rt.noteLoad(r, req.Key)
 	res, err := rt.proposeUnlocked(ctx, r, t, &cairnpb.Command{TableId: t.Id, Op: &cairnpb.Command_Delete{Delete: req}}, req.Key)
 	if err != nil {
 		return nil, err
@@ -706,6 +716,11 @@ func batchKeyOf(op *cairnpb.BatchOp) ([]byte, bool) {
 }
 
 func (rt *Router) localBatch(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.BatchRequest) (*cairnpb.Response, error) {
+	if len(req.Ops) > 0 {
+		if k, ok := batchKeyOf(req.Ops[0]); ok {
+			rt.noteLoad(r, k)
+		}
+	}
 	if err := rt.checkQuota(r, t, batchGrowth(req)); err != nil {
 		return nil, err
 	}

@@ -186,7 +186,9 @@ type SplitterOptions struct {
 // RunSplitter runs until ctx ends. Every pass, for each data range this
 // node leads: if the catalog lacks the range's current descriptor (a
 // split whose meta update a crash or a failure cut off), record it; if the
-// range is over the split size, split it at its middle key.
+// range is over the split size, split it at its middle key; if it has been
+// hot for a while (Options.SplitQPS), split it at its median request key
+// (load.go).
 func (rt *Router) RunSplitter(ctx context.Context, opts SplitterOptions) {
 	tick := time.NewTicker(opts.Interval)
 	defer tick.Stop()
@@ -205,7 +207,9 @@ func (rt *Router) RunSplitter(ctx context.Context, opts SplitterOptions) {
 			}
 			rt.maybeUpdateMeta(ctx, r)
 			rt.maybeSplitBySize(ctx, r, opts.SplitSizeBytes)
+			rt.maybeSplitByLoad(ctx, r, time.Now())
 		}
+		rt.forgetLoad()
 	}
 }
 

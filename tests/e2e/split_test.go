@@ -267,3 +267,81 @@ func TestSplitsWhileNodeDown(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadSplit: a small table under sustained load over --split-qps
+// (200 here) splits by load, not size, at a key inside the written
+// span; the two halves end with leaders on different nodes; no request
+// fails because of it, and every key reads back afterwards.
+func TestLoadSplit(t *testing.T) {
+	c := StartCluster(t, 3, "--split-qps", "200", "--heartbeat-interval", "200ms")
+	n1 := c.Nodes[0]
+	if r := n1.Do(opTimeout, "POST", "/v1/tables", []byte(`{"name":"hot"}`)); r.Status != 201 {
+		t.Fatalf("create table: %s", r)
+	}
+	var mu sync.Mutex
+	acked := map[string]uint64{}
+	var failures []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			n := c.Nodes[w%3]
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprintf("k%03d", (i*37+w*101)%500)
+				r := n.Put("hot", k, []byte("v"))
+				mu.Lock()
+				if r.Status != 200 {
+					failures = append(failures, fmt.Sprintf("%s put %s: %s", n.Name, k, r))
+				} else if v, err := r.Version(); err == nil && v > acked[k] {
+					acked[k] = v
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	var ranges []RangeStatus
+	waitFor(t, 60*time.Second, "table hot split by load, halves led by two nodes", func() error {
+		ranges = dataRanges(t, n1, "hot")
+		if len(ranges) < 2 {
+			return fmt.Errorf("%d ranges", len(ranges))
+		}
+		leaders := map[uint64]bool{}
+		for _, r := range ranges {
+			leaders[r.Leader] = true
+		}
+		if len(leaders) < 2 || leaders[0] {
+			return fmt.Errorf("leaders of %d ranges: %v", len(ranges), leaders)
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d requests failed during the load split, e.g. %v", len(failures), failures[:min(3, len(failures))])
+	}
+	for _, r := range ranges[1:] {
+		if r.Start <= "k000" || r.Start > "k499" {
+			t.Errorf("a range starts at %q, outside the written keys k000..k499", r.Start)
+		}
+	}
+	t.Logf("%d ranges: %+v", len(ranges), ranges)
+	for _, n := range c.Nodes {
+		bad := 0
+		for k, v := range acked {
+			r := n.Get("hot", k)
+			got, err := r.ETag()
+			if r.Status != 200 || err != nil || got < v {
+				if bad++; bad <= 3 {
+					t.Errorf("%s: get %s: %s (want version >= %d)", n.Name, k, r, v)
+				}
+			}
+		}
+	}
+}
