@@ -732,6 +732,7 @@ type Response struct {
 	//	*Response_Node
 	//	*Response_ClusterStatus
 	//	*Response_BackupRange
+	//	*Response_RestoreRange
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
 	Error *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
@@ -913,6 +914,15 @@ func (x *Response) GetBackupRange() *BackupRangeResponse {
 	return nil
 }
 
+func (x *Response) GetRestoreRange() *RestoreDataResponse {
+	if x != nil {
+		if x, ok := x.Op.(*Response_RestoreRange); ok {
+			return x.RestoreRange
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetError() *Error {
 	if x != nil {
 		return x.Error
@@ -991,6 +1001,10 @@ type Response_BackupRange struct {
 	BackupRange *BackupRangeResponse `protobuf:"bytes,50,opt,name=backup_range,json=backupRange,proto3,oneof"`
 }
 
+type Response_RestoreRange struct {
+	RestoreRange *RestoreDataResponse `protobuf:"bytes,51,opt,name=restore_range,json=restoreRange,proto3,oneof"`
+}
+
 func (*Response_Get) isResponse_Op() {}
 
 func (*Response_Put) isResponse_Op() {}
@@ -1020,6 +1034,8 @@ func (*Response_Node) isResponse_Op() {}
 func (*Response_ClusterStatus) isResponse_Op() {}
 
 func (*Response_BackupRange) isResponse_Op() {}
+
+func (*Response_RestoreRange) isResponse_Op() {}
 
 type ExpireResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -4398,7 +4414,7 @@ const file_peer_proto_rawDesc = "" +
 	"\x02op\"T\n" +
 	"\rExpireRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12-\n" +
-	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xfd\x06\n" +
+	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xc3\a\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -4417,7 +4433,8 @@ const file_peer_proto_rawDesc = "" +
 	"range_desc\x18\x1f \x01(\v2\x19.cairn.v1.RangeDescriptorH\x00R\trangeDesc\x12)\n" +
 	"\x04node\x18  \x01(\v2\x13.cairn.peer.v1.NodeH\x00R\x04node\x12@\n" +
 	"\x0ecluster_status\x18! \x01(\v2\x17.cairn.v1.ClusterStatusH\x00R\rclusterStatus\x12G\n" +
-	"\fbackup_range\x182 \x01(\v2\".cairn.peer.v1.BackupRangeResponseH\x00R\vbackupRange\x12*\n" +
+	"\fbackup_range\x182 \x01(\v2\".cairn.peer.v1.BackupRangeResponseH\x00R\vbackupRange\x12D\n" +
+	"\rrestore_range\x183 \x01(\v2\x1d.cairn.v1.RestoreDataResponseH\x00R\frestoreRange\x12*\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05error\x12\x19\n" +
 	"\brange_id\x18\v \x01(\x04R\arangeIdB\x04\n" +
@@ -4769,13 +4786,14 @@ var file_peer_proto_goTypes = []any{
 	(*HistoryResponse)(nil),       // 70: cairn.v1.HistoryResponse
 	(*RangeDescriptor)(nil),       // 71: cairn.v1.RangeDescriptor
 	(*ClusterStatus)(nil),         // 72: cairn.v1.ClusterStatus
-	(*RoleGrant)(nil),             // 73: cairn.v1.RoleGrant
-	(*UserRole)(nil),              // 74: cairn.v1.UserRole
-	(*Grant)(nil),                 // 75: cairn.v1.Grant
-	(TxnOp_Kind)(0),               // 76: cairn.v1.TxnOp.Kind
-	(*TxnOp)(nil),                 // 77: cairn.v1.TxnOp
-	(*TxnResult)(nil),             // 78: cairn.v1.TxnResult
-	(*BackupRecord)(nil),          // 79: cairn.v1.BackupRecord
+	(*RestoreDataResponse)(nil),   // 73: cairn.v1.RestoreDataResponse
+	(*RoleGrant)(nil),             // 74: cairn.v1.RoleGrant
+	(*UserRole)(nil),              // 75: cairn.v1.UserRole
+	(*Grant)(nil),                 // 76: cairn.v1.Grant
+	(TxnOp_Kind)(0),               // 77: cairn.v1.TxnOp.Kind
+	(*TxnOp)(nil),                 // 78: cairn.v1.TxnOp
+	(*TxnResult)(nil),             // 79: cairn.v1.TxnResult
+	(*BackupRecord)(nil),          // 80: cairn.v1.BackupRecord
 }
 var file_peer_proto_depIdxs = []int32{
 	2,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
@@ -4818,73 +4836,74 @@ var file_peer_proto_depIdxs = []int32{
 	29, // 37: cairn.peer.v1.Response.node:type_name -> cairn.peer.v1.Node
 	72, // 38: cairn.peer.v1.Response.cluster_status:type_name -> cairn.v1.ClusterStatus
 	48, // 39: cairn.peer.v1.Response.backup_range:type_name -> cairn.peer.v1.BackupRangeResponse
-	8,  // 40: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	29, // 41: cairn.peer.v1.JoinResponse.nodes:type_name -> cairn.peer.v1.Node
-	18, // 42: cairn.peer.v1.NodeHeartbeat.ranges:type_name -> cairn.peer.v1.RangeHeartbeat
-	71, // 43: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
-	51, // 44: cairn.peer.v1.HeartbeatReply.range_bytes:type_name -> cairn.peer.v1.HeartbeatReply.RangeBytesEntry
-	53, // 45: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	54, // 46: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	26, // 47: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	27, // 48: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	58, // 49: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	21, // 50: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	22, // 51: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	23, // 52: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	24, // 53: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	32, // 54: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
-	40, // 55: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	41, // 56: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	42, // 57: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	13, // 58: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
-	14, // 59: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
-	12, // 60: cairn.peer.v1.Command.unfence:type_name -> cairn.peer.v1.Unfence
-	44, // 61: cairn.peer.v1.Command.fence:type_name -> cairn.peer.v1.Fence
-	45, // 62: cairn.peer.v1.Command.restore:type_name -> cairn.peer.v1.Restore
-	71, // 63: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	25, // 64: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	71, // 65: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	28, // 66: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	31, // 67: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	31, // 68: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
-	33, // 69: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
-	33, // 70: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
-	73, // 71: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
-	73, // 72: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
-	74, // 73: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
-	74, // 74: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
-	35, // 75: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
-	75, // 76: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
-	37, // 77: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 78: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
-	37, // 79: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
-	76, // 80: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
-	37, // 81: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
-	77, // 82: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
-	37, // 83: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 84: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
-	78, // 85: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
-	39, // 86: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
-	0,  // 87: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
-	46, // 88: cairn.peer.v1.Restore.keys:type_name -> cairn.peer.v1.RestoredKey
-	79, // 89: cairn.peer.v1.BackupRangeResponse.records:type_name -> cairn.v1.BackupRecord
-	46, // 90: cairn.peer.v1.RestoreRangeRequest.keys:type_name -> cairn.peer.v1.RestoredKey
-	33, // 91: cairn.peer.v1.AuthBackup.users:type_name -> cairn.peer.v1.UserRecord
-	34, // 92: cairn.peer.v1.AuthBackup.roles:type_name -> cairn.peer.v1.RoleRecord
-	35, // 93: cairn.peer.v1.AuthBackup.tokens:type_name -> cairn.peer.v1.TokenRecord
-	1,  // 94: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	4,  // 95: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	15, // 96: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
-	17, // 97: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
-	3,  // 98: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	6,  // 99: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	16, // 100: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
-	19, // 101: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
-	98, // [98:102] is the sub-list for method output_type
-	94, // [94:98] is the sub-list for method input_type
-	94, // [94:94] is the sub-list for extension type_name
-	94, // [94:94] is the sub-list for extension extendee
-	0,  // [0:94] is the sub-list for field type_name
+	73, // 40: cairn.peer.v1.Response.restore_range:type_name -> cairn.v1.RestoreDataResponse
+	8,  // 41: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	29, // 42: cairn.peer.v1.JoinResponse.nodes:type_name -> cairn.peer.v1.Node
+	18, // 43: cairn.peer.v1.NodeHeartbeat.ranges:type_name -> cairn.peer.v1.RangeHeartbeat
+	71, // 44: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
+	51, // 45: cairn.peer.v1.HeartbeatReply.range_bytes:type_name -> cairn.peer.v1.HeartbeatReply.RangeBytesEntry
+	53, // 46: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	54, // 47: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	26, // 48: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	27, // 49: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	58, // 50: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	21, // 51: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	22, // 52: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	23, // 53: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	24, // 54: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	32, // 55: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	40, // 56: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	41, // 57: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	42, // 58: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	13, // 59: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
+	14, // 60: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
+	12, // 61: cairn.peer.v1.Command.unfence:type_name -> cairn.peer.v1.Unfence
+	44, // 62: cairn.peer.v1.Command.fence:type_name -> cairn.peer.v1.Fence
+	45, // 63: cairn.peer.v1.Command.restore:type_name -> cairn.peer.v1.Restore
+	71, // 64: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	25, // 65: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	71, // 66: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	28, // 67: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	31, // 68: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	31, // 69: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
+	33, // 70: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	33, // 71: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	74, // 72: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	74, // 73: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	75, // 74: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	75, // 75: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	35, // 76: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	76, // 77: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	37, // 78: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 79: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
+	37, // 80: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
+	77, // 81: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
+	37, // 82: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
+	78, // 83: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
+	37, // 84: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,  // 85: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
+	79, // 86: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
+	39, // 87: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
+	0,  // 88: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
+	46, // 89: cairn.peer.v1.Restore.keys:type_name -> cairn.peer.v1.RestoredKey
+	80, // 90: cairn.peer.v1.BackupRangeResponse.records:type_name -> cairn.v1.BackupRecord
+	46, // 91: cairn.peer.v1.RestoreRangeRequest.keys:type_name -> cairn.peer.v1.RestoredKey
+	33, // 92: cairn.peer.v1.AuthBackup.users:type_name -> cairn.peer.v1.UserRecord
+	34, // 93: cairn.peer.v1.AuthBackup.roles:type_name -> cairn.peer.v1.RoleRecord
+	35, // 94: cairn.peer.v1.AuthBackup.tokens:type_name -> cairn.peer.v1.TokenRecord
+	1,  // 95: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	4,  // 96: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	15, // 97: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
+	17, // 98: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
+	3,  // 99: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	6,  // 100: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	16, // 101: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
+	19, // 102: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
+	99, // [99:103] is the sub-list for method output_type
+	95, // [95:99] is the sub-list for method input_type
+	95, // [95:95] is the sub-list for extension type_name
+	95, // [95:95] is the sub-list for extension extendee
+	0,  // [0:95] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -4934,6 +4953,7 @@ func file_peer_proto_init() {
 		(*Response_Node)(nil),
 		(*Response_ClusterStatus)(nil),
 		(*Response_BackupRange)(nil),
+		(*Response_RestoreRange)(nil),
 	}
 	file_peer_proto_msgTypes[19].OneofWrappers = []any{
 		(*Command_Put)(nil),

@@ -26,9 +26,9 @@ import (
 // restored version, so later writes get versions above them, as after a
 // split.
 
-// spanWithin reports whether the span [start, end) (end empty: the
+// SpanWithin reports whether the span [start, end) (end empty: the
 // table's end) lies within d.
-func spanWithin(d *cairnpb.RangeDescriptor, start, end []byte) bool {
+func SpanWithin(d *cairnpb.RangeDescriptor, start, end []byte) bool {
 	if !DescContains(d, start) {
 		return false
 	}
@@ -44,7 +44,7 @@ func (r *Replica) applyFence(f *cairnpb.Fence) (Result, error) {
 	if f.AtVersion == 0 {
 		return Result{Err: kv.Errorf(kv.ErrInvalidArgument, "fence at version 0")}, nil
 	}
-	if !spanWithin(r.Desc(), f.Start, f.End) {
+	if !SpanWithin(r.Desc(), f.Start, f.End) {
 		return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds [%q, %q)", r.ID, f.Start, f.End)}, nil
 	}
 	if f.AtVersion > r.state.MaxVersion {
