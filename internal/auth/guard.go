@@ -39,7 +39,7 @@ var (
 	_ kv.Batcher    = (*Guard)(nil)
 	_ kv.Splitter   = (*Guard)(nil)
 	_ kv.Transactor = (*Guard)(nil)
-	_ kv.Backuper    = (*Guard)(nil)
+	_ kv.Backuper   = (*Guard)(nil)
 )
 
 // NewGuard returns next guarded by a.
