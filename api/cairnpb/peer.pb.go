@@ -3506,9 +3506,12 @@ func (x *TxnMeta) GetStartTs() uint64 {
 
 // TxnRecord is stored at keys.TxnRecordKey on the primary's range.
 type TxnRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Meta          *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
-	Status        TxnStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Meta   *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Status TxnStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	// Set on commit: the version every write of the transaction gets (see
+	// TxnEnd.commit_version).
+	CommitVersion uint64 `protobuf:"varint,50,opt,name=commit_version,json=commitVersion,proto3" json:"commit_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3557,6 +3560,13 @@ func (x *TxnRecord) GetStatus() TxnStatus {
 	return TxnStatus_TXN_STATUS_UNSPECIFIED
 }
 
+func (x *TxnRecord) GetCommitVersion() uint64 {
+	if x != nil {
+		return x.CommitVersion
+	}
+	return 0
+}
+
 // TxnIntent is stored at keys.IntentKey: a key locked by a transaction,
 // with the write it makes on commit.
 type TxnIntent struct {
@@ -3564,7 +3574,8 @@ type TxnIntent struct {
 	Meta  *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
 	Kind  TxnOp_Kind             `protobuf:"varint,2,opt,name=kind,proto3,enum=cairn.v1.TxnOp_Kind" json:"kind,omitempty"`
 	Value []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	// The version a put reserved at prewrite; the value gets it on commit.
+	// The version a put (or delete) reserved at prewrite. On commit the
+	// write gets the transaction's commit version, which is at least this.
 	Version       uint64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3715,10 +3726,15 @@ func (x *TxnPrewrite) GetOnePhase() bool {
 // status either way. An absent record becomes an ABORTED tombstone when
 // aborted (by the coordinator, or by a push after meta.expire_at_ms).
 type TxnEnd struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Meta          *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
-	Status        TxnStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
-	Push          bool                   `protobuf:"varint,3,opt,name=push,proto3" json:"push,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Meta   *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Status TxnStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	Push   bool                   `protobuf:"varint,3,opt,name=push,proto3" json:"push,omitempty"`
+	// With COMMITTED: the largest version any of the transaction's
+	// prewrites reserved (TxnRangeResult.max_reserved). Every write of the
+	// transaction gets it on resolve, so a point in time (a backup's T)
+	// holds all of a transaction's writes or none.
+	CommitVersion uint64 `protobuf:"varint,50,opt,name=commit_version,json=commitVersion,proto3" json:"commit_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3774,14 +3790,24 @@ func (x *TxnEnd) GetPush() bool {
 	return false
 }
 
+func (x *TxnEnd) GetCommitVersion() uint64 {
+	if x != nil {
+		return x.CommitVersion
+	}
+	return 0
+}
+
 // TxnResolve turns the intents of txn_id on keys into values (commit) or
 // drops them (abort); keys without such an intent are skipped.
 type TxnResolve struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	TxnId         []byte                 `protobuf:"bytes,2,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
-	Keys          [][]byte               `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
-	Commit        bool                   `protobuf:"varint,4,opt,name=commit,proto3" json:"commit,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Table  string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	TxnId  []byte                 `protobuf:"bytes,2,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
+	Keys   [][]byte               `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	Commit bool                   `protobuf:"varint,4,opt,name=commit,proto3" json:"commit,omitempty"`
+	// With commit: the record's commit version (0: each write keeps the
+	// version its intent reserved, as records written before it existed).
+	CommitVersion uint64 `protobuf:"varint,50,opt,name=commit_version,json=commitVersion,proto3" json:"commit_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3844,6 +3870,13 @@ func (x *TxnResolve) GetCommit() bool {
 	return false
 }
 
+func (x *TxnResolve) GetCommitVersion() uint64 {
+	if x != nil {
+		return x.CommitVersion
+	}
+	return 0
+}
+
 // TxnRangeResult answers TxnPrewrite, TxnEnd and TxnResolve.
 type TxnRangeResult struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -3852,7 +3885,11 @@ type TxnRangeResult struct {
 	Conflict    *TxnIntent `protobuf:"bytes,2,opt,name=conflict,proto3" json:"conflict,omitempty"`
 	ConflictKey []byte     `protobuf:"bytes,3,opt,name=conflict_key,json=conflictKey,proto3" json:"conflict_key,omitempty"`
 	// The record's status after a TxnEnd.
-	Status        TxnStatus `protobuf:"varint,4,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	Status TxnStatus `protobuf:"varint,4,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	// After a TxnEnd: the record's commit version.
+	CommitVersion uint64 `protobuf:"varint,50,opt,name=commit_version,json=commitVersion,proto3" json:"commit_version,omitempty"`
+	// After a prewrite: the largest version its intents reserved.
+	MaxReserved   uint64 `protobuf:"varint,51,opt,name=max_reserved,json=maxReserved,proto3" json:"max_reserved,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3913,6 +3950,20 @@ func (x *TxnRangeResult) GetStatus() TxnStatus {
 		return x.Status
 	}
 	return TxnStatus_TXN_STATUS_UNSPECIFIED
+}
+
+func (x *TxnRangeResult) GetCommitVersion() uint64 {
+	if x != nil {
+		return x.CommitVersion
+	}
+	return 0
+}
+
+func (x *TxnRangeResult) GetMaxReserved() uint64 {
+	if x != nil {
+		return x.MaxReserved
+	}
+	return 0
 }
 
 // Fence, proposed to a data range by a backup at point in time
@@ -4624,10 +4675,11 @@ const file_peer_proto_rawDesc = "" +
 	"primaryKey\x12 \n" +
 	"\fexpire_at_ms\x18\x05 \x01(\x03R\n" +
 	"expireAtMs\x12\x19\n" +
-	"\bstart_ts\x18\x06 \x01(\x04R\astartTs\"i\n" +
+	"\bstart_ts\x18\x06 \x01(\x04R\astartTs\"\x90\x01\n" +
 	"\tTxnRecord\x12*\n" +
 	"\x04meta\x18\x01 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x120\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\"\x91\x01\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\x12%\n" +
+	"\x0ecommit_version\x182 \x01(\x04R\rcommitVersion\"\x91\x01\n" +
 	"\tTxnIntent\x12*\n" +
 	"\x04meta\x18\x01 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.TxnOp.KindR\x04kind\x12\x14\n" +
@@ -4638,22 +4690,26 @@ const file_peer_proto_rawDesc = "" +
 	"\x04meta\x18\x02 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x12!\n" +
 	"\x03ops\x18\x03 \x03(\v2\x0f.cairn.v1.TxnOpR\x03ops\x12#\n" +
 	"\rcreate_record\x18\x04 \x01(\bR\fcreateRecord\x12\x1b\n" +
-	"\tone_phase\x18\x05 \x01(\bR\bonePhase\"z\n" +
+	"\tone_phase\x18\x05 \x01(\bR\bonePhase\"\xa1\x01\n" +
 	"\x06TxnEnd\x12*\n" +
 	"\x04meta\x18\x01 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x120\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\x12\x12\n" +
-	"\x04push\x18\x03 \x01(\bR\x04push\"e\n" +
+	"\x04push\x18\x03 \x01(\bR\x04push\x12%\n" +
+	"\x0ecommit_version\x182 \x01(\x04R\rcommitVersion\"\x8c\x01\n" +
 	"\n" +
 	"TxnResolve\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x15\n" +
 	"\x06txn_id\x18\x02 \x01(\fR\x05txnId\x12\x12\n" +
 	"\x04keys\x18\x03 \x03(\fR\x04keys\x12\x16\n" +
-	"\x06commit\x18\x04 \x01(\bR\x06commit\"\xca\x01\n" +
+	"\x06commit\x18\x04 \x01(\bR\x06commit\x12%\n" +
+	"\x0ecommit_version\x182 \x01(\x04R\rcommitVersion\"\x94\x02\n" +
 	"\x0eTxnRangeResult\x12-\n" +
 	"\aresults\x18\x01 \x03(\v2\x13.cairn.v1.TxnResultR\aresults\x124\n" +
 	"\bconflict\x18\x02 \x01(\v2\x18.cairn.peer.v1.TxnIntentR\bconflict\x12!\n" +
 	"\fconflict_key\x18\x03 \x01(\fR\vconflictKey\x120\n" +
-	"\x06status\x18\x04 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\"N\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\x12%\n" +
+	"\x0ecommit_version\x182 \x01(\x04R\rcommitVersion\x12!\n" +
+	"\fmax_reserved\x183 \x01(\x04R\vmaxReserved\"N\n" +
 	"\x05Fence\x12\x1d\n" +
 	"\n" +
 	"at_version\x18\x01 \x01(\x04R\tatVersion\x12\x14\n" +

@@ -158,3 +158,57 @@ func TestRestore(t *testing.T) {
 		t.Fatalf("restore at version 0: %v", res.Err)
 	}
 }
+
+// TestTxnCommitVersion: a committed transaction's writes all get its
+// commit version (the largest its prewrites reserved, possibly on another
+// range), deletes included, so a backup's point in time holds all of a
+// transaction's writes or none; the record keeps the commit version for
+// whoever resolves the intents later.
+func TestTxnCommitVersion(t *testing.T) {
+	e := newApplyEnv(t)
+	r := e.replicas[2]
+	if res := e.applyOne(t, r, 100, putCmd("b", "old")); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	m := txnMeta(1, "a", 1<<40)
+	del := &cairnpb.TxnOp{Kind: cairnpb.TxnOp_DELETE, Key: []byte("b")}
+	res := e.applyOne(t, r, 200, prewrite(m, true, tput("a", "1"), del))
+	if res.Err != nil || res.Txn.GetConflict() != nil {
+		t.Fatalf("prewrite: %+v", res)
+	}
+	// Both intents reserved a version; the larger is reported.
+	if got := res.Txn.MaxReserved; got != 200<<16+1 {
+		t.Fatalf("max reserved %d, want %d", got, uint64(200<<16+1))
+	}
+	const commitV = 900 << 16 // reserved on another range of the transaction
+	end := txnEnd(m, cairnpb.TxnStatus_COMMITTED, false)
+	end.GetTxnEnd().CommitVersion = commitV
+	if res := e.applyOne(t, r, 210, end); res.Txn.GetStatus() != cairnpb.TxnStatus_COMMITTED || res.Txn.GetCommitVersion() != commitV {
+		t.Fatalf("commit: %+v", res.Txn)
+	}
+	// A later TxnEnd (a push by a reader) learns the commit version.
+	if res := e.applyOne(t, r, 220, txnEnd(m, cairnpb.TxnStatus_ABORTED, true)); res.Txn.GetCommitVersion() != commitV {
+		t.Fatalf("push after commit: %+v", res.Txn)
+	}
+	rs := resolve(m, true, "a", "b")
+	rs.GetTxnResolve().CommitVersion = commitV
+	if res := e.applyOne(t, r, 230, rs); res.Err != nil || res.Version != 2 {
+		t.Fatalf("resolve: %+v", res)
+	}
+	if v, ver, ok := readValue(t, e.db, "a"); !ok || v != "1" || ver != commitV {
+		t.Fatalf("a = %q@%d %v, want \"1\"@%d", v, ver, ok, uint64(commitV))
+	}
+	if _, _, ok := readValue(t, e.db, "b"); ok {
+		t.Fatal("b not deleted")
+	}
+	h := dumpHistory(t, e.db, 1)
+	for _, want := range []string{fmt.Sprintf(`a@%d put`, uint64(commitV)), fmt.Sprintf(`b@%d delete`, uint64(commitV))} {
+		if !strings.Contains(h, want) {
+			t.Fatalf("history lacks %q:\n%s", want, h)
+		}
+	}
+	// Later writes sort after the commit version.
+	if res := e.applyOne(t, r, 240, putCmd("c", "x")); res.Version != commitV+1 {
+		t.Fatalf("put after commit: version %d, want %d", res.Version, uint64(commitV+1))
+	}
+}

@@ -30,7 +30,8 @@ import (
 // in time T as the clients saw it: for every key the acknowledged write
 // with the largest version at or below T, with that value and version;
 // no write above T; every write acknowledged before the backup started
-// is at or below T; deleted keys are gone. Expiry times survive: a backup
+// is at or below T; deleted keys are gone; a transaction over both
+// tables is in whole or not at all. Expiry times survive: a backup
 // of the restored cluster lists the same keys, versions and expire_at.
 // TestBackupNeedsClusterAdmin checks the auth Guard and the auth state.
 
@@ -247,6 +248,28 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 				case <-stop:
 					return
 				default:
+				}
+				if seq%4 == 0 {
+					// A transaction over both tables (ranges on
+					// different nodes): its writes share one version,
+					// so T holds both or neither.
+					key, value := fmt.Sprintf("t%03d", rng.IntN(200)), fmt.Sprintf("txn-g%d-%d", g, seq)
+					res, err := cl.Exec(ctx, []client.TxnOp{{Kind: client.TxnPut, Table: "p", Key: []byte(key), Value: []byte(value)},
+						{Kind: client.TxnPut, Table: "h", Key: []byte(key), Value: []byte(value)}})
+					if errors.Is(err, client.ErrTxnConflict) {
+						continue // nothing written
+					}
+					if err == nil && res[0].Version != res[1].Version {
+						t.Errorf("transaction wrote versions %d and %d", res[0].Version, res[1].Version)
+					}
+					for i, table := range []string{"p", "h"} {
+						var v uint64
+						if err == nil {
+							v = res[i].Version
+						}
+						m.put(table, key, v, value, err)
+					}
+					continue
 				}
 				table := []string{"p", "h"}[rng.IntN(2)]
 				key, value := fmt.Sprintf("w%04d", rng.IntN(600)), fmt.Sprintf("g%d-%d-%s", g, seq, pad)
