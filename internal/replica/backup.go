@@ -38,6 +38,10 @@ func SpanWithin(d *cairnpb.RangeDescriptor, start, end []byte) bool {
 	return len(end) > 0 && bytes.Compare(end, d.End) <= 0
 }
 
+// KeepsHistory reports whether the replica records key history (a backup
+// reads the state at its point in time from it).
+func (r *Replica) KeepsHistory() bool { return r.opts.HistoryVersions > 0 }
+
 // applyFence raises max_version to the fence's point in time. Result.Version
 // is the range's max_version after the apply.
 func (r *Replica) applyFence(f *cairnpb.Fence) (Result, error) {

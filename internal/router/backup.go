@@ -7,13 +7,16 @@ import (
 	"errors"
 	"sort"
 
+	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/backup"
+	"github.com/cairn-db/cairn/internal/hlc"
 	"github.com/cairn-db/cairn/internal/keys"
 	"github.com/cairn-db/cairn/internal/kv"
 	"github.com/cairn-db/cairn/internal/replica"
+	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/watch"
 )
 
@@ -142,6 +145,9 @@ func (rt *Router) localBackupRange(ctx context.Context, r *replica.Replica, t *c
 	if req.AtVersion == 0 || req.SinceVersion >= req.AtVersion {
 		return nil, kv.Errorf(kv.ErrInvalidArgument, "backup at version %d since %d", req.AtVersion, req.SinceVersion)
 	}
+	if !r.KeepsHistory() {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "backup reads key history, which node %d does not keep (--history-versions 0)", rt.store.NodeID())
+	}
 	if _, err := rt.propose(ctx, r, &cairnpb.Command{TableId: t.Id,
 		Op: &cairnpb.Command_Fence{Fence: &cairnpb.Fence{AtVersion: req.AtVersion, Start: req.Start, End: req.End}}}); err != nil {
 		return nil, err
@@ -194,7 +200,53 @@ func (rt *Router) localBackupRange(ctx context.Context, r *replica.Replica, t *c
 	case err != nil:
 		return nil, kv.Errorf(kv.ErrInternal, "backup scan: %v", err)
 	}
+	end := req.End
+	if len(out.Resume) > 0 {
+		end = out.Resume
+	}
+	if err := checkAgainstData(snap, t, req.Start, end, req.AtVersion, out.Records); err != nil {
+		return nil, err
+	}
 	return &cairnpb.Response{Op: &cairnpb.Response_BackupRange{BackupRange: out}}, nil
+}
+
+// checkAgainstData cross-checks a page read from key history with the
+// stored values of [start, end): every stored key whose value is at or
+// below the point in time and not expired by it must be in recs with
+// that version. A key stored without history (written while history was
+// off) would otherwise be left out silently.
+func checkAgainstData(snap replica.Reader, t *cairnpb.Table, start, end []byte, at uint64, recs []*cairnpb.BackupRecord) error {
+	ls, le := keys.DataSpan(keys.TableID(t.Id), start, end)
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: ls, UpperBound: le})
+	if err != nil {
+		return kv.Errorf(kv.ErrInternal, "backup check: %v", err)
+	}
+	defer it.Close()
+	atMs := hlc.Timestamp(at).Millis()
+	i := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		_, uk, err := keys.DecodeDataKey(it.Key())
+		if err != nil {
+			return kv.Errorf(kv.ErrInternal, "backup check: %v", err)
+		}
+		version, exp, _, err := storage.DecodeValueTTL(it.Value())
+		if err != nil {
+			return kv.Errorf(kv.ErrInternal, "backup check: %v", err)
+		}
+		if version > at || (exp != 0 && exp <= atMs) {
+			continue
+		}
+		for i < len(recs) && bytes.Compare(recs[i].Key, uk) < 0 {
+			i++
+		}
+		if i == len(recs) || !bytes.Equal(recs[i].Key, uk) || recs[i].Version != version {
+			return kv.Errorf(kv.ErrInternal, "table %q: key %q (version %d) has no key history at version %d; was history off when it was written?", t.Name, uk, version, at)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return kv.Errorf(kv.ErrInternal, "backup check: %v", err)
+	}
+	return nil
 }
 
 // checkNoIntentsAt fails (retryably, as unavailable) if the snapshot
