@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/client"
 	"github.com/cairn-db/cairn/internal/backup"
 	"github.com/cairn-db/cairn/internal/keys/hashkey"
 )
@@ -22,6 +23,11 @@ import (
 // backupMaxDuration bounds a whole backup or restore (each request inside
 // it is bounded by --timeout on the server side).
 const backupMaxDuration = 24 * time.Hour
+
+// backupAttempts is how many times a backup starts again at a new point in
+// time when the state at the old one was trimmed from key history
+// (compacted) before the walk reached it.
+const backupAttempts = 3
 
 // backupOutput is the result line of `cairn backup -o json`.
 type backupOutput struct {
@@ -66,22 +72,34 @@ See docs/design/backup.md.`,
 		defer c.Close()
 		ctx, cancel := context.WithTimeout(cmd.Context(), backupMaxDuration)
 		defer cancel()
-		w := &backupWriter{dir: to, progress: newProgress(cmd.ErrOrStderr(), "backup")}
-		if from != "" {
-			if err := w.setParent(from); err != nil {
+		var w *backupWriter
+		for attempt := 1; ; attempt++ {
+			w = &backupWriter{dir: to, progress: newProgress(cmd.ErrOrStderr(), "backup")}
+			if from != "" {
+				if err := w.setParent(from); err != nil {
+					return err
+				}
+			}
+			if err := w.prepareDir(); err != nil {
 				return err
 			}
-		}
-		if err := w.prepareDir(); err != nil {
-			return err
-		}
-		err = c.Backup(ctx, w.since(), w.chunk)
-		if err == nil {
-			err = w.finish()
-		}
-		if err != nil {
+			err = c.Backup(ctx, w.since(), w.chunk)
+			if err == nil {
+				err = w.finish()
+			}
+			if err == nil {
+				break
+			}
 			w.abort()
-			return err
+			if !errors.Is(err, client.ErrCompacted) || attempt == backupAttempts {
+				return err
+			}
+			// The state at T left key history before the walk reached
+			// it: start again at a new point in time, from an empty dir.
+			w.progress.report(fmt.Sprintf("%v; starting again (attempt %d of %d)", err, attempt+1, backupAttempts), true)
+			if err := w.clear(); err != nil {
+				return err
+			}
 		}
 		out := backupOutput{Dir: to, AtVersion: w.m.AtVersion, Tables: len(w.m.Tables), Records: w.records, Bytes: w.bytes}
 		if w.m.Parent != nil {
@@ -309,6 +327,20 @@ func (bw *backupWriter) abort() {
 	if bw.file != nil {
 		bw.file.Abort()
 	}
+}
+
+// clear removes what an attempt wrote (the directory was empty before).
+func (bw *backupWriter) clear() error {
+	ents, err := os.ReadDir(bw.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(bw.dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func sortTables(ts []backup.Table) {

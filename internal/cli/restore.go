@@ -246,13 +246,17 @@ func restoreTable(ctx context.Context, c *client.Client, chain []backup.Link, ta
 			}
 			rec.Value, rec.HasValue = v, true
 		}
-		batch = append(batch, &cairnpb.BackupRecord{Key: rec.Key, Value: rec.Value, Version: rec.Version, ExpireAtMs: rec.ExpireAtMs, HasValue: true})
-		size += len(rec.Key) + len(rec.Value) + 32
-		if len(batch) >= restoreBatchKeys || size >= restoreBatchBytes {
+		// A request stays under the server's message limit (one value
+		// plus 64 KiB): a record that would take the batch past
+		// restoreBatchBytes goes in the next one.
+		recBytes := len(rec.Key) + len(rec.Value) + 32
+		if len(batch) >= restoreBatchKeys || (len(batch) > 0 && size+recBytes > restoreBatchBytes) {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
+		batch = append(batch, &cairnpb.BackupRecord{Key: rec.Key, Value: rec.Value, Version: rec.Version, ExpireAtMs: rec.ExpireAtMs, HasValue: true})
+		size += recBytes
 		if err := top.next(); err != nil {
 			return err
 		}

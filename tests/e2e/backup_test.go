@@ -446,6 +446,14 @@ func TestBackupNeedsClusterAdmin(t *testing.T) {
 	for i := range 50 {
 		cairnCLI(t, src.Client, "", writerEnv, "put", fmt.Sprintf("pub/%02d", i), fmt.Sprintf("v%d", i))
 	}
+	// Values near the 1 MiB limit: pages and restore requests stay under
+	// the message limits.
+	big := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, 900<<10) }
+	for i := range 3 {
+		if r := src.Put("default", fmt.Sprintf("pub/big%d", i), big(i), basic("writer", writerPassword)...); r.Status != 200 {
+			t.Fatalf("big put: %s", r)
+		}
+	}
 	tokOut := cairnCLI(t, src.Client, "", rootEnv, "token", "create", "--user", "reader", "--name", "ci")
 	token, _, _ := strings.Cut(tokOut, "\n")
 	if r := src.Get("default", "pub/01", bearer(token)...); r.Status != 200 {
@@ -468,8 +476,8 @@ func TestBackupNeedsClusterAdmin(t *testing.T) {
 	}
 	full := filepath.Join(dir, "full")
 	res := runBackup(t, src.Client, rootEnv, "--to", full)
-	if res.Records != 50 {
-		t.Fatalf("backup holds %d keys, want 50", res.Records)
+	if res.Records != 53 {
+		t.Fatalf("backup holds %d keys, want 53", res.Records)
 	}
 
 	dst := StartSingle(t).Nodes[0]
@@ -499,6 +507,11 @@ func TestBackupNeedsClusterAdmin(t *testing.T) {
 	}
 	if r := dst.Get("default", "pub/07", basic("reader", readerPassword)...); r.Status != 200 || string(r.Body) != "v7" {
 		t.Fatalf("reader with its old password: %s", r)
+	}
+	for i := range 3 {
+		if r := dst.Get("default", fmt.Sprintf("pub/big%d", i), basic("reader", readerPassword)...); r.Status != 200 || !bytes.Equal(r.Body, big(i)) {
+			t.Fatalf("big value %d after restore: status %d, %d bytes", i, r.Status, len(r.Body))
+		}
 	}
 	if r := dst.Put("default", "pub/x", []byte("y"), basic("reader", readerPassword)...); r.Status != 403 {
 		t.Fatalf("reader writing after restore: %s, want 403 (grants restored)", r)
