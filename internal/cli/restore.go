@@ -25,9 +25,11 @@ const (
 	restoreBatchBytes = 512 << 10
 )
 
-// restoreLimits are the data file limits a restore reads with: the
-// cluster's defaults, keys longer by a hash table's placement prefix.
-var restoreLimits = backup.Limits{MaxKeyBytes: backup.DefaultLimits.MaxKeyBytes + hashkey.PrefixLen, MaxValueBytes: backup.DefaultLimits.MaxValueBytes}
+// restoreLimits bound the records a restore reads: well above the
+// defaults (a cluster may be configured with larger keys and values, and
+// a hash table's keys carry a placement prefix), only to stop a corrupt
+// length from allocating without bound.
+var restoreLimits = backup.Limits{MaxKeyBytes: 64<<10 + hashkey.PrefixLen, MaxValueBytes: 64 << 20}
 
 // restoreOutput is the result line of `cairn restore -o json`.
 type restoreOutput struct {
