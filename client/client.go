@@ -82,6 +82,7 @@ type endpoint struct {
 	auth    cairnpb.AuthClient
 	watch   cairnpb.WatchClient
 	history cairnpb.HistoryClient
+	backup  cairnpb.BackupClient
 }
 
 // New returns a Client for cfg. It does not connect: a node that is down is
@@ -139,6 +140,7 @@ func New(cfg Config) (*Client, error) {
 			auth:    cairnpb.NewAuthClient(cc),
 			watch:   cairnpb.NewWatchClient(cc),
 			history: cairnpb.NewHistoryClient(cc),
+			backup:  cairnpb.NewBackupClient(cc),
 		})
 	}
 	return c, nil

@@ -130,7 +130,7 @@ func (x TxnOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TxnOp_Kind.Descriptor instead.
 func (TxnOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{54, 0}
+	return file_kv_proto_rawDescGZIP(), []int{61, 0}
 }
 
 type SplitRangeRequest struct {
@@ -3955,6 +3955,413 @@ func (x *WatchResponse) GetResumeToken() string {
 	return ""
 }
 
+type BackupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Incremental: the parent backup's point in time (0: a full backup).
+	SinceVersion  uint64 `protobuf:"varint,1,opt,name=since_version,json=sinceVersion,proto3" json:"since_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_kv_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *BackupRequest) GetSinceVersion() uint64 {
+	if x != nil {
+		return x.SinceVersion
+	}
+	return 0
+}
+
+// BackupRecord is one key at the backup's point in time (see
+// internal/backup.Record). key is the stored key (a placement key on a
+// hash table).
+type BackupRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	ExpireAtMs    int64                  `protobuf:"varint,4,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	HasValue      bool                   `protobuf:"varint,5,opt,name=has_value,json=hasValue,proto3" json:"has_value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRecord) Reset() {
+	*x = BackupRecord{}
+	mi := &file_kv_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRecord) ProtoMessage() {}
+
+func (x *BackupRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRecord.ProtoReflect.Descriptor instead.
+func (*BackupRecord) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *BackupRecord) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *BackupRecord) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *BackupRecord) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *BackupRecord) GetExpireAtMs() int64 {
+	if x != nil {
+		return x.ExpireAtMs
+	}
+	return 0
+}
+
+func (x *BackupRecord) GetHasValue() bool {
+	if x != nil {
+		return x.HasValue
+	}
+	return false
+}
+
+type BackupChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First chunk only: the point in time, the tables, the auth state
+	// (a marshaled cairn.peer.v1.AuthBackup).
+	AtVersion uint64   `protobuf:"varint,1,opt,name=at_version,json=atVersion,proto3" json:"at_version,omitempty"`
+	Tables    []*Table `protobuf:"bytes,2,rep,name=tables,proto3" json:"tables,omitempty"`
+	Auth      []byte   `protobuf:"bytes,3,opt,name=auth,proto3" json:"auth,omitempty"`
+	// Records of table, in stored-key order across chunks.
+	Table   string          `protobuf:"bytes,4,opt,name=table,proto3" json:"table,omitempty"`
+	Records []*BackupRecord `protobuf:"bytes,5,rep,name=records,proto3" json:"records,omitempty"`
+	// Progress: ranges (table spans) finished and in all.
+	RangesDone    uint32 `protobuf:"varint,6,opt,name=ranges_done,json=rangesDone,proto3" json:"ranges_done,omitempty"`
+	RangesTotal   uint32 `protobuf:"varint,7,opt,name=ranges_total,json=rangesTotal,proto3" json:"ranges_total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupChunk) Reset() {
+	*x = BackupChunk{}
+	mi := &file_kv_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupChunk) ProtoMessage() {}
+
+func (x *BackupChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
+func (*BackupChunk) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *BackupChunk) GetAtVersion() uint64 {
+	if x != nil {
+		return x.AtVersion
+	}
+	return 0
+}
+
+func (x *BackupChunk) GetTables() []*Table {
+	if x != nil {
+		return x.Tables
+	}
+	return nil
+}
+
+func (x *BackupChunk) GetAuth() []byte {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+func (x *BackupChunk) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *BackupChunk) GetRecords() []*BackupRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *BackupChunk) GetRangesDone() uint32 {
+	if x != nil {
+		return x.RangesDone
+	}
+	return 0
+}
+
+func (x *BackupChunk) GetRangesTotal() uint32 {
+	if x != nil {
+		return x.RangesTotal
+	}
+	return 0
+}
+
+type RestoreBeginRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tables []*CreateTableRequest  `protobuf:"bytes,1,rep,name=tables,proto3" json:"tables,omitempty"`
+	// A marshaled cairn.peer.v1.AuthBackup (empty: no auth state).
+	Auth          []byte `protobuf:"bytes,2,opt,name=auth,proto3" json:"auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreBeginRequest) Reset() {
+	*x = RestoreBeginRequest{}
+	mi := &file_kv_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreBeginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreBeginRequest) ProtoMessage() {}
+
+func (x *RestoreBeginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreBeginRequest.ProtoReflect.Descriptor instead.
+func (*RestoreBeginRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *RestoreBeginRequest) GetTables() []*CreateTableRequest {
+	if x != nil {
+		return x.Tables
+	}
+	return nil
+}
+
+func (x *RestoreBeginRequest) GetAuth() []byte {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+type RestoreBeginResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreBeginResponse) Reset() {
+	*x = RestoreBeginResponse{}
+	mi := &file_kv_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreBeginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreBeginResponse) ProtoMessage() {}
+
+func (x *RestoreBeginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreBeginResponse.ProtoReflect.Descriptor instead.
+func (*RestoreBeginResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{55}
+}
+
+type RestoreDataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	// Sorted by key, all with has_value.
+	Records       []*BackupRecord `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreDataRequest) Reset() {
+	*x = RestoreDataRequest{}
+	mi := &file_kv_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreDataRequest) ProtoMessage() {}
+
+func (x *RestoreDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreDataRequest.ProtoReflect.Descriptor instead.
+func (*RestoreDataRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *RestoreDataRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *RestoreDataRequest) GetRecords() []*BackupRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+type RestoreDataResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Keys written (expired ones are skipped).
+	Restored      uint64 `protobuf:"varint,1,opt,name=restored,proto3" json:"restored,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreDataResponse) Reset() {
+	*x = RestoreDataResponse{}
+	mi := &file_kv_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreDataResponse) ProtoMessage() {}
+
+func (x *RestoreDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreDataResponse.ProtoReflect.Descriptor instead.
+func (*RestoreDataResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *RestoreDataResponse) GetRestored() uint64 {
+	if x != nil {
+		return x.Restored
+	}
+	return 0
+}
+
 type HistoryRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Table     string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -3968,7 +4375,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3980,7 +4387,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3993,7 +4400,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{51}
+	return file_kv_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *HistoryRequest) GetTable() string {
@@ -4037,7 +4444,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4049,7 +4456,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4062,7 +4469,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{52}
+	return file_kv_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *HistoryResponse) GetChanges() []*WatchEvent {
@@ -4091,7 +4498,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4103,7 +4510,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4116,7 +4523,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{53}
+	return file_kv_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *TxnRequest) GetOps() []*TxnOp {
@@ -4139,7 +4546,7 @@ type TxnOp struct {
 
 func (x *TxnOp) Reset() {
 	*x = TxnOp{}
-	mi := &file_kv_proto_msgTypes[54]
+	mi := &file_kv_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4151,7 +4558,7 @@ func (x *TxnOp) String() string {
 func (*TxnOp) ProtoMessage() {}
 
 func (x *TxnOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[54]
+	mi := &file_kv_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4164,7 +4571,7 @@ func (x *TxnOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnOp.ProtoReflect.Descriptor instead.
 func (*TxnOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{54}
+	return file_kv_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *TxnOp) GetKind() TxnOp_Kind {
@@ -4216,7 +4623,7 @@ type TxnResult struct {
 
 func (x *TxnResult) Reset() {
 	*x = TxnResult{}
-	mi := &file_kv_proto_msgTypes[55]
+	mi := &file_kv_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4228,7 +4635,7 @@ func (x *TxnResult) String() string {
 func (*TxnResult) ProtoMessage() {}
 
 func (x *TxnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[55]
+	mi := &file_kv_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4241,7 +4648,7 @@ func (x *TxnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResult.ProtoReflect.Descriptor instead.
 func (*TxnResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{55}
+	return file_kv_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *TxnResult) GetFound() bool {
@@ -4274,7 +4681,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_kv_proto_msgTypes[56]
+	mi := &file_kv_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4286,7 +4693,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[56]
+	mi := &file_kv_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4299,7 +4706,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{56}
+	return file_kv_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *TxnResponse) GetResults() []*TxnResult {
@@ -4633,7 +5040,35 @@ const file_kv_proto_rawDesc = "" +
 	"\x06EXPIRE\x10\x02\"`\n" +
 	"\rWatchResponse\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.cairn.v1.WatchEventR\x06events\x12!\n" +
-	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\"m\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\"4\n" +
+	"\rBackupRequest\x12#\n" +
+	"\rsince_version\x18\x01 \x01(\x04R\fsinceVersion\"\x8f\x01\n" +
+	"\fBackupRecord\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12 \n" +
+	"\fexpire_at_ms\x18\x04 \x01(\x03R\n" +
+	"expireAtMs\x12\x1b\n" +
+	"\thas_value\x18\x05 \x01(\bR\bhasValue\"\xf5\x01\n" +
+	"\vBackupChunk\x12\x1d\n" +
+	"\n" +
+	"at_version\x18\x01 \x01(\x04R\tatVersion\x12'\n" +
+	"\x06tables\x18\x02 \x03(\v2\x0f.cairn.v1.TableR\x06tables\x12\x12\n" +
+	"\x04auth\x18\x03 \x01(\fR\x04auth\x12\x14\n" +
+	"\x05table\x18\x04 \x01(\tR\x05table\x120\n" +
+	"\arecords\x18\x05 \x03(\v2\x16.cairn.v1.BackupRecordR\arecords\x12\x1f\n" +
+	"\vranges_done\x18\x06 \x01(\rR\n" +
+	"rangesDone\x12!\n" +
+	"\franges_total\x18\a \x01(\rR\vrangesTotal\"_\n" +
+	"\x13RestoreBeginRequest\x124\n" +
+	"\x06tables\x18\x01 \x03(\v2\x1c.cairn.v1.CreateTableRequestR\x06tables\x12\x12\n" +
+	"\x04auth\x18\x02 \x01(\fR\x04auth\"\x16\n" +
+	"\x14RestoreBeginResponse\"\\\n" +
+	"\x12RestoreDataRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x120\n" +
+	"\arecords\x18\x02 \x03(\v2\x16.cairn.v1.BackupRecordR\arecords\"1\n" +
+	"\x13RestoreDataResponse\x12\x1a\n" +
+	"\brestored\x18\x01 \x01(\x04R\brestored\"m\n" +
 	"\x0eHistoryRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1d\n" +
@@ -4690,7 +5125,11 @@ const file_kv_proto_rawDesc = "" +
 	"\x05Watch\x12:\n" +
 	"\x05Watch\x12\x16.cairn.v1.WatchRequest\x1a\x17.cairn.v1.WatchResponse0\x012I\n" +
 	"\aHistory\x12>\n" +
-	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponseB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
+	"\aHistory\x12\x18.cairn.v1.HistoryRequest\x1a\x19.cairn.v1.HistoryResponse2\xdf\x01\n" +
+	"\x06Backup\x12:\n" +
+	"\x06Backup\x12\x17.cairn.v1.BackupRequest\x1a\x15.cairn.v1.BackupChunk0\x01\x12M\n" +
+	"\fRestoreBegin\x12\x1d.cairn.v1.RestoreBeginRequest\x1a\x1e.cairn.v1.RestoreBeginResponse\x12J\n" +
+	"\vRestoreData\x12\x1c.cairn.v1.RestoreDataRequest\x1a\x1d.cairn.v1.RestoreDataResponseB'Z%github.com/cairn-db/cairn/api/cairnpbb\x06proto3"
 
 var (
 	file_kv_proto_rawDescOnce sync.Once
@@ -4705,7 +5144,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_kv_proto_goTypes = []any{
 	(WatchEvent_Type)(0),         // 0: cairn.v1.WatchEvent.Type
 	(TxnOp_Kind)(0),              // 1: cairn.v1.TxnOp.Kind
@@ -4760,12 +5199,19 @@ var file_kv_proto_goTypes = []any{
 	(*WatchRequest)(nil),         // 50: cairn.v1.WatchRequest
 	(*WatchEvent)(nil),           // 51: cairn.v1.WatchEvent
 	(*WatchResponse)(nil),        // 52: cairn.v1.WatchResponse
-	(*HistoryRequest)(nil),       // 53: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),      // 54: cairn.v1.HistoryResponse
-	(*TxnRequest)(nil),           // 55: cairn.v1.TxnRequest
-	(*TxnOp)(nil),                // 56: cairn.v1.TxnOp
-	(*TxnResult)(nil),            // 57: cairn.v1.TxnResult
-	(*TxnResponse)(nil),          // 58: cairn.v1.TxnResponse
+	(*BackupRequest)(nil),        // 53: cairn.v1.BackupRequest
+	(*BackupRecord)(nil),         // 54: cairn.v1.BackupRecord
+	(*BackupChunk)(nil),          // 55: cairn.v1.BackupChunk
+	(*RestoreBeginRequest)(nil),  // 56: cairn.v1.RestoreBeginRequest
+	(*RestoreBeginResponse)(nil), // 57: cairn.v1.RestoreBeginResponse
+	(*RestoreDataRequest)(nil),   // 58: cairn.v1.RestoreDataRequest
+	(*RestoreDataResponse)(nil),  // 59: cairn.v1.RestoreDataResponse
+	(*HistoryRequest)(nil),       // 60: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),      // 61: cairn.v1.HistoryResponse
+	(*TxnRequest)(nil),           // 62: cairn.v1.TxnRequest
+	(*TxnOp)(nil),                // 63: cairn.v1.TxnOp
+	(*TxnResult)(nil),            // 64: cairn.v1.TxnResult
+	(*TxnResponse)(nil),          // 65: cairn.v1.TxnResponse
 }
 var file_kv_proto_depIdxs = []int32{
 	40, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
@@ -4805,50 +5251,60 @@ var file_kv_proto_depIdxs = []int32{
 	43, // 34: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
 	0,  // 35: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
 	51, // 36: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
-	51, // 37: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
-	56, // 38: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
-	1,  // 39: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
-	20, // 40: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
-	57, // 41: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
-	18, // 42: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	21, // 43: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	23, // 44: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	29, // 45: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	55, // 46: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
-	33, // 47: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	34, // 48: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	35, // 49: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	37, // 50: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	38, // 51: cairn.v1.Tables.UpdateTable:input_type -> cairn.v1.UpdateTableRequest
-	42, // 52: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	48, // 53: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
-	2,  // 54: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	4,  // 55: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
-	16, // 56: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
-	50, // 57: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
-	53, // 58: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
-	19, // 59: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	22, // 60: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	24, // 61: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	31, // 62: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	58, // 63: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
-	32, // 64: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	32, // 65: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	36, // 66: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	39, // 67: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	32, // 68: cairn.v1.Tables.UpdateTable:output_type -> cairn.v1.Table
-	47, // 69: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	49, // 70: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
-	3,  // 71: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	5,  // 72: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
-	17, // 73: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
-	52, // 74: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
-	54, // 75: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
-	59, // [59:76] is the sub-list for method output_type
-	42, // [42:59] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	32, // 37: cairn.v1.BackupChunk.tables:type_name -> cairn.v1.Table
+	54, // 38: cairn.v1.BackupChunk.records:type_name -> cairn.v1.BackupRecord
+	33, // 39: cairn.v1.RestoreBeginRequest.tables:type_name -> cairn.v1.CreateTableRequest
+	54, // 40: cairn.v1.RestoreDataRequest.records:type_name -> cairn.v1.BackupRecord
+	51, // 41: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
+	63, // 42: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
+	1,  // 43: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
+	20, // 44: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
+	64, // 45: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
+	18, // 46: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	21, // 47: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	23, // 48: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	29, // 49: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	62, // 50: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
+	33, // 51: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	34, // 52: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	35, // 53: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	37, // 54: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	38, // 55: cairn.v1.Tables.UpdateTable:input_type -> cairn.v1.UpdateTableRequest
+	42, // 56: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	48, // 57: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
+	2,  // 58: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	4,  // 59: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	16, // 60: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	50, // 61: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
+	60, // 62: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
+	53, // 63: cairn.v1.Backup.Backup:input_type -> cairn.v1.BackupRequest
+	56, // 64: cairn.v1.Backup.RestoreBegin:input_type -> cairn.v1.RestoreBeginRequest
+	58, // 65: cairn.v1.Backup.RestoreData:input_type -> cairn.v1.RestoreDataRequest
+	19, // 66: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	22, // 67: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	24, // 68: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	31, // 69: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	65, // 70: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
+	32, // 71: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	32, // 72: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	36, // 73: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	39, // 74: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	32, // 75: cairn.v1.Tables.UpdateTable:output_type -> cairn.v1.Table
+	47, // 76: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	49, // 77: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
+	3,  // 78: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	5,  // 79: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	17, // 80: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	52, // 81: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
+	61, // 82: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
+	55, // 83: cairn.v1.Backup.Backup:output_type -> cairn.v1.BackupChunk
+	57, // 84: cairn.v1.Backup.RestoreBegin:output_type -> cairn.v1.RestoreBeginResponse
+	59, // 85: cairn.v1.Backup.RestoreData:output_type -> cairn.v1.RestoreDataResponse
+	66, // [66:86] is the sub-list for method output_type
+	46, // [46:66] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -4888,9 +5344,9 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   57,
+			NumMessages:   64,
 			NumExtensions: 0,
-			NumServices:   6,
+			NumServices:   7,
 		},
 		GoTypes:           file_kv_proto_goTypes,
 		DependencyIndexes: file_kv_proto_depIdxs,

@@ -1137,3 +1137,203 @@ var History_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "kv.proto",
 }
+
+const (
+	Backup_Backup_FullMethodName       = "/cairn.v1.Backup/Backup"
+	Backup_RestoreBegin_FullMethodName = "/cairn.v1.Backup/RestoreBegin"
+	Backup_RestoreData_FullMethodName  = "/cairn.v1.Backup/RestoreData"
+)
+
+// BackupClient is the client API for Backup service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Backup takes and restores consistent backups (docs/design/backup.md).
+// Every call needs cluster admin (admin on "*").
+type BackupClient interface {
+	// Backup streams the state of every table at one point in time: first
+	// a chunk with the point in time, the tables and the auth state, then
+	// each table's records in stored-key order, with progress.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
+	// RestoreBegin checks that no user table exists and no key is in the
+	// default table, then creates the tables and imports the auth state.
+	RestoreBegin(ctx context.Context, in *RestoreBeginRequest, opts ...grpc.CallOption) (*RestoreBeginResponse, error)
+	// RestoreData writes records of one table with their versions.
+	RestoreData(ctx context.Context, in *RestoreDataRequest, opts ...grpc.CallOption) (*RestoreDataResponse, error)
+}
+
+type backupClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewBackupClient(cc grpc.ClientConnInterface) BackupClient {
+	return &backupClient{cc}
+}
+
+func (c *backupClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backup_ServiceDesc.Streams[0], Backup_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backup_BackupClient = grpc.ServerStreamingClient[BackupChunk]
+
+func (c *backupClient) RestoreBegin(ctx context.Context, in *RestoreBeginRequest, opts ...grpc.CallOption) (*RestoreBeginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestoreBeginResponse)
+	err := c.cc.Invoke(ctx, Backup_RestoreBegin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backupClient) RestoreData(ctx context.Context, in *RestoreDataRequest, opts ...grpc.CallOption) (*RestoreDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestoreDataResponse)
+	err := c.cc.Invoke(ctx, Backup_RestoreData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// BackupServer is the server API for Backup service.
+// All implementations must embed UnimplementedBackupServer
+// for forward compatibility.
+//
+// Backup takes and restores consistent backups (docs/design/backup.md).
+// Every call needs cluster admin (admin on "*").
+type BackupServer interface {
+	// Backup streams the state of every table at one point in time: first
+	// a chunk with the point in time, the tables and the auth state, then
+	// each table's records in stored-key order, with progress.
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error
+	// RestoreBegin checks that no user table exists and no key is in the
+	// default table, then creates the tables and imports the auth state.
+	RestoreBegin(context.Context, *RestoreBeginRequest) (*RestoreBeginResponse, error)
+	// RestoreData writes records of one table with their versions.
+	RestoreData(context.Context, *RestoreDataRequest) (*RestoreDataResponse, error)
+	mustEmbedUnimplementedBackupServer()
+}
+
+// UnimplementedBackupServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedBackupServer struct{}
+
+func (UnimplementedBackupServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error {
+	return status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedBackupServer) RestoreBegin(context.Context, *RestoreBeginRequest) (*RestoreBeginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RestoreBegin not implemented")
+}
+func (UnimplementedBackupServer) RestoreData(context.Context, *RestoreDataRequest) (*RestoreDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RestoreData not implemented")
+}
+func (UnimplementedBackupServer) mustEmbedUnimplementedBackupServer() {}
+func (UnimplementedBackupServer) testEmbeddedByValue()                {}
+
+// UnsafeBackupServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to BackupServer will
+// result in compilation errors.
+type UnsafeBackupServer interface {
+	mustEmbedUnimplementedBackupServer()
+}
+
+func RegisterBackupServer(s grpc.ServiceRegistrar, srv BackupServer) {
+	// If the following call panics, it indicates UnimplementedBackupServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Backup_ServiceDesc, srv)
+}
+
+func _Backup_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BackupServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backup_BackupServer = grpc.ServerStreamingServer[BackupChunk]
+
+func _Backup_RestoreBegin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreBeginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackupServer).RestoreBegin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backup_RestoreBegin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackupServer).RestoreBegin(ctx, req.(*RestoreBeginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backup_RestoreData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackupServer).RestoreData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backup_RestoreData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackupServer).RestoreData(ctx, req.(*RestoreDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Backup_ServiceDesc is the grpc.ServiceDesc for Backup service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Backup_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "cairn.v1.Backup",
+	HandlerType: (*BackupServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "RestoreBegin",
+			Handler:    _Backup_RestoreBegin_Handler,
+		},
+		{
+			MethodName: "RestoreData",
+			Handler:    _Backup_RestoreData_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Backup",
+			Handler:       _Backup_Backup_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "kv.proto",
+}

@@ -255,6 +255,8 @@ type Request struct {
 	//	*Request_SetNodeState
 	//	*Request_ClusterStatus
 	//	*Request_UpdateTable
+	//	*Request_BackupRange
+	//	*Request_RestoreRange
 	Op isRequest_Op `protobuf_oneof:"op"`
 	// The range the sender routed a keyed request to (0: resolve here). The
 	// receiver executes on that range or answers not leader / range key
@@ -499,6 +501,24 @@ func (x *Request) GetUpdateTable() *UpdateTableRequest {
 	return nil
 }
 
+func (x *Request) GetBackupRange() *BackupRangeRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_BackupRange); ok {
+			return x.BackupRange
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetRestoreRange() *RestoreRangeRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_RestoreRange); ok {
+			return x.RestoreRange
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
@@ -598,6 +618,15 @@ type Request_UpdateTable struct {
 	UpdateTable *UpdateTableRequest `protobuf:"bytes,45,opt,name=update_table,json=updateTable,proto3,oneof"`
 }
 
+type Request_BackupRange struct {
+	// Backup and restore (docs/design/backup.md).
+	BackupRange *BackupRangeRequest `protobuf:"bytes,50,opt,name=backup_range,json=backupRange,proto3,oneof"`
+}
+
+type Request_RestoreRange struct {
+	RestoreRange *RestoreRangeRequest `protobuf:"bytes,51,opt,name=restore_range,json=restoreRange,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -641,6 +670,10 @@ func (*Request_SetNodeState) isRequest_Op() {}
 func (*Request_ClusterStatus) isRequest_Op() {}
 
 func (*Request_UpdateTable) isRequest_Op() {}
+
+func (*Request_BackupRange) isRequest_Op() {}
+
+func (*Request_RestoreRange) isRequest_Op() {}
 
 // ExpireRequest asks the leader of the keys' range to remove them if
 // expired (see Expire).
@@ -714,6 +747,8 @@ type Response struct {
 	//	*Response_RangeDesc
 	//	*Response_Node
 	//	*Response_ClusterStatus
+	//	*Response_BackupRange
+	//	*Response_RestoreRange
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
 	Error *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
@@ -886,6 +921,24 @@ func (x *Response) GetClusterStatus() *ClusterStatus {
 	return nil
 }
 
+func (x *Response) GetBackupRange() *BackupRangeResponse {
+	if x != nil {
+		if x, ok := x.Op.(*Response_BackupRange); ok {
+			return x.BackupRange
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetRestoreRange() *RestoreDataResponse {
+	if x != nil {
+		if x, ok := x.Op.(*Response_RestoreRange); ok {
+			return x.RestoreRange
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetError() *Error {
 	if x != nil {
 		return x.Error
@@ -960,6 +1013,14 @@ type Response_ClusterStatus struct {
 	ClusterStatus *ClusterStatus `protobuf:"bytes,33,opt,name=cluster_status,json=clusterStatus,proto3,oneof"`
 }
 
+type Response_BackupRange struct {
+	BackupRange *BackupRangeResponse `protobuf:"bytes,50,opt,name=backup_range,json=backupRange,proto3,oneof"`
+}
+
+type Response_RestoreRange struct {
+	RestoreRange *RestoreDataResponse `protobuf:"bytes,51,opt,name=restore_range,json=restoreRange,proto3,oneof"`
+}
+
 func (*Response_Get) isResponse_Op() {}
 
 func (*Response_Put) isResponse_Op() {}
@@ -987,6 +1048,10 @@ func (*Response_RangeDesc) isResponse_Op() {}
 func (*Response_Node) isResponse_Op() {}
 
 func (*Response_ClusterStatus) isResponse_Op() {}
+
+func (*Response_BackupRange) isResponse_Op() {}
+
+func (*Response_RestoreRange) isResponse_Op() {}
 
 type ExpireResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1811,6 +1876,8 @@ type Command struct {
 	//	*Command_SetNodeState
 	//	*Command_Unfence
 	//	*Command_UpdateTable
+	//	*Command_Fence
+	//	*Command_Restore
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
@@ -2034,6 +2101,24 @@ func (x *Command) GetUpdateTable() *UpdateTableRequest {
 	return nil
 }
 
+func (x *Command) GetFence() *Fence {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Fence); ok {
+			return x.Fence
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetRestore() *Restore {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Restore); ok {
+			return x.Restore
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
@@ -2127,6 +2212,14 @@ type Command_UpdateTable struct {
 	UpdateTable *UpdateTableRequest `protobuf:"bytes,43,opt,name=update_table,json=updateTable,proto3,oneof"`
 }
 
+type Command_Fence struct {
+	Fence *Fence `protobuf:"bytes,50,opt,name=fence,proto3,oneof"`
+}
+
+type Command_Restore struct {
+	Restore *Restore `protobuf:"bytes,51,opt,name=restore,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -2160,6 +2253,10 @@ func (*Command_SetNodeState) isCommand_Op() {}
 func (*Command_Unfence) isCommand_Op() {}
 
 func (*Command_UpdateTable) isCommand_Op() {}
+
+func (*Command_Fence) isCommand_Op() {}
+
+func (*Command_Restore) isCommand_Op() {}
 
 // Split, proposed to the range itself, splits it at split_key: the range
 // keeps [start, split_key) and range new_range_id gets [split_key, end).
@@ -3494,9 +3591,12 @@ func (x *TxnMeta) GetStartTs() uint64 {
 
 // TxnRecord is stored at keys.TxnRecordKey on the primary's range.
 type TxnRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Meta          *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
-	Status        TxnStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Meta   *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Status TxnStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	// Set on commit: the version every write of the transaction gets (see
+	// TxnEnd.commit_version).
+	CommitVersion uint64 `protobuf:"varint,50,opt,name=commit_version,json=commitVersion,proto3" json:"commit_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3545,6 +3645,13 @@ func (x *TxnRecord) GetStatus() TxnStatus {
 	return TxnStatus_TXN_STATUS_UNSPECIFIED
 }
 
+func (x *TxnRecord) GetCommitVersion() uint64 {
+	if x != nil {
+		return x.CommitVersion
+	}
+	return 0
+}
+
 // TxnIntent is stored at keys.IntentKey: a key locked by a transaction,
 // with the write it makes on commit.
 type TxnIntent struct {
@@ -3552,7 +3659,8 @@ type TxnIntent struct {
 	Meta  *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
 	Kind  TxnOp_Kind             `protobuf:"varint,2,opt,name=kind,proto3,enum=cairn.v1.TxnOp_Kind" json:"kind,omitempty"`
 	Value []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	// The version a put reserved at prewrite; the value gets it on commit.
+	// The version a put (or delete) reserved at prewrite. On commit the
+	// write gets the transaction's commit version, which is at least this.
 	Version       uint64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3703,10 +3811,15 @@ func (x *TxnPrewrite) GetOnePhase() bool {
 // status either way. An absent record becomes an ABORTED tombstone when
 // aborted (by the coordinator, or by a push after meta.expire_at_ms).
 type TxnEnd struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Meta          *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
-	Status        TxnStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
-	Push          bool                   `protobuf:"varint,3,opt,name=push,proto3" json:"push,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Meta   *TxnMeta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Status TxnStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	Push   bool                   `protobuf:"varint,3,opt,name=push,proto3" json:"push,omitempty"`
+	// With COMMITTED: the largest version any of the transaction's
+	// prewrites reserved (TxnRangeResult.max_reserved). Every write of the
+	// transaction gets it on resolve, so a point in time (a backup's T)
+	// holds all of a transaction's writes or none.
+	CommitVersion uint64 `protobuf:"varint,50,opt,name=commit_version,json=commitVersion,proto3" json:"commit_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3762,14 +3875,24 @@ func (x *TxnEnd) GetPush() bool {
 	return false
 }
 
+func (x *TxnEnd) GetCommitVersion() uint64 {
+	if x != nil {
+		return x.CommitVersion
+	}
+	return 0
+}
+
 // TxnResolve turns the intents of txn_id on keys into values (commit) or
 // drops them (abort); keys without such an intent are skipped.
 type TxnResolve struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	TxnId         []byte                 `protobuf:"bytes,2,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
-	Keys          [][]byte               `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
-	Commit        bool                   `protobuf:"varint,4,opt,name=commit,proto3" json:"commit,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Table  string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	TxnId  []byte                 `protobuf:"bytes,2,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
+	Keys   [][]byte               `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	Commit bool                   `protobuf:"varint,4,opt,name=commit,proto3" json:"commit,omitempty"`
+	// With commit: the record's commit version (0: each write keeps the
+	// version its intent reserved, as records written before it existed).
+	CommitVersion uint64 `protobuf:"varint,50,opt,name=commit_version,json=commitVersion,proto3" json:"commit_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3832,6 +3955,13 @@ func (x *TxnResolve) GetCommit() bool {
 	return false
 }
 
+func (x *TxnResolve) GetCommitVersion() uint64 {
+	if x != nil {
+		return x.CommitVersion
+	}
+	return 0
+}
+
 // TxnRangeResult answers TxnPrewrite, TxnEnd and TxnResolve.
 type TxnRangeResult struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -3840,7 +3970,11 @@ type TxnRangeResult struct {
 	Conflict    *TxnIntent `protobuf:"bytes,2,opt,name=conflict,proto3" json:"conflict,omitempty"`
 	ConflictKey []byte     `protobuf:"bytes,3,opt,name=conflict_key,json=conflictKey,proto3" json:"conflict_key,omitempty"`
 	// The record's status after a TxnEnd.
-	Status        TxnStatus `protobuf:"varint,4,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	Status TxnStatus `protobuf:"varint,4,opt,name=status,proto3,enum=cairn.peer.v1.TxnStatus" json:"status,omitempty"`
+	// After a TxnEnd: the record's commit version.
+	CommitVersion uint64 `protobuf:"varint,50,opt,name=commit_version,json=commitVersion,proto3" json:"commit_version,omitempty"`
+	// After a prewrite: the largest version its intents reserved.
+	MaxReserved   uint64 `protobuf:"varint,51,opt,name=max_reserved,json=maxReserved,proto3" json:"max_reserved,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3903,6 +4037,473 @@ func (x *TxnRangeResult) GetStatus() TxnStatus {
 	return TxnStatus_TXN_STATUS_UNSPECIFIED
 }
 
+func (x *TxnRangeResult) GetCommitVersion() uint64 {
+	if x != nil {
+		return x.CommitVersion
+	}
+	return 0
+}
+
+func (x *TxnRangeResult) GetMaxReserved() uint64 {
+	if x != nil {
+		return x.MaxReserved
+	}
+	return 0
+}
+
+// Fence, proposed to a data range by a backup at point in time
+// at_version, raises the range's max_version to at least at_version, so
+// every write applied after it gets a version above at_version. It
+// applies only while the range holds the whole (stored-key) span
+// [start, end) of table_id (end empty: the table's end); otherwise range
+// key mismatch, and the backup resolves the span again.
+type Fence struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AtVersion     uint64                 `protobuf:"varint,1,opt,name=at_version,json=atVersion,proto3" json:"at_version,omitempty"`
+	Start         []byte                 `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	End           []byte                 `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Fence) Reset() {
+	*x = Fence{}
+	mi := &file_peer_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Fence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Fence) ProtoMessage() {}
+
+func (x *Fence) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Fence.ProtoReflect.Descriptor instead.
+func (*Fence) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *Fence) GetAtVersion() uint64 {
+	if x != nil {
+		return x.AtVersion
+	}
+	return 0
+}
+
+func (x *Fence) GetStart() []byte {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *Fence) GetEnd() []byte {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+// Restore writes keys of a restored backup with their original versions
+// and expiry. Every key must lie in the range (else nothing is written:
+// range key mismatch). A key already stored at the same or a newer
+// version is left alone, so a retried proposal does no harm. The apply
+// raises the range's max_version to at least every restored version.
+type Restore struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*RestoredKey         `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Restore) Reset() {
+	*x = Restore{}
+	mi := &file_peer_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Restore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Restore) ProtoMessage() {}
+
+func (x *Restore) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Restore.ProtoReflect.Descriptor instead.
+func (*Restore) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *Restore) GetKeys() []*RestoredKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type RestoredKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key as stored (a placement key on a hash table).
+	Key           []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Version       uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	ExpireAtMs    int64  `protobuf:"varint,4,opt,name=expire_at_ms,json=expireAtMs,proto3" json:"expire_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoredKey) Reset() {
+	*x = RestoredKey{}
+	mi := &file_peer_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoredKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoredKey) ProtoMessage() {}
+
+func (x *RestoredKey) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoredKey.ProtoReflect.Descriptor instead.
+func (*RestoredKey) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *RestoredKey) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *RestoredKey) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *RestoredKey) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RestoredKey) GetExpireAtMs() int64 {
+	if x != nil {
+		return x.ExpireAtMs
+	}
+	return 0
+}
+
+// BackupRangeRequest asks the leader of the range holding start (a
+// stored key of table) for the table's state at at_version in
+// [start, end): it fences the range at at_version, resolves the span's
+// intents, and scans key history on a Pebble snapshot. At most about
+// max_bytes of records per answer; resume says where to go on.
+type BackupRangeRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Table     string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Start     []byte                 `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	End       []byte                 `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"`
+	AtVersion uint64                 `protobuf:"varint,4,opt,name=at_version,json=atVersion,proto3" json:"at_version,omitempty"`
+	// Incremental: records whose version is at or below since_version
+	// carry no value (it is in the parent backup).
+	SinceVersion  uint64 `protobuf:"varint,5,opt,name=since_version,json=sinceVersion,proto3" json:"since_version,omitempty"`
+	MaxBytes      uint32 `protobuf:"varint,6,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRangeRequest) Reset() {
+	*x = BackupRangeRequest{}
+	mi := &file_peer_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRangeRequest) ProtoMessage() {}
+
+func (x *BackupRangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRangeRequest.ProtoReflect.Descriptor instead.
+func (*BackupRangeRequest) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *BackupRangeRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *BackupRangeRequest) GetStart() []byte {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *BackupRangeRequest) GetEnd() []byte {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+func (x *BackupRangeRequest) GetAtVersion() uint64 {
+	if x != nil {
+		return x.AtVersion
+	}
+	return 0
+}
+
+func (x *BackupRangeRequest) GetSinceVersion() uint64 {
+	if x != nil {
+		return x.SinceVersion
+	}
+	return 0
+}
+
+func (x *BackupRangeRequest) GetMaxBytes() uint32 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+type BackupRangeResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Records []*BackupRecord        `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// Empty: [start, end) is done. Else the next call's start.
+	Resume        []byte `protobuf:"bytes,2,opt,name=resume,proto3" json:"resume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRangeResponse) Reset() {
+	*x = BackupRangeResponse{}
+	mi := &file_peer_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRangeResponse) ProtoMessage() {}
+
+func (x *BackupRangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRangeResponse.ProtoReflect.Descriptor instead.
+func (*BackupRangeResponse) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *BackupRangeResponse) GetRecords() []*BackupRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *BackupRangeResponse) GetResume() []byte {
+	if x != nil {
+		return x.Resume
+	}
+	return nil
+}
+
+// RestoreRangeRequest asks the leader of the range holding the first key
+// to propose a Restore of keys (all of one range, sorted).
+type RestoreRangeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Keys          []*RestoredKey         `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreRangeRequest) Reset() {
+	*x = RestoreRangeRequest{}
+	mi := &file_peer_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreRangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreRangeRequest) ProtoMessage() {}
+
+func (x *RestoreRangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreRangeRequest.ProtoReflect.Descriptor instead.
+func (*RestoreRangeRequest) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *RestoreRangeRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *RestoreRangeRequest) GetKeys() []*RestoredKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// AuthBackup is the auth file of a backup: every user (with its password
+// hash), role (with its grants) and API token record, and whether auth is
+// enforced. The token-signing secret is deliberately not in it.
+type AuthBackup struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*UserRecord          `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	Roles         []*RoleRecord          `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	Tokens        []*TokenRecord         `protobuf:"bytes,3,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	Enabled       bool                   `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthBackup) Reset() {
+	*x = AuthBackup{}
+	mi := &file_peer_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthBackup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthBackup) ProtoMessage() {}
+
+func (x *AuthBackup) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthBackup.ProtoReflect.Descriptor instead.
+func (*AuthBackup) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *AuthBackup) GetUsers() []*UserRecord {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *AuthBackup) GetRoles() []*RoleRecord {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *AuthBackup) GetTokens() []*TokenRecord {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *AuthBackup) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
 var File_peer_proto protoreflect.FileDescriptor
 
 const file_peer_proto_rawDesc = "" +
@@ -3916,8 +4517,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xd0\n" +
-	"\n" +
+	"\aRaftAck\"\xe3\v\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -3944,12 +4544,14 @@ const file_peer_proto_rawDesc = "" +
 	"\badd_node\x18* \x01(\v2\x16.cairn.peer.v1.AddNodeH\x00R\aaddNode\x12C\n" +
 	"\x0eset_node_state\x18+ \x01(\v2\x1b.cairn.peer.v1.SetNodeStateH\x00R\fsetNodeState\x12G\n" +
 	"\x0ecluster_status\x18, \x01(\v2\x1e.cairn.v1.ClusterStatusRequestH\x00R\rclusterStatus\x12A\n" +
-	"\fupdate_table\x18- \x01(\v2\x1c.cairn.v1.UpdateTableRequestH\x00R\vupdateTable\x12\x19\n" +
+	"\fupdate_table\x18- \x01(\v2\x1c.cairn.v1.UpdateTableRequestH\x00R\vupdateTable\x12F\n" +
+	"\fbackup_range\x182 \x01(\v2!.cairn.peer.v1.BackupRangeRequestH\x00R\vbackupRange\x12I\n" +
+	"\rrestore_range\x183 \x01(\v2\".cairn.peer.v1.RestoreRangeRequestH\x00R\frestoreRange\x12\x19\n" +
 	"\brange_id\x18\x15 \x01(\x04R\arangeIdB\x04\n" +
 	"\x02op\"T\n" +
 	"\rExpireRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12-\n" +
-	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xb4\x06\n" +
+	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xc3\a\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -3967,7 +4569,9 @@ const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"range_desc\x18\x1f \x01(\v2\x19.cairn.v1.RangeDescriptorH\x00R\trangeDesc\x12)\n" +
 	"\x04node\x18  \x01(\v2\x13.cairn.peer.v1.NodeH\x00R\x04node\x12@\n" +
-	"\x0ecluster_status\x18! \x01(\v2\x17.cairn.v1.ClusterStatusH\x00R\rclusterStatus\x12*\n" +
+	"\x0ecluster_status\x18! \x01(\v2\x17.cairn.v1.ClusterStatusH\x00R\rclusterStatus\x12G\n" +
+	"\fbackup_range\x182 \x01(\v2\".cairn.peer.v1.BackupRangeResponseH\x00R\vbackupRange\x12D\n" +
+	"\rrestore_range\x183 \x01(\v2\x1d.cairn.v1.RestoreDataResponseH\x00R\frestoreRange\x12*\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05error\x12\x19\n" +
 	"\brange_id\x18\v \x01(\x04R\arangeIdB\x04\n" +
@@ -4029,7 +4633,8 @@ const file_peer_proto_rawDesc = "" +
 	"rangeBytes\x1a=\n" +
 	"\x0fRangeBytesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xdc\t\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xbe\n" +
+	"\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -4054,7 +4659,9 @@ const file_peer_proto_rawDesc = "" +
 	"\badd_node\x18( \x01(\v2\x16.cairn.peer.v1.AddNodeH\x00R\aaddNode\x12C\n" +
 	"\x0eset_node_state\x18) \x01(\v2\x1b.cairn.peer.v1.SetNodeStateH\x00R\fsetNodeState\x122\n" +
 	"\aunfence\x18* \x01(\v2\x16.cairn.peer.v1.UnfenceH\x00R\aunfence\x12A\n" +
-	"\fupdate_table\x18+ \x01(\v2\x1c.cairn.v1.UpdateTableRequestH\x00R\vupdateTable\x12\x19\n" +
+	"\fupdate_table\x18+ \x01(\v2\x1c.cairn.v1.UpdateTableRequestH\x00R\vupdateTable\x12,\n" +
+	"\x05fence\x182 \x01(\v2\x14.cairn.peer.v1.FenceH\x00R\x05fence\x122\n" +
+	"\arestore\x183 \x01(\v2\x16.cairn.peer.v1.RestoreH\x00R\arestore\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableId\x12.\n" +
 	"\x10history_versions\x18\r \x01(\rH\x01R\x0fhistoryVersions\x88\x01\x01\x125\n" +
 	"\x14history_retention_ms\x18\x0e \x01(\x04H\x02R\x12historyRetentionMs\x88\x01\x01B\x04\n" +
@@ -4166,10 +4773,11 @@ const file_peer_proto_rawDesc = "" +
 	"primaryKey\x12 \n" +
 	"\fexpire_at_ms\x18\x05 \x01(\x03R\n" +
 	"expireAtMs\x12\x19\n" +
-	"\bstart_ts\x18\x06 \x01(\x04R\astartTs\"i\n" +
+	"\bstart_ts\x18\x06 \x01(\x04R\astartTs\"\x90\x01\n" +
 	"\tTxnRecord\x12*\n" +
 	"\x04meta\x18\x01 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x120\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\"\x91\x01\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\x12%\n" +
+	"\x0ecommit_version\x182 \x01(\x04R\rcommitVersion\"\x91\x01\n" +
 	"\tTxnIntent\x12*\n" +
 	"\x04meta\x18\x01 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.TxnOp.KindR\x04kind\x12\x14\n" +
@@ -4180,22 +4788,59 @@ const file_peer_proto_rawDesc = "" +
 	"\x04meta\x18\x02 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x12!\n" +
 	"\x03ops\x18\x03 \x03(\v2\x0f.cairn.v1.TxnOpR\x03ops\x12#\n" +
 	"\rcreate_record\x18\x04 \x01(\bR\fcreateRecord\x12\x1b\n" +
-	"\tone_phase\x18\x05 \x01(\bR\bonePhase\"z\n" +
+	"\tone_phase\x18\x05 \x01(\bR\bonePhase\"\xa1\x01\n" +
 	"\x06TxnEnd\x12*\n" +
 	"\x04meta\x18\x01 \x01(\v2\x16.cairn.peer.v1.TxnMetaR\x04meta\x120\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\x12\x12\n" +
-	"\x04push\x18\x03 \x01(\bR\x04push\"e\n" +
+	"\x04push\x18\x03 \x01(\bR\x04push\x12%\n" +
+	"\x0ecommit_version\x182 \x01(\x04R\rcommitVersion\"\x8c\x01\n" +
 	"\n" +
 	"TxnResolve\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x15\n" +
 	"\x06txn_id\x18\x02 \x01(\fR\x05txnId\x12\x12\n" +
 	"\x04keys\x18\x03 \x03(\fR\x04keys\x12\x16\n" +
-	"\x06commit\x18\x04 \x01(\bR\x06commit\"\xca\x01\n" +
+	"\x06commit\x18\x04 \x01(\bR\x06commit\x12%\n" +
+	"\x0ecommit_version\x182 \x01(\x04R\rcommitVersion\"\x94\x02\n" +
 	"\x0eTxnRangeResult\x12-\n" +
 	"\aresults\x18\x01 \x03(\v2\x13.cairn.v1.TxnResultR\aresults\x124\n" +
 	"\bconflict\x18\x02 \x01(\v2\x18.cairn.peer.v1.TxnIntentR\bconflict\x12!\n" +
 	"\fconflict_key\x18\x03 \x01(\fR\vconflictKey\x120\n" +
-	"\x06status\x18\x04 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status*P\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x18.cairn.peer.v1.TxnStatusR\x06status\x12%\n" +
+	"\x0ecommit_version\x182 \x01(\x04R\rcommitVersion\x12!\n" +
+	"\fmax_reserved\x183 \x01(\x04R\vmaxReserved\"N\n" +
+	"\x05Fence\x12\x1d\n" +
+	"\n" +
+	"at_version\x18\x01 \x01(\x04R\tatVersion\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\fR\x05start\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\fR\x03end\"9\n" +
+	"\aRestore\x12.\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1a.cairn.peer.v1.RestoredKeyR\x04keys\"q\n" +
+	"\vRestoredKey\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12 \n" +
+	"\fexpire_at_ms\x18\x04 \x01(\x03R\n" +
+	"expireAtMs\"\xb3\x01\n" +
+	"\x12BackupRangeRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\fR\x05start\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\fR\x03end\x12\x1d\n" +
+	"\n" +
+	"at_version\x18\x04 \x01(\x04R\tatVersion\x12#\n" +
+	"\rsince_version\x18\x05 \x01(\x04R\fsinceVersion\x12\x1b\n" +
+	"\tmax_bytes\x18\x06 \x01(\rR\bmaxBytes\"_\n" +
+	"\x13BackupRangeResponse\x120\n" +
+	"\arecords\x18\x01 \x03(\v2\x16.cairn.v1.BackupRecordR\arecords\x12\x16\n" +
+	"\x06resume\x18\x02 \x01(\fR\x06resume\"[\n" +
+	"\x13RestoreRangeRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12.\n" +
+	"\x04keys\x18\x02 \x03(\v2\x1a.cairn.peer.v1.RestoredKeyR\x04keys\"\xbc\x01\n" +
+	"\n" +
+	"AuthBackup\x12/\n" +
+	"\x05users\x18\x01 \x03(\v2\x19.cairn.peer.v1.UserRecordR\x05users\x12/\n" +
+	"\x05roles\x18\x02 \x03(\v2\x19.cairn.peer.v1.RoleRecordR\x05roles\x122\n" +
+	"\x06tokens\x18\x03 \x03(\v2\x1a.cairn.peer.v1.TokenRecordR\x06tokens\x12\x18\n" +
+	"\aenabled\x18\x04 \x01(\bR\aenabled*P\n" +
 	"\tTxnStatus\x12\x1a\n" +
 	"\x16TXN_STATUS_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\r\n" +
@@ -4221,7 +4866,7 @@ func file_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_peer_proto_goTypes = []any{
 	(TxnStatus)(0),                // 0: cairn.peer.v1.TxnStatus
 	(*RaftBatch)(nil),             // 1: cairn.peer.v1.RaftBatch
@@ -4267,141 +4912,162 @@ var file_peer_proto_goTypes = []any{
 	(*TxnEnd)(nil),                // 41: cairn.peer.v1.TxnEnd
 	(*TxnResolve)(nil),            // 42: cairn.peer.v1.TxnResolve
 	(*TxnRangeResult)(nil),        // 43: cairn.peer.v1.TxnRangeResult
-	nil,                           // 44: cairn.peer.v1.HeartbeatReply.RangeBytesEntry
-	(*GetRequest)(nil),            // 45: cairn.v1.GetRequest
-	(*PutRequest)(nil),            // 46: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),         // 47: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),           // 48: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil),    // 49: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),      // 50: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),          // 51: cairn.v1.BatchRequest
-	(*SplitRangeRequest)(nil),     // 52: cairn.v1.SplitRangeRequest
-	(*HistoryRequest)(nil),        // 53: cairn.v1.HistoryRequest
-	(*ClusterStatusRequest)(nil),  // 54: cairn.v1.ClusterStatusRequest
-	(*UpdateTableRequest)(nil),    // 55: cairn.v1.UpdateTableRequest
-	(*GetResponse)(nil),           // 56: cairn.v1.GetResponse
-	(*PutResponse)(nil),           // 57: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),        // 58: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),          // 59: cairn.v1.ListResponse
-	(*Table)(nil),                 // 60: cairn.v1.Table
-	(*DropTableResponse)(nil),     // 61: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),         // 62: cairn.v1.BatchResponse
-	(*SplitRangeResponse)(nil),    // 63: cairn.v1.SplitRangeResponse
-	(*HistoryResponse)(nil),       // 64: cairn.v1.HistoryResponse
-	(*RangeDescriptor)(nil),       // 65: cairn.v1.RangeDescriptor
-	(*ClusterStatus)(nil),         // 66: cairn.v1.ClusterStatus
-	(*ReplicaLag)(nil),            // 67: cairn.v1.ReplicaLag
-	(*RoleGrant)(nil),             // 68: cairn.v1.RoleGrant
-	(*UserRole)(nil),              // 69: cairn.v1.UserRole
-	(*Grant)(nil),                 // 70: cairn.v1.Grant
-	(TxnOp_Kind)(0),               // 71: cairn.v1.TxnOp.Kind
-	(*TxnOp)(nil),                 // 72: cairn.v1.TxnOp
-	(*TxnResult)(nil),             // 73: cairn.v1.TxnResult
-	(*WatchRequest)(nil),          // 74: cairn.v1.WatchRequest
-	(*WatchResponse)(nil),         // 75: cairn.v1.WatchResponse
+	(*Fence)(nil),                 // 44: cairn.peer.v1.Fence
+	(*Restore)(nil),               // 45: cairn.peer.v1.Restore
+	(*RestoredKey)(nil),           // 46: cairn.peer.v1.RestoredKey
+	(*BackupRangeRequest)(nil),    // 47: cairn.peer.v1.BackupRangeRequest
+	(*BackupRangeResponse)(nil),   // 48: cairn.peer.v1.BackupRangeResponse
+	(*RestoreRangeRequest)(nil),   // 49: cairn.peer.v1.RestoreRangeRequest
+	(*AuthBackup)(nil),            // 50: cairn.peer.v1.AuthBackup
+	nil,                           // 51: cairn.peer.v1.HeartbeatReply.RangeBytesEntry
+	(*GetRequest)(nil),            // 52: cairn.v1.GetRequest
+	(*PutRequest)(nil),            // 53: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),         // 54: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),           // 55: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil),    // 56: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),      // 57: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),          // 58: cairn.v1.BatchRequest
+	(*SplitRangeRequest)(nil),     // 59: cairn.v1.SplitRangeRequest
+	(*HistoryRequest)(nil),        // 60: cairn.v1.HistoryRequest
+	(*ClusterStatusRequest)(nil),  // 61: cairn.v1.ClusterStatusRequest
+	(*UpdateTableRequest)(nil),    // 62: cairn.v1.UpdateTableRequest
+	(*GetResponse)(nil),           // 63: cairn.v1.GetResponse
+	(*PutResponse)(nil),           // 64: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),        // 65: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),          // 66: cairn.v1.ListResponse
+	(*Table)(nil),                 // 67: cairn.v1.Table
+	(*DropTableResponse)(nil),     // 68: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),         // 69: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil),    // 70: cairn.v1.SplitRangeResponse
+	(*HistoryResponse)(nil),       // 71: cairn.v1.HistoryResponse
+	(*RangeDescriptor)(nil),       // 72: cairn.v1.RangeDescriptor
+	(*ClusterStatus)(nil),         // 73: cairn.v1.ClusterStatus
+	(*RestoreDataResponse)(nil),   // 74: cairn.v1.RestoreDataResponse
+	(*ReplicaLag)(nil),            // 75: cairn.v1.ReplicaLag
+	(*RoleGrant)(nil),             // 76: cairn.v1.RoleGrant
+	(*UserRole)(nil),              // 77: cairn.v1.UserRole
+	(*Grant)(nil),                 // 78: cairn.v1.Grant
+	(TxnOp_Kind)(0),               // 79: cairn.v1.TxnOp.Kind
+	(*TxnOp)(nil),                 // 80: cairn.v1.TxnOp
+	(*TxnResult)(nil),             // 81: cairn.v1.TxnResult
+	(*BackupRecord)(nil),          // 82: cairn.v1.BackupRecord
+	(*WatchRequest)(nil),          // 83: cairn.v1.WatchRequest
+	(*WatchResponse)(nil),         // 84: cairn.v1.WatchResponse
 }
 var file_peer_proto_depIdxs = []int32{
-	2,  // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	45, // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	46, // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	47, // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	48, // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	49, // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	50, // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	51, // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	52, // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
-	22, // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	23, // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	5,  // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
-	32, // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
-	53, // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
-	40, // 14: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	41, // 15: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	42, // 16: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	9,  // 17: cairn.peer.v1.Request.change_replicas:type_name -> cairn.peer.v1.ChangeReplicasRequest
-	11, // 18: cairn.peer.v1.Request.transfer_leader:type_name -> cairn.peer.v1.TransferLeaderRequest
-	13, // 19: cairn.peer.v1.Request.add_node:type_name -> cairn.peer.v1.AddNode
-	14, // 20: cairn.peer.v1.Request.set_node_state:type_name -> cairn.peer.v1.SetNodeState
-	54, // 21: cairn.peer.v1.Request.cluster_status:type_name -> cairn.v1.ClusterStatusRequest
-	55, // 22: cairn.peer.v1.Request.update_table:type_name -> cairn.v1.UpdateTableRequest
-	24, // 23: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
-	56, // 24: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	57, // 25: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	58, // 26: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	59, // 27: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	60, // 28: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	61, // 29: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	62, // 30: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	63, // 31: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
-	7,  // 32: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
-	64, // 33: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
-	43, // 34: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
-	65, // 35: cairn.peer.v1.Response.range_desc:type_name -> cairn.v1.RangeDescriptor
-	29, // 36: cairn.peer.v1.Response.node:type_name -> cairn.peer.v1.Node
-	66, // 37: cairn.peer.v1.Response.cluster_status:type_name -> cairn.v1.ClusterStatus
-	8,  // 38: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	29, // 39: cairn.peer.v1.JoinResponse.nodes:type_name -> cairn.peer.v1.Node
-	18, // 40: cairn.peer.v1.NodeHeartbeat.ranges:type_name -> cairn.peer.v1.RangeHeartbeat
-	65, // 41: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
-	67, // 42: cairn.peer.v1.RangeHeartbeat.lag:type_name -> cairn.v1.ReplicaLag
-	44, // 43: cairn.peer.v1.HeartbeatReply.range_bytes:type_name -> cairn.peer.v1.HeartbeatReply.RangeBytesEntry
-	46, // 44: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	47, // 45: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	26, // 46: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	27, // 47: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	51, // 48: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	21, // 49: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	22, // 50: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	23, // 51: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	24, // 52: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	32, // 53: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
-	40, // 54: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	41, // 55: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	42, // 56: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	13, // 57: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
-	14, // 58: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
-	12, // 59: cairn.peer.v1.Command.unfence:type_name -> cairn.peer.v1.Unfence
-	55, // 60: cairn.peer.v1.Command.update_table:type_name -> cairn.v1.UpdateTableRequest
-	65, // 61: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	25, // 62: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	65, // 63: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	28, // 64: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	31, // 65: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	31, // 66: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
-	33, // 67: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
-	33, // 68: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
-	68, // 69: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
-	68, // 70: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
-	69, // 71: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
-	69, // 72: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
-	35, // 73: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
-	70, // 74: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
-	37, // 75: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 76: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
-	37, // 77: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
-	71, // 78: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
-	37, // 79: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
-	72, // 80: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
-	37, // 81: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,  // 82: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
-	73, // 83: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
-	39, // 84: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
-	0,  // 85: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
-	1,  // 86: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	4,  // 87: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	15, // 88: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
-	17, // 89: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
-	74, // 90: cairn.peer.v1.Peer.Watch:input_type -> cairn.v1.WatchRequest
-	3,  // 91: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	6,  // 92: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	16, // 93: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
-	19, // 94: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
-	75, // 95: cairn.peer.v1.Peer.Watch:output_type -> cairn.v1.WatchResponse
-	91, // [91:96] is the sub-list for method output_type
-	86, // [86:91] is the sub-list for method input_type
-	86, // [86:86] is the sub-list for extension type_name
-	86, // [86:86] is the sub-list for extension extendee
-	0,  // [0:86] is the sub-list for field type_name
+	2,   // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
+	52,  // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	53,  // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	54,  // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	55,  // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	56,  // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	57,  // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	58,  // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	59,  // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
+	22,  // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	23,  // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	5,   // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
+	32,  // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
+	60,  // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
+	40,  // 14: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	41,  // 15: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	42,  // 16: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	9,   // 17: cairn.peer.v1.Request.change_replicas:type_name -> cairn.peer.v1.ChangeReplicasRequest
+	11,  // 18: cairn.peer.v1.Request.transfer_leader:type_name -> cairn.peer.v1.TransferLeaderRequest
+	13,  // 19: cairn.peer.v1.Request.add_node:type_name -> cairn.peer.v1.AddNode
+	14,  // 20: cairn.peer.v1.Request.set_node_state:type_name -> cairn.peer.v1.SetNodeState
+	61,  // 21: cairn.peer.v1.Request.cluster_status:type_name -> cairn.v1.ClusterStatusRequest
+	62,  // 22: cairn.peer.v1.Request.update_table:type_name -> cairn.v1.UpdateTableRequest
+	47,  // 23: cairn.peer.v1.Request.backup_range:type_name -> cairn.peer.v1.BackupRangeRequest
+	49,  // 24: cairn.peer.v1.Request.restore_range:type_name -> cairn.peer.v1.RestoreRangeRequest
+	24,  // 25: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	63,  // 26: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	64,  // 27: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	65,  // 28: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	66,  // 29: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	67,  // 30: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	68,  // 31: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	69,  // 32: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	70,  // 33: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	7,   // 34: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
+	71,  // 35: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
+	43,  // 36: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
+	72,  // 37: cairn.peer.v1.Response.range_desc:type_name -> cairn.v1.RangeDescriptor
+	29,  // 38: cairn.peer.v1.Response.node:type_name -> cairn.peer.v1.Node
+	73,  // 39: cairn.peer.v1.Response.cluster_status:type_name -> cairn.v1.ClusterStatus
+	48,  // 40: cairn.peer.v1.Response.backup_range:type_name -> cairn.peer.v1.BackupRangeResponse
+	74,  // 41: cairn.peer.v1.Response.restore_range:type_name -> cairn.v1.RestoreDataResponse
+	8,   // 42: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	29,  // 43: cairn.peer.v1.JoinResponse.nodes:type_name -> cairn.peer.v1.Node
+	18,  // 44: cairn.peer.v1.NodeHeartbeat.ranges:type_name -> cairn.peer.v1.RangeHeartbeat
+	72,  // 45: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
+	75,  // 46: cairn.peer.v1.RangeHeartbeat.lag:type_name -> cairn.v1.ReplicaLag
+	51,  // 47: cairn.peer.v1.HeartbeatReply.range_bytes:type_name -> cairn.peer.v1.HeartbeatReply.RangeBytesEntry
+	53,  // 48: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	54,  // 49: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	26,  // 50: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	27,  // 51: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	58,  // 52: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	21,  // 53: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	22,  // 54: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	23,  // 55: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	24,  // 56: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	32,  // 57: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	40,  // 58: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	41,  // 59: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	42,  // 60: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	13,  // 61: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
+	14,  // 62: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
+	12,  // 63: cairn.peer.v1.Command.unfence:type_name -> cairn.peer.v1.Unfence
+	62,  // 64: cairn.peer.v1.Command.update_table:type_name -> cairn.v1.UpdateTableRequest
+	44,  // 65: cairn.peer.v1.Command.fence:type_name -> cairn.peer.v1.Fence
+	45,  // 66: cairn.peer.v1.Command.restore:type_name -> cairn.peer.v1.Restore
+	72,  // 67: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	25,  // 68: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	72,  // 69: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	28,  // 70: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	31,  // 71: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	31,  // 72: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
+	33,  // 73: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	33,  // 74: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	76,  // 75: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	76,  // 76: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	77,  // 77: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	77,  // 78: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	35,  // 79: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	78,  // 80: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	37,  // 81: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,   // 82: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
+	37,  // 83: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
+	79,  // 84: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
+	37,  // 85: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
+	80,  // 86: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
+	37,  // 87: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,   // 88: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
+	81,  // 89: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
+	39,  // 90: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
+	0,   // 91: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
+	46,  // 92: cairn.peer.v1.Restore.keys:type_name -> cairn.peer.v1.RestoredKey
+	82,  // 93: cairn.peer.v1.BackupRangeResponse.records:type_name -> cairn.v1.BackupRecord
+	46,  // 94: cairn.peer.v1.RestoreRangeRequest.keys:type_name -> cairn.peer.v1.RestoredKey
+	33,  // 95: cairn.peer.v1.AuthBackup.users:type_name -> cairn.peer.v1.UserRecord
+	34,  // 96: cairn.peer.v1.AuthBackup.roles:type_name -> cairn.peer.v1.RoleRecord
+	35,  // 97: cairn.peer.v1.AuthBackup.tokens:type_name -> cairn.peer.v1.TokenRecord
+	1,   // 98: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	4,   // 99: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	15,  // 100: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
+	17,  // 101: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
+	83,  // 102: cairn.peer.v1.Peer.Watch:input_type -> cairn.v1.WatchRequest
+	3,   // 103: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	6,   // 104: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	16,  // 105: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
+	19,  // 106: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
+	84,  // 107: cairn.peer.v1.Peer.Watch:output_type -> cairn.v1.WatchResponse
+	103, // [103:108] is the sub-list for method output_type
+	98,  // [98:103] is the sub-list for method input_type
+	98,  // [98:98] is the sub-list for extension type_name
+	98,  // [98:98] is the sub-list for extension extendee
+	0,   // [0:98] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -4433,6 +5099,8 @@ func file_peer_proto_init() {
 		(*Request_SetNodeState)(nil),
 		(*Request_ClusterStatus)(nil),
 		(*Request_UpdateTable)(nil),
+		(*Request_BackupRange)(nil),
+		(*Request_RestoreRange)(nil),
 	}
 	file_peer_proto_msgTypes[5].OneofWrappers = []any{
 		(*Response_Get)(nil),
@@ -4449,6 +5117,8 @@ func file_peer_proto_init() {
 		(*Response_RangeDesc)(nil),
 		(*Response_Node)(nil),
 		(*Response_ClusterStatus)(nil),
+		(*Response_BackupRange)(nil),
+		(*Response_RestoreRange)(nil),
 	}
 	file_peer_proto_msgTypes[19].OneofWrappers = []any{
 		(*Command_Put)(nil),
@@ -4468,6 +5138,8 @@ func file_peer_proto_init() {
 		(*Command_SetNodeState)(nil),
 		(*Command_Unfence)(nil),
 		(*Command_UpdateTable)(nil),
+		(*Command_Fence)(nil),
+		(*Command_Restore)(nil),
 	}
 	file_peer_proto_msgTypes[25].OneofWrappers = []any{}
 	file_peer_proto_msgTypes[31].OneofWrappers = []any{
@@ -4490,7 +5162,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   44,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

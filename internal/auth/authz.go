@@ -154,6 +154,10 @@ func (a *Authenticator) CheckRequest(p *Principal, req *cairnpb.Request) error {
 		return a.CheckRoot(p)
 	case *cairnpb.Request_SplitRange:
 		return a.CheckTableAdmin(p, op.SplitRange.Table)
+	case *cairnpb.Request_BackupRange, *cairnpb.Request_RestoreRange:
+		// A backup reads, a restore writes, every key of a table: both
+		// are cluster-admin operations, checked at the gateway and here.
+		return a.CheckTableAdmin(p, AllTables)
 	case *cairnpb.Request_TxnPrewrite:
 		// Phase one of a transaction: it reads and locks keys, and writes
 		// them on commit; the user's rights on every key are checked here

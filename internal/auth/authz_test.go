@@ -398,3 +398,33 @@ func TestProtectedRefuses(t *testing.T) {
 		t.Fatal("refused with auth enabled")
 	}
 }
+
+// TestBackupNeedsClusterAdmin: a forwarded BackupRange or RestoreRange
+// (the leader's own check of a backup or restore that a gateway already
+// checked) needs admin on "*"; a writer of the table may not, an admin of
+// every table may.
+func TestBackupNeedsClusterAdmin(t *testing.T) {
+	a := newTestAuth(true)
+	reqs := []*cairnpb.Request{
+		{Op: &cairnpb.Request_BackupRange{BackupRange: &cairnpb.BackupRangeRequest{Table: "billing", AtVersion: 1}}},
+		{Op: &cairnpb.Request_RestoreRange{RestoreRange: &cairnpb.RestoreRangeRequest{Table: "billing",
+			Keys: []*cairnpb.RestoredKey{{Key: []byte("k"), Version: 1}}}}},
+	}
+	for _, req := range reqs {
+		for _, c := range []struct {
+			user  string
+			allow bool
+		}{{"root", true}, {"boss", true}, {"op", true}, {"writer", false}, {"reader", false}, {"nobody", false}} {
+			err := a.CheckRequest(&Principal{User: c.user}, req)
+			if c.allow != (err == nil) || (err != nil && !errors.Is(err, kv.ErrPermissionDenied)) {
+				t.Errorf("%T as %s: %v, want allowed=%v", req.Op, c.user, err, c.allow)
+			}
+		}
+		if err := a.CheckRequest(nil, req); !errors.Is(err, kv.ErrUnauthenticated) {
+			t.Errorf("%T anonymous: %v", req.Op, err)
+		}
+		if err := newTestAuth(false).CheckRequest(nil, req); err != nil {
+			t.Errorf("%T with auth off: %v", req.Op, err)
+		}
+	}
+}

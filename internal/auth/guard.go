@@ -38,6 +38,7 @@ var (
 	_ kv.Batcher    = (*Guard)(nil)
 	_ kv.Splitter   = (*Guard)(nil)
 	_ kv.Transactor = (*Guard)(nil)
+	_ kv.Backuper   = (*Guard)(nil)
 )
 
 // NewGuard returns next guarded by a.
@@ -281,4 +282,43 @@ func (g *Guard) History(ctx context.Context, req *cairnpb.HistoryRequest) (*cair
 		return nil, kv.Errorf(kv.ErrInternal, "this server cannot read history")
 	}
 	return h.History(outgoing(ctx, p), req)
+}
+
+// Backup implements kv.Backuper: taking a backup reads every table and the
+// auth records, so it needs cluster admin (admin on "*").
+func (g *Guard) Backup(ctx context.Context, req *cairnpb.BackupRequest, send func(*cairnpb.BackupChunk) error) error {
+	b, err := g.backuper(ctx)
+	if err != nil {
+		return err
+	}
+	return b.Backup(outgoing(ctx, ctxPrincipal(ctx)), req, send)
+}
+
+// RestoreBegin implements kv.Backuper; it needs cluster admin.
+func (g *Guard) RestoreBegin(ctx context.Context, req *cairnpb.RestoreBeginRequest) (*cairnpb.RestoreBeginResponse, error) {
+	b, err := g.backuper(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return b.RestoreBegin(outgoing(ctx, ctxPrincipal(ctx)), req)
+}
+
+// RestoreData implements kv.Backuper; it needs cluster admin.
+func (g *Guard) RestoreData(ctx context.Context, req *cairnpb.RestoreDataRequest) (*cairnpb.RestoreDataResponse, error) {
+	b, err := g.backuper(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return b.RestoreData(outgoing(ctx, ctxPrincipal(ctx)), req)
+}
+
+func (g *Guard) backuper(ctx context.Context) (kv.Backuper, error) {
+	if err := g.CheckClusterAdmin(ctx); err != nil {
+		return nil, err
+	}
+	b, ok := g.next.(kv.Backuper)
+	if !ok {
+		return nil, kv.Errorf(kv.ErrInternal, "this server cannot back up or restore")
+	}
+	return b, nil
 }

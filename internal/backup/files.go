@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,31 +14,71 @@ import (
 // directory fsync, so a crash leaves either no file or the whole file.
 // It returns the file's record (checksum and size).
 func WriteFileAtomic(dir, name string, fill func(w io.Writer) error) (File, error) {
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	af, err := CreateAtomic(dir, name)
 	if err != nil {
 		return File{}, err
 	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
+	defer af.Abort() // no-op after Commit
+	if err := fill(af); err != nil {
+		return File{}, err
+	}
+	return af.Commit()
+}
+
+// AtomicFile is a file being written by WriteFileAtomic's rule, for
+// writers that produce it piece by piece: Write, then Commit (fsync,
+// rename, directory fsync) or Abort.
+type AtomicFile struct {
+	dir, name string
+	tmp       *os.File
+	h         hash.Hash
+	cw        *countWriter
+	done      bool
+}
+
+// CreateAtomic starts writing name in dir.
+func CreateAtomic(dir, name string) (*AtomicFile, error) {
+	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
 	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(tmp, h)}
-	if err := fill(cw); err != nil {
-		tmp.Close()
+	return &AtomicFile{dir: dir, name: name, tmp: tmp, h: h, cw: &countWriter{w: io.MultiWriter(tmp, h)}}, nil
+}
+
+func (f *AtomicFile) Write(p []byte) (int, error) { return f.cw.Write(p) }
+
+// Commit makes the file durable under its name and returns its record.
+func (f *AtomicFile) Commit() (File, error) {
+	if f.done {
+		return File{}, fmt.Errorf("backup: %s committed or aborted already", f.name)
+	}
+	f.done = true
+	defer os.Remove(f.tmp.Name()) // no-op after the rename
+	if err := f.tmp.Sync(); err != nil {
+		f.tmp.Close()
 		return File{}, err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+	if err := f.tmp.Close(); err != nil {
 		return File{}, err
 	}
-	if err := tmp.Close(); err != nil {
+	if err := os.Rename(f.tmp.Name(), filepath.Join(f.dir, f.name)); err != nil {
 		return File{}, err
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+	if err := syncDir(f.dir); err != nil {
 		return File{}, err
 	}
-	if err := syncDir(dir); err != nil {
-		return File{}, err
+	return File{Name: f.name, SHA256: hex.EncodeToString(f.h.Sum(nil)), Bytes: f.cw.n}, nil
+}
+
+// Abort drops the file; a no-op after Commit.
+func (f *AtomicFile) Abort() {
+	if f.done {
+		return
 	}
-	return File{Name: name, SHA256: hex.EncodeToString(h.Sum(nil)), Bytes: cw.n}, nil
+	f.done = true
+	f.tmp.Close()
+	os.Remove(f.tmp.Name())
 }
 
 type countWriter struct {

@@ -1,5 +1,5 @@
 // Package cli is the cairn command line: `cairn server` runs a node, and
-// the client commands (get, put, del, ls, table, cluster, bench) talk to a
+// the client commands (get, put, del, ls, table, cluster, bench, backup, restore) talk to a
 // cluster through the Go SDK (package client). cmd/cairn only calls Main.
 //
 // One file per subcommand, each with its test. The tests run the cobra

@@ -65,6 +65,18 @@ type Historian interface {
 	History(ctx context.Context, req *cairnpb.HistoryRequest) (*cairnpb.HistoryResponse, error)
 }
 
+// Backuper takes and restores backups (docs/design/backup.md): Backup
+// streams the state of every table at one point in time (the first chunk
+// names it, the tables and the auth state); RestoreBegin recreates tables
+// and auth records in an empty cluster; RestoreData writes records with
+// their versions. The router implements it; the gRPC Backup service uses
+// it, and the auth Guard lets only cluster admins through.
+type Backuper interface {
+	Backup(ctx context.Context, req *cairnpb.BackupRequest, send func(*cairnpb.BackupChunk) error) error
+	RestoreBegin(ctx context.Context, req *cairnpb.RestoreBeginRequest) (*cairnpb.RestoreBeginResponse, error)
+	RestoreData(ctx context.Context, req *cairnpb.RestoreDataRequest) (*cairnpb.RestoreDataResponse, error)
+}
+
 // Transactor runs transactions: reads, checks and writes on any keys of
 // any tables, all or nothing and serializable
 // (docs/design/transactions.md). The router implements it; POST /v1/txn,

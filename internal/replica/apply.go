@@ -201,6 +201,16 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 		return r.applySetNodeState(b, op.SetNodeState, cmd.Timestamp)
 	case *cairnpb.Command_Unfence:
 		return r.applyUnfence(op.Unfence, r.applyingTerm)
+	case *cairnpb.Command_Fence:
+		if cmd.TableId != desc.TableId {
+			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds table %d", desc.Id, cmd.TableId)}, nil
+		}
+		return r.applyFence(op.Fence)
+	case *cairnpb.Command_Restore:
+		if cmd.TableId != desc.TableId {
+			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds table %d", desc.Id, cmd.TableId)}, nil
+		}
+		return r.applyRestore(b, keys.TableID(cmd.TableId), op.Restore)
 	case *cairnpb.Command_Auth:
 		if desc.TableId != uint64(keys.MetaTableID) {
 			return Result{Err: kv.Errorf(kv.ErrInternal, "auth command on a data range")}, nil

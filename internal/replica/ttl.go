@@ -79,23 +79,27 @@ func expiryOf(req *cairnpb.PutRequest, cur current, ts uint64) int64 {
 // writeValue stores req's value at version v and keeps the expiry index
 // in step with the value's expiry, and the range's size.
 func (r *Replica) writeValue(b *pebble.Batch, table keys.TableID, req *cairnpb.PutRequest, cur current, v, ts uint64) error {
-	exp := expiryOf(req, cur, ts)
+	return r.storeValue(b, table, req.Key, req.Value, cur, v, expiryOf(req, cur, ts))
+}
+
+// storeValue is writeValue with the expiry given (exp unix ms, 0: none).
+func (r *Replica) storeValue(b *pebble.Batch, table keys.TableID, key, value []byte, cur current, v uint64, exp int64) error {
 	if cur.stored && cur.expireAt != 0 && cur.expireAt != exp {
-		if err := b.Delete(keys.ExpiryKey(table, cur.expireAt, req.Key), nil); err != nil {
+		if err := b.Delete(keys.ExpiryKey(table, cur.expireAt, key), nil); err != nil {
 			return err
 		}
 	}
-	dk, enc := keys.DataKey(table, req.Key), storage.EncodeValueTTL(v, exp, req.Value)
+	dk, enc := keys.DataKey(table, key), storage.EncodeValueTTL(v, exp, value)
 	if err := b.Set(dk, enc, nil); err != nil {
 		return err
 	}
 	r.addBytes(int64(len(dk)+len(enc)) - cur.size)
 	if exp != 0 {
-		if err := b.Set(keys.ExpiryKey(table, exp, req.Key), nil, nil); err != nil {
+		if err := b.Set(keys.ExpiryKey(table, exp, key), nil, nil); err != nil {
 			return err
 		}
 	}
-	return r.recordChange(b, table, req.Key, v, storage.Change{Kind: storage.ChangePut, ExpireAt: exp, Value: req.Value})
+	return r.recordChange(b, table, key, v, storage.Change{Kind: storage.ChangePut, ExpireAt: exp, Value: value})
 }
 
 // removeValue deletes a stored key and its expiry index entry, and records

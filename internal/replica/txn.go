@@ -173,6 +173,7 @@ func (r *Replica) applyTxnPrewrite(b *pebble.Batch, table keys.TableID, p *cairn
 		return r.applyTxnOnePhase(b, table, p, lvs, ts)
 	}
 	results := make([]*cairnpb.TxnResult, len(p.Ops))
+	var maxReserved uint64
 	for i, op := range p.Ops {
 		lv := lvs[i]
 		res := &cairnpb.TxnResult{Found: lv.found, Version: lv.version, Value: lv.value}
@@ -184,14 +185,21 @@ func (r *Replica) applyTxnPrewrite(b *pebble.Batch, table keys.TableID, p *cairn
 			if op.Kind == cairnpb.TxnOp_PUT {
 				res.Version = own[i].Version
 			}
+			maxReserved = max(maxReserved, own[i].Version)
 			continue
 		}
 		in := &cairnpb.TxnIntent{Meta: p.Meta, Kind: op.Kind}
-		if op.Kind == cairnpb.TxnOp_PUT {
+		switch op.Kind {
+		case cairnpb.TxnOp_PUT:
 			in.Value = op.Value
 			in.Version = r.nextVersion(ts)
 			res.Version = in.Version
+		case cairnpb.TxnOp_DELETE:
+			// A delete reserves a version too: the commit version is at
+			// least every write's (see TxnEnd.commit_version).
+			in.Version = r.nextVersion(ts)
 		}
+		maxReserved = max(maxReserved, in.Version)
 		enc, err := proto.Marshal(in)
 		if err != nil {
 			return Result{}, err
@@ -211,7 +219,7 @@ func (r *Replica) applyTxnPrewrite(b *pebble.Batch, table keys.TableID, p *cairn
 			}
 		}
 	}
-	return Result{Txn: &cairnpb.TxnRangeResult{Results: results}}, nil
+	return Result{Txn: &cairnpb.TxnRangeResult{Results: results, MaxReserved: maxReserved}}, nil
 }
 
 // applyTxnOnePhase applies a whole transaction that lies in this range at
@@ -254,6 +262,9 @@ func (r *Replica) applyTxnEnd(b *pebble.Batch, e *cairnpb.TxnEnd, ts uint64) (Re
 	status := func(s cairnpb.TxnStatus) Result {
 		return Result{Txn: &cairnpb.TxnRangeResult{Status: s}}
 	}
+	final := func(rec *cairnpb.TxnRecord) Result {
+		return Result{Txn: &cairnpb.TxnRangeResult{Status: rec.Status, CommitVersion: rec.CommitVersion}}
+	}
 	nowMs := hlc.Timestamp(ts).Millis()
 	rec, err := readRecord(b, m)
 	if err != nil {
@@ -269,7 +280,7 @@ func (r *Replica) applyTxnEnd(b *pebble.Batch, e *cairnpb.TxnEnd, ts uint64) (Re
 		return status(rec.Status), writeRecord(b, rec)
 	}
 	if rec.Status != cairnpb.TxnStatus_PENDING {
-		return status(rec.Status), nil // final
+		return final(rec), nil
 	}
 	if e.Push {
 		if rec.Meta.ExpireAtMs > nowMs {
@@ -278,8 +289,11 @@ func (r *Replica) applyTxnEnd(b *pebble.Batch, e *cairnpb.TxnEnd, ts uint64) (Re
 		rec.Status = cairnpb.TxnStatus_ABORTED
 	} else {
 		rec.Status = e.Status
+		if e.Status == cairnpb.TxnStatus_COMMITTED {
+			rec.CommitVersion = e.CommitVersion
+		}
 	}
-	return status(rec.Status), writeRecord(b, rec)
+	return final(rec), writeRecord(b, rec)
 }
 
 // applyTxnResolve resolves the intents of one transaction on keys of this
@@ -310,17 +324,24 @@ func (r *Replica) applyTxnResolve(b *pebble.Batch, table keys.TableID, res *cair
 		if err != nil {
 			return Result{}, err
 		}
+		// The transaction's commit version, at least what this intent
+		// reserved; the key was locked since, so it is above the key's
+		// stored version.
+		v := max(in.Version, res.CommitVersion)
+		if v > r.state.MaxVersion {
+			r.state.MaxVersion = v // reserved at prewrite; never below
+		}
 		switch in.Kind {
 		case cairnpb.TxnOp_PUT:
-			if in.Version > r.state.MaxVersion {
-				r.state.MaxVersion = in.Version // reserved at prewrite; never below
-			}
-			if err := r.writeValue(b, table, &cairnpb.PutRequest{Key: k, Value: in.Value}, cur, in.Version, r.state.MaxTimestamp); err != nil {
+			if err := r.writeValue(b, table, &cairnpb.PutRequest{Key: k, Value: in.Value}, cur, v, r.state.MaxTimestamp); err != nil {
 				return Result{}, err
 			}
 		case cairnpb.TxnOp_DELETE:
+			if v == 0 {
+				v = r.nextVersion(r.state.MaxTimestamp) // an intent of before deletes reserved one
+			}
 			if cur.stored {
-				if err := r.removeValue(b, table, k, cur, storage.ChangeDelete, r.nextVersion(r.state.MaxTimestamp)); err != nil {
+				if err := r.removeValue(b, table, k, cur, storage.ChangeDelete, v); err != nil {
 					return Result{}, err
 				}
 			}

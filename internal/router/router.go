@@ -419,6 +419,17 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 		return keyed(res.Table, res.Keys[0], func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localTxnCommand(ctx, r, t, &cairnpb.Command_TxnResolve{TxnResolve: res})
 		})
+	case *cairnpb.Request_BackupRange:
+		return keyed(op.BackupRange.Table, op.BackupRange.Start, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localBackupRange(ctx, r, t, op.BackupRange)
+		})
+	case *cairnpb.Request_RestoreRange:
+		if len(op.RestoreRange.Keys) == 0 {
+			return nil, kv.Errorf(kv.ErrInvalidArgument, "restore without keys")
+		}
+		return keyed(op.RestoreRange.Table, op.RestoreRange.Keys[0].Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localRestoreRange(ctx, r, t, op.RestoreRange)
+		})
 	case *cairnpb.Request_CreateTable:
 		return onLeader(replica.MetaRangeID, func(r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localCreateTable(ctx, r, op.CreateTable)

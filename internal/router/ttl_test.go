@@ -34,7 +34,10 @@ type ttlEnv struct {
 	now atomic.Int64 // unix ms of the fake clock
 }
 
-func newTTLEnv(t testing.TB) *ttlEnv {
+func newTTLEnv(t testing.TB) *ttlEnv { return newTTLEnvWith(t, func(*store.Options) {}) }
+
+// newTTLEnvWith is newTTLEnv with the store's options changed by opt.
+func newTTLEnvWith(t testing.TB, opt func(*store.Options)) *ttlEnv {
 	t.Helper()
 	e := &ttlEnv{}
 	e.now.Store(1_700_000_000_000)
@@ -49,8 +52,10 @@ func newTTLEnv(t testing.TB) *ttlEnv {
 		t.Fatal(err)
 	}
 	clock := hlc.New(func() time.Time { return time.UnixMilli(e.now.Load()) })
-	st, err := store.New(db, store.Options{NodeID: id, TickInterval: 10 * time.Millisecond, ElectionTicks: 10,
-		HeartbeatTicks: 1, LogKeepEntries: 1000, Logger: logger, Clock: clock})
+	so := store.Options{NodeID: id, TickInterval: 10 * time.Millisecond, ElectionTicks: 10,
+		HeartbeatTicks: 1, LogKeepEntries: 1000, Logger: logger, Clock: clock}
+	opt(&so)
+	st, err := store.New(db, so)
 	if err != nil {
 		t.Fatal(err)
 	}

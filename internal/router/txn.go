@@ -306,20 +306,26 @@ func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, start
 		go func() {
 			rctx, cancel := context.WithTimeout(context.Background(), rt.opts.RequestTimeout)
 			defer cancel()
-			if _, err := rt.endTxn(rctx, meta, cairnpb.TxnStatus_ABORTED, false); err == nil {
-				rt.resolveGroups(rctx, meta, groups, false)
+			if _, _, err := rt.endTxn(rctx, meta, cairnpb.TxnStatus_ABORTED, 0, false); err == nil {
+				rt.resolveGroups(rctx, meta, groups, false, 0)
 			}
 		}()
 		return assemble(req, groups), nil, nil
 	}
-	status, err := rt.endTxn(ctx, meta, cairnpb.TxnStatus_COMMITTED, false)
+	// Every write of the transaction gets one version, the largest any
+	// prewrite reserved: a point in time then holds all or none of them.
+	var commitVersion uint64
+	for _, g := range groups {
+		commitVersion = max(commitVersion, g.result.GetMaxReserved())
+	}
+	status, commitVersion, err := rt.endTxn(ctx, meta, cairnpb.TxnStatus_COMMITTED, commitVersion, false)
 	if err != nil {
 		// The commit may or may not have applied: the record decides,
 		// and whoever meets an intent asks it.
 		return nil, nil, kv.Errorf(kv.ErrTimeout, "transaction commit: %v", err)
 	}
 	if status != cairnpb.TxnStatus_COMMITTED {
-		rt.resolveGroups(ctx, meta, groups, false)
+		rt.resolveGroups(ctx, meta, groups, false, 0)
 		return nil, nil, kv.Errorf(kv.ErrTxnAborted, "transaction %x expired and was aborted before its commit", meta.Id)
 	}
 	if h := rt.hooks().AfterCommit; h != nil {
@@ -330,9 +336,15 @@ func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, start
 	go func() {
 		rctx, cancel := context.WithTimeout(context.Background(), rt.opts.RequestTimeout)
 		defer cancel()
-		rt.resolveGroups(rctx, meta, groups, true)
+		rt.resolveGroups(rctx, meta, groups, true, commitVersion)
 	}()
-	return assemble(req, groups), nil, nil
+	resp := assemble(req, groups)
+	for i, op := range req.Ops {
+		if op.Kind == cairnpb.TxnOp_PUT && commitVersion > 0 {
+			resp.Results[i].Version = commitVersion
+		}
+	}
+	return resp, nil, nil
 }
 
 // prewriteAll runs phase one on every range in parallel. On any failure
@@ -371,11 +383,11 @@ func (rt *Router) prewriteAll(ctx context.Context, meta *cairnpb.TxnMeta, groups
 	aborted.Add(1)
 	go func() {
 		defer aborted.Done()
-		if _, err := rt.endTxn(actx, meta, cairnpb.TxnStatus_ABORTED, false); err != nil {
+		if _, _, err := rt.endTxn(actx, meta, cairnpb.TxnStatus_ABORTED, 0, false); err != nil {
 			rt.logf("txn: abort failed; left to recovery", "txn", fmt.Sprintf("%x", meta.Id), "err", err)
 		}
 	}()
-	rt.resolveGroups(actx, meta, groups, false)
+	rt.resolveGroups(actx, meta, groups, false, 0)
 	aborted.Wait()
 	if failure != nil {
 		return nil, nil, failure
@@ -474,10 +486,10 @@ func (rt *Router) prewrite(ctx context.Context, meta *cairnpb.TxnMeta, g *txnGro
 	}
 }
 
-// endTxn proposes a TxnEnd on the primary's range and returns the
-// record's status after it.
-func (rt *Router) endTxn(ctx context.Context, meta *cairnpb.TxnMeta, status cairnpb.TxnStatus, push bool) (cairnpb.TxnStatus, error) {
-	e := &cairnpb.TxnEnd{Meta: meta, Status: status, Push: push}
+// endTxn proposes a TxnEnd on the primary's range (commitVersion with a
+// commit) and returns the record's status and commit version after it.
+func (rt *Router) endTxn(ctx context.Context, meta *cairnpb.TxnMeta, status cairnpb.TxnStatus, commitVersion uint64, push bool) (cairnpb.TxnStatus, uint64, error) {
+	e := &cairnpb.TxnEnd{Meta: meta, Status: status, Push: push, CommitVersion: commitVersion}
 	var resp *cairnpb.Response
 	err := rt.keyed(ctx, meta.PrimaryTable, meta.PrimaryKey, func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) (err error) {
 		if t.Id != meta.PrimaryTableId {
@@ -490,15 +502,15 @@ func (rt *Router) endTxn(ctx context.Context, meta *cairnpb.TxnMeta, status cair
 		return err
 	})
 	if err != nil {
-		return cairnpb.TxnStatus_TXN_STATUS_UNSPECIFIED, err
+		return cairnpb.TxnStatus_TXN_STATUS_UNSPECIFIED, 0, err
 	}
-	return resp.GetTxn().GetStatus(), nil
+	return resp.GetTxn().GetStatus(), resp.GetTxn().GetCommitVersion(), nil
 }
 
 // resolveGroups resolves the transaction's intents on every prewritten
 // range. Errors are left to recovery: whoever meets a leftover intent
 // resolves it.
-func (rt *Router) resolveGroups(ctx context.Context, meta *cairnpb.TxnMeta, groups []*txnGroup, commit bool) {
+func (rt *Router) resolveGroups(ctx context.Context, meta *cairnpb.TxnMeta, groups []*txnGroup, commit bool, commitVersion uint64) {
 	var wg sync.WaitGroup
 	for i, g := range groups {
 		if !g.prewritten {
@@ -516,7 +528,7 @@ func (rt *Router) resolveGroups(ctx context.Context, meta *cairnpb.TxnMeta, grou
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := rt.resolveKeys(ctx, g.table.Name, meta.Id, ks, commit); err != nil {
+			if err := rt.resolveKeys(ctx, g.table.Name, meta.Id, ks, commit, commitVersion); err != nil {
 				rt.logf("txn: resolve failed; left to recovery", "txn", fmt.Sprintf("%x", meta.Id), "err", err)
 			}
 		}()
@@ -525,8 +537,8 @@ func (rt *Router) resolveGroups(ctx context.Context, meta *cairnpb.TxnMeta, grou
 }
 
 // resolveKeys resolves the intents of txn id on ks (keys of one table),
-// range by range, following splits.
-func (rt *Router) resolveKeys(ctx context.Context, table string, id []byte, ks [][]byte, commit bool) error {
+// range by range, following splits; a commit writes at commitVersion.
+func (rt *Router) resolveKeys(ctx context.Context, table string, id []byte, ks [][]byte, commit bool, commitVersion uint64) error {
 	for len(ks) > 0 {
 		var done int
 		err := rt.keyed(ctx, table, ks[0], func(t *cairnpb.Table, d *cairnpb.RangeDescriptor) error {
@@ -536,7 +548,7 @@ func (rt *Router) resolveKeys(ctx context.Context, table string, id []byte, ks [
 					here = append(here, k)
 				}
 			}
-			res := &cairnpb.TxnResolve{Table: table, TxnId: id, Keys: here, Commit: commit}
+			res := &cairnpb.TxnResolve{Table: table, TxnId: id, Keys: here, Commit: commit, CommitVersion: commitVersion}
 			_, err := rt.route(ctx, keys.RangeID(d.Id), &cairnpb.Request{Op: &cairnpb.Request_TxnResolve{TxnResolve: res}}, true,
 				func(r *replica.Replica) (*cairnpb.Response, error) {
 					return rt.localTxnCommand(ctx, r, t, &cairnpb.Command_TxnResolve{TxnResolve: res})
@@ -618,12 +630,13 @@ func (rt *Router) handleIntent(ctx context.Context, table string, key []byte, in
 			return nil
 		}
 		status := cairnpb.TxnStatus_PENDING
+		var commitVersion uint64
 		if rec := rt.localRecord(meta); rec != nil && rec.Status != cairnpb.TxnStatus_PENDING {
-			status = rec.Status
+			status, commitVersion = rec.Status, rec.CommitVersion
 		} else if time.Since(lastPush) >= pushInterval || meta.ExpireAtMs <= rt.opts.Clock.Now().Millis() {
 			lastPush = time.Now()
 			var err error
-			status, err = rt.endTxn(ctx, meta, cairnpb.TxnStatus_ABORTED, true)
+			status, commitVersion, err = rt.endTxn(ctx, meta, cairnpb.TxnStatus_ABORTED, 0, true)
 			switch {
 			case err != nil && errors.Is(err, kv.ErrTableNotFound):
 				status = cairnpb.TxnStatus_ABORTED // the record's table is gone
@@ -635,7 +648,7 @@ func (rt *Router) handleIntent(ctx context.Context, table string, key []byte, in
 			}
 		}
 		if status == cairnpb.TxnStatus_COMMITTED || status == cairnpb.TxnStatus_ABORTED {
-			return rt.resolveKeys(ctx, table, meta.Id, [][]byte{key}, status == cairnpb.TxnStatus_COMMITTED)
+			return rt.resolveKeys(ctx, table, meta.Id, [][]byte{key}, status == cairnpb.TxnStatus_COMMITTED, commitVersion)
 		}
 		select {
 		case <-ctx.Done():

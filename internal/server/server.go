@@ -267,6 +267,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	grpcapi.RegisterWatch(clientGRPC, guard, grpcapi.WithLimits(limits))
 	grpcapi.RegisterHistory(clientGRPC, guard, grpcapi.WithLimits(limits))
 	grpcapi.RegisterAuth(clientGRPC, admin)
+	grpcapi.RegisterBackup(clientGRPC, guard)
 	reflection.Register(clientGRPC)
 	httpHandler := httpapi.New(guard, httpapi.Options{Limits: limits, Logger: logger, Authenticate: authn.HTTPContext, Admin: admin,
 		CheckClusterAdmin: guard.CheckClusterAdmin})
