@@ -117,6 +117,11 @@ type TableSettings struct {
 	InitialRanges   uint32 `json:"initial_ranges"`
 	MaxBytes        uint64 `json:"max_bytes"`
 	MaxWritesPerSec uint32 `json:"max_writes_per_sec"`
+	// Read learners per range and key history retention (absent: none,
+	// and the nodes' defaults).
+	Learners           uint32  `json:"learners,omitempty"`
+	HistoryVersions    *uint32 `json:"history_versions,omitempty"`
+	HistoryRetentionMs *uint64 `json:"history_retention_ms,omitempty"`
 }
 
 // Encode returns the settings as a manifest's table settings object.

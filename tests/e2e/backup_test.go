@@ -187,7 +187,7 @@ func ackedBefore(t *testing.T, m *model, start time.Time, T uint64) (above int) 
 func TestBackupRestoreUnderLoad(t *testing.T) {
 	c := StartCluster(t, 3, "--split-size", "32KiB")
 	n1 := c.Nodes[0]
-	for _, body := range []string{`{"name":"p","replicas":3}`, `{"name":"h","partitioning":"hash","initial_ranges":3}`} {
+	for _, body := range []string{`{"name":"p","replicas":3}`, `{"name":"h","partitioning":"hash","initial_ranges":3,"learners":1,"history_keep":50,"history_for":"2m0s"}`} {
 		if r := n1.Do(opTimeout, "POST", "/v1/tables", []byte(body)); r.Status != 201 {
 			t.Fatalf("create table %s: %s", body, r)
 		}
@@ -347,8 +347,9 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 
 	// Settings and expiry survive: back up the restored cluster and
 	// compare its records with the chain's state at T.
-	if r := two.Nodes[0].Do(opTimeout, "GET", "/v1/tables/h", nil); r.Status != 200 || !bytes.Contains(r.Body, []byte(`"hash"`)) {
-		t.Fatalf("restored table h: %s", r)
+	if r := two.Nodes[0].Do(opTimeout, "GET", "/v1/tables/h", nil); r.Status != 200 || !bytes.Contains(r.Body, []byte(`"hash"`)) ||
+		!bytes.Contains(r.Body, []byte(`"learners":1`)) || !bytes.Contains(r.Body, []byte(`"history_keep":50`)) || !bytes.Contains(r.Body, []byte(`"history_for":"2m0s"`)) {
+		t.Fatalf("restored table h (settings: hash, learners 1, history 50 and 2m): %s", r)
 	}
 	again := filepath.Join(dir, "again")
 	runBackup(t, two.Nodes[0].Client, nil, "--to", again)
