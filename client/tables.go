@@ -29,6 +29,7 @@ type Table struct {
 	// Quotas (0: none): size in bytes, writes per second.
 	MaxBytes        uint64 `json:"max_bytes,omitempty"`
 	MaxWritesPerSec uint32 `json:"max_writes_per_sec,omitempty"`
+	MaxReadsPerSec  uint32 `json:"max_reads_per_sec,omitempty"`
 }
 
 // Range describes one range of a table: the keys in [Start, End); an empty
@@ -69,6 +70,12 @@ func WithQuota(maxBytes uint64, maxWritesPerSec uint32) TableOption {
 	return func(r *cairnpb.CreateTableRequest) { r.MaxBytes, r.MaxWritesPerSec = maxBytes, maxWritesPerSec }
 }
 
+// WithReadQuota sets a new table's quota on reads per second (gets and
+// lists; 0: none). Reads over it fail with ErrQuotaExceeded.
+func WithReadQuota(maxReadsPerSec uint32) TableOption {
+	return func(r *cairnpb.CreateTableRequest) { r.MaxReadsPerSec = maxReadsPerSec }
+}
+
 // WithReplicas sets a new table's replication factor: voters per range
 // (1 to 7; 0 or unset: the cluster's --default-replicas, 3). A cluster
 // with fewer active nodes keeps fewer until nodes join.
@@ -107,7 +114,7 @@ func durationMs(d *time.Duration) *uint64 {
 
 func tableFromProto(t *cairnpb.Table) *Table {
 	out := &Table{Name: t.Name, ID: t.Id, Partitioning: t.Partitioning, Replicas: t.Replicas, Learners: t.Learners, HistoryKeep: t.HistoryVersions, Consistency: t.Consistency,
-		MaxBytes: t.MaxBytes, MaxWritesPerSec: t.MaxWritesPerSec}
+		MaxBytes: t.MaxBytes, MaxWritesPerSec: t.MaxWritesPerSec, MaxReadsPerSec: t.MaxReadsPerSec}
 	if t.HistoryRetentionMs != nil {
 		d := time.Duration(*t.HistoryRetentionMs) * time.Millisecond
 		out.HistoryFor = &d
@@ -172,6 +179,7 @@ type TableUpdate struct {
 	Consistency     *string
 	MaxBytes        *uint64
 	MaxWritesPerSec *uint32
+	MaxReadsPerSec  *uint32
 	Replicas        *uint32
 	Learners        *uint32
 	HistoryKeep     *uint32
@@ -183,7 +191,7 @@ type TableUpdate struct {
 // this returns (watch ClusterStatus).
 func (c *Client) UpdateTable(ctx context.Context, name string, u TableUpdate) (*Table, error) {
 	req := &cairnpb.UpdateTableRequest{Name: name, Consistency: u.Consistency, MaxBytes: u.MaxBytes,
-		MaxWritesPerSec: u.MaxWritesPerSec, Replicas: u.Replicas, Learners: u.Learners, HistoryVersions: u.HistoryKeep,
+		MaxWritesPerSec: u.MaxWritesPerSec, MaxReadsPerSec: u.MaxReadsPerSec, Replicas: u.Replicas, Learners: u.Learners, HistoryVersions: u.HistoryKeep,
 		HistoryRetentionMs: durationMs(u.HistoryFor)}
 	var out *Table
 	err := c.do(ctx, write, func(ctx context.Context, ep *endpoint) error {

@@ -2338,8 +2338,11 @@ type Table struct {
 	// history_retention_ms before its latest.
 	HistoryVersions    *uint32 `protobuf:"varint,10,opt,name=history_versions,json=historyVersions,proto3,oneof" json:"history_versions,omitempty"`
 	HistoryRetentionMs *uint64 `protobuf:"varint,11,opt,name=history_retention_ms,json=historyRetentionMs,proto3,oneof" json:"history_retention_ms,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Quota on reads per second (gets and lists; 0: none), shared out over
+	// the ranges and their replicas (docs/design/quotas.md).
+	MaxReadsPerSec uint32 `protobuf:"varint,12,opt,name=max_reads_per_sec,json=maxReadsPerSec,proto3" json:"max_reads_per_sec,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Table) Reset() {
@@ -2449,6 +2452,13 @@ func (x *Table) GetHistoryRetentionMs() uint64 {
 	return 0
 }
 
+func (x *Table) GetMaxReadsPerSec() uint32 {
+	if x != nil {
+		return x.MaxReadsPerSec
+	}
+	return 0
+}
+
 type CreateTableRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2466,6 +2476,8 @@ type CreateTableRequest struct {
 	// Key history retention (see Table.history_versions).
 	HistoryVersions    *uint32 `protobuf:"varint,12,opt,name=history_versions,json=historyVersions,proto3,oneof" json:"history_versions,omitempty"`
 	HistoryRetentionMs *uint64 `protobuf:"varint,13,opt,name=history_retention_ms,json=historyRetentionMs,proto3,oneof" json:"history_retention_ms,omitempty"`
+	// Quota on reads per second (see Table.max_reads_per_sec).
+	MaxReadsPerSec uint32 `protobuf:"varint,14,opt,name=max_reads_per_sec,json=maxReadsPerSec,proto3" json:"max_reads_per_sec,omitempty"`
 	// Hash tables only: the number of equal hash intervals the table
 	// starts with (0: the default, 4; at most 1024).
 	InitialRanges uint32 `protobuf:"varint,6,opt,name=initial_ranges,json=initialRanges,proto3" json:"initial_ranges,omitempty"`
@@ -2562,6 +2574,13 @@ func (x *CreateTableRequest) GetHistoryVersions() uint32 {
 func (x *CreateTableRequest) GetHistoryRetentionMs() uint64 {
 	if x != nil && x.HistoryRetentionMs != nil {
 		return *x.HistoryRetentionMs
+	}
+	return 0
+}
+
+func (x *CreateTableRequest) GetMaxReadsPerSec() uint32 {
+	if x != nil {
+		return x.MaxReadsPerSec
 	}
 	return 0
 }
@@ -2757,6 +2776,7 @@ type UpdateTableRequest struct {
 	// Key history retention (see Table.history_versions).
 	HistoryVersions    *uint32 `protobuf:"varint,7,opt,name=history_versions,json=historyVersions,proto3,oneof" json:"history_versions,omitempty"`
 	HistoryRetentionMs *uint64 `protobuf:"varint,8,opt,name=history_retention_ms,json=historyRetentionMs,proto3,oneof" json:"history_retention_ms,omitempty"`
+	MaxReadsPerSec     *uint32 `protobuf:"varint,9,opt,name=max_reads_per_sec,json=maxReadsPerSec,proto3,oneof" json:"max_reads_per_sec,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -2843,6 +2863,13 @@ func (x *UpdateTableRequest) GetHistoryVersions() uint32 {
 func (x *UpdateTableRequest) GetHistoryRetentionMs() uint64 {
 	if x != nil && x.HistoryRetentionMs != nil {
 		return *x.HistoryRetentionMs
+	}
+	return 0
+}
+
+func (x *UpdateTableRequest) GetMaxReadsPerSec() uint32 {
+	if x != nil && x.MaxReadsPerSec != nil {
+		return *x.MaxReadsPerSec
 	}
 	return 0
 }
@@ -4884,7 +4911,7 @@ const file_kv_proto_rawDesc = "" +
 	"\rsession_token\x18\x03 \x01(\tR\fsessionToken\x12-\n" +
 	"\x12served_consistency\x18\x04 \x01(\tR\x11servedConsistency\x12\x1b\n" +
 	"\tserved_by\x18\x05 \x01(\x04R\bservedBy\x12!\n" +
-	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\xbb\x03\n" +
+	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\xe6\x03\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\"\n" +
@@ -4897,9 +4924,10 @@ const file_kv_proto_rawDesc = "" +
 	"\blearners\x18\t \x01(\rR\blearners\x12.\n" +
 	"\x10history_versions\x18\n" +
 	" \x01(\rH\x00R\x0fhistoryVersions\x88\x01\x01\x125\n" +
-	"\x14history_retention_ms\x18\v \x01(\x04H\x01R\x12historyRetentionMs\x88\x01\x01B\x13\n" +
+	"\x14history_retention_ms\x18\v \x01(\x04H\x01R\x12historyRetentionMs\x88\x01\x01\x12)\n" +
+	"\x11max_reads_per_sec\x18\f \x01(\rR\x0emaxReadsPerSecB\x13\n" +
 	"\x11_history_versionsB\x17\n" +
-	"\x15_history_retention_ms\"\xac\x03\n" +
+	"\x15_history_retention_ms\"\xd7\x03\n" +
 	"\x12CreateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
@@ -4910,7 +4938,8 @@ const file_kv_proto_rawDesc = "" +
 	" \x01(\rR\breplicas\x12\x1a\n" +
 	"\blearners\x18\v \x01(\rR\blearners\x12.\n" +
 	"\x10history_versions\x18\f \x01(\rH\x00R\x0fhistoryVersions\x88\x01\x01\x125\n" +
-	"\x14history_retention_ms\x18\r \x01(\x04H\x01R\x12historyRetentionMs\x88\x01\x01\x12%\n" +
+	"\x14history_retention_ms\x18\r \x01(\x04H\x01R\x12historyRetentionMs\x88\x01\x01\x12)\n" +
+	"\x11max_reads_per_sec\x18\x0e \x01(\rR\x0emaxReadsPerSec\x12%\n" +
 	"\x0einitial_ranges\x18\x06 \x01(\rR\rinitialRangesB\x13\n" +
 	"\x11_history_versionsB\x17\n" +
 	"\x15_history_retention_ms\"%\n" +
@@ -4920,7 +4949,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x12ListTablesResponse\x12'\n" +
 	"\x06tables\x18\x01 \x03(\v2\x0f.cairn.v1.TableR\x06tables\"&\n" +
 	"\x10DropTableRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xc9\x03\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x8f\x04\n" +
 	"\x12UpdateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\vconsistency\x18\x02 \x01(\tH\x00R\vconsistency\x88\x01\x01\x12 \n" +
@@ -4929,7 +4958,8 @@ const file_kv_proto_rawDesc = "" +
 	"\breplicas\x18\x05 \x01(\rH\x03R\breplicas\x88\x01\x01\x12\x1f\n" +
 	"\blearners\x18\x06 \x01(\rH\x04R\blearners\x88\x01\x01\x12.\n" +
 	"\x10history_versions\x18\a \x01(\rH\x05R\x0fhistoryVersions\x88\x01\x01\x125\n" +
-	"\x14history_retention_ms\x18\b \x01(\x04H\x06R\x12historyRetentionMs\x88\x01\x01B\x0e\n" +
+	"\x14history_retention_ms\x18\b \x01(\x04H\x06R\x12historyRetentionMs\x88\x01\x01\x12.\n" +
+	"\x11max_reads_per_sec\x18\t \x01(\rH\aR\x0emaxReadsPerSec\x88\x01\x01B\x0e\n" +
 	"\f_consistencyB\f\n" +
 	"\n" +
 	"_max_bytesB\x15\n" +
@@ -4937,7 +4967,8 @@ const file_kv_proto_rawDesc = "" +
 	"\t_replicasB\v\n" +
 	"\t_learnersB\x13\n" +
 	"\x11_history_versionsB\x17\n" +
-	"\x15_history_retention_ms\"\x13\n" +
+	"\x15_history_retention_msB\x14\n" +
+	"\x12_max_reads_per_sec\"\x13\n" +
 	"\x11DropTableResponse\"\x93\x02\n" +
 	"\x0fRangeDescriptor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +

@@ -2541,6 +2541,8 @@ type CreateTable struct {
 	// Key history retention (Table.history_versions).
 	HistoryVersions    *uint32 `protobuf:"varint,13,opt,name=history_versions,json=historyVersions,proto3,oneof" json:"history_versions,omitempty"`
 	HistoryRetentionMs *uint64 `protobuf:"varint,14,opt,name=history_retention_ms,json=historyRetentionMs,proto3,oneof" json:"history_retention_ms,omitempty"`
+	// Quota on reads per second (Table.max_reads_per_sec).
+	MaxReadsPerSec uint32 `protobuf:"varint,15,opt,name=max_reads_per_sec,json=maxReadsPerSec,proto3" json:"max_reads_per_sec,omitempty"`
 	// Hash tables: the number of ranges to create, splitting the hash space
 	// into equal intervals (validated by the router; 0 or 1: one range).
 	InitialRanges uint32 `protobuf:"varint,6,opt,name=initial_ranges,json=initialRanges,proto3" json:"initial_ranges,omitempty"`
@@ -2644,6 +2646,13 @@ func (x *CreateTable) GetHistoryVersions() uint32 {
 func (x *CreateTable) GetHistoryRetentionMs() uint64 {
 	if x != nil && x.HistoryRetentionMs != nil {
 		return *x.HistoryRetentionMs
+	}
+	return 0
+}
+
+func (x *CreateTable) GetMaxReadsPerSec() uint32 {
+	if x != nil {
+		return x.MaxReadsPerSec
 	}
 	return 0
 }
@@ -4683,7 +4692,7 @@ const file_peer_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
 	"\fexpire_at_ms\x18\x03 \x01(\x03R\n" +
-	"expireAtMs\"\xc3\x03\n" +
+	"expireAtMs\"\xee\x03\n" +
 	"\vCreateTable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fpartitioning\x18\x02 \x01(\tR\fpartitioning\x12 \n" +
@@ -4695,7 +4704,8 @@ const file_peer_proto_rawDesc = "" +
 	"\tplacement\x18\v \x03(\x04R\tplacement\x12\x1a\n" +
 	"\blearners\x18\f \x01(\rR\blearners\x12.\n" +
 	"\x10history_versions\x18\r \x01(\rH\x00R\x0fhistoryVersions\x88\x01\x01\x125\n" +
-	"\x14history_retention_ms\x18\x0e \x01(\x04H\x01R\x12historyRetentionMs\x88\x01\x01\x12%\n" +
+	"\x14history_retention_ms\x18\x0e \x01(\x04H\x01R\x12historyRetentionMs\x88\x01\x01\x12)\n" +
+	"\x11max_reads_per_sec\x18\x0f \x01(\rR\x0emaxReadsPerSec\x12%\n" +
 	"\x0einitial_ranges\x18\x06 \x01(\rR\rinitialRangesB\x13\n" +
 	"\x11_history_versionsB\x17\n" +
 	"\x15_history_retention_ms\"\x1f\n" +

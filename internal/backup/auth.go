@@ -117,6 +117,7 @@ type TableSettings struct {
 	InitialRanges   uint32 `json:"initial_ranges"`
 	MaxBytes        uint64 `json:"max_bytes"`
 	MaxWritesPerSec uint32 `json:"max_writes_per_sec"`
+	MaxReadsPerSec  uint32 `json:"max_reads_per_sec,omitempty"`
 	// Read learners per range and key history retention (absent: none,
 	// and the nodes' defaults).
 	Learners           uint32  `json:"learners,omitempty"`

@@ -242,7 +242,7 @@ func (bw *backupWriter) begin(ch *cairnpb.BackupChunk) error {
 
 func tableSettings(t *cairnpb.Table) *backup.TableSettings {
 	s := &backup.TableSettings{Partitioning: t.Partitioning, Consistency: t.Consistency, Replicas: t.Replicas,
-		MaxBytes: t.MaxBytes, MaxWritesPerSec: t.MaxWritesPerSec,
+		MaxBytes: t.MaxBytes, MaxWritesPerSec: t.MaxWritesPerSec, MaxReadsPerSec: t.MaxReadsPerSec,
 		Learners: t.Learners, HistoryVersions: t.HistoryVersions, HistoryRetentionMs: t.HistoryRetentionMs}
 	if s.Partitioning == "" {
 		s.Partitioning = "range"

@@ -118,7 +118,7 @@ func restorePlan(last backup.Link) (req *cairnpb.RestoreBeginRequest, enableAuth
 			return nil, false, fmt.Errorf("table %q: %w", t.Name, err)
 		}
 		req.Tables = append(req.Tables, &cairnpb.CreateTableRequest{Name: t.Name, Partitioning: s.Partitioning, Consistency: s.Consistency,
-			Replicas: s.Replicas, InitialRanges: s.InitialRanges, MaxBytes: s.MaxBytes, MaxWritesPerSec: s.MaxWritesPerSec,
+			Replicas: s.Replicas, InitialRanges: s.InitialRanges, MaxBytes: s.MaxBytes, MaxWritesPerSec: s.MaxWritesPerSec, MaxReadsPerSec: s.MaxReadsPerSec,
 			Learners: s.Learners, HistoryVersions: s.HistoryVersions, HistoryRetentionMs: s.HistoryRetentionMs})
 	}
 	if f := last.Manifest.Auth; f != nil {

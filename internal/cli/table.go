@@ -27,7 +27,7 @@ func newTableCommand(a *app) *cobra.Command {
 
 func newTableCreateCommand(a *app) *cobra.Command {
 	var partitioning, consistency, maxBytes string
-	var initialRanges, maxWrites, replicas, learners, historyKeep uint32
+	var initialRanges, maxWrites, maxReads, replicas, learners, historyKeep uint32
 	var historyFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "create NAME",
@@ -48,6 +48,7 @@ size, or come faster than the rate, are refused (docs/design/quotas.md).`,
 	cmd.Flags().StringVar(&consistency, "consistency", "", "default read consistency of the table: linearizable (default), session or stale")
 	cmd.Flags().StringVar(&maxBytes, "max-bytes", "0", "size quota of the table (bytes, or with KiB/MiB/GiB; 0: none)")
 	cmd.Flags().Uint32Var(&maxWrites, "max-writes-per-sec", 0, "write rate quota of the table (0: none)")
+	cmd.Flags().Uint32Var(&maxReads, "max-reads-per-sec", 0, "read rate quota of the table: gets and lists (0: none)")
 	cmd.Flags().Uint32Var(&replicas, "replicas", 0, "voters per range, 1 to 7 (0: the cluster's --default-replicas)")
 	cmd.Flags().Uint32Var(&learners, "learners", 0, "read learners per range, 0 to 7: asynchronous replicas on other nodes serving session and stale reads")
 	cmd.Flags().Uint32Var(&historyKeep, "history-keep", 0, "key history: keep at least this many changes of each key (default: the nodes' --history-versions; 0: no history)")
@@ -67,7 +68,7 @@ size, or come faster than the rate, are refused (docs/design/quotas.md).`,
 		}
 		defer c.Close()
 		opts := []client.TableOption{client.WithPartitioning(partitioning), client.WithInitialRanges(initialRanges), client.WithTableConsistency(consistency),
-			client.WithQuota(quota, maxWrites), client.WithReplicas(replicas), client.WithLearners(learners)}
+			client.WithQuota(quota, maxWrites), client.WithReadQuota(maxReads), client.WithReplicas(replicas), client.WithLearners(learners)}
 		if cmd.Flags().Changed("history-keep") {
 			opts = append(opts, client.WithHistoryKeep(historyKeep))
 		}
@@ -161,7 +162,7 @@ func newTableGetCommand(a *app) *cobra.Command {
 
 func newTableSetCommand(a *app) *cobra.Command {
 	var consistency, maxBytes string
-	var maxWrites, replicas, learners, historyKeep uint32
+	var maxWrites, maxReads, replicas, learners, historyKeep uint32
 	var historyFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "set NAME",
@@ -178,6 +179,7 @@ background (cairn cluster status shows the moves).`,
 	cmd.Flags().StringVar(&consistency, "consistency", "", "default read consistency: linearizable, session or stale")
 	cmd.Flags().StringVar(&maxBytes, "max-bytes", "", "size quota (bytes, or with KiB/MiB/GiB; 0: none)")
 	cmd.Flags().Uint32Var(&maxWrites, "max-writes-per-sec", 0, "write rate quota (0: none)")
+	cmd.Flags().Uint32Var(&maxReads, "max-reads-per-sec", 0, "read rate quota: gets and lists (0: none)")
 	cmd.Flags().Uint32Var(&replicas, "replicas", 0, "voters per range, 1 to 7")
 	cmd.Flags().Uint32Var(&learners, "learners", 0, "read learners per range, 0 to 7")
 	cmd.Flags().Uint32Var(&historyKeep, "history-keep", 0, "key history: keep at least this many changes of each key (0: no history)")
@@ -198,6 +200,9 @@ background (cairn cluster status shows the moves).`,
 		if set("max-writes-per-sec") {
 			u.MaxWritesPerSec = &maxWrites
 		}
+		if set("max-reads-per-sec") {
+			u.MaxReadsPerSec = &maxReads
+		}
 		if set("replicas") {
 			u.Replicas = &replicas
 		}
@@ -211,7 +216,7 @@ background (cairn cluster status shows the moves).`,
 			u.HistoryFor = &historyFor
 		}
 		if u == (client.TableUpdate{}) {
-			return usageError{fmt.Errorf("nothing to change: give --consistency, --max-bytes, --max-writes-per-sec, --replicas, --learners, --history-keep or --history-for")}
+			return usageError{fmt.Errorf("nothing to change: give --consistency, --max-bytes, --max-writes-per-sec, --max-reads-per-sec, --replicas, --learners, --history-keep or --history-for")}
 		}
 		c, err := a.newClient(cmd)
 		if err != nil {

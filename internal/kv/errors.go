@@ -52,9 +52,9 @@ var (
 	// ErrQuotaBytes: a write would grow a table past its size quota.
 	// Delete data or raise the quota.
 	ErrQuotaBytes = errors.New("quota exceeded: table size")
-	// ErrQuotaRate: a table's writes per second are over its quota;
+	// ErrQuotaRate: a table's writes or reads per second are over its quota;
 	// retry later (not executed).
-	ErrQuotaRate = errors.New("quota exceeded: writes per second")
+	ErrQuotaRate = errors.New("quota exceeded: requests per second")
 	// ErrTxnConflict: a transaction met another one on a key (write-write
 	// conflict, or a lock it could not wait out) and was aborted, changing
 	// nothing. Retryable: run the transaction again.

@@ -298,7 +298,7 @@ func (r *Replica) applyCreateTable(b *pebble.Batch, c *cairnpb.CreateTable, ts u
 		bounds = hashkey.InitialBounds(int(min(c.InitialRanges, hashkey.MaxInitialRanges)))
 	}
 	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: replicas, Learners: c.Learners,
-		HistoryVersions: c.HistoryVersions, HistoryRetentionMs: c.HistoryRetentionMs,
+		HistoryVersions: c.HistoryVersions, HistoryRetentionMs: c.HistoryRetentionMs, MaxReadsPerSec: c.MaxReadsPerSec,
 		Consistency: c.Consistency, MaxBytes: c.MaxBytes, MaxWritesPerSec: c.MaxWritesPerSec}
 	for i := 0; i <= len(bounds); i++ {
 		rangeID, err := nextCounter(b, metaRangeCtr, 2)
@@ -361,6 +361,9 @@ func (r *Replica) applyUpdateTable(b *pebble.Batch, u *cairnpb.UpdateTableReques
 	}
 	if u.MaxWritesPerSec != nil {
 		t.MaxWritesPerSec = *u.MaxWritesPerSec
+	}
+	if u.MaxReadsPerSec != nil {
+		t.MaxReadsPerSec = *u.MaxReadsPerSec
 	}
 	if u.Replicas != nil {
 		t.Replicas = *u.Replicas

@@ -26,6 +26,11 @@ import (
 //     worth) at its leader; a write over it is refused (quota_rate) and
 //     not executed. The table's total never exceeds the quota; a skewed
 //     load that hits one range gets only that range's share.
+//   - Read rate: reads are served by any replica, so each replica of each
+//     range gets max_reads_per_sec divided by the table's range count and
+//     by the range's replica count (voters and learners), in a bucket of
+//     its own on its node (checkReadQuota); the same never-exceeds, may-
+//     under-use trade.
 type quotas struct {
 	mu      sync.Mutex
 	buckets map[keys.RangeID]*bucket
@@ -75,6 +80,20 @@ func (rt *Router) checkQuota(r *replica.Replica, t *cairnpb.Table, growth int) e
 		if !rt.quotas.take(r.ID, rate, time.Now()) {
 			return kv.Errorf(kv.ErrQuotaRate, "table %q allows %d writes/s; retry later", t.Name, t.MaxWritesPerSec)
 		}
+	}
+	return nil
+}
+
+// checkReadQuota refuses a read of table t on the local replica r when
+// r's share of t's read quota is spent.
+func (rt *Router) checkReadQuota(r *replica.Replica, t *cairnpb.Table) error {
+	if t.MaxReadsPerSec == 0 {
+		return nil
+	}
+	d := r.Desc()
+	rate := float64(t.MaxReadsPerSec) / float64(max(1, len(t.Ranges))) / float64(max(1, len(d.Replicas)+len(d.Learners)))
+	if !rt.readQuotas.take(r.ID, rate, time.Now()) {
+		return kv.Errorf(kv.ErrQuotaRate, "table %q allows %d reads/s; retry later", t.Name, t.MaxReadsPerSec)
 	}
 	return nil
 }

@@ -90,6 +90,7 @@ type Router struct {
 	stopWatches     chan struct{} // closed by StopWatches
 	stopWatchesOnce sync.Once
 	quotas          quotas
+	readQuotas      quotas
 }
 
 var _ kv.Service = (*Router)(nil)
@@ -546,6 +547,9 @@ func foundOrMiss(resp *cairnpb.GetResponse, err error) (*cairnpb.GetResponse, er
 // *kv.ReadMissError.
 func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.GetRequest) (*cairnpb.Response, error) {
 	rt.noteLoad(r, req.Key)
+	if err := rt.checkReadQuota(r, t); err != nil {
+		return nil, err
+	}
 	lv, err := parseReadLevel(req.Consistency, t.Consistency, req.MaxStalenessMs, req.SessionToken)
 	if err != nil {
 		return nil, err
@@ -843,6 +847,9 @@ func listSpan(req *cairnpb.ListRequest, after []byte) (start, end []byte) {
 }
 
 func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.Table, req *cairnpb.ListRequest) (*cairnpb.Response, error) {
+	if err := rt.checkReadQuota(r, t); err != nil {
+		return nil, err
+	}
 	if IsHash(t) != req.Hashed {
 		// A part of a hash table's List names the user span apart from
 		// the placement span; anything else on a hash table would scan
@@ -977,7 +984,8 @@ func (rt *Router) localCreateTable(ctx context.Context, r *replica.Replica, req 
 	rf, placement := rt.place(req.Replicas)
 	res, err := rt.propose(ctx, r, &cairnpb.Command{Op: &cairnpb.Command_CreateTable{CreateTable: &cairnpb.CreateTable{Name: req.Name, Partitioning: req.Partitioning,
 		Consistency: req.Consistency, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec, InitialRanges: req.InitialRanges,
-		Replicas: rf, Placement: placement, Learners: req.Learners, HistoryVersions: req.HistoryVersions, HistoryRetentionMs: req.HistoryRetentionMs}}})
+		Replicas: rf, Placement: placement, Learners: req.Learners, HistoryVersions: req.HistoryVersions, HistoryRetentionMs: req.HistoryRetentionMs,
+		MaxReadsPerSec: req.MaxReadsPerSec}}})
 	if err != nil {
 		return nil, err
 	}

@@ -78,4 +78,46 @@ func TestQuotas(t *testing.T) {
 		t.Fatalf("rate quota of 5/s over 40 quick writes: %d ok, %d refused", ok, limited)
 	}
 	t.Logf("size quota: %d writes of 200 B fit in 2 KiB; rate quota: %d of 40 quick writes passed", written, ok)
+
+	// A read quota of 30/s (one range, three replicas: 10/s each): 120
+	// quick reads spread over the nodes are partly refused with 429
+	// quota_rate, and those served stay within what the buckets allow
+	// (a burst of one second's worth, then the rate).
+	if r := n.Do(opTimeout, "POST", "/v1/tables", []byte(`{"name":"cold","max_reads_per_sec":30}`)); r.Status != 201 || !strings.Contains(string(r.Body), `"max_reads_per_sec":30`) {
+		t.Fatalf("create cold: %s", r)
+	}
+	n.MustPut(t, "cold", "k", []byte("v"))
+	start := time.Now()
+	served, refusedReads := 0, 0
+	for i := range 120 {
+		r := c.Nodes[i%3].Get("cold", "k")
+		switch r.Status {
+		case 200:
+			served++
+		case 429:
+			refusedReads++
+			if !strings.Contains(string(r.Body), "quota_rate") || !strings.Contains(string(r.Body), "reads/s") {
+				t.Fatalf("read 429 without quota_rate and reads/s: %s", r)
+			}
+		default:
+			t.Fatalf("get %d: %s", i, r)
+		}
+	}
+	allowed := 30 + 30*time.Since(start).Seconds() + 3 // burst, refill, rounding per bucket
+	if refusedReads == 0 || served == 0 || float64(served) > allowed {
+		t.Fatalf("read quota of 30/s over 120 quick reads in %v: %d served (at most %.0f allowed), %d refused", time.Since(start), served, allowed, refusedReads)
+	}
+	// Lifting it (PATCH) serves every read again.
+	if r := n.Do(opTimeout, "PATCH", "/v1/tables/cold", []byte(`{"max_reads_per_sec":0}`)); r.Status != 200 {
+		t.Fatalf("PATCH: %s", r)
+	}
+	waitFor(t, 10*time.Second, "reads served after the quota is lifted", func() error {
+		for i := range 60 {
+			if r := c.Nodes[i%3].Get("cold", "k"); r.Status != 200 {
+				return fmt.Errorf("get %d: %s", i, r)
+			}
+		}
+		return nil
+	})
+	t.Logf("read quota: %d of 120 quick reads served, %d refused", served, refusedReads)
 }

@@ -33,6 +33,7 @@ type tableJSON struct {
 	// Quotas; 0 (omitted) means none.
 	MaxBytes        uint64 `json:"max_bytes,omitempty"`
 	MaxWritesPerSec uint32 `json:"max_writes_per_sec,omitempty"`
+	MaxReadsPerSec  uint32 `json:"max_reads_per_sec,omitempty"`
 }
 
 // rangeJSON is one range of a table, keys [start, end); end "" is the end
@@ -64,6 +65,7 @@ type createTableJSON struct {
 	// Quotas: the table's size in bytes, and writes per second.
 	MaxBytes        uint64 `json:"max_bytes"`
 	MaxWritesPerSec uint32 `json:"max_writes_per_sec"`
+	MaxReadsPerSec  uint32 `json:"max_reads_per_sec"`
 	// Key history retention (see tableJSON).
 	HistoryKeep *uint32 `json:"history_keep"`
 	HistoryFor  *string `json:"history_for"`
@@ -79,7 +81,7 @@ func toTableJSON(t *cairnpb.Table) tableJSON {
 		HistoryKeep:  t.HistoryVersions,
 		Ranges:       make([]rangeJSON, 0, len(t.GetRanges())),
 		Consistency:  t.GetConsistency(),
-		MaxBytes:     t.GetMaxBytes(), MaxWritesPerSec: t.GetMaxWritesPerSec(),
+		MaxBytes:     t.GetMaxBytes(), MaxWritesPerSec: t.GetMaxWritesPerSec(), MaxReadsPerSec: t.GetMaxReadsPerSec(),
 	}
 	if out.Consistency == "" {
 		out.Consistency = kv.Linearizable
@@ -187,7 +189,7 @@ func decodeCreateTable(w http.ResponseWriter, r *http.Request) (*cairnpb.CreateT
 	}
 	req := &cairnpb.CreateTableRequest{Name: in.Name, Partitioning: in.Partitioning, InitialRanges: in.InitialRanges,
 		Consistency: in.Consistency, MaxBytes: in.MaxBytes, MaxWritesPerSec: in.MaxWritesPerSec, Replicas: replicas, Learners: learners,
-		HistoryVersions: in.HistoryKeep}
+		HistoryVersions: in.HistoryKeep, MaxReadsPerSec: in.MaxReadsPerSec}
 	if req.HistoryRetentionMs, err = historyFor(in.HistoryFor); err != nil {
 		return nil, err
 	}
@@ -203,6 +205,7 @@ type updateTableJSON struct {
 	Consistency     *string `json:"consistency"`
 	MaxBytes        *uint64 `json:"max_bytes"`
 	MaxWritesPerSec *uint32 `json:"max_writes_per_sec"`
+	MaxReadsPerSec  *uint32 `json:"max_reads_per_sec"`
 	Replicas        *uint32 `json:"replicas"`
 	Learners        *uint32 `json:"learners"`
 	HistoryKeep     *uint32 `json:"history_keep"`
@@ -233,10 +236,10 @@ func decodeUpdateTable(w http.ResponseWriter, r *http.Request, name string) (*ca
 		return nil, err
 	}
 	if in == (updateTableJSON{}) {
-		return nil, kv.Errorf(kv.ErrInvalidArgument, "nothing to change: set consistency, max_bytes, max_writes_per_sec, replicas, learners, history_keep or history_for")
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "nothing to change: set consistency, max_bytes, max_writes_per_sec, max_reads_per_sec, replicas, learners, history_keep or history_for")
 	}
 	req := &cairnpb.UpdateTableRequest{Name: name, Consistency: in.Consistency, MaxBytes: in.MaxBytes,
-		MaxWritesPerSec: in.MaxWritesPerSec, Replicas: in.Replicas, Learners: in.Learners, HistoryVersions: in.HistoryKeep}
+		MaxWritesPerSec: in.MaxWritesPerSec, MaxReadsPerSec: in.MaxReadsPerSec, Replicas: in.Replicas, Learners: in.Learners, HistoryVersions: in.HistoryKeep}
 	if req.HistoryRetentionMs, err = historyFor(in.HistoryFor); err != nil {
 		return nil, err
 	}

@@ -291,7 +291,7 @@ func (m *MemService) describeLocked(name string) *cairnpb.Table {
 		Ranges:      []*cairnpb.RangeDescriptor{{Id: m.ids[name], TableId: m.ids[name], Replicas: []uint64{1}}},
 		Consistency: m.levels[name]}
 	if st := m.settings[name]; st != nil {
-		t.Replicas, t.Learners, t.MaxBytes, t.MaxWritesPerSec = st.Replicas, st.Learners, st.MaxBytes, st.MaxWritesPerSec
+		t.Replicas, t.Learners, t.MaxBytes, t.MaxWritesPerSec, t.MaxReadsPerSec = st.Replicas, st.Learners, st.MaxBytes, st.MaxWritesPerSec, st.MaxReadsPerSec
 		t.HistoryVersions, t.HistoryRetentionMs = st.HistoryVersions, st.HistoryRetentionMs
 	}
 	if n, ok := m.hashed[name]; ok {
@@ -338,7 +338,7 @@ func (m *MemService) CreateTable(_ context.Context, req *cairnpb.CreateTableRequ
 	if err := kv.ValidateHistory(req.HistoryVersions, req.HistoryRetentionMs); err != nil {
 		return nil, err
 	}
-	m.settings[req.Name] = &cairnpb.Table{Replicas: max(req.Replicas, 1), Learners: req.Learners, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec,
+	m.settings[req.Name] = &cairnpb.Table{Replicas: max(req.Replicas, 1), Learners: req.Learners, MaxBytes: req.MaxBytes, MaxWritesPerSec: req.MaxWritesPerSec, MaxReadsPerSec: req.MaxReadsPerSec,
 		HistoryVersions: req.HistoryVersions, HistoryRetentionMs: req.HistoryRetentionMs}
 	return m.describeLocked(req.Name), nil
 }
@@ -380,6 +380,9 @@ func (m *MemService) UpdateTable(_ context.Context, req *cairnpb.UpdateTableRequ
 	}
 	if req.MaxWritesPerSec != nil {
 		st.MaxWritesPerSec = *req.MaxWritesPerSec
+	}
+	if req.MaxReadsPerSec != nil {
+		st.MaxReadsPerSec = *req.MaxReadsPerSec
 	}
 	if req.Replicas != nil {
 		st.Replicas = *req.Replicas
