@@ -6,6 +6,7 @@
 package sim
 
 import (
+	"slices"
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -382,3 +383,281 @@ func mustPropose(t *testing.T, r *replica.Replica, cmd *cairnpb.Command) <-chan 
 }
 
 func keysRangeID(id uint64) keys.RangeID { return keys.RangeID(id) }
+
+// A node whose replica of a range lags behind a split, while the split's
+// right-hand range moves on without it: the right range removes the node
+// (it never had a replica there, so it reports none), unfences it, gets a
+// new term and adds it back as a learner. Then the lagging left replica
+// applies the split. It must not create the right range at the split's
+// index: that copy would take the right range's log from there, including
+// its own removal and re-addition, acknowledge it in the current term and
+// then destroy itself on applying the removal, and the leader, which
+// counts those entries as held, would probe it forever (ping-pong
+// MsgApp/rejection) instead of sending a snapshot. Sweep seed 145 found
+// it (RELIABILITY.md); store.dropStaleSplits now drops such a copy in the
+// split's own apply batch, and the node gets the range by snapshot.
+//
+// catalogBehind: f's meta replica lags too, so f cannot know the right
+// range moved when it applies the split, and creates the copy at the
+// split's index. That copy then gets the right range's log, its removal
+// and its re-addition in one apply pass; it must not destroy itself for
+// the removal (store.removeMoved): it is a member again, and its log is
+// what it acknowledged. It catches up from the log.
+func TestScenarioLateSplitAfterRightRangeMoved(t *testing.T) {
+	for _, catalogBehind := range []bool{false, true} {
+		t.Run(map[bool]string{false: "catalog-current", true: "catalog-behind"}[catalogBehind], func(t *testing.T) {
+			lateSplitScenario(t, catalogBehind)
+		})
+	}
+}
+
+func lateSplitScenario(t *testing.T, catalogBehind bool) {
+	runScenario(t, 1, func(sc *scenario) {
+		s := sc.s
+		s.move.every = 0 // the test makes the moves
+		l := sc.leader()
+		f, o := sc.others(l)
+		sc.put(l, "k7", "before")
+		var meta *replica.Replica
+		metaLeader := func() *replica.Replica {
+			sc.until("a meta leader", func() bool { meta = s.metaLeader(); return meta != nil })
+			return meta
+		}
+		record := func(d *cairnpb.RangeDescriptor) {
+			res := sc.await("a catalog record", mustPropose(t, metaLeader(), &cairnpb.Command{Op: &cairnpb.Command_UpdateRanges{UpdateRanges: &cairnpb.UpdateRanges{
+				TableId: tableID, Descs: []*cairnpb.RangeDescriptor{d},
+			}}}))
+			if res.Err != nil {
+				t.Fatalf("record range %d: %v", d.Id, res.Err)
+			}
+		}
+		if catalogBehind && metaLeader() == f.st.Replica(replica.MetaRangeID) {
+			if err := meta.TransferLeader(l.id); err != nil {
+				t.Fatal(err)
+			}
+			sc.until("the meta range led by another node", func() bool { return l.st.Replica(replica.MetaRangeID).IsLeader() })
+		}
+		// f hears nothing of the data range from now on: it will apply
+		// the split late.
+		s.net.hold = func(e *envelope) bool {
+			return e.to == f.idx && (e.msg.RangeID == dataRange || catalogBehind && e.msg.RangeID == replica.MetaRangeID)
+		}
+		alloc := sc.await("a range ID", mustPropose(t, metaLeader(), &cairnpb.Command{Op: &cairnpb.Command_AllocRangeId{AllocRangeId: &cairnpb.AllocRangeID{}}}))
+		res := sc.await("the split", mustPropose(t, l.st.Replica(dataRange), &cairnpb.Command{TableId: tableID,
+			Op: &cairnpb.Command_Split{Split: &cairnpb.Split{SplitKey: []byte("k5"), NewRangeId: alloc.RangeID, ExpectedGeneration: l.st.Replica(dataRange).Desc().Generation}}}))
+		if res.Err != nil {
+			t.Fatalf("split: %v", res.Err)
+		}
+		right := keysRangeID(res.Split.Right.Id)
+		record(res.Split.Left)
+		record(res.Split.Right)
+		// The right range's leader, among l and o (f has no replica).
+		lead := func() *node {
+			var rl *node
+			sc.until("a leader of the right range", func() bool {
+				for _, n := range []*node{l, o} {
+					if r := n.st.Replica(right); r != nil && r.IsLeader() {
+						rl = n
+						return true
+					}
+				}
+				return false
+			})
+			return rl
+		}
+		if f.st.Replica(right) != nil {
+			t.Fatal("f has the right range already; the scenario needs f behind the split")
+		}
+		change := func(op string) {
+			r := lead().st.Replica(right)
+			out := sc.await(op, mustPropose2(t, r, op, f.id))
+			if out.Err != nil {
+				t.Fatalf("%s %d: %v", op, f.id, out.Err)
+			}
+			record(out.Desc)
+		}
+		change(replica.OpRemove)
+		// f reports no replica of the right range: unfence it.
+		rl := lead()
+		ures := sc.await("unfence", mustPropose(t, rl.st.Replica(right), &cairnpb.Command{TableId: tableID, Op: &cairnpb.Command_Unfence{Unfence: &cairnpb.Unfence{Node: f.id}}}))
+		if ures.Err != nil {
+			t.Fatalf("unfence: %v", ures.Err)
+		}
+		record(ures.Desc)
+		// A new term: leadership to the other voter.
+		other := o
+		if rl == o {
+			other = l
+		}
+		if err := rl.st.Replica(right).TransferLeader(other.id); err != nil {
+			t.Fatal(err)
+		}
+		sc.until("the transfer", func() bool { return other.st.Replica(right).IsLeader() })
+		change(replica.OpAddLearner)
+		// f's catalog learns of all that (the meta range is not held).
+		want := other.st.Replica(right).Desc().ConfVersion
+		if !catalogBehind {
+			sc.until("f's catalog recording the learner", func() bool {
+				d := f.st.CatalogRange(right)
+				return d != nil && d.ConfVersion == want
+			})
+		}
+		if f.st.Replica(right) != nil {
+			t.Fatal("f has a replica of the right range before it applied the split")
+		}
+		// Now f's left replica catches up and applies the split.
+		snaps := s.res.Snapshots
+		if catalogBehind {
+			// Only the data range flows again; the catalog stays behind
+			// until f has the right range.
+			s.net.hold = func(e *envelope) bool { return e.to == f.idx && e.msg.RangeID == replica.MetaRangeID }
+			var keep []envelope
+			for _, e := range s.net.held {
+				if e.msg.RangeID == replica.MetaRangeID {
+					keep = append(keep, e)
+				} else {
+					s.net.q = append(s.net.q, e)
+				}
+			}
+			s.net.held = keep
+		} else {
+			s.net.hold = nil
+			s.net.q = append(s.net.q, s.net.held...)
+			s.net.held = nil
+		}
+		sc.until("f applying the split", func() bool { return !f.st.Replica(dataRange).Contains([]byte("k7")) })
+		sc.until("f's learner catching up", func() bool {
+			r, lr := f.st.Replica(right), other.st.Replica(right)
+			if r == nil {
+				return false
+			}
+			_, _, a := r.Status()
+			_, c, _ := lr.Status()
+			return a == c && a > 0
+		})
+		if !catalogBehind && s.res.Snapshots == snaps {
+			t.Fatal("f's learner caught up without a snapshot")
+		}
+		if catalogBehind {
+			if d := f.st.CatalogRange(right); d != nil && d.ConfVersion > res.Split.Right.ConfVersion {
+				t.Fatal("f's catalog knew the right range moved; the scenario needs it behind")
+			}
+			s.net.hold = nil
+			s.net.q = append(s.net.q, s.net.held...)
+			s.net.held = nil
+		}
+		change(replica.OpPromote)
+		sc.until("the cluster converging", s.converged)
+		v, found, err := readKey(f, "k7")
+		if err != nil || !found || v.value != "before" {
+			t.Fatalf("f's copy of k7: %q, found %v, %v", v.value, found, err)
+		}
+	})
+}
+
+func mustPropose2(t *testing.T, r *replica.Replica, op string, node uint64) <-chan replica.Result {
+	t.Helper()
+	ch, err := r.ChangeReplicasAsync(op, node, r.Desc().ConfVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// A split entry right after a node's removal in the left range's log: the
+// removed replica applies both in one pass (it is destroyed only after the
+// pass), so the split would create, on the removed node, an initialized
+// right-hand replica whose configuration does not list the node. Nothing
+// ever destroyed it (the catalog's descriptor is no newer) and it kept the
+// node from being added to the range again: seed 518 never settled.
+// store.dropStaleSplits drops it in the split's apply batch.
+func TestScenarioSplitAfterOwnRemoval(t *testing.T) {
+	runScenario(t, 1, func(sc *scenario) {
+		s := sc.s
+		s.move.every = 0
+		l := sc.leader()
+		f, o := sc.others(l)
+		sc.put(l, "k7", "v")
+		sc.until("every node applying the put", s.converged)
+		var meta *replica.Replica
+		sc.until("a meta leader", func() bool { meta = s.metaLeader(); return meta != nil })
+		alloc := sc.await("a range ID", mustPropose(t, meta, &cairnpb.Command{Op: &cairnpb.Command_AllocRangeId{AllocRangeId: &cairnpb.AllocRangeID{}}}))
+		left := l.st.Replica(dataRange)
+		// The removal and the split must commit together, with f's
+		// acknowledgement, so that the leader sends f the commit index
+		// covering both before it applies f's removal (it then stops
+		// sending to f). Everything to and from f and o's
+		// acknowledgements wait; f then gets both entries in order, and
+		// only its acknowledgement of both goes to the leader.
+		s.net.hold = func(e *envelope) bool {
+			return e.msg.RangeID == dataRange && (e.from == o.idx && e.to == l.idx || e.from == f.idx || e.to == f.idx)
+		}
+		_, base, _ := left.Status()
+		rm := mustPropose2(t, left, replica.OpRemove, f.id)
+		sp := mustPropose(t, left, &cairnpb.Command{TableId: tableID,
+			Op: &cairnpb.Command_Split{Split: &cairnpb.Split{SplitKey: []byte("k5"), NewRangeId: alloc.RangeID, ExpectedGeneration: left.Desc().Generation}}})
+		sc.until("the leader sending f both entries", func() bool {
+			n := 0
+			for _, e := range s.net.held {
+				if m := e.msg.Msg; e.to == f.idx && m.Type == raftpb.MsgApp {
+					n += len(m.Entries)
+				}
+			}
+			return n >= 2
+		})
+		var toF, rest []envelope
+		for _, e := range s.net.held {
+			if e.to == f.idx {
+				e.at = s.now + 1
+				toF = append(toF, e)
+			} else {
+				rest = append(rest, e)
+			}
+		}
+		s.net.held = rest
+		s.net.q = append(s.net.q, toF...)
+		s.net.hold = func(e *envelope) bool {
+			return e.msg.RangeID == dataRange && (e.from == o.idx && e.to == l.idx || e.from == f.idx)
+		}
+		var ack *envelope
+		sc.until("f acknowledging both entries", func() bool {
+			for i, e := range s.net.held {
+				if m := e.msg.Msg; e.from == f.idx && m.Type == raftpb.MsgAppResp && !m.Reject && m.Index >= base+2 {
+					ack = &s.net.held[i]
+					return true
+				}
+			}
+			return false
+		})
+		a := *ack
+		a.at = s.now + 1
+		s.net.q = append(s.net.q, a)
+		s.net.hold = func(e *envelope) bool {
+			return e.seq != a.seq && e.msg.RangeID == dataRange && (e.from == o.idx && e.to == l.idx || e.from == f.idx)
+		}
+		if res := sc.await("the removal", rm); res.Err != nil {
+			t.Fatalf("remove: %v", res.Err)
+		}
+		res := sc.await("the split", sp)
+		if res.Err != nil {
+			t.Fatalf("split: %v", res.Err)
+		}
+		if slices.Contains(res.Split.Right.Replicas, f.id) {
+			t.Fatal("the split came before the removal; the scenario needs it after")
+		}
+		right := keysRangeID(res.Split.Right.Id)
+		s.net.hold = nil
+		s.net.held = nil
+		sc.until("f's left replica gone", func() bool { return f.st.Replica(dataRange) == nil })
+		for i := 0; i < 50; i++ {
+			s.step(false)
+		}
+		if r := f.st.Replica(right); r != nil {
+			term, commit, applied := r.Status()
+			t.Fatalf("f has a replica of the right range outside its configuration (term %d, commit %d, applied %d)", term, commit, applied)
+		}
+		if _, found, err := readKey(f, "k7"); err != nil || found {
+			t.Fatalf("f kept the right range's data: found %v, %v", found, err)
+		}
+	})
+}

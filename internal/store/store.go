@@ -569,12 +569,78 @@ func (s *Store) destroyMoved(b *pebble.Batch, id keys.RangeID, st *cairnpb.Range
 	return replica.DestroyData(b, st)
 }
 
+// dropStaleSplits undoes, in the apply batch b that created them, the
+// right-hand replicas of splits applied in this pass that must not exist
+// here.
+//
+// A split the left replica applied after its own removal (both in one
+// apply pass: the removed replica is destroyed only after the pass) makes
+// a right range whose configuration does not list this node: an
+// initialized copy outside its configuration would never hear from the
+// range, never be destroyed (the catalog's descriptor is not newer than
+// it) and, since it looks like a removed replica not yet gone, keep the
+// node from ever being added to the range (seed 518).
+//
+// And one applied when this node already knows that the new range moved
+// on without this copy: the catalog
+// records a newer descriptor of it (a configuration change or a split
+// since), or a replica of it was removed from this node. Such a split was
+// applied by a lagging left replica, long after the range's other
+// replicas; meanwhile this node may have been removed from the new range
+// (it never had a replica of it, so it reported none and was unfenced) and
+// added back. A copy created now at the split's index would take the
+// range's log from there, acknowledge it in the current term, and then
+// destroy itself when it applies its own old removal: entries its Raft ID
+// acknowledged would be gone, and the leader, whose progress says they are
+// held, would probe it forever instead of sending a snapshot (seed 145,
+// RELIABILITY.md). The copy has not been opened, so it has sent nothing;
+// dropping it (its Raft state and the data of its span, which the left
+// just gave up) is safe. Its effect's Create is cleared; reconcile then
+// creates an uninitialized replica if the catalog lists this node, and the
+// leader sends it a snapshot. A split whose right side merely gained or
+// lost a replica elsewhere costs this node a snapshot too: the price of
+// not knowing what happened to the range in between.
+func (s *Store) dropStaleSplits(b *pebble.Batch, effects []replica.Effect) error {
+	for i, e := range effects {
+		if e.Create == nil || !e.Split {
+			continue
+		}
+		id := keys.RangeID(e.Create.Id)
+		cat := s.CatalogRange(id)
+		outside := !holds(e.Create, s.opts.NodeID)
+		if !outside && (cat == nil || !replica.DescNewer(cat, e.Create)) && s.removed[id] == nil {
+			continue
+		}
+		if s.replicaLocked(id) != nil {
+			continue // not a creation of this pass (never happens: a split refuses an existing range)
+		}
+		// Applied index != 0: the data of the span goes too.
+		st := &cairnpb.RangeState{Desc: e.Create, AppliedIndex: replica.InitialIndex}
+		if err := replica.DestroyData(b, st); err != nil {
+			return err
+		}
+		effects[i].Create = nil
+		s.logger.Info("store: the right-hand copy of a split applied here is dropped",
+			"range", uint64(id), "outside_its_configuration", outside,
+			"catalog_conf_version", cat.GetConfVersion(), "split_conf_version", e.Create.ConfVersion)
+	}
+	return nil
+}
+
 // removeMoved destroys the local replicas whose own log removed them
 // (replica.Effect.Removed), data and all, before the catalog hears of it.
 func (s *Store) removeMoved(effects []replica.Effect) error {
 	var ids []keys.RangeID
 	for _, e := range effects {
 		if e.Removed && e.Changed != nil {
+			// A later entry of the same apply pass added this node back:
+			// the replica is a member again, its log intact and possibly
+			// acknowledged as such; destroying it would lose that log.
+			// (Only a replica that never held the range when the node was
+			// unfenced can be in that position; see dropStaleSplits.)
+			if r := s.replicaLocked(keys.RangeID(e.Changed.Id)); r != nil && holds(r.Desc(), s.opts.NodeID) {
+				continue
+			}
 			ids = append(ids, keys.RangeID(e.Changed.Id))
 			if s.removed == nil {
 				s.removed = map[keys.RangeID]*cairnpb.RangeDescriptor{}
@@ -984,6 +1050,10 @@ func (s *Store) processReady() error {
 		if p.r.ID == replica.MetaRangeID {
 			metaChanged = true
 		}
+	}
+	if err := s.dropStaleSplits(ab, applied.Effects); err != nil {
+		ab.Close()
+		return err
 	}
 	for _, p := range rds {
 		if err := p.r.MaybeTruncate(ab, s.opts.LogKeepEntries); err != nil {
