@@ -57,6 +57,10 @@ type Config struct {
 	// LogKeepEntries is how many applied entries each range keeps in its
 	// Raft log before truncating (followers further behind get a snapshot).
 	LogKeepEntries uint64
+	// DisableQuiesce (--quiesce=false) keeps idle ranges ticking; by
+	// default they quiesce (docs/design/quiescence.md). Each node decides
+	// for its own replicas, so a cluster may mix settings.
+	DisableQuiesce bool
 
 	// RequestTimeout bounds one client request inside the node.
 	RequestTimeout time.Duration
