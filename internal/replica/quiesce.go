@@ -2,7 +2,6 @@ package replica
 
 import (
 	"bytes"
-	"maps"
 	"slices"
 
 	"go.etcd.io/raft/v3"
@@ -166,7 +165,10 @@ func (r *Replica) maybeQuiesce() bool {
 	if !r.idleLocally() || r.rn.HasReady() {
 		return false
 	}
-	st := r.rn.Status()
+	// BasicStatus and WithProgress, not Status: this runs every tick on an
+	// idle leader that cannot quiesce (a peer down), so it must not
+	// allocate a progress map each time.
+	st := r.rn.BasicStatus()
 	if st.RaftState != raft.StateLeader || st.LeadTransferee != raft.None {
 		return false
 	}
@@ -178,17 +180,23 @@ func (r *Replica) maybeQuiesce() bool {
 	// probe (after a snapshot, say) is not counted caught up
 	// (noteProgress), and a quiesced leader would never recount it, so a
 	// learner would never be promoted.
-	for id, pr := range st.Progress {
+	settled := true
+	var peers []uint64
+	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
 		if pr.Match != last || (id != r.opts.NodeID && pr.State != tracker.StateReplicate) {
-			return false
+			settled = false
 		}
+		if id != r.opts.NodeID {
+			peers = append(peers, id)
+		}
+	})
+	if !settled {
+		return false
 	}
 	r.noteProgress()
 	// In ID order: a deterministic simulation replays the messages sent.
-	for _, id := range slices.Sorted(maps.Keys(st.Progress)) {
-		if id == r.opts.NodeID {
-			continue
-		}
+	slices.Sort(peers)
+	for _, id := range peers {
 		r.outbox = append(r.outbox, raftpb.Message{
 			Type: raftpb.MsgHeartbeat, To: id, From: r.opts.NodeID, Term: st.Term,
 			Commit: st.Commit, Context: quiesceContext,

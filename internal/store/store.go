@@ -4,8 +4,11 @@
 // The driver loop, one iteration:
 //
 //  1. Wait for a tick, inbound messages, or a replica with queued requests.
-//  2. Tick / Step / hand queued proposals and reads to raft.
-//  3. Collect Ready from every replica that has one.
+//  2. Tick / Step / hand queued proposals and reads to raft. Only awake
+//     replicas are ticked: an idle range quiesces (replica/quiesce.go,
+//     docs/design/quiescence.md) and costs no work per tick; node
+//     heartbeats (liveness.go) wake the quiesced followers of a dead leader.
+//  3. Collect Ready from every awake or just touched replica that has one.
 //  4. Persist all of them in ONE Pebble batch (snapshots, entries, hard
 //     states) and commit it with ONE fsync: group commit across ranges
 //     and across the many proposals each Ready carries.
