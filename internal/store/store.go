@@ -833,7 +833,11 @@ func (s *Store) wait(tick <-chan time.Time) bool {
 // Tick advances every awake replica by one Raft tick (quiesced ones are
 // not ticked: replica/quiesce.go).
 func (s *Store) Tick() {
-	for _, r := range sortedReplicas(s.awake) {
+	tick := s.Replicas
+	if s.opts.Quiesce {
+		tick = func() []*replica.Replica { return sortedReplicas(s.awake) }
+	}
+	for _, r := range tick() {
 		r.Tick()
 		s.sendOut(r)
 		s.touch(r)
@@ -875,7 +879,13 @@ func sortedReplicas(m map[keys.RangeID]*replica.Replica) []*replica.Replica {
 
 // readyCandidates returns the replicas that may have Ready work: the awake
 // and the dirty ones, in range order. Driver only.
+//
+// NB: with quiescence off every replica is a candidate, exactly as before
+// quiescence existed (see the open question in docs/design/quiescence.md).
 func (s *Store) readyCandidates() []*replica.Replica {
+	if !s.opts.Quiesce {
+		return s.Replicas()
+	}
 	out := make([]*replica.Replica, 0, len(s.awake)+len(s.dirty))
 	for _, r := range s.awake {
 		out = append(out, r)
@@ -923,6 +933,15 @@ func (s *Store) ReportUnreachable(id keys.RangeID, to uint64) {
 // anyReady reports whether a candidate has Ready work, and forgets the
 // dirty replicas that have none.
 func (s *Store) anyReady() bool {
+	if !s.opts.Quiesce {
+		clear(s.dirty)
+		for _, r := range s.Replicas() {
+			if r.HasReady() {
+				return true
+			}
+		}
+		return false
+	}
 	found := false
 	for id, r := range s.dirty {
 		if r.HasReady() {
