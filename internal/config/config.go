@@ -57,6 +57,11 @@ type Config struct {
 	// LogKeepEntries is how many applied entries each range keeps in its
 	// Raft log before truncating (followers further behind get a snapshot).
 	LogKeepEntries uint64
+	// Quiesce (--quiesce) lets idle ranges stop ticking
+	// (docs/design/quiescence.md). Off by default until an open question
+	// is settled (see that note). Each node decides for its own replicas,
+	// so a cluster may mix settings.
+	Quiesce bool
 
 	// RequestTimeout bounds one client request inside the node.
 	RequestTimeout time.Duration

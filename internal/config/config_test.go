@@ -197,7 +197,7 @@ func TestFlagNames(t *testing.T) {
 		"initial-cluster", "join", "tick-interval", "election-ticks", "heartbeat-ticks", "log-keep-entries",
 		"split-size", "split-qps", "request-timeout", "max-key-bytes", "max-value-bytes", "log-level", "log-format", "config",
 		"history-versions", "history-retention", "watch-buffer", "insecure", "cert", "key", "ca", "peer-cert", "peer-key", "peer-ca",
-		"txn-max-keys", "txn-max-bytes", "txn-max-duration", "heartbeat-interval", "dead-node-timeout", "default-replicas"}
+		"txn-max-keys", "txn-max-bytes", "txn-max-duration", "heartbeat-interval", "dead-node-timeout", "default-replicas", "quiesce"}
 	slices.Sort(names)
 	slices.Sort(want)
 	if !slices.Equal(names, want) {

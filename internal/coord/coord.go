@@ -216,8 +216,12 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 		node uint64
 		rh   *cairnpb.RangeHeartbeat
 	}
-	leaders := map[uint64]lead{}
-	holders := map[uint64][]uint64{}
+	reported := 0
+	for _, b := range beats {
+		reported = max(reported, len(b.hb.Ranges))
+	}
+	leaders := make(map[uint64]lead, reported)
+	holders := make(map[uint64][]uint64, reported)
 	for id, b := range beats {
 		if now.Sub(b.at) >= c.opts.DownAfter {
 			continue

@@ -42,6 +42,7 @@ type NodeCollector struct {
 	becameLeader, readIndex, leaseRead            *prometheus.Desc
 	sessionRead, staleRead, staleRefused          *prometheus.Desc
 	snapshots, applied, watchers                  *prometheus.Desc
+	quiesced, quiesces, wakes                     *prometheus.Desc
 
 	diskUsage, memtable, walBytes, readAmp *prometheus.Desc
 	compactions, flushes                   *prometheus.Desc
@@ -58,6 +59,9 @@ func NewNodeCollector(src Source, db *pebble.DB) *NodeCollector {
 		ranges:        d("cairn_ranges", "Ranges with a replica on this node."),
 		leaders:       d("cairn_range_leaders", "Ranges whose leader is this node's replica."),
 		leases:        d("cairn_range_leases", "Ranges whose leader on this node holds a valid read lease."),
+		quiesced:      d("cairn_ranges_quiesced", "Ranges whose replica on this node is quiesced (not ticked; docs/design/quiescence.md)."),
+		quiesces:      d("cairn_raft_quiesces_total", "Times a replica on this node quiesced."),
+		wakes:         d("cairn_raft_wakes_total", "Times a quiesced replica on this node woke."),
 		applyLag:      d("cairn_range_apply_lag_entries_max", "Largest gap between commit and applied index over this node's replicas."),
 		replicaLag:    d("cairn_range_replica_lag_entries_max", "Largest gap between a leader's commit index and another replica's log, over the ranges this node leads (learners included)."),
 		proposals:     d("cairn_raft_proposals_total", "Commands handed to Raft."),
@@ -88,7 +92,7 @@ func NewNodeCollector(src Source, db *pebble.DB) *NodeCollector {
 func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.ranges, c.leaders, c.leases, c.applyLag, c.proposals, c.dropped,
 		c.leaderChanges, c.becameLeader, c.readIndex, c.leaseRead, c.sessionRead, c.staleRead, c.staleRefused, c.snapshots, c.applied, c.watchers, c.diskUsage,
-		c.memtable, c.walBytes, c.readAmp, c.compactions, c.flushes, c.cacheBytes, c.cacheHits, c.cacheMisses} {
+		c.memtable, c.walBytes, c.readAmp, c.compactions, c.flushes, c.cacheBytes, c.cacheHits, c.cacheMisses, c.quiesced, c.quiesces, c.wakes} {
 		ch <- d
 	}
 }
@@ -100,9 +104,12 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
 	}
 
-	var ranges, leaders, leases, lag, replicaLag float64
+	var ranges, leaders, leases, lag, replicaLag, quiesced float64
 	for _, r := range c.src.Replicas() {
 		ranges++
+		if r.IsQuiesced() {
+			quiesced++
+		}
 		if r.IsLeader() {
 			leaders++
 			for _, l := range r.Lag() {
@@ -119,6 +126,7 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.ranges, ranges)
 	gauge(c.leaders, leaders)
 	gauge(c.leases, leases)
+	gauge(c.quiesced, quiesced)
 	gauge(c.applyLag, lag)
 	gauge(c.replicaLag, replicaLag)
 	gauge(c.watchers, float64(c.src.Hub().Watchers()))
@@ -135,6 +143,8 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.staleRefused, float64(st.StaleRefused.Load()))
 	counter(c.snapshots, float64(st.SnapshotsApplied.Load()))
 	counter(c.applied, float64(st.EntriesApplied.Load()))
+	counter(c.quiesces, float64(st.Quiesces.Load()))
+	counter(c.wakes, float64(st.Unquiesces.Load()))
 
 	if c.db == nil {
 		return

@@ -72,6 +72,7 @@ func (r *Replica) leaseReadIndex() (uint64, bool) {
 	idx, ok := r.leaseReadIndexPeek()
 	if ok {
 		r.leaseUsed.Store(true)
+		r.markActive()
 		r.stats().LeaseReads.Add(1)
 	}
 	return idx, ok
@@ -190,8 +191,5 @@ func (r *Replica) answerFromLease(m raftpb.Message) bool {
 
 // TakeLeaseReplies returns the read index answers given from the lease
 // since the last call, for the store to send. Driver only.
-func (r *Replica) TakeLeaseReplies() []raftpb.Message {
-	out := r.leaseReplies
-	r.leaseReplies = nil
-	return out
-}
+// (Quiescence adds messages of its own; TakeMessages returns both.)
+func (r *Replica) TakeLeaseReplies() []raftpb.Message { return r.TakeMessages() }

@@ -59,6 +59,8 @@ type Options struct {
 	// (measured from the key's latest change). See recordChange.
 	HistoryVersions  int
 	HistoryRetention time.Duration
+	// Quiesce lets the range stop ticking when idle (quiesce.go).
+	Quiesce bool
 }
 
 // Result is the outcome of an applied command.
@@ -129,6 +131,12 @@ type Replica struct {
 	history historyPolicy
 	// snapshotApplied is set by applySnapshot (see TakeSnapshotApplied).
 	snapshotApplied bool
+	// Quiescence (quiesce.go): whether the replica is quiesced, ticks
+	// since the leader last saw activity, and messages made outside
+	// Ready for the store to send.
+	quiesced  bool
+	idleTicks int
+	outbox    []raftpb.Message
 
 	// Read by any goroutine.
 	leader  atomic.Uint64
@@ -141,6 +149,10 @@ type Replica struct {
 	approxBytes atomic.Uint64
 	destroyed   atomic.Bool
 	desc        atomic.Pointer[cairnpb.RangeDescriptor]
+	// active is set by requests from any goroutine (markActive) and
+	// consumed by Tick; quiescedFlag mirrors quiesced for them.
+	active       atomic.Bool
+	quiescedFlag atomic.Bool
 
 	nextProposalID atomic.Uint64
 	notify         func(keys.RangeID)
@@ -329,7 +341,10 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 // used for a range just created by this node (its first leader is then
 // known at once) and for a range whose only voter is this node. Driver
 // only.
-func (r *Replica) Campaign() error { return r.rn.Campaign() }
+func (r *Replica) Campaign() error {
+	r.unquiesce(false)
+	return r.rn.Campaign()
+}
 
 // SoleVoter reports whether this node is the range's only voter.
 func (r *Replica) SoleVoter() bool {
@@ -441,6 +456,10 @@ func (r *Replica) DrainRequests() {
 	props, reads, transfer := r.mu.proposals, r.mu.reads, r.mu.transferTo
 	r.mu.proposals, r.mu.reads, r.mu.transferTo = nil, nil, 0
 	r.mu.Unlock()
+	if len(props) > 0 || len(reads) > 0 || transfer != 0 || r.wantFresh.Load() || r.active.Load() {
+		r.idleTicks = 0
+		r.unquiesce(true)
+	}
 	st := r.rn.BasicStatus()
 	lead := st.Lead
 	if transfer != 0 && lead == r.opts.NodeID {
@@ -500,6 +519,14 @@ func (r *Replica) sendReadIndex(rb *readBatch, term uint64) {
 
 // Tick advances the replica's logical clock by one tick. Driver only.
 func (r *Replica) Tick() {
+	if r.active.Swap(false) {
+		r.idleTicks = 0
+	} else {
+		r.idleTicks++
+	}
+	if r.maybeQuiesce() {
+		return
+	}
 	r.rn.Tick()
 	r.maybeRenewLease()
 	if r.progressTick++; r.progressTick >= r.opts.ElectionTicks {
@@ -517,6 +544,17 @@ func (r *Replica) Tick() {
 
 // Step delivers a Raft message. Driver only.
 func (r *Replica) Step(m raftpb.Message) error {
+	r.noteStep(m)
+	if err := r.step(m); err != nil {
+		return err
+	}
+	if isQuiesceMsg(m) {
+		r.maybeQuiesceFollower(m)
+	}
+	return nil
+}
+
+func (r *Replica) step(m raftpb.Message) error {
 	if (m.Type == raftpb.MsgVote || m.Type == raftpb.MsgPreVote) && r.nowNanos() < r.votesAfter {
 		return nil // see lease.go: a restarted node must not vote at once
 	}

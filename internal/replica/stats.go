@@ -17,6 +17,8 @@ type Stats struct {
 	StaleRefused     atomic.Uint64 // bounded-stale reads refused: no proof within the bound (too_stale)
 	SnapshotsApplied atomic.Uint64 // snapshots installed
 	EntriesApplied   atomic.Uint64 // log entries applied
+	Quiesces         atomic.Uint64 // times a replica quiesced (stopped ticking)
+	Unquiesces       atomic.Uint64 // times a quiesced replica woke
 }
 
 func (r *Replica) stats() *Stats {

@@ -228,8 +228,10 @@ func (rt *Router) place(rf uint32) (uint32, []uint64) {
 // rates).
 func (rt *Router) Heartbeat(prev map[uint64]uint64, elapsed float64) (*cairnpb.NodeHeartbeat, map[uint64]uint64) {
 	hb := &cairnpb.NodeHeartbeat{NodeId: rt.store.NodeID()}
-	applied := map[uint64]uint64{}
-	for _, r := range rt.store.Replicas() {
+	replicas := rt.store.ReplicasUnordered()
+	hb.Ranges = make([]*cairnpb.RangeHeartbeat, 0, len(replicas))
+	applied := make(map[uint64]uint64, len(replicas))
+	for _, r := range replicas {
 		d := r.Desc()
 		term, _, idx := r.Status()
 		rh := &cairnpb.RangeHeartbeat{RangeId: d.Id, AppliedIndex: idx, ApproxBytes: r.ApproxBytes(), ConfVersion: d.ConfVersion, Term: term}

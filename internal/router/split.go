@@ -225,6 +225,12 @@ func CatalogHas(t *cairnpb.Table, d *cairnpb.RangeDescriptor) bool {
 
 func (rt *Router) maybeUpdateMeta(ctx context.Context, r *replica.Replica) {
 	d := r.Desc()
+	// The store's index of the catalog answers CatalogHas without a walk
+	// over the table's ranges (a pass over a node of 10,000 ranges would
+	// otherwise compare 10,000 x ranges-per-table descriptors).
+	if c := rt.store.CatalogRange(keys.RangeID(d.Id)); c != nil && !replica.DescNewer(d, c) {
+		return
+	}
 	t := rt.store.TableByID(d.TableId)
 	if t == nil || CatalogHas(t, d) {
 		return

@@ -86,7 +86,7 @@ func (rt *Router) ledDataRanges() []ledDataRange {
 		tables[t.Id] = t
 	}
 	var out []ledDataRange
-	for _, r := range rt.store.Replicas() {
+	for _, r := range rt.store.ReplicasUnordered() {
 		d := r.Desc()
 		if t := tables[d.TableId]; t != nil && d.TableId != uint64(keys.MetaTableID) && r.IsLeader() {
 			out = append(out, ledDataRange{t, r, d})
@@ -98,8 +98,21 @@ func (rt *Router) ledDataRanges() []ledDataRange {
 // ExpireDue runs one expirer pass and returns how many keys it removed.
 func (rt *Router) ExpireDue(ctx context.Context) int {
 	removed := 0
+	// The expiry index is per table: one look per table finds the tables
+	// with nothing due, whose ranges (all of them, on a node of many idle
+	// ranges) need no scan of their own.
+	due := map[uint64]bool{}
 	for _, l := range rt.ledDataRanges() {
 		t, r, d := l.t, l.r, l.d
+		anyDue, seen := due[d.TableId]
+		if !seen {
+			start, end := keys.ExpirySpan(keys.TableID(d.TableId), rt.opts.Clock.Now().Millis())
+			anyDue = !spanEmpty(rt.store.DB(), start, end)
+			due[d.TableId] = anyDue
+		}
+		if !anyDue {
+			continue
+		}
 		ks, err := rt.dueKeys(d, rt.opts.Clock.Now().Millis())
 		if err != nil {
 			slog.Warn("expirer: scan failed", "range", d.Id, "err", err)
@@ -151,6 +164,20 @@ func (rt *Router) dueKeys(d *cairnpb.RangeDescriptor, nowMs int64) ([]*cairnpb.E
 		ks = append(ks, k)
 	}
 	return ks, it.Error()
+}
+
+// spanEmpty reports whether db holds no key in [start, end) (false on an
+// error: the caller then scans and meets the error itself).
+func spanEmpty(db *pebble.DB, start, end []byte) bool {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return false
+	}
+	empty := !it.First()
+	if err := it.Close(); err != nil {
+		return false
+	}
+	return empty
 }
 
 func inRange(d *cairnpb.RangeDescriptor, k []byte) bool {

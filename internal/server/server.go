@@ -172,7 +172,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 		NodeID: nodeID, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
 		HeartbeatTicks: cfg.HeartbeatTicks, LogKeepEntries: cfg.LogKeepEntries, Logger: logger, Clock: clock,
 		HistoryVersions: historyVersions(cfg.HistoryVersions), HistoryRetention: cfg.HistoryRetention,
-		OnNodes: addPeers,
+		OnNodes: addPeers, Quiesce: cfg.Quiesce,
 	})
 	if err != nil {
 		return err

@@ -79,6 +79,8 @@ type Config struct {
 	NoFaults bool
 	// NoSplits disables range splits (random and by size).
 	NoSplits bool
+	// NoQuiesce keeps idle ranges ticking (store.Options.Quiesce).
+	NoQuiesce bool
 	// Probes adds session and bounded-stale read probes and their
 	// checkers (consistency.go).
 	Probes bool
@@ -118,6 +120,9 @@ type Result struct {
 	// Splits counts applied splits the simulation proposed; Moves the
 	// applied replica changes (remove, add learner, promote).
 	Splits, Moves int
+	// Quiesces and Wakes count replicas that quiesced and woke again
+	// (replica/quiesce.go), over all nodes and incarnations.
+	Quiesces, Wakes int
 	// StaleReads and SessionReads count the probes' reads (Config.Probes).
 	StaleReads, SessionReads int
 	// Linearizable is porcupine's verdict ("Ok", "Illegal", "Unknown").
@@ -345,7 +350,7 @@ func (s *Sim) start(n *node) {
 	st, err := store.New(db, store.Options{
 		NodeID: n.id, TickInterval: tickEvery * time.Millisecond, ElectionTicks: electionTicks,
 		HeartbeatTicks: heartbeatTicks, LogKeepEntries: logKeep, Logger: s.logger,
-		Clock: n.clock, Now: now,
+		Clock: n.clock, Now: now, Quiesce: !s.cfg.NoQuiesce,
 	})
 	crand.Reader = seeded
 	if err != nil {
@@ -403,6 +408,7 @@ func (s *Sim) crash(n *node) {
 	n.crashAtSend = false
 	n.inc++
 	s.toClose = append(s.toClose, n.db)
+	s.countQuiesces(n)
 	n.db, n.st = nil, nil
 	s.cl.nodeCrashed(n)
 }
@@ -418,10 +424,19 @@ func (s *Sim) closeAll() {
 	s.closeCrashed()
 	for _, n := range s.nodes {
 		if n.up {
+			s.countQuiesces(n)
 			_ = n.db.Close()
 			n.up = false
 		}
 	}
+}
+
+// countQuiesces adds n's quiescence counters to the result (before its
+// store goes).
+func (s *Sim) countQuiesces(n *node) {
+	st := n.st.Stats()
+	s.res.Quiesces += int(st.Quiesces.Load())
+	s.res.Wakes += int(st.Unquiesces.Load())
 }
 
 func (s *Sim) upNodes() []*node {
@@ -630,7 +645,12 @@ func (s *Sim) describeRanges() string {
 		}
 		for _, r := range n.st.Replicas() {
 			term, commit, applied := r.Status()
-			out += fmt.Sprintf("%s r%d term=%d lead=%d commit=%d applied=%d; ", n.name, r.ID, term, r.Leader(), commit, applied)
+			d := r.Desc()
+			out += fmt.Sprintf("%s r%d term=%d lead=%d commit=%d applied=%d voters=%v learners=%v", n.name, r.ID, term, r.Leader(), commit, applied, d.Replicas, d.Learners)
+			if r.IsQuiesced() {
+				out += " quiesced"
+			}
+			out += "; "
 		}
 	}
 	return out

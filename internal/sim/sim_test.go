@@ -21,12 +21,13 @@ import (
 )
 
 var (
-	flagSeed  = flag.Int64("seed", -1, "run only this seed (replay)")
-	flagSeeds = flag.Int("seeds", 0, "number of seeds to sweep (default: defaultSeeds, or raceSeeds under -race)")
-	flagFirst = flag.Uint64("first-seed", 1, "first seed of a sweep")
-	flagSteps = flag.Int("steps", 0, "steps of the faulty phase per seed (default 3000)")
-	flagNodes = flag.Int("nodes", 0, "nodes per cluster (default 3)")
-	flagTrace = flag.Bool("simtrace", false, "print every simulated event of a replayed seed")
+	flagSeed      = flag.Int64("seed", -1, "run only this seed (replay)")
+	flagSeeds     = flag.Int("seeds", 0, "number of seeds to sweep (default: defaultSeeds, or raceSeeds under -race)")
+	flagFirst     = flag.Uint64("first-seed", 1, "first seed of a sweep")
+	flagSteps     = flag.Int("steps", 0, "steps of the faulty phase per seed (default 3000)")
+	flagNodes     = flag.Int("nodes", 0, "nodes per cluster (default 3)")
+	flagTrace     = flag.Bool("simtrace", false, "print every simulated event of a replayed seed")
+	flagNoQuiesce = flag.Bool("noquiesce", false, "keep idle ranges ticking (store.Options.Quiesce off)")
 )
 
 const defaultSeeds = 350
@@ -57,7 +58,7 @@ func reportFailure(t *testing.T, r *Result) {
 }
 
 func TestSim(t *testing.T) {
-	cfg := Config{Steps: *flagSteps, Nodes: *flagNodes}
+	cfg := Config{Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce}
 	if *flagSeed >= 0 {
 		cfg.Seed = uint64(*flagSeed)
 		if *flagTrace {
@@ -78,12 +79,13 @@ func TestSim(t *testing.T) {
 			n = raceSeeds
 		}
 	}
-	var ops, unknown, crashes, parts, snaps, splits, moves, failed int
+	var ops, unknown, crashes, parts, snaps, splits, moves, quiesces, wakes, failed int
 	for i := 0; i < n; i++ {
 		cfg.Seed = *flagFirst + uint64(i)
 		r := Run(cfg)
 		ops, unknown, crashes, parts, snaps = ops+r.Ops, unknown+r.Unknown, crashes+r.Crashes, parts+r.Partitions, snaps+r.Snapshots
 		splits, moves = splits+r.Splits, moves+r.Moves
+		quiesces, wakes = quiesces+r.Quiesces, wakes+r.Wakes
 		if r.Failed() {
 			failed++
 			reportFailure(t, r)
@@ -92,8 +94,8 @@ func TestSim(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d seeds: %d ops checked (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d replica moves, %d failed",
-		n, ops, unknown, crashes, parts, snaps, splits, moves, failed)
+	t.Logf("%d seeds: %d ops checked (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d replica moves, %d quiesces, %d wakes, %d failed",
+		n, ops, unknown, crashes, parts, snaps, splits, moves, quiesces, wakes, failed)
 	if splits == 0 && n >= 20 {
 		t.Errorf("no seed split a range: the split machinery did not run")
 	}

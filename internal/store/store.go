@@ -4,8 +4,11 @@
 // The driver loop, one iteration:
 //
 //  1. Wait for a tick, inbound messages, or a replica with queued requests.
-//  2. Tick / Step / hand queued proposals and reads to raft.
-//  3. Collect Ready from every replica that has one.
+//  2. Tick / Step / hand queued proposals and reads to raft. Only awake
+//     replicas are ticked: an idle range quiesces (replica/quiesce.go,
+//     docs/design/quiescence.md) and costs no work per tick; node
+//     heartbeats (liveness.go) wake the quiesced followers of a dead leader.
+//  3. Collect Ready from every awake or just touched replica that has one.
 //  4. Persist all of them in ONE Pebble batch (snapshots, entries, hard
 //     states) and commit it with ONE fsync: group commit across ranges
 //     and across the many proposals each Ready carries.
@@ -70,6 +73,10 @@ type Options struct {
 	// is published (the server adds new peers to its transport). It must
 	// not block.
 	OnNodes func([]*cairnpb.Node)
+	// Quiesce lets idle ranges stop ticking (replica/quiesce.go); the
+	// store then also sends node heartbeats, by which it wakes quiesced
+	// followers of a leader whose node went quiet (liveness.go).
+	Quiesce bool
 }
 
 // Store is a node's set of replicas and their driver.
@@ -102,6 +109,19 @@ type Store struct {
 	heldCount int
 	heldBytes int
 	ticks     uint64
+
+	// awake holds the replicas that are not quiesced: the only ones Tick
+	// ticks. dirty holds replicas something touched (a message, a request,
+	// a report) since a Ready pass last found them without work: the Ready
+	// pass looks at awake and dirty replicas only, so a node of 10,000
+	// quiesced ranges does no per-range work per tick. Driver-owned.
+	awake map[keys.RangeID]*replica.Replica
+	dirty map[keys.RangeID]*replica.Replica
+	// awakeCount mirrors len(awake) for other goroutines (metrics).
+	awakeCount atomic.Int64
+	// live is the node liveness quiesced followers rely on (liveness.go).
+	// Driver-owned.
+	live liveness
 
 	mu struct {
 		sync.RWMutex
@@ -199,6 +219,8 @@ func New(db *pebble.DB, opts Options) (*Store, error) {
 		done:      make(chan struct{}),
 		startedAt: opts.Now(),
 		hub:       watch.NewHub(),
+		awake:     map[keys.RangeID]*replica.Replica{},
+		dirty:     map[keys.RangeID]*replica.Replica{},
 	}
 	s.mu.replicas = map[keys.RangeID]*replica.Replica{}
 	catalog, nodes, err := s.readCatalog()
@@ -238,6 +260,7 @@ func (s *Store) TransportCallbacks() transport.Callbacks {
 			s.report(func() {
 				if r := s.replicaLocked(id); r != nil {
 					r.ReportUnreachable(to)
+					s.touch(r)
 				}
 			})
 		},
@@ -249,6 +272,7 @@ func (s *Store) TransportCallbacks() transport.Callbacks {
 			f := func() {
 				if r := s.replicaLocked(id); r != nil {
 					r.ReportSnapshot(to, ok)
+					s.touch(r)
 				}
 			}
 			select {
@@ -287,6 +311,15 @@ func (s *Store) Replicas() []*replica.Replica {
 	// sent messages, which a deterministic simulation must reproduce.
 	slices.SortFunc(out, func(a, b *replica.Replica) int { return cmp.Compare(a.ID, b.ID) })
 	return out
+}
+
+// ReplicasUnordered returns all local replicas in no particular order:
+// for periodic passes over every replica, which need not pay for sorting
+// 10,000 of them.
+func (s *Store) ReplicasUnordered() []*replica.Replica {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Collect(maps.Values(s.mu.replicas))
 }
 
 // Table returns the table named name as this node's meta replica has
@@ -704,6 +737,7 @@ func (s *Store) openReplica(id keys.RangeID) error {
 		Stats:            &s.stats,
 		HistoryVersions:  s.historyVersions(),
 		HistoryRetention: s.opts.HistoryRetention,
+		Quiesce:          s.opts.Quiesce,
 	}, s.notify)
 	if err != nil {
 		return err
@@ -717,6 +751,7 @@ func (s *Store) openReplica(id keys.RangeID) error {
 	s.mu.Lock()
 	s.mu.replicas[id] = r
 	s.mu.Unlock()
+	s.touch(r)
 	s.stepHeld(r)
 	return nil
 }
@@ -732,6 +767,9 @@ func (s *Store) removeReplicaErr(id keys.RangeID, err error) {
 	r := s.mu.replicas[id]
 	delete(s.mu.replicas, id)
 	s.mu.Unlock()
+	delete(s.awake, id)
+	delete(s.dirty, id)
+	s.awakeCount.Store(int64(len(s.awake)))
 	if r != nil {
 		proposed := err
 		if !errors.Is(err, kv.ErrTableNotFound) {
@@ -817,9 +855,7 @@ func (s *Store) run() {
 		// this is where proposals and messages batch up.
 		s.gather()
 		if s.drainAll.Swap(false) {
-			for _, r := range s.Replicas() {
-				r.DrainRequests()
-			}
+			s.DrainRequests()
 		}
 		if err := s.processReady(); err != nil {
 			// Storage failure: never keep serving on a broken disk.
@@ -852,21 +888,86 @@ func (s *Store) wait(tick <-chan time.Time) bool {
 // Tick/Deliver/DrainRequests, then ProcessReady until it reports no work
 // left. Each is "driver only".
 
-// Tick advances every replica by one Raft tick.
+// Tick advances every awake replica by one Raft tick (quiesced ones are
+// not ticked: replica/quiesce.go).
 func (s *Store) Tick() {
-	for _, r := range s.Replicas() {
+	tick := s.Replicas
+	if s.opts.Quiesce {
+		tick = func() []*replica.Replica { return sortedReplicas(s.awake) }
+	}
+	for _, r := range tick() {
 		r.Tick()
+		s.sendOut(r)
+		s.touch(r)
 	}
 	s.tickHeld()
+	s.tickLiveness()
+}
+
+// touch records that r may have Ready work and whether it is awake.
+// Driver only.
+func (s *Store) touch(r *replica.Replica) {
+	s.dirty[r.ID] = r
+	if r.Quiesced() {
+		delete(s.awake, r.ID)
+	} else {
+		s.awake[r.ID] = r
+	}
+	s.awakeCount.Store(int64(len(s.awake)))
+}
+
+// AwakeReplicas returns how many local replicas are not quiesced (the
+// ones the driver ticks). Any goroutine.
+func (s *Store) AwakeReplicas() int { return int(s.awakeCount.Load()) }
+
+// sendOut sends the messages r made outside Ready. Driver only.
+func (s *Store) sendOut(r *replica.Replica) {
+	if out := r.TakeMessages(); len(out) > 0 && s.transport != nil {
+		s.transport.Send(r.ID, out)
+	}
+}
+
+// sortedReplicas returns the replicas of m in range order (a deterministic
+// simulation needs a fixed order).
+func sortedReplicas(m map[keys.RangeID]*replica.Replica) []*replica.Replica {
+	out := slices.Collect(maps.Values(m))
+	slices.SortFunc(out, func(a, b *replica.Replica) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// readyCandidates returns the replicas that may have Ready work: the awake
+// and the dirty ones, in range order. Driver only.
+//
+// NB: with quiescence off every replica is a candidate, exactly as before
+// quiescence existed (see the open question in docs/design/quiescence.md).
+func (s *Store) readyCandidates() []*replica.Replica {
+	if !s.opts.Quiesce {
+		return s.Replicas()
+	}
+	out := make([]*replica.Replica, 0, len(s.awake)+len(s.dirty))
+	for _, r := range s.awake {
+		out = append(out, r)
+	}
+	for id, r := range s.dirty {
+		if _, ok := s.awake[id]; !ok {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b *replica.Replica) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }
 
 // Deliver steps inbound Raft messages.
 func (s *Store) Deliver(msgs []transport.RangeMessage) { s.step(msgs) }
 
 // DrainRequests hands every replica's queued proposals and reads to Raft.
+// It touches every replica (a simulator may call replicas directly, for
+// instance to report an unreachable peer).
 func (s *Store) DrainRequests() {
 	for _, r := range s.Replicas() {
 		r.DrainRequests()
+		s.sendOut(r)
+		s.touch(r)
 	}
 }
 
@@ -883,16 +984,36 @@ func (s *Store) ProcessReady() (more bool, err error) {
 func (s *Store) ReportUnreachable(id keys.RangeID, to uint64) {
 	if r := s.replicaLocked(id); r != nil {
 		r.ReportUnreachable(to)
+		s.touch(r)
 	}
 }
 
+// anyReady reports whether a candidate has Ready work, and forgets the
+// dirty replicas that have none.
 func (s *Store) anyReady() bool {
-	for _, r := range s.Replicas() {
+	if !s.opts.Quiesce {
+		clear(s.dirty)
+		for _, r := range s.Replicas() {
+			if r.HasReady() {
+				return true
+			}
+		}
+		return false
+	}
+	found := false
+	for id, r := range s.dirty {
 		if r.HasReady() {
-			return true
+			found = true
+		} else {
+			delete(s.dirty, id)
 		}
 	}
-	return false
+	for _, r := range s.awake {
+		if !found && r.HasReady() {
+			found = true
+		}
+	}
+	return found
 }
 
 func (s *Store) shutdown() {
@@ -920,11 +1041,17 @@ func (s *Store) gather() {
 func (s *Store) drain(id keys.RangeID) {
 	if r := s.replicaLocked(id); r != nil {
 		r.DrainRequests()
+		s.sendOut(r)
+		s.touch(r)
 	}
 }
 
 func (s *Store) step(msgs []transport.RangeMessage) {
 	for _, m := range msgs {
+		s.heard(m.Msg.From)
+		if m.RangeID == nodeHeartbeatRange {
+			continue // a node heartbeat: liveness only
+		}
 		r := s.replicaLocked(m.RangeID)
 		if r == nil {
 			// Not created here yet (this node has not applied the split
@@ -941,9 +1068,8 @@ func (s *Store) step(msgs []transport.RangeMessage) {
 			s.logger.Debug("step", "range", uint64(m.RangeID), "err", err)
 		}
 		// A leader under a lease answers read index requests at once.
-		if out := r.TakeLeaseReplies(); len(out) > 0 {
-			s.transport.Send(r.ID, out)
-		}
+		s.sendOut(r)
+		s.touch(r)
 	}
 }
 
@@ -973,7 +1099,7 @@ type pending struct {
 
 func (s *Store) processReady() error {
 	var rds []pending
-	for _, r := range s.Replicas() {
+	for _, r := range s.readyCandidates() {
 		if r.HasReady() {
 			rds = append(rds, pending{r, r.Ready()})
 		}
@@ -1138,6 +1264,7 @@ func (s *Store) metaApplied(effects []replica.Effect) error {
 			if err := r.Campaign(); err != nil {
 				s.logger.Warn("campaign for a new range", "range", e.Create.Id, "err", err)
 			}
+			s.touch(r)
 		}
 	}
 	return nil
