@@ -175,21 +175,6 @@ func (r *Replica) applySplit(b *pebble.Batch, s *cairnpb.Split, out *Applied) (R
 		return Result{Err: kv.Errorf(kv.ErrInvalidArgument, "range %d: bad new range ID %d", r.ID, s.NewRangeId)}, nil
 	}
 	newID := keys.RangeID(s.NewRangeId)
-	if !slices.Contains(d.Replicas, r.opts.NodeID) && !slices.Contains(d.Learners, r.opts.NodeID) {
-		// NB: this replica applies entries after its own removal (it got
-		// them in the batch that removed it; the store destroys it right
-		// after). The right-hand range would be born here without this
-		// node in it: no leader would ever talk to it, and its existence
-		// would keep this node from rejoining the range (internal/sim
-		// seed 277). So only the left changes here; the right's data stays
-		// behind unowned until a snapshot of the span clears it.
-		left := cloneDesc(d)
-		left.End = append([]byte(nil), s.SplitKey...)
-		left.Generation++
-		r.state.Desc = left
-		r.desc.Store(left)
-		return Result{}, nil
-	}
 	if _, closer, err := b.Get(keys.RangeStateKey(newID)); err == nil {
 		closer.Close()
 		// A range ID is allocated once, and no local replica can overlap
