@@ -347,57 +347,15 @@ func (r *Replica) applyUpdateTable(b *pebble.Batch, u *cairnpb.UpdateTableReques
 	if !found {
 		return Result{Err: kv.Errorf(kv.ErrTableNotFound, "table %q does not exist", u.Name)}, nil
 	}
-	if err := ValidateTableUpdate(u); err != nil {
+	if err := kv.ValidateTableUpdate(u); err != nil {
 		return Result{Err: err}, nil
 	}
-	if u.Consistency != nil {
-		t.Consistency = *u.Consistency
-		if t.Consistency == kv.Linearizable {
-			t.Consistency = "" // the default, stored as such
-		}
-	}
-	if u.MaxBytes != nil {
-		t.MaxBytes = *u.MaxBytes
-	}
-	if u.MaxWritesPerSec != nil {
-		t.MaxWritesPerSec = *u.MaxWritesPerSec
-	}
-	if u.MaxReadsPerSec != nil {
-		t.MaxReadsPerSec = *u.MaxReadsPerSec
-	}
-	if u.Replicas != nil {
-		t.Replicas = *u.Replicas
-	}
-	if u.Learners != nil {
-		t.Learners = *u.Learners
-	}
-	if u.HistoryVersions != nil {
-		t.HistoryVersions = u.HistoryVersions
-	}
-	if u.HistoryRetentionMs != nil {
-		t.HistoryRetentionMs = u.HistoryRetentionMs
-	}
+	kv.ApplyTableUpdate(t, u)
 	v := r.nextVersion(ts)
 	if err := putProto(b, MetaTableKey(t.Name), v, t); err != nil {
 		return Result{}, err
 	}
 	return Result{Version: v, Table: t}, nil
-}
-
-// ValidateTableUpdate checks the settings an UpdateTableRequest sets.
-func ValidateTableUpdate(u *cairnpb.UpdateTableRequest) error {
-	if u.Consistency != nil {
-		if _, err := kv.ParseConsistency(*u.Consistency); err != nil {
-			return err
-		}
-	}
-	if u.Replicas != nil && (*u.Replicas < 1 || *u.Replicas > kv.MaxReplicas) {
-		return kv.Errorf(kv.ErrInvalidArgument, "replicas %d: want 1 to %d voters per range", *u.Replicas, kv.MaxReplicas)
-	}
-	if u.Learners != nil && *u.Learners > kv.MaxLearners {
-		return kv.Errorf(kv.ErrInvalidArgument, "learners %d: at most %d read learners per range", *u.Learners, kv.MaxLearners)
-	}
-	return kv.ValidateHistory(u.HistoryVersions, u.HistoryRetentionMs)
 }
 
 func (r *Replica) applyDropTable(b *pebble.Batch, c *cairnpb.DropTable, out *Applied) (Result, error) {

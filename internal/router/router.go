@@ -998,7 +998,7 @@ func (rt *Router) UpdateTable(ctx context.Context, req *cairnpb.UpdateTableReque
 	if err := kv.ValidateTableName(req.Name); err != nil {
 		return nil, err
 	}
-	if err := replica.ValidateTableUpdate(req); err != nil {
+	if err := kv.ValidateTableUpdate(req); err != nil {
 		return nil, err
 	}
 	ctx, cancel := rt.withTimeout(ctx)

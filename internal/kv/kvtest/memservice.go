@@ -353,15 +353,7 @@ func (m *MemService) UpdateTable(_ context.Context, req *cairnpb.UpdateTableRequ
 	if _, err := m.tableLocked(req.Name); err != nil {
 		return nil, err
 	}
-	if req.Consistency != nil {
-		if _, err := kv.ParseConsistency(*req.Consistency); err != nil {
-			return nil, err
-		}
-	}
-	if (req.Replicas != nil && (*req.Replicas < 1 || *req.Replicas > kv.MaxReplicas)) || (req.Learners != nil && *req.Learners > kv.MaxLearners) {
-		return nil, kv.Errorf(kv.ErrInvalidArgument, "replicas or learners out of range")
-	}
-	if err := kv.ValidateHistory(req.HistoryVersions, req.HistoryRetentionMs); err != nil {
+	if err := kv.ValidateTableUpdate(req); err != nil {
 		return nil, err
 	}
 	st := m.settings[req.Name]
@@ -375,27 +367,7 @@ func (m *MemService) UpdateTable(_ context.Context, req *cairnpb.UpdateTableRequ
 			delete(m.levels, req.Name)
 		}
 	}
-	if req.MaxBytes != nil {
-		st.MaxBytes = *req.MaxBytes
-	}
-	if req.MaxWritesPerSec != nil {
-		st.MaxWritesPerSec = *req.MaxWritesPerSec
-	}
-	if req.MaxReadsPerSec != nil {
-		st.MaxReadsPerSec = *req.MaxReadsPerSec
-	}
-	if req.Replicas != nil {
-		st.Replicas = *req.Replicas
-	}
-	if req.Learners != nil {
-		st.Learners = *req.Learners
-	}
-	if req.HistoryVersions != nil {
-		st.HistoryVersions = req.HistoryVersions
-	}
-	if req.HistoryRetentionMs != nil {
-		st.HistoryRetentionMs = req.HistoryRetentionMs
-	}
+	kv.ApplyTableUpdate(st, req)
 	return m.describeLocked(req.Name), nil
 }
 
