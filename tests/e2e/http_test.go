@@ -187,6 +187,29 @@ func (n *Node) MustPut(t testing.TB, table, key string, value []byte, hdr ...str
 	return v
 }
 
+// PutRetrying writes an unconditional put (idempotent: writing the same
+// value again is harmless), retrying up to 3 times on a retryable answer
+// (503, 504: an election or a stalled node on a loaded machine), as a
+// client would; it fails the test on anything else or when the retries
+// run out. For filling data before what a test measures.
+func (n *Node) PutRetrying(t testing.TB, table, key string, value []byte) uint64 {
+	t.Helper()
+	var r Reply
+	for range 4 {
+		if r = n.Put(table, key, value); r.Status != 503 && r.Status != 504 && r.Err == nil {
+			break
+		}
+	}
+	if r.Status != 200 {
+		t.Fatalf("%s: %s", n.Name, r)
+	}
+	v, err := r.Version()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // MustGet reads an existing key and returns its value and version.
 func (n *Node) MustGet(t testing.TB, table, key string) ([]byte, uint64) {
 	t.Helper()

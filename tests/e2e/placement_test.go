@@ -32,7 +32,7 @@ func TestJoinRebalanceRepairDrain(t *testing.T) {
 	acked := map[string]uint64{}
 	for i := range 1500 {
 		k := fmt.Sprintf("k%05d", (i*7919)%100000)
-		acked[k] = n1.MustPut(t, "p", k, value)
+		acked[k] = n1.PutRetrying(t, "p", k, value) // the fill; the moves below allow no error
 	}
 	waitFor(t, 30*time.Second, "table p split into at least 8 ranges", func() error {
 		if n := len(dataRanges(t, n1, "p")); n < 8 {
