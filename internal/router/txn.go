@@ -299,17 +299,29 @@ func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, start
 		}
 	}
 	if readOnly {
-		// Every key was locked at once: the reads are one consistent
-		// state, to answer now. Nothing to commit: abort the record
-		// (which tells whoever waits on a lock) and release the locks
-		// in the background.
+		// The reads are one consistent state only if every lock was
+		// held at once. A lock can be dropped before the last prewrite
+		// is in: a prewrite that waited out another transaction can
+		// take longer than this one's expiry, and a pusher (waiter, or
+		// the background resolver) then aborts the record and resolves
+		// the locks already taken, so writers slip in between the
+		// reads. Pushers abort the record before they drop a lock, so
+		// moving the record PENDING -> COMMITTED (nothing to write: the
+		// locks are only dropped) proves that no lock was dropped
+		// before now; a record found aborted fails the attempt.
+		status, _, err := rt.endTxn(ctx, meta, cairnpb.TxnStatus_COMMITTED, 0, false)
+		if err != nil {
+			return nil, nil, kv.Errorf(kv.ErrTimeout, "read-only transaction end: %v", err)
+		}
+		committed := status == cairnpb.TxnStatus_COMMITTED
 		go func() {
 			rctx, cancel := context.WithTimeout(context.Background(), rt.opts.RequestTimeout)
 			defer cancel()
-			if _, _, err := rt.endTxn(rctx, meta, cairnpb.TxnStatus_ABORTED, 0, false); err == nil {
-				rt.resolveGroups(rctx, meta, groups, false, 0)
-			}
+			rt.resolveGroups(rctx, meta, groups, committed, 0)
 		}()
+		if !committed {
+			return nil, nil, kv.Errorf(kv.ErrTxnAborted, "read-only transaction %x expired and was aborted before all its locks were held", meta.Id)
+		}
 		return assemble(req, groups), nil, nil
 	}
 	// Every write of the transaction gets one version, the largest any
