@@ -197,21 +197,14 @@ background (cairn cluster status shows the moves).`,
 			}
 			u.MaxBytes = &q
 		}
-		if set("max-writes-per-sec") {
-			u.MaxWritesPerSec = &maxWrites
+		given := func(name string, v *uint32) *uint32 {
+			if set(name) {
+				return v
+			}
+			return nil
 		}
-		if set("max-reads-per-sec") {
-			u.MaxReadsPerSec = &maxReads
-		}
-		if set("replicas") {
-			u.Replicas = &replicas
-		}
-		if set("learners") {
-			u.Learners = &learners
-		}
-		if set("history-keep") {
-			u.HistoryKeep = &historyKeep
-		}
+		u.MaxWritesPerSec, u.MaxReadsPerSec = given("max-writes-per-sec", &maxWrites), given("max-reads-per-sec", &maxReads)
+		u.Replicas, u.Learners, u.HistoryKeep = given("replicas", &replicas), given("learners", &learners), given("history-keep", &historyKeep)
 		if set("history-for") {
 			u.HistoryFor = &historyFor
 		}

@@ -176,15 +176,7 @@ func (n *Node) Del(table, key string, hdr ...string) Reply {
 // on anything but 200.
 func (n *Node) MustPut(t testing.TB, table, key string, value []byte, hdr ...string) uint64 {
 	t.Helper()
-	r := n.Put(table, key, value, hdr...)
-	if r.Status != 200 {
-		t.Fatalf("%s: %s", n.Name, r)
-	}
-	v, err := r.Version()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return n.mustVersion(t, n.Put(table, key, value, hdr...))
 }
 
 // PutRetrying writes an unconditional put (idempotent: writing the same
@@ -194,12 +186,25 @@ func (n *Node) MustPut(t testing.TB, table, key string, value []byte, hdr ...str
 // run out. For filling data before what a test measures.
 func (n *Node) PutRetrying(t testing.TB, table, key string, value []byte) uint64 {
 	t.Helper()
+	return n.mustVersion(t, n.putRetrying(table, key, value))
+}
+
+// putRetrying is PutRetrying's request loop, without failing the test
+// (for writers on other goroutines).
+func (n *Node) putRetrying(table, key string, value []byte) Reply {
 	var r Reply
 	for range 4 {
 		if r = n.Put(table, key, value); r.Status != 503 && r.Status != 504 && r.Err == nil {
 			break
 		}
 	}
+	return r
+}
+
+// mustVersion returns the version of a 200 write reply, failing the test
+// on anything else.
+func (n *Node) mustVersion(t testing.TB, r Reply) uint64 {
+	t.Helper()
 	if r.Status != 200 {
 		t.Fatalf("%s: %s", n.Name, r)
 	}

@@ -372,12 +372,7 @@ func Test50kKeys(t *testing.T) {
 				// retried, as a client would: an unconditional put of the
 				// same value is idempotent. Anything else, or 3 retries
 				// in vain, fails the test.
-				var r Reply
-				for range 4 {
-					if r = n.Put("default", key50k(w, i), value); r.Status != 503 && r.Status != 504 && r.Err == nil {
-						break
-					}
-				}
+				r := n.putRetrying("default", key50k(w, i), value)
 				v, err := r.Version()
 				if r.Status != 200 || err != nil {
 					if failures.Add(1) <= 3 {
