@@ -71,7 +71,7 @@ func (x WatchEvent_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WatchEvent_Type.Descriptor instead.
 func (WatchEvent_Type) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{49, 0}
+	return file_kv_proto_rawDescGZIP(), []int{50, 0}
 }
 
 type TxnOp_Kind int32
@@ -130,7 +130,7 @@ func (x TxnOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TxnOp_Kind.Descriptor instead.
 func (TxnOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{61, 0}
+	return file_kv_proto_rawDescGZIP(), []int{62, 0}
 }
 
 type SplitRangeRequest struct {
@@ -3755,7 +3755,10 @@ type WatchRequest struct {
 	ResumeToken  string `protobuf:"bytes,5,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	// Also set each event's resume_token (for clients that may stop in the
 	// middle of a response, such as Server-Sent Events).
-	EventTokens   bool `protobuf:"varint,6,opt,name=event_tokens,json=eventTokens,proto3" json:"event_tokens,omitempty"`
+	EventTokens bool `protobuf:"varint,6,opt,name=event_tokens,json=eventTokens,proto3" json:"event_tokens,omitempty"`
+	// Between nodes only (the Peer API's Watch; the public API refuses it):
+	// one part of a merged watch, docs/design/watch.md.
+	Part          *WatchPart `protobuf:"bytes,90,opt,name=part,proto3" json:"part,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3832,6 +3835,68 @@ func (x *WatchRequest) GetEventTokens() bool {
 	return false
 }
 
+func (x *WatchRequest) GetPart() *WatchPart {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+// WatchPart narrows a prefix watch to the stored keys [start, end) (end
+// empty: unbounded), and makes the stream announce its start position in a
+// first, empty response.
+type WatchPart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         []byte                 `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	End           []byte                 `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchPart) Reset() {
+	*x = WatchPart{}
+	mi := &file_kv_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchPart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchPart) ProtoMessage() {}
+
+func (x *WatchPart) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchPart.ProtoReflect.Descriptor instead.
+func (*WatchPart) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *WatchPart) GetStart() []byte {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *WatchPart) GetEnd() []byte {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
 type WatchEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Type  WatchEvent_Type        `protobuf:"varint,1,opt,name=type,proto3,enum=cairn.v1.WatchEvent_Type" json:"type,omitempty"`
@@ -3852,7 +3917,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3864,7 +3929,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3877,7 +3942,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{49}
+	return file_kv_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WatchEvent) GetType() WatchEvent_Type {
@@ -3940,7 +4005,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3952,7 +4017,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3965,7 +4030,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{50}
+	return file_kv_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WatchResponse) GetEvents() []*WatchEvent {
@@ -3992,7 +4057,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4004,7 +4069,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4017,7 +4082,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{51}
+	return file_kv_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *BackupRequest) GetSinceVersion() uint64 {
@@ -4043,7 +4108,7 @@ type BackupRecord struct {
 
 func (x *BackupRecord) Reset() {
 	*x = BackupRecord{}
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4055,7 +4120,7 @@ func (x *BackupRecord) String() string {
 func (*BackupRecord) ProtoMessage() {}
 
 func (x *BackupRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4068,7 +4133,7 @@ func (x *BackupRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRecord.ProtoReflect.Descriptor instead.
 func (*BackupRecord) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{52}
+	return file_kv_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *BackupRecord) GetKey() []byte {
@@ -4125,7 +4190,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4137,7 +4202,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4150,7 +4215,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{53}
+	return file_kv_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *BackupChunk) GetAtVersion() uint64 {
@@ -4213,7 +4278,7 @@ type RestoreBeginRequest struct {
 
 func (x *RestoreBeginRequest) Reset() {
 	*x = RestoreBeginRequest{}
-	mi := &file_kv_proto_msgTypes[54]
+	mi := &file_kv_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4225,7 +4290,7 @@ func (x *RestoreBeginRequest) String() string {
 func (*RestoreBeginRequest) ProtoMessage() {}
 
 func (x *RestoreBeginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[54]
+	mi := &file_kv_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4238,7 +4303,7 @@ func (x *RestoreBeginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBeginRequest.ProtoReflect.Descriptor instead.
 func (*RestoreBeginRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{54}
+	return file_kv_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RestoreBeginRequest) GetTables() []*CreateTableRequest {
@@ -4263,7 +4328,7 @@ type RestoreBeginResponse struct {
 
 func (x *RestoreBeginResponse) Reset() {
 	*x = RestoreBeginResponse{}
-	mi := &file_kv_proto_msgTypes[55]
+	mi := &file_kv_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4275,7 +4340,7 @@ func (x *RestoreBeginResponse) String() string {
 func (*RestoreBeginResponse) ProtoMessage() {}
 
 func (x *RestoreBeginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[55]
+	mi := &file_kv_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4288,7 +4353,7 @@ func (x *RestoreBeginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBeginResponse.ProtoReflect.Descriptor instead.
 func (*RestoreBeginResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{55}
+	return file_kv_proto_rawDescGZIP(), []int{56}
 }
 
 type RestoreDataRequest struct {
@@ -4302,7 +4367,7 @@ type RestoreDataRequest struct {
 
 func (x *RestoreDataRequest) Reset() {
 	*x = RestoreDataRequest{}
-	mi := &file_kv_proto_msgTypes[56]
+	mi := &file_kv_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4314,7 +4379,7 @@ func (x *RestoreDataRequest) String() string {
 func (*RestoreDataRequest) ProtoMessage() {}
 
 func (x *RestoreDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[56]
+	mi := &file_kv_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4327,7 +4392,7 @@ func (x *RestoreDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreDataRequest.ProtoReflect.Descriptor instead.
 func (*RestoreDataRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{56}
+	return file_kv_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RestoreDataRequest) GetTable() string {
@@ -4354,7 +4419,7 @@ type RestoreDataResponse struct {
 
 func (x *RestoreDataResponse) Reset() {
 	*x = RestoreDataResponse{}
-	mi := &file_kv_proto_msgTypes[57]
+	mi := &file_kv_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4366,7 +4431,7 @@ func (x *RestoreDataResponse) String() string {
 func (*RestoreDataResponse) ProtoMessage() {}
 
 func (x *RestoreDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[57]
+	mi := &file_kv_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4379,7 +4444,7 @@ func (x *RestoreDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreDataResponse.ProtoReflect.Descriptor instead.
 func (*RestoreDataResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{57}
+	return file_kv_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RestoreDataResponse) GetRestored() uint64 {
@@ -4402,7 +4467,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_kv_proto_msgTypes[58]
+	mi := &file_kv_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4414,7 +4479,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[58]
+	mi := &file_kv_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4427,7 +4492,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{58}
+	return file_kv_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *HistoryRequest) GetTable() string {
@@ -4471,7 +4536,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_kv_proto_msgTypes[59]
+	mi := &file_kv_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4483,7 +4548,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[59]
+	mi := &file_kv_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4496,7 +4561,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{59}
+	return file_kv_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *HistoryResponse) GetChanges() []*WatchEvent {
@@ -4525,7 +4590,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_kv_proto_msgTypes[60]
+	mi := &file_kv_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4537,7 +4602,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[60]
+	mi := &file_kv_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4550,7 +4615,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{60}
+	return file_kv_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *TxnRequest) GetOps() []*TxnOp {
@@ -4573,7 +4638,7 @@ type TxnOp struct {
 
 func (x *TxnOp) Reset() {
 	*x = TxnOp{}
-	mi := &file_kv_proto_msgTypes[61]
+	mi := &file_kv_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4585,7 +4650,7 @@ func (x *TxnOp) String() string {
 func (*TxnOp) ProtoMessage() {}
 
 func (x *TxnOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[61]
+	mi := &file_kv_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4598,7 +4663,7 @@ func (x *TxnOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnOp.ProtoReflect.Descriptor instead.
 func (*TxnOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{61}
+	return file_kv_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *TxnOp) GetKind() TxnOp_Kind {
@@ -4650,7 +4715,7 @@ type TxnResult struct {
 
 func (x *TxnResult) Reset() {
 	*x = TxnResult{}
-	mi := &file_kv_proto_msgTypes[62]
+	mi := &file_kv_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4662,7 +4727,7 @@ func (x *TxnResult) String() string {
 func (*TxnResult) ProtoMessage() {}
 
 func (x *TxnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[62]
+	mi := &file_kv_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4675,7 +4740,7 @@ func (x *TxnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResult.ProtoReflect.Descriptor instead.
 func (*TxnResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{62}
+	return file_kv_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *TxnResult) GetFound() bool {
@@ -4708,7 +4773,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_kv_proto_msgTypes[63]
+	mi := &file_kv_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4720,7 +4785,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[63]
+	mi := &file_kv_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4733,7 +4798,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{63}
+	return file_kv_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *TxnResponse) GetResults() []*TxnResult {
@@ -5045,14 +5110,18 @@ const file_kv_proto_rawDesc = "" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\x04R\x04node\">\n" +
 	"\x12NodeActionResponse\x12(\n" +
-	"\x04node\x18\x01 \x01(\v2\x14.cairn.v1.NodeStatusR\x04node\"\xb9\x01\n" +
+	"\x04node\x18\x01 \x01(\v2\x14.cairn.v1.NodeStatusR\x04node\"\xe2\x01\n" +
 	"\fWatchRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x16\n" +
 	"\x06prefix\x18\x03 \x01(\bR\x06prefix\x12#\n" +
 	"\rstart_version\x18\x04 \x01(\x04R\fstartVersion\x12!\n" +
 	"\fresume_token\x18\x05 \x01(\tR\vresumeToken\x12!\n" +
-	"\fevent_tokens\x18\x06 \x01(\bR\veventTokens\"\x8e\x02\n" +
+	"\fevent_tokens\x18\x06 \x01(\bR\veventTokens\x12'\n" +
+	"\x04part\x18Z \x01(\v2\x13.cairn.v1.WatchPartR\x04part\"3\n" +
+	"\tWatchPart\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\fR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\fR\x03end\"\x8e\x02\n" +
 	"\n" +
 	"WatchEvent\x12-\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x19.cairn.v1.WatchEvent.TypeR\x04type\x12\x10\n" +
@@ -5175,7 +5244,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_kv_proto_goTypes = []any{
 	(WatchEvent_Type)(0),         // 0: cairn.v1.WatchEvent.Type
 	(TxnOp_Kind)(0),              // 1: cairn.v1.TxnOp.Kind
@@ -5228,21 +5297,22 @@ var file_kv_proto_goTypes = []any{
 	(*NodeActionRequest)(nil),    // 48: cairn.v1.NodeActionRequest
 	(*NodeActionResponse)(nil),   // 49: cairn.v1.NodeActionResponse
 	(*WatchRequest)(nil),         // 50: cairn.v1.WatchRequest
-	(*WatchEvent)(nil),           // 51: cairn.v1.WatchEvent
-	(*WatchResponse)(nil),        // 52: cairn.v1.WatchResponse
-	(*BackupRequest)(nil),        // 53: cairn.v1.BackupRequest
-	(*BackupRecord)(nil),         // 54: cairn.v1.BackupRecord
-	(*BackupChunk)(nil),          // 55: cairn.v1.BackupChunk
-	(*RestoreBeginRequest)(nil),  // 56: cairn.v1.RestoreBeginRequest
-	(*RestoreBeginResponse)(nil), // 57: cairn.v1.RestoreBeginResponse
-	(*RestoreDataRequest)(nil),   // 58: cairn.v1.RestoreDataRequest
-	(*RestoreDataResponse)(nil),  // 59: cairn.v1.RestoreDataResponse
-	(*HistoryRequest)(nil),       // 60: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),      // 61: cairn.v1.HistoryResponse
-	(*TxnRequest)(nil),           // 62: cairn.v1.TxnRequest
-	(*TxnOp)(nil),                // 63: cairn.v1.TxnOp
-	(*TxnResult)(nil),            // 64: cairn.v1.TxnResult
-	(*TxnResponse)(nil),          // 65: cairn.v1.TxnResponse
+	(*WatchPart)(nil),            // 51: cairn.v1.WatchPart
+	(*WatchEvent)(nil),           // 52: cairn.v1.WatchEvent
+	(*WatchResponse)(nil),        // 53: cairn.v1.WatchResponse
+	(*BackupRequest)(nil),        // 54: cairn.v1.BackupRequest
+	(*BackupRecord)(nil),         // 55: cairn.v1.BackupRecord
+	(*BackupChunk)(nil),          // 56: cairn.v1.BackupChunk
+	(*RestoreBeginRequest)(nil),  // 57: cairn.v1.RestoreBeginRequest
+	(*RestoreBeginResponse)(nil), // 58: cairn.v1.RestoreBeginResponse
+	(*RestoreDataRequest)(nil),   // 59: cairn.v1.RestoreDataRequest
+	(*RestoreDataResponse)(nil),  // 60: cairn.v1.RestoreDataResponse
+	(*HistoryRequest)(nil),       // 61: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),      // 62: cairn.v1.HistoryResponse
+	(*TxnRequest)(nil),           // 63: cairn.v1.TxnRequest
+	(*TxnOp)(nil),                // 64: cairn.v1.TxnOp
+	(*TxnResult)(nil),            // 65: cairn.v1.TxnResult
+	(*TxnResponse)(nil),          // 66: cairn.v1.TxnResponse
 }
 var file_kv_proto_depIdxs = []int32{
 	40, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
@@ -5280,62 +5350,63 @@ var file_kv_proto_depIdxs = []int32{
 	44, // 32: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
 	46, // 33: cairn.v1.ClusterStatus.decisions:type_name -> cairn.v1.Decision
 	43, // 34: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
-	0,  // 35: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
-	51, // 36: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
-	32, // 37: cairn.v1.BackupChunk.tables:type_name -> cairn.v1.Table
-	54, // 38: cairn.v1.BackupChunk.records:type_name -> cairn.v1.BackupRecord
-	33, // 39: cairn.v1.RestoreBeginRequest.tables:type_name -> cairn.v1.CreateTableRequest
-	54, // 40: cairn.v1.RestoreDataRequest.records:type_name -> cairn.v1.BackupRecord
-	51, // 41: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
-	63, // 42: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
-	1,  // 43: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
-	20, // 44: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
-	64, // 45: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
-	18, // 46: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	21, // 47: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	23, // 48: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	29, // 49: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	62, // 50: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
-	33, // 51: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	34, // 52: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	35, // 53: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	37, // 54: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	38, // 55: cairn.v1.Tables.UpdateTable:input_type -> cairn.v1.UpdateTableRequest
-	42, // 56: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	48, // 57: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
-	2,  // 58: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	4,  // 59: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
-	16, // 60: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
-	50, // 61: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
-	60, // 62: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
-	53, // 63: cairn.v1.Backup.Backup:input_type -> cairn.v1.BackupRequest
-	56, // 64: cairn.v1.Backup.RestoreBegin:input_type -> cairn.v1.RestoreBeginRequest
-	58, // 65: cairn.v1.Backup.RestoreData:input_type -> cairn.v1.RestoreDataRequest
-	19, // 66: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	22, // 67: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	24, // 68: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	31, // 69: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	65, // 70: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
-	32, // 71: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	32, // 72: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	36, // 73: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	39, // 74: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	32, // 75: cairn.v1.Tables.UpdateTable:output_type -> cairn.v1.Table
-	47, // 76: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	49, // 77: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
-	3,  // 78: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	5,  // 79: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
-	17, // 80: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
-	52, // 81: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
-	61, // 82: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
-	55, // 83: cairn.v1.Backup.Backup:output_type -> cairn.v1.BackupChunk
-	57, // 84: cairn.v1.Backup.RestoreBegin:output_type -> cairn.v1.RestoreBeginResponse
-	59, // 85: cairn.v1.Backup.RestoreData:output_type -> cairn.v1.RestoreDataResponse
-	66, // [66:86] is the sub-list for method output_type
-	46, // [46:66] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	51, // 35: cairn.v1.WatchRequest.part:type_name -> cairn.v1.WatchPart
+	0,  // 36: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
+	52, // 37: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
+	32, // 38: cairn.v1.BackupChunk.tables:type_name -> cairn.v1.Table
+	55, // 39: cairn.v1.BackupChunk.records:type_name -> cairn.v1.BackupRecord
+	33, // 40: cairn.v1.RestoreBeginRequest.tables:type_name -> cairn.v1.CreateTableRequest
+	55, // 41: cairn.v1.RestoreDataRequest.records:type_name -> cairn.v1.BackupRecord
+	52, // 42: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
+	64, // 43: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
+	1,  // 44: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
+	20, // 45: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
+	65, // 46: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
+	18, // 47: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	21, // 48: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	23, // 49: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	29, // 50: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	63, // 51: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
+	33, // 52: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	34, // 53: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	35, // 54: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	37, // 55: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	38, // 56: cairn.v1.Tables.UpdateTable:input_type -> cairn.v1.UpdateTableRequest
+	42, // 57: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	48, // 58: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
+	2,  // 59: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	4,  // 60: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	16, // 61: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	50, // 62: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
+	61, // 63: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
+	54, // 64: cairn.v1.Backup.Backup:input_type -> cairn.v1.BackupRequest
+	57, // 65: cairn.v1.Backup.RestoreBegin:input_type -> cairn.v1.RestoreBeginRequest
+	59, // 66: cairn.v1.Backup.RestoreData:input_type -> cairn.v1.RestoreDataRequest
+	19, // 67: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	22, // 68: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	24, // 69: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	31, // 70: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	66, // 71: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
+	32, // 72: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	32, // 73: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	36, // 74: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	39, // 75: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	32, // 76: cairn.v1.Tables.UpdateTable:output_type -> cairn.v1.Table
+	47, // 77: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	49, // 78: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
+	3,  // 79: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	5,  // 80: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	17, // 81: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	53, // 82: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
+	62, // 83: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
+	56, // 84: cairn.v1.Backup.Backup:output_type -> cairn.v1.BackupChunk
+	58, // 85: cairn.v1.Backup.RestoreBegin:output_type -> cairn.v1.RestoreBeginResponse
+	60, // 86: cairn.v1.Backup.RestoreData:output_type -> cairn.v1.RestoreDataResponse
+	67, // [67:87] is the sub-list for method output_type
+	47, // [47:67] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -5375,7 +5446,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   64,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

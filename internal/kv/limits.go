@@ -190,6 +190,10 @@ func (l Limits) ValidateWatch(r *cairnpb.WatchRequest) error {
 	if len(r.ResumeToken) > 1<<20 {
 		return Errorf(ErrInvalidArgument, "resume token is %d bytes; the limit is 1 MiB", len(r.ResumeToken))
 	}
+	if p := r.Part; p != nil && max(len(p.Start), len(p.End)) > l.MaxKeyBytes+16 {
+		// A part's bounds are stored keys: a hash table's carry its hash.
+		return Errorf(ErrInvalidArgument, "watch part bound is %d bytes; the limit is %d", max(len(p.Start), len(p.End)), l.MaxKeyBytes+16)
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
@@ -26,6 +27,9 @@ import (
 // are placed on some nodes only), the watch runs on a node that holds
 // them all and its stream is relayed (WatchLocal there).
 func (rt *Router) Watch(ctx context.Context, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) error {
+	if req.Part != nil {
+		return kv.Errorf(kv.ErrInvalidArgument, "a watch part is a request between nodes")
+	}
 	return rt.watch(ctx, req, send, true)
 }
 
@@ -67,6 +71,22 @@ func (rt *Router) watch(ctx context.Context, req *cairnpb.WatchRequest, send fun
 	case !req.Prefix:
 		hi = append(append([]byte(nil), req.Key...), 0)
 	}
+	if p := req.Part; p != nil {
+		// One part of a merged watch: the watched keys within the part.
+		if !req.Prefix {
+			return kv.Errorf(kv.ErrInvalidArgument, "a watch part narrows a prefix watch")
+		}
+		f.Bounded, f.Lo, f.Hi = true, p.Start, p.End
+		if bytes.Compare(p.Start, lo) > 0 {
+			lo = p.Start
+		}
+		if len(p.End) > 0 && (hi == nil || bytes.Compare(p.End, hi) < 0) {
+			hi = p.End
+		}
+		if hi != nil && bytes.Compare(lo, hi) >= 0 {
+			return kv.Errorf(kv.ErrInvalidArgument, "the watch part [%q, %q) holds none of the watched keys", p.Start, p.End)
+		}
+	}
 	local := rt.localRanges(t.Id, lo, hi)
 	if !covers(local, lo, hi) {
 		if forward {
@@ -104,6 +124,7 @@ func (rt *Router) watch(ctx context.Context, req *cairnpb.WatchRequest, send fun
 		case <-ctx.Done():
 		}
 	}()
+	start.Announce = req.Part != nil
 	err = watch.Run(ctx, src, f, start, rt.opts.Watch, func(evs []watch.Event, after []watch.Position) error {
 		resp := &cairnpb.WatchResponse{ResumeToken: after[len(after)-1].Encode(), Events: make([]*cairnpb.WatchEvent, len(evs))}
 		for i := range evs {
@@ -128,7 +149,8 @@ func (rt *Router) watch(ctx context.Context, req *cairnpb.WatchRequest, send fun
 
 // relayWatch runs the watch on another node that holds a replica (voter
 // or learner) of every range of t overlapping [lo, hi) and relays its
-// stream. Candidates come from the catalog; one that turns out not to
+// stream; when no node holds them all, it merges several nodes' streams
+// (mergedWatch). Candidates come from the catalog; one that turns out not to
 // hold them (the catalog here lags) is skipped until one works. Once the
 // stream has delivered, its end is the watch's end: the client resumes
 // with its last resume token, as after any watch error.
@@ -148,7 +170,11 @@ func (rt *Router) relayWatch(ctx context.Context, t *cairnpb.Table, lo, hi []byt
 	}
 	delete(holders, rt.store.NodeID())
 	if len(holders) == 0 {
-		return kv.Errorf(kv.ErrUnavailable, "no node holds a replica of every range with watched keys of table %q; watch a narrower key or prefix", req.Table)
+		parts, err := watchParts(t, lo, hi, rt.store.NodeID(), rt.transport.Connected)
+		if err != nil {
+			return err
+		}
+		return rt.mergedWatch(ctx, parts, req, send)
 	}
 	var last error
 	for _, id := range slices.Sorted(maps.Keys(holders)) {
@@ -164,6 +190,223 @@ func (rt *Router) relayWatch(ctx context.Context, t *cairnpb.Table, lo, hi []byt
 		last = err
 	}
 	return last
+}
+
+// mergedWatch serves a prefix watch whose ranges no single node holds
+// (replicas are placed on some nodes only): it cuts [lo, hi) into parts
+// at range boundaries, each held whole by one node (this one where it
+// can), runs each part there (a watch narrowed to the part's keys, which
+// first announces its start Position), and merges the streams. Each key
+// is in one part, so its changes keep their order; the Position handed
+// to the client is each part's Position on the part's keys (Splice), so a
+// resume anywhere continues every part exactly. Nothing is sent until
+// every part has announced its start, which is what a resume token must
+// cover; the parts wait meanwhile (a part's node buffers at most its
+// watcher buffer). A part's error ends the whole watch: the client
+// resumes with its last token and the parts are cut again from a fresher
+// catalog.
+func (rt *Router) mergedWatch(ctx context.Context, parts []watchPart, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) error {
+	self := rt.store.NodeID()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-rt.stopWatches:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	type partMsg struct {
+		i    int
+		resp *cairnpb.WatchResponse
+		err  error
+	}
+	msgs := make(chan partMsg)
+	allStarted := make(chan struct{})
+	for i, p := range parts {
+		sub := proto.Clone(req).(*cairnpb.WatchRequest)
+		sub.Part = &cairnpb.WatchPart{Start: p.start, End: p.end}
+		go func() {
+			announced := false
+			deliver := func(resp *cairnpb.WatchResponse) error {
+				if announced {
+					select {
+					case <-allStarted:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+				announced = true
+				select {
+				case msgs <- partMsg{i: i, resp: resp}:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			var err error
+			if p.node == self {
+				err = rt.watch(ctx, sub, deliver, false)
+			} else if c := rt.transport.Client(p.node); c == nil {
+				err = kv.Errorf(kv.ErrUnavailable, "node %d, which holds watched keys, is unreachable", p.node)
+			} else {
+				_, err = relayFrom(ctx, c, sub, deliver)
+			}
+			if err == nil {
+				err = kv.Errorf(kv.ErrUnavailable, "a part of the watch ended")
+			}
+			select {
+			case msgs <- partMsg{i: i, err: err}:
+			case <-ctx.Done():
+			}
+		}()
+	}
+	const (
+		awaitStart = iota
+		replaying
+		live
+	)
+	state := make([]int, len(parts))
+	var pos watch.Position
+	started, caught := 0, 0
+	splice := func(i int, tok string) error {
+		p, err := watch.DecodePosition(tok)
+		if err != nil {
+			return kv.Errorf(kv.ErrUnavailable, "watch part on node %d: %v", parts[i].node, err)
+		}
+		pos.Splice(p, parts[i].start, parts[i].end)
+		return nil
+	}
+	for {
+		var m partMsg
+		select {
+		case m = <-msgs:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if m.err != nil {
+			return m.err
+		}
+		resp := m.resp
+		switch {
+		case state[m.i] == awaitStart:
+			if err := splice(m.i, resp.ResumeToken); err != nil {
+				return err
+			}
+			state[m.i] = replaying
+			if started++; started == len(parts) {
+				close(allStarted)
+			}
+			continue
+		case len(resp.Events) == 0:
+			// The part caught up; the watch has when every part has.
+			if err := splice(m.i, resp.ResumeToken); err != nil {
+				return err
+			}
+			if state[m.i] == replaying {
+				state[m.i] = live
+				if caught++; caught < len(parts) {
+					continue
+				}
+			}
+			if err := send(&cairnpb.WatchResponse{ResumeToken: pos.Encode()}); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, ev := range resp.Events {
+			if ev.ResumeToken != "" {
+				if err := splice(m.i, ev.ResumeToken); err != nil {
+					return err
+				}
+				ev.ResumeToken = pos.Encode()
+			}
+		}
+		if err := splice(m.i, resp.ResumeToken); err != nil {
+			return err
+		}
+		resp.ResumeToken = pos.Encode()
+		if err := send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// watchPart is one part of a merged watch: the stored keys [start, end)
+// (end empty: unbounded), watched on node.
+type watchPart struct {
+	start, end []byte
+	node       uint64
+}
+
+// watchParts cuts [lo, hi) (hi nil: unbounded) at the boundaries of t's
+// ranges into as few parts as it can, each part's ranges all held (voter
+// or learner) by one node: self where it holds them, else the
+// lowest-numbered connected holder, else the lowest-numbered holder.
+func watchParts(t *cairnpb.Table, lo, hi []byte, self uint64, connected func(uint64) bool) ([]watchPart, error) {
+	var ranges []*cairnpb.RangeDescriptor
+	for _, d := range t.Ranges {
+		if overlaps(d.Start, d.End, lo, hi) {
+			ranges = append(ranges, d)
+		}
+	}
+	slices.SortFunc(ranges, func(a, b *cairnpb.RangeDescriptor) int { return bytes.Compare(a.Start, b.Start) })
+	holders := func(d *cairnpb.RangeDescriptor) map[uint64]bool {
+		m := map[uint64]bool{}
+		for _, id := range append(slices.Clone(d.Replicas), d.Learners...) {
+			m[id] = true
+		}
+		return m
+	}
+	pick := func(cands map[uint64]bool) uint64 {
+		if cands[self] {
+			return self
+		}
+		ids := slices.Sorted(maps.Keys(cands))
+		for _, id := range ids {
+			if connected(id) {
+				return id
+			}
+		}
+		return ids[0]
+	}
+	var parts []watchPart
+	at := lo
+	var cands map[uint64]bool
+	for i, d := range ranges {
+		if i == 0 && bytes.Compare(d.Start, lo) > 0 || i > 0 && !bytes.Equal(d.Start, ranges[i-1].End) {
+			return nil, kv.Errorf(kv.ErrUnavailable, "the catalog of table %q has no range for some watched keys; retry", t.Name)
+		}
+		h := holders(d)
+		if len(h) == 0 {
+			return nil, kv.Errorf(kv.ErrUnavailable, "range %d of table %q has no replicas in the catalog; retry", d.Id, t.Name)
+		}
+		if i == 0 {
+			cands = h
+			continue
+		}
+		both := map[uint64]bool{}
+		for id := range cands {
+			if h[id] {
+				both[id] = true
+			}
+		}
+		if len(both) > 0 && !(cands[self] && !both[self]) {
+			cands = both
+			continue
+		}
+		// No node holds this range too (or only others do, while this
+		// node holds the part so far): cut here.
+		parts = append(parts, watchPart{start: at, end: d.Start, node: pick(cands)})
+		at, cands = d.Start, h
+	}
+	if len(ranges) == 0 {
+		return nil, kv.Errorf(kv.ErrUnavailable, "the catalog of table %q has no range for the watched keys; retry", t.Name)
+	}
+	if last := ranges[len(ranges)-1]; len(last.End) > 0 && (hi == nil || bytes.Compare(last.End, hi) < 0) {
+		return nil, kv.Errorf(kv.ErrUnavailable, "the catalog of table %q has no range for some watched keys; retry", t.Name)
+	}
+	return append(parts, watchPart{start: at, end: hi, node: pick(cands)}), nil
 }
 
 // relayFrom relays one peer's watch stream to send; delivered says whether

@@ -29,16 +29,29 @@ var (
 // key), so the prefix is matched against the user key after the hash and
 // every range of the table may hold matching keys. A single-key filter
 // on a hash table names the placement key and needs no flag.
+//
+// Bounded narrows a prefix filter to the stored keys in [Lo, Hi) (Hi
+// empty: no upper bound): one part of a watch whose ranges no single node
+// holds, each part served by a node that holds its ranges (the router's
+// merged watch).
 type Filter struct {
-	Table  keys.TableID
-	Key    []byte
-	Prefix bool
-	Hashed bool
+	Table   keys.TableID
+	Key     []byte
+	Prefix  bool
+	Hashed  bool
+	Bounded bool
+	Lo, Hi  []byte
+}
+
+// inBounds reports whether key lies in the filter's bounds (always, when
+// it has none).
+func (f Filter) inBounds(key []byte) bool {
+	return !f.Bounded || bytes.Compare(key, f.Lo) >= 0 && (len(f.Hi) == 0 || bytes.Compare(key, f.Hi) < 0)
 }
 
 // Match reports whether the filter selects key of table.
 func (f Filter) Match(table keys.TableID, key []byte) bool {
-	if table != f.Table {
+	if table != f.Table || !f.inBounds(key) {
 		return false
 	}
 	if f.Prefix {
@@ -53,6 +66,9 @@ func (f Filter) Match(table keys.TableID, key []byte) bool {
 // overlaps reports whether the filter selects any key of [start, end).
 func (f Filter) overlaps(table keys.TableID, start, end []byte) bool {
 	if table != f.Table {
+		return false
+	}
+	if f.Bounded && !((len(end) == 0 || bytes.Compare(f.Lo, end) < 0) && (len(f.Hi) == 0 || bytes.Compare(start, f.Hi) < 0)) {
 		return false
 	}
 	if f.Prefix && f.Hashed {

@@ -68,6 +68,45 @@ func (p *Position) Advance(start, end []byte, v uint64) {
 	p.spans = out
 }
 
+// Splice makes p equal src on the keys [start, end) (end empty: to the
+// end of the key space) and leaves it unchanged elsewhere: a merged
+// watch's Position is its parts' Positions, each on its part's keys.
+func (p *Position) Splice(src Position, start, end []byte) {
+	if len(p.spans) == 0 {
+		p.spans = []span{{Start: nil, Version: 0}}
+	}
+	p.split(start)
+	if len(end) > 0 {
+		p.split(end)
+	}
+	in := func(k []byte) bool {
+		return bytes.Compare(k, start) >= 0 && (len(end) == 0 || bytes.Compare(k, end) < 0)
+	}
+	out := make([]span, 0, len(p.spans)+len(src.spans))
+	for _, s := range p.spans {
+		if !in(s.Start) {
+			out = append(out, s)
+			continue
+		}
+		if !bytes.Equal(s.Start, start) {
+			continue // replaced by src's steps below
+		}
+		out = append(out, span{Start: s.Start, Version: src.Floor(start)})
+		for _, t := range src.spans {
+			if bytes.Compare(t.Start, start) > 0 && in(t.Start) {
+				out = append(out, span{Start: append([]byte(nil), t.Start...), Version: t.Version})
+			}
+		}
+	}
+	// Merge neighbours with equal versions.
+	p.spans = out[:1]
+	for _, s := range out[1:] {
+		if s.Version != p.spans[len(p.spans)-1].Version {
+			p.spans = append(p.spans, s)
+		}
+	}
+}
+
 // split makes k the start of a span (a no-op if it already is one).
 func (p *Position) split(k []byte) {
 	i := sort.Search(len(p.spans), func(i int) bool { return bytes.Compare(p.spans[i].Start, k) >= 0 })

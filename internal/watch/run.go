@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,9 +64,15 @@ type RangeVersion struct {
 
 // Start says where a watch begins: from now (both zero), after a version,
 // or at a resume token's Position.
+//
+// Announce makes Run send the start Position (an empty batch) before
+// anything else: a merged watch (one stream made of several nodes'
+// streams, each over a part of the keys) needs every part's start to
+// hand its client a Position that covers all of them.
 type Start struct {
 	AfterVersion uint64
 	Position     *Position
+	Announce     bool
 }
 
 // Run streams the changes selected by f to send, beginning at start, until
@@ -91,6 +98,11 @@ func Run(ctx context.Context, src Source, f Filter, start Start, opts Options, s
 		pos = NewPosition(0)
 		for _, r := range src.Now() {
 			pos.Advance(r.Start, r.End, r.Version)
+		}
+	}
+	if start.Announce {
+		if err := send(nil, []Position{pos.clone()}); err != nil {
+			return err
 		}
 	}
 	replay, err := Replay(src.DB, f, pos, opts.MaxReplay)
@@ -190,6 +202,18 @@ func Replay(db pebble.Reader, f Filter, pos Position, limit int) ([]Event, error
 		lo = keys.HistoryKeyPrefix(f.Table, f.Key)
 		hi = keys.PrefixEnd(lo)
 	}
+	if f.Bounded {
+		blo, bhi := keys.HistorySpan(f.Table, f.Lo, f.Hi)
+		if bytes.Compare(blo, lo) > 0 {
+			lo = blo
+		}
+		if bytes.Compare(bhi, hi) < 0 {
+			hi = bhi
+		}
+		if bytes.Compare(lo, hi) >= 0 {
+			return nil, nil
+		}
+	}
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err
@@ -204,7 +228,7 @@ func Replay(db pebble.Reader, f Filter, pos Position, limit int) ([]Event, error
 		if err != nil || table != f.Table {
 			return nil, fmt.Errorf("watch: history key %x: %w", it.Key(), storage.ErrCorruptValue)
 		}
-		if f.Hashed && !f.Match(table, key) {
+		if (f.Hashed || f.Bounded) && !f.Match(table, key) {
 			continue
 		}
 		if curKey == nil || string(key) != string(curKey) {

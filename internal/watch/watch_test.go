@@ -65,6 +65,60 @@ func TestPositionModel(t *testing.T) {
 	})
 }
 
+// TestPositionSplice: after any sequence of Advances and Splices, Floor
+// equals a per-key model where a Splice copies the source's floors on its
+// keys only, and the result has the canonical form (its token
+// round-trips, no two neighbouring spans share a version).
+func TestPositionSplice(t *testing.T) {
+	universe := [][]byte{nil, []byte("a"), []byte("b"), []byte("b\x00"), []byte("c"), []byte("m"), []byte("z")}
+	randPos := func(t *rapid.T, label string) Position {
+		p := NewPosition(rapid.Uint64Range(0, 5).Draw(t, label+"v0"))
+		for i := rapid.IntRange(0, 6).Draw(t, label+"n"); i > 0; i-- {
+			s := rapid.SampledFrom(universe).Draw(t, label+"start")
+			e := rapid.SampledFrom(universe).Draw(t, label+"end")
+			if len(e) > 0 && bytes.Compare(e, s) <= 0 {
+				continue
+			}
+			p.Advance(s, e, rapid.Uint64Range(0, 20).Draw(t, label+"v"))
+		}
+		return p
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		p := randPos(t, "p")
+		model := map[string]uint64{}
+		for _, k := range universe {
+			model[string(k)] = p.Floor(k)
+		}
+		for i := rapid.IntRange(0, 8).Draw(t, "n"); i > 0; i-- {
+			src := randPos(t, "src")
+			s := rapid.SampledFrom(universe).Draw(t, "start")
+			e := rapid.SampledFrom(universe).Draw(t, "end")
+			if len(e) > 0 && bytes.Compare(e, s) <= 0 {
+				continue
+			}
+			p.Splice(src, s, e)
+			for _, k := range universe {
+				if bytes.Compare(k, s) >= 0 && (len(e) == 0 || bytes.Compare(k, e) < 0) {
+					model[string(k)] = src.Floor(k)
+				}
+			}
+			for j := 1; j < len(p.spans); j++ {
+				if p.spans[j].Version == p.spans[j-1].Version || bytes.Compare(p.spans[j].Start, p.spans[j-1].Start) <= 0 {
+					t.Fatalf("not canonical: %+v", p.spans)
+				}
+			}
+		}
+		if _, err := DecodePosition(p.Encode()); err != nil {
+			t.Fatalf("decode own token: %v", err)
+		}
+		for _, k := range universe {
+			if got := p.Floor(k); got != model[string(k)] {
+				t.Fatalf("Floor(%q) = %d, model %d", k, got, model[string(k)])
+			}
+		}
+	})
+}
+
 func FuzzDecodePosition(f *testing.F) {
 	p := NewPosition(7)
 	p.Advance([]byte("k"), []byte("m"), 9)

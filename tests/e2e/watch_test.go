@@ -423,3 +423,181 @@ func TestWatchThroughNodeWithoutReplica(t *testing.T) {
 		t.Fatalf("relayed resume over trimmed history: status %d, want 410", status)
 	}
 }
+
+// TestMergedWatchAcrossNodes: a prefix watch whose ranges no single node
+// holds (tables with one replica per range, spread by the balancer) is
+// served through every node as one merged stream of the holders' streams:
+// the replay after a version, one catch-up marker, live changes, and a
+// resume (Last-Event-ID) through another node with exactly the changes
+// after the event; for a range table cut by hand and a hash table, whose
+// prefix spans every range.
+func TestMergedWatchAcrossNodes(t *testing.T) {
+	c := StartCluster(t, 3, append(placementArgs, "--history-retention", "0s")...)
+	n1 := c.Nodes[0]
+	for _, body := range []string{`{"name":"mw","replicas":1}`, `{"name":"mh","replicas":1,"partitioning":"hash","initial_ranges":4}`} {
+		if r := n1.Do(opTimeout, "POST", "/v1/tables", []byte(body)); r.Status != 201 {
+			t.Fatalf("create table %s: %s", body, r)
+		}
+	}
+	for _, k := range []string{"p/2", "p/4", "p/6"} {
+		split, _ := json.Marshal(map[string]string{"table": "mw", "key": k})
+		if r := n1.Do(opTimeout, "POST", "/v1/ranges/split", split); r.Status != 200 {
+			t.Fatalf("split mw at %s: %s", k, r)
+		}
+	}
+	// The balancer spreads the single replicas over the nodes, until no
+	// node holds every range of either table.
+	waitFor(t, 90*time.Second, "no node holding every range of mw or of mh", func() error {
+		st, err := n1.ClusterStatus(opTimeout)
+		if err != nil {
+			return err
+		}
+		for _, table := range []string{"mw", "mh"} {
+			held := map[uint64]int{}
+			n := 0
+			for _, r := range st.Ranges {
+				if r.Table != table {
+					continue
+				}
+				n++
+				for _, id := range append(slices.Clone(r.Replicas), r.Learners...) {
+					held[id]++
+				}
+			}
+			for id, k := range held {
+				if k == n {
+					return fmt.Errorf("%s: node %d holds all %d ranges (%v)", table, id, n, held)
+				}
+			}
+			if n != 4 {
+				return fmt.Errorf("%s: %d ranges", table, n)
+			}
+		}
+		return nil
+	})
+	type change struct {
+		Key     string
+		Version uint64
+	}
+	parse := func(evs []sseEvent) (changes []string, synced int) {
+		for _, e := range evs {
+			if e.event == "synced" {
+				synced++
+				continue
+			}
+			var ch change
+			if err := json.Unmarshal([]byte(e.data), &ch); err != nil || e.event != "put" {
+				t.Fatalf("event %+v (%v)", e, err)
+			}
+			changes = append(changes, fmt.Sprintf("%s@%d", ch.Key, ch.Version))
+		}
+		return changes, synced
+	}
+	for _, table := range []string{"mw", "mh"} {
+		var written []string
+		var first uint64
+		for i := range 8 {
+			v := n1.PutRetrying(t, table, fmt.Sprintf("p/%d", i), []byte("v"))
+			if i == 0 {
+				first = v
+			}
+			written = append(written, fmt.Sprintf("p/%d@%d", i, v))
+		}
+		n1.PutRetrying(t, table, "other", []byte("v")) // outside the prefix
+		for _, n := range c.Nodes {
+			evs, status := readSSE(t, n, fmt.Sprintf("/v1/watch/%s?prefix=p/&start_version=%d", table, first-1), 9)
+			if status != 200 {
+				t.Fatalf("%s: watch %s through %s: status %d", table, "p/", n.Name, status)
+			}
+			got, synced := parse(evs)
+			if synced != 1 || evs[8].event != "synced" {
+				t.Fatalf("%s through %s: %d caught-up markers, last event %+v; want one after the 8 replayed", table, n.Name, synced, evs[8])
+			}
+			sameChanges(t, fmt.Sprintf("%s through %s", table, n.Name), got, written)
+			// Resume after the fourth event through the next node: exactly
+			// the four after it.
+			other := c.Nodes[(slices.Index(c.Nodes, n)+1)%len(c.Nodes)]
+			rest, status := readSSE(t, other, fmt.Sprintf("/v1/watch/%s?prefix=p/", table), 5, "Last-Event-ID", evs[3].id)
+			if status != 200 {
+				t.Fatalf("%s: resume through %s: status %d", table, other.Name, status)
+			}
+			restChanges, _ := parse(rest)
+			sameChanges(t, fmt.Sprintf("%s resumed through %s", table, other.Name), restChanges, got[4:])
+		}
+		// From now: only the changes made after the catch-up marker.
+		evs := sseStream(t, c.Nodes[2], fmt.Sprintf("/v1/watch/%s?prefix=p/", table))
+		if e := <-evs; e.event != "synced" {
+			t.Fatalf("%s from now: first event %+v, want the caught-up marker", table, e)
+		}
+		var fresh []string
+		for _, k := range []string{"p/1", "p/5", "p/7"} {
+			fresh = append(fresh, fmt.Sprintf("%s@%d", k, n1.PutRetrying(t, table, k, []byte("w"))))
+		}
+		got, _ := parse([]sseEvent{<-evs, <-evs, <-evs})
+		sameChanges(t, table+" from now", got, fresh)
+	}
+}
+
+// sseStream follows a watch's Server-Sent Events in the background; the
+// channel closes when the stream ends (at the latest 30 s after the test
+// started it, or when the test ends).
+func sseStream(t *testing.T, n *Node, path string) <-chan sseEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+n.Client+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		resp.Body.Close()
+		t.Fatalf("watch %s through %s: status %d", path, n.Name, resp.StatusCode)
+	}
+	out := make(chan sseEvent, 64)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		var cur sseEvent
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				select {
+				case out <- cur:
+				case <-ctx.Done():
+					return
+				}
+				cur = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				cur.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				cur.event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				cur.data = line[6:]
+			}
+		}
+	}()
+	return out
+}
+
+// sameChanges: got holds exactly want's changes ("key@version"), each
+// key's in want's order (keys of different ranges may interleave).
+func sameChanges(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	perKey := func(evs []string) map[string][]string {
+		m := map[string][]string{}
+		for _, e := range evs {
+			k := e[:strings.LastIndexByte(e, '@')]
+			m[k] = append(m[k], e)
+		}
+		return m
+	}
+	if len(got) != len(want) || fmt.Sprint(perKey(got)) != fmt.Sprint(perKey(want)) {
+		t.Fatalf("%s: got %v, want %v (per key, in order)", what, got, want)
+	}
+}
