@@ -134,6 +134,12 @@ func (rt *Router) txnAttempts(ctx context.Context, req *cairnpb.TxnRequest) (*ca
 				sleep(ctx, 2*time.Millisecond)
 				continue
 			}
+			if errors.Is(err, kv.ErrTxnAborted) && isReadOnly(req) && ctx.Err() == nil {
+				// A read-only attempt whose record was aborted (it
+				// expired while a prewrite waited) wrote nothing: run it
+				// again.
+				continue
+			}
 			return resp, err
 		}
 		// Wait out the other transaction, holding nothing.
@@ -146,6 +152,16 @@ func (rt *Router) txnAttempts(ctx context.Context, req *cairnpb.TxnRequest) (*ca
 		err = kv.Errorf(kv.ErrTxnConflict, "gave up after %d attempts", txnAttempts)
 	}
 	return nil, err
+}
+
+// isReadOnly reports whether the transaction only reads.
+func isReadOnly(req *cairnpb.TxnRequest) bool {
+	for _, op := range req.Ops {
+		if op.Kind == cairnpb.TxnOp_PUT || op.Kind == cairnpb.TxnOp_DELETE {
+			return false
+		}
+	}
+	return true
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -284,12 +300,7 @@ func (rt *Router) txnAttempt(ctx context.Context, req *cairnpb.TxnRequest, start
 		}
 		return assemble(req, groups), nil, g.err
 	}
-	readOnly := true
-	for _, op := range req.Ops {
-		if op.Kind == cairnpb.TxnOp_PUT || op.Kind == cairnpb.TxnOp_DELETE {
-			readOnly = false
-		}
-	}
+	readOnly := isReadOnly(req)
 	if resp, conflict, err := rt.prewriteAll(ctx, meta, groups, req); resp == nil {
 		return nil, conflict, err
 	}
