@@ -57,10 +57,9 @@ type Config struct {
 	// LogKeepEntries is how many applied entries each range keeps in its
 	// Raft log before truncating (followers further behind get a snapshot).
 	LogKeepEntries uint64
-	// Quiesce (--quiesce) lets idle ranges stop ticking
-	// (docs/design/quiescence.md). Off by default until an open question
-	// is settled (see that note). Each node decides for its own replicas,
-	// so a cluster may mix settings.
+	// Quiesce (--quiesce, on by default) lets idle ranges stop ticking
+	// (docs/design/quiescence.md). Each node decides for its own
+	// replicas, so a cluster may mix settings.
 	Quiesce bool
 
 	// RequestTimeout bounds one client request inside the node.
@@ -151,6 +150,7 @@ func Default() Config {
 		HeartbeatInterval: time.Second,
 		DeadNodeTimeout:   5 * time.Minute,
 		DefaultReplicas:   3,
+		Quiesce:           true,
 		LogLevel:          "info",
 		LogFormat:         "text",
 	}

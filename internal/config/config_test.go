@@ -26,7 +26,7 @@ func TestDefault(t *testing.T) {
 		RequestTimeout: 10 * time.Second, SplitSizeBytes: 64 << 20, SplitQPS: 2500, MaxKeyBytes: 4096, MaxValueBytes: 1 << 20,
 		HistoryVersions: 16, HistoryRetention: time.Minute, WatchBuffer: 4096,
 		TxnMaxKeys: 1000, TxnMaxBytes: 4 << 20, TxnMaxDuration: 5 * time.Second,
-		HeartbeatInterval: time.Second, DeadNodeTimeout: 5 * time.Minute, DefaultReplicas: 3,
+		HeartbeatInterval: time.Second, DeadNodeTimeout: 5 * time.Minute, DefaultReplicas: 3, Quiesce: true,
 		LogLevel: "info", LogFormat: "text",
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -51,6 +51,7 @@ func TestEnsureDefaults(t *testing.T) {
 	d.ListenResp = ""                            // empty means disabled and stays so
 	d.HistoryVersions, d.HistoryRetention = 0, 0 // zero means no history and stays so
 	d.SplitQPS = 0                               // zero means no load-based splits and stays so
+	d.Quiesce = false                            // a bool has no "unset": false stays off
 	d.Advertise, d.AdvertisePeer = d.Listen, d.ListenPeer
 	if !reflect.DeepEqual(c, d) {
 		t.Fatalf("EnsureDefaults of zero = %+v\nwant %+v", c, d)
@@ -313,7 +314,7 @@ func TestFlagsRoundTrip(t *testing.T) {
 		"--request-timeout=1m", "--split-size=2KiB", "--split-qps=0", "--max-key-bytes=10", "--max-value-bytes=20", "--log-level=warn", "--log-format=json",
 		"--history-versions=3", "--history-retention=2s", "--watch-buffer=9",
 		"--txn-max-keys=3", "--txn-max-bytes=1KiB", "--txn-max-duration=2s",
-		"--heartbeat-interval=200ms", "--dead-node-timeout=3s", "--default-replicas=5"}
+		"--heartbeat-interval=200ms", "--dead-node-timeout=3s", "--default-replicas=5", "--quiesce=false"}
 	c, err := load(t, args, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -137,7 +137,7 @@ func (n *testNode) start(ln net.Listener) {
 	}
 	st, err := store.New(db, store.Options{
 		NodeID: id, TickInterval: tickInterval, ElectionTicks: n.electionTicks, HeartbeatTicks: 1,
-		LogKeepEntries: 5, Logger: testLogger().With("node", n.name), Clock: n.clock,
+		LogKeepEntries: 5, Logger: testLogger().With("node", n.name), Clock: n.clock, Quiesce: true,
 	})
 	if err != nil {
 		t.Fatal(err)
