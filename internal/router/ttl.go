@@ -45,7 +45,9 @@ var expiredKeys = prometheus.NewCounter(prometheus.CounterOpts{
 })
 
 // Collectors returns the package's metrics, for the node to register once.
-func Collectors() []prometheus.Collector { return []prometheus.Collector{expiredKeys} }
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{expiredKeys, watchesRelayed, watchesMerged}
+}
 
 // maxExpirePerCommand bounds one Expire command (and one scan of the
 // index per range and pass).

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -176,6 +177,7 @@ func (rt *Router) relayWatch(ctx context.Context, t *cairnpb.Table, lo, hi []byt
 		}
 		return rt.mergedWatch(ctx, parts, req, send)
 	}
+	watchesRelayed.Inc()
 	var last error
 	for _, id := range slices.Sorted(maps.Keys(holders)) {
 		c := rt.transport.Client(id)
@@ -206,6 +208,7 @@ func (rt *Router) relayWatch(ctx context.Context, t *cairnpb.Table, lo, hi []byt
 // resumes with its last token and the parts are cut again from a fresher
 // catalog.
 func (rt *Router) mergedWatch(ctx context.Context, parts []watchPart, req *cairnpb.WatchRequest, send func(*cairnpb.WatchResponse) error) error {
+	watchesMerged.Inc()
 	self := rt.store.NodeID()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -408,6 +411,17 @@ func watchParts(t *cairnpb.Table, lo, hi []byte, self uint64, connected func(uin
 	}
 	return append(parts, watchPart{start: at, end: hi, node: pick(cands)}), nil
 }
+
+var (
+	watchesRelayed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_watches_relayed_total",
+		Help: "Watches this node relayed from one other node that holds every watched range.",
+	})
+	watchesMerged = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_watches_merged_total",
+		Help: "Watches this node served as a merge of parts from several nodes (no node holds every watched range).",
+	})
+)
 
 // relayFrom relays one peer's watch stream to send; delivered says whether
 // anything reached the client.

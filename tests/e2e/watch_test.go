@@ -536,6 +536,15 @@ func TestMergedWatchAcrossNodes(t *testing.T) {
 		got, _ := parse([]sseEvent{<-evs, <-evs, <-evs})
 		sameChanges(t, table+" from now", got, fresh)
 	}
+	// The watches above were merged from parts (no node holds every
+	// range of either table), not relayed from one holder.
+	merged := 0.0
+	for _, n := range c.Nodes {
+		merged += metricValue(n, "cairn_watches_merged_total")
+	}
+	if merged < 8 {
+		t.Fatalf("cairn_watches_merged_total summed over the nodes = %v, want at least 8 (the watches of both tables through every node)", merged)
+	}
 }
 
 // sseStream follows a watch's Server-Sent Events in the background; the
