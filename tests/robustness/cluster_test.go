@@ -493,7 +493,10 @@ func (c *Cluster) LeaderAmong(table string, nodes []*Node, timeout time.Duration
 			if !n.Serving() {
 				continue
 			}
-			st, err := n.status(500 * time.Millisecond)
+			// Longer than the node's own wait for the coordinator's part
+			// of the status (1 s, router.ClusterStatus): a node cut off
+			// from the coordinator answers only after it, leader or not.
+			st, err := n.status(1500 * time.Millisecond)
 			if err != nil {
 				continue
 			}
