@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,18 +58,35 @@ type Config struct {
 	// DialOptions are added to the client's own gRPC dial options; the
 	// last wins. For tests and for transport settings not covered here.
 	DialOptions []grpc.DialOption
+	// DisableKeyRouting makes Get, Put and Delete go to the endpoints (the
+	// nodes forward them) instead of straight to the node leading the
+	// key's range (package doc, "Routing and failover").
+	DisableKeyRouting bool
 }
 
 // Client is a connection to a cairn cluster. It is safe for concurrent use;
 // make one and share it.
 type Client struct {
 	cfg       Config
+	dialOpts  []grpc.DialOption
 	endpoints []*endpoint
 	// preferred is the index of the endpoint that answered last; calls
 	// start there.
 	preferred atomic.Uint32
 	closed    atomic.Bool
 	session   session
+
+	// routes caches where tables' keys live (nil: DisableKeyRouting).
+	routes   *routeCache
+	counters routingCounters
+	// nodes are the connections to nodes found by routing that are not
+	// configured endpoints, by client address.
+	nodesMu sync.Mutex
+	nodes   map[string]*endpoint
+	// bgCtx ends at Close; bg counts the background route refreshes.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 }
 
 // endpoint is the connection to one node. Connections are made lazily, on
@@ -124,33 +142,53 @@ func New(cfg Config) (*Client, error) {
 		opts = append(opts, grpc.WithPerRPCCredentials(newCallCredentials(cfg)))
 	}
 	opts = append(opts, cfg.DialOptions...)
-	c := &Client{cfg: cfg}
+	c := &Client{cfg: cfg, dialOpts: opts, nodes: map[string]*endpoint{}}
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
+	if !cfg.DisableKeyRouting {
+		c.routes = newRouteCache(time.Now)
+	}
 	for _, addr := range addrs {
-		cc, err := grpc.NewClient(addr, opts...)
+		ep, err := newEndpoint(addr, opts)
 		if err != nil {
 			_ = c.Close()
 			return nil, newError("invalid_argument", fmt.Sprintf("client: endpoint %q: %v", addr, err), addr)
 		}
-		c.endpoints = append(c.endpoints, &endpoint{
-			addr:    addr,
-			cc:      cc,
-			kv:      cairnpb.NewKVClient(cc),
-			tables:  cairnpb.NewTablesClient(cc),
-			cluster: cairnpb.NewClusterClient(cc),
-			auth:    cairnpb.NewAuthClient(cc),
-			watch:   cairnpb.NewWatchClient(cc),
-			history: cairnpb.NewHistoryClient(cc),
-			backup:  cairnpb.NewBackupClient(cc),
-		})
+		c.endpoints = append(c.endpoints, ep)
 	}
 	return c, nil
+}
+
+// newEndpoint makes the (lazy) connection to the node at addr.
+func newEndpoint(addr string, opts []grpc.DialOption) (*endpoint, error) {
+	cc, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &endpoint{
+		addr:    addr,
+		cc:      cc,
+		kv:      cairnpb.NewKVClient(cc),
+		tables:  cairnpb.NewTablesClient(cc),
+		cluster: cairnpb.NewClusterClient(cc),
+		auth:    cairnpb.NewAuthClient(cc),
+		watch:   cairnpb.NewWatchClient(cc),
+		history: cairnpb.NewHistoryClient(cc),
+		backup:  cairnpb.NewBackupClient(cc),
+	}, nil
 }
 
 // Close closes the connections. Calls after Close fail with ErrClosed.
 func (c *Client) Close() error {
 	c.closed.Store(true)
+	c.bgCancel()
+	c.bg.Wait()
 	var errs []error
 	for _, ep := range c.endpoints {
+		errs = append(errs, ep.cc.Close())
+	}
+	c.nodesMu.Lock()
+	defer c.nodesMu.Unlock()
+	for _, ep := range c.nodes {
 		errs = append(errs, ep.cc.Close())
 	}
 	return errors.Join(errs...)
