@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -215,7 +216,9 @@ const (
 )
 
 // do runs fn against the endpoints, starting at the preferred one and
-// trying each at most once, by the failover rules of the package doc.
+// trying each at most once, by the failover rules of the package doc; when
+// none could serve it, against the nodes found by routing (so that a
+// Client whose configured endpoints are all down keeps working).
 func (c *Client) do(ctx context.Context, kind callKind, fn func(context.Context, *endpoint) error) error {
 	if c.closed.Load() {
 		return &Error{Code: "closed", Message: ErrClosed.Error(), kind: ErrClosed}
@@ -230,36 +233,69 @@ func (c *Client) do(ctx context.Context, kind callKind, fn func(context.Context,
 	var failures []*Error // one per endpoint that could not serve the call
 	for i := range n {
 		idx := (start + i) % n
-		ep := c.endpoints[idx]
-		if err := ep.waitReady(ctx, c.cfg.DialTimeout); err != nil {
-			if ctx.Err() != nil {
-				return contextError(ctx, ep.addr)
+		err, failure := c.attempt(ctx, kind, c.endpoints[idx], fn)
+		if failure == nil {
+			if err == nil {
+				c.preferred.Store(uint32(idx))
+				return nil
 			}
-			failures = append(failures, newError("unavailable", fmt.Sprintf("cannot connect to %s: %v", ep.addr, err), ep.addr))
-			continue
+			return err
 		}
-		err := fn(ctx, ep)
-		if err == nil {
-			c.preferred.Store(uint32(idx))
-			return nil
+		failures = append(failures, failure)
+	}
+	for _, ep := range c.discovered() {
+		err, failure := c.attempt(ctx, kind, ep, fn)
+		if failure == nil {
+			if err == nil {
+				return nil
+			}
+			return err
 		}
-		e, fromNode := fromStatus(err, ep.addr)
-		if kind == read && errors.Is(e, ErrTooStale) {
-			// Another node's replica may prove the bound.
-			failures = append(failures, e)
-			continue
-		}
-		if !errors.Is(e, ErrUnavailable) {
-			return e
-		}
-		if kind == write && !(fromNode && notExecuted(e)) {
-			// The request left on a ready connection that then failed: it
-			// may have been executed.
-			return newError("timeout", fmt.Sprintf("connection to %s failed after the request was sent; outcome unknown: %s", ep.addr, e.Message), ep.addr)
-		}
-		failures = append(failures, e)
+		failures = append(failures, failure)
 	}
 	return unavailable(failures)
+}
+
+// attempt runs fn on ep. failure is set when ep could not serve the call
+// and another endpoint may be tried; otherwise err is the call's outcome.
+func (c *Client) attempt(ctx context.Context, kind callKind, ep *endpoint, fn func(context.Context, *endpoint) error) (err, failure *Error) {
+	if err := ep.waitReady(ctx, c.cfg.DialTimeout); err != nil {
+		if ctx.Err() != nil {
+			return contextError(ctx, ep.addr), nil
+		}
+		return nil, newError("unavailable", fmt.Sprintf("cannot connect to %s: %v", ep.addr, err), ep.addr)
+	}
+	callErr := fn(ctx, ep)
+	if callErr == nil {
+		return nil, nil
+	}
+	e, fromNode := fromStatus(callErr, ep.addr)
+	if kind == read && errors.Is(e, ErrTooStale) {
+		// Another node's replica may prove the bound.
+		return nil, e
+	}
+	if !errors.Is(e, ErrUnavailable) {
+		return e, nil
+	}
+	if kind == write && !(fromNode && notExecuted(e)) {
+		// The request left on a ready connection that then failed: it
+		// may have been executed.
+		return newError("timeout", fmt.Sprintf("connection to %s failed after the request was sent; outcome unknown: %s", ep.addr, e.Message), ep.addr), nil
+	}
+	return nil, e
+}
+
+// discovered returns the connections to nodes found by routing that are
+// not configured endpoints, in address order.
+func (c *Client) discovered() []*endpoint {
+	c.nodesMu.Lock()
+	defer c.nodesMu.Unlock()
+	out := make([]*endpoint, 0, len(c.nodes))
+	for _, ep := range c.nodes {
+		out = append(out, ep)
+	}
+	slices.SortFunc(out, func(a, b *endpoint) int { return strings.Compare(a.addr, b.addr) })
+	return out
 }
 
 // unavailable is the error of a call no endpoint could serve: the one

@@ -18,7 +18,8 @@
 //
 // Get, Put and Delete are routed by key (routes.go): the Client asks a node
 // once per table where its ranges are (Cluster.Routes: ranges, leaders,
-// nodes' client addresses), caches the answer (refreshed every 10s, and
+// nodes' client addresses; concurrent first calls share the lookup),
+// caches the answer (refreshed every 10s, and
 // when a reply shows that another node than the chosen one served it, or
 // the chosen node cannot be reached), and sends linearizable reads and
 // all writes straight to the node leading the key's range, Session and
@@ -33,7 +34,9 @@
 //
 // When an endpoint cannot be reached the SDK fails over to the next one,
 // trying each endpoint at most once per call (a routed call first tries
-// its chosen node by the same rules, then the endpoints):
+// its chosen node by the same rules, then the endpoints; when no endpoint
+// can serve a call, the nodes found by routing are tried too, so a Client
+// outlives the loss of its configured endpoints):
 //
 //   - Reads (Get, List, GetTable, ListTables, ClusterStatus) move on after
 //     any Unavailable error, and after ErrTooStale (another node's replica

@@ -73,10 +73,12 @@ type tableRoutes struct {
 	// expires is when the routes must be refreshed (deniedTTL after a
 	// refusal).
 	expires time.Time
-	// refreshing is set while a refresh runs; refreshed is when the last
-	// one started.
-	refreshing bool
-	refreshed  time.Time
+	// done is open while a refresh runs (nil otherwise) and closed when
+	// it ends; refreshed is when the last one started; loaded is set once
+	// one has ended, whatever its outcome.
+	done      chan struct{}
+	refreshed time.Time
+	loaded    bool
 }
 
 // routeCache caches tables' routes. It is safe for concurrent use; every
@@ -105,13 +107,13 @@ type target struct {
 // cache cannot tell (no routes, no range holds the key, leader or address
 // unknown, node down). refresh says the table's routes are missing or due
 // for a refresh (the caller starts one with beginRefresh); missing that
-// the table was never looked up.
+// no lookup of the table has ended yet.
 func (rc *routeCache) lookup(table string, key []byte, anyReplica bool) (t target, ok, refresh, missing bool) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	now := rc.now()
 	tr := rc.tables[table]
-	if tr == nil {
+	if tr == nil || !tr.loaded {
 		return target{}, false, true, true
 	}
 	refresh = !now.Before(tr.expires)
@@ -162,11 +164,22 @@ func (rc *routeCache) beginRefresh(table string) bool {
 		tr = &tableRoutes{}
 		rc.tables[table] = tr
 	}
-	if tr.refreshing || now.Sub(tr.refreshed) < minRefreshInterval {
+	if tr.done != nil || now.Sub(tr.refreshed) < minRefreshInterval {
 		return false
 	}
-	tr.refreshing, tr.refreshed = true, now
+	tr.done, tr.refreshed = make(chan struct{}), now
 	return true
+}
+
+// pending returns a channel closed when the running refresh of table
+// ends, or nil when none runs.
+func (rc *routeCache) pending(table string) <-chan struct{} {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if tr := rc.tables[table]; tr != nil && tr.done != nil {
+		return tr.done
+	}
+	return nil
 }
 
 // finishRefresh ends a refresh of table begun with beginRefresh: it
@@ -177,11 +190,10 @@ func (rc *routeCache) finishRefresh(table string, resp *cairnpb.RoutesResponse, 
 	defer rc.mu.Unlock()
 	now := rc.now()
 	tr := rc.tables[table]
-	if tr == nil { // forgotten meanwhile
-		tr = &tableRoutes{}
-		rc.tables[table] = tr
+	if tr == nil || tr.done == nil {
+		panic("client: finishRefresh without beginRefresh")
 	}
-	tr.refreshing = false
+	close(tr.done)
 	switch {
 	case resp != nil:
 		fresh := routesFrom(resp)
@@ -190,6 +202,8 @@ func (rc *routeCache) finishRefresh(table string, resp *cairnpb.RoutesResponse, 
 	case denied:
 		*tr = tableRoutes{denied: true, expires: now.Add(deniedTTL), refreshed: tr.refreshed}
 	}
+	tr = rc.tables[table]
+	tr.done, tr.loaded = nil, true
 }
 
 // routesFrom converts a Routes reply; nodes without a usable address are

@@ -282,6 +282,7 @@ type routedNode struct {
 	servedAs uint64 // 0: id
 	calls    int
 	layout   func() *cairnpb.RoutesResponse
+	stop     func() // stops the node's server
 }
 
 func (n *routedNode) served() uint64 {
@@ -346,7 +347,8 @@ func startRoutedNodes(t *testing.T) (n1, n2 *routedNode, addr1, addr2 string) {
 		grpcapi.Register(s, n)
 		done := make(chan struct{})
 		go func() { defer close(done); _ = s.Serve(l) }()
-		t.Cleanup(func() { s.Stop(); <-done })
+		n.stop = func() { s.Stop(); <-done }
+		t.Cleanup(n.stop)
 		addrs[i] = l.Addr().String()
 	}
 	return n1, n2, addrs[0], addrs[1]
@@ -420,10 +422,10 @@ func TestClientRoutingOffAndUnreachable(t *testing.T) {
 	// configured endpoint instead, and the node is avoided afterwards.
 	c := newClient(t, addr1)
 	dead := deadAddr(t)
-	c.routes.finishRefresh("default", &cairnpb.RoutesResponse{
+	mustRefresh(t, c.routes, "default", &cairnpb.RoutesResponse{
 		Ranges: []*cairnpb.RangeStatus{{Id: 1, Leader: 9}},
 		Nodes:  []*cairnpb.NodeStatus{{Id: 9, ClientAddress: dead}},
-	}, false)
+	})
 	if _, err := c.Put(ctx, "default", []byte("k"), []byte("0")); err != nil {
 		t.Fatal(err)
 	}
@@ -444,5 +446,57 @@ func TestClientRoutingOffAndUnreachable(t *testing.T) {
 	}
 	if n1.callCount() < 2 {
 		t.Fatalf("node 1 served %d requests", n1.callCount())
+	}
+}
+
+// TestClientFirstLookupShared: concurrent first requests on a table share
+// one route lookup and all go direct.
+func TestClientFirstLookupShared(t *testing.T) {
+	_, _, addr1, _ := startRoutedNodes(t)
+	c := newClient(t, addr1)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Put(context.Background(), "default", []byte(fmt.Sprintf("%c", 'a'+i)), []byte("v")); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if s := c.RoutingStats(); s.Refreshes != 1 || s.Direct != 16 || s.Fallback != 0 {
+		t.Fatalf("stats %+v, want 1 refresh and 16 direct", s)
+	}
+}
+
+// TestClientSurvivesSeedLoss: once routing has found the other nodes, a
+// Client whose only endpoint is down keeps working through them.
+func TestClientSurvivesSeedLoss(t *testing.T) {
+	ctx := context.Background()
+	n1, _, addr1, _ := startRoutedNodes(t)
+	c := newClient(t, addr1)
+	if _, err := c.Put(ctx, "default", []byte("z"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	n1.stop()
+	if _, err := c.Put(ctx, "default", []byte("z"), []byte("2")); err != nil {
+		t.Fatalf("put to the live leader: %v", err)
+	}
+	// "a" is led by the stopped node: the Put goes through the endpoints,
+	// which are down, then through the node found by routing.
+	if _, err := c.Put(ctx, "default", []byte("a"), []byte("3")); err != nil {
+		t.Fatalf("put of a key led by the stopped node: %v", err)
+	}
+	if v, _, err := c.Get(ctx, "default", []byte("a")); err != nil || string(v) != "3" {
+		t.Fatalf("get a = %q, %v", v, err)
+	}
+	if s := c.RoutingStats(); s.Fallback != 2 {
+		t.Fatalf("stats %+v, want the 2 requests on a through the fallback", s)
 	}
 }

@@ -3,8 +3,8 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -71,27 +71,43 @@ func (c *Client) doKey(ctx context.Context, kind callKind, table string, key []b
 	})
 }
 
-// route returns the node for a request on key of table, refreshing the
-// table's routes first when it was never looked up, or in the background
-// when they are due.
+// route returns the node for a request on key of table. A table never
+// looked up is looked up first (or its running lookup awaited), bounded by
+// Config.DialTimeout; routes that are due are refreshed in the background
+// while the old ones serve.
 func (c *Client) route(ctx context.Context, table string, key []byte, anyReplica bool) (target, bool) {
 	t, ok, refresh, missing := c.routes.lookup(table, key, anyReplica)
-	if !refresh || !c.routes.beginRefresh(table) {
+	if refresh && c.routes.beginRefresh(table) {
+		if !missing {
+			c.bg.Add(1)
+			go func() {
+				defer c.bg.Done()
+				ctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.RequestTimeout)
+				defer cancel()
+				c.refreshRoutes(ctx, table)
+			}()
+			return t, ok
+		}
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+		defer cancel()
+		c.refreshRoutes(rctx, table)
+	} else if missing {
+		ch := c.routes.pending(table)
+		if ch == nil {
+			return t, ok
+		}
+		timer := time.NewTimer(c.cfg.DialTimeout)
+		defer timer.Stop()
+		select {
+		case <-ch:
+		case <-timer.C:
+			return t, ok
+		case <-ctx.Done():
+			return t, ok
+		}
+	} else {
 		return t, ok
 	}
-	if !missing {
-		c.bg.Add(1)
-		go func() {
-			defer c.bg.Done()
-			ctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.RequestTimeout)
-			defer cancel()
-			c.refreshRoutes(ctx, table)
-		}()
-		return t, ok
-	}
-	rctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
-	defer cancel()
-	c.refreshRoutes(rctx, table)
 	t, ok, _, _ = c.routes.lookup(table, key, anyReplica)
 	return t, ok
 }
@@ -115,50 +131,36 @@ func (c *Client) refreshRoutes(ctx context.Context, table string) {
 }
 
 // doRouted runs fn on the node t. done is false when the request was not
-// served there and provably not executed: the caller sends it through
-// the endpoints.
+// served there and provably not executed (the failover rules of do): the
+// caller sends it through the endpoints.
 func (c *Client) doRouted(ctx context.Context, kind callKind, table string, key []byte, t target, anyReplica bool, fn servedFunc) (done bool, err error) {
 	ep, err := c.nodeEndpoint(t.addr)
 	if err != nil {
 		c.routes.unreachable(table, t)
 		return false, nil
 	}
-	if err := ep.waitReady(ctx, c.cfg.DialTimeout); err != nil {
-		if ctx.Err() != nil {
-			return true, contextError(ctx, ep.addr)
+	var served uint64
+	callErr, failure := c.attempt(ctx, kind, ep, func(ctx context.Context, ep *endpoint) (err error) {
+		served, err = fn(ctx, ep)
+		return err
+	})
+	switch {
+	case failure != nil:
+		if !errors.Is(failure, ErrTooStale) {
+			c.routes.unreachable(table, t)
 		}
-		c.routes.unreachable(table, t)
 		return false, nil
-	}
-	served, err := fn(ctx, ep)
-	if err == nil {
-		if served == 0 || served == t.node {
-			c.counters.direct.Add(1)
-			return true, nil
-		}
+	case callErr != nil:
+		return true, callErr
+	case served == 0 || served == t.node:
+		c.counters.direct.Add(1)
+	default:
 		c.counters.redirected.Add(1)
 		if !anyReplica {
 			c.routes.servedElsewhere(table, key, t, served)
 		}
-		return true, nil
 	}
-	e, fromNode := fromStatus(err, ep.addr)
-	if ctx.Err() != nil {
-		return true, e
-	}
-	readRetry := kind == read && (errors.Is(e, ErrTooStale) || errors.Is(e, ErrUnavailable))
-	if !readRetry && !errors.Is(e, ErrUnavailable) {
-		return true, e
-	}
-	if !readRetry && !(fromNode && notExecuted(e)) {
-		// The request left on a ready connection that then failed: it
-		// may have been executed.
-		return true, newError("timeout", fmt.Sprintf("connection to %s failed after the request was sent; outcome unknown: %s", ep.addr, e.Message), ep.addr)
-	}
-	if !fromNode {
-		c.routes.unreachable(table, t)
-	}
-	return false, nil
+	return true, nil
 }
 
 // nodeEndpoint returns the connection to the node at addr: a configured
