@@ -81,7 +81,8 @@ type Client struct {
 	routes   *routeCache
 	counters routingCounters
 	// nodes are the connections to nodes found by routing that are not
-	// configured endpoints, by client address.
+	// configured endpoints, by client address. nodesMu also orders the
+	// start of background refreshes (bg.Add) before Close's bg.Wait.
 	nodesMu sync.Mutex
 	nodes   map[string]*endpoint
 	// bgCtx ends at Close; bg counts the background route refreshes.
@@ -180,7 +181,9 @@ func newEndpoint(addr string, opts []grpc.DialOption) (*endpoint, error) {
 
 // Close closes the connections. Calls after Close fail with ErrClosed.
 func (c *Client) Close() error {
+	c.nodesMu.Lock() // no background refresh starts after this
 	c.closed.Store(true)
+	c.nodesMu.Unlock()
 	c.bgCancel()
 	c.bg.Wait()
 	var errs []error

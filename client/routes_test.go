@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/frontend/grpcapi"
@@ -485,6 +486,11 @@ func TestClientSurvivesSeedLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	n1.stop()
+	// A write sent on the old connection before the Client saw it break
+	// would rightly end "outcome unknown": wait until it has seen.
+	for c.endpoints[0].cc.GetState() == connectivity.Ready {
+		time.Sleep(time.Millisecond)
+	}
 	if _, err := c.Put(ctx, "default", []byte("z"), []byte("2")); err != nil {
 		t.Fatalf("put to the live leader: %v", err)
 	}

@@ -79,7 +79,10 @@ func (c *Client) route(ctx context.Context, table string, key []byte, anyReplica
 	t, ok, refresh, missing := c.routes.lookup(table, key, anyReplica)
 	if refresh && c.routes.beginRefresh(table) {
 		if !missing {
-			c.bg.Add(1)
+			if !c.startBackground() {
+				c.routes.finishRefresh(table, nil, false)
+				return t, ok
+			}
 			go func() {
 				defer c.bg.Done()
 				ctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.RequestTimeout)
@@ -110,6 +113,18 @@ func (c *Client) route(ctx context.Context, table string, key []byte, anyReplica
 	}
 	t, ok, _, _ = c.routes.lookup(table, key, anyReplica)
 	return t, ok
+}
+
+// startBackground counts a background goroutine in c.bg unless the
+// Client is closed.
+func (c *Client) startBackground() bool {
+	c.nodesMu.Lock()
+	defer c.nodesMu.Unlock()
+	if c.closed.Load() {
+		return false
+	}
+	c.bg.Add(1)
+	return true
 }
 
 // refreshRoutes asks the endpoints for table's routes and stores them;
