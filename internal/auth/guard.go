@@ -219,6 +219,8 @@ func (g *Guard) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, erro
 	return g.next.ClusterStatus(outgoing(ctx, p))
 }
 
+var _ kv.RouteReader = (*Guard)(nil)
+
 // Routes implements kv.RouteReader; it needs read on the whole table,
 // because the ranges' bounds are keys of the table. A client without it
 // lets the nodes forward its requests instead.

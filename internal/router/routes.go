@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/kv"
 )
 
 // Client routing (Cluster.Routes).
@@ -29,6 +30,8 @@ import (
 // routesStatusTimeout bounds the wait for the coordinator's view (node
 // addresses and the leaders of ranges not held here).
 const routesStatusTimeout = time.Second
+
+var _ kv.RouteReader = (*Router)(nil)
 
 // Routes implements kv.RouteReader.
 func (rt *Router) Routes(ctx context.Context, req *cairnpb.RoutesRequest) (*cairnpb.RoutesResponse, error) {
