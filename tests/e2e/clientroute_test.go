@@ -64,6 +64,22 @@ func TestClientRoutesByKey(t *testing.T) {
 		return nil
 	})
 
+	// Every node's client address reaches the status through heartbeats.
+	waitFor(t, 30*time.Second, "the nodes' client addresses in the cluster status", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		st, err := cl.ClusterStatus(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range st.Nodes {
+			if want := c.Node(n.ID).Client; n.ClientAddress != want {
+				return fmt.Errorf("node %d: client address %q, want %q", n.ID, n.ClientAddress, want)
+			}
+		}
+		return nil
+	})
+
 	// Phase 1: every request goes direct.
 	ctx := context.Background()
 	servedBy := map[uint64]int{}
