@@ -20,8 +20,8 @@
 // once per table where its ranges are (Cluster.Routes: ranges, leaders,
 // nodes' client addresses; concurrent first calls share the lookup),
 // caches the answer (refreshed every 10s, and
-// when a reply shows that another node than the chosen one served it, or
-// the chosen node cannot be reached), and sends linearizable reads and
+// when a reply shows that another node than the chosen one served it or
+// leads the range, or the chosen node cannot be reached), and sends linearizable reads and
 // all writes straight to the node leading the key's range, Session and
 // Stale reads to a random replica of it. Hash tables are routed by the
 // placement key the nodes use. A request without a usable route (routing

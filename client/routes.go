@@ -29,8 +29,8 @@ import (
 //     executed (the same rules as the endpoints' failover, package doc).
 //  3. The cache converges: entries expire after routeTTL; a reply served
 //     by another node than the one chosen (forwarded: the leader moved or
-//     the range split) corrects the range's leader at once and schedules a
-//     refresh; an unreachable node is avoided for nodeDownFor and its
+//     the range split), or a read's reply naming another leader, corrects
+//     the range's leader at once and schedules a refresh; an unreachable node is avoided for nodeDownFor and its
 //     table refreshed. Refreshes of one table run one at a time and at
 //     most once per minRefreshInterval, so their cost is bounded whatever
 //     the request rate.
@@ -247,10 +247,11 @@ func usableAddress(addr string) bool {
 	return true
 }
 
-// servedElsewhere records that a request on key of table, sent to t, was
-// served by node instead (forwarded: the leader moved or the range
-// split). The range's leader becomes node if its address is known, and
-// the table is due for a refresh.
+// servedElsewhere records that a request on key of table, sent to t as
+// the leader, found node leading the range instead (it served the request
+// after a forward, or named it as leader in a read's reply: the leader
+// moved or the range split). The range's leader becomes node if its
+// address is known, and the table is due for a refresh.
 func (rc *routeCache) servedElsewhere(table string, key []byte, t target, node uint64) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()

@@ -281,6 +281,7 @@ type routedNode struct {
 	id       uint64
 	mu       sync.Mutex
 	servedAs uint64 // 0: id
+	leaderAs uint64 // the leader reads name; 0: id
 	calls    int
 	layout   func() *cairnpb.RoutesResponse
 	stop     func() // stops the node's server
@@ -306,7 +307,12 @@ func (n *routedNode) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb
 	resp, err := n.MemService.Get(ctx, req)
 	by := n.served()
 	if resp != nil {
-		resp.ServedBy = by
+		n.mu.Lock()
+		resp.ServedBy, resp.Leader = by, n.leaderAs
+		n.mu.Unlock()
+		if resp.Leader == 0 {
+			resp.Leader = by
+		}
 	}
 	return resp, err
 }
@@ -504,5 +510,33 @@ func TestClientSurvivesSeedLoss(t *testing.T) {
 	}
 	if s := c.RoutingStats(); s.Fallback != 2 {
 		t.Fatalf("stats %+v, want the 2 requests on a through the fallback", s)
+	}
+}
+
+// TestClientReadLearnsLeader: a follower still serves a linearizable read
+// sent to it (after a ReadIndex), but names the leader; the next request
+// goes to the leader.
+func TestClientReadLearnsLeader(t *testing.T) {
+	ctx := context.Background()
+	n1, n2, addr1, _ := startRoutedNodes(t)
+	c := newClient(t, addr1)
+	if _, err := c.Put(ctx, "default", []byte("z"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	n2.mu.Lock()
+	n2.leaderAs = 1 // node 1 now leads ["m",)
+	n2.mu.Unlock()
+	if v, _, err := c.Get(ctx, "default", []byte("z")); err != nil || string(v) != "1" {
+		t.Fatalf("get z = %q, %v", v, err)
+	}
+	before := n1.callCount()
+	if _, _, err := c.Get(ctx, "default", []byte("z")); err != nil {
+		t.Fatal(err)
+	}
+	if n1.callCount() != before+1 {
+		t.Fatal("the read after one naming another leader did not go to it")
+	}
+	if s := c.RoutingStats(); s.Direct != 3 || s.Redirected != 0 {
+		t.Fatalf("stats %+v, want 3 direct", s)
 	}
 }

@@ -41,8 +41,9 @@ func (c *Client) RoutingStats() RoutingStats {
 }
 
 // servedFunc runs one keyed call on an endpoint and returns the node that
-// served it (0: not reported).
-type servedFunc func(ctx context.Context, ep *endpoint) (servedBy uint64, err error)
+// served it and the leader of the key's range as that node knew it (0:
+// not reported).
+type servedFunc func(ctx context.Context, ep *endpoint) (servedBy, leader uint64, err error)
 
 // doKey runs a request on key of table: on the node the routes choose
 // (the range's leader; anyReplica: any replica), else, or when that node
@@ -66,7 +67,7 @@ func (c *Client) doKey(ctx context.Context, kind callKind, table string, key []b
 	}
 	c.counters.fallback.Add(1)
 	return c.do(ctx, kind, func(ctx context.Context, ep *endpoint) error {
-		_, err := fn(ctx, ep)
+		_, _, err := fn(ctx, ep)
 		return err
 	})
 }
@@ -154,9 +155,9 @@ func (c *Client) doRouted(ctx context.Context, kind callKind, table string, key 
 		c.routes.unreachable(table, t)
 		return false, nil
 	}
-	var served uint64
+	var served, leader uint64
 	callErr, failure := c.attempt(ctx, kind, ep, func(ctx context.Context, ep *endpoint) (err error) {
-		served, err = fn(ctx, ep)
+		served, leader, err = fn(ctx, ep)
 		return err
 	})
 	switch {
@@ -171,9 +172,9 @@ func (c *Client) doRouted(ctx context.Context, kind callKind, table string, key 
 		c.counters.direct.Add(1)
 	default:
 		c.counters.redirected.Add(1)
-		if !anyReplica {
-			c.routes.servedElsewhere(table, key, t, served)
-		}
+	}
+	if !anyReplica && leader != 0 && leader != t.node {
+		c.routes.servedElsewhere(table, key, t, leader)
 	}
 	return true, nil
 }

@@ -1466,7 +1466,12 @@ type GetResponse struct {
 	ServedConsistency string `protobuf:"bytes,5,opt,name=served_consistency,json=servedConsistency,proto3" json:"served_consistency,omitempty"`
 	ServedBy          uint64 `protobuf:"varint,6,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
 	// For stale reads: the proven staleness bound, in milliseconds.
-	StalenessMs   int64 `protobuf:"varint,7,opt,name=staleness_ms,json=stalenessMs,proto3" json:"staleness_ms,omitempty"`
+	StalenessMs int64 `protobuf:"varint,7,opt,name=staleness_ms,json=stalenessMs,proto3" json:"staleness_ms,omitempty"`
+	// The leader of the key's range as the serving replica knew it (0:
+	// unknown). A client that routes by key learns from it that the node
+	// it chose no longer leads the range (a follower still serves a
+	// linearizable read, after a ReadIndex round trip to the leader).
+	Leader        uint64 `protobuf:"varint,80,opt,name=leader,proto3" json:"leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1546,6 +1551,13 @@ func (x *GetResponse) GetServedBy() uint64 {
 func (x *GetResponse) GetStalenessMs() int64 {
 	if x != nil {
 		return x.StalenessMs
+	}
+	return 0
+}
+
+func (x *GetResponse) GetLeader() uint64 {
+	if x != nil {
+		return x.Leader
 	}
 	return 0
 }
@@ -4981,7 +4993,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12 \n" +
 	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x12(\n" +
 	"\x10max_staleness_ms\x18\x04 \x01(\x03R\x0emaxStalenessMs\x12#\n" +
-	"\rsession_token\x18\x05 \x01(\tR\fsessionToken\"\xf3\x01\n" +
+	"\rsession_token\x18\x05 \x01(\tR\fsessionToken\"\x8b\x02\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
@@ -4990,7 +5002,8 @@ const file_kv_proto_rawDesc = "" +
 	"\rsession_token\x18\x04 \x01(\tR\fsessionToken\x12-\n" +
 	"\x12served_consistency\x18\x05 \x01(\tR\x11servedConsistency\x12\x1b\n" +
 	"\tserved_by\x18\x06 \x01(\x04R\bservedBy\x12!\n" +
-	"\fstaleness_ms\x18\a \x01(\x03R\vstalenessMs\"b\n" +
+	"\fstaleness_ms\x18\a \x01(\x03R\vstalenessMs\x12\x16\n" +
+	"\x06leader\x18P \x01(\x04R\x06leader\"b\n" +
 	"\tCondition\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x16\n" +
 	"\x06absent\x18\x02 \x01(\bR\x06absent\x12\x19\n" +

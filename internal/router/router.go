@@ -576,7 +576,7 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 		return rt.localGet(ctx, r, t, req)
 	}
 	out := &cairnpb.GetResponse{SessionToken: tokenOf(sv.entry), ServedConsistency: sv.level,
-		ServedBy: rt.store.NodeID(), StalenessMs: sv.staleness.Milliseconds()}
+		ServedBy: rt.store.NodeID(), StalenessMs: sv.staleness.Milliseconds(), Leader: r.Leader()}
 	resp := &cairnpb.Response{Op: &cairnpb.Response_Get{Get: out}}
 	v, closer, err := rt.store.DB().Get(keys.DataKey(keys.TableID(t.Id), req.Key))
 	if errors.Is(err, pebble.ErrNotFound) {

@@ -1,7 +1,7 @@
 // Goal: Cluster.Routes tells a client where a table's keys live (ranges
 // in key order with their leaders, and the client addresses of the nodes
-// holding them), and writes name the node that executed them, so that a
-// client routing by key can tell a stale route.
+// holding them); writes name the node that executed them and reads the
+// range's leader, so that a client routing by key can tell a stale route.
 // Method: one real node (ttl_test.go's environment).
 package router
 
@@ -51,6 +51,10 @@ func TestRoutes(t *testing.T) {
 	put, err := e.rt.Put(ctx, &cairnpb.PutRequest{Table: "h4", Key: []byte("k"), Value: []byte("v")})
 	if err != nil || put.ServedBy != 1 {
 		t.Fatalf("put: %v, %v; want served by node 1", put, err)
+	}
+	get, err := e.rt.Get(ctx, &cairnpb.GetRequest{Table: "h4", Key: []byte("k")})
+	if err != nil || get.ServedBy != 1 || get.Leader != 1 {
+		t.Fatalf("get: %v, %v; want served by node 1, leader 1", get, err)
 	}
 	del, err := e.rt.Delete(ctx, &cairnpb.DeleteRequest{Table: "h4", Key: []byte("k")})
 	if err != nil || del.ServedBy != 1 {
