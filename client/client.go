@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,18 +59,36 @@ type Config struct {
 	// DialOptions are added to the client's own gRPC dial options; the
 	// last wins. For tests and for transport settings not covered here.
 	DialOptions []grpc.DialOption
+	// DisableKeyRouting makes Get, Put and Delete go to the endpoints (the
+	// nodes forward them) instead of straight to the node leading the
+	// key's range (package doc, "Routing and failover").
+	DisableKeyRouting bool
 }
 
 // Client is a connection to a cairn cluster. It is safe for concurrent use;
 // make one and share it.
 type Client struct {
 	cfg       Config
+	dialOpts  []grpc.DialOption
 	endpoints []*endpoint
 	// preferred is the index of the endpoint that answered last; calls
 	// start there.
 	preferred atomic.Uint32
 	closed    atomic.Bool
 	session   session
+
+	// routes caches where tables' keys live (nil: DisableKeyRouting).
+	routes   *routeCache
+	counters routingCounters
+	// nodes are the connections to nodes found by routing that are not
+	// configured endpoints, by client address. nodesMu also orders the
+	// start of background refreshes (bg.Add) before Close's bg.Wait.
+	nodesMu sync.Mutex
+	nodes   map[string]*endpoint
+	// bgCtx ends at Close; bg counts the background route refreshes.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 }
 
 // endpoint is the connection to one node. Connections are made lazily, on
@@ -124,33 +144,55 @@ func New(cfg Config) (*Client, error) {
 		opts = append(opts, grpc.WithPerRPCCredentials(newCallCredentials(cfg)))
 	}
 	opts = append(opts, cfg.DialOptions...)
-	c := &Client{cfg: cfg}
+	c := &Client{cfg: cfg, dialOpts: opts, nodes: map[string]*endpoint{}}
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
+	if !cfg.DisableKeyRouting {
+		c.routes = newRouteCache(time.Now)
+	}
 	for _, addr := range addrs {
-		cc, err := grpc.NewClient(addr, opts...)
+		ep, err := newEndpoint(addr, opts)
 		if err != nil {
 			_ = c.Close()
 			return nil, newError("invalid_argument", fmt.Sprintf("client: endpoint %q: %v", addr, err), addr)
 		}
-		c.endpoints = append(c.endpoints, &endpoint{
-			addr:    addr,
-			cc:      cc,
-			kv:      cairnpb.NewKVClient(cc),
-			tables:  cairnpb.NewTablesClient(cc),
-			cluster: cairnpb.NewClusterClient(cc),
-			auth:    cairnpb.NewAuthClient(cc),
-			watch:   cairnpb.NewWatchClient(cc),
-			history: cairnpb.NewHistoryClient(cc),
-			backup:  cairnpb.NewBackupClient(cc),
-		})
+		c.endpoints = append(c.endpoints, ep)
 	}
 	return c, nil
 }
 
+// newEndpoint makes the (lazy) connection to the node at addr.
+func newEndpoint(addr string, opts []grpc.DialOption) (*endpoint, error) {
+	cc, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &endpoint{
+		addr:    addr,
+		cc:      cc,
+		kv:      cairnpb.NewKVClient(cc),
+		tables:  cairnpb.NewTablesClient(cc),
+		cluster: cairnpb.NewClusterClient(cc),
+		auth:    cairnpb.NewAuthClient(cc),
+		watch:   cairnpb.NewWatchClient(cc),
+		history: cairnpb.NewHistoryClient(cc),
+		backup:  cairnpb.NewBackupClient(cc),
+	}, nil
+}
+
 // Close closes the connections. Calls after Close fail with ErrClosed.
 func (c *Client) Close() error {
+	c.nodesMu.Lock() // no background refresh starts after this
 	c.closed.Store(true)
+	c.nodesMu.Unlock()
+	c.bgCancel()
+	c.bg.Wait()
 	var errs []error
 	for _, ep := range c.endpoints {
+		errs = append(errs, ep.cc.Close())
+	}
+	c.nodesMu.Lock()
+	defer c.nodesMu.Unlock()
+	for _, ep := range c.nodes {
 		errs = append(errs, ep.cc.Close())
 	}
 	return errors.Join(errs...)
@@ -177,7 +219,9 @@ const (
 )
 
 // do runs fn against the endpoints, starting at the preferred one and
-// trying each at most once, by the failover rules of the package doc.
+// trying each at most once, by the failover rules of the package doc; when
+// none could serve it, against the nodes found by routing (so that a
+// Client whose configured endpoints are all down keeps working).
 func (c *Client) do(ctx context.Context, kind callKind, fn func(context.Context, *endpoint) error) error {
 	if c.closed.Load() {
 		return &Error{Code: "closed", Message: ErrClosed.Error(), kind: ErrClosed}
@@ -192,36 +236,69 @@ func (c *Client) do(ctx context.Context, kind callKind, fn func(context.Context,
 	var failures []*Error // one per endpoint that could not serve the call
 	for i := range n {
 		idx := (start + i) % n
-		ep := c.endpoints[idx]
-		if err := ep.waitReady(ctx, c.cfg.DialTimeout); err != nil {
-			if ctx.Err() != nil {
-				return contextError(ctx, ep.addr)
+		err, failure := c.attempt(ctx, kind, c.endpoints[idx], fn)
+		if failure == nil {
+			if err == nil {
+				c.preferred.Store(uint32(idx))
+				return nil
 			}
-			failures = append(failures, newError("unavailable", fmt.Sprintf("cannot connect to %s: %v", ep.addr, err), ep.addr))
-			continue
+			return err
 		}
-		err := fn(ctx, ep)
-		if err == nil {
-			c.preferred.Store(uint32(idx))
-			return nil
+		failures = append(failures, failure)
+	}
+	for _, ep := range c.discovered() {
+		err, failure := c.attempt(ctx, kind, ep, fn)
+		if failure == nil {
+			if err == nil {
+				return nil
+			}
+			return err
 		}
-		e, fromNode := fromStatus(err, ep.addr)
-		if kind == read && errors.Is(e, ErrTooStale) {
-			// Another node's replica may prove the bound.
-			failures = append(failures, e)
-			continue
-		}
-		if !errors.Is(e, ErrUnavailable) {
-			return e
-		}
-		if kind == write && !(fromNode && notExecuted(e)) {
-			// The request left on a ready connection that then failed: it
-			// may have been executed.
-			return newError("timeout", fmt.Sprintf("connection to %s failed after the request was sent; outcome unknown: %s", ep.addr, e.Message), ep.addr)
-		}
-		failures = append(failures, e)
+		failures = append(failures, failure)
 	}
 	return unavailable(failures)
+}
+
+// attempt runs fn on ep. failure is set when ep could not serve the call
+// and another endpoint may be tried; otherwise err is the call's outcome.
+func (c *Client) attempt(ctx context.Context, kind callKind, ep *endpoint, fn func(context.Context, *endpoint) error) (err, failure *Error) {
+	if err := ep.waitReady(ctx, c.cfg.DialTimeout); err != nil {
+		if ctx.Err() != nil {
+			return contextError(ctx, ep.addr), nil
+		}
+		return nil, newError("unavailable", fmt.Sprintf("cannot connect to %s: %v", ep.addr, err), ep.addr)
+	}
+	callErr := fn(ctx, ep)
+	if callErr == nil {
+		return nil, nil
+	}
+	e, fromNode := fromStatus(callErr, ep.addr)
+	if kind == read && errors.Is(e, ErrTooStale) {
+		// Another node's replica may prove the bound.
+		return nil, e
+	}
+	if !errors.Is(e, ErrUnavailable) {
+		return e, nil
+	}
+	if kind == write && !(fromNode && notExecuted(e)) {
+		// The request left on a ready connection that then failed: it
+		// may have been executed.
+		return newError("timeout", fmt.Sprintf("connection to %s failed after the request was sent; outcome unknown: %s", ep.addr, e.Message), ep.addr), nil
+	}
+	return nil, e
+}
+
+// discovered returns the connections to nodes found by routing that are
+// not configured endpoints, in address order.
+func (c *Client) discovered() []*endpoint {
+	c.nodesMu.Lock()
+	defer c.nodesMu.Unlock()
+	out := make([]*endpoint, 0, len(c.nodes))
+	for _, ep := range c.nodes {
+		out = append(out, ep)
+	}
+	slices.SortFunc(out, func(a, b *endpoint) int { return strings.Compare(a.addr, b.addr) })
+	return out
 }
 
 // unavailable is the error of a call no endpoint could serve: the one

@@ -32,7 +32,10 @@ type NodeStatus struct {
 	ID      uint64 `json:"id"`
 	Name    string `json:"name"`
 	Address string `json:"address"`
-	Alive   bool   `json:"alive"`
+	// ClientAddress is the node's client API address (--advertise) as it
+	// last reported it; Address is its peer address.
+	ClientAddress string `json:"client_address,omitempty"`
+	Alive         bool   `json:"alive"`
 	// Ranges counts the replicas on the node; Leaders those that lead.
 	Ranges  uint32 `json:"ranges"`
 	Leaders uint32 `json:"leaders"`
@@ -139,7 +142,7 @@ func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 }
 
 func nodeStatus(n *cairnpb.NodeStatus) NodeStatus {
-	return NodeStatus{ID: n.Id, Name: n.Name, Address: n.Address, Alive: n.Alive, Ranges: n.Ranges, Leaders: n.Leaders,
+	return NodeStatus{ID: n.Id, Name: n.Name, Address: n.Address, ClientAddress: n.ClientAddress, Alive: n.Alive, Ranges: n.Ranges, Leaders: n.Leaders,
 		State: n.State, LastHeartbeat: time.Duration(n.LastHeartbeatMs) * time.Millisecond, Bytes: n.Bytes, WritesPerSec: n.WritesPerSec}
 }
 

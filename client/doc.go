@@ -12,14 +12,31 @@
 // # Routing and failover
 //
 // Every node serves every request: a node that does not lead the range of a
-// key forwards the request to the leader. So the SDK needs no knowledge of
-// ranges; it sends each call to one of the configured endpoints, sticking to
-// the last one that answered. (Routing straight to range leaders, as the
-// design asks of the Go client, is a later step; it needs no change to this
-// API.)
+// key forwards the request to the leader. The SDK uses that for every call
+// but Get, Put and Delete: it sends the call to one of the configured
+// endpoints, sticking to the last one that answered.
+//
+// Get, Put and Delete are routed by key (routes.go): the Client asks a
+// node once per table where its ranges are (Cluster.Routes: ranges,
+// leaders, nodes' client addresses; concurrent first calls share the
+// lookup), caches the answer (refreshed every 10s, and when a reply shows
+// that another node than the chosen one served it or leads the range, or
+// the chosen node cannot be reached), and sends linearizable reads and all
+// writes straight to the node leading the key's range, Session and Stale
+// reads to a random replica of it. Hash tables are routed by the placement
+// key the nodes use. A request without a usable route (routing off with
+// Config.DisableKeyRouting, no read permission on the whole table, a node
+// without a dialable --advertise address) goes to the endpoints as above.
+// Routing never changes an answer: a node that no longer leads the range
+// forwards, so a stale route costs a hop. RoutingStats counts direct,
+// redirected and fallback requests. The connections to discovered nodes
+// use the Config's credentials and TLS.
 //
 // When an endpoint cannot be reached the SDK fails over to the next one,
-// trying each endpoint at most once per call:
+// trying each endpoint at most once per call (a routed call first tries
+// its chosen node by the same rules, then the endpoints; when no endpoint
+// can serve a call, the nodes found by routing are tried too, so a Client
+// outlives the loss of its configured endpoints):
 //
 //   - Reads (Get, List, GetTable, ListTables, ClusterStatus) move on after
 //     any Unavailable error, and after ErrTooStale (another node's replica

@@ -68,11 +68,12 @@ func (c *Client) Get(ctx context.Context, table string, key []byte, opts ...Read
 		req.SessionToken = c.session.get()
 	}
 	var resp *cairnpb.GetResponse
-	err = c.do(ctx, read, func(ctx context.Context, ep *endpoint) (err error) {
+	anyReplica := o.consistency == Session || o.consistency == Stale
+	err = c.doKey(ctx, read, table, key, anyReplica, func(ctx context.Context, ep *endpoint) (uint64, uint64, error) {
 		var md metadata.MD
 		resp, err = ep.kv.Get(ctx, req, grpc.Header(&md))
 		c.session.observeMD(md)
-		return err
+		return resp.GetServedBy(), resp.GetLeader(), err
 	})
 	if err != nil {
 		return nil, 0, err
@@ -94,9 +95,10 @@ func (c *Client) Put(ctx context.Context, table string, key, value []byte, opts 
 	}
 	req := &cairnpb.PutRequest{Table: table, Key: key, Value: value, Condition: o.cond, TtlMs: o.ttl.Milliseconds()}
 	var resp *cairnpb.PutResponse
-	err = c.do(ctx, write, func(ctx context.Context, ep *endpoint) (err error) {
+	err = c.doKey(ctx, write, table, key, false, func(ctx context.Context, ep *endpoint) (uint64, uint64, error) {
 		resp, err = ep.kv.Put(ctx, req)
-		return err
+		// The leader executed the write.
+		return resp.GetServedBy(), resp.GetServedBy(), err
 	})
 	if err != nil {
 		return 0, err
@@ -111,9 +113,9 @@ func (c *Client) Put(ctx context.Context, table string, key, value []byte, opts 
 func (c *Client) Delete(ctx context.Context, table string, key []byte, opts ...WriteOption) (version uint64, err error) {
 	req := &cairnpb.DeleteRequest{Table: table, Key: key, Condition: collect(opts).cond}
 	var resp *cairnpb.DeleteResponse
-	err = c.do(ctx, write, func(ctx context.Context, ep *endpoint) (err error) {
+	err = c.doKey(ctx, write, table, key, false, func(ctx context.Context, ep *endpoint) (uint64, uint64, error) {
 		resp, err = ep.kv.Delete(ctx, req)
-		return err
+		return resp.GetServedBy(), resp.GetServedBy(), err
 	})
 	if err != nil {
 		return 0, err

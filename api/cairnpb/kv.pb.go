@@ -71,7 +71,7 @@ func (x WatchEvent_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WatchEvent_Type.Descriptor instead.
 func (WatchEvent_Type) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{50, 0}
+	return file_kv_proto_rawDescGZIP(), []int{52, 0}
 }
 
 type TxnOp_Kind int32
@@ -130,7 +130,117 @@ func (x TxnOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TxnOp_Kind.Descriptor instead.
 func (TxnOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{62, 0}
+	return file_kv_proto_rawDescGZIP(), []int{64, 0}
+}
+
+type RoutesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoutesRequest) Reset() {
+	*x = RoutesRequest{}
+	mi := &file_kv_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoutesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoutesRequest) ProtoMessage() {}
+
+func (x *RoutesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoutesRequest.ProtoReflect.Descriptor instead.
+func (*RoutesRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RoutesRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+type RoutesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "range" or "hash"; with "hash", range bounds are placement keys (an
+	// 8-byte big-endian hash of the key, then the key: keys/hashkey).
+	Partitioning string `protobuf:"bytes,1,opt,name=partitioning,proto3" json:"partitioning,omitempty"`
+	// The table's ranges in key order: id, start, end, replicas, learners,
+	// leader (0: unknown to the answering node) and generation are set.
+	Ranges []*RangeStatus `protobuf:"bytes,2,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	// The nodes holding replicas of them: id and client_address are set
+	// (client_address "" when the node has not reported one yet).
+	Nodes         []*NodeStatus `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoutesResponse) Reset() {
+	*x = RoutesResponse{}
+	mi := &file_kv_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoutesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoutesResponse) ProtoMessage() {}
+
+func (x *RoutesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoutesResponse.ProtoReflect.Descriptor instead.
+func (*RoutesResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RoutesResponse) GetPartitioning() string {
+	if x != nil {
+		return x.Partitioning
+	}
+	return ""
+}
+
+func (x *RoutesResponse) GetRanges() []*RangeStatus {
+	if x != nil {
+		return x.Ranges
+	}
+	return nil
+}
+
+func (x *RoutesResponse) GetNodes() []*NodeStatus {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
 }
 
 type SplitRangeRequest struct {
@@ -143,7 +253,7 @@ type SplitRangeRequest struct {
 
 func (x *SplitRangeRequest) Reset() {
 	*x = SplitRangeRequest{}
-	mi := &file_kv_proto_msgTypes[0]
+	mi := &file_kv_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -155,7 +265,7 @@ func (x *SplitRangeRequest) String() string {
 func (*SplitRangeRequest) ProtoMessage() {}
 
 func (x *SplitRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[0]
+	mi := &file_kv_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -168,7 +278,7 @@ func (x *SplitRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRangeRequest.ProtoReflect.Descriptor instead.
 func (*SplitRangeRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{0}
+	return file_kv_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SplitRangeRequest) GetTable() string {
@@ -195,7 +305,7 @@ type SplitRangeResponse struct {
 
 func (x *SplitRangeResponse) Reset() {
 	*x = SplitRangeResponse{}
-	mi := &file_kv_proto_msgTypes[1]
+	mi := &file_kv_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -207,7 +317,7 @@ func (x *SplitRangeResponse) String() string {
 func (*SplitRangeResponse) ProtoMessage() {}
 
 func (x *SplitRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[1]
+	mi := &file_kv_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -220,7 +330,7 @@ func (x *SplitRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRangeResponse.ProtoReflect.Descriptor instead.
 func (*SplitRangeResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{1}
+	return file_kv_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SplitRangeResponse) GetLeft() *RangeDescriptor {
@@ -247,7 +357,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_kv_proto_msgTypes[2]
+	mi := &file_kv_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -259,7 +369,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[2]
+	mi := &file_kv_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -272,7 +382,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{2}
+	return file_kv_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LoginRequest) GetTtlSeconds() int64 {
@@ -292,7 +402,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_kv_proto_msgTypes[3]
+	mi := &file_kv_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +414,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[3]
+	mi := &file_kv_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +427,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{3}
+	return file_kv_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LoginResponse) GetToken() string {
@@ -347,7 +457,7 @@ type Grant struct {
 
 func (x *Grant) Reset() {
 	*x = Grant{}
-	mi := &file_kv_proto_msgTypes[4]
+	mi := &file_kv_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +469,7 @@ func (x *Grant) String() string {
 func (*Grant) ProtoMessage() {}
 
 func (x *Grant) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[4]
+	mi := &file_kv_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +482,7 @@ func (x *Grant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Grant.ProtoReflect.Descriptor instead.
 func (*Grant) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{4}
+	return file_kv_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Grant) GetTable() string {
@@ -406,7 +516,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_kv_proto_msgTypes[5]
+	mi := &file_kv_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +528,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[5]
+	mi := &file_kv_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +541,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{5}
+	return file_kv_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *User) GetName() string {
@@ -458,7 +568,7 @@ type Role struct {
 
 func (x *Role) Reset() {
 	*x = Role{}
-	mi := &file_kv_proto_msgTypes[6]
+	mi := &file_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +580,7 @@ func (x *Role) String() string {
 func (*Role) ProtoMessage() {}
 
 func (x *Role) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[6]
+	mi := &file_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +593,7 @@ func (x *Role) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Role.ProtoReflect.Descriptor instead.
 func (*Role) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{6}
+	return file_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Role) GetName() string {
@@ -513,7 +623,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +635,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +648,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{7}
+	return file_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TokenInfo) GetId() string {
@@ -584,7 +694,7 @@ type AuthEmpty struct {
 
 func (x *AuthEmpty) Reset() {
 	*x = AuthEmpty{}
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +706,7 @@ func (x *AuthEmpty) String() string {
 func (*AuthEmpty) ProtoMessage() {}
 
 func (x *AuthEmpty) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +719,7 @@ func (x *AuthEmpty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthEmpty.ProtoReflect.Descriptor instead.
 func (*AuthEmpty) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{8}
+	return file_kv_proto_rawDescGZIP(), []int{10}
 }
 
 type UserPassword struct {
@@ -622,7 +732,7 @@ type UserPassword struct {
 
 func (x *UserPassword) Reset() {
 	*x = UserPassword{}
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +744,7 @@ func (x *UserPassword) String() string {
 func (*UserPassword) ProtoMessage() {}
 
 func (x *UserPassword) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +757,7 @@ func (x *UserPassword) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserPassword.ProtoReflect.Descriptor instead.
 func (*UserPassword) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{9}
+	return file_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UserPassword) GetName() string {
@@ -674,7 +784,7 @@ type RoleGrant struct {
 
 func (x *RoleGrant) Reset() {
 	*x = RoleGrant{}
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +796,7 @@ func (x *RoleGrant) String() string {
 func (*RoleGrant) ProtoMessage() {}
 
 func (x *RoleGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +809,7 @@ func (x *RoleGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleGrant.ProtoReflect.Descriptor instead.
 func (*RoleGrant) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{10}
+	return file_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RoleGrant) GetRole() string {
@@ -726,7 +836,7 @@ type UserRole struct {
 
 func (x *UserRole) Reset() {
 	*x = UserRole{}
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +848,7 @@ func (x *UserRole) String() string {
 func (*UserRole) ProtoMessage() {}
 
 func (x *UserRole) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +861,7 @@ func (x *UserRole) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserRole.ProtoReflect.Descriptor instead.
 func (*UserRole) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{11}
+	return file_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UserRole) GetUser() string {
@@ -779,7 +889,7 @@ type TokenSpec struct {
 
 func (x *TokenSpec) Reset() {
 	*x = TokenSpec{}
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +901,7 @@ func (x *TokenSpec) String() string {
 func (*TokenSpec) ProtoMessage() {}
 
 func (x *TokenSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +914,7 @@ func (x *TokenSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSpec.ProtoReflect.Descriptor instead.
 func (*TokenSpec) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{12}
+	return file_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TokenSpec) GetUser() string {
@@ -837,7 +947,7 @@ type AuthEnable struct {
 
 func (x *AuthEnable) Reset() {
 	*x = AuthEnable{}
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +959,7 @@ func (x *AuthEnable) String() string {
 func (*AuthEnable) ProtoMessage() {}
 
 func (x *AuthEnable) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +972,7 @@ func (x *AuthEnable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthEnable.ProtoReflect.Descriptor instead.
 func (*AuthEnable) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{13}
+	return file_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AuthEnable) GetEnabled() bool {
@@ -899,7 +1009,7 @@ type AuthAdminRequest struct {
 
 func (x *AuthAdminRequest) Reset() {
 	*x = AuthAdminRequest{}
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1021,7 @@ func (x *AuthAdminRequest) String() string {
 func (*AuthAdminRequest) ProtoMessage() {}
 
 func (x *AuthAdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1034,7 @@ func (x *AuthAdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthAdminRequest.ProtoReflect.Descriptor instead.
 func (*AuthAdminRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{14}
+	return file_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AuthAdminRequest) GetOp() isAuthAdminRequest_Op {
@@ -1193,7 +1303,7 @@ type AuthAdminResponse struct {
 
 func (x *AuthAdminResponse) Reset() {
 	*x = AuthAdminResponse{}
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1315,7 @@ func (x *AuthAdminResponse) String() string {
 func (*AuthAdminResponse) ProtoMessage() {}
 
 func (x *AuthAdminResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1328,7 @@ func (x *AuthAdminResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthAdminResponse.ProtoReflect.Descriptor instead.
 func (*AuthAdminResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{15}
+	return file_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AuthAdminResponse) GetEnabled() bool {
@@ -1280,7 +1390,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1402,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1415,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{16}
+	return file_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetRequest) GetTable() string {
@@ -1356,14 +1466,19 @@ type GetResponse struct {
 	ServedConsistency string `protobuf:"bytes,5,opt,name=served_consistency,json=servedConsistency,proto3" json:"served_consistency,omitempty"`
 	ServedBy          uint64 `protobuf:"varint,6,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
 	// For stale reads: the proven staleness bound, in milliseconds.
-	StalenessMs   int64 `protobuf:"varint,7,opt,name=staleness_ms,json=stalenessMs,proto3" json:"staleness_ms,omitempty"`
+	StalenessMs int64 `protobuf:"varint,7,opt,name=staleness_ms,json=stalenessMs,proto3" json:"staleness_ms,omitempty"`
+	// The leader of the key's range as the serving replica knew it (0:
+	// unknown). A client that routes by key learns from it that the node
+	// it chose no longer leads the range (a follower still serves a
+	// linearizable read, after a ReadIndex round trip to the leader).
+	Leader        uint64 `protobuf:"varint,80,opt,name=leader,proto3" json:"leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1490,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1503,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{17}
+	return file_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetResponse) GetValue() []byte {
@@ -1440,6 +1555,13 @@ func (x *GetResponse) GetStalenessMs() int64 {
 	return 0
 }
 
+func (x *GetResponse) GetLeader() uint64 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
 // Condition guards a write. At most one field is set.
 type Condition struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1455,7 +1577,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1467,7 +1589,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1480,7 +1602,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{18}
+	return file_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Condition) GetVersion() uint64 {
@@ -1521,7 +1643,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1655,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1668,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{19}
+	return file_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PutRequest) GetTable() string {
@@ -1595,14 +1717,17 @@ type PutResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// The write's range entry, to merge into the session token.
-	SessionToken  string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	SessionToken string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	// The node whose replica (the range's leader) executed the write; a
+	// client that routes by key learns from it that its cache is stale.
+	ServedBy      uint64 `protobuf:"varint,80,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1739,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1752,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{20}
+	return file_kv_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PutResponse) GetVersion() uint64 {
@@ -1644,6 +1769,13 @@ func (x *PutResponse) GetSessionToken() string {
 	return ""
 }
 
+func (x *PutResponse) GetServedBy() uint64 {
+	if x != nil {
+		return x.ServedBy
+	}
+	return 0
+}
+
 type DeleteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -1655,7 +1787,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1799,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1812,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{21}
+	return file_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteRequest) GetTable() string {
@@ -1709,14 +1841,16 @@ type DeleteResponse struct {
 	// The version of the deleted value.
 	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// The write's range entry, to merge into the session token.
-	SessionToken  string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	SessionToken string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	// The node whose replica (the range's leader) executed the delete.
+	ServedBy      uint64 `protobuf:"varint,80,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1862,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1875,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{22}
+	return file_kv_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteResponse) GetVersion() uint64 {
@@ -1756,6 +1890,13 @@ func (x *DeleteResponse) GetSessionToken() string {
 		return x.SessionToken
 	}
 	return ""
+}
+
+func (x *DeleteResponse) GetServedBy() uint64 {
+	if x != nil {
+		return x.ServedBy
+	}
+	return 0
 }
 
 // ListRequest selects keys by prefix or by the half-open span [start, end).
@@ -1774,7 +1915,7 @@ type BatchRequest struct {
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1927,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1940,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{23}
+	return file_kv_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BatchRequest) GetTable() string {
@@ -1830,7 +1971,7 @@ type BatchOp struct {
 
 func (x *BatchOp) Reset() {
 	*x = BatchOp{}
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +1983,7 @@ func (x *BatchOp) String() string {
 func (*BatchOp) ProtoMessage() {}
 
 func (x *BatchOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +1996,7 @@ func (x *BatchOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchOp.ProtoReflect.Descriptor instead.
 func (*BatchOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{24}
+	return file_kv_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BatchOp) GetOp() isBatchOp_Op {
@@ -1911,7 +2052,7 @@ type BatchResult struct {
 
 func (x *BatchResult) Reset() {
 	*x = BatchResult{}
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +2064,7 @@ func (x *BatchResult) String() string {
 func (*BatchResult) ProtoMessage() {}
 
 func (x *BatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2077,7 @@ func (x *BatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
 func (*BatchResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{25}
+	return file_kv_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *BatchResult) GetVersion() uint64 {
@@ -1964,7 +2105,7 @@ type BatchResponse struct {
 
 func (x *BatchResponse) Reset() {
 	*x = BatchResponse{}
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2117,7 @@ func (x *BatchResponse) String() string {
 func (*BatchResponse) ProtoMessage() {}
 
 func (x *BatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2130,7 @@ func (x *BatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
 func (*BatchResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{26}
+	return file_kv_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *BatchResponse) GetResults() []*BatchResult {
@@ -2036,7 +2177,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2189,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2202,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{27}
+	return file_kv_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListRequest) GetTable() string {
@@ -2168,7 +2309,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_kv_proto_msgTypes[28]
+	mi := &file_kv_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2321,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[28]
+	mi := &file_kv_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2334,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{28}
+	return file_kv_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *KeyValue) GetKey() []byte {
@@ -2241,7 +2382,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_kv_proto_msgTypes[29]
+	mi := &file_kv_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2394,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[29]
+	mi := &file_kv_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2407,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{29}
+	return file_kv_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListResponse) GetItems() []*KeyValue {
@@ -2347,7 +2488,7 @@ type Table struct {
 
 func (x *Table) Reset() {
 	*x = Table{}
-	mi := &file_kv_proto_msgTypes[30]
+	mi := &file_kv_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2500,7 @@ func (x *Table) String() string {
 func (*Table) ProtoMessage() {}
 
 func (x *Table) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[30]
+	mi := &file_kv_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2513,7 @@ func (x *Table) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Table.ProtoReflect.Descriptor instead.
 func (*Table) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{30}
+	return file_kv_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Table) GetName() string {
@@ -2487,7 +2628,7 @@ type CreateTableRequest struct {
 
 func (x *CreateTableRequest) Reset() {
 	*x = CreateTableRequest{}
-	mi := &file_kv_proto_msgTypes[31]
+	mi := &file_kv_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2640,7 @@ func (x *CreateTableRequest) String() string {
 func (*CreateTableRequest) ProtoMessage() {}
 
 func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[31]
+	mi := &file_kv_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2653,7 @@ func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableRequest.ProtoReflect.Descriptor instead.
 func (*CreateTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{31}
+	return file_kv_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateTableRequest) GetName() string {
@@ -2601,7 +2742,7 @@ type GetTableRequest struct {
 
 func (x *GetTableRequest) Reset() {
 	*x = GetTableRequest{}
-	mi := &file_kv_proto_msgTypes[32]
+	mi := &file_kv_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2613,7 +2754,7 @@ func (x *GetTableRequest) String() string {
 func (*GetTableRequest) ProtoMessage() {}
 
 func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[32]
+	mi := &file_kv_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2626,7 +2767,7 @@ func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTableRequest.ProtoReflect.Descriptor instead.
 func (*GetTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{32}
+	return file_kv_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetTableRequest) GetName() string {
@@ -2644,7 +2785,7 @@ type ListTablesRequest struct {
 
 func (x *ListTablesRequest) Reset() {
 	*x = ListTablesRequest{}
-	mi := &file_kv_proto_msgTypes[33]
+	mi := &file_kv_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +2797,7 @@ func (x *ListTablesRequest) String() string {
 func (*ListTablesRequest) ProtoMessage() {}
 
 func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[33]
+	mi := &file_kv_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +2810,7 @@ func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListTablesRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{33}
+	return file_kv_proto_rawDescGZIP(), []int{35}
 }
 
 type ListTablesResponse struct {
@@ -2681,7 +2822,7 @@ type ListTablesResponse struct {
 
 func (x *ListTablesResponse) Reset() {
 	*x = ListTablesResponse{}
-	mi := &file_kv_proto_msgTypes[34]
+	mi := &file_kv_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2834,7 @@ func (x *ListTablesResponse) String() string {
 func (*ListTablesResponse) ProtoMessage() {}
 
 func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[34]
+	mi := &file_kv_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +2847,7 @@ func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListTablesResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{34}
+	return file_kv_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListTablesResponse) GetTables() []*Table {
@@ -2725,7 +2866,7 @@ type DropTableRequest struct {
 
 func (x *DropTableRequest) Reset() {
 	*x = DropTableRequest{}
-	mi := &file_kv_proto_msgTypes[35]
+	mi := &file_kv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2878,7 @@ func (x *DropTableRequest) String() string {
 func (*DropTableRequest) ProtoMessage() {}
 
 func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[35]
+	mi := &file_kv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +2891,7 @@ func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableRequest.ProtoReflect.Descriptor instead.
 func (*DropTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{35}
+	return file_kv_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DropTableRequest) GetName() string {
@@ -2783,7 +2924,7 @@ type UpdateTableRequest struct {
 
 func (x *UpdateTableRequest) Reset() {
 	*x = UpdateTableRequest{}
-	mi := &file_kv_proto_msgTypes[36]
+	mi := &file_kv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +2936,7 @@ func (x *UpdateTableRequest) String() string {
 func (*UpdateTableRequest) ProtoMessage() {}
 
 func (x *UpdateTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[36]
+	mi := &file_kv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +2949,7 @@ func (x *UpdateTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTableRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{36}
+	return file_kv_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UpdateTableRequest) GetName() string {
@@ -2882,7 +3023,7 @@ type DropTableResponse struct {
 
 func (x *DropTableResponse) Reset() {
 	*x = DropTableResponse{}
-	mi := &file_kv_proto_msgTypes[37]
+	mi := &file_kv_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3035,7 @@ func (x *DropTableResponse) String() string {
 func (*DropTableResponse) ProtoMessage() {}
 
 func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[37]
+	mi := &file_kv_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3048,7 @@ func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableResponse.ProtoReflect.Descriptor instead.
 func (*DropTableResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{37}
+	return file_kv_proto_rawDescGZIP(), []int{39}
 }
 
 // RangeDescriptor describes one range: a Raft group holding the keys of one
@@ -2940,7 +3081,7 @@ type RangeDescriptor struct {
 
 func (x *RangeDescriptor) Reset() {
 	*x = RangeDescriptor{}
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3093,7 @@ func (x *RangeDescriptor) String() string {
 func (*RangeDescriptor) ProtoMessage() {}
 
 func (x *RangeDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3106,7 @@ func (x *RangeDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeDescriptor.ProtoReflect.Descriptor instead.
 func (*RangeDescriptor) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{38}
+	return file_kv_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RangeDescriptor) GetId() uint64 {
@@ -3045,7 +3186,7 @@ type RemovedReplica struct {
 
 func (x *RemovedReplica) Reset() {
 	*x = RemovedReplica{}
-	mi := &file_kv_proto_msgTypes[39]
+	mi := &file_kv_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3057,7 +3198,7 @@ func (x *RemovedReplica) String() string {
 func (*RemovedReplica) ProtoMessage() {}
 
 func (x *RemovedReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[39]
+	mi := &file_kv_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3070,7 +3211,7 @@ func (x *RemovedReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedReplica.ProtoReflect.Descriptor instead.
 func (*RemovedReplica) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{39}
+	return file_kv_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemovedReplica) GetNode() uint64 {
@@ -3095,7 +3236,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_kv_proto_msgTypes[40]
+	mi := &file_kv_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3107,7 +3248,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[40]
+	mi := &file_kv_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3120,7 +3261,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{40}
+	return file_kv_proto_rawDescGZIP(), []int{42}
 }
 
 type NodeStatus struct {
@@ -3139,13 +3280,16 @@ type NodeStatus struct {
 	Bytes           uint64  `protobuf:"varint,9,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	ReadsPerSec     float64 `protobuf:"fixed64,10,opt,name=reads_per_sec,json=readsPerSec,proto3" json:"reads_per_sec,omitempty"`
 	WritesPerSec    float64 `protobuf:"fixed64,11,opt,name=writes_per_sec,json=writesPerSec,proto3" json:"writes_per_sec,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The client API address (--advertise) the node reported in its last
+	// heartbeat ("" if none yet); address is its peer address.
+	ClientAddress string `protobuf:"bytes,80,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_kv_proto_msgTypes[41]
+	mi := &file_kv_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3157,7 +3301,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[41]
+	mi := &file_kv_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3170,7 +3314,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{41}
+	return file_kv_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *NodeStatus) GetId() uint64 {
@@ -3250,6 +3394,13 @@ func (x *NodeStatus) GetWritesPerSec() float64 {
 	return 0
 }
 
+func (x *NodeStatus) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
 type RangeStatus struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Id           uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -3282,7 +3433,7 @@ type RangeStatus struct {
 
 func (x *RangeStatus) Reset() {
 	*x = RangeStatus{}
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3294,7 +3445,7 @@ func (x *RangeStatus) String() string {
 func (*RangeStatus) ProtoMessage() {}
 
 func (x *RangeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3307,7 +3458,7 @@ func (x *RangeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeStatus.ProtoReflect.Descriptor instead.
 func (*RangeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{42}
+	return file_kv_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RangeStatus) GetId() uint64 {
@@ -3448,7 +3599,7 @@ type ReplicaLag struct {
 
 func (x *ReplicaLag) Reset() {
 	*x = ReplicaLag{}
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3460,7 +3611,7 @@ func (x *ReplicaLag) String() string {
 func (*ReplicaLag) ProtoMessage() {}
 
 func (x *ReplicaLag) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3473,7 +3624,7 @@ func (x *ReplicaLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaLag.ProtoReflect.Descriptor instead.
 func (*ReplicaLag) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{43}
+	return file_kv_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReplicaLag) GetNode() uint64 {
@@ -3506,7 +3657,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3518,7 +3669,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3531,7 +3682,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{44}
+	return file_kv_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Decision) GetAtUnixMs() int64 {
@@ -3589,7 +3740,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3601,7 +3752,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3614,7 +3765,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{45}
+	return file_kv_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ClusterStatus) GetNodes() []*NodeStatus {
@@ -3657,7 +3808,7 @@ type NodeActionRequest struct {
 
 func (x *NodeActionRequest) Reset() {
 	*x = NodeActionRequest{}
-	mi := &file_kv_proto_msgTypes[46]
+	mi := &file_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3669,7 +3820,7 @@ func (x *NodeActionRequest) String() string {
 func (*NodeActionRequest) ProtoMessage() {}
 
 func (x *NodeActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[46]
+	mi := &file_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3682,7 +3833,7 @@ func (x *NodeActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeActionRequest.ProtoReflect.Descriptor instead.
 func (*NodeActionRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{46}
+	return file_kv_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *NodeActionRequest) GetAction() string {
@@ -3708,7 +3859,7 @@ type NodeActionResponse struct {
 
 func (x *NodeActionResponse) Reset() {
 	*x = NodeActionResponse{}
-	mi := &file_kv_proto_msgTypes[47]
+	mi := &file_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3720,7 +3871,7 @@ func (x *NodeActionResponse) String() string {
 func (*NodeActionResponse) ProtoMessage() {}
 
 func (x *NodeActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[47]
+	mi := &file_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3733,7 +3884,7 @@ func (x *NodeActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeActionResponse.ProtoReflect.Descriptor instead.
 func (*NodeActionResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{47}
+	return file_kv_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *NodeActionResponse) GetNode() *NodeStatus {
@@ -3765,7 +3916,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_kv_proto_msgTypes[48]
+	mi := &file_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3777,7 +3928,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[48]
+	mi := &file_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3790,7 +3941,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{48}
+	return file_kv_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WatchRequest) GetTable() string {
@@ -3855,7 +4006,7 @@ type WatchPart struct {
 
 func (x *WatchPart) Reset() {
 	*x = WatchPart{}
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3867,7 +4018,7 @@ func (x *WatchPart) String() string {
 func (*WatchPart) ProtoMessage() {}
 
 func (x *WatchPart) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3880,7 +4031,7 @@ func (x *WatchPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchPart.ProtoReflect.Descriptor instead.
 func (*WatchPart) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{49}
+	return file_kv_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WatchPart) GetStart() []byte {
@@ -3917,7 +4068,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3929,7 +4080,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3942,7 +4093,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{50}
+	return file_kv_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WatchEvent) GetType() WatchEvent_Type {
@@ -4005,7 +4156,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4017,7 +4168,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4030,7 +4181,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{51}
+	return file_kv_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WatchResponse) GetEvents() []*WatchEvent {
@@ -4057,7 +4208,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4069,7 +4220,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4082,7 +4233,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{52}
+	return file_kv_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *BackupRequest) GetSinceVersion() uint64 {
@@ -4108,7 +4259,7 @@ type BackupRecord struct {
 
 func (x *BackupRecord) Reset() {
 	*x = BackupRecord{}
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4120,7 +4271,7 @@ func (x *BackupRecord) String() string {
 func (*BackupRecord) ProtoMessage() {}
 
 func (x *BackupRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4133,7 +4284,7 @@ func (x *BackupRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRecord.ProtoReflect.Descriptor instead.
 func (*BackupRecord) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{53}
+	return file_kv_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *BackupRecord) GetKey() []byte {
@@ -4190,7 +4341,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_kv_proto_msgTypes[54]
+	mi := &file_kv_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4202,7 +4353,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[54]
+	mi := &file_kv_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4215,7 +4366,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{54}
+	return file_kv_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *BackupChunk) GetAtVersion() uint64 {
@@ -4278,7 +4429,7 @@ type RestoreBeginRequest struct {
 
 func (x *RestoreBeginRequest) Reset() {
 	*x = RestoreBeginRequest{}
-	mi := &file_kv_proto_msgTypes[55]
+	mi := &file_kv_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4290,7 +4441,7 @@ func (x *RestoreBeginRequest) String() string {
 func (*RestoreBeginRequest) ProtoMessage() {}
 
 func (x *RestoreBeginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[55]
+	mi := &file_kv_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4303,7 +4454,7 @@ func (x *RestoreBeginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBeginRequest.ProtoReflect.Descriptor instead.
 func (*RestoreBeginRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{55}
+	return file_kv_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RestoreBeginRequest) GetTables() []*CreateTableRequest {
@@ -4328,7 +4479,7 @@ type RestoreBeginResponse struct {
 
 func (x *RestoreBeginResponse) Reset() {
 	*x = RestoreBeginResponse{}
-	mi := &file_kv_proto_msgTypes[56]
+	mi := &file_kv_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4340,7 +4491,7 @@ func (x *RestoreBeginResponse) String() string {
 func (*RestoreBeginResponse) ProtoMessage() {}
 
 func (x *RestoreBeginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[56]
+	mi := &file_kv_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4353,7 +4504,7 @@ func (x *RestoreBeginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBeginResponse.ProtoReflect.Descriptor instead.
 func (*RestoreBeginResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{56}
+	return file_kv_proto_rawDescGZIP(), []int{58}
 }
 
 type RestoreDataRequest struct {
@@ -4367,7 +4518,7 @@ type RestoreDataRequest struct {
 
 func (x *RestoreDataRequest) Reset() {
 	*x = RestoreDataRequest{}
-	mi := &file_kv_proto_msgTypes[57]
+	mi := &file_kv_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4379,7 +4530,7 @@ func (x *RestoreDataRequest) String() string {
 func (*RestoreDataRequest) ProtoMessage() {}
 
 func (x *RestoreDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[57]
+	mi := &file_kv_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4392,7 +4543,7 @@ func (x *RestoreDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreDataRequest.ProtoReflect.Descriptor instead.
 func (*RestoreDataRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{57}
+	return file_kv_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RestoreDataRequest) GetTable() string {
@@ -4419,7 +4570,7 @@ type RestoreDataResponse struct {
 
 func (x *RestoreDataResponse) Reset() {
 	*x = RestoreDataResponse{}
-	mi := &file_kv_proto_msgTypes[58]
+	mi := &file_kv_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4431,7 +4582,7 @@ func (x *RestoreDataResponse) String() string {
 func (*RestoreDataResponse) ProtoMessage() {}
 
 func (x *RestoreDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[58]
+	mi := &file_kv_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4444,7 +4595,7 @@ func (x *RestoreDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreDataResponse.ProtoReflect.Descriptor instead.
 func (*RestoreDataResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{58}
+	return file_kv_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RestoreDataResponse) GetRestored() uint64 {
@@ -4467,7 +4618,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_kv_proto_msgTypes[59]
+	mi := &file_kv_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4479,7 +4630,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[59]
+	mi := &file_kv_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4492,7 +4643,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{59}
+	return file_kv_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *HistoryRequest) GetTable() string {
@@ -4536,7 +4687,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_kv_proto_msgTypes[60]
+	mi := &file_kv_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4548,7 +4699,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[60]
+	mi := &file_kv_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4561,7 +4712,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{60}
+	return file_kv_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *HistoryResponse) GetChanges() []*WatchEvent {
@@ -4590,7 +4741,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_kv_proto_msgTypes[61]
+	mi := &file_kv_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4602,7 +4753,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[61]
+	mi := &file_kv_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4615,7 +4766,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{61}
+	return file_kv_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *TxnRequest) GetOps() []*TxnOp {
@@ -4638,7 +4789,7 @@ type TxnOp struct {
 
 func (x *TxnOp) Reset() {
 	*x = TxnOp{}
-	mi := &file_kv_proto_msgTypes[62]
+	mi := &file_kv_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4650,7 +4801,7 @@ func (x *TxnOp) String() string {
 func (*TxnOp) ProtoMessage() {}
 
 func (x *TxnOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[62]
+	mi := &file_kv_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4663,7 +4814,7 @@ func (x *TxnOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnOp.ProtoReflect.Descriptor instead.
 func (*TxnOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{62}
+	return file_kv_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *TxnOp) GetKind() TxnOp_Kind {
@@ -4715,7 +4866,7 @@ type TxnResult struct {
 
 func (x *TxnResult) Reset() {
 	*x = TxnResult{}
-	mi := &file_kv_proto_msgTypes[63]
+	mi := &file_kv_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4727,7 +4878,7 @@ func (x *TxnResult) String() string {
 func (*TxnResult) ProtoMessage() {}
 
 func (x *TxnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[63]
+	mi := &file_kv_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4740,7 +4891,7 @@ func (x *TxnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResult.ProtoReflect.Descriptor instead.
 func (*TxnResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{63}
+	return file_kv_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *TxnResult) GetFound() bool {
@@ -4773,7 +4924,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_kv_proto_msgTypes[64]
+	mi := &file_kv_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4785,7 +4936,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[64]
+	mi := &file_kv_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4798,7 +4949,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{64}
+	return file_kv_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *TxnResponse) GetResults() []*TxnResult {
@@ -4812,7 +4963,13 @@ var File_kv_proto protoreflect.FileDescriptor
 
 const file_kv_proto_rawDesc = "" +
 	"\n" +
-	"\bkv.proto\x12\bcairn.v1\";\n" +
+	"\bkv.proto\x12\bcairn.v1\"%\n" +
+	"\rRoutesRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\"\x8f\x01\n" +
+	"\x0eRoutesResponse\x12\"\n" +
+	"\fpartitioning\x18\x01 \x01(\tR\fpartitioning\x12-\n" +
+	"\x06ranges\x18\x02 \x03(\v2\x15.cairn.v1.RangeStatusR\x06ranges\x12*\n" +
+	"\x05nodes\x18\x03 \x03(\v2\x14.cairn.v1.NodeStatusR\x05nodes\";\n" +
 	"\x11SplitRangeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\"t\n" +
@@ -4901,7 +5058,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12 \n" +
 	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x12(\n" +
 	"\x10max_staleness_ms\x18\x04 \x01(\x03R\x0emaxStalenessMs\x12#\n" +
-	"\rsession_token\x18\x05 \x01(\tR\fsessionToken\"\xf3\x01\n" +
+	"\rsession_token\x18\x05 \x01(\tR\fsessionToken\"\x8b\x02\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
@@ -4910,7 +5067,8 @@ const file_kv_proto_rawDesc = "" +
 	"\rsession_token\x18\x04 \x01(\tR\fsessionToken\x12-\n" +
 	"\x12served_consistency\x18\x05 \x01(\tR\x11servedConsistency\x12\x1b\n" +
 	"\tserved_by\x18\x06 \x01(\x04R\bservedBy\x12!\n" +
-	"\fstaleness_ms\x18\a \x01(\x03R\vstalenessMs\"b\n" +
+	"\fstaleness_ms\x18\a \x01(\x03R\vstalenessMs\x12\x16\n" +
+	"\x06leader\x18P \x01(\x04R\x06leader\"b\n" +
 	"\tCondition\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x16\n" +
 	"\x06absent\x18\x02 \x01(\bR\x06absent\x12\x19\n" +
@@ -4923,17 +5081,19 @@ const file_kv_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x121\n" +
 	"\tcondition\x18\x04 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\x12\x15\n" +
 	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\x12\x19\n" +
-	"\bkeep_ttl\x18\x06 \x01(\bR\akeepTtl\"L\n" +
+	"\bkeep_ttl\x18\x06 \x01(\bR\akeepTtl\"i\n" +
 	"\vPutResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12#\n" +
-	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"j\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\x12\x1b\n" +
+	"\tserved_by\x18P \x01(\x04R\bservedBy\"j\n" +
 	"\rDeleteRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x121\n" +
-	"\tcondition\x18\x03 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\"O\n" +
+	"\tcondition\x18\x03 \x01(\v2\x13.cairn.v1.ConditionR\tcondition\"l\n" +
 	"\x0eDeleteResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12#\n" +
-	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"I\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\x12\x1b\n" +
+	"\tserved_by\x18P \x01(\x04R\bservedBy\"I\n" +
 	"\fBatchRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12#\n" +
 	"\x03ops\x18\x02 \x03(\v2\x11.cairn.v1.BatchOpR\x03ops\"l\n" +
@@ -5051,7 +5211,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\x04R\x04node\x12\x1d\n" +
 	"\n" +
 	"fence_term\x18\x02 \x01(\x04R\tfenceTerm\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xb4\x02\n" +
+	"\x14ClusterStatusRequest\"\xdb\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
@@ -5065,7 +5225,8 @@ const file_kv_proto_rawDesc = "" +
 	"\x05bytes\x18\t \x01(\x04R\x05bytes\x12\"\n" +
 	"\rreads_per_sec\x18\n" +
 	" \x01(\x01R\vreadsPerSec\x12$\n" +
-	"\x0ewrites_per_sec\x18\v \x01(\x01R\fwritesPerSec\"\x99\x04\n" +
+	"\x0ewrites_per_sec\x18\v \x01(\x01R\fwritesPerSec\x12%\n" +
+	"\x0eclient_address\x18P \x01(\tR\rclientAddress\"\x99\x04\n" +
 	"\vRangeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05table\x18\x02 \x01(\tR\x05table\x12\x14\n" +
@@ -5212,13 +5373,14 @@ const file_kv_proto_rawDesc = "" +
 	"\n" +
 	"ListTables\x12\x1b.cairn.v1.ListTablesRequest\x1a\x1c.cairn.v1.ListTablesResponse\x12D\n" +
 	"\tDropTable\x12\x1a.cairn.v1.DropTableRequest\x1a\x1b.cairn.v1.DropTableResponse\x12<\n" +
-	"\vUpdateTable\x12\x1c.cairn.v1.UpdateTableRequest\x1a\x0f.cairn.v1.Table2\xde\x01\n" +
+	"\vUpdateTable\x12\x1c.cairn.v1.UpdateTableRequest\x1a\x0f.cairn.v1.Table2\x9b\x02\n" +
 	"\aCluster\x12A\n" +
 	"\x06Status\x12\x1e.cairn.v1.ClusterStatusRequest\x1a\x17.cairn.v1.ClusterStatus\x12G\n" +
 	"\n" +
 	"NodeAction\x12\x1b.cairn.v1.NodeActionRequest\x1a\x1c.cairn.v1.NodeActionResponse\x12G\n" +
 	"\n" +
-	"SplitRange\x12\x1b.cairn.v1.SplitRangeRequest\x1a\x1c.cairn.v1.SplitRangeResponse2\x82\x01\n" +
+	"SplitRange\x12\x1b.cairn.v1.SplitRangeRequest\x1a\x1c.cairn.v1.SplitRangeResponse\x12;\n" +
+	"\x06Routes\x12\x17.cairn.v1.RoutesRequest\x1a\x18.cairn.v1.RoutesResponse2\x82\x01\n" +
 	"\x04Auth\x128\n" +
 	"\x05Login\x12\x16.cairn.v1.LoginRequest\x1a\x17.cairn.v1.LoginResponse\x12@\n" +
 	"\x05Admin\x12\x1a.cairn.v1.AuthAdminRequest\x1a\x1b.cairn.v1.AuthAdminResponse2C\n" +
@@ -5244,169 +5406,175 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_kv_proto_goTypes = []any{
 	(WatchEvent_Type)(0),         // 0: cairn.v1.WatchEvent.Type
 	(TxnOp_Kind)(0),              // 1: cairn.v1.TxnOp.Kind
-	(*SplitRangeRequest)(nil),    // 2: cairn.v1.SplitRangeRequest
-	(*SplitRangeResponse)(nil),   // 3: cairn.v1.SplitRangeResponse
-	(*LoginRequest)(nil),         // 4: cairn.v1.LoginRequest
-	(*LoginResponse)(nil),        // 5: cairn.v1.LoginResponse
-	(*Grant)(nil),                // 6: cairn.v1.Grant
-	(*User)(nil),                 // 7: cairn.v1.User
-	(*Role)(nil),                 // 8: cairn.v1.Role
-	(*TokenInfo)(nil),            // 9: cairn.v1.TokenInfo
-	(*AuthEmpty)(nil),            // 10: cairn.v1.AuthEmpty
-	(*UserPassword)(nil),         // 11: cairn.v1.UserPassword
-	(*RoleGrant)(nil),            // 12: cairn.v1.RoleGrant
-	(*UserRole)(nil),             // 13: cairn.v1.UserRole
-	(*TokenSpec)(nil),            // 14: cairn.v1.TokenSpec
-	(*AuthEnable)(nil),           // 15: cairn.v1.AuthEnable
-	(*AuthAdminRequest)(nil),     // 16: cairn.v1.AuthAdminRequest
-	(*AuthAdminResponse)(nil),    // 17: cairn.v1.AuthAdminResponse
-	(*GetRequest)(nil),           // 18: cairn.v1.GetRequest
-	(*GetResponse)(nil),          // 19: cairn.v1.GetResponse
-	(*Condition)(nil),            // 20: cairn.v1.Condition
-	(*PutRequest)(nil),           // 21: cairn.v1.PutRequest
-	(*PutResponse)(nil),          // 22: cairn.v1.PutResponse
-	(*DeleteRequest)(nil),        // 23: cairn.v1.DeleteRequest
-	(*DeleteResponse)(nil),       // 24: cairn.v1.DeleteResponse
-	(*BatchRequest)(nil),         // 25: cairn.v1.BatchRequest
-	(*BatchOp)(nil),              // 26: cairn.v1.BatchOp
-	(*BatchResult)(nil),          // 27: cairn.v1.BatchResult
-	(*BatchResponse)(nil),        // 28: cairn.v1.BatchResponse
-	(*ListRequest)(nil),          // 29: cairn.v1.ListRequest
-	(*KeyValue)(nil),             // 30: cairn.v1.KeyValue
-	(*ListResponse)(nil),         // 31: cairn.v1.ListResponse
-	(*Table)(nil),                // 32: cairn.v1.Table
-	(*CreateTableRequest)(nil),   // 33: cairn.v1.CreateTableRequest
-	(*GetTableRequest)(nil),      // 34: cairn.v1.GetTableRequest
-	(*ListTablesRequest)(nil),    // 35: cairn.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),   // 36: cairn.v1.ListTablesResponse
-	(*DropTableRequest)(nil),     // 37: cairn.v1.DropTableRequest
-	(*UpdateTableRequest)(nil),   // 38: cairn.v1.UpdateTableRequest
-	(*DropTableResponse)(nil),    // 39: cairn.v1.DropTableResponse
-	(*RangeDescriptor)(nil),      // 40: cairn.v1.RangeDescriptor
-	(*RemovedReplica)(nil),       // 41: cairn.v1.RemovedReplica
-	(*ClusterStatusRequest)(nil), // 42: cairn.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),           // 43: cairn.v1.NodeStatus
-	(*RangeStatus)(nil),          // 44: cairn.v1.RangeStatus
-	(*ReplicaLag)(nil),           // 45: cairn.v1.ReplicaLag
-	(*Decision)(nil),             // 46: cairn.v1.Decision
-	(*ClusterStatus)(nil),        // 47: cairn.v1.ClusterStatus
-	(*NodeActionRequest)(nil),    // 48: cairn.v1.NodeActionRequest
-	(*NodeActionResponse)(nil),   // 49: cairn.v1.NodeActionResponse
-	(*WatchRequest)(nil),         // 50: cairn.v1.WatchRequest
-	(*WatchPart)(nil),            // 51: cairn.v1.WatchPart
-	(*WatchEvent)(nil),           // 52: cairn.v1.WatchEvent
-	(*WatchResponse)(nil),        // 53: cairn.v1.WatchResponse
-	(*BackupRequest)(nil),        // 54: cairn.v1.BackupRequest
-	(*BackupRecord)(nil),         // 55: cairn.v1.BackupRecord
-	(*BackupChunk)(nil),          // 56: cairn.v1.BackupChunk
-	(*RestoreBeginRequest)(nil),  // 57: cairn.v1.RestoreBeginRequest
-	(*RestoreBeginResponse)(nil), // 58: cairn.v1.RestoreBeginResponse
-	(*RestoreDataRequest)(nil),   // 59: cairn.v1.RestoreDataRequest
-	(*RestoreDataResponse)(nil),  // 60: cairn.v1.RestoreDataResponse
-	(*HistoryRequest)(nil),       // 61: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),      // 62: cairn.v1.HistoryResponse
-	(*TxnRequest)(nil),           // 63: cairn.v1.TxnRequest
-	(*TxnOp)(nil),                // 64: cairn.v1.TxnOp
-	(*TxnResult)(nil),            // 65: cairn.v1.TxnResult
-	(*TxnResponse)(nil),          // 66: cairn.v1.TxnResponse
+	(*RoutesRequest)(nil),        // 2: cairn.v1.RoutesRequest
+	(*RoutesResponse)(nil),       // 3: cairn.v1.RoutesResponse
+	(*SplitRangeRequest)(nil),    // 4: cairn.v1.SplitRangeRequest
+	(*SplitRangeResponse)(nil),   // 5: cairn.v1.SplitRangeResponse
+	(*LoginRequest)(nil),         // 6: cairn.v1.LoginRequest
+	(*LoginResponse)(nil),        // 7: cairn.v1.LoginResponse
+	(*Grant)(nil),                // 8: cairn.v1.Grant
+	(*User)(nil),                 // 9: cairn.v1.User
+	(*Role)(nil),                 // 10: cairn.v1.Role
+	(*TokenInfo)(nil),            // 11: cairn.v1.TokenInfo
+	(*AuthEmpty)(nil),            // 12: cairn.v1.AuthEmpty
+	(*UserPassword)(nil),         // 13: cairn.v1.UserPassword
+	(*RoleGrant)(nil),            // 14: cairn.v1.RoleGrant
+	(*UserRole)(nil),             // 15: cairn.v1.UserRole
+	(*TokenSpec)(nil),            // 16: cairn.v1.TokenSpec
+	(*AuthEnable)(nil),           // 17: cairn.v1.AuthEnable
+	(*AuthAdminRequest)(nil),     // 18: cairn.v1.AuthAdminRequest
+	(*AuthAdminResponse)(nil),    // 19: cairn.v1.AuthAdminResponse
+	(*GetRequest)(nil),           // 20: cairn.v1.GetRequest
+	(*GetResponse)(nil),          // 21: cairn.v1.GetResponse
+	(*Condition)(nil),            // 22: cairn.v1.Condition
+	(*PutRequest)(nil),           // 23: cairn.v1.PutRequest
+	(*PutResponse)(nil),          // 24: cairn.v1.PutResponse
+	(*DeleteRequest)(nil),        // 25: cairn.v1.DeleteRequest
+	(*DeleteResponse)(nil),       // 26: cairn.v1.DeleteResponse
+	(*BatchRequest)(nil),         // 27: cairn.v1.BatchRequest
+	(*BatchOp)(nil),              // 28: cairn.v1.BatchOp
+	(*BatchResult)(nil),          // 29: cairn.v1.BatchResult
+	(*BatchResponse)(nil),        // 30: cairn.v1.BatchResponse
+	(*ListRequest)(nil),          // 31: cairn.v1.ListRequest
+	(*KeyValue)(nil),             // 32: cairn.v1.KeyValue
+	(*ListResponse)(nil),         // 33: cairn.v1.ListResponse
+	(*Table)(nil),                // 34: cairn.v1.Table
+	(*CreateTableRequest)(nil),   // 35: cairn.v1.CreateTableRequest
+	(*GetTableRequest)(nil),      // 36: cairn.v1.GetTableRequest
+	(*ListTablesRequest)(nil),    // 37: cairn.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),   // 38: cairn.v1.ListTablesResponse
+	(*DropTableRequest)(nil),     // 39: cairn.v1.DropTableRequest
+	(*UpdateTableRequest)(nil),   // 40: cairn.v1.UpdateTableRequest
+	(*DropTableResponse)(nil),    // 41: cairn.v1.DropTableResponse
+	(*RangeDescriptor)(nil),      // 42: cairn.v1.RangeDescriptor
+	(*RemovedReplica)(nil),       // 43: cairn.v1.RemovedReplica
+	(*ClusterStatusRequest)(nil), // 44: cairn.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),           // 45: cairn.v1.NodeStatus
+	(*RangeStatus)(nil),          // 46: cairn.v1.RangeStatus
+	(*ReplicaLag)(nil),           // 47: cairn.v1.ReplicaLag
+	(*Decision)(nil),             // 48: cairn.v1.Decision
+	(*ClusterStatus)(nil),        // 49: cairn.v1.ClusterStatus
+	(*NodeActionRequest)(nil),    // 50: cairn.v1.NodeActionRequest
+	(*NodeActionResponse)(nil),   // 51: cairn.v1.NodeActionResponse
+	(*WatchRequest)(nil),         // 52: cairn.v1.WatchRequest
+	(*WatchPart)(nil),            // 53: cairn.v1.WatchPart
+	(*WatchEvent)(nil),           // 54: cairn.v1.WatchEvent
+	(*WatchResponse)(nil),        // 55: cairn.v1.WatchResponse
+	(*BackupRequest)(nil),        // 56: cairn.v1.BackupRequest
+	(*BackupRecord)(nil),         // 57: cairn.v1.BackupRecord
+	(*BackupChunk)(nil),          // 58: cairn.v1.BackupChunk
+	(*RestoreBeginRequest)(nil),  // 59: cairn.v1.RestoreBeginRequest
+	(*RestoreBeginResponse)(nil), // 60: cairn.v1.RestoreBeginResponse
+	(*RestoreDataRequest)(nil),   // 61: cairn.v1.RestoreDataRequest
+	(*RestoreDataResponse)(nil),  // 62: cairn.v1.RestoreDataResponse
+	(*HistoryRequest)(nil),       // 63: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),      // 64: cairn.v1.HistoryResponse
+	(*TxnRequest)(nil),           // 65: cairn.v1.TxnRequest
+	(*TxnOp)(nil),                // 66: cairn.v1.TxnOp
+	(*TxnResult)(nil),            // 67: cairn.v1.TxnResult
+	(*TxnResponse)(nil),          // 68: cairn.v1.TxnResponse
 }
 var file_kv_proto_depIdxs = []int32{
-	40, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
-	40, // 1: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
-	6,  // 2: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
-	6,  // 3: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
-	10, // 4: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
-	15, // 5: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
-	11, // 6: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
-	11, // 7: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
-	10, // 8: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
-	12, // 9: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
-	12, // 10: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
-	10, // 11: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
-	13, // 12: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
-	13, // 13: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
-	14, // 14: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
-	10, // 15: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
-	7,  // 16: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
-	8,  // 17: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
-	9,  // 18: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
-	9,  // 19: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
-	20, // 20: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
-	20, // 21: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
-	26, // 22: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
-	21, // 23: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
-	23, // 24: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
-	27, // 25: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
-	30, // 26: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
-	40, // 27: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
-	32, // 28: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
-	41, // 29: cairn.v1.RangeDescriptor.removed:type_name -> cairn.v1.RemovedReplica
-	45, // 30: cairn.v1.RangeStatus.lag:type_name -> cairn.v1.ReplicaLag
-	43, // 31: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
-	44, // 32: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
-	46, // 33: cairn.v1.ClusterStatus.decisions:type_name -> cairn.v1.Decision
-	43, // 34: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
-	51, // 35: cairn.v1.WatchRequest.part:type_name -> cairn.v1.WatchPart
-	0,  // 36: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
-	52, // 37: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
-	32, // 38: cairn.v1.BackupChunk.tables:type_name -> cairn.v1.Table
-	55, // 39: cairn.v1.BackupChunk.records:type_name -> cairn.v1.BackupRecord
-	33, // 40: cairn.v1.RestoreBeginRequest.tables:type_name -> cairn.v1.CreateTableRequest
-	55, // 41: cairn.v1.RestoreDataRequest.records:type_name -> cairn.v1.BackupRecord
-	52, // 42: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
-	64, // 43: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
-	1,  // 44: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
-	20, // 45: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
-	65, // 46: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
-	18, // 47: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	21, // 48: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	23, // 49: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	29, // 50: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	63, // 51: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
-	33, // 52: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	34, // 53: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	35, // 54: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	37, // 55: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	38, // 56: cairn.v1.Tables.UpdateTable:input_type -> cairn.v1.UpdateTableRequest
-	42, // 57: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	48, // 58: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
-	2,  // 59: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	4,  // 60: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
-	16, // 61: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
-	50, // 62: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
-	61, // 63: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
-	54, // 64: cairn.v1.Backup.Backup:input_type -> cairn.v1.BackupRequest
-	57, // 65: cairn.v1.Backup.RestoreBegin:input_type -> cairn.v1.RestoreBeginRequest
-	59, // 66: cairn.v1.Backup.RestoreData:input_type -> cairn.v1.RestoreDataRequest
-	19, // 67: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	22, // 68: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	24, // 69: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	31, // 70: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	66, // 71: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
-	32, // 72: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	32, // 73: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	36, // 74: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	39, // 75: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	32, // 76: cairn.v1.Tables.UpdateTable:output_type -> cairn.v1.Table
-	47, // 77: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	49, // 78: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
-	3,  // 79: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	5,  // 80: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
-	17, // 81: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
-	53, // 82: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
-	62, // 83: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
-	56, // 84: cairn.v1.Backup.Backup:output_type -> cairn.v1.BackupChunk
-	58, // 85: cairn.v1.Backup.RestoreBegin:output_type -> cairn.v1.RestoreBeginResponse
-	60, // 86: cairn.v1.Backup.RestoreData:output_type -> cairn.v1.RestoreDataResponse
-	67, // [67:87] is the sub-list for method output_type
-	47, // [47:67] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	46, // 0: cairn.v1.RoutesResponse.ranges:type_name -> cairn.v1.RangeStatus
+	45, // 1: cairn.v1.RoutesResponse.nodes:type_name -> cairn.v1.NodeStatus
+	42, // 2: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
+	42, // 3: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
+	8,  // 4: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
+	8,  // 5: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
+	12, // 6: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
+	17, // 7: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
+	13, // 8: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
+	13, // 9: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
+	12, // 10: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
+	14, // 11: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
+	14, // 12: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
+	12, // 13: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
+	15, // 14: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
+	15, // 15: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
+	16, // 16: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
+	12, // 17: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
+	9,  // 18: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
+	10, // 19: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
+	11, // 20: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
+	11, // 21: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
+	22, // 22: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
+	22, // 23: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
+	28, // 24: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
+	23, // 25: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
+	25, // 26: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
+	29, // 27: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
+	32, // 28: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
+	42, // 29: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
+	34, // 30: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
+	43, // 31: cairn.v1.RangeDescriptor.removed:type_name -> cairn.v1.RemovedReplica
+	47, // 32: cairn.v1.RangeStatus.lag:type_name -> cairn.v1.ReplicaLag
+	45, // 33: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
+	46, // 34: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
+	48, // 35: cairn.v1.ClusterStatus.decisions:type_name -> cairn.v1.Decision
+	45, // 36: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
+	53, // 37: cairn.v1.WatchRequest.part:type_name -> cairn.v1.WatchPart
+	0,  // 38: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
+	54, // 39: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
+	34, // 40: cairn.v1.BackupChunk.tables:type_name -> cairn.v1.Table
+	57, // 41: cairn.v1.BackupChunk.records:type_name -> cairn.v1.BackupRecord
+	35, // 42: cairn.v1.RestoreBeginRequest.tables:type_name -> cairn.v1.CreateTableRequest
+	57, // 43: cairn.v1.RestoreDataRequest.records:type_name -> cairn.v1.BackupRecord
+	54, // 44: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
+	66, // 45: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
+	1,  // 46: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
+	22, // 47: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
+	67, // 48: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
+	20, // 49: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	23, // 50: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	25, // 51: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	31, // 52: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	65, // 53: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
+	35, // 54: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	36, // 55: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	37, // 56: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	39, // 57: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	40, // 58: cairn.v1.Tables.UpdateTable:input_type -> cairn.v1.UpdateTableRequest
+	44, // 59: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	50, // 60: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
+	4,  // 61: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	2,  // 62: cairn.v1.Cluster.Routes:input_type -> cairn.v1.RoutesRequest
+	6,  // 63: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	18, // 64: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	52, // 65: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
+	63, // 66: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
+	56, // 67: cairn.v1.Backup.Backup:input_type -> cairn.v1.BackupRequest
+	59, // 68: cairn.v1.Backup.RestoreBegin:input_type -> cairn.v1.RestoreBeginRequest
+	61, // 69: cairn.v1.Backup.RestoreData:input_type -> cairn.v1.RestoreDataRequest
+	21, // 70: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	24, // 71: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	26, // 72: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	33, // 73: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	68, // 74: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
+	34, // 75: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	34, // 76: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	38, // 77: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	41, // 78: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	34, // 79: cairn.v1.Tables.UpdateTable:output_type -> cairn.v1.Table
+	49, // 80: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	51, // 81: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
+	5,  // 82: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	3,  // 83: cairn.v1.Cluster.Routes:output_type -> cairn.v1.RoutesResponse
+	7,  // 84: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	19, // 85: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	55, // 86: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
+	64, // 87: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
+	58, // 88: cairn.v1.Backup.Backup:output_type -> cairn.v1.BackupChunk
+	60, // 89: cairn.v1.Backup.RestoreBegin:output_type -> cairn.v1.RestoreBeginResponse
+	62, // 90: cairn.v1.Backup.RestoreData:output_type -> cairn.v1.RestoreDataResponse
+	70, // [70:91] is the sub-list for method output_type
+	49, // [49:70] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -5414,7 +5582,7 @@ func file_kv_proto_init() {
 	if File_kv_proto != nil {
 		return
 	}
-	file_kv_proto_msgTypes[14].OneofWrappers = []any{
+	file_kv_proto_msgTypes[16].OneofWrappers = []any{
 		(*AuthAdminRequest_Status)(nil),
 		(*AuthAdminRequest_SetEnabled)(nil),
 		(*AuthAdminRequest_AddUser)(nil),
@@ -5432,21 +5600,21 @@ func file_kv_proto_init() {
 		(*AuthAdminRequest_ListTokens)(nil),
 		(*AuthAdminRequest_RevokeToken)(nil),
 	}
-	file_kv_proto_msgTypes[18].OneofWrappers = []any{}
-	file_kv_proto_msgTypes[24].OneofWrappers = []any{
+	file_kv_proto_msgTypes[20].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[26].OneofWrappers = []any{
 		(*BatchOp_Put)(nil),
 		(*BatchOp_Delete)(nil),
 	}
-	file_kv_proto_msgTypes[30].OneofWrappers = []any{}
-	file_kv_proto_msgTypes[31].OneofWrappers = []any{}
-	file_kv_proto_msgTypes[36].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[32].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[33].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[38].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   65,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

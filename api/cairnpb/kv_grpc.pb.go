@@ -563,6 +563,7 @@ const (
 	Cluster_Status_FullMethodName     = "/cairn.v1.Cluster/Status"
 	Cluster_NodeAction_FullMethodName = "/cairn.v1.Cluster/NodeAction"
 	Cluster_SplitRange_FullMethodName = "/cairn.v1.Cluster/SplitRange"
+	Cluster_Routes_FullMethodName     = "/cairn.v1.Cluster/Routes"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -577,6 +578,11 @@ type ClusterClient interface {
 	// SplitRange splits the range of table that holds key at key (an admin
 	// operation; ranges also split by themselves when they grow).
 	SplitRange(ctx context.Context, in *SplitRangeRequest, opts ...grpc.CallOption) (*SplitRangeResponse, error)
+	// Routes returns where the keys of one table live: its ranges with
+	// their replicas and leaders, and the client addresses of the nodes
+	// holding them. The Go client routes by it (needs read on the whole
+	// table: range boundaries are keys).
+	Routes(ctx context.Context, in *RoutesRequest, opts ...grpc.CallOption) (*RoutesResponse, error)
 }
 
 type clusterClient struct {
@@ -617,6 +623,16 @@ func (c *clusterClient) SplitRange(ctx context.Context, in *SplitRangeRequest, o
 	return out, nil
 }
 
+func (c *clusterClient) Routes(ctx context.Context, in *RoutesRequest, opts ...grpc.CallOption) (*RoutesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RoutesResponse)
+	err := c.cc.Invoke(ctx, Cluster_Routes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -629,6 +645,11 @@ type ClusterServer interface {
 	// SplitRange splits the range of table that holds key at key (an admin
 	// operation; ranges also split by themselves when they grow).
 	SplitRange(context.Context, *SplitRangeRequest) (*SplitRangeResponse, error)
+	// Routes returns where the keys of one table live: its ranges with
+	// their replicas and leaders, and the client addresses of the nodes
+	// holding them. The Go client routes by it (needs read on the whole
+	// table: range boundaries are keys).
+	Routes(context.Context, *RoutesRequest) (*RoutesResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -647,6 +668,9 @@ func (UnimplementedClusterServer) NodeAction(context.Context, *NodeActionRequest
 }
 func (UnimplementedClusterServer) SplitRange(context.Context, *SplitRangeRequest) (*SplitRangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SplitRange not implemented")
+}
+func (UnimplementedClusterServer) Routes(context.Context, *RoutesRequest) (*RoutesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Routes not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -723,6 +747,24 @@ func _Cluster_SplitRange_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_Routes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RoutesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Routes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Routes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Routes(ctx, req.(*RoutesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -741,6 +783,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SplitRange",
 			Handler:    _Cluster_SplitRange_Handler,
+		},
+		{
+			MethodName: "Routes",
+			Handler:    _Cluster_Routes_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

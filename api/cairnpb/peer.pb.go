@@ -1617,7 +1617,10 @@ type NodeHeartbeat struct {
 	Ranges []*RangeHeartbeat      `protobuf:"bytes,2,rep,name=ranges,proto3" json:"ranges,omitempty"`
 	// Set by a node that passes the heartbeat on to its meta leader; such
 	// a heartbeat is not passed on again.
-	Forwarded     bool `protobuf:"varint,3,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	Forwarded bool `protobuf:"varint,3,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	// The node's client API address (--advertise), for clients that route
+	// by key (Cluster.Routes).
+	ClientAddress string `protobuf:"bytes,80,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1671,6 +1674,13 @@ func (x *NodeHeartbeat) GetForwarded() bool {
 		return x.Forwarded
 	}
 	return false
+}
+
+func (x *NodeHeartbeat) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
 }
 
 type RangeHeartbeat struct {
@@ -4619,11 +4629,12 @@ const file_peer_proto_rawDesc = "" +
 	"\fpeer_address\x18\x02 \x01(\tR\vpeerAddress\"R\n" +
 	"\fJoinResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12)\n" +
-	"\x05nodes\x18\x02 \x03(\v2\x13.cairn.peer.v1.NodeR\x05nodes\"}\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x13.cairn.peer.v1.NodeR\x05nodes\"\xa4\x01\n" +
 	"\rNodeHeartbeat\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x125\n" +
 	"\x06ranges\x18\x02 \x03(\v2\x1d.cairn.peer.v1.RangeHeartbeatR\x06ranges\x12\x1c\n" +
-	"\tforwarded\x18\x03 \x01(\bR\tforwarded\"\x80\x03\n" +
+	"\tforwarded\x18\x03 \x01(\bR\tforwarded\x12%\n" +
+	"\x0eclient_address\x18P \x01(\tR\rclientAddress\"\x80\x03\n" +
 	"\x0eRangeHeartbeat\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\bR\x06leader\x12#\n" +

@@ -219,6 +219,23 @@ func (g *Guard) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, erro
 	return g.next.ClusterStatus(outgoing(ctx, p))
 }
 
+var _ kv.RouteReader = (*Guard)(nil)
+
+// Routes implements kv.RouteReader; it needs read on the whole table,
+// because the ranges' bounds are keys of the table. A client without it
+// lets the nodes forward its requests instead.
+func (g *Guard) Routes(ctx context.Context, req *cairnpb.RoutesRequest) (*cairnpb.RoutesResponse, error) {
+	p := ctxPrincipal(ctx)
+	if err := g.a.CheckSpan(p, req.Table, nil, nil, PermRead); err != nil {
+		return nil, err
+	}
+	rr, ok := g.next.(kv.RouteReader)
+	if !ok {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "this server cannot tell routes")
+	}
+	return rr.Routes(outgoing(ctx, p), req)
+}
+
 // NodeAction implements kv.NodeOperator: draining or removing a node
 // needs admin on "*".
 func (g *Guard) NodeAction(ctx context.Context, req *cairnpb.NodeActionRequest) (*cairnpb.NodeActionResponse, error) {

@@ -33,6 +33,9 @@ type benchOptions struct {
 	consistency  string
 	maxStaleness time.Duration
 	spread       bool
+	// noKeyRouting sends every operation to the endpoints (the nodes
+	// forward) instead of to the leader of its key's range.
+	noKeyRouting bool
 }
 
 func (o benchOptions) validate() error {
@@ -83,11 +86,13 @@ far. Exits 3 if no operation succeeded.`,
 	fs.StringVar(&o.consistency, "consistency", "", "consistency of the gets: linearizable (default), session or stale")
 	fs.DurationVar(&o.maxStaleness, "max-staleness", 0, "bound of stale gets (default 5s)")
 	fs.BoolVar(&o.spread, "spread", false, "one client per endpoint, workers spread over them (reads reach every node)")
+	fs.BoolVar(&o.noKeyRouting, "no-key-routing", false, "send operations to the endpoints, which forward them, instead of to the leader of each key's range")
 	a.addClientFlags(cmd, false)
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		if err := o.validate(); err != nil {
 			return err
 		}
+		a.keyRouting = !o.noKeyRouting
 		c, err := a.newClient(cmd)
 		if err != nil {
 			return err
@@ -112,7 +117,9 @@ far. Exits 3 if no operation succeeded.`,
 				return fmt.Errorf("preload: %w", err)
 			}
 		}
+		before := routingTotals(workers)
 		r := runBench(ctx, workers, o)
+		r.routing = routingTotals(workers).minus(before)
 		if a.output == "json" {
 			writeJSON(cmd.OutOrStdout(), r.summary(o))
 		} else {
@@ -193,6 +200,31 @@ type benchResult struct {
 	get, put opStats
 	elapsed  time.Duration
 	firstErr error
+	routing  benchRouting
+}
+
+// benchRouting counts how the measured operations were sent
+// (client.RoutingStats).
+type benchRouting struct {
+	Direct     uint64 `json:"direct"`
+	Redirected uint64 `json:"redirected"`
+	Fallback   uint64 `json:"fallback"`
+}
+
+// routingTotals sums the clients' routing counts.
+func routingTotals(cs []*client.Client) benchRouting {
+	var out benchRouting
+	for _, c := range cs {
+		s := c.RoutingStats()
+		out.Direct += s.Direct
+		out.Redirected += s.Redirected
+		out.Fallback += s.Fallback
+	}
+	return out
+}
+
+func (b benchRouting) minus(o benchRouting) benchRouting {
+	return benchRouting{Direct: b.Direct - o.Direct, Redirected: b.Redirected - o.Redirected, Fallback: b.Fallback - o.Fallback}
 }
 
 // runBench runs the workers until o.duration passes or ctx ends. Each
@@ -279,6 +311,7 @@ type benchSummary struct {
 	Ops             map[string]benchOpSummary `json:"ops"`
 	OpsPerSec       float64                   `json:"ops_per_sec"`
 	Errors          uint64                    `json:"errors"`
+	Routing         benchRouting              `json:"routing"`
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -306,6 +339,7 @@ func (r *benchResult) summary(o benchOptions) benchSummary {
 		Ops:             map[string]benchOpSummary{"get": r.get.summary(r.elapsed), "put": r.put.summary(r.elapsed)},
 		OpsPerSec:       float64(r.get.ok()+r.put.ok()) / r.elapsed.Seconds(),
 		Errors:          r.get.errors + r.put.errors,
+		Routing:         r.routing,
 	}
 }
 
@@ -325,4 +359,6 @@ func (r *benchResult) print(w io.Writer, o benchOptions) {
 	sum := r.summary(o)
 	fmt.Fprintf(tw, "total\t%d\t%.0f\t\t\t\t%d\t\n", r.get.ok()+r.put.ok(), sum.OpsPerSec, sum.Errors)
 	_ = tw.Flush()
+	fmt.Fprintf(w, "routing: %d direct to the key's node, %d redirected, %d through the endpoints\n",
+		r.routing.Direct, r.routing.Redirected, r.routing.Fallback)
 }

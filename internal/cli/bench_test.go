@@ -11,8 +11,9 @@ func TestBench(t *testing.T) {
 	r := s.cli(t, "bench", "--clients", "4", "--duration", "300ms", "--keys", "50", "--value-size", "10", "--preload")
 	r.expect(t, exitOK, "*")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 5 || !strings.HasPrefix(lines[0], "4 clients,") || !strings.HasPrefix(lines[1], "OP") ||
-		!strings.HasPrefix(lines[2], "get") || !strings.HasPrefix(lines[3], "put") || !strings.HasPrefix(lines[4], "total") {
+	if len(lines) != 6 || !strings.HasPrefix(lines[0], "4 clients,") || !strings.HasPrefix(lines[1], "OP") ||
+		!strings.HasPrefix(lines[2], "get") || !strings.HasPrefix(lines[3], "put") || !strings.HasPrefix(lines[4], "total") ||
+		!strings.HasPrefix(lines[5], "routing: 0 direct") {
 		t.Errorf("bench output:\n%s", r.stdout)
 	}
 	if s.svc.CallCount("Put") < 50 {
@@ -27,6 +28,17 @@ func TestBench(t *testing.T) {
 	if sum.Clients != 2 || get.Count == 0 || put.Count == 0 || sum.Errors != 0 || sum.OpsPerSec <= 0 ||
 		get.P50Ms <= 0 || get.P50Ms > get.P99Ms || get.P99Ms > get.P999Ms {
 		t.Errorf("bench JSON %+v", sum)
+	}
+	// The test server tells no routes: every operation goes through the
+	// endpoint, with routing on or off.
+	if sum.Routing.Direct != 0 || sum.Routing.Fallback < get.Count+put.Count {
+		t.Errorf("bench routing %+v, want every operation through the endpoint", sum.Routing)
+	}
+	r = s.cli(t, "bench", "--clients", "2", "--duration", "300ms", "--keys", "10", "--no-key-routing", "-o", "json")
+	r.expect(t, exitOK, "*")
+	r.decode(t, &sum)
+	if sum.Ops["get"].Count == 0 || sum.Errors != 0 || sum.Routing.Direct != 0 || sum.Routing.Fallback == 0 {
+		t.Errorf("bench --no-key-routing JSON %+v", sum)
 	}
 
 	// Every operation failing is a failure.

@@ -379,6 +379,7 @@ func (c *Coordinator) Status() *cairnpb.ClusterStatus {
 			ns.State = stateActive
 		}
 		if b, ok := beats[n.Id]; ok {
+			ns.ClientAddress = b.hb.ClientAddress
 			ns.LastHeartbeatMs = now.Sub(b.at).Milliseconds()
 			ns.Alive = now.Sub(b.at) < c.opts.DownAfter
 			for _, rh := range b.hb.Ranges {

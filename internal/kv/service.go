@@ -43,6 +43,14 @@ type NodeOperator interface {
 	NodeAction(ctx context.Context, req *cairnpb.NodeActionRequest) (*cairnpb.NodeActionResponse, error)
 }
 
+// RouteReader tells clients where a table's keys live (its ranges, their
+// leaders and the nodes' client addresses) so that they can send each
+// request to the leader of its key's range. The router implements it; the
+// gRPC Cluster.Routes call uses it.
+type RouteReader interface {
+	Routes(ctx context.Context, req *cairnpb.RoutesRequest) (*cairnpb.RoutesResponse, error)
+}
+
 // Batcher writes several keys of one table atomically (all or nothing).
 // The router implements it; the Redis front end needs it for MSET and
 // MSETNX. It is not part of the HTTP/gRPC contract yet.

@@ -227,7 +227,7 @@ func (rt *Router) place(rf uint32) (uint32, []uint64) {
 // writesPerSec is estimated from applied-index deltas since prev (nil: no
 // rates).
 func (rt *Router) Heartbeat(prev map[uint64]uint64, elapsed float64) (*cairnpb.NodeHeartbeat, map[uint64]uint64) {
-	hb := &cairnpb.NodeHeartbeat{NodeId: rt.store.NodeID()}
+	hb := &cairnpb.NodeHeartbeat{NodeId: rt.store.NodeID(), ClientAddress: rt.opts.ClientAddress}
 	replicas := rt.store.ReplicasUnordered()
 	hb.Ranges = make([]*cairnpb.RangeHeartbeat, 0, len(replicas))
 	applied := make(map[uint64]uint64, len(replicas))

@@ -68,6 +68,9 @@ type Options struct {
 	// this for a few seconds splits at its median request key (0: never;
 	// load.go).
 	SplitQPS int
+	// ClientAddress is this node's client API address (--advertise),
+	// reported in heartbeats so that clients can route to it (routes.go).
+	ClientAddress string
 }
 
 // Router is the node's kv.Service.
@@ -573,7 +576,7 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 		return rt.localGet(ctx, r, t, req)
 	}
 	out := &cairnpb.GetResponse{SessionToken: tokenOf(sv.entry), ServedConsistency: sv.level,
-		ServedBy: rt.store.NodeID(), StalenessMs: sv.staleness.Milliseconds()}
+		ServedBy: rt.store.NodeID(), StalenessMs: sv.staleness.Milliseconds(), Leader: r.Leader()}
 	resp := &cairnpb.Response{Op: &cairnpb.Response_Get{Get: out}}
 	v, closer, err := rt.store.DB().Get(keys.DataKey(keys.TableID(t.Id), req.Key))
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -636,7 +639,8 @@ func (rt *Router) localPut(ctx context.Context, r *replica.Replica, t *cairnpb.T
 	if err != nil {
 		return nil, err
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Put{Put: &cairnpb.PutResponse{Version: res.Version, SessionToken: writeToken(r, res.Index)}}}, nil
+	return &cairnpb.Response{Op: &cairnpb.Response_Put{Put: &cairnpb.PutResponse{Version: res.Version, SessionToken: writeToken(r, res.Index),
+		ServedBy: rt.store.NodeID()}}}, nil
 }
 
 // Delete implements kv.Service.
@@ -669,7 +673,8 @@ func (rt *Router) localDelete(ctx context.Context, r *replica.Replica, t *cairnp
 	if err != nil {
 		return nil, err
 	}
-	return &cairnpb.Response{Op: &cairnpb.Response_Delete{Delete: &cairnpb.DeleteResponse{Version: res.Version, SessionToken: writeToken(r, res.Index)}}}, nil
+	return &cairnpb.Response{Op: &cairnpb.Response_Delete{Delete: &cairnpb.DeleteResponse{Version: res.Version, SessionToken: writeToken(r, res.Index),
+		ServedBy: rt.store.NodeID()}}}, nil
 }
 
 var _ kv.Batcher = (*Router)(nil)
@@ -1164,7 +1169,10 @@ func (rt *Router) ClusterStatus(ctx context.Context) (*cairnpb.ClusterStatus, er
 		}
 		if c := seen[n.Id]; c != nil {
 			ns.LastHeartbeatMs, ns.Bytes, ns.ReadsPerSec, ns.WritesPerSec = c.LastHeartbeatMs, c.Bytes, c.ReadsPerSec, c.WritesPerSec
-			ns.Leaders = c.Leaders
+			ns.Leaders, ns.ClientAddress = c.Leaders, c.ClientAddress
+		}
+		if n.Id == rt.store.NodeID() {
+			ns.ClientAddress = rt.opts.ClientAddress
 		}
 		out.Nodes = append(out.Nodes, ns)
 	}

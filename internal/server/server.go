@@ -194,7 +194,7 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	rt := router.New(st, tr, router.Options{Limits: limits, RequestTimeout: cfg.RequestTimeout, Clock: clock, Logger: logger,
 		Watch:           watch.Options{Buffer: cfg.WatchBuffer},
 		TxnLimits:       router.TxnLimits{MaxOps: cfg.TxnMaxKeys, MaxBytes: int(cfg.TxnMaxBytes), MaxDuration: cfg.TxnMaxDuration},
-		DefaultReplicas: cfg.DefaultReplicas, SplitQPS: cfg.SplitQPS})
+		DefaultReplicas: cfg.DefaultReplicas, SplitQPS: cfg.SplitQPS, ClientAddress: cfg.Advertise})
 	// The coordinator plans while this node leads the meta range; every
 	// node reports to it.
 	co := coord.New(rt, coord.Options{Interval: cfg.HeartbeatInterval, DeadAfter: cfg.DeadNodeTimeout,

@@ -155,6 +155,15 @@ func (s *clusterServer) NodeAction(ctx context.Context, req *cairnpb.NodeActionR
 	return resp, toStatus(err)
 }
 
+func (s *clusterServer) Routes(ctx context.Context, req *cairnpb.RoutesRequest) (*cairnpb.RoutesResponse, error) {
+	rr, ok := s.h.svc.(kv.RouteReader)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this server cannot tell routes")
+	}
+	resp, err := rr.Routes(ctx, req)
+	return resp, toStatus(err)
+}
+
 func (s *clusterServer) Status(ctx context.Context, _ *cairnpb.ClusterStatusRequest) (*cairnpb.ClusterStatus, error) {
 	resp, err := s.h.svc.ClusterStatus(ctx)
 	return resp, toStatus(err)

@@ -325,9 +325,12 @@ type nodeJSON struct {
 	ID      uint64 `json:"id"`
 	Name    string `json:"name"`
 	Address string `json:"address"`
-	Alive   bool   `json:"alive"`
-	Ranges  uint32 `json:"ranges"`
-	Leaders uint32 `json:"leaders"`
+	// ClientAddress is the node's client API address (--advertise) as it
+	// last reported it; Address is its peer address.
+	ClientAddress string `json:"client_address,omitempty"`
+	Alive         bool   `json:"alive"`
+	Ranges        uint32 `json:"ranges"`
+	Leaders       uint32 `json:"leaders"`
 	// State is active, draining, removing or removed.
 	State string `json:"state"`
 	// LastHeartbeatMs is how long ago the coordinator heard from the node
@@ -430,7 +433,7 @@ func (h *handler) cluster(w *statusWriter, r *http.Request) {
 	}
 	for _, n := range st.GetNodes() {
 		out.Nodes = append(out.Nodes, nodeJSON{
-			ID: n.GetId(), Name: n.GetName(), Address: n.GetAddress(),
+			ID: n.GetId(), Name: n.GetName(), Address: n.GetAddress(), ClientAddress: n.GetClientAddress(),
 			Alive: n.GetAlive(), Ranges: n.GetRanges(), Leaders: n.GetLeaders(),
 			State: n.GetState(), LastHeartbeatMs: n.GetLastHeartbeatMs(), Bytes: n.GetBytes(),
 			ReadsPerSec: n.GetReadsPerSec(), WritesPerSec: n.GetWritesPerSec(),
