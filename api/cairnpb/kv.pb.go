@@ -71,7 +71,7 @@ func (x WatchEvent_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WatchEvent_Type.Descriptor instead.
 func (WatchEvent_Type) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{49, 0}
+	return file_kv_proto_rawDescGZIP(), []int{51, 0}
 }
 
 type TxnOp_Kind int32
@@ -130,7 +130,105 @@ func (x TxnOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TxnOp_Kind.Descriptor instead.
 func (TxnOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{61, 0}
+	return file_kv_proto_rawDescGZIP(), []int{63, 0}
+}
+
+// MergeRangeRequest merges the range of table that holds key with the
+// range to its right (an admin operation; docs/design/merges.md).
+type MergeRangeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergeRangeRequest) Reset() {
+	*x = MergeRangeRequest{}
+	mi := &file_kv_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergeRangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergeRangeRequest) ProtoMessage() {}
+
+func (x *MergeRangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergeRangeRequest.ProtoReflect.Descriptor instead.
+func (*MergeRangeRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *MergeRangeRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *MergeRangeRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type MergeRangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Merged        *RangeDescriptor       `protobuf:"bytes,1,opt,name=merged,proto3" json:"merged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergeRangeResponse) Reset() {
+	*x = MergeRangeResponse{}
+	mi := &file_kv_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergeRangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergeRangeResponse) ProtoMessage() {}
+
+func (x *MergeRangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergeRangeResponse.ProtoReflect.Descriptor instead.
+func (*MergeRangeResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *MergeRangeResponse) GetMerged() *RangeDescriptor {
+	if x != nil {
+		return x.Merged
+	}
+	return nil
 }
 
 type SplitRangeRequest struct {
@@ -143,7 +241,7 @@ type SplitRangeRequest struct {
 
 func (x *SplitRangeRequest) Reset() {
 	*x = SplitRangeRequest{}
-	mi := &file_kv_proto_msgTypes[0]
+	mi := &file_kv_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -155,7 +253,7 @@ func (x *SplitRangeRequest) String() string {
 func (*SplitRangeRequest) ProtoMessage() {}
 
 func (x *SplitRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[0]
+	mi := &file_kv_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -168,7 +266,7 @@ func (x *SplitRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRangeRequest.ProtoReflect.Descriptor instead.
 func (*SplitRangeRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{0}
+	return file_kv_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SplitRangeRequest) GetTable() string {
@@ -195,7 +293,7 @@ type SplitRangeResponse struct {
 
 func (x *SplitRangeResponse) Reset() {
 	*x = SplitRangeResponse{}
-	mi := &file_kv_proto_msgTypes[1]
+	mi := &file_kv_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -207,7 +305,7 @@ func (x *SplitRangeResponse) String() string {
 func (*SplitRangeResponse) ProtoMessage() {}
 
 func (x *SplitRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[1]
+	mi := &file_kv_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -220,7 +318,7 @@ func (x *SplitRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRangeResponse.ProtoReflect.Descriptor instead.
 func (*SplitRangeResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{1}
+	return file_kv_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SplitRangeResponse) GetLeft() *RangeDescriptor {
@@ -247,7 +345,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_kv_proto_msgTypes[2]
+	mi := &file_kv_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -259,7 +357,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[2]
+	mi := &file_kv_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -272,7 +370,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{2}
+	return file_kv_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LoginRequest) GetTtlSeconds() int64 {
@@ -292,7 +390,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_kv_proto_msgTypes[3]
+	mi := &file_kv_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +402,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[3]
+	mi := &file_kv_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +415,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{3}
+	return file_kv_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LoginResponse) GetToken() string {
@@ -347,7 +445,7 @@ type Grant struct {
 
 func (x *Grant) Reset() {
 	*x = Grant{}
-	mi := &file_kv_proto_msgTypes[4]
+	mi := &file_kv_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +457,7 @@ func (x *Grant) String() string {
 func (*Grant) ProtoMessage() {}
 
 func (x *Grant) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[4]
+	mi := &file_kv_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +470,7 @@ func (x *Grant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Grant.ProtoReflect.Descriptor instead.
 func (*Grant) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{4}
+	return file_kv_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Grant) GetTable() string {
@@ -406,7 +504,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_kv_proto_msgTypes[5]
+	mi := &file_kv_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +516,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[5]
+	mi := &file_kv_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +529,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{5}
+	return file_kv_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *User) GetName() string {
@@ -458,7 +556,7 @@ type Role struct {
 
 func (x *Role) Reset() {
 	*x = Role{}
-	mi := &file_kv_proto_msgTypes[6]
+	mi := &file_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +568,7 @@ func (x *Role) String() string {
 func (*Role) ProtoMessage() {}
 
 func (x *Role) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[6]
+	mi := &file_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +581,7 @@ func (x *Role) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Role.ProtoReflect.Descriptor instead.
 func (*Role) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{6}
+	return file_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Role) GetName() string {
@@ -513,7 +611,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +623,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +636,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{7}
+	return file_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TokenInfo) GetId() string {
@@ -584,7 +682,7 @@ type AuthEmpty struct {
 
 func (x *AuthEmpty) Reset() {
 	*x = AuthEmpty{}
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +694,7 @@ func (x *AuthEmpty) String() string {
 func (*AuthEmpty) ProtoMessage() {}
 
 func (x *AuthEmpty) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +707,7 @@ func (x *AuthEmpty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthEmpty.ProtoReflect.Descriptor instead.
 func (*AuthEmpty) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{8}
+	return file_kv_proto_rawDescGZIP(), []int{10}
 }
 
 type UserPassword struct {
@@ -622,7 +720,7 @@ type UserPassword struct {
 
 func (x *UserPassword) Reset() {
 	*x = UserPassword{}
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +732,7 @@ func (x *UserPassword) String() string {
 func (*UserPassword) ProtoMessage() {}
 
 func (x *UserPassword) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +745,7 @@ func (x *UserPassword) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserPassword.ProtoReflect.Descriptor instead.
 func (*UserPassword) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{9}
+	return file_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UserPassword) GetName() string {
@@ -674,7 +772,7 @@ type RoleGrant struct {
 
 func (x *RoleGrant) Reset() {
 	*x = RoleGrant{}
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +784,7 @@ func (x *RoleGrant) String() string {
 func (*RoleGrant) ProtoMessage() {}
 
 func (x *RoleGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +797,7 @@ func (x *RoleGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleGrant.ProtoReflect.Descriptor instead.
 func (*RoleGrant) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{10}
+	return file_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RoleGrant) GetRole() string {
@@ -726,7 +824,7 @@ type UserRole struct {
 
 func (x *UserRole) Reset() {
 	*x = UserRole{}
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +836,7 @@ func (x *UserRole) String() string {
 func (*UserRole) ProtoMessage() {}
 
 func (x *UserRole) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +849,7 @@ func (x *UserRole) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserRole.ProtoReflect.Descriptor instead.
 func (*UserRole) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{11}
+	return file_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UserRole) GetUser() string {
@@ -779,7 +877,7 @@ type TokenSpec struct {
 
 func (x *TokenSpec) Reset() {
 	*x = TokenSpec{}
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +889,7 @@ func (x *TokenSpec) String() string {
 func (*TokenSpec) ProtoMessage() {}
 
 func (x *TokenSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +902,7 @@ func (x *TokenSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSpec.ProtoReflect.Descriptor instead.
 func (*TokenSpec) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{12}
+	return file_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TokenSpec) GetUser() string {
@@ -837,7 +935,7 @@ type AuthEnable struct {
 
 func (x *AuthEnable) Reset() {
 	*x = AuthEnable{}
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +947,7 @@ func (x *AuthEnable) String() string {
 func (*AuthEnable) ProtoMessage() {}
 
 func (x *AuthEnable) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +960,7 @@ func (x *AuthEnable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthEnable.ProtoReflect.Descriptor instead.
 func (*AuthEnable) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{13}
+	return file_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AuthEnable) GetEnabled() bool {
@@ -899,7 +997,7 @@ type AuthAdminRequest struct {
 
 func (x *AuthAdminRequest) Reset() {
 	*x = AuthAdminRequest{}
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1009,7 @@ func (x *AuthAdminRequest) String() string {
 func (*AuthAdminRequest) ProtoMessage() {}
 
 func (x *AuthAdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1022,7 @@ func (x *AuthAdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthAdminRequest.ProtoReflect.Descriptor instead.
 func (*AuthAdminRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{14}
+	return file_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AuthAdminRequest) GetOp() isAuthAdminRequest_Op {
@@ -1193,7 +1291,7 @@ type AuthAdminResponse struct {
 
 func (x *AuthAdminResponse) Reset() {
 	*x = AuthAdminResponse{}
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1303,7 @@ func (x *AuthAdminResponse) String() string {
 func (*AuthAdminResponse) ProtoMessage() {}
 
 func (x *AuthAdminResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1316,7 @@ func (x *AuthAdminResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthAdminResponse.ProtoReflect.Descriptor instead.
 func (*AuthAdminResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{15}
+	return file_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AuthAdminResponse) GetEnabled() bool {
@@ -1280,7 +1378,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1390,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1403,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{16}
+	return file_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetRequest) GetTable() string {
@@ -1363,7 +1461,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1473,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1486,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{17}
+	return file_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetResponse) GetValue() []byte {
@@ -1455,7 +1553,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1467,7 +1565,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1480,7 +1578,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{18}
+	return file_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Condition) GetVersion() uint64 {
@@ -1521,7 +1619,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1631,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1644,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{19}
+	return file_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PutRequest) GetTable() string {
@@ -1602,7 +1700,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1712,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1725,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{20}
+	return file_kv_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PutResponse) GetVersion() uint64 {
@@ -1655,7 +1753,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1765,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1778,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{21}
+	return file_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteRequest) GetTable() string {
@@ -1716,7 +1814,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1826,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1839,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{22}
+	return file_kv_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteResponse) GetVersion() uint64 {
@@ -1774,7 +1872,7 @@ type BatchRequest struct {
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1884,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1897,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{23}
+	return file_kv_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BatchRequest) GetTable() string {
@@ -1830,7 +1928,7 @@ type BatchOp struct {
 
 func (x *BatchOp) Reset() {
 	*x = BatchOp{}
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +1940,7 @@ func (x *BatchOp) String() string {
 func (*BatchOp) ProtoMessage() {}
 
 func (x *BatchOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +1953,7 @@ func (x *BatchOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchOp.ProtoReflect.Descriptor instead.
 func (*BatchOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{24}
+	return file_kv_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BatchOp) GetOp() isBatchOp_Op {
@@ -1911,7 +2009,7 @@ type BatchResult struct {
 
 func (x *BatchResult) Reset() {
 	*x = BatchResult{}
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +2021,7 @@ func (x *BatchResult) String() string {
 func (*BatchResult) ProtoMessage() {}
 
 func (x *BatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2034,7 @@ func (x *BatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
 func (*BatchResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{25}
+	return file_kv_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *BatchResult) GetVersion() uint64 {
@@ -1964,7 +2062,7 @@ type BatchResponse struct {
 
 func (x *BatchResponse) Reset() {
 	*x = BatchResponse{}
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2074,7 @@ func (x *BatchResponse) String() string {
 func (*BatchResponse) ProtoMessage() {}
 
 func (x *BatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2087,7 @@ func (x *BatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
 func (*BatchResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{26}
+	return file_kv_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *BatchResponse) GetResults() []*BatchResult {
@@ -2036,7 +2134,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2146,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2159,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{27}
+	return file_kv_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListRequest) GetTable() string {
@@ -2168,7 +2266,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_kv_proto_msgTypes[28]
+	mi := &file_kv_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2278,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[28]
+	mi := &file_kv_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2291,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{28}
+	return file_kv_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *KeyValue) GetKey() []byte {
@@ -2241,7 +2339,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_kv_proto_msgTypes[29]
+	mi := &file_kv_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2351,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[29]
+	mi := &file_kv_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2364,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{29}
+	return file_kv_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListResponse) GetItems() []*KeyValue {
@@ -2347,7 +2445,7 @@ type Table struct {
 
 func (x *Table) Reset() {
 	*x = Table{}
-	mi := &file_kv_proto_msgTypes[30]
+	mi := &file_kv_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2457,7 @@ func (x *Table) String() string {
 func (*Table) ProtoMessage() {}
 
 func (x *Table) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[30]
+	mi := &file_kv_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2470,7 @@ func (x *Table) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Table.ProtoReflect.Descriptor instead.
 func (*Table) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{30}
+	return file_kv_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Table) GetName() string {
@@ -2487,7 +2585,7 @@ type CreateTableRequest struct {
 
 func (x *CreateTableRequest) Reset() {
 	*x = CreateTableRequest{}
-	mi := &file_kv_proto_msgTypes[31]
+	mi := &file_kv_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2597,7 @@ func (x *CreateTableRequest) String() string {
 func (*CreateTableRequest) ProtoMessage() {}
 
 func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[31]
+	mi := &file_kv_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2610,7 @@ func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableRequest.ProtoReflect.Descriptor instead.
 func (*CreateTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{31}
+	return file_kv_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateTableRequest) GetName() string {
@@ -2601,7 +2699,7 @@ type GetTableRequest struct {
 
 func (x *GetTableRequest) Reset() {
 	*x = GetTableRequest{}
-	mi := &file_kv_proto_msgTypes[32]
+	mi := &file_kv_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2613,7 +2711,7 @@ func (x *GetTableRequest) String() string {
 func (*GetTableRequest) ProtoMessage() {}
 
 func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[32]
+	mi := &file_kv_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2626,7 +2724,7 @@ func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTableRequest.ProtoReflect.Descriptor instead.
 func (*GetTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{32}
+	return file_kv_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetTableRequest) GetName() string {
@@ -2644,7 +2742,7 @@ type ListTablesRequest struct {
 
 func (x *ListTablesRequest) Reset() {
 	*x = ListTablesRequest{}
-	mi := &file_kv_proto_msgTypes[33]
+	mi := &file_kv_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +2754,7 @@ func (x *ListTablesRequest) String() string {
 func (*ListTablesRequest) ProtoMessage() {}
 
 func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[33]
+	mi := &file_kv_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +2767,7 @@ func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListTablesRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{33}
+	return file_kv_proto_rawDescGZIP(), []int{35}
 }
 
 type ListTablesResponse struct {
@@ -2681,7 +2779,7 @@ type ListTablesResponse struct {
 
 func (x *ListTablesResponse) Reset() {
 	*x = ListTablesResponse{}
-	mi := &file_kv_proto_msgTypes[34]
+	mi := &file_kv_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2791,7 @@ func (x *ListTablesResponse) String() string {
 func (*ListTablesResponse) ProtoMessage() {}
 
 func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[34]
+	mi := &file_kv_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +2804,7 @@ func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListTablesResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{34}
+	return file_kv_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListTablesResponse) GetTables() []*Table {
@@ -2725,7 +2823,7 @@ type DropTableRequest struct {
 
 func (x *DropTableRequest) Reset() {
 	*x = DropTableRequest{}
-	mi := &file_kv_proto_msgTypes[35]
+	mi := &file_kv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2835,7 @@ func (x *DropTableRequest) String() string {
 func (*DropTableRequest) ProtoMessage() {}
 
 func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[35]
+	mi := &file_kv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +2848,7 @@ func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableRequest.ProtoReflect.Descriptor instead.
 func (*DropTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{35}
+	return file_kv_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DropTableRequest) GetName() string {
@@ -2783,7 +2881,7 @@ type UpdateTableRequest struct {
 
 func (x *UpdateTableRequest) Reset() {
 	*x = UpdateTableRequest{}
-	mi := &file_kv_proto_msgTypes[36]
+	mi := &file_kv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +2893,7 @@ func (x *UpdateTableRequest) String() string {
 func (*UpdateTableRequest) ProtoMessage() {}
 
 func (x *UpdateTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[36]
+	mi := &file_kv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +2906,7 @@ func (x *UpdateTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTableRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{36}
+	return file_kv_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UpdateTableRequest) GetName() string {
@@ -2882,7 +2980,7 @@ type DropTableResponse struct {
 
 func (x *DropTableResponse) Reset() {
 	*x = DropTableResponse{}
-	mi := &file_kv_proto_msgTypes[37]
+	mi := &file_kv_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +2992,7 @@ func (x *DropTableResponse) String() string {
 func (*DropTableResponse) ProtoMessage() {}
 
 func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[37]
+	mi := &file_kv_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3005,7 @@ func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableResponse.ProtoReflect.Descriptor instead.
 func (*DropTableResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{37}
+	return file_kv_proto_rawDescGZIP(), []int{39}
 }
 
 // RangeDescriptor describes one range: a Raft group holding the keys of one
@@ -2940,7 +3038,7 @@ type RangeDescriptor struct {
 
 func (x *RangeDescriptor) Reset() {
 	*x = RangeDescriptor{}
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3050,7 @@ func (x *RangeDescriptor) String() string {
 func (*RangeDescriptor) ProtoMessage() {}
 
 func (x *RangeDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3063,7 @@ func (x *RangeDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeDescriptor.ProtoReflect.Descriptor instead.
 func (*RangeDescriptor) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{38}
+	return file_kv_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RangeDescriptor) GetId() uint64 {
@@ -3045,7 +3143,7 @@ type RemovedReplica struct {
 
 func (x *RemovedReplica) Reset() {
 	*x = RemovedReplica{}
-	mi := &file_kv_proto_msgTypes[39]
+	mi := &file_kv_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3057,7 +3155,7 @@ func (x *RemovedReplica) String() string {
 func (*RemovedReplica) ProtoMessage() {}
 
 func (x *RemovedReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[39]
+	mi := &file_kv_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3070,7 +3168,7 @@ func (x *RemovedReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedReplica.ProtoReflect.Descriptor instead.
 func (*RemovedReplica) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{39}
+	return file_kv_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemovedReplica) GetNode() uint64 {
@@ -3095,7 +3193,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_kv_proto_msgTypes[40]
+	mi := &file_kv_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3107,7 +3205,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[40]
+	mi := &file_kv_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3120,7 +3218,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{40}
+	return file_kv_proto_rawDescGZIP(), []int{42}
 }
 
 type NodeStatus struct {
@@ -3145,7 +3243,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_kv_proto_msgTypes[41]
+	mi := &file_kv_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3157,7 +3255,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[41]
+	mi := &file_kv_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3170,7 +3268,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{41}
+	return file_kv_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *NodeStatus) GetId() uint64 {
@@ -3282,7 +3380,7 @@ type RangeStatus struct {
 
 func (x *RangeStatus) Reset() {
 	*x = RangeStatus{}
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3294,7 +3392,7 @@ func (x *RangeStatus) String() string {
 func (*RangeStatus) ProtoMessage() {}
 
 func (x *RangeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3307,7 +3405,7 @@ func (x *RangeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeStatus.ProtoReflect.Descriptor instead.
 func (*RangeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{42}
+	return file_kv_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RangeStatus) GetId() uint64 {
@@ -3448,7 +3546,7 @@ type ReplicaLag struct {
 
 func (x *ReplicaLag) Reset() {
 	*x = ReplicaLag{}
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3460,7 +3558,7 @@ func (x *ReplicaLag) String() string {
 func (*ReplicaLag) ProtoMessage() {}
 
 func (x *ReplicaLag) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3473,7 +3571,7 @@ func (x *ReplicaLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaLag.ProtoReflect.Descriptor instead.
 func (*ReplicaLag) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{43}
+	return file_kv_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReplicaLag) GetNode() uint64 {
@@ -3506,7 +3604,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3518,7 +3616,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3531,7 +3629,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{44}
+	return file_kv_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Decision) GetAtUnixMs() int64 {
@@ -3589,7 +3687,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3601,7 +3699,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3614,7 +3712,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{45}
+	return file_kv_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ClusterStatus) GetNodes() []*NodeStatus {
@@ -3657,7 +3755,7 @@ type NodeActionRequest struct {
 
 func (x *NodeActionRequest) Reset() {
 	*x = NodeActionRequest{}
-	mi := &file_kv_proto_msgTypes[46]
+	mi := &file_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3669,7 +3767,7 @@ func (x *NodeActionRequest) String() string {
 func (*NodeActionRequest) ProtoMessage() {}
 
 func (x *NodeActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[46]
+	mi := &file_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3682,7 +3780,7 @@ func (x *NodeActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeActionRequest.ProtoReflect.Descriptor instead.
 func (*NodeActionRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{46}
+	return file_kv_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *NodeActionRequest) GetAction() string {
@@ -3708,7 +3806,7 @@ type NodeActionResponse struct {
 
 func (x *NodeActionResponse) Reset() {
 	*x = NodeActionResponse{}
-	mi := &file_kv_proto_msgTypes[47]
+	mi := &file_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3720,7 +3818,7 @@ func (x *NodeActionResponse) String() string {
 func (*NodeActionResponse) ProtoMessage() {}
 
 func (x *NodeActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[47]
+	mi := &file_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3733,7 +3831,7 @@ func (x *NodeActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeActionResponse.ProtoReflect.Descriptor instead.
 func (*NodeActionResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{47}
+	return file_kv_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *NodeActionResponse) GetNode() *NodeStatus {
@@ -3762,7 +3860,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_kv_proto_msgTypes[48]
+	mi := &file_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3774,7 +3872,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[48]
+	mi := &file_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3787,7 +3885,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{48}
+	return file_kv_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WatchRequest) GetTable() string {
@@ -3852,7 +3950,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3864,7 +3962,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3877,7 +3975,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{49}
+	return file_kv_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WatchEvent) GetType() WatchEvent_Type {
@@ -3940,7 +4038,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3952,7 +4050,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3965,7 +4063,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{50}
+	return file_kv_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WatchResponse) GetEvents() []*WatchEvent {
@@ -3992,7 +4090,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4004,7 +4102,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4017,7 +4115,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{51}
+	return file_kv_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *BackupRequest) GetSinceVersion() uint64 {
@@ -4043,7 +4141,7 @@ type BackupRecord struct {
 
 func (x *BackupRecord) Reset() {
 	*x = BackupRecord{}
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4055,7 +4153,7 @@ func (x *BackupRecord) String() string {
 func (*BackupRecord) ProtoMessage() {}
 
 func (x *BackupRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4068,7 +4166,7 @@ func (x *BackupRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRecord.ProtoReflect.Descriptor instead.
 func (*BackupRecord) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{52}
+	return file_kv_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *BackupRecord) GetKey() []byte {
@@ -4125,7 +4223,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4137,7 +4235,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4150,7 +4248,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{53}
+	return file_kv_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *BackupChunk) GetAtVersion() uint64 {
@@ -4213,7 +4311,7 @@ type RestoreBeginRequest struct {
 
 func (x *RestoreBeginRequest) Reset() {
 	*x = RestoreBeginRequest{}
-	mi := &file_kv_proto_msgTypes[54]
+	mi := &file_kv_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4225,7 +4323,7 @@ func (x *RestoreBeginRequest) String() string {
 func (*RestoreBeginRequest) ProtoMessage() {}
 
 func (x *RestoreBeginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[54]
+	mi := &file_kv_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4238,7 +4336,7 @@ func (x *RestoreBeginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBeginRequest.ProtoReflect.Descriptor instead.
 func (*RestoreBeginRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{54}
+	return file_kv_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RestoreBeginRequest) GetTables() []*CreateTableRequest {
@@ -4263,7 +4361,7 @@ type RestoreBeginResponse struct {
 
 func (x *RestoreBeginResponse) Reset() {
 	*x = RestoreBeginResponse{}
-	mi := &file_kv_proto_msgTypes[55]
+	mi := &file_kv_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4275,7 +4373,7 @@ func (x *RestoreBeginResponse) String() string {
 func (*RestoreBeginResponse) ProtoMessage() {}
 
 func (x *RestoreBeginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[55]
+	mi := &file_kv_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4288,7 +4386,7 @@ func (x *RestoreBeginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBeginResponse.ProtoReflect.Descriptor instead.
 func (*RestoreBeginResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{55}
+	return file_kv_proto_rawDescGZIP(), []int{57}
 }
 
 type RestoreDataRequest struct {
@@ -4302,7 +4400,7 @@ type RestoreDataRequest struct {
 
 func (x *RestoreDataRequest) Reset() {
 	*x = RestoreDataRequest{}
-	mi := &file_kv_proto_msgTypes[56]
+	mi := &file_kv_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4314,7 +4412,7 @@ func (x *RestoreDataRequest) String() string {
 func (*RestoreDataRequest) ProtoMessage() {}
 
 func (x *RestoreDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[56]
+	mi := &file_kv_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4327,7 +4425,7 @@ func (x *RestoreDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreDataRequest.ProtoReflect.Descriptor instead.
 func (*RestoreDataRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{56}
+	return file_kv_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RestoreDataRequest) GetTable() string {
@@ -4354,7 +4452,7 @@ type RestoreDataResponse struct {
 
 func (x *RestoreDataResponse) Reset() {
 	*x = RestoreDataResponse{}
-	mi := &file_kv_proto_msgTypes[57]
+	mi := &file_kv_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4366,7 +4464,7 @@ func (x *RestoreDataResponse) String() string {
 func (*RestoreDataResponse) ProtoMessage() {}
 
 func (x *RestoreDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[57]
+	mi := &file_kv_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4379,7 +4477,7 @@ func (x *RestoreDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreDataResponse.ProtoReflect.Descriptor instead.
 func (*RestoreDataResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{57}
+	return file_kv_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RestoreDataResponse) GetRestored() uint64 {
@@ -4402,7 +4500,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_kv_proto_msgTypes[58]
+	mi := &file_kv_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4414,7 +4512,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[58]
+	mi := &file_kv_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4427,7 +4525,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{58}
+	return file_kv_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *HistoryRequest) GetTable() string {
@@ -4471,7 +4569,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_kv_proto_msgTypes[59]
+	mi := &file_kv_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4483,7 +4581,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[59]
+	mi := &file_kv_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4496,7 +4594,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{59}
+	return file_kv_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *HistoryResponse) GetChanges() []*WatchEvent {
@@ -4525,7 +4623,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_kv_proto_msgTypes[60]
+	mi := &file_kv_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4537,7 +4635,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[60]
+	mi := &file_kv_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4550,7 +4648,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{60}
+	return file_kv_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *TxnRequest) GetOps() []*TxnOp {
@@ -4573,7 +4671,7 @@ type TxnOp struct {
 
 func (x *TxnOp) Reset() {
 	*x = TxnOp{}
-	mi := &file_kv_proto_msgTypes[61]
+	mi := &file_kv_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4585,7 +4683,7 @@ func (x *TxnOp) String() string {
 func (*TxnOp) ProtoMessage() {}
 
 func (x *TxnOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[61]
+	mi := &file_kv_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4598,7 +4696,7 @@ func (x *TxnOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnOp.ProtoReflect.Descriptor instead.
 func (*TxnOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{61}
+	return file_kv_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *TxnOp) GetKind() TxnOp_Kind {
@@ -4650,7 +4748,7 @@ type TxnResult struct {
 
 func (x *TxnResult) Reset() {
 	*x = TxnResult{}
-	mi := &file_kv_proto_msgTypes[62]
+	mi := &file_kv_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4662,7 +4760,7 @@ func (x *TxnResult) String() string {
 func (*TxnResult) ProtoMessage() {}
 
 func (x *TxnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[62]
+	mi := &file_kv_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4675,7 +4773,7 @@ func (x *TxnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResult.ProtoReflect.Descriptor instead.
 func (*TxnResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{62}
+	return file_kv_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *TxnResult) GetFound() bool {
@@ -4708,7 +4806,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_kv_proto_msgTypes[63]
+	mi := &file_kv_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4720,7 +4818,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[63]
+	mi := &file_kv_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4733,7 +4831,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{63}
+	return file_kv_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *TxnResponse) GetResults() []*TxnResult {
@@ -4748,6 +4846,11 @@ var File_kv_proto protoreflect.FileDescriptor
 const file_kv_proto_rawDesc = "" +
 	"\n" +
 	"\bkv.proto\x12\bcairn.v1\";\n" +
+	"\x11MergeRangeRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\"G\n" +
+	"\x12MergeRangeResponse\x121\n" +
+	"\x06merged\x18\x01 \x01(\v2\x19.cairn.v1.RangeDescriptorR\x06merged\";\n" +
 	"\x11SplitRangeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\"t\n" +
@@ -5143,13 +5246,15 @@ const file_kv_proto_rawDesc = "" +
 	"\n" +
 	"ListTables\x12\x1b.cairn.v1.ListTablesRequest\x1a\x1c.cairn.v1.ListTablesResponse\x12D\n" +
 	"\tDropTable\x12\x1a.cairn.v1.DropTableRequest\x1a\x1b.cairn.v1.DropTableResponse\x12<\n" +
-	"\vUpdateTable\x12\x1c.cairn.v1.UpdateTableRequest\x1a\x0f.cairn.v1.Table2\xde\x01\n" +
+	"\vUpdateTable\x12\x1c.cairn.v1.UpdateTableRequest\x1a\x0f.cairn.v1.Table2\xa7\x02\n" +
 	"\aCluster\x12A\n" +
 	"\x06Status\x12\x1e.cairn.v1.ClusterStatusRequest\x1a\x17.cairn.v1.ClusterStatus\x12G\n" +
 	"\n" +
 	"NodeAction\x12\x1b.cairn.v1.NodeActionRequest\x1a\x1c.cairn.v1.NodeActionResponse\x12G\n" +
 	"\n" +
-	"SplitRange\x12\x1b.cairn.v1.SplitRangeRequest\x1a\x1c.cairn.v1.SplitRangeResponse2\x82\x01\n" +
+	"SplitRange\x12\x1b.cairn.v1.SplitRangeRequest\x1a\x1c.cairn.v1.SplitRangeResponse\x12G\n" +
+	"\n" +
+	"MergeRange\x12\x1b.cairn.v1.MergeRangeRequest\x1a\x1c.cairn.v1.MergeRangeResponse2\x82\x01\n" +
 	"\x04Auth\x128\n" +
 	"\x05Login\x12\x16.cairn.v1.LoginRequest\x1a\x17.cairn.v1.LoginResponse\x12@\n" +
 	"\x05Admin\x12\x1a.cairn.v1.AuthAdminRequest\x1a\x1b.cairn.v1.AuthAdminResponse2C\n" +
@@ -5175,167 +5280,172 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_kv_proto_goTypes = []any{
 	(WatchEvent_Type)(0),         // 0: cairn.v1.WatchEvent.Type
 	(TxnOp_Kind)(0),              // 1: cairn.v1.TxnOp.Kind
-	(*SplitRangeRequest)(nil),    // 2: cairn.v1.SplitRangeRequest
-	(*SplitRangeResponse)(nil),   // 3: cairn.v1.SplitRangeResponse
-	(*LoginRequest)(nil),         // 4: cairn.v1.LoginRequest
-	(*LoginResponse)(nil),        // 5: cairn.v1.LoginResponse
-	(*Grant)(nil),                // 6: cairn.v1.Grant
-	(*User)(nil),                 // 7: cairn.v1.User
-	(*Role)(nil),                 // 8: cairn.v1.Role
-	(*TokenInfo)(nil),            // 9: cairn.v1.TokenInfo
-	(*AuthEmpty)(nil),            // 10: cairn.v1.AuthEmpty
-	(*UserPassword)(nil),         // 11: cairn.v1.UserPassword
-	(*RoleGrant)(nil),            // 12: cairn.v1.RoleGrant
-	(*UserRole)(nil),             // 13: cairn.v1.UserRole
-	(*TokenSpec)(nil),            // 14: cairn.v1.TokenSpec
-	(*AuthEnable)(nil),           // 15: cairn.v1.AuthEnable
-	(*AuthAdminRequest)(nil),     // 16: cairn.v1.AuthAdminRequest
-	(*AuthAdminResponse)(nil),    // 17: cairn.v1.AuthAdminResponse
-	(*GetRequest)(nil),           // 18: cairn.v1.GetRequest
-	(*GetResponse)(nil),          // 19: cairn.v1.GetResponse
-	(*Condition)(nil),            // 20: cairn.v1.Condition
-	(*PutRequest)(nil),           // 21: cairn.v1.PutRequest
-	(*PutResponse)(nil),          // 22: cairn.v1.PutResponse
-	(*DeleteRequest)(nil),        // 23: cairn.v1.DeleteRequest
-	(*DeleteResponse)(nil),       // 24: cairn.v1.DeleteResponse
-	(*BatchRequest)(nil),         // 25: cairn.v1.BatchRequest
-	(*BatchOp)(nil),              // 26: cairn.v1.BatchOp
-	(*BatchResult)(nil),          // 27: cairn.v1.BatchResult
-	(*BatchResponse)(nil),        // 28: cairn.v1.BatchResponse
-	(*ListRequest)(nil),          // 29: cairn.v1.ListRequest
-	(*KeyValue)(nil),             // 30: cairn.v1.KeyValue
-	(*ListResponse)(nil),         // 31: cairn.v1.ListResponse
-	(*Table)(nil),                // 32: cairn.v1.Table
-	(*CreateTableRequest)(nil),   // 33: cairn.v1.CreateTableRequest
-	(*GetTableRequest)(nil),      // 34: cairn.v1.GetTableRequest
-	(*ListTablesRequest)(nil),    // 35: cairn.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),   // 36: cairn.v1.ListTablesResponse
-	(*DropTableRequest)(nil),     // 37: cairn.v1.DropTableRequest
-	(*UpdateTableRequest)(nil),   // 38: cairn.v1.UpdateTableRequest
-	(*DropTableResponse)(nil),    // 39: cairn.v1.DropTableResponse
-	(*RangeDescriptor)(nil),      // 40: cairn.v1.RangeDescriptor
-	(*RemovedReplica)(nil),       // 41: cairn.v1.RemovedReplica
-	(*ClusterStatusRequest)(nil), // 42: cairn.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),           // 43: cairn.v1.NodeStatus
-	(*RangeStatus)(nil),          // 44: cairn.v1.RangeStatus
-	(*ReplicaLag)(nil),           // 45: cairn.v1.ReplicaLag
-	(*Decision)(nil),             // 46: cairn.v1.Decision
-	(*ClusterStatus)(nil),        // 47: cairn.v1.ClusterStatus
-	(*NodeActionRequest)(nil),    // 48: cairn.v1.NodeActionRequest
-	(*NodeActionResponse)(nil),   // 49: cairn.v1.NodeActionResponse
-	(*WatchRequest)(nil),         // 50: cairn.v1.WatchRequest
-	(*WatchEvent)(nil),           // 51: cairn.v1.WatchEvent
-	(*WatchResponse)(nil),        // 52: cairn.v1.WatchResponse
-	(*BackupRequest)(nil),        // 53: cairn.v1.BackupRequest
-	(*BackupRecord)(nil),         // 54: cairn.v1.BackupRecord
-	(*BackupChunk)(nil),          // 55: cairn.v1.BackupChunk
-	(*RestoreBeginRequest)(nil),  // 56: cairn.v1.RestoreBeginRequest
-	(*RestoreBeginResponse)(nil), // 57: cairn.v1.RestoreBeginResponse
-	(*RestoreDataRequest)(nil),   // 58: cairn.v1.RestoreDataRequest
-	(*RestoreDataResponse)(nil),  // 59: cairn.v1.RestoreDataResponse
-	(*HistoryRequest)(nil),       // 60: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),      // 61: cairn.v1.HistoryResponse
-	(*TxnRequest)(nil),           // 62: cairn.v1.TxnRequest
-	(*TxnOp)(nil),                // 63: cairn.v1.TxnOp
-	(*TxnResult)(nil),            // 64: cairn.v1.TxnResult
-	(*TxnResponse)(nil),          // 65: cairn.v1.TxnResponse
+	(*MergeRangeRequest)(nil),    // 2: cairn.v1.MergeRangeRequest
+	(*MergeRangeResponse)(nil),   // 3: cairn.v1.MergeRangeResponse
+	(*SplitRangeRequest)(nil),    // 4: cairn.v1.SplitRangeRequest
+	(*SplitRangeResponse)(nil),   // 5: cairn.v1.SplitRangeResponse
+	(*LoginRequest)(nil),         // 6: cairn.v1.LoginRequest
+	(*LoginResponse)(nil),        // 7: cairn.v1.LoginResponse
+	(*Grant)(nil),                // 8: cairn.v1.Grant
+	(*User)(nil),                 // 9: cairn.v1.User
+	(*Role)(nil),                 // 10: cairn.v1.Role
+	(*TokenInfo)(nil),            // 11: cairn.v1.TokenInfo
+	(*AuthEmpty)(nil),            // 12: cairn.v1.AuthEmpty
+	(*UserPassword)(nil),         // 13: cairn.v1.UserPassword
+	(*RoleGrant)(nil),            // 14: cairn.v1.RoleGrant
+	(*UserRole)(nil),             // 15: cairn.v1.UserRole
+	(*TokenSpec)(nil),            // 16: cairn.v1.TokenSpec
+	(*AuthEnable)(nil),           // 17: cairn.v1.AuthEnable
+	(*AuthAdminRequest)(nil),     // 18: cairn.v1.AuthAdminRequest
+	(*AuthAdminResponse)(nil),    // 19: cairn.v1.AuthAdminResponse
+	(*GetRequest)(nil),           // 20: cairn.v1.GetRequest
+	(*GetResponse)(nil),          // 21: cairn.v1.GetResponse
+	(*Condition)(nil),            // 22: cairn.v1.Condition
+	(*PutRequest)(nil),           // 23: cairn.v1.PutRequest
+	(*PutResponse)(nil),          // 24: cairn.v1.PutResponse
+	(*DeleteRequest)(nil),        // 25: cairn.v1.DeleteRequest
+	(*DeleteResponse)(nil),       // 26: cairn.v1.DeleteResponse
+	(*BatchRequest)(nil),         // 27: cairn.v1.BatchRequest
+	(*BatchOp)(nil),              // 28: cairn.v1.BatchOp
+	(*BatchResult)(nil),          // 29: cairn.v1.BatchResult
+	(*BatchResponse)(nil),        // 30: cairn.v1.BatchResponse
+	(*ListRequest)(nil),          // 31: cairn.v1.ListRequest
+	(*KeyValue)(nil),             // 32: cairn.v1.KeyValue
+	(*ListResponse)(nil),         // 33: cairn.v1.ListResponse
+	(*Table)(nil),                // 34: cairn.v1.Table
+	(*CreateTableRequest)(nil),   // 35: cairn.v1.CreateTableRequest
+	(*GetTableRequest)(nil),      // 36: cairn.v1.GetTableRequest
+	(*ListTablesRequest)(nil),    // 37: cairn.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),   // 38: cairn.v1.ListTablesResponse
+	(*DropTableRequest)(nil),     // 39: cairn.v1.DropTableRequest
+	(*UpdateTableRequest)(nil),   // 40: cairn.v1.UpdateTableRequest
+	(*DropTableResponse)(nil),    // 41: cairn.v1.DropTableResponse
+	(*RangeDescriptor)(nil),      // 42: cairn.v1.RangeDescriptor
+	(*RemovedReplica)(nil),       // 43: cairn.v1.RemovedReplica
+	(*ClusterStatusRequest)(nil), // 44: cairn.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),           // 45: cairn.v1.NodeStatus
+	(*RangeStatus)(nil),          // 46: cairn.v1.RangeStatus
+	(*ReplicaLag)(nil),           // 47: cairn.v1.ReplicaLag
+	(*Decision)(nil),             // 48: cairn.v1.Decision
+	(*ClusterStatus)(nil),        // 49: cairn.v1.ClusterStatus
+	(*NodeActionRequest)(nil),    // 50: cairn.v1.NodeActionRequest
+	(*NodeActionResponse)(nil),   // 51: cairn.v1.NodeActionResponse
+	(*WatchRequest)(nil),         // 52: cairn.v1.WatchRequest
+	(*WatchEvent)(nil),           // 53: cairn.v1.WatchEvent
+	(*WatchResponse)(nil),        // 54: cairn.v1.WatchResponse
+	(*BackupRequest)(nil),        // 55: cairn.v1.BackupRequest
+	(*BackupRecord)(nil),         // 56: cairn.v1.BackupRecord
+	(*BackupChunk)(nil),          // 57: cairn.v1.BackupChunk
+	(*RestoreBeginRequest)(nil),  // 58: cairn.v1.RestoreBeginRequest
+	(*RestoreBeginResponse)(nil), // 59: cairn.v1.RestoreBeginResponse
+	(*RestoreDataRequest)(nil),   // 60: cairn.v1.RestoreDataRequest
+	(*RestoreDataResponse)(nil),  // 61: cairn.v1.RestoreDataResponse
+	(*HistoryRequest)(nil),       // 62: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),      // 63: cairn.v1.HistoryResponse
+	(*TxnRequest)(nil),           // 64: cairn.v1.TxnRequest
+	(*TxnOp)(nil),                // 65: cairn.v1.TxnOp
+	(*TxnResult)(nil),            // 66: cairn.v1.TxnResult
+	(*TxnResponse)(nil),          // 67: cairn.v1.TxnResponse
 }
 var file_kv_proto_depIdxs = []int32{
-	40, // 0: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
-	40, // 1: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
-	6,  // 2: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
-	6,  // 3: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
-	10, // 4: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
-	15, // 5: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
-	11, // 6: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
-	11, // 7: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
-	10, // 8: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
-	12, // 9: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
-	12, // 10: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
-	10, // 11: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
-	13, // 12: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
-	13, // 13: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
-	14, // 14: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
-	10, // 15: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
-	7,  // 16: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
-	8,  // 17: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
-	9,  // 18: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
-	9,  // 19: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
-	20, // 20: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
-	20, // 21: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
-	26, // 22: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
-	21, // 23: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
-	23, // 24: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
-	27, // 25: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
-	30, // 26: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
-	40, // 27: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
-	32, // 28: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
-	41, // 29: cairn.v1.RangeDescriptor.removed:type_name -> cairn.v1.RemovedReplica
-	45, // 30: cairn.v1.RangeStatus.lag:type_name -> cairn.v1.ReplicaLag
-	43, // 31: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
-	44, // 32: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
-	46, // 33: cairn.v1.ClusterStatus.decisions:type_name -> cairn.v1.Decision
-	43, // 34: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
-	0,  // 35: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
-	51, // 36: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
-	32, // 37: cairn.v1.BackupChunk.tables:type_name -> cairn.v1.Table
-	54, // 38: cairn.v1.BackupChunk.records:type_name -> cairn.v1.BackupRecord
-	33, // 39: cairn.v1.RestoreBeginRequest.tables:type_name -> cairn.v1.CreateTableRequest
-	54, // 40: cairn.v1.RestoreDataRequest.records:type_name -> cairn.v1.BackupRecord
-	51, // 41: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
-	63, // 42: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
-	1,  // 43: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
-	20, // 44: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
-	64, // 45: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
-	18, // 46: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	21, // 47: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	23, // 48: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	29, // 49: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	62, // 50: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
-	33, // 51: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	34, // 52: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	35, // 53: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	37, // 54: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	38, // 55: cairn.v1.Tables.UpdateTable:input_type -> cairn.v1.UpdateTableRequest
-	42, // 56: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	48, // 57: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
-	2,  // 58: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	4,  // 59: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
-	16, // 60: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
-	50, // 61: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
-	60, // 62: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
-	53, // 63: cairn.v1.Backup.Backup:input_type -> cairn.v1.BackupRequest
-	56, // 64: cairn.v1.Backup.RestoreBegin:input_type -> cairn.v1.RestoreBeginRequest
-	58, // 65: cairn.v1.Backup.RestoreData:input_type -> cairn.v1.RestoreDataRequest
-	19, // 66: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	22, // 67: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	24, // 68: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	31, // 69: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	65, // 70: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
-	32, // 71: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	32, // 72: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	36, // 73: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	39, // 74: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	32, // 75: cairn.v1.Tables.UpdateTable:output_type -> cairn.v1.Table
-	47, // 76: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	49, // 77: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
-	3,  // 78: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	5,  // 79: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
-	17, // 80: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
-	52, // 81: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
-	61, // 82: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
-	55, // 83: cairn.v1.Backup.Backup:output_type -> cairn.v1.BackupChunk
-	57, // 84: cairn.v1.Backup.RestoreBegin:output_type -> cairn.v1.RestoreBeginResponse
-	59, // 85: cairn.v1.Backup.RestoreData:output_type -> cairn.v1.RestoreDataResponse
-	66, // [66:86] is the sub-list for method output_type
-	46, // [46:66] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	42, // 0: cairn.v1.MergeRangeResponse.merged:type_name -> cairn.v1.RangeDescriptor
+	42, // 1: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
+	42, // 2: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
+	8,  // 3: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
+	8,  // 4: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
+	12, // 5: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
+	17, // 6: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
+	13, // 7: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
+	13, // 8: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
+	12, // 9: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
+	14, // 10: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
+	14, // 11: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
+	12, // 12: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
+	15, // 13: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
+	15, // 14: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
+	16, // 15: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
+	12, // 16: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
+	9,  // 17: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
+	10, // 18: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
+	11, // 19: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
+	11, // 20: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
+	22, // 21: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
+	22, // 22: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
+	28, // 23: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
+	23, // 24: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
+	25, // 25: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
+	29, // 26: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
+	32, // 27: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
+	42, // 28: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
+	34, // 29: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
+	43, // 30: cairn.v1.RangeDescriptor.removed:type_name -> cairn.v1.RemovedReplica
+	47, // 31: cairn.v1.RangeStatus.lag:type_name -> cairn.v1.ReplicaLag
+	45, // 32: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
+	46, // 33: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
+	48, // 34: cairn.v1.ClusterStatus.decisions:type_name -> cairn.v1.Decision
+	45, // 35: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
+	0,  // 36: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
+	53, // 37: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
+	34, // 38: cairn.v1.BackupChunk.tables:type_name -> cairn.v1.Table
+	56, // 39: cairn.v1.BackupChunk.records:type_name -> cairn.v1.BackupRecord
+	35, // 40: cairn.v1.RestoreBeginRequest.tables:type_name -> cairn.v1.CreateTableRequest
+	56, // 41: cairn.v1.RestoreDataRequest.records:type_name -> cairn.v1.BackupRecord
+	53, // 42: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
+	65, // 43: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
+	1,  // 44: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
+	22, // 45: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
+	66, // 46: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
+	20, // 47: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	23, // 48: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	25, // 49: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	31, // 50: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	64, // 51: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
+	35, // 52: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	36, // 53: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	37, // 54: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	39, // 55: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	40, // 56: cairn.v1.Tables.UpdateTable:input_type -> cairn.v1.UpdateTableRequest
+	44, // 57: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	50, // 58: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
+	4,  // 59: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	2,  // 60: cairn.v1.Cluster.MergeRange:input_type -> cairn.v1.MergeRangeRequest
+	6,  // 61: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	18, // 62: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	52, // 63: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
+	62, // 64: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
+	55, // 65: cairn.v1.Backup.Backup:input_type -> cairn.v1.BackupRequest
+	58, // 66: cairn.v1.Backup.RestoreBegin:input_type -> cairn.v1.RestoreBeginRequest
+	60, // 67: cairn.v1.Backup.RestoreData:input_type -> cairn.v1.RestoreDataRequest
+	21, // 68: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	24, // 69: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	26, // 70: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	33, // 71: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	67, // 72: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
+	34, // 73: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	34, // 74: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	38, // 75: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	41, // 76: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	34, // 77: cairn.v1.Tables.UpdateTable:output_type -> cairn.v1.Table
+	49, // 78: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	51, // 79: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
+	5,  // 80: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	3,  // 81: cairn.v1.Cluster.MergeRange:output_type -> cairn.v1.MergeRangeResponse
+	7,  // 82: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	19, // 83: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	54, // 84: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
+	63, // 85: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
+	57, // 86: cairn.v1.Backup.Backup:output_type -> cairn.v1.BackupChunk
+	59, // 87: cairn.v1.Backup.RestoreBegin:output_type -> cairn.v1.RestoreBeginResponse
+	61, // 88: cairn.v1.Backup.RestoreData:output_type -> cairn.v1.RestoreDataResponse
+	68, // [68:89] is the sub-list for method output_type
+	47, // [47:68] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -5343,7 +5453,7 @@ func file_kv_proto_init() {
 	if File_kv_proto != nil {
 		return
 	}
-	file_kv_proto_msgTypes[14].OneofWrappers = []any{
+	file_kv_proto_msgTypes[16].OneofWrappers = []any{
 		(*AuthAdminRequest_Status)(nil),
 		(*AuthAdminRequest_SetEnabled)(nil),
 		(*AuthAdminRequest_AddUser)(nil),
@@ -5361,21 +5471,21 @@ func file_kv_proto_init() {
 		(*AuthAdminRequest_ListTokens)(nil),
 		(*AuthAdminRequest_RevokeToken)(nil),
 	}
-	file_kv_proto_msgTypes[18].OneofWrappers = []any{}
-	file_kv_proto_msgTypes[24].OneofWrappers = []any{
+	file_kv_proto_msgTypes[20].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[26].OneofWrappers = []any{
 		(*BatchOp_Put)(nil),
 		(*BatchOp_Delete)(nil),
 	}
-	file_kv_proto_msgTypes[30].OneofWrappers = []any{}
-	file_kv_proto_msgTypes[31].OneofWrappers = []any{}
-	file_kv_proto_msgTypes[36].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[32].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[33].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[38].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   64,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

@@ -563,6 +563,7 @@ const (
 	Cluster_Status_FullMethodName     = "/cairn.v1.Cluster/Status"
 	Cluster_NodeAction_FullMethodName = "/cairn.v1.Cluster/NodeAction"
 	Cluster_SplitRange_FullMethodName = "/cairn.v1.Cluster/SplitRange"
+	Cluster_MergeRange_FullMethodName = "/cairn.v1.Cluster/MergeRange"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -577,6 +578,9 @@ type ClusterClient interface {
 	// SplitRange splits the range of table that holds key at key (an admin
 	// operation; ranges also split by themselves when they grow).
 	SplitRange(ctx context.Context, in *SplitRangeRequest, opts ...grpc.CallOption) (*SplitRangeResponse, error)
+	// MergeRange merges the range of table that holds key with its right
+	// neighbour (an admin operation; both must have the same replicas).
+	MergeRange(ctx context.Context, in *MergeRangeRequest, opts ...grpc.CallOption) (*MergeRangeResponse, error)
 }
 
 type clusterClient struct {
@@ -617,6 +621,16 @@ func (c *clusterClient) SplitRange(ctx context.Context, in *SplitRangeRequest, o
 	return out, nil
 }
 
+func (c *clusterClient) MergeRange(ctx context.Context, in *MergeRangeRequest, opts ...grpc.CallOption) (*MergeRangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MergeRangeResponse)
+	err := c.cc.Invoke(ctx, Cluster_MergeRange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -629,6 +643,9 @@ type ClusterServer interface {
 	// SplitRange splits the range of table that holds key at key (an admin
 	// operation; ranges also split by themselves when they grow).
 	SplitRange(context.Context, *SplitRangeRequest) (*SplitRangeResponse, error)
+	// MergeRange merges the range of table that holds key with its right
+	// neighbour (an admin operation; both must have the same replicas).
+	MergeRange(context.Context, *MergeRangeRequest) (*MergeRangeResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -647,6 +664,9 @@ func (UnimplementedClusterServer) NodeAction(context.Context, *NodeActionRequest
 }
 func (UnimplementedClusterServer) SplitRange(context.Context, *SplitRangeRequest) (*SplitRangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SplitRange not implemented")
+}
+func (UnimplementedClusterServer) MergeRange(context.Context, *MergeRangeRequest) (*MergeRangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MergeRange not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -723,6 +743,24 @@ func _Cluster_SplitRange_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_MergeRange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MergeRangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).MergeRange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_MergeRange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).MergeRange(ctx, req.(*MergeRangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -741,6 +779,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SplitRange",
 			Handler:    _Cluster_SplitRange_Handler,
+		},
+		{
+			MethodName: "MergeRange",
+			Handler:    _Cluster_MergeRange_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

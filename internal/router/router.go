@@ -900,7 +900,7 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	}
 	// After the barrier, the range must still hold the whole span: the
 	// router asks each range only for its own part.
-	if d := r.Desc(); !r.Initialized() || d.TableId != t.Id || !replica.DescContains(d, start) ||
+	if d := r.Desc(); !r.Initialized() || r.Frozen() || d.TableId != t.Id || !replica.DescContains(d, start) ||
 		(len(d.End) > 0 && (len(end) == 0 || bytes.Compare(end, d.End) > 0)) {
 		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds [%q, %q)", r.ID, start, end)
 	}

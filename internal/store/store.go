@@ -536,6 +536,24 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 		moved = append(moved, id)
 		delete(have, id)
 	}
+	// Ranges merged into a local neighbour (replica/merge.go): frozen and
+	// covered by a local range of higher generation. Their Raft state goes;
+	// their data is the merged range's now.
+	var merged []keys.RangeID
+	for id, st := range have {
+		for oid, o := range have {
+			if oid != id && replica.Subsumed(st, o.Desc) {
+				if err := replica.DestroyData(b, &cairnpb.RangeState{Desc: st.Desc}); err != nil {
+					return err
+				}
+				merged = append(merged, id)
+				break
+			}
+		}
+	}
+	for _, id := range merged {
+		delete(have, id)
+	}
 	var created []keys.RangeID
 	for _, t := range catalog {
 		for _, d := range t.Ranges {
@@ -568,6 +586,11 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 	slices.Sort(destroyed)
 	for _, id := range destroyed {
 		s.removeReplica(id)
+	}
+	slices.Sort(merged)
+	for _, id := range merged {
+		s.logger.Info("store: range merged into its left neighbour; replica destroyed", "range", uint64(id))
+		s.removeReplicaErr(id, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d was merged", id))
 	}
 	slices.Sort(moved)
 	for _, id := range moved {
@@ -1084,12 +1107,23 @@ func (s *Store) snapshotFits(r *replica.Replica, m raftpb.Message) bool {
 		return false
 	}
 	for _, o := range s.Replicas() {
-		if o.ID != r.ID && replica.DescsOverlap(o.Desc(), d) {
+		if o.ID != r.ID && replica.DescsOverlap(o.Desc(), d) && !s.mergedInto(o, d) {
 			s.logger.Debug("store: snapshot overlaps a local replica; dropped", "range", uint64(r.ID), "other", uint64(o.ID))
 			return false
 		}
 	}
 	return true
+}
+
+// mergedInto reports whether the local replica o is a frozen range that
+// the snapshot's descriptor d has merged (replica.Subsumed): the snapshot
+// then holds o's data, and reconcile destroys o once it is applied.
+func (s *Store) mergedInto(o *replica.Replica, d *cairnpb.RangeDescriptor) bool {
+	if !o.Frozen() {
+		return false
+	}
+	st, err := replica.LoadState(s.db, o.ID)
+	return err == nil && replica.Subsumed(st, d)
 }
 
 type pending struct {
