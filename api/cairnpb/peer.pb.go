@@ -4841,14 +4841,17 @@ func (x *MergeUnfreeze) GetLeftGeneration() uint64 {
 	return 0
 }
 
-// MergeAbort, proposed to the left range L, makes a pending merge into L
-// impossible: if L is still at left_generation its generation goes up, so
-// a Merge expecting it is refused. It fails with condition failed if L
-// already holds right_start (the merge happened).
+// MergeAbort, proposed to the range that ends at right_start (the left
+// range L of a merge, or the range that replaced it), makes a pending
+// merge of the frozen range into L (left_id at left_generation)
+// impossible: if it is L at that generation its generation goes up, so a
+// Merge expecting it is refused. It fails with condition failed if the
+// range holds right_start (the merge happened).
 type MergeAbort struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	LeftGeneration uint64                 `protobuf:"varint,1,opt,name=left_generation,json=leftGeneration,proto3" json:"left_generation,omitempty"`
 	RightStart     []byte                 `protobuf:"bytes,2,opt,name=right_start,json=rightStart,proto3" json:"right_start,omitempty"`
+	LeftId         uint64                 `protobuf:"varint,3,opt,name=left_id,json=leftId,proto3" json:"left_id,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -4895,6 +4898,13 @@ func (x *MergeAbort) GetRightStart() []byte {
 		return x.RightStart
 	}
 	return nil
+}
+
+func (x *MergeAbort) GetLeftId() uint64 {
+	if x != nil {
+		return x.LeftId
+	}
+	return 0
 }
 
 // Merge, proposed to the left range L once every replica of the right
@@ -5475,12 +5485,13 @@ const file_peer_proto_rawDesc = "" +
 	"\x13expected_generation\x18\x03 \x01(\x04R\x12expectedGeneration\"Q\n" +
 	"\rMergeUnfreeze\x12\x17\n" +
 	"\aleft_id\x18\x01 \x01(\x04R\x06leftId\x12'\n" +
-	"\x0fleft_generation\x18\x02 \x01(\x04R\x0eleftGeneration\"V\n" +
+	"\x0fleft_generation\x18\x02 \x01(\x04R\x0eleftGeneration\"o\n" +
 	"\n" +
 	"MergeAbort\x12'\n" +
 	"\x0fleft_generation\x18\x01 \x01(\x04R\x0eleftGeneration\x12\x1f\n" +
 	"\vright_start\x18\x02 \x01(\fR\n" +
-	"rightStart\"t\n" +
+	"rightStart\x12\x17\n" +
+	"\aleft_id\x18\x03 \x01(\x04R\x06leftId\"t\n" +
 	"\x05Merge\x12/\n" +
 	"\x13expected_generation\x18\x01 \x01(\x04R\x12expectedGeneration\x12:\n" +
 	"\vright_state\x18\x02 \x01(\v2\x19.cairn.peer.v1.RangeStateR\n" +

@@ -259,8 +259,9 @@ func (e *applyEnv) parseEntry(t testing.TB, td *datadriven.TestData, nextIndex m
 		cmd.Op = &cairnpb.Command_MergeUnfreeze{MergeUnfreeze: u}
 	case "merge-abort":
 		r = e.replica(t, td, 2)
-		a := &cairnpb.MergeAbort{}
+		a := &cairnpb.MergeAbort{LeftId: 2}
 		var start string
+		td.MaybeScanArgs(t, "left", &a.LeftId)
 		td.ScanArgs(t, "lgen", &a.LeftGeneration)
 		td.ScanArgs(t, "right-start", &start)
 		a.RightStart = []byte(start)
@@ -590,7 +591,7 @@ func TestApply(t *testing.T) {
 //	split key=K new=ID gen=G [range=R]  a Split entry (default range 2)
 //	freeze left=L lgen=G gen=G [range=R]  a MergeFreeze entry (default range 3)
 //	unfreeze left=L lgen=G [range=R]      a MergeUnfreeze entry
-//	merge-abort lgen=G right-start=K [range=L]  a MergeAbort entry (default 2)
+//	merge-abort lgen=G right-start=K [left=L] [range=N]  a MergeAbort entry (default 2)
 //	merge right=R gen=G [range=L]    a Merge entry carrying R's stored state
 //	contains key=K [range=R]         whether the replica serves the key now
 //	subsumed range=R by=L            replica.Subsumed of the stored states

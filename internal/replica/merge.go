@@ -39,15 +39,20 @@ import (
 //     destruction and a node whose L got a snapshot from after the merge.
 //
 // Undoing a freeze: R cannot know whether L will apply the merge, so the
-// decision is L's. MergeAbort, applied by L, raises L's generation if it is
-// still the freeze's (then no Merge can apply any more) and fails if L
-// already covers R's start (the merge happened); only after it succeeded
-// is MergeUnfreeze proposed to R. The merge driver does this when a step
+// decision is made in the log of R's current left neighbour (L, or the
+// range that replaced it). MergeAbort raises L's generation if it is still
+// the freeze's (then no Merge can apply any more) and fails if the
+// neighbour already covers R's start (the merge happened); only after it
+// succeeded is MergeUnfreeze proposed to R (see applyMergeAbort). The merge driver does this when a step
 // fails, and R's leader does it when R has been frozen for too long (the
 // driver died).
 
 // Frozen reports whether the replica is frozen for a merge. Any goroutine.
-func (r *Replica) Frozen() bool { return r.frozen.Load() }
+func (r *Replica) Frozen() bool { return r.frozen.Load() != nil }
+
+// FrozenFor returns the merge the range is frozen for, or nil. Any
+// goroutine.
+func (r *Replica) FrozenFor() *cairnpb.Frozen { return r.frozen.Load() }
 
 // refuseFrozen returns the refusal of cmd by a frozen range, or nil if cmd
 // may apply (only the merge commands that undo or repeat a freeze, and an
@@ -80,7 +85,7 @@ func (r *Replica) applyMergeFreeze(f *cairnpb.MergeFreeze) (Result, error) {
 		return Result{Err: kv.Errorf(kv.ErrInvalidArgument, "range %d: bad left range %d", r.ID, f.LeftId)}, nil
 	}
 	r.state.Frozen = &cairnpb.Frozen{LeftId: f.LeftId, LeftGeneration: f.LeftGeneration}
-	r.frozen.Store(true)
+	r.frozen.Store(r.state.Frozen)
 	return Result{State: proto.Clone(r.state).(*cairnpb.RangeState)}, nil
 }
 
@@ -90,17 +95,36 @@ func (r *Replica) applyMergeUnfreeze(u *cairnpb.MergeUnfreeze) (Result, error) {
 		return Result{}, nil // not frozen by that merge: nothing to undo
 	}
 	r.state.Frozen = nil
-	r.frozen.Store(false)
+	r.frozen.Store(nil)
 	return Result{}, nil
 }
 
+// applyMergeAbort decides, on the range that is now the left neighbour of
+// the frozen range (it ends at right_start), whether the merge the freeze
+// names can still happen. Only the range holding the keys just before
+// right_start can merge with the frozen range, and that range changes only
+// by a split (the left range's generation goes up: a Merge expecting the
+// old one is refused) or by a merge into its own left neighbour (it was
+// frozen first: it applies no Merge after that). So:
+//
+//   - this range holds right_start: the merge happened (here or in a range
+//     merged into this one since): condition failed, R stays frozen until
+//     its replica is destroyed;
+//   - this is the left range at the freeze's generation: its generation
+//     goes up, so the Merge can never apply;
+//   - otherwise the left range changed or is gone: nothing to do.
+//
+// In the last two cases R may be unfrozen.
 func (r *Replica) applyMergeAbort(a *cairnpb.MergeAbort) (Result, error) {
 	d := r.Desc()
-	if len(a.RightStart) > 0 && DescContains(d, a.RightStart) {
+	if DescContains(d, a.RightStart) {
 		return Result{Err: kv.Errorf(kv.ErrConditionFailed, "range %d already holds %q: the merge happened", r.ID, a.RightStart)}, nil
 	}
-	if d.Generation != a.LeftGeneration {
-		return Result{Desc: cloneDesc(d)}, nil // changed since: no merge expecting that generation applies
+	if !bytes.Equal(d.End, a.RightStart) || len(a.RightStart) == 0 {
+		return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "range %d [%q, %q) does not end at %q", r.ID, d.Start, d.End, a.RightStart)}, nil
+	}
+	if d.Id != a.LeftId || d.Generation != a.LeftGeneration {
+		return Result{Desc: cloneDesc(d)}, nil // changed since: no merge expecting that range and generation applies
 	}
 	nd := cloneDesc(d)
 	nd.Generation++

@@ -151,8 +151,8 @@ type Replica struct {
 	approxBytes atomic.Uint64
 	destroyed   atomic.Bool
 	desc        atomic.Pointer[cairnpb.RangeDescriptor]
-	// frozen mirrors state.Frozen != nil (merge.go) for readers.
-	frozen atomic.Bool
+	// frozen mirrors state.Frozen (merge.go) for readers.
+	frozen atomic.Pointer[cairnpb.Frozen]
 	// active is set by requests from any goroutine (markActive) and
 	// consumed by Tick; quiescedFlag mirrors quiesced for them.
 	active       atomic.Bool
@@ -304,7 +304,7 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 		r.votesAfter = int64(opts.HoldVotesUntil.Sub(r.base))
 	}
 	r.desc.Store(st.Desc)
-	r.frozen.Store(st.Frozen != nil)
+	r.frozen.Store(st.Frozen)
 	r.log, err = raftlog.Load(db, id, cs, r.snapshot)
 	if err != nil {
 		return nil, err
@@ -873,7 +873,7 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	r.stats().SnapshotsApplied.Add(1)
 	r.state = st
 	r.desc.Store(st.Desc)
-	r.frozen.Store(st.Frozen != nil)
+	r.frozen.Store(st.Frozen)
 	r.applied.Store(st.AppliedIndex)
 	r.approxBytes.Store(st.ApproxBytes)
 	r.snapshotApplied = true

@@ -524,6 +524,31 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 			byID[keys.RangeID(d.Id)] = d
 		}
 	}
+	// Ranges merged away (replica/merge.go), before the moves below, whose
+	// data destruction depends on which replicas stay: see mergedAway.
+	fates := map[keys.RangeID]mergeFate{}
+	for id, st := range have {
+		if f := s.mergedAway(id, st, have, byID); f != notMerged {
+			fates[id] = f
+		}
+	}
+	merged := slices.Sorted(maps.Keys(fates))
+	stay := maps.Clone(have)
+	for _, id := range merged {
+		delete(stay, id)
+	}
+	for _, id := range merged {
+		var err error
+		if fates[id] == mergedInto {
+			err = replica.DestroyData(b, &cairnpb.RangeState{Desc: have[id].Desc}) // Raft state only
+		} else {
+			err = s.destroyMoved(b, id, have[id], stay)
+		}
+		if err != nil {
+			return err
+		}
+		delete(have, id)
+	}
 	var moved []keys.RangeID
 	for id, st := range have {
 		d := byID[id]
@@ -534,24 +559,6 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 			return err
 		}
 		moved = append(moved, id)
-		delete(have, id)
-	}
-	// Ranges merged into a local neighbour (replica/merge.go): frozen and
-	// covered by a local range of higher generation. Their Raft state goes;
-	// their data is the merged range's now.
-	var merged []keys.RangeID
-	for id, st := range have {
-		for oid, o := range have {
-			if oid != id && replica.Subsumed(st, o.Desc) {
-				if err := replica.DestroyData(b, &cairnpb.RangeState{Desc: st.Desc}); err != nil {
-					return err
-				}
-				merged = append(merged, id)
-				break
-			}
-		}
-	}
-	for _, id := range merged {
 		delete(have, id)
 	}
 	var created []keys.RangeID
@@ -590,7 +597,11 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 	slices.Sort(merged)
 	for _, id := range merged {
 		s.logger.Info("store: range merged into its left neighbour; replica destroyed", "range", uint64(id))
-		s.removeReplicaErr(id, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d was merged", id))
+		// A write still waiting on the frozen range was refused or never
+		// applied (every entry before the freeze applied here before the
+		// merge could): it may be retried on the merged range.
+		err := kv.Errorf(kv.ErrRangeKeyMismatch, "range %d was merged into its left neighbour", id)
+		s.removeReplicaErrs(id, err, err)
 	}
 	slices.Sort(moved)
 	for _, id := range moved {
@@ -610,6 +621,64 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 		s.logger.Debug("store: uninitialized replicas created", "ranges", created)
 	}
 	return nil
+}
+
+type mergeFate int
+
+const (
+	notMerged mergeFate = iota
+	// mergedInto: a local replica covers the range now; only its Raft
+	// state goes, its data is the covering range's.
+	mergedInto
+	// mergedElsewhere: the range was merged into a range this node holds
+	// no replica of, or this replica had left the range before: it goes
+	// like a moved replica.
+	mergedElsewhere
+)
+
+// mergedAway reports whether the local range id (state st) was merged into
+// another range:
+//
+//   - frozen and covered by a local range of higher generation
+//     (replica.Subsumed): merged into that local replica;
+//   - not listed in the catalog, which records a newer range over its span:
+//     only a merge removes a range from the catalog while its span lives
+//     on (a split keeps the left's ID; a newer descriptor of the range
+//     itself has its ID). Left alone, such a replica would keep the merged
+//     range from being created here. It is destroyed like a moved one,
+//     unless it is frozen and the local replica of the left range is still
+//     at the freeze's generation: that replica has yet to apply the merge
+//     and take over the span with its data (at any later generation it
+//     never will). (A replica that is not frozen was no member
+//     of the range when it froze, since every member applied the freeze
+//     before the merge: a node holding the left range, a member of the same
+//     replica set, holds a frozen replica.)
+func (s *Store) mergedAway(id keys.RangeID, st *cairnpb.RangeState, have map[keys.RangeID]*cairnpb.RangeState,
+	catalog map[keys.RangeID]*cairnpb.RangeDescriptor) mergeFate {
+	for oid, o := range have {
+		if oid != id && replica.Subsumed(st, o.Desc) {
+			return mergedInto
+		}
+	}
+	if catalog[id] != nil || st.Desc.TableId == uint64(keys.MetaTableID) {
+		return notMerged
+	}
+	newer := false
+	for _, d := range catalog {
+		if replica.DescsOverlap(d, st.Desc) && d.Generation > st.Desc.Generation {
+			newer = true
+			break
+		}
+	}
+	if !newer {
+		return notMerged
+	}
+	if fr := st.Frozen; fr != nil {
+		if o := have[keys.RangeID(fr.LeftId)]; o != nil && o.Desc.Generation == fr.LeftGeneration {
+			return notMerged
+		}
+	}
+	return mergedElsewhere
 }
 
 // destroyMoved deletes, into b, a replica that no longer belongs here: its
@@ -786,6 +855,16 @@ func (s *Store) removeReplica(id keys.RangeID) {
 // removeReplicaErr drops a replica; its queued requests fail with err,
 // proposed writes with an unknown outcome unless the table is gone.
 func (s *Store) removeReplicaErr(id keys.RangeID, err error) {
+	proposed := err
+	if !errors.Is(err, kv.ErrTableNotFound) {
+		proposed = kv.Errorf(kv.ErrTimeout, "range %d moved off this node with the write in flight", id)
+	}
+	s.removeReplicaErrs(id, err, proposed)
+}
+
+// removeReplicaErrs drops a replica; its queued requests fail with err,
+// proposed writes with proposedErr.
+func (s *Store) removeReplicaErrs(id keys.RangeID, err, proposedErr error) {
 	s.mu.Lock()
 	r := s.mu.replicas[id]
 	delete(s.mu.replicas, id)
@@ -794,11 +873,7 @@ func (s *Store) removeReplicaErr(id keys.RangeID, err error) {
 	delete(s.dirty, id)
 	s.awakeCount.Store(int64(len(s.awake)))
 	if r != nil {
-		proposed := err
-		if !errors.Is(err, kv.ErrTableNotFound) {
-			proposed = kv.Errorf(kv.ErrTimeout, "range %d moved off this node with the write in flight", id)
-		}
-		r.Destroy(err, proposed)
+		r.Destroy(err, proposedErr)
 	}
 }
 
