@@ -82,7 +82,7 @@ type Result struct {
 	Desc *cairnpb.RangeDescriptor
 	// State is a frozen range's state (MergeFreeze).
 	State *cairnpb.RangeState
-	Err  error
+	Err   error
 }
 
 type proposal struct {

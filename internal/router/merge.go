@@ -297,3 +297,74 @@ func (rt *Router) maybeUnfreeze(ctx context.Context, r *replica.Replica, timeout
 	}
 	delete(frozenSince, r.ID)
 }
+
+// mergeWatch is the splitter's record of a range and its right neighbour
+// as merge candidates: their descriptors' generations, since when both
+// have been small, cold and unchanged, and the counters of the last pass.
+type mergeWatch struct {
+	leftGen, rightGen uint64
+	rightID           uint64
+	since             time.Time
+	lastAt            time.Time
+	lastCount         uint64
+}
+
+// maybeMerge is the splitter's merge check of l, a range this node leads:
+// it merges l with its right neighbour once both have stayed small and
+// cold, with the same replicas and unchanged descriptors, for
+// opts.MergeDelay. The delay also keeps a range that just split (its
+// descriptor changed) from merging back at once.
+func (rt *Router) maybeMerge(ctx context.Context, l *replica.Replica, opts SplitterOptions, watches map[keys.RangeID]*mergeWatch, now time.Time) {
+	if opts.MergeSizeBytes == 0 {
+		return
+	}
+	d := l.Desc()
+	r := rt.rightOf(d)
+	if l.Frozen() || r == nil || !replica.SameReplicas(d, r.Desc()) || l.ApproxBytes()+r.ApproxBytes() >= opts.MergeSizeBytes {
+		delete(watches, l.ID)
+		return
+	}
+	rd := r.Desc()
+	count := rt.requestCount(l) + rt.requestCount(r)
+	w := watches[l.ID]
+	if w == nil || w.leftGen != d.Generation || w.rightID != rd.Id || w.rightGen != rd.Generation {
+		watches[l.ID] = &mergeWatch{leftGen: d.Generation, rightID: rd.Id, rightGen: rd.Generation, since: now, lastAt: now, lastCount: count}
+		return
+	}
+	if elapsed := now.Sub(w.lastAt).Seconds(); elapsed > 0 {
+		rate := float64(count-w.lastCount) / elapsed
+		w.lastAt, w.lastCount = now, count
+		if rate >= float64(opts.MergeQPS) {
+			w.since = now // hot: start over
+			return
+		}
+	}
+	if now.Sub(w.since) < opts.MergeDelay {
+		return
+	}
+	delete(watches, l.ID)
+	t := rt.store.TableByID(d.TableId)
+	if t == nil {
+		return
+	}
+	cctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	if _, err := rt.localMerge(cctx, l, t); err != nil {
+		rt.logf("splitter: merge failed", "range", d.Id, "right", rd.Id, "err", err)
+		return
+	}
+	rt.logf("splitter: merged", "range", d.Id, "right", rd.Id)
+}
+
+// requestCount is a measure of the requests r has served here: its
+// applied index (every write, on every replica) plus the requests this
+// node counted for it (reads and writes served here, when load-based
+// splits are on).
+func (rt *Router) requestCount(r *replica.Replica) uint64 {
+	_, _, applied := r.Status()
+	n := applied
+	if v, ok := rt.load.Load(r.ID); ok {
+		n += v.(*rangeLoad).n.Load()
+	}
+	return n
+}

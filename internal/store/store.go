@@ -641,10 +641,14 @@ const (
 //
 //   - frozen and covered by a local range of higher generation
 //     (replica.Subsumed): merged into that local replica;
-//   - not listed in the catalog, which records a newer range over its span:
-//     only a merge removes a range from the catalog while its span lives
-//     on (a split keeps the left's ID; a newer descriptor of the range
-//     itself has its ID). Left alone, such a replica would keep the merged
+//   - not listed in the catalog, which records a newer range holding its
+//     start key: only a merge gives a range's start key to another range
+//     (a split keeps the left's ID, and its right half starts strictly
+//     inside the range; a newer descriptor of the range itself has its
+//     ID). Not any newer overlapping range: the catalog drops a range that
+//     split until both halves are recorded (an update of the right half
+//     alone leaves a gap), and a replica that has not applied the split
+//     yet overlaps the right half. Left alone, such a replica would keep the merged
 //     range from being created here. It is destroyed like a moved one,
 //     unless it is frozen and the local replica of the left range is still
 //     at the freeze's generation: that replica has yet to apply the merge
@@ -665,7 +669,7 @@ func (s *Store) mergedAway(id keys.RangeID, st *cairnpb.RangeState, have map[key
 	}
 	newer := false
 	for _, d := range catalog {
-		if replica.DescsOverlap(d, st.Desc) && d.Generation > st.Desc.Generation {
+		if d.TableId == st.Desc.TableId && replica.DescContains(d, st.Desc.Start) && d.Generation > st.Desc.Generation {
 			newer = true
 			break
 		}
