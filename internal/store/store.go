@@ -528,7 +528,7 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 	// data destruction depends on which replicas stay: see mergedAway.
 	fates := map[keys.RangeID]mergeFate{}
 	for id, st := range have {
-		if f := s.mergedAway(id, st, have, byID); f != notMerged {
+		if f := mergedAway(id, st, have, byID); f != notMerged {
 			fates[id] = f
 		}
 	}
@@ -657,7 +657,7 @@ const (
 //     of the range when it froze, since every member applied the freeze
 //     before the merge: a node holding the left range, a member of the same
 //     replica set, holds a frozen replica.)
-func (s *Store) mergedAway(id keys.RangeID, st *cairnpb.RangeState, have map[keys.RangeID]*cairnpb.RangeState,
+func mergedAway(id keys.RangeID, st *cairnpb.RangeState, have map[keys.RangeID]*cairnpb.RangeState,
 	catalog map[keys.RangeID]*cairnpb.RangeDescriptor) mergeFate {
 	for oid, o := range have {
 		if oid != id && replica.Subsumed(st, o.Desc) {
