@@ -1194,12 +1194,20 @@ func (s *Store) snapshotFits(r *replica.Replica, m raftpb.Message) bool {
 	return true
 }
 
-// mergedInto reports whether the local replica o is a frozen range that
-// the snapshot's descriptor d has merged (replica.Subsumed): the snapshot
-// then holds o's data, and reconcile destroys o once it is applied.
+// mergedInto reports whether the local replica o, which the snapshot's
+// descriptor d overlaps, is a frozen range that d's range has merged: o is
+// frozen for d's range at a generation d has passed (a range reaches into
+// its right neighbour's span only by merging it), or d covers o
+// (replica.Subsumed). The snapshot then holds o's data as of the merge or
+// later (a range may have split again since), and reconcile destroys o
+// once it is applied.
 func (s *Store) mergedInto(o *replica.Replica, d *cairnpb.RangeDescriptor) bool {
-	if !o.Frozen() {
+	fr := o.FrozenFor()
+	if fr == nil {
 		return false
+	}
+	if fr.LeftId == d.Id && d.Generation > fr.LeftGeneration {
+		return true
 	}
 	st, err := replica.LoadState(s.db, o.ID)
 	return err == nil && replica.Subsumed(st, d)
