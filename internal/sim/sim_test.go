@@ -171,3 +171,24 @@ func TestSimCatchesPlantedBugs(t *testing.T) {
 		})
 	}
 }
+
+// TestSimMergeSeeds replays the seeds that found merge bugs during
+// development (docs/design/merges.md): a freeze whose left range merged
+// away before the abort (106), uninitialized and stale replicas of merged
+// ranges blocking the merged range (65, 88), a frozen replica waiting for
+// a left replica that had moved on (104), a split's catalog gap taken for
+// a merge (14), a snapshot of the left range refused after it merged and
+// split again (720). Each must pass and merge.
+func TestSimMergeSeeds(t *testing.T) {
+	skipWhenReplaying(t)
+	for _, seed := range []uint64{14, 65, 88, 104, 106, 113, 720} {
+		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce})
+		if r.Failed() {
+			reportFailure(t, r)
+			continue
+		}
+		if r.Merges == 0 {
+			t.Errorf("seed %d merged no range", seed)
+		}
+	}
+}
