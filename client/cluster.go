@@ -102,6 +102,22 @@ func (c *Client) SplitRange(ctx context.Context, table string, key []byte) (left
 	return conv(resp.GetLeft()), conv(resp.GetRight()), nil
 }
 
+// MergeRange merges the range of table that holds key with the range to
+// its right (an admin operation; both must have their replicas on the same
+// nodes) and returns the merged range.
+func (c *Client) MergeRange(ctx context.Context, table string, key []byte) (RangeSpan, error) {
+	var resp *cairnpb.MergeRangeResponse
+	err := c.do(ctx, write, func(ctx context.Context, ep *endpoint) (err error) {
+		resp, err = ep.cluster.MergeRange(ctx, &cairnpb.MergeRangeRequest{Table: table, Key: key})
+		return err
+	})
+	if err != nil {
+		return RangeSpan{}, err
+	}
+	d := resp.GetMerged()
+	return RangeSpan{ID: d.GetId(), Start: d.GetStart(), End: d.GetEnd(), Replicas: d.GetReplicas(), Generation: d.GetGeneration()}, nil
+}
+
 // ClusterStatus reports the nodes and ranges of the cluster, as one node
 // sees them.
 func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {

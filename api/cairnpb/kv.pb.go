@@ -71,7 +71,7 @@ func (x WatchEvent_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WatchEvent_Type.Descriptor instead.
 func (WatchEvent_Type) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{52, 0}
+	return file_kv_proto_rawDescGZIP(), []int{54, 0}
 }
 
 type TxnOp_Kind int32
@@ -130,7 +130,7 @@ func (x TxnOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TxnOp_Kind.Descriptor instead.
 func (TxnOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{64, 0}
+	return file_kv_proto_rawDescGZIP(), []int{66, 0}
 }
 
 type RoutesRequest struct {
@@ -243,6 +243,104 @@ func (x *RoutesResponse) GetNodes() []*NodeStatus {
 	return nil
 }
 
+// MergeRangeRequest merges the range of table that holds key with the
+// range to its right (an admin operation; docs/design/merges.md).
+type MergeRangeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergeRangeRequest) Reset() {
+	*x = MergeRangeRequest{}
+	mi := &file_kv_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergeRangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergeRangeRequest) ProtoMessage() {}
+
+func (x *MergeRangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergeRangeRequest.ProtoReflect.Descriptor instead.
+func (*MergeRangeRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MergeRangeRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *MergeRangeRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type MergeRangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Merged        *RangeDescriptor       `protobuf:"bytes,1,opt,name=merged,proto3" json:"merged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergeRangeResponse) Reset() {
+	*x = MergeRangeResponse{}
+	mi := &file_kv_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergeRangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergeRangeResponse) ProtoMessage() {}
+
+func (x *MergeRangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergeRangeResponse.ProtoReflect.Descriptor instead.
+func (*MergeRangeResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MergeRangeResponse) GetMerged() *RangeDescriptor {
+	if x != nil {
+		return x.Merged
+	}
+	return nil
+}
+
 type SplitRangeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -253,7 +351,7 @@ type SplitRangeRequest struct {
 
 func (x *SplitRangeRequest) Reset() {
 	*x = SplitRangeRequest{}
-	mi := &file_kv_proto_msgTypes[2]
+	mi := &file_kv_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -265,7 +363,7 @@ func (x *SplitRangeRequest) String() string {
 func (*SplitRangeRequest) ProtoMessage() {}
 
 func (x *SplitRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[2]
+	mi := &file_kv_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -278,7 +376,7 @@ func (x *SplitRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRangeRequest.ProtoReflect.Descriptor instead.
 func (*SplitRangeRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{2}
+	return file_kv_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SplitRangeRequest) GetTable() string {
@@ -305,7 +403,7 @@ type SplitRangeResponse struct {
 
 func (x *SplitRangeResponse) Reset() {
 	*x = SplitRangeResponse{}
-	mi := &file_kv_proto_msgTypes[3]
+	mi := &file_kv_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +415,7 @@ func (x *SplitRangeResponse) String() string {
 func (*SplitRangeResponse) ProtoMessage() {}
 
 func (x *SplitRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[3]
+	mi := &file_kv_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +428,7 @@ func (x *SplitRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRangeResponse.ProtoReflect.Descriptor instead.
 func (*SplitRangeResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{3}
+	return file_kv_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SplitRangeResponse) GetLeft() *RangeDescriptor {
@@ -357,7 +455,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_kv_proto_msgTypes[4]
+	mi := &file_kv_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +467,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[4]
+	mi := &file_kv_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +480,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{4}
+	return file_kv_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LoginRequest) GetTtlSeconds() int64 {
@@ -402,7 +500,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_kv_proto_msgTypes[5]
+	mi := &file_kv_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +512,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[5]
+	mi := &file_kv_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +525,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{5}
+	return file_kv_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LoginResponse) GetToken() string {
@@ -457,7 +555,7 @@ type Grant struct {
 
 func (x *Grant) Reset() {
 	*x = Grant{}
-	mi := &file_kv_proto_msgTypes[6]
+	mi := &file_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +567,7 @@ func (x *Grant) String() string {
 func (*Grant) ProtoMessage() {}
 
 func (x *Grant) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[6]
+	mi := &file_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +580,7 @@ func (x *Grant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Grant.ProtoReflect.Descriptor instead.
 func (*Grant) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{6}
+	return file_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Grant) GetTable() string {
@@ -516,7 +614,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +626,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +639,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{7}
+	return file_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *User) GetName() string {
@@ -568,7 +666,7 @@ type Role struct {
 
 func (x *Role) Reset() {
 	*x = Role{}
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +678,7 @@ func (x *Role) String() string {
 func (*Role) ProtoMessage() {}
 
 func (x *Role) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +691,7 @@ func (x *Role) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Role.ProtoReflect.Descriptor instead.
 func (*Role) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{8}
+	return file_kv_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Role) GetName() string {
@@ -623,7 +721,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +733,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +746,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{9}
+	return file_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TokenInfo) GetId() string {
@@ -694,7 +792,7 @@ type AuthEmpty struct {
 
 func (x *AuthEmpty) Reset() {
 	*x = AuthEmpty{}
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +804,7 @@ func (x *AuthEmpty) String() string {
 func (*AuthEmpty) ProtoMessage() {}
 
 func (x *AuthEmpty) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +817,7 @@ func (x *AuthEmpty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthEmpty.ProtoReflect.Descriptor instead.
 func (*AuthEmpty) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{10}
+	return file_kv_proto_rawDescGZIP(), []int{12}
 }
 
 type UserPassword struct {
@@ -732,7 +830,7 @@ type UserPassword struct {
 
 func (x *UserPassword) Reset() {
 	*x = UserPassword{}
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +842,7 @@ func (x *UserPassword) String() string {
 func (*UserPassword) ProtoMessage() {}
 
 func (x *UserPassword) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +855,7 @@ func (x *UserPassword) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserPassword.ProtoReflect.Descriptor instead.
 func (*UserPassword) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{11}
+	return file_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UserPassword) GetName() string {
@@ -784,7 +882,7 @@ type RoleGrant struct {
 
 func (x *RoleGrant) Reset() {
 	*x = RoleGrant{}
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +894,7 @@ func (x *RoleGrant) String() string {
 func (*RoleGrant) ProtoMessage() {}
 
 func (x *RoleGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +907,7 @@ func (x *RoleGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleGrant.ProtoReflect.Descriptor instead.
 func (*RoleGrant) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{12}
+	return file_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RoleGrant) GetRole() string {
@@ -836,7 +934,7 @@ type UserRole struct {
 
 func (x *UserRole) Reset() {
 	*x = UserRole{}
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +946,7 @@ func (x *UserRole) String() string {
 func (*UserRole) ProtoMessage() {}
 
 func (x *UserRole) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +959,7 @@ func (x *UserRole) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserRole.ProtoReflect.Descriptor instead.
 func (*UserRole) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{13}
+	return file_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UserRole) GetUser() string {
@@ -889,7 +987,7 @@ type TokenSpec struct {
 
 func (x *TokenSpec) Reset() {
 	*x = TokenSpec{}
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -901,7 +999,7 @@ func (x *TokenSpec) String() string {
 func (*TokenSpec) ProtoMessage() {}
 
 func (x *TokenSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -914,7 +1012,7 @@ func (x *TokenSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSpec.ProtoReflect.Descriptor instead.
 func (*TokenSpec) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{14}
+	return file_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TokenSpec) GetUser() string {
@@ -947,7 +1045,7 @@ type AuthEnable struct {
 
 func (x *AuthEnable) Reset() {
 	*x = AuthEnable{}
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1057,7 @@ func (x *AuthEnable) String() string {
 func (*AuthEnable) ProtoMessage() {}
 
 func (x *AuthEnable) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1070,7 @@ func (x *AuthEnable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthEnable.ProtoReflect.Descriptor instead.
 func (*AuthEnable) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{15}
+	return file_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AuthEnable) GetEnabled() bool {
@@ -1009,7 +1107,7 @@ type AuthAdminRequest struct {
 
 func (x *AuthAdminRequest) Reset() {
 	*x = AuthAdminRequest{}
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1119,7 @@ func (x *AuthAdminRequest) String() string {
 func (*AuthAdminRequest) ProtoMessage() {}
 
 func (x *AuthAdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1132,7 @@ func (x *AuthAdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthAdminRequest.ProtoReflect.Descriptor instead.
 func (*AuthAdminRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{16}
+	return file_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AuthAdminRequest) GetOp() isAuthAdminRequest_Op {
@@ -1303,7 +1401,7 @@ type AuthAdminResponse struct {
 
 func (x *AuthAdminResponse) Reset() {
 	*x = AuthAdminResponse{}
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1413,7 @@ func (x *AuthAdminResponse) String() string {
 func (*AuthAdminResponse) ProtoMessage() {}
 
 func (x *AuthAdminResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1426,7 @@ func (x *AuthAdminResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthAdminResponse.ProtoReflect.Descriptor instead.
 func (*AuthAdminResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{17}
+	return file_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AuthAdminResponse) GetEnabled() bool {
@@ -1390,7 +1488,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1500,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1513,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{18}
+	return file_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetRequest) GetTable() string {
@@ -1478,7 +1576,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1490,7 +1588,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1503,7 +1601,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{19}
+	return file_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetResponse) GetValue() []byte {
@@ -1577,7 +1675,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1687,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1700,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{20}
+	return file_kv_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Condition) GetVersion() uint64 {
@@ -1643,7 +1741,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1753,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1766,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{21}
+	return file_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PutRequest) GetTable() string {
@@ -1727,7 +1825,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1739,7 +1837,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1752,7 +1850,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{22}
+	return file_kv_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PutResponse) GetVersion() uint64 {
@@ -1787,7 +1885,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +1897,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +1910,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{23}
+	return file_kv_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteRequest) GetTable() string {
@@ -1850,7 +1948,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1862,7 +1960,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1875,7 +1973,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{24}
+	return file_kv_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteResponse) GetVersion() uint64 {
@@ -1915,7 +2013,7 @@ type BatchRequest struct {
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2025,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2038,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{25}
+	return file_kv_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *BatchRequest) GetTable() string {
@@ -1971,7 +2069,7 @@ type BatchOp struct {
 
 func (x *BatchOp) Reset() {
 	*x = BatchOp{}
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2081,7 @@ func (x *BatchOp) String() string {
 func (*BatchOp) ProtoMessage() {}
 
 func (x *BatchOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2094,7 @@ func (x *BatchOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchOp.ProtoReflect.Descriptor instead.
 func (*BatchOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{26}
+	return file_kv_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *BatchOp) GetOp() isBatchOp_Op {
@@ -2052,7 +2150,7 @@ type BatchResult struct {
 
 func (x *BatchResult) Reset() {
 	*x = BatchResult{}
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2162,7 @@ func (x *BatchResult) String() string {
 func (*BatchResult) ProtoMessage() {}
 
 func (x *BatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2175,7 @@ func (x *BatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
 func (*BatchResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{27}
+	return file_kv_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *BatchResult) GetVersion() uint64 {
@@ -2105,7 +2203,7 @@ type BatchResponse struct {
 
 func (x *BatchResponse) Reset() {
 	*x = BatchResponse{}
-	mi := &file_kv_proto_msgTypes[28]
+	mi := &file_kv_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2117,7 +2215,7 @@ func (x *BatchResponse) String() string {
 func (*BatchResponse) ProtoMessage() {}
 
 func (x *BatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[28]
+	mi := &file_kv_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2130,7 +2228,7 @@ func (x *BatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
 func (*BatchResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{28}
+	return file_kv_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *BatchResponse) GetResults() []*BatchResult {
@@ -2177,7 +2275,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_kv_proto_msgTypes[29]
+	mi := &file_kv_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2287,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[29]
+	mi := &file_kv_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2300,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{29}
+	return file_kv_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListRequest) GetTable() string {
@@ -2309,7 +2407,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_kv_proto_msgTypes[30]
+	mi := &file_kv_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2419,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[30]
+	mi := &file_kv_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2432,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{30}
+	return file_kv_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *KeyValue) GetKey() []byte {
@@ -2382,7 +2480,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_kv_proto_msgTypes[31]
+	mi := &file_kv_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2394,7 +2492,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[31]
+	mi := &file_kv_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2407,7 +2505,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{31}
+	return file_kv_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListResponse) GetItems() []*KeyValue {
@@ -2488,7 +2586,7 @@ type Table struct {
 
 func (x *Table) Reset() {
 	*x = Table{}
-	mi := &file_kv_proto_msgTypes[32]
+	mi := &file_kv_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2500,7 +2598,7 @@ func (x *Table) String() string {
 func (*Table) ProtoMessage() {}
 
 func (x *Table) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[32]
+	mi := &file_kv_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2513,7 +2611,7 @@ func (x *Table) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Table.ProtoReflect.Descriptor instead.
 func (*Table) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{32}
+	return file_kv_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Table) GetName() string {
@@ -2628,7 +2726,7 @@ type CreateTableRequest struct {
 
 func (x *CreateTableRequest) Reset() {
 	*x = CreateTableRequest{}
-	mi := &file_kv_proto_msgTypes[33]
+	mi := &file_kv_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2640,7 +2738,7 @@ func (x *CreateTableRequest) String() string {
 func (*CreateTableRequest) ProtoMessage() {}
 
 func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[33]
+	mi := &file_kv_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2653,7 +2751,7 @@ func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableRequest.ProtoReflect.Descriptor instead.
 func (*CreateTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{33}
+	return file_kv_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateTableRequest) GetName() string {
@@ -2742,7 +2840,7 @@ type GetTableRequest struct {
 
 func (x *GetTableRequest) Reset() {
 	*x = GetTableRequest{}
-	mi := &file_kv_proto_msgTypes[34]
+	mi := &file_kv_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2754,7 +2852,7 @@ func (x *GetTableRequest) String() string {
 func (*GetTableRequest) ProtoMessage() {}
 
 func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[34]
+	mi := &file_kv_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2767,7 +2865,7 @@ func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTableRequest.ProtoReflect.Descriptor instead.
 func (*GetTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{34}
+	return file_kv_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetTableRequest) GetName() string {
@@ -2785,7 +2883,7 @@ type ListTablesRequest struct {
 
 func (x *ListTablesRequest) Reset() {
 	*x = ListTablesRequest{}
-	mi := &file_kv_proto_msgTypes[35]
+	mi := &file_kv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2797,7 +2895,7 @@ func (x *ListTablesRequest) String() string {
 func (*ListTablesRequest) ProtoMessage() {}
 
 func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[35]
+	mi := &file_kv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2810,7 +2908,7 @@ func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListTablesRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{35}
+	return file_kv_proto_rawDescGZIP(), []int{37}
 }
 
 type ListTablesResponse struct {
@@ -2822,7 +2920,7 @@ type ListTablesResponse struct {
 
 func (x *ListTablesResponse) Reset() {
 	*x = ListTablesResponse{}
-	mi := &file_kv_proto_msgTypes[36]
+	mi := &file_kv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +2932,7 @@ func (x *ListTablesResponse) String() string {
 func (*ListTablesResponse) ProtoMessage() {}
 
 func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[36]
+	mi := &file_kv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +2945,7 @@ func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListTablesResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{36}
+	return file_kv_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListTablesResponse) GetTables() []*Table {
@@ -2866,7 +2964,7 @@ type DropTableRequest struct {
 
 func (x *DropTableRequest) Reset() {
 	*x = DropTableRequest{}
-	mi := &file_kv_proto_msgTypes[37]
+	mi := &file_kv_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2878,7 +2976,7 @@ func (x *DropTableRequest) String() string {
 func (*DropTableRequest) ProtoMessage() {}
 
 func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[37]
+	mi := &file_kv_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2891,7 +2989,7 @@ func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableRequest.ProtoReflect.Descriptor instead.
 func (*DropTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{37}
+	return file_kv_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DropTableRequest) GetName() string {
@@ -2924,7 +3022,7 @@ type UpdateTableRequest struct {
 
 func (x *UpdateTableRequest) Reset() {
 	*x = UpdateTableRequest{}
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2936,7 +3034,7 @@ func (x *UpdateTableRequest) String() string {
 func (*UpdateTableRequest) ProtoMessage() {}
 
 func (x *UpdateTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2949,7 +3047,7 @@ func (x *UpdateTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTableRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTableRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{38}
+	return file_kv_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UpdateTableRequest) GetName() string {
@@ -3023,7 +3121,7 @@ type DropTableResponse struct {
 
 func (x *DropTableResponse) Reset() {
 	*x = DropTableResponse{}
-	mi := &file_kv_proto_msgTypes[39]
+	mi := &file_kv_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3035,7 +3133,7 @@ func (x *DropTableResponse) String() string {
 func (*DropTableResponse) ProtoMessage() {}
 
 func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[39]
+	mi := &file_kv_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3048,7 +3146,7 @@ func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableResponse.ProtoReflect.Descriptor instead.
 func (*DropTableResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{39}
+	return file_kv_proto_rawDescGZIP(), []int{41}
 }
 
 // RangeDescriptor describes one range: a Raft group holding the keys of one
@@ -3081,7 +3179,7 @@ type RangeDescriptor struct {
 
 func (x *RangeDescriptor) Reset() {
 	*x = RangeDescriptor{}
-	mi := &file_kv_proto_msgTypes[40]
+	mi := &file_kv_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3093,7 +3191,7 @@ func (x *RangeDescriptor) String() string {
 func (*RangeDescriptor) ProtoMessage() {}
 
 func (x *RangeDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[40]
+	mi := &file_kv_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3106,7 +3204,7 @@ func (x *RangeDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeDescriptor.ProtoReflect.Descriptor instead.
 func (*RangeDescriptor) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{40}
+	return file_kv_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RangeDescriptor) GetId() uint64 {
@@ -3186,7 +3284,7 @@ type RemovedReplica struct {
 
 func (x *RemovedReplica) Reset() {
 	*x = RemovedReplica{}
-	mi := &file_kv_proto_msgTypes[41]
+	mi := &file_kv_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3198,7 +3296,7 @@ func (x *RemovedReplica) String() string {
 func (*RemovedReplica) ProtoMessage() {}
 
 func (x *RemovedReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[41]
+	mi := &file_kv_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,7 +3309,7 @@ func (x *RemovedReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedReplica.ProtoReflect.Descriptor instead.
 func (*RemovedReplica) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{41}
+	return file_kv_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RemovedReplica) GetNode() uint64 {
@@ -3236,7 +3334,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3248,7 +3346,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[42]
+	mi := &file_kv_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3261,7 +3359,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{42}
+	return file_kv_proto_rawDescGZIP(), []int{44}
 }
 
 type NodeStatus struct {
@@ -3289,7 +3387,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3301,7 +3399,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[43]
+	mi := &file_kv_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3314,7 +3412,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{43}
+	return file_kv_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *NodeStatus) GetId() uint64 {
@@ -3433,7 +3531,7 @@ type RangeStatus struct {
 
 func (x *RangeStatus) Reset() {
 	*x = RangeStatus{}
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3445,7 +3543,7 @@ func (x *RangeStatus) String() string {
 func (*RangeStatus) ProtoMessage() {}
 
 func (x *RangeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[44]
+	mi := &file_kv_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3458,7 +3556,7 @@ func (x *RangeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeStatus.ProtoReflect.Descriptor instead.
 func (*RangeStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{44}
+	return file_kv_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RangeStatus) GetId() uint64 {
@@ -3599,7 +3697,7 @@ type ReplicaLag struct {
 
 func (x *ReplicaLag) Reset() {
 	*x = ReplicaLag{}
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3611,7 +3709,7 @@ func (x *ReplicaLag) String() string {
 func (*ReplicaLag) ProtoMessage() {}
 
 func (x *ReplicaLag) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[45]
+	mi := &file_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3624,7 +3722,7 @@ func (x *ReplicaLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaLag.ProtoReflect.Descriptor instead.
 func (*ReplicaLag) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{45}
+	return file_kv_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReplicaLag) GetNode() uint64 {
@@ -3657,7 +3755,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_kv_proto_msgTypes[46]
+	mi := &file_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3669,7 +3767,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[46]
+	mi := &file_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3682,7 +3780,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{46}
+	return file_kv_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Decision) GetAtUnixMs() int64 {
@@ -3740,7 +3838,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_kv_proto_msgTypes[47]
+	mi := &file_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3752,7 +3850,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[47]
+	mi := &file_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3765,7 +3863,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{47}
+	return file_kv_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ClusterStatus) GetNodes() []*NodeStatus {
@@ -3808,7 +3906,7 @@ type NodeActionRequest struct {
 
 func (x *NodeActionRequest) Reset() {
 	*x = NodeActionRequest{}
-	mi := &file_kv_proto_msgTypes[48]
+	mi := &file_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3820,7 +3918,7 @@ func (x *NodeActionRequest) String() string {
 func (*NodeActionRequest) ProtoMessage() {}
 
 func (x *NodeActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[48]
+	mi := &file_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3833,7 +3931,7 @@ func (x *NodeActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeActionRequest.ProtoReflect.Descriptor instead.
 func (*NodeActionRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{48}
+	return file_kv_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *NodeActionRequest) GetAction() string {
@@ -3859,7 +3957,7 @@ type NodeActionResponse struct {
 
 func (x *NodeActionResponse) Reset() {
 	*x = NodeActionResponse{}
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3871,7 +3969,7 @@ func (x *NodeActionResponse) String() string {
 func (*NodeActionResponse) ProtoMessage() {}
 
 func (x *NodeActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3884,7 +3982,7 @@ func (x *NodeActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeActionResponse.ProtoReflect.Descriptor instead.
 func (*NodeActionResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{49}
+	return file_kv_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *NodeActionResponse) GetNode() *NodeStatus {
@@ -3916,7 +4014,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3928,7 +4026,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3941,7 +4039,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{50}
+	return file_kv_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WatchRequest) GetTable() string {
@@ -4006,7 +4104,7 @@ type WatchPart struct {
 
 func (x *WatchPart) Reset() {
 	*x = WatchPart{}
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4018,7 +4116,7 @@ func (x *WatchPart) String() string {
 func (*WatchPart) ProtoMessage() {}
 
 func (x *WatchPart) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4031,7 +4129,7 @@ func (x *WatchPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchPart.ProtoReflect.Descriptor instead.
 func (*WatchPart) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{51}
+	return file_kv_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WatchPart) GetStart() []byte {
@@ -4068,7 +4166,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4080,7 +4178,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[52]
+	mi := &file_kv_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4093,7 +4191,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{52}
+	return file_kv_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *WatchEvent) GetType() WatchEvent_Type {
@@ -4156,7 +4254,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4168,7 +4266,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[53]
+	mi := &file_kv_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4181,7 +4279,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{53}
+	return file_kv_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *WatchResponse) GetEvents() []*WatchEvent {
@@ -4208,7 +4306,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_kv_proto_msgTypes[54]
+	mi := &file_kv_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4220,7 +4318,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[54]
+	mi := &file_kv_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4233,7 +4331,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{54}
+	return file_kv_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *BackupRequest) GetSinceVersion() uint64 {
@@ -4259,7 +4357,7 @@ type BackupRecord struct {
 
 func (x *BackupRecord) Reset() {
 	*x = BackupRecord{}
-	mi := &file_kv_proto_msgTypes[55]
+	mi := &file_kv_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4271,7 +4369,7 @@ func (x *BackupRecord) String() string {
 func (*BackupRecord) ProtoMessage() {}
 
 func (x *BackupRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[55]
+	mi := &file_kv_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4284,7 +4382,7 @@ func (x *BackupRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRecord.ProtoReflect.Descriptor instead.
 func (*BackupRecord) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{55}
+	return file_kv_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *BackupRecord) GetKey() []byte {
@@ -4341,7 +4439,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_kv_proto_msgTypes[56]
+	mi := &file_kv_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4353,7 +4451,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[56]
+	mi := &file_kv_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4366,7 +4464,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{56}
+	return file_kv_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *BackupChunk) GetAtVersion() uint64 {
@@ -4429,7 +4527,7 @@ type RestoreBeginRequest struct {
 
 func (x *RestoreBeginRequest) Reset() {
 	*x = RestoreBeginRequest{}
-	mi := &file_kv_proto_msgTypes[57]
+	mi := &file_kv_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4441,7 +4539,7 @@ func (x *RestoreBeginRequest) String() string {
 func (*RestoreBeginRequest) ProtoMessage() {}
 
 func (x *RestoreBeginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[57]
+	mi := &file_kv_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4454,7 +4552,7 @@ func (x *RestoreBeginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBeginRequest.ProtoReflect.Descriptor instead.
 func (*RestoreBeginRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{57}
+	return file_kv_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RestoreBeginRequest) GetTables() []*CreateTableRequest {
@@ -4479,7 +4577,7 @@ type RestoreBeginResponse struct {
 
 func (x *RestoreBeginResponse) Reset() {
 	*x = RestoreBeginResponse{}
-	mi := &file_kv_proto_msgTypes[58]
+	mi := &file_kv_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4491,7 +4589,7 @@ func (x *RestoreBeginResponse) String() string {
 func (*RestoreBeginResponse) ProtoMessage() {}
 
 func (x *RestoreBeginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[58]
+	mi := &file_kv_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4504,7 +4602,7 @@ func (x *RestoreBeginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBeginResponse.ProtoReflect.Descriptor instead.
 func (*RestoreBeginResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{58}
+	return file_kv_proto_rawDescGZIP(), []int{60}
 }
 
 type RestoreDataRequest struct {
@@ -4518,7 +4616,7 @@ type RestoreDataRequest struct {
 
 func (x *RestoreDataRequest) Reset() {
 	*x = RestoreDataRequest{}
-	mi := &file_kv_proto_msgTypes[59]
+	mi := &file_kv_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4530,7 +4628,7 @@ func (x *RestoreDataRequest) String() string {
 func (*RestoreDataRequest) ProtoMessage() {}
 
 func (x *RestoreDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[59]
+	mi := &file_kv_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4543,7 +4641,7 @@ func (x *RestoreDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreDataRequest.ProtoReflect.Descriptor instead.
 func (*RestoreDataRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{59}
+	return file_kv_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RestoreDataRequest) GetTable() string {
@@ -4570,7 +4668,7 @@ type RestoreDataResponse struct {
 
 func (x *RestoreDataResponse) Reset() {
 	*x = RestoreDataResponse{}
-	mi := &file_kv_proto_msgTypes[60]
+	mi := &file_kv_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4582,7 +4680,7 @@ func (x *RestoreDataResponse) String() string {
 func (*RestoreDataResponse) ProtoMessage() {}
 
 func (x *RestoreDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[60]
+	mi := &file_kv_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4595,7 +4693,7 @@ func (x *RestoreDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreDataResponse.ProtoReflect.Descriptor instead.
 func (*RestoreDataResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{60}
+	return file_kv_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RestoreDataResponse) GetRestored() uint64 {
@@ -4618,7 +4716,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_kv_proto_msgTypes[61]
+	mi := &file_kv_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4630,7 +4728,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[61]
+	mi := &file_kv_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4643,7 +4741,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{61}
+	return file_kv_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *HistoryRequest) GetTable() string {
@@ -4687,7 +4785,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_kv_proto_msgTypes[62]
+	mi := &file_kv_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4699,7 +4797,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[62]
+	mi := &file_kv_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4712,7 +4810,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{62}
+	return file_kv_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *HistoryResponse) GetChanges() []*WatchEvent {
@@ -4741,7 +4839,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_kv_proto_msgTypes[63]
+	mi := &file_kv_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4753,7 +4851,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[63]
+	mi := &file_kv_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4766,7 +4864,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{63}
+	return file_kv_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *TxnRequest) GetOps() []*TxnOp {
@@ -4789,7 +4887,7 @@ type TxnOp struct {
 
 func (x *TxnOp) Reset() {
 	*x = TxnOp{}
-	mi := &file_kv_proto_msgTypes[64]
+	mi := &file_kv_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4801,7 +4899,7 @@ func (x *TxnOp) String() string {
 func (*TxnOp) ProtoMessage() {}
 
 func (x *TxnOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[64]
+	mi := &file_kv_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4814,7 +4912,7 @@ func (x *TxnOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnOp.ProtoReflect.Descriptor instead.
 func (*TxnOp) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{64}
+	return file_kv_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *TxnOp) GetKind() TxnOp_Kind {
@@ -4866,7 +4964,7 @@ type TxnResult struct {
 
 func (x *TxnResult) Reset() {
 	*x = TxnResult{}
-	mi := &file_kv_proto_msgTypes[65]
+	mi := &file_kv_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4878,7 +4976,7 @@ func (x *TxnResult) String() string {
 func (*TxnResult) ProtoMessage() {}
 
 func (x *TxnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[65]
+	mi := &file_kv_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4891,7 +4989,7 @@ func (x *TxnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResult.ProtoReflect.Descriptor instead.
 func (*TxnResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{65}
+	return file_kv_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *TxnResult) GetFound() bool {
@@ -4924,7 +5022,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_kv_proto_msgTypes[66]
+	mi := &file_kv_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4936,7 +5034,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[66]
+	mi := &file_kv_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4949,7 +5047,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{66}
+	return file_kv_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *TxnResponse) GetResults() []*TxnResult {
@@ -4970,6 +5068,11 @@ const file_kv_proto_rawDesc = "" +
 	"\fpartitioning\x18\x01 \x01(\tR\fpartitioning\x12-\n" +
 	"\x06ranges\x18\x02 \x03(\v2\x15.cairn.v1.RangeStatusR\x06ranges\x12*\n" +
 	"\x05nodes\x18\x03 \x03(\v2\x14.cairn.v1.NodeStatusR\x05nodes\";\n" +
+	"\x11MergeRangeRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\"G\n" +
+	"\x12MergeRangeResponse\x121\n" +
+	"\x06merged\x18\x01 \x01(\v2\x19.cairn.v1.RangeDescriptorR\x06merged\";\n" +
 	"\x11SplitRangeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\"t\n" +
@@ -5373,14 +5476,16 @@ const file_kv_proto_rawDesc = "" +
 	"\n" +
 	"ListTables\x12\x1b.cairn.v1.ListTablesRequest\x1a\x1c.cairn.v1.ListTablesResponse\x12D\n" +
 	"\tDropTable\x12\x1a.cairn.v1.DropTableRequest\x1a\x1b.cairn.v1.DropTableResponse\x12<\n" +
-	"\vUpdateTable\x12\x1c.cairn.v1.UpdateTableRequest\x1a\x0f.cairn.v1.Table2\x9b\x02\n" +
+	"\vUpdateTable\x12\x1c.cairn.v1.UpdateTableRequest\x1a\x0f.cairn.v1.Table2\xe4\x02\n" +
 	"\aCluster\x12A\n" +
 	"\x06Status\x12\x1e.cairn.v1.ClusterStatusRequest\x1a\x17.cairn.v1.ClusterStatus\x12G\n" +
 	"\n" +
 	"NodeAction\x12\x1b.cairn.v1.NodeActionRequest\x1a\x1c.cairn.v1.NodeActionResponse\x12G\n" +
 	"\n" +
 	"SplitRange\x12\x1b.cairn.v1.SplitRangeRequest\x1a\x1c.cairn.v1.SplitRangeResponse\x12;\n" +
-	"\x06Routes\x12\x17.cairn.v1.RoutesRequest\x1a\x18.cairn.v1.RoutesResponse2\x82\x01\n" +
+	"\x06Routes\x12\x17.cairn.v1.RoutesRequest\x1a\x18.cairn.v1.RoutesResponse\x12G\n" +
+	"\n" +
+	"MergeRange\x12\x1b.cairn.v1.MergeRangeRequest\x1a\x1c.cairn.v1.MergeRangeResponse2\x82\x01\n" +
 	"\x04Auth\x128\n" +
 	"\x05Login\x12\x16.cairn.v1.LoginRequest\x1a\x17.cairn.v1.LoginResponse\x12@\n" +
 	"\x05Admin\x12\x1a.cairn.v1.AuthAdminRequest\x1a\x1b.cairn.v1.AuthAdminResponse2C\n" +
@@ -5406,175 +5511,180 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_kv_proto_goTypes = []any{
 	(WatchEvent_Type)(0),         // 0: cairn.v1.WatchEvent.Type
 	(TxnOp_Kind)(0),              // 1: cairn.v1.TxnOp.Kind
 	(*RoutesRequest)(nil),        // 2: cairn.v1.RoutesRequest
 	(*RoutesResponse)(nil),       // 3: cairn.v1.RoutesResponse
-	(*SplitRangeRequest)(nil),    // 4: cairn.v1.SplitRangeRequest
-	(*SplitRangeResponse)(nil),   // 5: cairn.v1.SplitRangeResponse
-	(*LoginRequest)(nil),         // 6: cairn.v1.LoginRequest
-	(*LoginResponse)(nil),        // 7: cairn.v1.LoginResponse
-	(*Grant)(nil),                // 8: cairn.v1.Grant
-	(*User)(nil),                 // 9: cairn.v1.User
-	(*Role)(nil),                 // 10: cairn.v1.Role
-	(*TokenInfo)(nil),            // 11: cairn.v1.TokenInfo
-	(*AuthEmpty)(nil),            // 12: cairn.v1.AuthEmpty
-	(*UserPassword)(nil),         // 13: cairn.v1.UserPassword
-	(*RoleGrant)(nil),            // 14: cairn.v1.RoleGrant
-	(*UserRole)(nil),             // 15: cairn.v1.UserRole
-	(*TokenSpec)(nil),            // 16: cairn.v1.TokenSpec
-	(*AuthEnable)(nil),           // 17: cairn.v1.AuthEnable
-	(*AuthAdminRequest)(nil),     // 18: cairn.v1.AuthAdminRequest
-	(*AuthAdminResponse)(nil),    // 19: cairn.v1.AuthAdminResponse
-	(*GetRequest)(nil),           // 20: cairn.v1.GetRequest
-	(*GetResponse)(nil),          // 21: cairn.v1.GetResponse
-	(*Condition)(nil),            // 22: cairn.v1.Condition
-	(*PutRequest)(nil),           // 23: cairn.v1.PutRequest
-	(*PutResponse)(nil),          // 24: cairn.v1.PutResponse
-	(*DeleteRequest)(nil),        // 25: cairn.v1.DeleteRequest
-	(*DeleteResponse)(nil),       // 26: cairn.v1.DeleteResponse
-	(*BatchRequest)(nil),         // 27: cairn.v1.BatchRequest
-	(*BatchOp)(nil),              // 28: cairn.v1.BatchOp
-	(*BatchResult)(nil),          // 29: cairn.v1.BatchResult
-	(*BatchResponse)(nil),        // 30: cairn.v1.BatchResponse
-	(*ListRequest)(nil),          // 31: cairn.v1.ListRequest
-	(*KeyValue)(nil),             // 32: cairn.v1.KeyValue
-	(*ListResponse)(nil),         // 33: cairn.v1.ListResponse
-	(*Table)(nil),                // 34: cairn.v1.Table
-	(*CreateTableRequest)(nil),   // 35: cairn.v1.CreateTableRequest
-	(*GetTableRequest)(nil),      // 36: cairn.v1.GetTableRequest
-	(*ListTablesRequest)(nil),    // 37: cairn.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),   // 38: cairn.v1.ListTablesResponse
-	(*DropTableRequest)(nil),     // 39: cairn.v1.DropTableRequest
-	(*UpdateTableRequest)(nil),   // 40: cairn.v1.UpdateTableRequest
-	(*DropTableResponse)(nil),    // 41: cairn.v1.DropTableResponse
-	(*RangeDescriptor)(nil),      // 42: cairn.v1.RangeDescriptor
-	(*RemovedReplica)(nil),       // 43: cairn.v1.RemovedReplica
-	(*ClusterStatusRequest)(nil), // 44: cairn.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),           // 45: cairn.v1.NodeStatus
-	(*RangeStatus)(nil),          // 46: cairn.v1.RangeStatus
-	(*ReplicaLag)(nil),           // 47: cairn.v1.ReplicaLag
-	(*Decision)(nil),             // 48: cairn.v1.Decision
-	(*ClusterStatus)(nil),        // 49: cairn.v1.ClusterStatus
-	(*NodeActionRequest)(nil),    // 50: cairn.v1.NodeActionRequest
-	(*NodeActionResponse)(nil),   // 51: cairn.v1.NodeActionResponse
-	(*WatchRequest)(nil),         // 52: cairn.v1.WatchRequest
-	(*WatchPart)(nil),            // 53: cairn.v1.WatchPart
-	(*WatchEvent)(nil),           // 54: cairn.v1.WatchEvent
-	(*WatchResponse)(nil),        // 55: cairn.v1.WatchResponse
-	(*BackupRequest)(nil),        // 56: cairn.v1.BackupRequest
-	(*BackupRecord)(nil),         // 57: cairn.v1.BackupRecord
-	(*BackupChunk)(nil),          // 58: cairn.v1.BackupChunk
-	(*RestoreBeginRequest)(nil),  // 59: cairn.v1.RestoreBeginRequest
-	(*RestoreBeginResponse)(nil), // 60: cairn.v1.RestoreBeginResponse
-	(*RestoreDataRequest)(nil),   // 61: cairn.v1.RestoreDataRequest
-	(*RestoreDataResponse)(nil),  // 62: cairn.v1.RestoreDataResponse
-	(*HistoryRequest)(nil),       // 63: cairn.v1.HistoryRequest
-	(*HistoryResponse)(nil),      // 64: cairn.v1.HistoryResponse
-	(*TxnRequest)(nil),           // 65: cairn.v1.TxnRequest
-	(*TxnOp)(nil),                // 66: cairn.v1.TxnOp
-	(*TxnResult)(nil),            // 67: cairn.v1.TxnResult
-	(*TxnResponse)(nil),          // 68: cairn.v1.TxnResponse
+	(*MergeRangeRequest)(nil),    // 4: cairn.v1.MergeRangeRequest
+	(*MergeRangeResponse)(nil),   // 5: cairn.v1.MergeRangeResponse
+	(*SplitRangeRequest)(nil),    // 6: cairn.v1.SplitRangeRequest
+	(*SplitRangeResponse)(nil),   // 7: cairn.v1.SplitRangeResponse
+	(*LoginRequest)(nil),         // 8: cairn.v1.LoginRequest
+	(*LoginResponse)(nil),        // 9: cairn.v1.LoginResponse
+	(*Grant)(nil),                // 10: cairn.v1.Grant
+	(*User)(nil),                 // 11: cairn.v1.User
+	(*Role)(nil),                 // 12: cairn.v1.Role
+	(*TokenInfo)(nil),            // 13: cairn.v1.TokenInfo
+	(*AuthEmpty)(nil),            // 14: cairn.v1.AuthEmpty
+	(*UserPassword)(nil),         // 15: cairn.v1.UserPassword
+	(*RoleGrant)(nil),            // 16: cairn.v1.RoleGrant
+	(*UserRole)(nil),             // 17: cairn.v1.UserRole
+	(*TokenSpec)(nil),            // 18: cairn.v1.TokenSpec
+	(*AuthEnable)(nil),           // 19: cairn.v1.AuthEnable
+	(*AuthAdminRequest)(nil),     // 20: cairn.v1.AuthAdminRequest
+	(*AuthAdminResponse)(nil),    // 21: cairn.v1.AuthAdminResponse
+	(*GetRequest)(nil),           // 22: cairn.v1.GetRequest
+	(*GetResponse)(nil),          // 23: cairn.v1.GetResponse
+	(*Condition)(nil),            // 24: cairn.v1.Condition
+	(*PutRequest)(nil),           // 25: cairn.v1.PutRequest
+	(*PutResponse)(nil),          // 26: cairn.v1.PutResponse
+	(*DeleteRequest)(nil),        // 27: cairn.v1.DeleteRequest
+	(*DeleteResponse)(nil),       // 28: cairn.v1.DeleteResponse
+	(*BatchRequest)(nil),         // 29: cairn.v1.BatchRequest
+	(*BatchOp)(nil),              // 30: cairn.v1.BatchOp
+	(*BatchResult)(nil),          // 31: cairn.v1.BatchResult
+	(*BatchResponse)(nil),        // 32: cairn.v1.BatchResponse
+	(*ListRequest)(nil),          // 33: cairn.v1.ListRequest
+	(*KeyValue)(nil),             // 34: cairn.v1.KeyValue
+	(*ListResponse)(nil),         // 35: cairn.v1.ListResponse
+	(*Table)(nil),                // 36: cairn.v1.Table
+	(*CreateTableRequest)(nil),   // 37: cairn.v1.CreateTableRequest
+	(*GetTableRequest)(nil),      // 38: cairn.v1.GetTableRequest
+	(*ListTablesRequest)(nil),    // 39: cairn.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),   // 40: cairn.v1.ListTablesResponse
+	(*DropTableRequest)(nil),     // 41: cairn.v1.DropTableRequest
+	(*UpdateTableRequest)(nil),   // 42: cairn.v1.UpdateTableRequest
+	(*DropTableResponse)(nil),    // 43: cairn.v1.DropTableResponse
+	(*RangeDescriptor)(nil),      // 44: cairn.v1.RangeDescriptor
+	(*RemovedReplica)(nil),       // 45: cairn.v1.RemovedReplica
+	(*ClusterStatusRequest)(nil), // 46: cairn.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),           // 47: cairn.v1.NodeStatus
+	(*RangeStatus)(nil),          // 48: cairn.v1.RangeStatus
+	(*ReplicaLag)(nil),           // 49: cairn.v1.ReplicaLag
+	(*Decision)(nil),             // 50: cairn.v1.Decision
+	(*ClusterStatus)(nil),        // 51: cairn.v1.ClusterStatus
+	(*NodeActionRequest)(nil),    // 52: cairn.v1.NodeActionRequest
+	(*NodeActionResponse)(nil),   // 53: cairn.v1.NodeActionResponse
+	(*WatchRequest)(nil),         // 54: cairn.v1.WatchRequest
+	(*WatchPart)(nil),            // 55: cairn.v1.WatchPart
+	(*WatchEvent)(nil),           // 56: cairn.v1.WatchEvent
+	(*WatchResponse)(nil),        // 57: cairn.v1.WatchResponse
+	(*BackupRequest)(nil),        // 58: cairn.v1.BackupRequest
+	(*BackupRecord)(nil),         // 59: cairn.v1.BackupRecord
+	(*BackupChunk)(nil),          // 60: cairn.v1.BackupChunk
+	(*RestoreBeginRequest)(nil),  // 61: cairn.v1.RestoreBeginRequest
+	(*RestoreBeginResponse)(nil), // 62: cairn.v1.RestoreBeginResponse
+	(*RestoreDataRequest)(nil),   // 63: cairn.v1.RestoreDataRequest
+	(*RestoreDataResponse)(nil),  // 64: cairn.v1.RestoreDataResponse
+	(*HistoryRequest)(nil),       // 65: cairn.v1.HistoryRequest
+	(*HistoryResponse)(nil),      // 66: cairn.v1.HistoryResponse
+	(*TxnRequest)(nil),           // 67: cairn.v1.TxnRequest
+	(*TxnOp)(nil),                // 68: cairn.v1.TxnOp
+	(*TxnResult)(nil),            // 69: cairn.v1.TxnResult
+	(*TxnResponse)(nil),          // 70: cairn.v1.TxnResponse
 }
 var file_kv_proto_depIdxs = []int32{
-	46, // 0: cairn.v1.RoutesResponse.ranges:type_name -> cairn.v1.RangeStatus
-	45, // 1: cairn.v1.RoutesResponse.nodes:type_name -> cairn.v1.NodeStatus
-	42, // 2: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
-	42, // 3: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
-	8,  // 4: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
-	8,  // 5: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
-	12, // 6: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
-	17, // 7: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
-	13, // 8: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
-	13, // 9: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
-	12, // 10: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
-	14, // 11: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
-	14, // 12: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
-	12, // 13: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
-	15, // 14: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
-	15, // 15: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
-	16, // 16: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
-	12, // 17: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
-	9,  // 18: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
-	10, // 19: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
-	11, // 20: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
-	11, // 21: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
-	22, // 22: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
-	22, // 23: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
-	28, // 24: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
-	23, // 25: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
-	25, // 26: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
-	29, // 27: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
-	32, // 28: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
-	42, // 29: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
-	34, // 30: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
-	43, // 31: cairn.v1.RangeDescriptor.removed:type_name -> cairn.v1.RemovedReplica
-	47, // 32: cairn.v1.RangeStatus.lag:type_name -> cairn.v1.ReplicaLag
-	45, // 33: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
-	46, // 34: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
-	48, // 35: cairn.v1.ClusterStatus.decisions:type_name -> cairn.v1.Decision
-	45, // 36: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
-	53, // 37: cairn.v1.WatchRequest.part:type_name -> cairn.v1.WatchPart
-	0,  // 38: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
-	54, // 39: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
-	34, // 40: cairn.v1.BackupChunk.tables:type_name -> cairn.v1.Table
-	57, // 41: cairn.v1.BackupChunk.records:type_name -> cairn.v1.BackupRecord
-	35, // 42: cairn.v1.RestoreBeginRequest.tables:type_name -> cairn.v1.CreateTableRequest
-	57, // 43: cairn.v1.RestoreDataRequest.records:type_name -> cairn.v1.BackupRecord
-	54, // 44: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
-	66, // 45: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
-	1,  // 46: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
-	22, // 47: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
-	67, // 48: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
-	20, // 49: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
-	23, // 50: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
-	25, // 51: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
-	31, // 52: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
-	65, // 53: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
-	35, // 54: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
-	36, // 55: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
-	37, // 56: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
-	39, // 57: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
-	40, // 58: cairn.v1.Tables.UpdateTable:input_type -> cairn.v1.UpdateTableRequest
-	44, // 59: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
-	50, // 60: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
-	4,  // 61: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
-	2,  // 62: cairn.v1.Cluster.Routes:input_type -> cairn.v1.RoutesRequest
-	6,  // 63: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
-	18, // 64: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
-	52, // 65: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
-	63, // 66: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
-	56, // 67: cairn.v1.Backup.Backup:input_type -> cairn.v1.BackupRequest
-	59, // 68: cairn.v1.Backup.RestoreBegin:input_type -> cairn.v1.RestoreBeginRequest
-	61, // 69: cairn.v1.Backup.RestoreData:input_type -> cairn.v1.RestoreDataRequest
-	21, // 70: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
-	24, // 71: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
-	26, // 72: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
-	33, // 73: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
-	68, // 74: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
-	34, // 75: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
-	34, // 76: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
-	38, // 77: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
-	41, // 78: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
-	34, // 79: cairn.v1.Tables.UpdateTable:output_type -> cairn.v1.Table
-	49, // 80: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
-	51, // 81: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
-	5,  // 82: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
-	3,  // 83: cairn.v1.Cluster.Routes:output_type -> cairn.v1.RoutesResponse
-	7,  // 84: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
-	19, // 85: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
-	55, // 86: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
-	64, // 87: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
-	58, // 88: cairn.v1.Backup.Backup:output_type -> cairn.v1.BackupChunk
-	60, // 89: cairn.v1.Backup.RestoreBegin:output_type -> cairn.v1.RestoreBeginResponse
-	62, // 90: cairn.v1.Backup.RestoreData:output_type -> cairn.v1.RestoreDataResponse
-	70, // [70:91] is the sub-list for method output_type
-	49, // [49:70] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	48, // 0: cairn.v1.RoutesResponse.ranges:type_name -> cairn.v1.RangeStatus
+	47, // 1: cairn.v1.RoutesResponse.nodes:type_name -> cairn.v1.NodeStatus
+	44, // 2: cairn.v1.MergeRangeResponse.merged:type_name -> cairn.v1.RangeDescriptor
+	44, // 3: cairn.v1.SplitRangeResponse.left:type_name -> cairn.v1.RangeDescriptor
+	44, // 4: cairn.v1.SplitRangeResponse.right:type_name -> cairn.v1.RangeDescriptor
+	10, // 5: cairn.v1.Role.grants:type_name -> cairn.v1.Grant
+	10, // 6: cairn.v1.RoleGrant.grant:type_name -> cairn.v1.Grant
+	14, // 7: cairn.v1.AuthAdminRequest.status:type_name -> cairn.v1.AuthEmpty
+	19, // 8: cairn.v1.AuthAdminRequest.set_enabled:type_name -> cairn.v1.AuthEnable
+	15, // 9: cairn.v1.AuthAdminRequest.add_user:type_name -> cairn.v1.UserPassword
+	15, // 10: cairn.v1.AuthAdminRequest.set_password:type_name -> cairn.v1.UserPassword
+	14, // 11: cairn.v1.AuthAdminRequest.list_users:type_name -> cairn.v1.AuthEmpty
+	16, // 12: cairn.v1.AuthAdminRequest.grant:type_name -> cairn.v1.RoleGrant
+	16, // 13: cairn.v1.AuthAdminRequest.revoke:type_name -> cairn.v1.RoleGrant
+	14, // 14: cairn.v1.AuthAdminRequest.list_roles:type_name -> cairn.v1.AuthEmpty
+	17, // 15: cairn.v1.AuthAdminRequest.bind_role:type_name -> cairn.v1.UserRole
+	17, // 16: cairn.v1.AuthAdminRequest.unbind_role:type_name -> cairn.v1.UserRole
+	18, // 17: cairn.v1.AuthAdminRequest.create_token:type_name -> cairn.v1.TokenSpec
+	14, // 18: cairn.v1.AuthAdminRequest.list_tokens:type_name -> cairn.v1.AuthEmpty
+	11, // 19: cairn.v1.AuthAdminResponse.users:type_name -> cairn.v1.User
+	12, // 20: cairn.v1.AuthAdminResponse.roles:type_name -> cairn.v1.Role
+	13, // 21: cairn.v1.AuthAdminResponse.tokens:type_name -> cairn.v1.TokenInfo
+	13, // 22: cairn.v1.AuthAdminResponse.token_info:type_name -> cairn.v1.TokenInfo
+	24, // 23: cairn.v1.PutRequest.condition:type_name -> cairn.v1.Condition
+	24, // 24: cairn.v1.DeleteRequest.condition:type_name -> cairn.v1.Condition
+	30, // 25: cairn.v1.BatchRequest.ops:type_name -> cairn.v1.BatchOp
+	25, // 26: cairn.v1.BatchOp.put:type_name -> cairn.v1.PutRequest
+	27, // 27: cairn.v1.BatchOp.delete:type_name -> cairn.v1.DeleteRequest
+	31, // 28: cairn.v1.BatchResponse.results:type_name -> cairn.v1.BatchResult
+	34, // 29: cairn.v1.ListResponse.items:type_name -> cairn.v1.KeyValue
+	44, // 30: cairn.v1.Table.ranges:type_name -> cairn.v1.RangeDescriptor
+	36, // 31: cairn.v1.ListTablesResponse.tables:type_name -> cairn.v1.Table
+	45, // 32: cairn.v1.RangeDescriptor.removed:type_name -> cairn.v1.RemovedReplica
+	49, // 33: cairn.v1.RangeStatus.lag:type_name -> cairn.v1.ReplicaLag
+	47, // 34: cairn.v1.ClusterStatus.nodes:type_name -> cairn.v1.NodeStatus
+	48, // 35: cairn.v1.ClusterStatus.ranges:type_name -> cairn.v1.RangeStatus
+	50, // 36: cairn.v1.ClusterStatus.decisions:type_name -> cairn.v1.Decision
+	47, // 37: cairn.v1.NodeActionResponse.node:type_name -> cairn.v1.NodeStatus
+	55, // 38: cairn.v1.WatchRequest.part:type_name -> cairn.v1.WatchPart
+	0,  // 39: cairn.v1.WatchEvent.type:type_name -> cairn.v1.WatchEvent.Type
+	56, // 40: cairn.v1.WatchResponse.events:type_name -> cairn.v1.WatchEvent
+	36, // 41: cairn.v1.BackupChunk.tables:type_name -> cairn.v1.Table
+	59, // 42: cairn.v1.BackupChunk.records:type_name -> cairn.v1.BackupRecord
+	37, // 43: cairn.v1.RestoreBeginRequest.tables:type_name -> cairn.v1.CreateTableRequest
+	59, // 44: cairn.v1.RestoreDataRequest.records:type_name -> cairn.v1.BackupRecord
+	56, // 45: cairn.v1.HistoryResponse.changes:type_name -> cairn.v1.WatchEvent
+	68, // 46: cairn.v1.TxnRequest.ops:type_name -> cairn.v1.TxnOp
+	1,  // 47: cairn.v1.TxnOp.kind:type_name -> cairn.v1.TxnOp.Kind
+	24, // 48: cairn.v1.TxnOp.condition:type_name -> cairn.v1.Condition
+	69, // 49: cairn.v1.TxnResponse.results:type_name -> cairn.v1.TxnResult
+	22, // 50: cairn.v1.KV.Get:input_type -> cairn.v1.GetRequest
+	25, // 51: cairn.v1.KV.Put:input_type -> cairn.v1.PutRequest
+	27, // 52: cairn.v1.KV.Delete:input_type -> cairn.v1.DeleteRequest
+	33, // 53: cairn.v1.KV.List:input_type -> cairn.v1.ListRequest
+	67, // 54: cairn.v1.KV.Txn:input_type -> cairn.v1.TxnRequest
+	37, // 55: cairn.v1.Tables.CreateTable:input_type -> cairn.v1.CreateTableRequest
+	38, // 56: cairn.v1.Tables.GetTable:input_type -> cairn.v1.GetTableRequest
+	39, // 57: cairn.v1.Tables.ListTables:input_type -> cairn.v1.ListTablesRequest
+	41, // 58: cairn.v1.Tables.DropTable:input_type -> cairn.v1.DropTableRequest
+	42, // 59: cairn.v1.Tables.UpdateTable:input_type -> cairn.v1.UpdateTableRequest
+	46, // 60: cairn.v1.Cluster.Status:input_type -> cairn.v1.ClusterStatusRequest
+	52, // 61: cairn.v1.Cluster.NodeAction:input_type -> cairn.v1.NodeActionRequest
+	6,  // 62: cairn.v1.Cluster.SplitRange:input_type -> cairn.v1.SplitRangeRequest
+	2,  // 63: cairn.v1.Cluster.Routes:input_type -> cairn.v1.RoutesRequest
+	4,  // 64: cairn.v1.Cluster.MergeRange:input_type -> cairn.v1.MergeRangeRequest
+	8,  // 65: cairn.v1.Auth.Login:input_type -> cairn.v1.LoginRequest
+	20, // 66: cairn.v1.Auth.Admin:input_type -> cairn.v1.AuthAdminRequest
+	54, // 67: cairn.v1.Watch.Watch:input_type -> cairn.v1.WatchRequest
+	65, // 68: cairn.v1.History.History:input_type -> cairn.v1.HistoryRequest
+	58, // 69: cairn.v1.Backup.Backup:input_type -> cairn.v1.BackupRequest
+	61, // 70: cairn.v1.Backup.RestoreBegin:input_type -> cairn.v1.RestoreBeginRequest
+	63, // 71: cairn.v1.Backup.RestoreData:input_type -> cairn.v1.RestoreDataRequest
+	23, // 72: cairn.v1.KV.Get:output_type -> cairn.v1.GetResponse
+	26, // 73: cairn.v1.KV.Put:output_type -> cairn.v1.PutResponse
+	28, // 74: cairn.v1.KV.Delete:output_type -> cairn.v1.DeleteResponse
+	35, // 75: cairn.v1.KV.List:output_type -> cairn.v1.ListResponse
+	70, // 76: cairn.v1.KV.Txn:output_type -> cairn.v1.TxnResponse
+	36, // 77: cairn.v1.Tables.CreateTable:output_type -> cairn.v1.Table
+	36, // 78: cairn.v1.Tables.GetTable:output_type -> cairn.v1.Table
+	40, // 79: cairn.v1.Tables.ListTables:output_type -> cairn.v1.ListTablesResponse
+	43, // 80: cairn.v1.Tables.DropTable:output_type -> cairn.v1.DropTableResponse
+	36, // 81: cairn.v1.Tables.UpdateTable:output_type -> cairn.v1.Table
+	51, // 82: cairn.v1.Cluster.Status:output_type -> cairn.v1.ClusterStatus
+	53, // 83: cairn.v1.Cluster.NodeAction:output_type -> cairn.v1.NodeActionResponse
+	7,  // 84: cairn.v1.Cluster.SplitRange:output_type -> cairn.v1.SplitRangeResponse
+	3,  // 85: cairn.v1.Cluster.Routes:output_type -> cairn.v1.RoutesResponse
+	5,  // 86: cairn.v1.Cluster.MergeRange:output_type -> cairn.v1.MergeRangeResponse
+	9,  // 87: cairn.v1.Auth.Login:output_type -> cairn.v1.LoginResponse
+	21, // 88: cairn.v1.Auth.Admin:output_type -> cairn.v1.AuthAdminResponse
+	57, // 89: cairn.v1.Watch.Watch:output_type -> cairn.v1.WatchResponse
+	66, // 90: cairn.v1.History.History:output_type -> cairn.v1.HistoryResponse
+	60, // 91: cairn.v1.Backup.Backup:output_type -> cairn.v1.BackupChunk
+	62, // 92: cairn.v1.Backup.RestoreBegin:output_type -> cairn.v1.RestoreBeginResponse
+	64, // 93: cairn.v1.Backup.RestoreData:output_type -> cairn.v1.RestoreDataResponse
+	72, // [72:94] is the sub-list for method output_type
+	50, // [50:72] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -5582,7 +5692,7 @@ func file_kv_proto_init() {
 	if File_kv_proto != nil {
 		return
 	}
-	file_kv_proto_msgTypes[16].OneofWrappers = []any{
+	file_kv_proto_msgTypes[18].OneofWrappers = []any{
 		(*AuthAdminRequest_Status)(nil),
 		(*AuthAdminRequest_SetEnabled)(nil),
 		(*AuthAdminRequest_AddUser)(nil),
@@ -5600,21 +5710,21 @@ func file_kv_proto_init() {
 		(*AuthAdminRequest_ListTokens)(nil),
 		(*AuthAdminRequest_RevokeToken)(nil),
 	}
-	file_kv_proto_msgTypes[20].OneofWrappers = []any{}
-	file_kv_proto_msgTypes[26].OneofWrappers = []any{
+	file_kv_proto_msgTypes[22].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[28].OneofWrappers = []any{
 		(*BatchOp_Put)(nil),
 		(*BatchOp_Delete)(nil),
 	}
-	file_kv_proto_msgTypes[32].OneofWrappers = []any{}
-	file_kv_proto_msgTypes[33].OneofWrappers = []any{}
-	file_kv_proto_msgTypes[38].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[34].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[35].OneofWrappers = []any{}
+	file_kv_proto_msgTypes[40].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   67,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

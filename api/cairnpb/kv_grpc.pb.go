@@ -564,6 +564,7 @@ const (
 	Cluster_NodeAction_FullMethodName = "/cairn.v1.Cluster/NodeAction"
 	Cluster_SplitRange_FullMethodName = "/cairn.v1.Cluster/SplitRange"
 	Cluster_Routes_FullMethodName     = "/cairn.v1.Cluster/Routes"
+	Cluster_MergeRange_FullMethodName = "/cairn.v1.Cluster/MergeRange"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -583,6 +584,9 @@ type ClusterClient interface {
 	// holding them. The Go client routes by it (needs read on the whole
 	// table: range boundaries are keys).
 	Routes(ctx context.Context, in *RoutesRequest, opts ...grpc.CallOption) (*RoutesResponse, error)
+	// MergeRange merges the range of table that holds key with its right
+	// neighbour (an admin operation; both must have the same replicas).
+	MergeRange(ctx context.Context, in *MergeRangeRequest, opts ...grpc.CallOption) (*MergeRangeResponse, error)
 }
 
 type clusterClient struct {
@@ -633,6 +637,16 @@ func (c *clusterClient) Routes(ctx context.Context, in *RoutesRequest, opts ...g
 	return out, nil
 }
 
+func (c *clusterClient) MergeRange(ctx context.Context, in *MergeRangeRequest, opts ...grpc.CallOption) (*MergeRangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MergeRangeResponse)
+	err := c.cc.Invoke(ctx, Cluster_MergeRange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -650,6 +664,9 @@ type ClusterServer interface {
 	// holding them. The Go client routes by it (needs read on the whole
 	// table: range boundaries are keys).
 	Routes(context.Context, *RoutesRequest) (*RoutesResponse, error)
+	// MergeRange merges the range of table that holds key with its right
+	// neighbour (an admin operation; both must have the same replicas).
+	MergeRange(context.Context, *MergeRangeRequest) (*MergeRangeResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -671,6 +688,9 @@ func (UnimplementedClusterServer) SplitRange(context.Context, *SplitRangeRequest
 }
 func (UnimplementedClusterServer) Routes(context.Context, *RoutesRequest) (*RoutesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Routes not implemented")
+}
+func (UnimplementedClusterServer) MergeRange(context.Context, *MergeRangeRequest) (*MergeRangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MergeRange not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -765,6 +785,24 @@ func _Cluster_Routes_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_MergeRange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MergeRangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).MergeRange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_MergeRange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).MergeRange(ctx, req.(*MergeRangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -787,6 +825,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Routes",
 			Handler:    _Cluster_Routes_Handler,
+		},
+		{
+			MethodName: "MergeRange",
+			Handler:    _Cluster_MergeRange_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -257,6 +257,9 @@ type Request struct {
 	//	*Request_UpdateTable
 	//	*Request_BackupRange
 	//	*Request_RestoreRange
+	//	*Request_MergeStep
+	//	*Request_MergeWait
+	//	*Request_MergeRange
 	Op isRequest_Op `protobuf_oneof:"op"`
 	// The range the sender routed a keyed request to (0: resolve here). The
 	// receiver executes on that range or answers not leader / range key
@@ -519,6 +522,33 @@ func (x *Request) GetRestoreRange() *RestoreRangeRequest {
 	return nil
 }
 
+func (x *Request) GetMergeStep() *MergeStep {
+	if x != nil {
+		if x, ok := x.Op.(*Request_MergeStep); ok {
+			return x.MergeStep
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetMergeWait() *MergeWait {
+	if x != nil {
+		if x, ok := x.Op.(*Request_MergeWait); ok {
+			return x.MergeWait
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetMergeRange() *MergeRangeRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Request_MergeRange); ok {
+			return x.MergeRange
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
@@ -627,6 +657,19 @@ type Request_RestoreRange struct {
 	RestoreRange *RestoreRangeRequest `protobuf:"bytes,51,opt,name=restore_range,json=restoreRange,proto3,oneof"`
 }
 
+type Request_MergeStep struct {
+	// Merges (docs/design/merges.md).
+	MergeStep *MergeStep `protobuf:"bytes,70,opt,name=merge_step,json=mergeStep,proto3,oneof"`
+}
+
+type Request_MergeWait struct {
+	MergeWait *MergeWait `protobuf:"bytes,71,opt,name=merge_wait,json=mergeWait,proto3,oneof"`
+}
+
+type Request_MergeRange struct {
+	MergeRange *MergeRangeRequest `protobuf:"bytes,72,opt,name=merge_range,json=mergeRange,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Op() {}
 
 func (*Request_Put) isRequest_Op() {}
@@ -674,6 +717,12 @@ func (*Request_UpdateTable) isRequest_Op() {}
 func (*Request_BackupRange) isRequest_Op() {}
 
 func (*Request_RestoreRange) isRequest_Op() {}
+
+func (*Request_MergeStep) isRequest_Op() {}
+
+func (*Request_MergeWait) isRequest_Op() {}
+
+func (*Request_MergeRange) isRequest_Op() {}
 
 // ExpireRequest asks the leader of the keys' range to remove them if
 // expired (see Expire).
@@ -749,6 +798,8 @@ type Response struct {
 	//	*Response_ClusterStatus
 	//	*Response_BackupRange
 	//	*Response_RestoreRange
+	//	*Response_RangeState
+	//	*Response_MergeRange
 	Op isResponse_Op `protobuf_oneof:"op"`
 	// Set when the request failed; code is a kv error code.
 	Error *Error `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
@@ -939,6 +990,24 @@ func (x *Response) GetRestoreRange() *RestoreDataResponse {
 	return nil
 }
 
+func (x *Response) GetRangeState() *RangeState {
+	if x != nil {
+		if x, ok := x.Op.(*Response_RangeState); ok {
+			return x.RangeState
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetMergeRange() *MergeRangeResponse {
+	if x != nil {
+		if x, ok := x.Op.(*Response_MergeRange); ok {
+			return x.MergeRange
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetError() *Error {
 	if x != nil {
 		return x.Error
@@ -1021,6 +1090,14 @@ type Response_RestoreRange struct {
 	RestoreRange *RestoreDataResponse `protobuf:"bytes,51,opt,name=restore_range,json=restoreRange,proto3,oneof"`
 }
 
+type Response_RangeState struct {
+	RangeState *RangeState `protobuf:"bytes,70,opt,name=range_state,json=rangeState,proto3,oneof"`
+}
+
+type Response_MergeRange struct {
+	MergeRange *MergeRangeResponse `protobuf:"bytes,71,opt,name=merge_range,json=mergeRange,proto3,oneof"`
+}
+
 func (*Response_Get) isResponse_Op() {}
 
 func (*Response_Put) isResponse_Op() {}
@@ -1052,6 +1129,10 @@ func (*Response_ClusterStatus) isResponse_Op() {}
 func (*Response_BackupRange) isResponse_Op() {}
 
 func (*Response_RestoreRange) isResponse_Op() {}
+
+func (*Response_RangeState) isResponse_Op() {}
+
+func (*Response_MergeRange) isResponse_Op() {}
 
 type ExpireResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1888,6 +1969,10 @@ type Command struct {
 	//	*Command_UpdateTable
 	//	*Command_Fence
 	//	*Command_Restore
+	//	*Command_MergeFreeze
+	//	*Command_MergeUnfreeze
+	//	*Command_MergeAbort
+	//	*Command_Merge
 	Op isCommand_Op `protobuf_oneof:"op"`
 	// The table a put or delete addresses, as resolved by the proposer; the
 	// apply fails if the range no longer holds that table.
@@ -2129,6 +2214,42 @@ func (x *Command) GetRestore() *Restore {
 	return nil
 }
 
+func (x *Command) GetMergeFreeze() *MergeFreeze {
+	if x != nil {
+		if x, ok := x.Op.(*Command_MergeFreeze); ok {
+			return x.MergeFreeze
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetMergeUnfreeze() *MergeUnfreeze {
+	if x != nil {
+		if x, ok := x.Op.(*Command_MergeUnfreeze); ok {
+			return x.MergeUnfreeze
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetMergeAbort() *MergeAbort {
+	if x != nil {
+		if x, ok := x.Op.(*Command_MergeAbort); ok {
+			return x.MergeAbort
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetMerge() *Merge {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Merge); ok {
+			return x.Merge
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetTableId() uint64 {
 	if x != nil {
 		return x.TableId
@@ -2230,6 +2351,22 @@ type Command_Restore struct {
 	Restore *Restore `protobuf:"bytes,51,opt,name=restore,proto3,oneof"`
 }
 
+type Command_MergeFreeze struct {
+	MergeFreeze *MergeFreeze `protobuf:"bytes,70,opt,name=merge_freeze,json=mergeFreeze,proto3,oneof"`
+}
+
+type Command_MergeUnfreeze struct {
+	MergeUnfreeze *MergeUnfreeze `protobuf:"bytes,71,opt,name=merge_unfreeze,json=mergeUnfreeze,proto3,oneof"`
+}
+
+type Command_MergeAbort struct {
+	MergeAbort *MergeAbort `protobuf:"bytes,72,opt,name=merge_abort,json=mergeAbort,proto3,oneof"`
+}
+
+type Command_Merge struct {
+	Merge *Merge `protobuf:"bytes,73,opt,name=merge,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -2267,6 +2404,14 @@ func (*Command_UpdateTable) isCommand_Op() {}
 func (*Command_Fence) isCommand_Op() {}
 
 func (*Command_Restore) isCommand_Op() {}
+
+func (*Command_MergeFreeze) isCommand_Op() {}
+
+func (*Command_MergeUnfreeze) isCommand_Op() {}
+
+func (*Command_MergeAbort) isCommand_Op() {}
+
+func (*Command_Merge) isCommand_Op() {}
 
 // Split, proposed to the range itself, splits it at split_key: the range
 // keeps [start, split_key) and range new_range_id gets [split_key, end).
@@ -2740,7 +2885,11 @@ type RangeState struct {
 	// history): strictly increasing in apply order, equal to the change's
 	// version except for a transaction's write resolved after later writes
 	// (docs/design/watch.md). Watch positions are in this order.
-	MaxSeq        uint64 `protobuf:"varint,21,opt,name=max_seq,json=maxSeq,proto3" json:"max_seq,omitempty"`
+	MaxSeq uint64 `protobuf:"varint,21,opt,name=max_seq,json=maxSeq,proto3" json:"max_seq,omitempty"`
+	// Set while the range is frozen for a merge into its left neighbour
+	// (docs/design/merges.md): it applies nothing but an unfreeze and
+	// serves nothing.
+	Frozen        *Frozen `protobuf:"bytes,22,opt,name=frozen,proto3" json:"frozen,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2831,6 +2980,67 @@ func (x *RangeState) GetMaxSeq() uint64 {
 	return 0
 }
 
+func (x *RangeState) GetFrozen() *Frozen {
+	if x != nil {
+		return x.Frozen
+	}
+	return nil
+}
+
+// Frozen names the merge a frozen range waits for: the left range and the
+// generation it had when the merge began.
+type Frozen struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	LeftId         uint64                 `protobuf:"varint,1,opt,name=left_id,json=leftId,proto3" json:"left_id,omitempty"`
+	LeftGeneration uint64                 `protobuf:"varint,2,opt,name=left_generation,json=leftGeneration,proto3" json:"left_generation,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Frozen) Reset() {
+	*x = Frozen{}
+	mi := &file_peer_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Frozen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Frozen) ProtoMessage() {}
+
+func (x *Frozen) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Frozen.ProtoReflect.Descriptor instead.
+func (*Frozen) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Frozen) GetLeftId() uint64 {
+	if x != nil {
+		return x.LeftId
+	}
+	return 0
+}
+
+func (x *Frozen) GetLeftGeneration() uint64 {
+	if x != nil {
+		return x.LeftGeneration
+	}
+	return 0
+}
+
 // Node is a member of the cluster as the meta range records it.
 type Node struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -2845,7 +3055,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_peer_proto_msgTypes[28]
+	mi := &file_peer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2857,7 +3067,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[28]
+	mi := &file_peer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2870,7 +3080,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{28}
+	return file_peer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Node) GetId() uint64 {
@@ -2915,7 +3125,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_peer_proto_msgTypes[29]
+	mi := &file_peer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3137,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[29]
+	mi := &file_peer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3150,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{29}
+	return file_peer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SnapshotData) GetState() *RangeState {
@@ -2974,7 +3184,7 @@ type SnapshotKV struct {
 
 func (x *SnapshotKV) Reset() {
 	*x = SnapshotKV{}
-	mi := &file_peer_proto_msgTypes[30]
+	mi := &file_peer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2986,7 +3196,7 @@ func (x *SnapshotKV) String() string {
 func (*SnapshotKV) ProtoMessage() {}
 
 func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[30]
+	mi := &file_peer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2999,7 +3209,7 @@ func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotKV.ProtoReflect.Descriptor instead.
 func (*SnapshotKV) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{30}
+	return file_peer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SnapshotKV) GetKey() []byte {
@@ -3045,7 +3255,7 @@ type AuthCommand struct {
 
 func (x *AuthCommand) Reset() {
 	*x = AuthCommand{}
-	mi := &file_peer_proto_msgTypes[31]
+	mi := &file_peer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3057,7 +3267,7 @@ func (x *AuthCommand) String() string {
 func (*AuthCommand) ProtoMessage() {}
 
 func (x *AuthCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[31]
+	mi := &file_peer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3070,7 +3280,7 @@ func (x *AuthCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthCommand.ProtoReflect.Descriptor instead.
 func (*AuthCommand) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{31}
+	return file_peer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AuthCommand) GetOp() isAuthCommand_Op {
@@ -3284,7 +3494,7 @@ type UserRecord struct {
 
 func (x *UserRecord) Reset() {
 	*x = UserRecord{}
-	mi := &file_peer_proto_msgTypes[32]
+	mi := &file_peer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3296,7 +3506,7 @@ func (x *UserRecord) String() string {
 func (*UserRecord) ProtoMessage() {}
 
 func (x *UserRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[32]
+	mi := &file_peer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3309,7 +3519,7 @@ func (x *UserRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserRecord.ProtoReflect.Descriptor instead.
 func (*UserRecord) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{32}
+	return file_peer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UserRecord) GetName() string {
@@ -3344,7 +3554,7 @@ type RoleRecord struct {
 
 func (x *RoleRecord) Reset() {
 	*x = RoleRecord{}
-	mi := &file_peer_proto_msgTypes[33]
+	mi := &file_peer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3356,7 +3566,7 @@ func (x *RoleRecord) String() string {
 func (*RoleRecord) ProtoMessage() {}
 
 func (x *RoleRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[33]
+	mi := &file_peer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3369,7 +3579,7 @@ func (x *RoleRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleRecord.ProtoReflect.Descriptor instead.
 func (*RoleRecord) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{33}
+	return file_peer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RoleRecord) GetName() string {
@@ -3401,7 +3611,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_peer_proto_msgTypes[34]
+	mi := &file_peer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3413,7 +3623,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[34]
+	mi := &file_peer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3426,7 +3636,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{34}
+	return file_peer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -3476,7 +3686,7 @@ type AuthConfig struct {
 
 func (x *AuthConfig) Reset() {
 	*x = AuthConfig{}
-	mi := &file_peer_proto_msgTypes[35]
+	mi := &file_peer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3488,7 +3698,7 @@ func (x *AuthConfig) String() string {
 func (*AuthConfig) ProtoMessage() {}
 
 func (x *AuthConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[35]
+	mi := &file_peer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3501,7 +3711,7 @@ func (x *AuthConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthConfig.ProtoReflect.Descriptor instead.
 func (*AuthConfig) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{35}
+	return file_peer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AuthConfig) GetEnabled() bool {
@@ -3538,7 +3748,7 @@ type TxnMeta struct {
 
 func (x *TxnMeta) Reset() {
 	*x = TxnMeta{}
-	mi := &file_peer_proto_msgTypes[36]
+	mi := &file_peer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3550,7 +3760,7 @@ func (x *TxnMeta) String() string {
 func (*TxnMeta) ProtoMessage() {}
 
 func (x *TxnMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[36]
+	mi := &file_peer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3563,7 +3773,7 @@ func (x *TxnMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnMeta.ProtoReflect.Descriptor instead.
 func (*TxnMeta) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{36}
+	return file_peer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TxnMeta) GetId() []byte {
@@ -3622,7 +3832,7 @@ type TxnRecord struct {
 
 func (x *TxnRecord) Reset() {
 	*x = TxnRecord{}
-	mi := &file_peer_proto_msgTypes[37]
+	mi := &file_peer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3634,7 +3844,7 @@ func (x *TxnRecord) String() string {
 func (*TxnRecord) ProtoMessage() {}
 
 func (x *TxnRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[37]
+	mi := &file_peer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3647,7 +3857,7 @@ func (x *TxnRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRecord.ProtoReflect.Descriptor instead.
 func (*TxnRecord) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{37}
+	return file_peer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TxnRecord) GetMeta() *TxnMeta {
@@ -3687,7 +3897,7 @@ type TxnIntent struct {
 
 func (x *TxnIntent) Reset() {
 	*x = TxnIntent{}
-	mi := &file_peer_proto_msgTypes[38]
+	mi := &file_peer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3699,7 +3909,7 @@ func (x *TxnIntent) String() string {
 func (*TxnIntent) ProtoMessage() {}
 
 func (x *TxnIntent) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[38]
+	mi := &file_peer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3712,7 +3922,7 @@ func (x *TxnIntent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnIntent.ProtoReflect.Descriptor instead.
 func (*TxnIntent) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{38}
+	return file_peer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TxnIntent) GetMeta() *TxnMeta {
@@ -3761,7 +3971,7 @@ type TxnPrewrite struct {
 
 func (x *TxnPrewrite) Reset() {
 	*x = TxnPrewrite{}
-	mi := &file_peer_proto_msgTypes[39]
+	mi := &file_peer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3773,7 +3983,7 @@ func (x *TxnPrewrite) String() string {
 func (*TxnPrewrite) ProtoMessage() {}
 
 func (x *TxnPrewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[39]
+	mi := &file_peer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3786,7 +3996,7 @@ func (x *TxnPrewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnPrewrite.ProtoReflect.Descriptor instead.
 func (*TxnPrewrite) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{39}
+	return file_peer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TxnPrewrite) GetTable() string {
@@ -3845,7 +4055,7 @@ type TxnEnd struct {
 
 func (x *TxnEnd) Reset() {
 	*x = TxnEnd{}
-	mi := &file_peer_proto_msgTypes[40]
+	mi := &file_peer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3857,7 +4067,7 @@ func (x *TxnEnd) String() string {
 func (*TxnEnd) ProtoMessage() {}
 
 func (x *TxnEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[40]
+	mi := &file_peer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3870,7 +4080,7 @@ func (x *TxnEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnEnd.ProtoReflect.Descriptor instead.
 func (*TxnEnd) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{40}
+	return file_peer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TxnEnd) GetMeta() *TxnMeta {
@@ -3918,7 +4128,7 @@ type TxnResolve struct {
 
 func (x *TxnResolve) Reset() {
 	*x = TxnResolve{}
-	mi := &file_peer_proto_msgTypes[41]
+	mi := &file_peer_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3930,7 +4140,7 @@ func (x *TxnResolve) String() string {
 func (*TxnResolve) ProtoMessage() {}
 
 func (x *TxnResolve) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[41]
+	mi := &file_peer_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3943,7 +4153,7 @@ func (x *TxnResolve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResolve.ProtoReflect.Descriptor instead.
 func (*TxnResolve) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{41}
+	return file_peer_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TxnResolve) GetTable() string {
@@ -4000,7 +4210,7 @@ type TxnRangeResult struct {
 
 func (x *TxnRangeResult) Reset() {
 	*x = TxnRangeResult{}
-	mi := &file_peer_proto_msgTypes[42]
+	mi := &file_peer_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4012,7 +4222,7 @@ func (x *TxnRangeResult) String() string {
 func (*TxnRangeResult) ProtoMessage() {}
 
 func (x *TxnRangeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[42]
+	mi := &file_peer_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4025,7 +4235,7 @@ func (x *TxnRangeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRangeResult.ProtoReflect.Descriptor instead.
 func (*TxnRangeResult) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{42}
+	return file_peer_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TxnRangeResult) GetResults() []*TxnResult {
@@ -4087,7 +4297,7 @@ type Fence struct {
 
 func (x *Fence) Reset() {
 	*x = Fence{}
-	mi := &file_peer_proto_msgTypes[43]
+	mi := &file_peer_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4099,7 +4309,7 @@ func (x *Fence) String() string {
 func (*Fence) ProtoMessage() {}
 
 func (x *Fence) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[43]
+	mi := &file_peer_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4112,7 +4322,7 @@ func (x *Fence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fence.ProtoReflect.Descriptor instead.
 func (*Fence) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{43}
+	return file_peer_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Fence) GetAtVersion() uint64 {
@@ -4150,7 +4360,7 @@ type Restore struct {
 
 func (x *Restore) Reset() {
 	*x = Restore{}
-	mi := &file_peer_proto_msgTypes[44]
+	mi := &file_peer_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4162,7 +4372,7 @@ func (x *Restore) String() string {
 func (*Restore) ProtoMessage() {}
 
 func (x *Restore) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[44]
+	mi := &file_peer_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4175,7 +4385,7 @@ func (x *Restore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restore.ProtoReflect.Descriptor instead.
 func (*Restore) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{44}
+	return file_peer_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Restore) GetKeys() []*RestoredKey {
@@ -4198,7 +4408,7 @@ type RestoredKey struct {
 
 func (x *RestoredKey) Reset() {
 	*x = RestoredKey{}
-	mi := &file_peer_proto_msgTypes[45]
+	mi := &file_peer_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4210,7 +4420,7 @@ func (x *RestoredKey) String() string {
 func (*RestoredKey) ProtoMessage() {}
 
 func (x *RestoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[45]
+	mi := &file_peer_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4223,7 +4433,7 @@ func (x *RestoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoredKey.ProtoReflect.Descriptor instead.
 func (*RestoredKey) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{45}
+	return file_peer_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RestoredKey) GetKey() []byte {
@@ -4275,7 +4485,7 @@ type BackupRangeRequest struct {
 
 func (x *BackupRangeRequest) Reset() {
 	*x = BackupRangeRequest{}
-	mi := &file_peer_proto_msgTypes[46]
+	mi := &file_peer_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4287,7 +4497,7 @@ func (x *BackupRangeRequest) String() string {
 func (*BackupRangeRequest) ProtoMessage() {}
 
 func (x *BackupRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[46]
+	mi := &file_peer_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4300,7 +4510,7 @@ func (x *BackupRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRangeRequest.ProtoReflect.Descriptor instead.
 func (*BackupRangeRequest) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{46}
+	return file_peer_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *BackupRangeRequest) GetTable() string {
@@ -4356,7 +4566,7 @@ type BackupRangeResponse struct {
 
 func (x *BackupRangeResponse) Reset() {
 	*x = BackupRangeResponse{}
-	mi := &file_peer_proto_msgTypes[47]
+	mi := &file_peer_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4368,7 +4578,7 @@ func (x *BackupRangeResponse) String() string {
 func (*BackupRangeResponse) ProtoMessage() {}
 
 func (x *BackupRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[47]
+	mi := &file_peer_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4381,7 +4591,7 @@ func (x *BackupRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRangeResponse.ProtoReflect.Descriptor instead.
 func (*BackupRangeResponse) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{47}
+	return file_peer_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BackupRangeResponse) GetRecords() []*BackupRecord {
@@ -4410,7 +4620,7 @@ type RestoreRangeRequest struct {
 
 func (x *RestoreRangeRequest) Reset() {
 	*x = RestoreRangeRequest{}
-	mi := &file_peer_proto_msgTypes[48]
+	mi := &file_peer_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4422,7 +4632,7 @@ func (x *RestoreRangeRequest) String() string {
 func (*RestoreRangeRequest) ProtoMessage() {}
 
 func (x *RestoreRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[48]
+	mi := &file_peer_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4435,7 +4645,7 @@ func (x *RestoreRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRangeRequest.ProtoReflect.Descriptor instead.
 func (*RestoreRangeRequest) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{48}
+	return file_peer_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RestoreRangeRequest) GetTable() string {
@@ -4467,7 +4677,7 @@ type AuthBackup struct {
 
 func (x *AuthBackup) Reset() {
 	*x = AuthBackup{}
-	mi := &file_peer_proto_msgTypes[49]
+	mi := &file_peer_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4479,7 +4689,7 @@ func (x *AuthBackup) String() string {
 func (*AuthBackup) ProtoMessage() {}
 
 func (x *AuthBackup) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[49]
+	mi := &file_peer_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4492,7 +4702,7 @@ func (x *AuthBackup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthBackup.ProtoReflect.Descriptor instead.
 func (*AuthBackup) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{49}
+	return file_peer_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AuthBackup) GetUsers() []*UserRecord {
@@ -4523,6 +4733,406 @@ func (x *AuthBackup) GetEnabled() bool {
 	return false
 }
 
+// MergeFreeze, proposed to the right range R of a merge, freezes it: from
+// its apply on, R applies nothing but MergeUnfreeze and serves no read. It
+// applies only if R's generation is expected_generation. The left range
+// left_id at generation left_generation is the one R may merge into.
+type MergeFreeze struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	LeftId             uint64                 `protobuf:"varint,1,opt,name=left_id,json=leftId,proto3" json:"left_id,omitempty"`
+	LeftGeneration     uint64                 `protobuf:"varint,2,opt,name=left_generation,json=leftGeneration,proto3" json:"left_generation,omitempty"`
+	ExpectedGeneration uint64                 `protobuf:"varint,3,opt,name=expected_generation,json=expectedGeneration,proto3" json:"expected_generation,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *MergeFreeze) Reset() {
+	*x = MergeFreeze{}
+	mi := &file_peer_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergeFreeze) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergeFreeze) ProtoMessage() {}
+
+func (x *MergeFreeze) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergeFreeze.ProtoReflect.Descriptor instead.
+func (*MergeFreeze) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *MergeFreeze) GetLeftId() uint64 {
+	if x != nil {
+		return x.LeftId
+	}
+	return 0
+}
+
+func (x *MergeFreeze) GetLeftGeneration() uint64 {
+	if x != nil {
+		return x.LeftGeneration
+	}
+	return 0
+}
+
+func (x *MergeFreeze) GetExpectedGeneration() uint64 {
+	if x != nil {
+		return x.ExpectedGeneration
+	}
+	return 0
+}
+
+// MergeUnfreeze, proposed to R, undoes the MergeFreeze with the same left
+// range and generation (after a MergeAbort made the merge impossible).
+type MergeUnfreeze struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	LeftId         uint64                 `protobuf:"varint,1,opt,name=left_id,json=leftId,proto3" json:"left_id,omitempty"`
+	LeftGeneration uint64                 `protobuf:"varint,2,opt,name=left_generation,json=leftGeneration,proto3" json:"left_generation,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MergeUnfreeze) Reset() {
+	*x = MergeUnfreeze{}
+	mi := &file_peer_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergeUnfreeze) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergeUnfreeze) ProtoMessage() {}
+
+func (x *MergeUnfreeze) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergeUnfreeze.ProtoReflect.Descriptor instead.
+func (*MergeUnfreeze) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *MergeUnfreeze) GetLeftId() uint64 {
+	if x != nil {
+		return x.LeftId
+	}
+	return 0
+}
+
+func (x *MergeUnfreeze) GetLeftGeneration() uint64 {
+	if x != nil {
+		return x.LeftGeneration
+	}
+	return 0
+}
+
+// MergeAbort, proposed to the range that ends at right_start (the left
+// range L of a merge, or the range that replaced it), makes a pending
+// merge of the frozen range into L (left_id at left_generation)
+// impossible: if it is L at that generation its generation goes up, so a
+// Merge expecting it is refused. It fails with condition failed if the
+// range holds right_start (the merge happened).
+type MergeAbort struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	LeftGeneration uint64                 `protobuf:"varint,1,opt,name=left_generation,json=leftGeneration,proto3" json:"left_generation,omitempty"`
+	RightStart     []byte                 `protobuf:"bytes,2,opt,name=right_start,json=rightStart,proto3" json:"right_start,omitempty"`
+	LeftId         uint64                 `protobuf:"varint,3,opt,name=left_id,json=leftId,proto3" json:"left_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MergeAbort) Reset() {
+	*x = MergeAbort{}
+	mi := &file_peer_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergeAbort) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergeAbort) ProtoMessage() {}
+
+func (x *MergeAbort) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergeAbort.ProtoReflect.Descriptor instead.
+func (*MergeAbort) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *MergeAbort) GetLeftGeneration() uint64 {
+	if x != nil {
+		return x.LeftGeneration
+	}
+	return 0
+}
+
+func (x *MergeAbort) GetRightStart() []byte {
+	if x != nil {
+		return x.RightStart
+	}
+	return nil
+}
+
+func (x *MergeAbort) GetLeftId() uint64 {
+	if x != nil {
+		return x.LeftId
+	}
+	return 0
+}
+
+// Merge, proposed to the left range L once every replica of the right
+// range R applied R's freeze, makes L cover R's span too. right_state is
+// R's state as frozen (descriptor, max version, log time, size).
+type Merge struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	ExpectedGeneration uint64                 `protobuf:"varint,1,opt,name=expected_generation,json=expectedGeneration,proto3" json:"expected_generation,omitempty"`
+	RightState         *RangeState            `protobuf:"bytes,2,opt,name=right_state,json=rightState,proto3" json:"right_state,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *Merge) Reset() {
+	*x = Merge{}
+	mi := &file_peer_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Merge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Merge) ProtoMessage() {}
+
+func (x *Merge) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Merge.ProtoReflect.Descriptor instead.
+func (*Merge) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *Merge) GetExpectedGeneration() uint64 {
+	if x != nil {
+		return x.ExpectedGeneration
+	}
+	return 0
+}
+
+func (x *Merge) GetRightState() *RangeState {
+	if x != nil {
+		return x.RightState
+	}
+	return nil
+}
+
+// MergeStep asks the leader of range_id to propose one step of a merge.
+type MergeStep struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RangeId uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*MergeStep_Freeze
+	//	*MergeStep_Unfreeze
+	//	*MergeStep_Abort
+	Op            isMergeStep_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergeStep) Reset() {
+	*x = MergeStep{}
+	mi := &file_peer_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergeStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergeStep) ProtoMessage() {}
+
+func (x *MergeStep) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergeStep.ProtoReflect.Descriptor instead.
+func (*MergeStep) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *MergeStep) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *MergeStep) GetOp() isMergeStep_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *MergeStep) GetFreeze() *MergeFreeze {
+	if x != nil {
+		if x, ok := x.Op.(*MergeStep_Freeze); ok {
+			return x.Freeze
+		}
+	}
+	return nil
+}
+
+func (x *MergeStep) GetUnfreeze() *MergeUnfreeze {
+	if x != nil {
+		if x, ok := x.Op.(*MergeStep_Unfreeze); ok {
+			return x.Unfreeze
+		}
+	}
+	return nil
+}
+
+func (x *MergeStep) GetAbort() *MergeAbort {
+	if x != nil {
+		if x, ok := x.Op.(*MergeStep_Abort); ok {
+			return x.Abort
+		}
+	}
+	return nil
+}
+
+type isMergeStep_Op interface {
+	isMergeStep_Op()
+}
+
+type MergeStep_Freeze struct {
+	Freeze *MergeFreeze `protobuf:"bytes,2,opt,name=freeze,proto3,oneof"`
+}
+
+type MergeStep_Unfreeze struct {
+	Unfreeze *MergeUnfreeze `protobuf:"bytes,3,opt,name=unfreeze,proto3,oneof"`
+}
+
+type MergeStep_Abort struct {
+	Abort *MergeAbort `protobuf:"bytes,4,opt,name=abort,proto3,oneof"`
+}
+
+func (*MergeStep_Freeze) isMergeStep_Op() {}
+
+func (*MergeStep_Unfreeze) isMergeStep_Op() {}
+
+func (*MergeStep_Abort) isMergeStep_Op() {}
+
+// MergeWait asks a node whether its replica of range_id has applied
+// index (durably); the answer waits a little for it.
+type MergeWait struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergeWait) Reset() {
+	*x = MergeWait{}
+	mi := &file_peer_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergeWait) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergeWait) ProtoMessage() {}
+
+func (x *MergeWait) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergeWait.ProtoReflect.Descriptor instead.
+func (*MergeWait) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *MergeWait) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *MergeWait) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 var File_peer_proto protoreflect.FileDescriptor
 
 const file_peer_proto_rawDesc = "" +
@@ -4536,7 +5146,7 @@ const file_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"\t\n" +
-	"\aRaftAck\"\xe3\v\n" +
+	"\aRaftAck\"\x99\r\n" +
 	"\aRequest\x12(\n" +
 	"\x03get\x18\x01 \x01(\v2\x14.cairn.v1.GetRequestH\x00R\x03get\x12(\n" +
 	"\x03put\x18\x02 \x01(\v2\x14.cairn.v1.PutRequestH\x00R\x03put\x121\n" +
@@ -4565,12 +5175,18 @@ const file_peer_proto_rawDesc = "" +
 	"\x0ecluster_status\x18, \x01(\v2\x1e.cairn.v1.ClusterStatusRequestH\x00R\rclusterStatus\x12A\n" +
 	"\fupdate_table\x18- \x01(\v2\x1c.cairn.v1.UpdateTableRequestH\x00R\vupdateTable\x12F\n" +
 	"\fbackup_range\x182 \x01(\v2!.cairn.peer.v1.BackupRangeRequestH\x00R\vbackupRange\x12I\n" +
-	"\rrestore_range\x183 \x01(\v2\".cairn.peer.v1.RestoreRangeRequestH\x00R\frestoreRange\x12\x19\n" +
+	"\rrestore_range\x183 \x01(\v2\".cairn.peer.v1.RestoreRangeRequestH\x00R\frestoreRange\x129\n" +
+	"\n" +
+	"merge_step\x18F \x01(\v2\x18.cairn.peer.v1.MergeStepH\x00R\tmergeStep\x129\n" +
+	"\n" +
+	"merge_wait\x18G \x01(\v2\x18.cairn.peer.v1.MergeWaitH\x00R\tmergeWait\x12>\n" +
+	"\vmerge_range\x18H \x01(\v2\x1b.cairn.v1.MergeRangeRequestH\x00R\n" +
+	"mergeRange\x12\x19\n" +
 	"\brange_id\x18\x15 \x01(\x04R\arangeIdB\x04\n" +
 	"\x02op\"T\n" +
 	"\rExpireRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12-\n" +
-	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xc3\a\n" +
+	"\x06expire\x18\x02 \x01(\v2\x15.cairn.peer.v1.ExpireR\x06expire\"\xc2\b\n" +
 	"\bResponse\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.cairn.v1.GetResponseH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.cairn.v1.PutResponseH\x00R\x03put\x122\n" +
@@ -4590,7 +5206,11 @@ const file_peer_proto_rawDesc = "" +
 	"\x04node\x18  \x01(\v2\x13.cairn.peer.v1.NodeH\x00R\x04node\x12@\n" +
 	"\x0ecluster_status\x18! \x01(\v2\x17.cairn.v1.ClusterStatusH\x00R\rclusterStatus\x12G\n" +
 	"\fbackup_range\x182 \x01(\v2\".cairn.peer.v1.BackupRangeResponseH\x00R\vbackupRange\x12D\n" +
-	"\rrestore_range\x183 \x01(\v2\x1d.cairn.v1.RestoreDataResponseH\x00R\frestoreRange\x12*\n" +
+	"\rrestore_range\x183 \x01(\v2\x1d.cairn.v1.RestoreDataResponseH\x00R\frestoreRange\x12<\n" +
+	"\vrange_state\x18F \x01(\v2\x19.cairn.peer.v1.RangeStateH\x00R\n" +
+	"rangeState\x12?\n" +
+	"\vmerge_range\x18G \x01(\v2\x1c.cairn.v1.MergeRangeResponseH\x00R\n" +
+	"mergeRange\x12*\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x14.cairn.peer.v1.ErrorR\x05error\x12\x19\n" +
 	"\brange_id\x18\v \x01(\x04R\arangeIdB\x04\n" +
@@ -4653,8 +5273,7 @@ const file_peer_proto_rawDesc = "" +
 	"rangeBytes\x1a=\n" +
 	"\x0fRangeBytesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xbe\n" +
-	"\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xb2\f\n" +
 	"\aCommand\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -4681,7 +5300,12 @@ const file_peer_proto_rawDesc = "" +
 	"\aunfence\x18* \x01(\v2\x16.cairn.peer.v1.UnfenceH\x00R\aunfence\x12A\n" +
 	"\fupdate_table\x18+ \x01(\v2\x1c.cairn.v1.UpdateTableRequestH\x00R\vupdateTable\x12,\n" +
 	"\x05fence\x182 \x01(\v2\x14.cairn.peer.v1.FenceH\x00R\x05fence\x122\n" +
-	"\arestore\x183 \x01(\v2\x16.cairn.peer.v1.RestoreH\x00R\arestore\x12\x19\n" +
+	"\arestore\x183 \x01(\v2\x16.cairn.peer.v1.RestoreH\x00R\arestore\x12?\n" +
+	"\fmerge_freeze\x18F \x01(\v2\x1a.cairn.peer.v1.MergeFreezeH\x00R\vmergeFreeze\x12E\n" +
+	"\x0emerge_unfreeze\x18G \x01(\v2\x1c.cairn.peer.v1.MergeUnfreezeH\x00R\rmergeUnfreeze\x12<\n" +
+	"\vmerge_abort\x18H \x01(\v2\x19.cairn.peer.v1.MergeAbortH\x00R\n" +
+	"mergeAbort\x12,\n" +
+	"\x05merge\x18I \x01(\v2\x14.cairn.peer.v1.MergeH\x00R\x05merge\x12\x19\n" +
 	"\btable_id\x18\b \x01(\x04R\atableId\x12.\n" +
 	"\x10history_versions\x18\r \x01(\rH\x01R\x0fhistoryVersions\x88\x01\x01\x125\n" +
 	"\x14history_retention_ms\x18\x0e \x01(\x04H\x02R\x12historyRetentionMs\x88\x01\x01B\x04\n" +
@@ -4721,7 +5345,7 @@ const file_peer_proto_rawDesc = "" +
 	"\x11_history_versionsB\x17\n" +
 	"\x15_history_retention_ms\"\x1f\n" +
 	"\tDropTable\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xa4\x02\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xd3\x02\n" +
 	"\n" +
 	"RangeState\x12-\n" +
 	"\x04desc\x18\x01 \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\x12#\n" +
@@ -4733,7 +5357,11 @@ const file_peer_proto_rawDesc = "" +
 	"conf_state\x18\x05 \x01(\fR\tconfState\x12!\n" +
 	"\fapprox_bytes\x18\x06 \x01(\x04R\vapproxBytes\x12#\n" +
 	"\rmax_timestamp\x18\x14 \x01(\x04R\fmaxTimestamp\x12\x17\n" +
-	"\amax_seq\x18\x15 \x01(\x04R\x06maxSeq\"c\n" +
+	"\amax_seq\x18\x15 \x01(\x04R\x06maxSeq\x12-\n" +
+	"\x06frozen\x18\x16 \x01(\v2\x15.cairn.peer.v1.FrozenR\x06frozen\"J\n" +
+	"\x06Frozen\x12\x17\n" +
+	"\aleft_id\x18\x01 \x01(\x04R\x06leftId\x12'\n" +
+	"\x0fleft_generation\x18\x02 \x01(\x04R\x0eleftGeneration\"c\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -4861,7 +5489,33 @@ const file_peer_proto_rawDesc = "" +
 	"\x05users\x18\x01 \x03(\v2\x19.cairn.peer.v1.UserRecordR\x05users\x12/\n" +
 	"\x05roles\x18\x02 \x03(\v2\x19.cairn.peer.v1.RoleRecordR\x05roles\x122\n" +
 	"\x06tokens\x18\x03 \x03(\v2\x1a.cairn.peer.v1.TokenRecordR\x06tokens\x12\x18\n" +
-	"\aenabled\x18\x04 \x01(\bR\aenabled*P\n" +
+	"\aenabled\x18\x04 \x01(\bR\aenabled\"\x80\x01\n" +
+	"\vMergeFreeze\x12\x17\n" +
+	"\aleft_id\x18\x01 \x01(\x04R\x06leftId\x12'\n" +
+	"\x0fleft_generation\x18\x02 \x01(\x04R\x0eleftGeneration\x12/\n" +
+	"\x13expected_generation\x18\x03 \x01(\x04R\x12expectedGeneration\"Q\n" +
+	"\rMergeUnfreeze\x12\x17\n" +
+	"\aleft_id\x18\x01 \x01(\x04R\x06leftId\x12'\n" +
+	"\x0fleft_generation\x18\x02 \x01(\x04R\x0eleftGeneration\"o\n" +
+	"\n" +
+	"MergeAbort\x12'\n" +
+	"\x0fleft_generation\x18\x01 \x01(\x04R\x0eleftGeneration\x12\x1f\n" +
+	"\vright_start\x18\x02 \x01(\fR\n" +
+	"rightStart\x12\x17\n" +
+	"\aleft_id\x18\x03 \x01(\x04R\x06leftId\"t\n" +
+	"\x05Merge\x12/\n" +
+	"\x13expected_generation\x18\x01 \x01(\x04R\x12expectedGeneration\x12:\n" +
+	"\vright_state\x18\x02 \x01(\v2\x19.cairn.peer.v1.RangeStateR\n" +
+	"rightState\"\xd1\x01\n" +
+	"\tMergeStep\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x124\n" +
+	"\x06freeze\x18\x02 \x01(\v2\x1a.cairn.peer.v1.MergeFreezeH\x00R\x06freeze\x12:\n" +
+	"\bunfreeze\x18\x03 \x01(\v2\x1c.cairn.peer.v1.MergeUnfreezeH\x00R\bunfreeze\x121\n" +
+	"\x05abort\x18\x04 \x01(\v2\x19.cairn.peer.v1.MergeAbortH\x00R\x05abortB\x04\n" +
+	"\x02op\"<\n" +
+	"\tMergeWait\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index*P\n" +
 	"\tTxnStatus\x12\x1a\n" +
 	"\x16TXN_STATUS_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\r\n" +
@@ -4887,7 +5541,7 @@ func file_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_peer_proto_goTypes = []any{
 	(TxnStatus)(0),                // 0: cairn.peer.v1.TxnStatus
 	(*RaftBatch)(nil),             // 1: cairn.peer.v1.RaftBatch
@@ -4918,177 +5572,200 @@ var file_peer_proto_goTypes = []any{
 	(*CreateTable)(nil),           // 26: cairn.peer.v1.CreateTable
 	(*DropTable)(nil),             // 27: cairn.peer.v1.DropTable
 	(*RangeState)(nil),            // 28: cairn.peer.v1.RangeState
-	(*Node)(nil),                  // 29: cairn.peer.v1.Node
-	(*SnapshotData)(nil),          // 30: cairn.peer.v1.SnapshotData
-	(*SnapshotKV)(nil),            // 31: cairn.peer.v1.SnapshotKV
-	(*AuthCommand)(nil),           // 32: cairn.peer.v1.AuthCommand
-	(*UserRecord)(nil),            // 33: cairn.peer.v1.UserRecord
-	(*RoleRecord)(nil),            // 34: cairn.peer.v1.RoleRecord
-	(*TokenRecord)(nil),           // 35: cairn.peer.v1.TokenRecord
-	(*AuthConfig)(nil),            // 36: cairn.peer.v1.AuthConfig
-	(*TxnMeta)(nil),               // 37: cairn.peer.v1.TxnMeta
-	(*TxnRecord)(nil),             // 38: cairn.peer.v1.TxnRecord
-	(*TxnIntent)(nil),             // 39: cairn.peer.v1.TxnIntent
-	(*TxnPrewrite)(nil),           // 40: cairn.peer.v1.TxnPrewrite
-	(*TxnEnd)(nil),                // 41: cairn.peer.v1.TxnEnd
-	(*TxnResolve)(nil),            // 42: cairn.peer.v1.TxnResolve
-	(*TxnRangeResult)(nil),        // 43: cairn.peer.v1.TxnRangeResult
-	(*Fence)(nil),                 // 44: cairn.peer.v1.Fence
-	(*Restore)(nil),               // 45: cairn.peer.v1.Restore
-	(*RestoredKey)(nil),           // 46: cairn.peer.v1.RestoredKey
-	(*BackupRangeRequest)(nil),    // 47: cairn.peer.v1.BackupRangeRequest
-	(*BackupRangeResponse)(nil),   // 48: cairn.peer.v1.BackupRangeResponse
-	(*RestoreRangeRequest)(nil),   // 49: cairn.peer.v1.RestoreRangeRequest
-	(*AuthBackup)(nil),            // 50: cairn.peer.v1.AuthBackup
-	nil,                           // 51: cairn.peer.v1.HeartbeatReply.RangeBytesEntry
-	(*GetRequest)(nil),            // 52: cairn.v1.GetRequest
-	(*PutRequest)(nil),            // 53: cairn.v1.PutRequest
-	(*DeleteRequest)(nil),         // 54: cairn.v1.DeleteRequest
-	(*ListRequest)(nil),           // 55: cairn.v1.ListRequest
-	(*CreateTableRequest)(nil),    // 56: cairn.v1.CreateTableRequest
-	(*DropTableRequest)(nil),      // 57: cairn.v1.DropTableRequest
-	(*BatchRequest)(nil),          // 58: cairn.v1.BatchRequest
-	(*SplitRangeRequest)(nil),     // 59: cairn.v1.SplitRangeRequest
-	(*HistoryRequest)(nil),        // 60: cairn.v1.HistoryRequest
-	(*ClusterStatusRequest)(nil),  // 61: cairn.v1.ClusterStatusRequest
-	(*UpdateTableRequest)(nil),    // 62: cairn.v1.UpdateTableRequest
-	(*GetResponse)(nil),           // 63: cairn.v1.GetResponse
-	(*PutResponse)(nil),           // 64: cairn.v1.PutResponse
-	(*DeleteResponse)(nil),        // 65: cairn.v1.DeleteResponse
-	(*ListResponse)(nil),          // 66: cairn.v1.ListResponse
-	(*Table)(nil),                 // 67: cairn.v1.Table
-	(*DropTableResponse)(nil),     // 68: cairn.v1.DropTableResponse
-	(*BatchResponse)(nil),         // 69: cairn.v1.BatchResponse
-	(*SplitRangeResponse)(nil),    // 70: cairn.v1.SplitRangeResponse
-	(*HistoryResponse)(nil),       // 71: cairn.v1.HistoryResponse
-	(*RangeDescriptor)(nil),       // 72: cairn.v1.RangeDescriptor
-	(*ClusterStatus)(nil),         // 73: cairn.v1.ClusterStatus
-	(*RestoreDataResponse)(nil),   // 74: cairn.v1.RestoreDataResponse
-	(*ReplicaLag)(nil),            // 75: cairn.v1.ReplicaLag
-	(*RoleGrant)(nil),             // 76: cairn.v1.RoleGrant
-	(*UserRole)(nil),              // 77: cairn.v1.UserRole
-	(*Grant)(nil),                 // 78: cairn.v1.Grant
-	(TxnOp_Kind)(0),               // 79: cairn.v1.TxnOp.Kind
-	(*TxnOp)(nil),                 // 80: cairn.v1.TxnOp
-	(*TxnResult)(nil),             // 81: cairn.v1.TxnResult
-	(*BackupRecord)(nil),          // 82: cairn.v1.BackupRecord
-	(*WatchRequest)(nil),          // 83: cairn.v1.WatchRequest
-	(*WatchResponse)(nil),         // 84: cairn.v1.WatchResponse
+	(*Frozen)(nil),                // 29: cairn.peer.v1.Frozen
+	(*Node)(nil),                  // 30: cairn.peer.v1.Node
+	(*SnapshotData)(nil),          // 31: cairn.peer.v1.SnapshotData
+	(*SnapshotKV)(nil),            // 32: cairn.peer.v1.SnapshotKV
+	(*AuthCommand)(nil),           // 33: cairn.peer.v1.AuthCommand
+	(*UserRecord)(nil),            // 34: cairn.peer.v1.UserRecord
+	(*RoleRecord)(nil),            // 35: cairn.peer.v1.RoleRecord
+	(*TokenRecord)(nil),           // 36: cairn.peer.v1.TokenRecord
+	(*AuthConfig)(nil),            // 37: cairn.peer.v1.AuthConfig
+	(*TxnMeta)(nil),               // 38: cairn.peer.v1.TxnMeta
+	(*TxnRecord)(nil),             // 39: cairn.peer.v1.TxnRecord
+	(*TxnIntent)(nil),             // 40: cairn.peer.v1.TxnIntent
+	(*TxnPrewrite)(nil),           // 41: cairn.peer.v1.TxnPrewrite
+	(*TxnEnd)(nil),                // 42: cairn.peer.v1.TxnEnd
+	(*TxnResolve)(nil),            // 43: cairn.peer.v1.TxnResolve
+	(*TxnRangeResult)(nil),        // 44: cairn.peer.v1.TxnRangeResult
+	(*Fence)(nil),                 // 45: cairn.peer.v1.Fence
+	(*Restore)(nil),               // 46: cairn.peer.v1.Restore
+	(*RestoredKey)(nil),           // 47: cairn.peer.v1.RestoredKey
+	(*BackupRangeRequest)(nil),    // 48: cairn.peer.v1.BackupRangeRequest
+	(*BackupRangeResponse)(nil),   // 49: cairn.peer.v1.BackupRangeResponse
+	(*RestoreRangeRequest)(nil),   // 50: cairn.peer.v1.RestoreRangeRequest
+	(*AuthBackup)(nil),            // 51: cairn.peer.v1.AuthBackup
+	(*MergeFreeze)(nil),           // 52: cairn.peer.v1.MergeFreeze
+	(*MergeUnfreeze)(nil),         // 53: cairn.peer.v1.MergeUnfreeze
+	(*MergeAbort)(nil),            // 54: cairn.peer.v1.MergeAbort
+	(*Merge)(nil),                 // 55: cairn.peer.v1.Merge
+	(*MergeStep)(nil),             // 56: cairn.peer.v1.MergeStep
+	(*MergeWait)(nil),             // 57: cairn.peer.v1.MergeWait
+	nil,                           // 58: cairn.peer.v1.HeartbeatReply.RangeBytesEntry
+	(*GetRequest)(nil),            // 59: cairn.v1.GetRequest
+	(*PutRequest)(nil),            // 60: cairn.v1.PutRequest
+	(*DeleteRequest)(nil),         // 61: cairn.v1.DeleteRequest
+	(*ListRequest)(nil),           // 62: cairn.v1.ListRequest
+	(*CreateTableRequest)(nil),    // 63: cairn.v1.CreateTableRequest
+	(*DropTableRequest)(nil),      // 64: cairn.v1.DropTableRequest
+	(*BatchRequest)(nil),          // 65: cairn.v1.BatchRequest
+	(*SplitRangeRequest)(nil),     // 66: cairn.v1.SplitRangeRequest
+	(*HistoryRequest)(nil),        // 67: cairn.v1.HistoryRequest
+	(*ClusterStatusRequest)(nil),  // 68: cairn.v1.ClusterStatusRequest
+	(*UpdateTableRequest)(nil),    // 69: cairn.v1.UpdateTableRequest
+	(*MergeRangeRequest)(nil),     // 70: cairn.v1.MergeRangeRequest
+	(*GetResponse)(nil),           // 71: cairn.v1.GetResponse
+	(*PutResponse)(nil),           // 72: cairn.v1.PutResponse
+	(*DeleteResponse)(nil),        // 73: cairn.v1.DeleteResponse
+	(*ListResponse)(nil),          // 74: cairn.v1.ListResponse
+	(*Table)(nil),                 // 75: cairn.v1.Table
+	(*DropTableResponse)(nil),     // 76: cairn.v1.DropTableResponse
+	(*BatchResponse)(nil),         // 77: cairn.v1.BatchResponse
+	(*SplitRangeResponse)(nil),    // 78: cairn.v1.SplitRangeResponse
+	(*HistoryResponse)(nil),       // 79: cairn.v1.HistoryResponse
+	(*RangeDescriptor)(nil),       // 80: cairn.v1.RangeDescriptor
+	(*ClusterStatus)(nil),         // 81: cairn.v1.ClusterStatus
+	(*RestoreDataResponse)(nil),   // 82: cairn.v1.RestoreDataResponse
+	(*MergeRangeResponse)(nil),    // 83: cairn.v1.MergeRangeResponse
+	(*ReplicaLag)(nil),            // 84: cairn.v1.ReplicaLag
+	(*RoleGrant)(nil),             // 85: cairn.v1.RoleGrant
+	(*UserRole)(nil),              // 86: cairn.v1.UserRole
+	(*Grant)(nil),                 // 87: cairn.v1.Grant
+	(TxnOp_Kind)(0),               // 88: cairn.v1.TxnOp.Kind
+	(*TxnOp)(nil),                 // 89: cairn.v1.TxnOp
+	(*TxnResult)(nil),             // 90: cairn.v1.TxnResult
+	(*BackupRecord)(nil),          // 91: cairn.v1.BackupRecord
+	(*WatchRequest)(nil),          // 92: cairn.v1.WatchRequest
+	(*WatchResponse)(nil),         // 93: cairn.v1.WatchResponse
 }
 var file_peer_proto_depIdxs = []int32{
 	2,   // 0: cairn.peer.v1.RaftBatch.msgs:type_name -> cairn.peer.v1.RaftMessage
-	52,  // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
-	53,  // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
-	54,  // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
-	55,  // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
-	56,  // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
-	57,  // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
-	58,  // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
-	59,  // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
+	59,  // 1: cairn.peer.v1.Request.get:type_name -> cairn.v1.GetRequest
+	60,  // 2: cairn.peer.v1.Request.put:type_name -> cairn.v1.PutRequest
+	61,  // 3: cairn.peer.v1.Request.delete:type_name -> cairn.v1.DeleteRequest
+	62,  // 4: cairn.peer.v1.Request.list:type_name -> cairn.v1.ListRequest
+	63,  // 5: cairn.peer.v1.Request.create_table:type_name -> cairn.v1.CreateTableRequest
+	64,  // 6: cairn.peer.v1.Request.drop_table:type_name -> cairn.v1.DropTableRequest
+	65,  // 7: cairn.peer.v1.Request.batch:type_name -> cairn.v1.BatchRequest
+	66,  // 8: cairn.peer.v1.Request.split_range:type_name -> cairn.v1.SplitRangeRequest
 	22,  // 9: cairn.peer.v1.Request.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
 	23,  // 10: cairn.peer.v1.Request.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
 	5,   // 11: cairn.peer.v1.Request.expire:type_name -> cairn.peer.v1.ExpireRequest
-	32,  // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
-	60,  // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
-	40,  // 14: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	41,  // 15: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	42,  // 16: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	33,  // 12: cairn.peer.v1.Request.auth:type_name -> cairn.peer.v1.AuthCommand
+	67,  // 13: cairn.peer.v1.Request.history:type_name -> cairn.v1.HistoryRequest
+	41,  // 14: cairn.peer.v1.Request.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	42,  // 15: cairn.peer.v1.Request.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	43,  // 16: cairn.peer.v1.Request.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
 	9,   // 17: cairn.peer.v1.Request.change_replicas:type_name -> cairn.peer.v1.ChangeReplicasRequest
 	11,  // 18: cairn.peer.v1.Request.transfer_leader:type_name -> cairn.peer.v1.TransferLeaderRequest
 	13,  // 19: cairn.peer.v1.Request.add_node:type_name -> cairn.peer.v1.AddNode
 	14,  // 20: cairn.peer.v1.Request.set_node_state:type_name -> cairn.peer.v1.SetNodeState
-	61,  // 21: cairn.peer.v1.Request.cluster_status:type_name -> cairn.v1.ClusterStatusRequest
-	62,  // 22: cairn.peer.v1.Request.update_table:type_name -> cairn.v1.UpdateTableRequest
-	47,  // 23: cairn.peer.v1.Request.backup_range:type_name -> cairn.peer.v1.BackupRangeRequest
-	49,  // 24: cairn.peer.v1.Request.restore_range:type_name -> cairn.peer.v1.RestoreRangeRequest
-	24,  // 25: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
-	63,  // 26: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
-	64,  // 27: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
-	65,  // 28: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
-	66,  // 29: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
-	67,  // 30: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
-	68,  // 31: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
-	69,  // 32: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
-	70,  // 33: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
-	7,   // 34: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
-	71,  // 35: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
-	43,  // 36: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
-	72,  // 37: cairn.peer.v1.Response.range_desc:type_name -> cairn.v1.RangeDescriptor
-	29,  // 38: cairn.peer.v1.Response.node:type_name -> cairn.peer.v1.Node
-	73,  // 39: cairn.peer.v1.Response.cluster_status:type_name -> cairn.v1.ClusterStatus
-	48,  // 40: cairn.peer.v1.Response.backup_range:type_name -> cairn.peer.v1.BackupRangeResponse
-	74,  // 41: cairn.peer.v1.Response.restore_range:type_name -> cairn.v1.RestoreDataResponse
-	8,   // 42: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
-	29,  // 43: cairn.peer.v1.JoinResponse.nodes:type_name -> cairn.peer.v1.Node
-	18,  // 44: cairn.peer.v1.NodeHeartbeat.ranges:type_name -> cairn.peer.v1.RangeHeartbeat
-	72,  // 45: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
-	75,  // 46: cairn.peer.v1.RangeHeartbeat.lag:type_name -> cairn.v1.ReplicaLag
-	51,  // 47: cairn.peer.v1.HeartbeatReply.range_bytes:type_name -> cairn.peer.v1.HeartbeatReply.RangeBytesEntry
-	53,  // 48: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
-	54,  // 49: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
-	26,  // 50: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
-	27,  // 51: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
-	58,  // 52: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
-	21,  // 53: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
-	22,  // 54: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
-	23,  // 55: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
-	24,  // 56: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
-	32,  // 57: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
-	40,  // 58: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
-	41,  // 59: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
-	42,  // 60: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
-	13,  // 61: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
-	14,  // 62: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
-	12,  // 63: cairn.peer.v1.Command.unfence:type_name -> cairn.peer.v1.Unfence
-	62,  // 64: cairn.peer.v1.Command.update_table:type_name -> cairn.v1.UpdateTableRequest
-	44,  // 65: cairn.peer.v1.Command.fence:type_name -> cairn.peer.v1.Fence
-	45,  // 66: cairn.peer.v1.Command.restore:type_name -> cairn.peer.v1.Restore
-	72,  // 67: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
-	25,  // 68: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
-	72,  // 69: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
-	28,  // 70: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
-	31,  // 71: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
-	31,  // 72: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
-	33,  // 73: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
-	33,  // 74: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
-	76,  // 75: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
-	76,  // 76: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
-	77,  // 77: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
-	77,  // 78: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
-	35,  // 79: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
-	78,  // 80: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
-	37,  // 81: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,   // 82: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
-	37,  // 83: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
-	79,  // 84: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
-	37,  // 85: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
-	80,  // 86: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
-	37,  // 87: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
-	0,   // 88: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
-	81,  // 89: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
-	39,  // 90: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
-	0,   // 91: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
-	46,  // 92: cairn.peer.v1.Restore.keys:type_name -> cairn.peer.v1.RestoredKey
-	82,  // 93: cairn.peer.v1.BackupRangeResponse.records:type_name -> cairn.v1.BackupRecord
-	46,  // 94: cairn.peer.v1.RestoreRangeRequest.keys:type_name -> cairn.peer.v1.RestoredKey
-	33,  // 95: cairn.peer.v1.AuthBackup.users:type_name -> cairn.peer.v1.UserRecord
-	34,  // 96: cairn.peer.v1.AuthBackup.roles:type_name -> cairn.peer.v1.RoleRecord
-	35,  // 97: cairn.peer.v1.AuthBackup.tokens:type_name -> cairn.peer.v1.TokenRecord
-	1,   // 98: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
-	4,   // 99: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
-	15,  // 100: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
-	17,  // 101: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
-	83,  // 102: cairn.peer.v1.Peer.Watch:input_type -> cairn.v1.WatchRequest
-	3,   // 103: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
-	6,   // 104: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
-	16,  // 105: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
-	19,  // 106: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
-	84,  // 107: cairn.peer.v1.Peer.Watch:output_type -> cairn.v1.WatchResponse
-	103, // [103:108] is the sub-list for method output_type
-	98,  // [98:103] is the sub-list for method input_type
-	98,  // [98:98] is the sub-list for extension type_name
-	98,  // [98:98] is the sub-list for extension extendee
-	0,   // [0:98] is the sub-list for field type_name
+	68,  // 21: cairn.peer.v1.Request.cluster_status:type_name -> cairn.v1.ClusterStatusRequest
+	69,  // 22: cairn.peer.v1.Request.update_table:type_name -> cairn.v1.UpdateTableRequest
+	48,  // 23: cairn.peer.v1.Request.backup_range:type_name -> cairn.peer.v1.BackupRangeRequest
+	50,  // 24: cairn.peer.v1.Request.restore_range:type_name -> cairn.peer.v1.RestoreRangeRequest
+	56,  // 25: cairn.peer.v1.Request.merge_step:type_name -> cairn.peer.v1.MergeStep
+	57,  // 26: cairn.peer.v1.Request.merge_wait:type_name -> cairn.peer.v1.MergeWait
+	70,  // 27: cairn.peer.v1.Request.merge_range:type_name -> cairn.v1.MergeRangeRequest
+	24,  // 28: cairn.peer.v1.ExpireRequest.expire:type_name -> cairn.peer.v1.Expire
+	71,  // 29: cairn.peer.v1.Response.get:type_name -> cairn.v1.GetResponse
+	72,  // 30: cairn.peer.v1.Response.put:type_name -> cairn.v1.PutResponse
+	73,  // 31: cairn.peer.v1.Response.delete:type_name -> cairn.v1.DeleteResponse
+	74,  // 32: cairn.peer.v1.Response.list:type_name -> cairn.v1.ListResponse
+	75,  // 33: cairn.peer.v1.Response.table:type_name -> cairn.v1.Table
+	76,  // 34: cairn.peer.v1.Response.drop_table:type_name -> cairn.v1.DropTableResponse
+	77,  // 35: cairn.peer.v1.Response.batch:type_name -> cairn.v1.BatchResponse
+	78,  // 36: cairn.peer.v1.Response.split_range:type_name -> cairn.v1.SplitRangeResponse
+	7,   // 37: cairn.peer.v1.Response.expire:type_name -> cairn.peer.v1.ExpireResponse
+	79,  // 38: cairn.peer.v1.Response.history:type_name -> cairn.v1.HistoryResponse
+	44,  // 39: cairn.peer.v1.Response.txn:type_name -> cairn.peer.v1.TxnRangeResult
+	80,  // 40: cairn.peer.v1.Response.range_desc:type_name -> cairn.v1.RangeDescriptor
+	30,  // 41: cairn.peer.v1.Response.node:type_name -> cairn.peer.v1.Node
+	81,  // 42: cairn.peer.v1.Response.cluster_status:type_name -> cairn.v1.ClusterStatus
+	49,  // 43: cairn.peer.v1.Response.backup_range:type_name -> cairn.peer.v1.BackupRangeResponse
+	82,  // 44: cairn.peer.v1.Response.restore_range:type_name -> cairn.v1.RestoreDataResponse
+	28,  // 45: cairn.peer.v1.Response.range_state:type_name -> cairn.peer.v1.RangeState
+	83,  // 46: cairn.peer.v1.Response.merge_range:type_name -> cairn.v1.MergeRangeResponse
+	8,   // 47: cairn.peer.v1.Response.error:type_name -> cairn.peer.v1.Error
+	30,  // 48: cairn.peer.v1.JoinResponse.nodes:type_name -> cairn.peer.v1.Node
+	18,  // 49: cairn.peer.v1.NodeHeartbeat.ranges:type_name -> cairn.peer.v1.RangeHeartbeat
+	80,  // 50: cairn.peer.v1.RangeHeartbeat.desc:type_name -> cairn.v1.RangeDescriptor
+	84,  // 51: cairn.peer.v1.RangeHeartbeat.lag:type_name -> cairn.v1.ReplicaLag
+	58,  // 52: cairn.peer.v1.HeartbeatReply.range_bytes:type_name -> cairn.peer.v1.HeartbeatReply.RangeBytesEntry
+	60,  // 53: cairn.peer.v1.Command.put:type_name -> cairn.v1.PutRequest
+	61,  // 54: cairn.peer.v1.Command.delete:type_name -> cairn.v1.DeleteRequest
+	26,  // 55: cairn.peer.v1.Command.create_table:type_name -> cairn.peer.v1.CreateTable
+	27,  // 56: cairn.peer.v1.Command.drop_table:type_name -> cairn.peer.v1.DropTable
+	65,  // 57: cairn.peer.v1.Command.batch:type_name -> cairn.v1.BatchRequest
+	21,  // 58: cairn.peer.v1.Command.split:type_name -> cairn.peer.v1.Split
+	22,  // 59: cairn.peer.v1.Command.alloc_range_id:type_name -> cairn.peer.v1.AllocRangeID
+	23,  // 60: cairn.peer.v1.Command.update_ranges:type_name -> cairn.peer.v1.UpdateRanges
+	24,  // 61: cairn.peer.v1.Command.expire:type_name -> cairn.peer.v1.Expire
+	33,  // 62: cairn.peer.v1.Command.auth:type_name -> cairn.peer.v1.AuthCommand
+	41,  // 63: cairn.peer.v1.Command.txn_prewrite:type_name -> cairn.peer.v1.TxnPrewrite
+	42,  // 64: cairn.peer.v1.Command.txn_end:type_name -> cairn.peer.v1.TxnEnd
+	43,  // 65: cairn.peer.v1.Command.txn_resolve:type_name -> cairn.peer.v1.TxnResolve
+	13,  // 66: cairn.peer.v1.Command.add_node:type_name -> cairn.peer.v1.AddNode
+	14,  // 67: cairn.peer.v1.Command.set_node_state:type_name -> cairn.peer.v1.SetNodeState
+	12,  // 68: cairn.peer.v1.Command.unfence:type_name -> cairn.peer.v1.Unfence
+	69,  // 69: cairn.peer.v1.Command.update_table:type_name -> cairn.v1.UpdateTableRequest
+	45,  // 70: cairn.peer.v1.Command.fence:type_name -> cairn.peer.v1.Fence
+	46,  // 71: cairn.peer.v1.Command.restore:type_name -> cairn.peer.v1.Restore
+	52,  // 72: cairn.peer.v1.Command.merge_freeze:type_name -> cairn.peer.v1.MergeFreeze
+	53,  // 73: cairn.peer.v1.Command.merge_unfreeze:type_name -> cairn.peer.v1.MergeUnfreeze
+	54,  // 74: cairn.peer.v1.Command.merge_abort:type_name -> cairn.peer.v1.MergeAbort
+	55,  // 75: cairn.peer.v1.Command.merge:type_name -> cairn.peer.v1.Merge
+	80,  // 76: cairn.peer.v1.UpdateRanges.descs:type_name -> cairn.v1.RangeDescriptor
+	25,  // 77: cairn.peer.v1.Expire.keys:type_name -> cairn.peer.v1.ExpireKey
+	80,  // 78: cairn.peer.v1.RangeState.desc:type_name -> cairn.v1.RangeDescriptor
+	29,  // 79: cairn.peer.v1.RangeState.frozen:type_name -> cairn.peer.v1.Frozen
+	28,  // 80: cairn.peer.v1.SnapshotData.state:type_name -> cairn.peer.v1.RangeState
+	32,  // 81: cairn.peer.v1.SnapshotData.kvs:type_name -> cairn.peer.v1.SnapshotKV
+	32,  // 82: cairn.peer.v1.SnapshotData.txn_kvs:type_name -> cairn.peer.v1.SnapshotKV
+	34,  // 83: cairn.peer.v1.AuthCommand.add_user:type_name -> cairn.peer.v1.UserRecord
+	34,  // 84: cairn.peer.v1.AuthCommand.set_password:type_name -> cairn.peer.v1.UserRecord
+	85,  // 85: cairn.peer.v1.AuthCommand.grant:type_name -> cairn.v1.RoleGrant
+	85,  // 86: cairn.peer.v1.AuthCommand.revoke:type_name -> cairn.v1.RoleGrant
+	86,  // 87: cairn.peer.v1.AuthCommand.bind_role:type_name -> cairn.v1.UserRole
+	86,  // 88: cairn.peer.v1.AuthCommand.unbind_role:type_name -> cairn.v1.UserRole
+	36,  // 89: cairn.peer.v1.AuthCommand.add_token:type_name -> cairn.peer.v1.TokenRecord
+	87,  // 90: cairn.peer.v1.RoleRecord.grants:type_name -> cairn.v1.Grant
+	38,  // 91: cairn.peer.v1.TxnRecord.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,   // 92: cairn.peer.v1.TxnRecord.status:type_name -> cairn.peer.v1.TxnStatus
+	38,  // 93: cairn.peer.v1.TxnIntent.meta:type_name -> cairn.peer.v1.TxnMeta
+	88,  // 94: cairn.peer.v1.TxnIntent.kind:type_name -> cairn.v1.TxnOp.Kind
+	38,  // 95: cairn.peer.v1.TxnPrewrite.meta:type_name -> cairn.peer.v1.TxnMeta
+	89,  // 96: cairn.peer.v1.TxnPrewrite.ops:type_name -> cairn.v1.TxnOp
+	38,  // 97: cairn.peer.v1.TxnEnd.meta:type_name -> cairn.peer.v1.TxnMeta
+	0,   // 98: cairn.peer.v1.TxnEnd.status:type_name -> cairn.peer.v1.TxnStatus
+	90,  // 99: cairn.peer.v1.TxnRangeResult.results:type_name -> cairn.v1.TxnResult
+	40,  // 100: cairn.peer.v1.TxnRangeResult.conflict:type_name -> cairn.peer.v1.TxnIntent
+	0,   // 101: cairn.peer.v1.TxnRangeResult.status:type_name -> cairn.peer.v1.TxnStatus
+	47,  // 102: cairn.peer.v1.Restore.keys:type_name -> cairn.peer.v1.RestoredKey
+	91,  // 103: cairn.peer.v1.BackupRangeResponse.records:type_name -> cairn.v1.BackupRecord
+	47,  // 104: cairn.peer.v1.RestoreRangeRequest.keys:type_name -> cairn.peer.v1.RestoredKey
+	34,  // 105: cairn.peer.v1.AuthBackup.users:type_name -> cairn.peer.v1.UserRecord
+	35,  // 106: cairn.peer.v1.AuthBackup.roles:type_name -> cairn.peer.v1.RoleRecord
+	36,  // 107: cairn.peer.v1.AuthBackup.tokens:type_name -> cairn.peer.v1.TokenRecord
+	28,  // 108: cairn.peer.v1.Merge.right_state:type_name -> cairn.peer.v1.RangeState
+	52,  // 109: cairn.peer.v1.MergeStep.freeze:type_name -> cairn.peer.v1.MergeFreeze
+	53,  // 110: cairn.peer.v1.MergeStep.unfreeze:type_name -> cairn.peer.v1.MergeUnfreeze
+	54,  // 111: cairn.peer.v1.MergeStep.abort:type_name -> cairn.peer.v1.MergeAbort
+	1,   // 112: cairn.peer.v1.Peer.Raft:input_type -> cairn.peer.v1.RaftBatch
+	4,   // 113: cairn.peer.v1.Peer.Forward:input_type -> cairn.peer.v1.Request
+	15,  // 114: cairn.peer.v1.Peer.Join:input_type -> cairn.peer.v1.JoinRequest
+	17,  // 115: cairn.peer.v1.Peer.Heartbeat:input_type -> cairn.peer.v1.NodeHeartbeat
+	92,  // 116: cairn.peer.v1.Peer.Watch:input_type -> cairn.v1.WatchRequest
+	3,   // 117: cairn.peer.v1.Peer.Raft:output_type -> cairn.peer.v1.RaftAck
+	6,   // 118: cairn.peer.v1.Peer.Forward:output_type -> cairn.peer.v1.Response
+	16,  // 119: cairn.peer.v1.Peer.Join:output_type -> cairn.peer.v1.JoinResponse
+	19,  // 120: cairn.peer.v1.Peer.Heartbeat:output_type -> cairn.peer.v1.HeartbeatReply
+	93,  // 121: cairn.peer.v1.Peer.Watch:output_type -> cairn.v1.WatchResponse
+	117, // [117:122] is the sub-list for method output_type
+	112, // [112:117] is the sub-list for method input_type
+	112, // [112:112] is the sub-list for extension type_name
+	112, // [112:112] is the sub-list for extension extendee
+	0,   // [0:112] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -5122,6 +5799,9 @@ func file_peer_proto_init() {
 		(*Request_UpdateTable)(nil),
 		(*Request_BackupRange)(nil),
 		(*Request_RestoreRange)(nil),
+		(*Request_MergeStep)(nil),
+		(*Request_MergeWait)(nil),
+		(*Request_MergeRange)(nil),
 	}
 	file_peer_proto_msgTypes[5].OneofWrappers = []any{
 		(*Response_Get)(nil),
@@ -5140,6 +5820,8 @@ func file_peer_proto_init() {
 		(*Response_ClusterStatus)(nil),
 		(*Response_BackupRange)(nil),
 		(*Response_RestoreRange)(nil),
+		(*Response_RangeState)(nil),
+		(*Response_MergeRange)(nil),
 	}
 	file_peer_proto_msgTypes[19].OneofWrappers = []any{
 		(*Command_Put)(nil),
@@ -5161,9 +5843,13 @@ func file_peer_proto_init() {
 		(*Command_UpdateTable)(nil),
 		(*Command_Fence)(nil),
 		(*Command_Restore)(nil),
+		(*Command_MergeFreeze)(nil),
+		(*Command_MergeUnfreeze)(nil),
+		(*Command_MergeAbort)(nil),
+		(*Command_Merge)(nil),
 	}
 	file_peer_proto_msgTypes[25].OneofWrappers = []any{}
-	file_peer_proto_msgTypes[31].OneofWrappers = []any{
+	file_peer_proto_msgTypes[32].OneofWrappers = []any{
 		(*AuthCommand_AddUser)(nil),
 		(*AuthCommand_SetPassword)(nil),
 		(*AuthCommand_RemoveUser)(nil),
@@ -5177,13 +5863,18 @@ func file_peer_proto_init() {
 		(*AuthCommand_AddToken)(nil),
 		(*AuthCommand_RemoveToken)(nil),
 	}
+	file_peer_proto_msgTypes[55].OneofWrappers = []any{
+		(*MergeStep_Freeze)(nil),
+		(*MergeStep_Unfreeze)(nil),
+		(*MergeStep_Abort)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   51,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -154,6 +154,8 @@ func (a *Authenticator) CheckRequest(p *Principal, req *cairnpb.Request) error {
 		return a.CheckRoot(p)
 	case *cairnpb.Request_SplitRange:
 		return a.CheckTableAdmin(p, op.SplitRange.Table)
+	case *cairnpb.Request_MergeRange:
+		return a.CheckTableAdmin(p, op.MergeRange.Table)
 	case *cairnpb.Request_BackupRange, *cairnpb.Request_RestoreRange:
 		// A backup reads, a restore writes, every key of a table: both
 		// are cluster-admin operations, checked at the gateway and here.
@@ -169,13 +171,15 @@ func (a *Authenticator) CheckRequest(p *Principal, req *cairnpb.Request) error {
 		// node that meets their intents (recovery). They make visible
 		// only what a checked prewrite wrote.
 		return nil
-	case *cairnpb.Request_Expire, *cairnpb.Request_AllocRangeId, *cairnpb.Request_UpdateRanges:
+	case *cairnpb.Request_Expire, *cairnpb.Request_AllocRangeId, *cairnpb.Request_UpdateRanges,
+		*cairnpb.Request_MergeStep, *cairnpb.Request_MergeWait:
 		// Node-internal requests: only nodes send them, over the peer
 		// channel, on their own behalf (the expirer, the splitter) or as
 		// part of a request already checked at its gateway (a get that
-		// expires a key, an admin split). None changes what any user can
-		// see: Expire removes only keys the log already treats as gone;
-		// the other two maintain the catalog.
+		// expires a key, an admin split or merge). None changes what any
+		// user can see: Expire removes only keys the log already treats
+		// as gone; the others maintain the catalog and the ranges (the
+		// steps of a merge, which moves no data).
 		return nil
 	case *cairnpb.Request_ChangeReplicas, *cairnpb.Request_TransferLeader, *cairnpb.Request_AddNode,
 		*cairnpb.Request_SetNodeState, *cairnpb.Request_ClusterStatus:

@@ -269,6 +269,19 @@ func (g *Guard) SplitRange(ctx context.Context, req *cairnpb.SplitRangeRequest) 
 	return sp.SplitRange(ctx, req)
 }
 
+// MergeRange implements kv.Merger: merging a table's ranges needs admin
+// on the table.
+func (g *Guard) MergeRange(ctx context.Context, req *cairnpb.MergeRangeRequest) (*cairnpb.MergeRangeResponse, error) {
+	if err := g.a.CheckTableAdmin(ctxPrincipal(ctx), req.Table); err != nil {
+		return nil, err
+	}
+	m, ok := g.next.(kv.Merger)
+	if !ok {
+		return nil, kv.Errorf(kv.ErrInternal, "range merges are not available")
+	}
+	return m.MergeRange(ctx, req)
+}
+
 // Ready implements kv.Service. Readiness is not secret (load balancers
 // probe it without credentials).
 func (g *Guard) Ready(ctx context.Context) error { return g.next.Ready(ctx) }

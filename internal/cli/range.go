@@ -12,15 +12,16 @@ import (
 func newRangeCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "range",
-		Short: "List and split ranges",
+		Short: "List, split and merge ranges",
 		Long: `A range holds the keys [start, end) of one table and is replicated by
 its own Raft group. Ranges split by themselves when they grow past
---split-size; "range split" splits one by hand.`,
+--split-size, and small, cold neighbours merge (--merge-size); "range
+split" and "range merge" do it by hand.`,
 		Args: cobra.NoArgs,
 		RunE: showHelp,
 	}
 	a.addClientFlags(cmd, true)
-	cmd.AddCommand(newRangeLsCommand(a), newRangeSplitCommand(a))
+	cmd.AddCommand(newRangeLsCommand(a), newRangeSplitCommand(a), newRangeMergeCommand(a))
 	return cmd
 }
 
@@ -106,6 +107,42 @@ On a hash table KEY is a position in the hash space: 0x and 16 hex digits
 		fmt.Fprintf(cmd.OutOrStdout(), "OK left=%d [%s, %s) right=%d [%s, %s) generation=%d\n",
 			left.ID, printBound(partitioning, left.Start), printBound(partitioning, left.End),
 			right.ID, printBound(partitioning, right.Start), printBound(partitioning, right.End), right.Generation)
+		return nil
+	})
+	return cmd
+}
+
+func newRangeMergeCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "merge TABLE KEY",
+		Short: "Merge the range holding KEY with the range to its right",
+		Long: `Merge the range of TABLE that holds KEY with the range that follows it.
+Both must have their replicas on the same nodes (after a split they do).
+
+On a hash table KEY is a position in the hash space: 0x and 16 hex digits.`,
+		Example: `  cairn range merge default user/a`,
+		Args:    cobra.ExactArgs(2),
+	}
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		c, err := a.newClient(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		merged, err := c.MergeRange(cmd.Context(), args[0], []byte(args[1]))
+		if err != nil {
+			return err
+		}
+		if a.output == "json" {
+			writeJSON(cmd.OutOrStdout(), map[string]client.RangeSpan{"merged": merged})
+			return nil
+		}
+		partitioning := ""
+		if t, err := c.GetTable(cmd.Context(), args[0]); err == nil {
+			partitioning = t.Partitioning
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "OK merged=%d [%s, %s) generation=%d\n",
+			merged.ID, printBound(partitioning, merged.Start), printBound(partitioning, merged.End), merged.Generation)
 		return nil
 	})
 	return cmd

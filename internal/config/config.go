@@ -72,6 +72,15 @@ type Config struct {
 	// this for 5 s splits at its median request key, and the halves'
 	// leaders go to two nodes (0: no load-based splits).
 	SplitQPS int
+	// Merges (docs/design/merges.md): two adjacent ranges with the same
+	// replicas whose data together stays under MergeSizeBytes (and under
+	// half of SplitSizeBytes, so the merged range does not split again)
+	// and that serve fewer than MergeQPS requests a second together, both
+	// unchanged for MergeDelay, merge. MergeSizeBytes 0: no automatic
+	// merges. Cluster-wide settings, like SplitSizeBytes.
+	MergeSizeBytes uint64
+	MergeQPS       int
+	MergeDelay     time.Duration
 	// Input limits.
 	MaxKeyBytes   int
 	MaxValueBytes int
@@ -139,6 +148,9 @@ func Default() Config {
 		RequestTimeout:    10 * time.Second,
 		SplitSizeBytes:    64 << 20,
 		SplitQPS:          2500,
+		MergeSizeBytes:    16 << 20,
+		MergeQPS:          250,
+		MergeDelay:        5 * time.Minute,
 		MaxKeyBytes:       kv.DefaultLimits.MaxKeyBytes,
 		MaxValueBytes:     kv.DefaultLimits.MaxValueBytes,
 		HistoryVersions:   16,

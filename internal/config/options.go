@@ -95,6 +95,18 @@ var options = []option{
 			return err
 		},
 	},
+	{
+		name:  "merge-size",
+		usage: "adjacent ranges with the same replicas merge when their data together stays under this size and under half of --split-size (bytes, or with KiB/MiB/GiB; 0: never); same on every node",
+		kind:  kindUint,
+		get:   func(c *Config) string { return strconv.FormatUint(c.MergeSizeBytes, 10) },
+		set: func(c *Config, s string) (err error) {
+			c.MergeSizeBytes, err = ParseBytes(s)
+			return err
+		},
+	},
+	intOption("merge-qps", "adjacent small ranges merge only while they serve fewer requests a second than this together", func(c *Config) *int { return &c.MergeQPS }),
+	durationOption("merge-delay", "how long two adjacent ranges must stay small, cold and unchanged (no split, no move) before they merge", func(c *Config) *time.Duration { return &c.MergeDelay }),
 	intOption("split-qps", "a range whose leader serves more requests a second than this for 5 s splits at its median request key (0: never); same on every node", func(c *Config) *int { return &c.SplitQPS }),
 	durationOption("request-timeout", "time limit of one client request inside the node", func(c *Config) *time.Duration { return &c.RequestTimeout }),
 	intOption("max-key-bytes", "largest key accepted", func(c *Config) *int { return &c.MaxKeyBytes }),

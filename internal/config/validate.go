@@ -176,6 +176,12 @@ func (c Config) validateNumbers(add func(string, error)) {
 	if c.DeadNodeTimeout < 4*c.HeartbeatInterval {
 		add("dead-node-timeout", fmt.Errorf("%v is under 4 heartbeat intervals (%v)", c.DeadNodeTimeout, 4*c.HeartbeatInterval))
 	}
+	if c.MergeQPS < 0 {
+		add("merge-qps", fmt.Errorf("%d is negative", c.MergeQPS))
+	}
+	if c.MergeDelay < 0 {
+		add("merge-delay", fmt.Errorf("%v is negative", c.MergeDelay))
+	}
 	if c.SplitQPS < 0 {
 		add("split-qps", fmt.Errorf("%d is negative (0 turns load-based splits off)", c.SplitQPS))
 	}

@@ -36,6 +36,13 @@ type Splitter interface {
 	SplitRange(ctx context.Context, req *cairnpb.SplitRangeRequest) (*cairnpb.SplitRangeResponse, error)
 }
 
+// Merger merges a range with its right neighbour by hand (an admin
+// operation). The router implements it; the gRPC Cluster service and POST
+// /v1/ranges/merge use it.
+type Merger interface {
+	MergeRange(ctx context.Context, req *cairnpb.MergeRangeRequest) (*cairnpb.MergeRangeResponse, error)
+}
+
 // NodeOperator drains, removes or reactivates a node (an admin
 // operation). The router implements it; the gRPC Cluster service and POST
 // /v1/cluster/nodes use it.

@@ -26,6 +26,9 @@ type Effect struct {
 	// the change removed this node's replica (the store destroys it).
 	Changed *cairnpb.RangeDescriptor
 	Removed bool
+	// Merged is the right range of a merge this node's left replica
+	// applied: the store destroys its local replica (merge.go).
+	Merged *cairnpb.RangeDescriptor
 }
 
 // Applied is what one apply pass produced: the waiters to wake once the
@@ -116,6 +119,9 @@ func (r *Replica) applyEntry(b *pebble.Batch, e *raftpb.Entry, out *Applied) err
 // the Result, decided identically on every replica.
 func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Applied) (Result, error) {
 	desc := r.Desc()
+	if err := r.refuseFrozen(cmd); err != nil {
+		return Result{Err: err}, nil
+	}
 	if cmd.Timestamp > r.state.MaxTimestamp {
 		r.state.MaxTimestamp = cmd.Timestamp
 	}
@@ -211,6 +217,14 @@ func (r *Replica) applyCommand(b *pebble.Batch, cmd *cairnpb.Command, out *Appli
 			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds table %d", desc.Id, cmd.TableId)}, nil
 		}
 		return r.applyRestore(b, keys.TableID(cmd.TableId), op.Restore)
+	case *cairnpb.Command_MergeFreeze:
+		return r.applyMergeFreeze(op.MergeFreeze)
+	case *cairnpb.Command_MergeUnfreeze:
+		return r.applyMergeUnfreeze(op.MergeUnfreeze)
+	case *cairnpb.Command_MergeAbort:
+		return r.applyMergeAbort(op.MergeAbort)
+	case *cairnpb.Command_Merge:
+		return r.applyMerge(op.Merge, out)
 	case *cairnpb.Command_Auth:
 		if desc.TableId != uint64(keys.MetaTableID) {
 			return Result{Err: kv.Errorf(kv.ErrInternal, "auth command on a data range")}, nil

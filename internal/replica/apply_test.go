@@ -244,6 +244,42 @@ func (e *applyEnv) parseEntry(t testing.TB, td *datadriven.TestData, nextIndex m
 		td.ScanArgs(t, "gen", &sp.ExpectedGeneration)
 		cmd.TableId = r.Desc().TableId
 		cmd.Op = &cairnpb.Command_Split{Split: sp}
+	case "freeze":
+		r = e.replica(t, td, 3)
+		f := &cairnpb.MergeFreeze{}
+		td.ScanArgs(t, "left", &f.LeftId)
+		td.ScanArgs(t, "lgen", &f.LeftGeneration)
+		td.ScanArgs(t, "gen", &f.ExpectedGeneration)
+		cmd.Op = &cairnpb.Command_MergeFreeze{MergeFreeze: f}
+	case "unfreeze":
+		r = e.replica(t, td, 3)
+		u := &cairnpb.MergeUnfreeze{}
+		td.ScanArgs(t, "left", &u.LeftId)
+		td.ScanArgs(t, "lgen", &u.LeftGeneration)
+		cmd.Op = &cairnpb.Command_MergeUnfreeze{MergeUnfreeze: u}
+	case "merge-abort":
+		r = e.replica(t, td, 2)
+		a := &cairnpb.MergeAbort{LeftId: 2}
+		var start string
+		td.MaybeScanArgs(t, "left", &a.LeftId)
+		td.ScanArgs(t, "lgen", &a.LeftGeneration)
+		td.ScanArgs(t, "right-start", &start)
+		a.RightStart = []byte(start)
+		cmd.Op = &cairnpb.Command_MergeAbort{MergeAbort: a}
+	case "merge":
+		// The right range's state as stored here (the merge driver sends
+		// the state its freeze returned).
+		r = e.replica(t, td, 2)
+		m := &cairnpb.Merge{}
+		var right uint64
+		td.ScanArgs(t, "right", &right)
+		td.ScanArgs(t, "gen", &m.ExpectedGeneration)
+		st, err := LoadState(e.db, keys.RangeID(right))
+		if err != nil {
+			td.Fatalf(t, "%v", err)
+		}
+		m.RightState = st
+		cmd.Op = &cairnpb.Command_Merge{Merge: m}
 	case "alloc-range-id":
 		r = e.replica(t, td, MetaRangeID)
 		cmd.Op = &cairnpb.Command_AllocRangeId{AllocRangeId: &cairnpb.AllocRangeID{}}
@@ -392,6 +428,8 @@ func (e *applyEnv) apply(t testing.TB, ents []entry) string {
 			fmt.Fprintf(&sb, "effect: create %s\n", describeDesc(ef.Create))
 		case ef.Destroy != nil:
 			fmt.Fprintf(&sb, "effect: destroy %s\n", describeDesc(ef.Destroy))
+		case ef.Merged != nil:
+			fmt.Fprintf(&sb, "effect: merged %s\n", describeDesc(ef.Merged))
 		}
 	}
 	fmt.Fprintf(&sb, "max-version: %d\n", out.MaxVersion)
@@ -456,6 +494,12 @@ func describeResult(res Result) string {
 	if res.RangeID != 0 {
 		return fmt.Sprintf("ok range-id=%d", res.RangeID)
 	}
+	if res.State != nil {
+		return fmt.Sprintf("ok frozen max-version=%d bytes=%d", res.State.MaxVersion, res.State.ApproxBytes)
+	}
+	if res.Desc != nil {
+		return "ok " + describeDesc(res.Desc)
+	}
 	s := fmt.Sprintf("ok version=%d", res.Version)
 	if res.Table != nil {
 		s += " table=" + describeTable(res.Table)
@@ -504,6 +548,9 @@ func describeState(db *pebble.DB, id keys.RangeID) string {
 	if st.ApproxBytes > 0 {
 		s += fmt.Sprintf(" bytes=%d", st.ApproxBytes)
 	}
+	if st.Frozen != nil {
+		s += fmt.Sprintf(" frozen-for=r%d@gen%d", st.Frozen.LeftId, st.Frozen.LeftGeneration)
+	}
 	return s + "\n"
 }
 
@@ -542,6 +589,12 @@ func TestApply(t *testing.T) {
 //	open-range id=N                  open a replica (e.g. one create-table made)
 //	reopen                           close Pebble, reopen it and all replicas
 //	split key=K new=ID gen=G [range=R]  a Split entry (default range 2)
+//	freeze left=L lgen=G gen=G [range=R]  a MergeFreeze entry (default range 3)
+//	unfreeze left=L lgen=G [range=R]      a MergeUnfreeze entry
+//	merge-abort lgen=G right-start=K [left=L] [range=N]  a MergeAbort entry (default 2)
+//	merge right=R gen=G [range=L]    a Merge entry carrying R's stored state
+//	contains key=K [range=R]         whether the replica serves the key now
+//	subsumed range=R by=L            replica.Subsumed of the stored states
 //	alloc-range-id                   an AllocRangeID entry on the meta range
 //	update-ranges table-id=T         an UpdateRanges entry; input lines
 //	                                 "ID START END GEN" ("-": empty)
@@ -550,7 +603,8 @@ func TestApply(t *testing.T) {
 //	                                 and "del K [if-version=N]"
 func (e *applyEnv) handle(t *testing.T, td *datadriven.TestData) string {
 	switch td.Cmd {
-	case "put", "del", "multi", "expire", "create-table", "update-table", "drop-table", "empty", "split", "alloc-range-id", "update-ranges":
+	case "put", "del", "multi", "expire", "create-table", "update-table", "drop-table", "empty", "split", "alloc-range-id", "update-ranges",
+		"freeze", "unfreeze", "merge-abort", "merge":
 		return e.apply(t, []entry{e.parseEntry(t, td, map[keys.RangeID]uint64{})})
 	case "batch":
 		next := map[keys.RangeID]uint64{}
@@ -675,6 +729,24 @@ func (e *applyEnv) handle(t *testing.T, td *datadriven.TestData) string {
 		b.Close()
 		e.openReplica(keys.RangeID(id))
 		return describeState(e.db, keys.RangeID(id))
+	case "contains":
+		var key string
+		td.ScanArgs(t, "key", &key)
+		r := e.replica(t, td, 2)
+		return fmt.Sprintf("range %d contains %q: %t\n", r.ID, key, r.Contains([]byte(key)))
+	case "subsumed":
+		var id, by uint64
+		td.ScanArgs(t, "range", &id)
+		td.ScanArgs(t, "by", &by)
+		st, err := LoadState(e.db, keys.RangeID(id))
+		if err != nil {
+			td.Fatalf(t, "%v", err)
+		}
+		bst, err := LoadState(e.db, keys.RangeID(by))
+		if err != nil {
+			td.Fatalf(t, "%v", err)
+		}
+		return fmt.Sprintf("range %d subsumed by range %d: %t\n", id, by, Subsumed(st, bst.Desc))
 	case "open-range":
 		var id uint64
 		td.ScanArgs(t, "id", &id)

@@ -25,4 +25,10 @@
 // max version + 1), decided at apply, so every replica computes the same
 // version and a range's versions strictly increase across leader changes
 // and restarts (see docs/design/versions.md).
+//
+// Splits and merges are commands of the ranges themselves (split.go,
+// merge.go; docs/design/splits.md, docs/design/merges.md): a split
+// narrows the range and creates its right neighbour in one apply batch; a
+// merge freezes the right range, then widens the left one over it, and
+// the store destroys the right range's replicas.
 package replica

@@ -169,6 +169,11 @@ func (r *Replica) applyConfChangeV2(cc raftpb.ConfChangeV2, term uint64, out *Ap
 // replica, from the replicated descriptor and configuration only.
 func (r *Replica) checkConfChange(cc raftpb.ConfChangeV2, meta *cairnpb.ChangeReplicas, term uint64) error {
 	d := r.Desc()
+	if r.state.Frozen != nil {
+		// A merge checks that both ranges have the same replicas against
+		// the frozen descriptor: it must stay true.
+		return kv.Errorf(kv.ErrConditionFailed, "range %d is frozen for a merge", r.ID)
+	}
 	if meta.ExpectedConfVersion != d.ConfVersion {
 		return kv.Errorf(kv.ErrConditionFailed, "range %d: conf version is %d, change expected %d", r.ID, d.ConfVersion, meta.ExpectedConfVersion)
 	}

@@ -78,9 +78,11 @@ type Result struct {
 	Txn *cairnpb.TxnRangeResult
 	// Node is the record an AddNode or SetNodeState wrote.
 	Node *cairnpb.Node
-	// Desc is the range's descriptor after a replica change.
+	// Desc is the range's descriptor after a replica change or a merge.
 	Desc *cairnpb.RangeDescriptor
-	Err  error
+	// State is a frozen range's state (MergeFreeze).
+	State *cairnpb.RangeState
+	Err   error
 }
 
 type proposal struct {
@@ -149,6 +151,8 @@ type Replica struct {
 	approxBytes atomic.Uint64
 	destroyed   atomic.Bool
 	desc        atomic.Pointer[cairnpb.RangeDescriptor]
+	// frozen mirrors state.Frozen (merge.go) for readers.
+	frozen atomic.Pointer[cairnpb.Frozen]
 	// active is set by requests from any goroutine (markActive) and
 	// consumed by Tick; quiescedFlag mirrors quiesced for them.
 	active       atomic.Bool
@@ -300,6 +304,7 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 		r.votesAfter = int64(opts.HoldVotesUntil.Sub(r.base))
 	}
 	r.desc.Store(st.Desc)
+	r.frozen.Store(st.Frozen)
 	r.log, err = raftlog.Load(db, id, cs, r.snapshot)
 	if err != nil {
 		return nil, err
@@ -812,24 +817,20 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	// Delete the data this replica owned (its old span; a snapshot from
 	// after a split covers less) or, if it owned none yet, whatever lies in
 	// the snapshot's span (the store refuses snapshots that overlap another
-	// local replica, so nobody else owns it).
-	owned := r.Desc()
+	// local replica, so nobody else owns it). A snapshot from after a merge
+	// covers more: the store admits it only if the local replicas it
+	// overlaps are the merged ones (frozen, reconcile destroys them next),
+	// whose data is stale now, so the snapshot's span is cleared too.
+	spans := []*cairnpb.RangeDescriptor{r.Desc()}
 	if r.state.AppliedIndex == 0 {
-		owned = sd.State.Desc
+		spans[0] = sd.State.Desc
+	} else if !SpanWithin(spans[0], sd.State.Desc.Start, sd.State.Desc.End) {
+		spans = append(spans, sd.State.Desc)
 	}
-	start, end := keys.DataSpan(keys.TableID(owned.TableId), owned.Start, owned.End)
-	if err := b.DeleteRange(start, end, nil); err != nil {
-		return err
-	}
-	start, end = keys.HistorySpan(keys.TableID(owned.TableId), owned.Start, owned.End)
-	if err := b.DeleteRange(start, end, nil); err != nil {
-		return err
-	}
-	if err := clearExpiryIndex(b, r.db, owned); err != nil {
-		return err
-	}
-	if err := clearTxnKeys(b, r.db, owned); err != nil {
-		return err
+	for _, owned := range spans {
+		if err := clearSpan(b, r.db, owned); err != nil {
+			return err
+		}
 	}
 	for _, e := range sd.TxnKvs {
 		if err := b.Set(e.Key, e.Value, nil); err != nil {
@@ -872,10 +873,28 @@ func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	r.stats().SnapshotsApplied.Add(1)
 	r.state = st
 	r.desc.Store(st.Desc)
+	r.frozen.Store(st.Frozen)
 	r.applied.Store(st.AppliedIndex)
 	r.approxBytes.Store(st.ApproxBytes)
 	r.snapshotApplied = true
 	return nil
+}
+
+// clearSpan deletes the data, history, expiry index entries and
+// transaction keys of d's span, for a snapshot to replace them.
+func clearSpan(b *pebble.Batch, db *pebble.DB, d *cairnpb.RangeDescriptor) error {
+	start, end := keys.DataSpan(keys.TableID(d.TableId), d.Start, d.End)
+	if err := b.DeleteRange(start, end, nil); err != nil {
+		return err
+	}
+	start, end = keys.HistorySpan(keys.TableID(d.TableId), d.Start, d.End)
+	if err := b.DeleteRange(start, end, nil); err != nil {
+		return err
+	}
+	if err := clearExpiryIndex(b, db, d); err != nil {
+		return err
+	}
+	return clearTxnKeys(b, db, d)
 }
 
 // TakeSnapshotApplied reports (and clears) whether a snapshot was applied

@@ -43,10 +43,10 @@ import (
 // uninitialized replica once the catalog lists the range and no local
 // replica overlaps its span; it waits for a snapshot.
 
-// Contains reports whether the replica is initialized and its range holds
-// key now. Any goroutine.
+// Contains reports whether the replica is initialized, not frozen for a
+// merge (merge.go), and its range holds key now. Any goroutine.
 func (r *Replica) Contains(key []byte) bool {
-	if !r.Initialized() {
+	if !r.Initialized() || r.Frozen() {
 		return false
 	}
 	return DescContains(r.Desc(), key)

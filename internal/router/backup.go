@@ -168,7 +168,7 @@ func (rt *Router) localBackupRange(ctx context.Context, r *replica.Replica, t *c
 	defer snap.Close()
 	// The snapshot holds the span's data if the range still holds it now
 	// (a replica's data goes only after its descriptor has changed).
-	if d := r.Desc(); rt.store.Replica(r.ID) != r || !r.Initialized() || d.TableId != t.Id || !replica.SpanWithin(d, req.Start, req.End) {
+	if d := r.Desc(); rt.store.Replica(r.ID) != r || !r.Initialized() || r.Frozen() || d.TableId != t.Id || !replica.SpanWithin(d, req.Start, req.End) {
 		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds [%q, %q)", r.ID, req.Start, req.End)
 	}
 	if err := checkNoIntentsAt(snap, t, req); err != nil {

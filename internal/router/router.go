@@ -395,6 +395,20 @@ func (rt *Router) forwarded(ctx context.Context, req *cairnpb.Request) (*cairnpb
 		return keyed(op.SplitRange.Table, op.SplitRange.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
 			return rt.localSplit(ctx, r, t, op.SplitRange.Key)
 		})
+	case *cairnpb.Request_MergeRange:
+		return keyed(op.MergeRange.Table, op.MergeRange.Key, func(t *cairnpb.Table, r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localMerge(ctx, r, t)
+		})
+	case *cairnpb.Request_MergeStep:
+		return onLeader(keys.RangeID(op.MergeStep.RangeId), func(r *replica.Replica) (*cairnpb.Response, error) {
+			return rt.localMergeStep(ctx, r, op.MergeStep)
+		})
+	case *cairnpb.Request_MergeWait:
+		// Any replica answers for itself, leader or not.
+		if err := rt.localMergeWait(ctx, keys.RangeID(op.MergeWait.RangeId), op.MergeWait.Index); err != nil {
+			return nil, err
+		}
+		return &cairnpb.Response{}, nil
 	case *cairnpb.Request_Expire:
 		if len(op.Expire.GetExpire().GetKeys()) == 0 {
 			return nil, kv.Errorf(kv.ErrInvalidArgument, "expire request without keys")
@@ -905,7 +919,7 @@ func (rt *Router) localList(ctx context.Context, r *replica.Replica, t *cairnpb.
 	}
 	// After the barrier, the range must still hold the whole span: the
 	// router asks each range only for its own part.
-	if d := r.Desc(); !r.Initialized() || d.TableId != t.Id || !replica.DescContains(d, start) ||
+	if d := r.Desc(); !r.Initialized() || r.Frozen() || d.TableId != t.Id || !replica.DescContains(d, start) ||
 		(len(d.End) > 0 && (len(end) == 0 || bytes.Compare(end, d.End) > 0)) {
 		return nil, kv.Errorf(kv.ErrRangeKeyMismatch, "range %d no longer holds [%q, %q)", r.ID, start, end)
 	}

@@ -181,17 +181,38 @@ type SplitterOptions struct {
 	// SplitSizeBytes: a range whose data exceeds it splits at its middle
 	// key. 0 disables size-based splits.
 	SplitSizeBytes uint64
+	// Merges (merge.go): a range and its right neighbour, with the same
+	// replicas, merge when their data together stays under MergeSizeBytes
+	// (and under half of SplitSizeBytes, if set) and they serve fewer than
+	// MergeQPS requests a second together, both descriptors unchanged for
+	// MergeDelay. MergeSizeBytes 0 disables automatic merges.
+	MergeSizeBytes uint64
+	MergeQPS       int
+	MergeDelay     time.Duration
+	// MergeTimeout: a range frozen for a merge this long (its driver died)
+	// is unfrozen, unless the merge happened. Default 30 s.
+	MergeTimeout time.Duration
 }
 
 // RunSplitter runs until ctx ends. Every pass, for each data range this
 // node leads: if the catalog lacks the range's current descriptor (a
-// split whose meta update a crash or a failure cut off), record it; if the
-// range is over the split size, split it at its middle key; if it has been
-// hot for a while (Options.SplitQPS), split it at its median request key
-// (load.go).
+// split or merge whose meta update a crash or a failure cut off), record
+// it; if it has been frozen for a merge too long, undo the freeze
+// (merge.go); if the range is over the split size, split it at its middle
+// key; if it has been hot for a while (Options.SplitQPS), split it at its
+// median request key (load.go); if it and its right neighbour have been
+// small and cold for a while, merge them (merge.go).
 func (rt *Router) RunSplitter(ctx context.Context, opts SplitterOptions) {
 	tick := time.NewTicker(opts.Interval)
 	defer tick.Stop()
+	if opts.MergeTimeout == 0 {
+		opts.MergeTimeout = 30 * time.Second
+	}
+	if half := opts.SplitSizeBytes / 2; half > 0 && opts.MergeSizeBytes > half {
+		opts.MergeSizeBytes = half // a merged range must not split again at once
+	}
+	frozenSince := map[keys.RangeID]time.Time{}
+	merges := map[keys.RangeID]*mergeWatch{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -206,10 +227,17 @@ func (rt *Router) RunSplitter(ctx context.Context, opts SplitterOptions) {
 				continue
 			}
 			rt.maybeUpdateMeta(ctx, r)
+			rt.maybeUnfreeze(ctx, r, opts.MergeTimeout, frozenSince, time.Now())
 			rt.maybeSplitBySize(ctx, r, opts.SplitSizeBytes)
 			rt.maybeSplitByLoad(ctx, r, time.Now())
+			rt.maybeMerge(ctx, r, opts, merges, time.Now())
 		}
 		rt.forgetLoad()
+		for id := range merges {
+			if r := rt.store.Replica(id); r == nil || !r.IsLeader() {
+				delete(merges, id)
+			}
+		}
 	}
 }
 

@@ -212,7 +212,8 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	splitterDone := make(chan struct{})
 	go func() {
 		defer close(splitterDone)
-		rt.RunSplitter(splitCtx, router.SplitterOptions{Interval: time.Second, SplitSizeBytes: cfg.SplitSizeBytes})
+		rt.RunSplitter(splitCtx, router.SplitterOptions{Interval: time.Second, SplitSizeBytes: cfg.SplitSizeBytes,
+			MergeSizeBytes: cfg.MergeSizeBytes, MergeQPS: cfg.MergeQPS, MergeDelay: cfg.MergeDelay})
 	}()
 	defer func() { stopSplitter(); <-splitterDone }()
 	expCtx, stopExpirer := context.WithCancel(context.Background())

@@ -229,6 +229,7 @@ func (c *checker) final(s *Sim) {
 	checkLinearizable(s, cl.history)
 	s.res.Ops = len(cl.history)
 	s.res.Splits = s.split.splits
+	s.res.Merges = s.merge.merges
 	s.res.Moves = s.move.moves
 	for _, o := range cl.history {
 		if o.out.Out == outUnknown {

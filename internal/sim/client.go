@@ -332,6 +332,11 @@ func (c *clients) readDone(o *op, err error) {
 		c.checkCalm(o, "read barrier failed: "+err.Error())
 		o.retryAt = s.now + 2 + s.rngC.Int64N(20)
 		s.ev("retry", uint64(o.id))
+	case errors.Is(err, kv.ErrRangeKeyMismatch):
+		// The range was merged into its neighbour meanwhile (its replica
+		// is gone): route again, as the router does.
+		o.retryAt = s.now + 1
+		s.ev("retry-mismatch", uint64(o.id))
 	default:
 		s.fail("op %d: unexpected read error: %v", o.id, err)
 		c.drop(o, err.Error())

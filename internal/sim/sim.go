@@ -79,6 +79,8 @@ type Config struct {
 	NoFaults bool
 	// NoSplits disables range splits (random and by size).
 	NoSplits bool
+	// NoMerges disables range merges.
+	NoMerges bool
 	// NoQuiesce keeps idle ranges ticking (store.Options.Quiesce).
 	NoQuiesce bool
 	// Probes adds session and bounded-stale read probes and their
@@ -120,6 +122,8 @@ type Result struct {
 	// Splits counts applied splits the simulation proposed; Moves the
 	// applied replica changes (remove, add learner, promote).
 	Splits, Moves int
+	// Merges counts applied merges the simulation proposed.
+	Merges int
 	// Quiesces and Wakes count replicas that quiesced and woke again
 	// (replica/quiesce.go), over all nodes and incarnations.
 	Quiesces, Wakes int
@@ -176,6 +180,7 @@ type Sim struct {
 	cl        *clients
 	pr        *probes // nil without Config.Probes
 	split     *splitter
+	merge     *merger
 	move      *mover
 	chk       *checker
 	h         hash.Hash64
@@ -250,6 +255,7 @@ func newSim(cfg Config) *Sim {
 		s.pr = newProbes(s)
 	}
 	s.split = newSplitter(cfg.Seed, cfg.NoSplits)
+	s.merge = newMerger(cfg.Seed, cfg.NoMerges)
 	s.move = newMover(cfg.Seed)
 	for i := 0; i < cfg.Nodes; i++ {
 		s.members = append(s.members, &cairnpb.Node{Id: uint64(i + 1), Name: fmt.Sprintf("n%d", i+1), PeerAddress: fmt.Sprintf("sim:%d", i+1)})
@@ -478,6 +484,7 @@ func (s *Sim) step(faults bool) {
 	s.cl.issue()
 	s.churn()
 	s.splitStep()
+	s.mergeStep()
 	s.moveStep()
 	for _, n := range s.upNodes() {
 		s.guard(n, "a Ready pass", func() { s.drive(n) })
@@ -599,7 +606,7 @@ func (s *Sim) converged() bool {
 			return false
 		}
 	}
-	if !s.movesSettled() {
+	if !s.movesSettled() || s.anyFrozen() {
 		return false
 	}
 	// The leader's commit index is the one that counts (a follower learns
@@ -649,6 +656,9 @@ func (s *Sim) describeRanges() string {
 			out += fmt.Sprintf("%s r%d term=%d lead=%d commit=%d applied=%d voters=%v learners=%v", n.name, r.ID, term, r.Leader(), commit, applied, d.Replicas, d.Learners)
 			if r.IsQuiesced() {
 				out += " quiesced"
+			}
+			if fr := r.FrozenFor(); fr != nil {
+				out += fmt.Sprintf(" frozen-for=r%d@%d", fr.LeftId, fr.LeftGeneration)
 			}
 			out += "; "
 		}

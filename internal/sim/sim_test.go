@@ -65,8 +65,8 @@ func TestSim(t *testing.T) {
 			cfg.Trace = os.Stdout
 		}
 		r := Run(cfg)
-		t.Logf("seed %d: %d steps, %d ops (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d moves, porcupine %s, trace %016x",
-			r.Seed, r.Steps, r.Ops, r.Unknown, r.Crashes, r.Partitions, r.Snapshots, r.Splits, r.Moves, r.Linearizable, r.TraceHash)
+		t.Logf("seed %d: %d steps, %d ops (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d merges, %d moves, porcupine %s, trace %016x",
+			r.Seed, r.Steps, r.Ops, r.Unknown, r.Crashes, r.Partitions, r.Snapshots, r.Splits, r.Merges, r.Moves, r.Linearizable, r.TraceHash)
 		if r.Failed() {
 			reportFailure(t, r)
 		}
@@ -79,12 +79,12 @@ func TestSim(t *testing.T) {
 			n = raceSeeds
 		}
 	}
-	var ops, unknown, crashes, parts, snaps, splits, moves, quiesces, wakes, failed int
+	var ops, unknown, crashes, parts, snaps, splits, merges, moves, quiesces, wakes, failed int
 	for i := 0; i < n; i++ {
 		cfg.Seed = *flagFirst + uint64(i)
 		r := Run(cfg)
 		ops, unknown, crashes, parts, snaps = ops+r.Ops, unknown+r.Unknown, crashes+r.Crashes, parts+r.Partitions, snaps+r.Snapshots
-		splits, moves = splits+r.Splits, moves+r.Moves
+		splits, merges, moves = splits+r.Splits, merges+r.Merges, moves+r.Moves
 		quiesces, wakes = quiesces+r.Quiesces, wakes+r.Wakes
 		if r.Failed() {
 			failed++
@@ -94,10 +94,13 @@ func TestSim(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d seeds: %d ops checked (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d replica moves, %d quiesces, %d wakes, %d failed",
-		n, ops, unknown, crashes, parts, snaps, splits, moves, quiesces, wakes, failed)
+	t.Logf("%d seeds: %d ops checked (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d merges, %d replica moves, %d quiesces, %d wakes, %d failed",
+		n, ops, unknown, crashes, parts, snaps, splits, merges, moves, quiesces, wakes, failed)
 	if splits == 0 && n >= 20 {
 		t.Errorf("no seed split a range: the split machinery did not run")
+	}
+	if merges == 0 && n >= 20 {
+		t.Errorf("no seed merged ranges: the merge machinery did not run")
 	}
 	if moves == 0 && n >= 20 {
 		t.Errorf("no seed moved a replica: the move machinery did not run")
@@ -166,5 +169,26 @@ func TestSimCatchesPlantedBugs(t *testing.T) {
 			}
 			t.Fatalf("no seed caught the planted bug")
 		})
+	}
+}
+
+// TestSimMergeSeeds replays the seeds that found merge bugs during
+// development (docs/design/merges.md): a freeze whose left range merged
+// away before the abort (106), uninitialized and stale replicas of merged
+// ranges blocking the merged range (65, 88), a frozen replica waiting for
+// a left replica that had moved on (104), a split's catalog gap taken for
+// a merge (14), a snapshot of the left range refused after it merged and
+// split again (720). Each must pass and merge.
+func TestSimMergeSeeds(t *testing.T) {
+	skipWhenReplaying(t)
+	for _, seed := range []uint64{14, 65, 88, 104, 106, 113, 720} {
+		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce})
+		if r.Failed() {
+			reportFailure(t, r)
+			continue
+		}
+		if r.Merges == 0 {
+			t.Errorf("seed %d merged no range", seed)
+		}
 	}
 }

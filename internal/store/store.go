@@ -524,6 +524,31 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 			byID[keys.RangeID(d.Id)] = d
 		}
 	}
+	// Ranges merged away (replica/merge.go), before the moves below, whose
+	// data destruction depends on which replicas stay: see mergedAway.
+	fates := map[keys.RangeID]mergeFate{}
+	for id, st := range have {
+		if f := mergedAway(id, st, have, byID); f != notMerged {
+			fates[id] = f
+		}
+	}
+	merged := slices.Sorted(maps.Keys(fates))
+	stay := maps.Clone(have)
+	for _, id := range merged {
+		delete(stay, id)
+	}
+	for _, id := range merged {
+		var err error
+		if fates[id] == mergedInto {
+			err = replica.DestroyData(b, &cairnpb.RangeState{Desc: have[id].Desc}) // Raft state only
+		} else {
+			err = s.destroyMoved(b, id, have[id], stay)
+		}
+		if err != nil {
+			return err
+		}
+		delete(have, id)
+	}
 	var moved []keys.RangeID
 	for id, st := range have {
 		d := byID[id]
@@ -569,6 +594,15 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 	for _, id := range destroyed {
 		s.removeReplica(id)
 	}
+	slices.Sort(merged)
+	for _, id := range merged {
+		s.logger.Info("store: range merged into its left neighbour; replica destroyed", "range", uint64(id))
+		// A write still waiting on the frozen range was refused or never
+		// applied (every entry before the freeze applied here before the
+		// merge could): it may be retried on the merged range.
+		err := kv.Errorf(kv.ErrRangeKeyMismatch, "range %d was merged into its left neighbour", id)
+		s.removeReplicaErrs(id, err, err)
+	}
 	slices.Sort(moved)
 	for _, id := range moved {
 		s.removeReplicaErr(id, kv.Errorf(kv.ErrNotLeader, "range %d moved off node %d", id, s.opts.NodeID))
@@ -587,6 +621,68 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 		s.logger.Debug("store: uninitialized replicas created", "ranges", created)
 	}
 	return nil
+}
+
+type mergeFate int
+
+const (
+	notMerged mergeFate = iota
+	// mergedInto: a local replica covers the range now; only its Raft
+	// state goes, its data is the covering range's.
+	mergedInto
+	// mergedElsewhere: the range was merged into a range this node holds
+	// no replica of, or this replica had left the range before: it goes
+	// like a moved replica.
+	mergedElsewhere
+)
+
+// mergedAway reports whether the local range id (state st) was merged into
+// another range:
+//
+//   - frozen and covered by a local range of higher generation
+//     (replica.Subsumed): merged into that local replica;
+//   - not listed in the catalog, which records a newer range holding its
+//     start key: only a merge gives a range's start key to another range
+//     (a split keeps the left's ID, and its right half starts strictly
+//     inside the range; a newer descriptor of the range itself has its
+//     ID). Not any newer overlapping range: the catalog drops a range that
+//     split until both halves are recorded (an update of the right half
+//     alone leaves a gap), and a replica that has not applied the split
+//     yet overlaps the right half. Left alone, such a replica would keep the merged
+//     range from being created here. It is destroyed like a moved one,
+//     unless it is frozen and the local replica of the left range is still
+//     at the freeze's generation: that replica has yet to apply the merge
+//     and take over the span with its data (at any later generation it
+//     never will). (A replica that is not frozen was no member
+//     of the range when it froze, since every member applied the freeze
+//     before the merge: a node holding the left range, a member of the same
+//     replica set, holds a frozen replica.)
+func mergedAway(id keys.RangeID, st *cairnpb.RangeState, have map[keys.RangeID]*cairnpb.RangeState,
+	catalog map[keys.RangeID]*cairnpb.RangeDescriptor) mergeFate {
+	for oid, o := range have {
+		if oid != id && replica.Subsumed(st, o.Desc) {
+			return mergedInto
+		}
+	}
+	if catalog[id] != nil || st.Desc.TableId == uint64(keys.MetaTableID) {
+		return notMerged
+	}
+	newer := false
+	for _, d := range catalog {
+		if d.TableId == st.Desc.TableId && replica.DescContains(d, st.Desc.Start) && d.Generation > st.Desc.Generation {
+			newer = true
+			break
+		}
+	}
+	if !newer {
+		return notMerged
+	}
+	if fr := st.Frozen; fr != nil {
+		if o := have[keys.RangeID(fr.LeftId)]; o != nil && o.Desc.Generation == fr.LeftGeneration {
+			return notMerged
+		}
+	}
+	return mergedElsewhere
 }
 
 // destroyMoved deletes, into b, a replica that no longer belongs here: its
@@ -763,6 +859,16 @@ func (s *Store) removeReplica(id keys.RangeID) {
 // removeReplicaErr drops a replica; its queued requests fail with err,
 // proposed writes with an unknown outcome unless the table is gone.
 func (s *Store) removeReplicaErr(id keys.RangeID, err error) {
+	proposed := err
+	if !errors.Is(err, kv.ErrTableNotFound) {
+		proposed = kv.Errorf(kv.ErrTimeout, "range %d moved off this node with the write in flight", id)
+	}
+	s.removeReplicaErrs(id, err, proposed)
+}
+
+// removeReplicaErrs drops a replica; its queued requests fail with err,
+// proposed writes with proposedErr.
+func (s *Store) removeReplicaErrs(id keys.RangeID, err, proposedErr error) {
 	s.mu.Lock()
 	r := s.mu.replicas[id]
 	delete(s.mu.replicas, id)
@@ -771,11 +877,7 @@ func (s *Store) removeReplicaErr(id keys.RangeID, err error) {
 	delete(s.dirty, id)
 	s.awakeCount.Store(int64(len(s.awake)))
 	if r != nil {
-		proposed := err
-		if !errors.Is(err, kv.ErrTableNotFound) {
-			proposed = kv.Errorf(kv.ErrTimeout, "range %d moved off this node with the write in flight", id)
-		}
-		r.Destroy(err, proposed)
+		r.Destroy(err, proposedErr)
 	}
 }
 
@@ -1084,12 +1186,31 @@ func (s *Store) snapshotFits(r *replica.Replica, m raftpb.Message) bool {
 		return false
 	}
 	for _, o := range s.Replicas() {
-		if o.ID != r.ID && replica.DescsOverlap(o.Desc(), d) {
+		if o.ID != r.ID && replica.DescsOverlap(o.Desc(), d) && !s.mergedInto(o, d) {
 			s.logger.Debug("store: snapshot overlaps a local replica; dropped", "range", uint64(r.ID), "other", uint64(o.ID))
 			return false
 		}
 	}
 	return true
+}
+
+// mergedInto reports whether the local replica o, which the snapshot's
+// descriptor d overlaps, is a frozen range that d's range has merged: o is
+// frozen for d's range at a generation d has passed (a range reaches into
+// its right neighbour's span only by merging it), or d covers o
+// (replica.Subsumed). The snapshot then holds o's data as of the merge or
+// later (a range may have split again since), and reconcile destroys o
+// once it is applied.
+func (s *Store) mergedInto(o *replica.Replica, d *cairnpb.RangeDescriptor) bool {
+	fr := o.FrozenFor()
+	if fr == nil {
+		return false
+	}
+	if fr.LeftId == d.Id && d.Generation > fr.LeftGeneration {
+		return true
+	}
+	st, err := replica.LoadState(s.db, o.ID)
+	return err == nil && replica.Subsumed(st, d)
 }
 
 type pending struct {

@@ -556,10 +556,12 @@ type env struct {
 // random stream.
 // splitLoop asks a random serving node, every 200-800 ms until the
 // deadline, to split the default table at a random key between the
-// workload's keys. Refusals (already a boundary, no leader, a node down)
-// are expected under faults; the checkers judge the outcome.
+// workload's keys, or (one time in three) to merge the range holding such
+// a key with its right neighbour. Refusals (already a boundary, the last
+// range, no leader, a node down) are expected under faults; the checkers
+// judge the outcome.
 func (e *env) splitLoop() {
-	done := 0
+	done, merged := 0, 0
 	for !e.done() {
 		time.Sleep(e.between(200*time.Millisecond, 800*time.Millisecond))
 		var serving []*Node
@@ -574,13 +576,25 @@ func (e *env) splitLoop() {
 		n := serving[e.rng.IntN(len(serving))]
 		key := fmt.Sprintf("k%02d%c", e.rng.IntN(12), 'a'+rune(e.rng.IntN(26)))
 		body := fmt.Sprintf(`{"table":"default","key":%q}`, key)
+		if e.rng.IntN(3) == 0 {
+			// One in three: merge the range holding key with its right
+			// neighbour (docs/design/merges.md), undoing splits under the
+			// same faults. Refusals (last range, replicas differ, a
+			// concurrent merge) are expected.
+			status, _, err := n.admin("POST", "/v1/ranges/merge", []byte(body), 5*time.Second)
+			if err == nil && status == 200 {
+				merged++
+				e.tl.add(e.c.since(), e.c.since(), n.Name, "merge at "+key)
+			}
+			continue
+		}
 		status, _, err := n.admin("POST", "/v1/ranges/split", []byte(body), 5*time.Second)
 		if err == nil && status == 200 {
 			done++
 			e.tl.add(e.c.since(), e.c.since(), n.Name, "split at "+key)
 		}
 	}
-	e.t.Logf("%d admin splits applied", done)
+	e.t.Logf("%d admin splits and %d admin merges applied", done, merged)
 	if done == 0 {
 		e.t.Error("no admin split succeeded during the run: the scenario exercised nothing")
 	}

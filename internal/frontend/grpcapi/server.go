@@ -146,6 +146,15 @@ func (s *clusterServer) SplitRange(ctx context.Context, req *cairnpb.SplitRangeR
 	return resp, toStatus(err)
 }
 
+func (s *clusterServer) MergeRange(ctx context.Context, req *cairnpb.MergeRangeRequest) (*cairnpb.MergeRangeResponse, error) {
+	m, ok := s.h.svc.(kv.Merger)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this server cannot merge ranges")
+	}
+	resp, err := m.MergeRange(ctx, req)
+	return resp, toStatus(err)
+}
+
 func (s *clusterServer) NodeAction(ctx context.Context, req *cairnpb.NodeActionRequest) (*cairnpb.NodeActionResponse, error) {
 	op, ok := s.h.svc.(kv.NodeOperator)
 	if !ok {

@@ -175,6 +175,8 @@ func (h *handler) serve(w *statusWriter, r *http.Request, t target) {
 		h.cluster(w, r)
 	case routeSplit:
 		h.splitRange(w, r)
+	case routeMerge:
+		h.mergeRange(w, r)
 	case routeNodes:
 		h.nodeAction(w, r)
 	case routeTables:
@@ -206,6 +208,7 @@ const (
 	routeMetrics
 	routeCluster
 	routeSplit
+	routeMerge
 	routeTables
 	routeTable
 	routeList
@@ -229,6 +232,7 @@ var routeInfo = [...]struct {
 	routeMetrics: {"/metrics", []string{"GET", "HEAD"}},
 	routeCluster: {"/v1/cluster", []string{"GET", "HEAD"}},
 	routeSplit:   {"/v1/ranges/split", []string{"POST"}},
+	routeMerge:   {"/v1/ranges/merge", []string{"POST"}},
 	routeNodes:   {"/v1/cluster/nodes", []string{"POST"}},
 	routeTables:  {"/v1/tables", []string{"GET", "HEAD", "POST"}},
 	routeTable:   {"/v1/tables/{name}", []string{"GET", "HEAD", "PATCH", "DELETE"}},
@@ -297,6 +301,8 @@ func parseTarget(escaped string) target {
 		return target{route: routeCluster}
 	case "/v1/ranges/split":
 		return target{route: routeSplit}
+	case "/v1/ranges/merge":
+		return target{route: routeMerge}
 	case "/v1/cluster/nodes":
 		return target{route: routeNodes}
 	case "/v1/tables":

@@ -371,7 +371,7 @@ type decisionJSON struct {
 	Outcome  string `json:"outcome"`
 }
 
-// splitJSON is the body of POST /v1/ranges/split.
+// splitJSON is the body of POST /v1/ranges/split and /v1/ranges/merge.
 type splitJSON struct {
 	Table string `json:"table"`
 	Key   string `json:"key"`
@@ -417,6 +417,36 @@ func (h *handler) splitRange(w *statusWriter, r *http.Request) {
 		partitioning = t.GetPartitioning()
 	}
 	writeJSON(w, r, http.StatusOK, splitReplyJSON{Left: toRangeJSON(partitioning, resp.GetLeft()), Right: toRangeJSON(partitioning, resp.GetRight())})
+}
+
+// mergeRange serves POST /v1/ranges/merge {"table","key"}: merge the range
+// of table holding key with the range to its right.
+func (h *handler) mergeRange(w *statusWriter, r *http.Request) {
+	m, ok := h.svc.(kv.Merger)
+	if !ok {
+		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "this server cannot merge ranges"))
+		return
+	}
+	body, err := readBody(w, r, 64<<10)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req splitJSON
+	if err := json.Unmarshal(body, &req); err != nil {
+		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "body is not JSON {\"table\",\"key\"}: %v", err))
+		return
+	}
+	resp, err := m.MergeRange(r.Context(), &cairnpb.MergeRangeRequest{Table: req.Table, Key: []byte(req.Key)})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	partitioning := ""
+	if t, err := h.svc.GetTable(r.Context(), &cairnpb.GetTableRequest{Name: req.Table}); err == nil {
+		partitioning = t.GetPartitioning()
+	}
+	writeJSON(w, r, http.StatusOK, map[string]rangeJSON{"merged": toRangeJSON(partitioning, resp.GetMerged())})
 }
 
 func (h *handler) cluster(w *statusWriter, r *http.Request) {

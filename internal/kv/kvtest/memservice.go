@@ -473,6 +473,38 @@ func (m *MemService) SplitRange(_ context.Context, req *cairnpb.SplitRangeReques
 	}, nil
 }
 
+var _ kv.Merger = (*MemService)(nil)
+
+// MergeRange implements kv.Merger: it removes the boundary that ends the
+// range holding key (see SplitRange) and returns the merged range.
+func (m *MemService) MergeRange(_ context.Context, req *cairnpb.MergeRangeRequest) (*cairnpb.MergeRangeResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enterLocked("MergeRange", req.Key); err != nil {
+		return nil, err
+	}
+	if _, err := m.tableLocked(req.Table); err != nil {
+		return nil, err
+	}
+	ks := m.splits[req.Table]
+	// The range holding key ends at the first boundary above key.
+	i, _ := slices.BinarySearch(ks, string(req.Key)+"\x00")
+	if i >= len(ks) {
+		return nil, kv.Errorf(kv.ErrInvalidArgument, "the range holding %q is the last range of table %q", req.Key, req.Table)
+	}
+	ks = slices.Delete(ks, i, i+1)
+	m.splits[req.Table] = ks
+	bound := func(j int) []byte {
+		if j < 0 || j >= len(ks) {
+			return nil
+		}
+		return []byte(ks[j])
+	}
+	return &cairnpb.MergeRangeResponse{Merged: &cairnpb.RangeDescriptor{
+		Id: uint64(i + 1), TableId: m.ids[req.Table], Start: bound(i - 1), End: bound(i), Replicas: []uint64{1}, Generation: uint64(len(ks)) + 2, // above the generations SplitRange gave
+	}}, nil
+}
+
 func (m *MemService) Ready(context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
