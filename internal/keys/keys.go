@@ -7,6 +7,8 @@
 //	0x01 rangeID(8) 's'            applied RangeState of a range
 //	0x01 rangeID(8) 't'            truncated state (index, term) of a range
 //	0x02 "ident"                   this node's identity
+//	0x02 "tomb" rangeID(8)         highest Raft term a destroyed replica of
+//	                               the range reached on this node
 //	0x03 tableID(8) userKey        user data (table 0 is the meta table)
 //	0x04 tableID(8) expireAt(8) userKey
 //	                               expiry index: keys with a TTL by time
@@ -110,6 +112,13 @@ func RangeStateID(key []byte) (RangeID, bool) {
 
 // IdentKey is where the node's identity lives.
 func IdentKey() []byte { return []byte{prefixLocal, 'i', 'd', 'e', 'n', 't'} }
+
+// TombstoneKey is where a node records the highest Raft term its
+// destroyed replicas of range id reached (replica.DestroyData). It lives
+// outside the range's local span, so destroying the replica keeps it.
+func TombstoneKey(id RangeID) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixLocal, 't', 'o', 'm', 'b'}, uint64(id))
+}
 
 // DataKey is the storage key of userKey in table.
 func DataKey(table TableID, userKey []byte) []byte {

@@ -12,6 +12,7 @@
 package raftlog
 
 import (
+	"errors"
 	"encoding/binary"
 	"fmt"
 
@@ -209,6 +210,37 @@ func (l *Log) Append(b *pebble.Batch, ents []raftpb.Entry) error {
 	}
 	l.lastIndex, l.lastTerm = last.Index, last.Term
 	return nil
+}
+
+// Position returns a range's hard state and the index and term of the
+// last entry of its log as stored in db; found is false when the range
+// has no log state there.
+func Position(db *pebble.DB, id keys.RangeID) (hs raftpb.HardState, lastIndex, lastTerm uint64, found bool, err error) {
+	if _, closer, err := db.Get(keys.TruncatedStateKey(id)); errors.Is(err, pebble.ErrNotFound) {
+		return hs, 0, 0, false, nil
+	} else if err != nil {
+		return hs, 0, 0, false, err
+	} else {
+		closer.Close()
+	}
+	l, err := Load(db, id, raftpb.ConfState{}, nil)
+	if err != nil {
+		return hs, 0, 0, false, err
+	}
+	return l.hardState, l.lastIndex, l.lastTerm, true, nil
+}
+
+// FloorTerm raises the hard state to term, with this node's vote in it
+// (self), unless it is past term already or has voted in it. A replica
+// whose range ID this node held before uses it (replica.Open): Raft IDs
+// are node IDs, so the earlier replica may have voted in that term, and
+// raft must not vote in it again. Only memory changes; the next hard
+// state raft persists carries it, and until then the tombstone it came
+// from raises it again on every load.
+func (l *Log) FloorTerm(term, self uint64) {
+	if hs := l.hardState; hs.Term < term || hs.Term == term && hs.Vote == 0 {
+		l.hardState = raftpb.HardState{Term: term, Vote: self, Commit: hs.Commit}
+	}
 }
 
 // SetHardState writes hs into b.

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -117,6 +118,7 @@ type Replica struct {
 	// Driver-owned.
 	rn            *raft.RawNode
 	log           *raftlog.Log
+	tomb          tombstone // of this node's earlier replicas of the range
 	state         *cairnpb.RangeState
 	waiters       map[uint64]*proposal
 	events        []watch.Event // applied, not yet handed to the store
@@ -218,7 +220,13 @@ func WriteInitial(b *pebble.Batch, desc *cairnpb.RangeDescriptor) error {
 // replica is uninitialized and so owns no data, its data) in b. st is the
 // replica's own applied state, never a descriptor from the catalog: only
 // the local descriptor says which data this replica owns.
-func DestroyData(b *pebble.Batch, st *cairnpb.RangeState) error {
+//
+// It keeps a tombstone of the replica's raft position (read from db):
+// see tombstone.
+func DestroyData(db *pebble.DB, b *pebble.Batch, st *cairnpb.RangeState) error {
+	if err := writeTombstone(db, b, keys.RangeID(st.Desc.Id)); err != nil {
+		return err
+	}
 	ls, le := keys.RangeLocalSpan(keys.RangeID(st.Desc.Id))
 	if err := b.DeleteRange(ls, le, nil); err != nil {
 		return err
@@ -255,6 +263,70 @@ func DestroyData(b *pebble.Batch, st *cairnpb.RangeState) error {
 		return b.DeleteRange(rs, re, nil)
 	}
 	return nil
+}
+
+// tombstone is what a node remembers of its destroyed replicas of a range
+// (keys.TombstoneKey): the highest term their hard state reached, and the
+// most up-to-date last log position (term, index) they had. Raft IDs are
+// node IDs, so to raft a later replica of the range on this node is the
+// same voter; it must keep its predecessors' promises: vote in no term
+// they may have voted in (Open raises its term: raftlog.FloorTerm), and
+// grant no vote to a candidate whose log is less up-to-date than theirs
+// (step), since they may have acknowledged entries up to that position,
+// which a quorum then counted on. Without the latter, a lagging replica
+// whose configuration still lists this node elects itself with the vote
+// of an empty newcomer and overwrites committed entries (RELIABILITY.md
+// bug #17).
+type tombstone struct {
+	term, lastTerm, lastIndex uint64
+}
+
+// covers reports whether a log ending at (term, index) is at least as
+// up-to-date as the tombstone's position (raft's comparison).
+func (t tombstone) covers(term, index uint64) bool {
+	return term > t.lastTerm || term == t.lastTerm && index >= t.lastIndex
+}
+
+// writeTombstone records in b range id's raft position in db, merged with
+// the tombstone already there.
+func writeTombstone(db *pebble.DB, b *pebble.Batch, id keys.RangeID) error {
+	t, err := loadTombstone(db, id)
+	if err != nil {
+		return err
+	}
+	hs, lastIndex, lastTerm, found, err := raftlog.Position(db, id)
+	if err != nil {
+		return err
+	}
+	if found {
+		t.term = max(t.term, hs.Term)
+		if t.covers(lastTerm, lastIndex) {
+			t.lastTerm, t.lastIndex = lastTerm, lastIndex
+		}
+	}
+	if t == (tombstone{}) {
+		return nil
+	}
+	v := binary.BigEndian.AppendUint64(nil, t.term)
+	v = binary.BigEndian.AppendUint64(v, t.lastTerm)
+	v = binary.BigEndian.AppendUint64(v, t.lastIndex)
+	return b.Set(keys.TombstoneKey(id), v, nil)
+}
+
+// loadTombstone reads range id's tombstone (zero: none).
+func loadTombstone(rd Reader, id keys.RangeID) (tombstone, error) {
+	v, closer, err := rd.Get(keys.TombstoneKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return tombstone{}, nil
+	}
+	if err != nil {
+		return tombstone{}, err
+	}
+	defer closer.Close()
+	if len(v) != 24 {
+		return tombstone{}, fmt.Errorf("replica: range %d tombstone is %d bytes", id, len(v))
+	}
+	return tombstone{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), binary.BigEndian.Uint64(v[16:])}, nil
 }
 
 // LoadState reads a range's applied state.
@@ -309,6 +381,10 @@ func Open(db *pebble.DB, id keys.RangeID, opts Options, notify func(keys.RangeID
 	if err != nil {
 		return nil, err
 	}
+	if r.tomb, err = loadTombstone(db, id); err != nil {
+		return nil, err
+	}
+	r.log.FloorTerm(r.tomb.term, opts.NodeID)
 	r.rn, err = raft.NewRawNode(&raft.Config{
 		ID:                        opts.NodeID,
 		ElectionTick:              opts.ElectionTicks,
@@ -562,6 +638,9 @@ func (r *Replica) Step(m raftpb.Message) error {
 func (r *Replica) step(m raftpb.Message) error {
 	if (m.Type == raftpb.MsgVote || m.Type == raftpb.MsgPreVote) && r.nowNanos() < r.votesAfter {
 		return nil // see lease.go: a restarted node must not vote at once
+	}
+	if (m.Type == raftpb.MsgVote || m.Type == raftpb.MsgPreVote) && !r.tomb.covers(m.LogTerm, m.Index) {
+		return nil // an earlier replica here may have acknowledged more: see tombstone
 	}
 	if m.Type == raftpb.MsgHeartbeat && r.applied.Load() == 0 {
 		// A replica that has nothing yet (a node rejoining a range, waiting

@@ -179,6 +179,25 @@ func TestSimCatchesPlantedBugs(t *testing.T) {
 // a left replica that had moved on (104), a split's catalog gap taken for
 // a merge (14), a snapshot of the left range refused after it merged and
 // split again (720). Each must pass and merge.
+// TestSimReusedVoterSeeds replays the seeds that found bug #17
+// (RELIABILITY.md): a node's new, empty replica of a range it had held
+// voted for a lagging candidate (two leaders in term 9 in seed 374;
+// committed entries overwritten in seed 956). Both remove a replica and
+// crash its node, so the seeds exercise the tombstone.
+func TestSimReusedVoterSeeds(t *testing.T) {
+	skipWhenReplaying(t)
+	for _, seed := range []uint64{374, 956} {
+		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce})
+		if r.Failed() {
+			reportFailure(t, r)
+			continue
+		}
+		if r.Moves == 0 || r.Crashes == 0 {
+			t.Errorf("seed %d: %d moves, %d crashes; the seed no longer reaches the case", seed, r.Moves, r.Crashes)
+		}
+	}
+}
+
 func TestSimMergeSeeds(t *testing.T) {
 	skipWhenReplaying(t)
 	for _, seed := range []uint64{14, 65, 88, 104, 106, 113, 720} {

@@ -492,7 +492,7 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 	var destroyed []keys.RangeID
 	for id, st := range have {
 		if !tables[st.Desc.TableId] {
-			if err := replica.DestroyData(b, st); err != nil {
+			if err := replica.DestroyData(s.db, b, st); err != nil {
 				return err
 			}
 			// The table is gone: so is its expiry index (per table, not
@@ -540,7 +540,7 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 	for _, id := range merged {
 		var err error
 		if fates[id] == mergedInto {
-			err = replica.DestroyData(b, &cairnpb.RangeState{Desc: have[id].Desc}) // Raft state only
+			err = replica.DestroyData(s.db, b, &cairnpb.RangeState{Desc: have[id].Desc}) // Raft state only
 		} else {
 			err = s.destroyMoved(b, id, have[id], stay)
 		}
@@ -695,7 +695,7 @@ func (s *Store) destroyMoved(b *pebble.Batch, id keys.RangeID, st *cairnpb.Range
 		st = &cairnpb.RangeState{Desc: st.Desc} // uninitialized: Raft state only
 	}
 	s.logger.Info("store: replica moved off this node", "range", uint64(id))
-	return replica.DestroyData(b, st)
+	return replica.DestroyData(s.db, b, st)
 }
 
 // dropStaleSplits undoes, in the apply batch b that created them, the
@@ -745,7 +745,7 @@ func (s *Store) dropStaleSplits(b *pebble.Batch, effects []replica.Effect) error
 		}
 		// Applied index != 0: the data of the span goes too.
 		st := &cairnpb.RangeState{Desc: e.Create, AppliedIndex: replica.InitialIndex}
-		if err := replica.DestroyData(b, st); err != nil {
+		if err := replica.DestroyData(s.db, b, st); err != nil {
 			return err
 		}
 		effects[i].Create = nil
