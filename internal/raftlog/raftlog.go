@@ -12,8 +12,8 @@
 package raftlog
 
 import (
-	"errors"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
