@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -227,22 +228,38 @@ func (rt *Router) localMergeWait(ctx context.Context, id keys.RangeID, index uin
 func (rt *Router) abortMerge(left, right *cairnpb.RangeDescriptor) {
 	ctx, cancel := context.WithTimeout(context.Background(), rt.opts.RequestTimeout)
 	defer cancel()
-	if err := rt.undoFreeze(ctx, &cairnpb.Frozen{LeftId: left.Id, LeftGeneration: left.Generation}, right); err != nil {
-		rt.logf("merge: abort failed; the right range's leader retries", "left", left.Id, "right", right.Id, "err", err)
+	// A few tries: the driver's view of the neighbourhood may be what
+	// made the merge fail (a split it had not applied yet).
+	var err error
+	for try := 0; try < 4 && ctx.Err() == nil; try++ {
+		err = rt.undoFreeze(ctx, &cairnpb.Frozen{LeftId: left.Id, LeftGeneration: left.Generation}, right)
+		if err == nil || errors.Is(err, kv.ErrConditionFailed) {
+			return
+		}
+		sleep(ctx, time.Duration(100<<try)*time.Millisecond)
 	}
+	rt.logf("merge: abort failed; the right range's leader retries", "left", left.Id, "right", right.Id, "err", err)
 }
 
 // undoFreeze makes the merge fr names impossible and unfreezes right, or
 // reports (condition failed) that the merge happened. The abort goes to
 // right's current left neighbour (replica.applyMergeAbort).
 func (rt *Router) undoFreeze(ctx context.Context, fr *cairnpb.Frozen, right *cairnpb.RangeDescriptor) error {
-	left := rt.leftNeighbour(right)
-	if left == 0 {
+	cands := rt.leftNeighbours(right)
+	if len(cands) == 0 {
 		return kv.Errorf(kv.ErrUnavailable, "range %d: no range ending at %q known here", right.Id, right.Start)
 	}
-	_, err := rt.mergeStep(ctx, left, &cairnpb.MergeStep{Op: &cairnpb.MergeStep_Abort{Abort: &cairnpb.MergeAbort{
-		LeftId: fr.LeftId, LeftGeneration: fr.LeftGeneration, RightStart: right.Start,
-	}}})
+	var err error
+	for _, left := range cands {
+		// A candidate that no longer ends at right's start (a local
+		// replica behind a split) refuses; the next may be current.
+		_, err = rt.mergeStep(ctx, left, &cairnpb.MergeStep{Op: &cairnpb.MergeStep_Abort{Abort: &cairnpb.MergeAbort{
+			LeftId: fr.LeftId, LeftGeneration: fr.LeftGeneration, RightStart: right.Start,
+		}}})
+		if err == nil || !errors.Is(err, kv.ErrRangeKeyMismatch) {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -252,23 +269,26 @@ func (rt *Router) undoFreeze(ctx context.Context, fr *cairnpb.Frozen, right *cai
 	return err
 }
 
-// leftNeighbour returns the range that ends where d starts: from the local
-// replicas (they know of splits and merges first), else the catalog; 0
-// if neither knows one.
-func (rt *Router) leftNeighbour(d *cairnpb.RangeDescriptor) keys.RangeID {
+// leftNeighbours returns the ranges that may end where d starts: the
+// local replica's view first (it usually knows of splits and merges
+// first), then the catalog's, if it differs (a local replica can lag
+// behind a split); none if neither knows one.
+func (rt *Router) leftNeighbours(d *cairnpb.RangeDescriptor) []keys.RangeID {
+	var out []keys.RangeID
 	for _, r := range rt.store.Replicas() {
 		if ld := r.Desc(); r.Initialized() && !r.Frozen() && ld.TableId == d.TableId && string(ld.End) == string(d.Start) && len(ld.End) > 0 {
-			return r.ID
+			out = append(out, r.ID)
+			break
 		}
 	}
 	if t := rt.store.TableByID(d.TableId); t != nil {
 		for _, h := range t.Ranges {
-			if string(h.End) == string(d.Start) && len(h.End) > 0 {
-				return keys.RangeID(h.Id)
+			if string(h.End) == string(d.Start) && len(h.End) > 0 && !slices.Contains(out, keys.RangeID(h.Id)) {
+				out = append(out, keys.RangeID(h.Id))
 			}
 		}
 	}
-	return 0
+	return out
 }
 
 // maybeUnfreeze is the splitter's check of a range this node leads: a

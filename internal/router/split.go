@@ -190,7 +190,7 @@ type SplitterOptions struct {
 	MergeQPS       int
 	MergeDelay     time.Duration
 	// MergeTimeout: a range frozen for a merge this long (its driver died)
-	// is unfrozen, unless the merge happened. Default 30 s.
+	// is unfrozen, unless the merge happened. Default 10 s.
 	MergeTimeout time.Duration
 }
 
@@ -206,7 +206,7 @@ func (rt *Router) RunSplitter(ctx context.Context, opts SplitterOptions) {
 	tick := time.NewTicker(opts.Interval)
 	defer tick.Stop()
 	if opts.MergeTimeout == 0 {
-		opts.MergeTimeout = 30 * time.Second
+		opts.MergeTimeout = 10 * time.Second
 	}
 	if half := opts.SplitSizeBytes / 2; half > 0 && opts.MergeSizeBytes > half {
 		opts.MergeSizeBytes = half // a merged range must not split again at once
