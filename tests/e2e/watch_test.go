@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -194,13 +195,25 @@ func readSSE(t *testing.T, n *Node, path string, want int, hdr ...string) ([]sse
 		t.Fatalf("content type %q", ct)
 	}
 	var out []sseEvent
+	scanSSE(resp.Body, func(e sseEvent) bool {
+		out = append(out, e)
+		return len(out) < want
+	})
+	return out, resp.StatusCode
+}
+
+// scanSSE parses Server-Sent Events from r and hands each to emit until
+// emit returns false or r ends.
+func scanSSE(r io.Reader, emit func(sseEvent) bool) {
 	var cur sseEvent
-	sc := bufio.NewScanner(resp.Body)
-	for len(out) < want && sc.Scan() {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
 		line := sc.Text()
 		switch {
 		case line == "":
-			out = append(out, cur)
+			if !emit(cur) {
+				return
+			}
 			cur = sseEvent{}
 		case strings.HasPrefix(line, "id: "):
 			cur.id = line[4:]
@@ -210,7 +223,6 @@ func readSSE(t *testing.T, n *Node, path string, want int, hdr ...string) ([]sse
 			cur.data = line[6:]
 		}
 	}
-	return out, resp.StatusCode
 }
 
 // TestWatchSSE: the HTTP watch replays history after a version, marks the
@@ -570,26 +582,14 @@ func sseStream(t *testing.T, n *Node, path string) <-chan sseEvent {
 	go func() {
 		defer close(out)
 		defer resp.Body.Close()
-		var cur sseEvent
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				select {
-				case out <- cur:
-				case <-ctx.Done():
-					return
-				}
-				cur = sseEvent{}
-			case strings.HasPrefix(line, "id: "):
-				cur.id = line[4:]
-			case strings.HasPrefix(line, "event: "):
-				cur.event = line[7:]
-			case strings.HasPrefix(line, "data: "):
-				cur.data = line[6:]
+		scanSSE(resp.Body, func(e sseEvent) bool {
+			select {
+			case out <- e:
+				return true
+			case <-ctx.Done():
+				return false
 			}
-		}
+		})
 	}()
 	return out
 }
