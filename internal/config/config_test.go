@@ -24,10 +24,10 @@ func TestDefault(t *testing.T) {
 		Listen: "127.0.0.1:7379", ListenPeer: "127.0.0.1:7380", ListenResp: "127.0.0.1:7381",
 		TickInterval: 100 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1, LogKeepEntries: 10000,
 		RequestTimeout: 10 * time.Second, SplitSizeBytes: 64 << 20, SplitQPS: 2500, MaxKeyBytes: 4096, MaxValueBytes: 1 << 20,
-		MergeSizeBytes: 16 << 20, MergeQPS: 250, MergeDelay: 5 * time.Minute,
+		MergeQPS: 250, MergeDelay: 5 * time.Minute,
 		HistoryVersions: 16, HistoryRetention: time.Minute, WatchBuffer: 4096,
 		TxnMaxKeys: 1000, TxnMaxBytes: 4 << 20, TxnMaxDuration: 5 * time.Second,
-		HeartbeatInterval: time.Second, DeadNodeTimeout: 5 * time.Minute, DefaultReplicas: 3, Quiesce: true,
+		HeartbeatInterval: time.Second, DeadNodeTimeout: 5 * time.Minute, DefaultReplicas: 3,
 		LogLevel: "info", LogFormat: "text",
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -53,7 +53,6 @@ func TestEnsureDefaults(t *testing.T) {
 	d.HistoryVersions, d.HistoryRetention = 0, 0         // zero means no history and stays so
 	d.SplitQPS = 0                                       // zero means no load-based splits and stays so
 	d.MergeSizeBytes, d.MergeQPS, d.MergeDelay = 0, 0, 0 // zero means no automatic merges and stays so
-	d.Quiesce = false                                    // a bool has no "unset": false stays off
 	d.Advertise, d.AdvertisePeer = d.Listen, d.ListenPeer
 	if !reflect.DeepEqual(c, d) {
 		t.Fatalf("EnsureDefaults of zero = %+v\nwant %+v", c, d)

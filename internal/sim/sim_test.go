@@ -28,6 +28,7 @@ var (
 	flagNodes     = flag.Int("nodes", 0, "nodes per cluster (default 3)")
 	flagTrace     = flag.Bool("simtrace", false, "print every simulated event of a replayed seed")
 	flagNoQuiesce = flag.Bool("noquiesce", false, "keep idle ranges ticking (store.Options.Quiesce off)")
+	flagNoMerges  = flag.Bool("nomerges", false, "no random range merges")
 )
 
 const defaultSeeds = 350
@@ -58,7 +59,7 @@ func reportFailure(t *testing.T, r *Result) {
 }
 
 func TestSim(t *testing.T) {
-	cfg := Config{Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce}
+	cfg := Config{Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce, NoMerges: *flagNoMerges}
 	if *flagSeed >= 0 {
 		cfg.Seed = uint64(*flagSeed)
 		if *flagTrace {
@@ -187,7 +188,7 @@ func TestSimCatchesPlantedBugs(t *testing.T) {
 func TestSimReusedVoterSeeds(t *testing.T) {
 	skipWhenReplaying(t)
 	for _, seed := range []uint64{374, 956} {
-		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce})
+		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce, NoMerges: *flagNoMerges})
 		if r.Failed() {
 			reportFailure(t, r)
 			continue
@@ -201,7 +202,7 @@ func TestSimReusedVoterSeeds(t *testing.T) {
 func TestSimMergeSeeds(t *testing.T) {
 	skipWhenReplaying(t)
 	for _, seed := range []uint64{14, 65, 88, 104, 106, 113, 720} {
-		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce})
+		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce, NoMerges: *flagNoMerges})
 		if r.Failed() {
 			reportFailure(t, r)
 			continue

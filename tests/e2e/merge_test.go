@@ -19,7 +19,7 @@ import (
 // acknowledged key reads back through every node with its version, and
 // List returns all keys in order.
 func TestMergesUnderWrites(t *testing.T) {
-	c := StartCluster(t, 3, "--merge-delay", "2s", "--merge-qps", "1000000")
+	c := StartCluster(t, 3, "--merge-size", "16MiB", "--merge-delay", "2s", "--merge-qps", "1000000")
 	for _, k := range []string{"c", "f", "i", "l", "o", "r", "u", "x"} {
 		body, _ := json.Marshal(map[string]string{"table": "default", "key": k})
 		if r := c.Nodes[0].Do(opTimeout, "POST", "/v1/ranges/split", body); r.Status != 200 {

@@ -14,7 +14,7 @@ import (
 // a leader: a write through a survivor succeeds within maxFailoverGap, and
 // both survivors read it, with a version above the write before the kill.
 func TestKillLeaderOfQuiescedRange(t *testing.T) {
-	c := StartCluster(t, 3)
+	c := StartCluster(t, 3, "--quiesce=true")
 	v0 := c.Nodes[0].MustPut(t, "default", "q", []byte("before"))
 	for _, n := range c.Nodes {
 		waitFor(t, 20*time.Second, n.Name+" quiescing the idle default range", func() error {

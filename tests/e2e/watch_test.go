@@ -517,7 +517,16 @@ func TestMergedWatchAcrossNodes(t *testing.T) {
 		}
 		n1.PutRetrying(t, table, "other", []byte("v")) // outside the prefix
 		for _, n := range c.Nodes {
-			evs, status := readSSE(t, n, fmt.Sprintf("/v1/watch/%s?prefix=p/&start_version=%d", table, first-1), 9)
+			// 503 while the balancer still moves a part's replica: the
+			// watch is refused, not wrong; retry as a client would.
+			var evs []sseEvent
+			status := 0
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				evs, status = readSSE(t, n, fmt.Sprintf("/v1/watch/%s?prefix=p/&start_version=%d", table, first-1), 9)
+				if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+					break
+				}
+			}
 			if status != 200 {
 				t.Fatalf("%s: watch %s through %s: status %d", table, "p/", n.Name, status)
 			}
@@ -529,7 +538,13 @@ func TestMergedWatchAcrossNodes(t *testing.T) {
 			// Resume after the fourth event through the next node: exactly
 			// the four after it.
 			other := c.Nodes[(slices.Index(c.Nodes, n)+1)%len(c.Nodes)]
-			rest, status := readSSE(t, other, fmt.Sprintf("/v1/watch/%s?prefix=p/", table), 5, "Last-Event-ID", evs[3].id)
+			var rest []sseEvent
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				rest, status = readSSE(t, other, fmt.Sprintf("/v1/watch/%s?prefix=p/", table), 5, "Last-Event-ID", evs[3].id)
+				if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+					break
+				}
+			}
 			if status != 200 {
 				t.Fatalf("%s: resume through %s: status %d", table, other.Name, status)
 			}
@@ -559,24 +574,31 @@ func TestMergedWatchAcrossNodes(t *testing.T) {
 	}
 }
 
-// sseStream follows a watch's Server-Sent Events in the background; the
-// channel closes when the stream ends (at the latest 30 s after the test
+// sseStream follows a watch's Server-Sent Events in the background
+// (retrying while the node answers 503); the channel closes when the stream ends (at the latest 30 s after the test
 // started it, or when the test ends).
 func sseStream(t *testing.T, n *Node, path string) <-chan sseEvent {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+n.Client+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 200 {
+	var resp *http.Response
+	for {
+		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+n.Client+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, err = http.DefaultClient.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == 200 {
+			break
+		}
 		resp.Body.Close()
-		t.Fatalf("watch %s through %s: status %d", path, n.Name, resp.StatusCode)
+		// 503: a watched range is moving (a retryable refusal).
+		if resp.StatusCode != http.StatusServiceUnavailable || ctx.Err() != nil {
+			t.Fatalf("watch %s through %s: status %d", path, n.Name, resp.StatusCode)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	out := make(chan sseEvent, 64)
 	go func() {
