@@ -395,14 +395,8 @@ func (h *handler) splitRange(w *statusWriter, r *http.Request) {
 		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "this server cannot split ranges"))
 		return
 	}
-	body, err := readBody(w, r, 64<<10)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var req splitJSON
-	if err := json.Unmarshal(body, &req); err != nil {
-		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "body is not JSON {\"table\",\"key\"}: %v", err))
+	req, ok := h.readRangeOp(w, r)
+	if !ok {
 		return
 	}
 	resp, err := sp.SplitRange(r.Context(), &cairnpb.SplitRangeRequest{Table: req.Table, Key: []byte(req.Key)})
@@ -410,13 +404,8 @@ func (h *handler) splitRange(w *statusWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	// Bounds of a hash table's ranges show as hash positions (a split is
-	// a rare admin operation: the extra table lookup is cheap enough).
-	partitioning := ""
-	if t, err := h.svc.GetTable(r.Context(), &cairnpb.GetTableRequest{Name: req.Table}); err == nil {
-		partitioning = t.GetPartitioning()
-	}
-	writeJSON(w, r, http.StatusOK, splitReplyJSON{Left: toRangeJSON(partitioning, resp.GetLeft()), Right: toRangeJSON(partitioning, resp.GetRight())})
+	p := h.partitioning(r, req.Table)
+	writeJSON(w, r, http.StatusOK, splitReplyJSON{Left: toRangeJSON(p, resp.GetLeft()), Right: toRangeJSON(p, resp.GetRight())})
 }
 
 // mergeRange serves POST /v1/ranges/merge {"table","key"}: merge the range
@@ -427,14 +416,8 @@ func (h *handler) mergeRange(w *statusWriter, r *http.Request) {
 		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "this server cannot merge ranges"))
 		return
 	}
-	body, err := readBody(w, r, 64<<10)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var req splitJSON
-	if err := json.Unmarshal(body, &req); err != nil {
-		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "body is not JSON {\"table\",\"key\"}: %v", err))
+	req, ok := h.readRangeOp(w, r)
+	if !ok {
 		return
 	}
 	resp, err := m.MergeRange(r.Context(), &cairnpb.MergeRangeRequest{Table: req.Table, Key: []byte(req.Key)})
@@ -442,11 +425,34 @@ func (h *handler) mergeRange(w *statusWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	partitioning := ""
-	if t, err := h.svc.GetTable(r.Context(), &cairnpb.GetTableRequest{Name: req.Table}); err == nil {
-		partitioning = t.GetPartitioning()
+	writeJSON(w, r, http.StatusOK, map[string]rangeJSON{"merged": toRangeJSON(h.partitioning(r, req.Table), resp.GetMerged())})
+}
+
+// readRangeOp reads the body of a split or merge, {"table","key"}; on
+// failure it has answered the request.
+func (h *handler) readRangeOp(w *statusWriter, r *http.Request) (splitJSON, bool) {
+	var req splitJSON
+	body, err := readBody(w, r, 64<<10)
+	if err != nil {
+		h.fail(w, r, err)
+		return req, false
 	}
-	writeJSON(w, r, http.StatusOK, map[string]rangeJSON{"merged": toRangeJSON(partitioning, resp.GetMerged())})
+	if err := json.Unmarshal(body, &req); err != nil {
+		h.fail(w, r, kv.Errorf(kv.ErrInvalidArgument, "body is not JSON {\"table\",\"key\"}: %v", err))
+		return req, false
+	}
+	return req, true
+}
+
+// partitioning returns a table's partitioning ("" if unknown), so that
+// the bounds of a hash table's ranges show as hash positions (splits and
+// merges are rare admin operations: the extra table lookup is cheap).
+func (h *handler) partitioning(r *http.Request, table string) string {
+	t, err := h.svc.GetTable(r.Context(), &cairnpb.GetTableRequest{Name: table})
+	if err != nil {
+		return ""
+	}
+	return t.GetPartitioning()
 }
 
 func (h *handler) cluster(w *statusWriter, r *http.Request) {
