@@ -6,7 +6,7 @@
 # regression seed) or when the seed corpus fails. Go's fuzzing engine can
 # also fail without any failing input, e.g. when it loses a worker on a
 # loaded machine ("fuzzing process hung or terminated unexpectedly"): that
-# is printed in full and the target is run once more. A seed or build
+# is printed in full (indented) and the target is run once more. A seed or build
 # failure fails again, so an engine hiccup does not fail CI while every
 # real failure still does.
 set -euo pipefail
@@ -22,11 +22,14 @@ for pkg in $($go list ./...); do
       if $go test -run='^$' -fuzz="^$f\$" -fuzztime="$fuzztime" "$pkg" >"$log" 2>&1; then
         break
       fi
-      cat "$log"
       if [ "$try" = 2 ] || grep -q 'Failing input written to' "$log"; then
+        cat "$log"
         echo "FAIL fuzz $pkg $f"
         exit 1
       fi
+      # Indented, so that a log reader does not count the engine's
+      # "--- FAIL" line of a try that is run again as a failed test.
+      sed 's/^/    first try: /' "$log"
       echo "fuzz $pkg $f: failed without a failing input; running it again"
     done
   done

@@ -71,6 +71,7 @@ func (r *Replica) Apply(b *pebble.Batch, ents []raftpb.Entry, out *Applied) erro
 	if err := putState(b, r.ID, r.state); err != nil {
 		return err
 	}
+	r.settleOrphans(r.state.AppliedIndex, out)
 	r.applied.Store(r.state.AppliedIndex)
 	out.Events = append(out.Events, r.events...)
 	r.events = r.events[:0]

@@ -12,8 +12,11 @@
 //
 // Writes: Propose encodes a Command, the driver hands it to raft, and the
 // waiter fires when the entry applies — after a majority has fsynced it.
-// If this replica stops leading before that, pending waiters fail with
-// kv.ErrTimeout ("outcome unknown"): the entry may still commit.
+// If this replica stops leading before that, its waiters keep waiting
+// for their entries' indexes (handover.go): an entry that applies answers
+// as usual, one that another entry replaced fails with kv.ErrNotLeader
+// (not applied, so callers retry), and only where that cannot be told
+// does a waiter fail with kv.ErrTimeout ("outcome unknown").
 //
 // Reads: ReadBarrier uses Raft's ReadIndex (safe without clock
 // assumptions): the leader confirms it still leads with a heartbeat round

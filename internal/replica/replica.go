@@ -87,11 +87,16 @@ type Result struct {
 }
 
 type proposal struct {
-	id      uint64
-	data    []byte
-	cc      *raftpb.ConfChangeV2 // a replica change (membership.go) instead of data
-	done    chan Result
-	tickAge int
+	id   uint64
+	data []byte
+	cc   *raftpb.ConfChangeV2 // a replica change (membership.go) instead of data
+	done chan Result
+	// index is the log index of the proposal's entry, once persisted here;
+	// orphan and orphanTicks track a waiter whose leader stepped down
+	// (handover.go).
+	index       uint64
+	orphan      bool
+	orphanTicks int
 }
 
 type readWaiter struct {
@@ -121,6 +126,7 @@ type Replica struct {
 	tomb          tombstone // of this node's earlier replicas of the range
 	state         *cairnpb.RangeState
 	waiters       map[uint64]*proposal
+	orphans       []*proposal // waiters from a lost leadership (handover.go)
 	events        []watch.Event // applied, not yet handed to the store
 	readSeq       uint64
 	readsInflight map[uint64]*readBatch
@@ -605,6 +611,7 @@ func (r *Replica) Tick() {
 	} else {
 		r.idleTicks++
 	}
+	r.ageOrphans()
 	if r.maybeQuiesce() {
 		return
 	}
@@ -705,6 +712,7 @@ func (r *Replica) Persist(b *pebble.Batch, rd raft.Ready) error {
 	if err := r.log.Append(b, rd.Entries); err != nil {
 		return err
 	}
+	r.noteIndexes(rd.Entries)
 	if !raft.IsEmptyHardState(rd.HardState) {
 		return r.log.SetHardState(b, rd.HardState)
 	}
@@ -731,7 +739,7 @@ func (r *Replica) AfterPersist(rd raft.Ready) {
 			r.stats().BecameLeader.Add(1)
 		}
 		if r.lastLeader == r.opts.NodeID {
-			r.failPendingLocked(kv.Errorf(kv.ErrTimeout, "range %d: leadership lost; outcome unknown", r.ID))
+			r.orphanWaiters()
 		}
 		for seq, rb := range r.readsInflight {
 			failReads(rb, kv.Errorf(kv.ErrNotLeader, "range %d: leader changed", r.ID))
@@ -754,11 +762,12 @@ func (r *Replica) AfterPersist(rd raft.Ready) {
 	}
 }
 
-func (r *Replica) failPendingLocked(err error) {
+func (r *Replica) failWaiters(err error) {
 	for id, p := range r.waiters {
 		p.done <- Result{Err: err}
 		delete(r.waiters, id)
 	}
+	r.orphans = nil
 }
 
 func failReads(rb *readBatch, err error) {
@@ -803,7 +812,7 @@ func (r *Replica) ReleaseReads() {
 // Driver only.
 func (r *Replica) Destroy(err, proposedErr error) {
 	r.destroyed.Store(true)
-	r.failPendingLocked(proposedErr)
+	r.failWaiters(proposedErr)
 	for seq, rb := range r.readsInflight {
 		failReads(rb, err)
 		delete(r.readsInflight, seq)
@@ -886,6 +895,7 @@ func (r *Replica) snapshot() (raftpb.Snapshot, error) {
 }
 
 func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
+	r.unknownOrphans(snap.Metadata.Index)
 	sd := &cairnpb.SnapshotData{}
 	if err := proto.Unmarshal(snap.Data, sd); err != nil {
 		return err
