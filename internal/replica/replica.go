@@ -126,7 +126,7 @@ type Replica struct {
 	tomb          tombstone // of this node's earlier replicas of the range
 	state         *cairnpb.RangeState
 	waiters       map[uint64]*proposal
-	orphans       []*proposal // waiters from a lost leadership (handover.go)
+	orphans       []*proposal   // waiters from a lost leadership (handover.go)
 	events        []watch.Event // applied, not yet handed to the store
 	readSeq       uint64
 	readsInflight map[uint64]*readBatch
