@@ -42,7 +42,7 @@ type NodeCollector struct {
 	becameLeader, readIndex, leaseRead            *prometheus.Desc
 	sessionRead, staleRead, staleRefused          *prometheus.Desc
 	snapshots, applied, watchers                  *prometheus.Desc
-	quiesced, quiesces, wakes                     *prometheus.Desc
+	quiesced, quiesces, wakes, pokes              *prometheus.Desc
 
 	diskUsage, memtable, walBytes, readAmp *prometheus.Desc
 	compactions, flushes                   *prometheus.Desc
@@ -62,6 +62,7 @@ func NewNodeCollector(src Source, db *pebble.DB) *NodeCollector {
 		quiesced:      d("cairn_ranges_quiesced", "Ranges whose replica on this node is quiesced (not ticked; docs/design/quiescence.md)."),
 		quiesces:      d("cairn_raft_quiesces_total", "Times a replica on this node quiesced."),
 		wakes:         d("cairn_raft_wakes_total", "Times a quiesced replica on this node woke."),
+		pokes:         d("cairn_raft_leader_pokes_total", "Times a replica on this node heard nothing from its leader for an election timeout and poked it."),
 		applyLag:      d("cairn_range_apply_lag_entries_max", "Largest gap between commit and applied index over this node's replicas."),
 		replicaLag:    d("cairn_range_replica_lag_entries_max", "Largest gap between a leader's commit index and another replica's log, over the ranges this node leads (learners included)."),
 		proposals:     d("cairn_raft_proposals_total", "Commands handed to Raft."),
@@ -92,7 +93,7 @@ func NewNodeCollector(src Source, db *pebble.DB) *NodeCollector {
 func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.ranges, c.leaders, c.leases, c.applyLag, c.proposals, c.dropped,
 		c.leaderChanges, c.becameLeader, c.readIndex, c.leaseRead, c.sessionRead, c.staleRead, c.staleRefused, c.snapshots, c.applied, c.watchers, c.diskUsage,
-		c.memtable, c.walBytes, c.readAmp, c.compactions, c.flushes, c.cacheBytes, c.cacheHits, c.cacheMisses, c.quiesced, c.quiesces, c.wakes} {
+		c.memtable, c.walBytes, c.readAmp, c.compactions, c.flushes, c.cacheBytes, c.cacheHits, c.cacheMisses, c.quiesced, c.quiesces, c.wakes, c.pokes} {
 		ch <- d
 	}
 }
@@ -145,6 +146,7 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.applied, float64(st.EntriesApplied.Load()))
 	counter(c.quiesces, float64(st.Quiesces.Load()))
 	counter(c.wakes, float64(st.Unquiesces.Load()))
+	counter(c.pokes, float64(st.LeaderPokes.Load()))
 
 	if c.db == nil {
 		return

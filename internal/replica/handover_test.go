@@ -32,7 +32,10 @@ type group struct {
 	inbox []raftpb.Message
 }
 
-func newGroup(t *testing.T) *group {
+func newGroup(t *testing.T) *group { return newGroupWith(t, func(*Options) {}) }
+
+// newGroupWith is newGroup with every replica's options changed by opt.
+func newGroupWith(t *testing.T, opt func(*Options)) *group {
 	g := &group{t: t, dbs: map[uint64]*pebble.DB{}, r: map[uint64]*Replica{}}
 	nodes := []*cairnpb.Node{{Id: 1, Name: "n1"}, {Id: 2, Name: "n2"}, {Id: 3, Name: "n3"}}
 	for _, n := range nodes {
@@ -51,6 +54,7 @@ func newGroup(t *testing.T) *group {
 		b.Close()
 		opts := testOptions()
 		opts.NodeID, opts.ProposalIDSeed = n.Id, n.Id<<32
+		opt(&opts)
 		r, err := Open(db, 2, opts, func(keys.RangeID) {})
 		if err != nil {
 			t.Fatal(err)

@@ -39,7 +39,15 @@ import (
 //     leader (an empty heartbeat response, which raft steps harmlessly
 //     and which wakes the leader), so that a woken group never waits out
 //     an election timeout for a leader that is alive but asleep.
-//  4. A quiesced follower does not notice its leader's death by itself;
+//  4. A replica that keeps ticking without a word from its leader for an
+//     election timeout (it missed the quiesce heartbeat, or restarted and
+//     knows no leader) pokes its leader, or every voter it knows if it
+//     knows none, and does so again every election timeout while the
+//     silence lasts (pokeSilentLeader). A voter would also campaign and
+//     so wake the group, but a learner never campaigns: without the poke
+//     a learner that missed the entry promoting it waits forever for a
+//     leader that quiesced believing it caught up (RELIABILITY.md #20).
+//  5. A quiesced follower does not notice its leader's death by itself;
 //     the store does: it tracks the liveness of every node (node
 //     heartbeats) and wakes the quiesced followers of ranges whose leader
 //     runs on a node it has not heard from for an election timeout
@@ -125,11 +133,48 @@ func (r *Replica) WakeIfLeader(node uint64) bool {
 	return true
 }
 
+// pokeSilentLeader counts the ticks since this replica last heard from
+// its leader and, after an election timeout of them, pokes the leader (or
+// every voter, if it knows no leader) awake (invariant 4). Driver only,
+// from Tick, before raft's tick: at the tick where raft campaigns too, the
+// leader it knows still gets its poke.
+func (r *Replica) pokeSilentLeader() {
+	st := r.rn.BasicStatus()
+	if st.RaftState != raft.StateFollower {
+		// A leader has no leader to poke; a (pre-)candidate's vote
+		// requests wake every voter already.
+		r.silentTicks = 0
+		return
+	}
+	if r.silentTicks++; r.silentTicks < r.opts.ElectionTicks {
+		return
+	}
+	r.silentTicks = 0
+	r.stats().LeaderPokes.Add(1)
+	to := []uint64{st.Lead}
+	if st.Lead == raft.None {
+		to = to[:0]
+		for _, id := range r.Desc().Replicas {
+			if id != r.opts.NodeID {
+				to = append(to, id)
+			}
+		}
+	}
+	for _, id := range to {
+		r.outbox = append(r.outbox, raftpb.Message{
+			Type: raftpb.MsgHeartbeatResp, To: id, From: r.opts.NodeID, Term: st.Term,
+		})
+	}
+}
+
 // noteStep wakes the replica for an incoming message m unless m is a
 // quiesce heartbeat or its response, and restarts the leader's idle count
 // unless m is heartbeat traffic (which an idle group has too). Driver
 // only.
 func (r *Replica) noteStep(m raftpb.Message) {
+	if m.From == r.leader.Load() {
+		r.silentTicks = 0
+	}
 	if isQuiesceMsg(m) {
 		return
 	}

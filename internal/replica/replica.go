@@ -146,7 +146,9 @@ type Replica struct {
 	// Ready for the store to send.
 	quiesced  bool
 	idleTicks int
-	outbox    []raftpb.Message
+	// silentTicks counts ticks since the leader was last heard from.
+	silentTicks int
+	outbox      []raftpb.Message
 
 	// Read by any goroutine.
 	leader  atomic.Uint64
@@ -615,6 +617,7 @@ func (r *Replica) Tick() {
 	if r.maybeQuiesce() {
 		return
 	}
+	r.pokeSilentLeader()
 	r.rn.Tick()
 	r.maybeRenewLease()
 	if r.progressTick++; r.progressTick >= r.opts.ElectionTicks {

@@ -19,6 +19,7 @@ type Stats struct {
 	EntriesApplied   atomic.Uint64 // log entries applied
 	Quiesces         atomic.Uint64 // times a replica quiesced (stopped ticking)
 	Unquiesces       atomic.Uint64 // times a quiesced replica woke
+	LeaderPokes      atomic.Uint64 // times a replica that heard nothing from its leader poked it (quiesce.go)
 }
 
 func (r *Replica) stats() *Stats {

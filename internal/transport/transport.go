@@ -141,12 +141,34 @@ func (t *Transport) AddPeer(id uint64, addr string) error {
 	}
 	p := &peer{id: id, addr: addr, conn: conn, queue: make(chan RangeMessage, queueMsgs)}
 	t.mu.peers[id] = p
-	t.wg.Add(1)
+	t.wg.Add(2)
 	go func() {
 		defer t.wg.Done()
 		t.runSender(p)
 	}()
+	go func() {
+		defer t.wg.Done()
+		t.keepConnected(p)
+	}()
 	return nil
+}
+
+// keepConnected reconnects p's connection whenever it goes idle. gRPC
+// (pick_first) leaves a channel idle after a lost connection until the
+// next RPC, but callers ask Connected before they send one, and a node
+// that shares no range with the peer has no Raft traffic for it: after a
+// partition the peer would look unreachable for good (RELIABILITY.md
+// #21).
+func (t *Transport) keepConnected(p *peer) {
+	for {
+		st := p.conn.GetState()
+		if st == connectivity.Idle {
+			p.conn.Connect()
+		}
+		if !p.conn.WaitForStateChange(t.ctx, st) {
+			return // closed
+		}
+	}
 }
 
 // Client returns a Peer client for node id, or nil if it is unknown.
