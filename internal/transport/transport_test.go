@@ -20,7 +20,9 @@ import (
 	"github.com/cairn-db/cairn/internal/keys"
 )
 
-type peerServer struct{ cairnpb.UnimplementedPeerServer }
+type peerServer struct {
+	cairnpb.UnimplementedPeerServer
+}
 
 func serve(t *testing.T, addr string) *grpc.Server {
 	t.Helper()
