@@ -7,8 +7,8 @@
 # percentage of one core. Extra arguments go to `cairn server` (e.g.
 # --quiesce=false for the "before" number).
 #
-#   scripts/bench-idle.sh --quiesce=true       # 10 x 1000 ranges, quiesce on
-#   scripts/bench-idle.sh                      # the same, quiesce off (the default for now)
+#   scripts/bench-idle.sh                      # 10 x 1000 ranges, quiesce on (the default)
+#   scripts/bench-idle.sh --quiesce=false      # the same, quiesce off
 #   TABLES=1 RANGES_PER_TABLE=100 scripts/bench-idle.sh
 #   NODES=3 scripts/bench-idle.sh              # 3 processes, every range on each
 set -euo pipefail

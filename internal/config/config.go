@@ -57,10 +57,9 @@ type Config struct {
 	// LogKeepEntries is how many applied entries each range keeps in its
 	// Raft log before truncating (followers further behind get a snapshot).
 	LogKeepEntries uint64
-	// Quiesce (--quiesce) lets idle ranges stop ticking
-	// (docs/design/quiescence.md). Off by default while the simulation
-	// still finds a liveness bug with it (RELIABILITY.md #20). Each node
-	// decides for its own replicas, so a cluster may mix settings.
+	// Quiesce (--quiesce, on by default) lets idle ranges stop ticking
+	// (docs/design/quiescence.md). Each node decides for its own
+	// replicas, so a cluster may mix settings.
 	Quiesce bool
 
 	// RequestTimeout bounds one client request inside the node.
@@ -163,6 +162,7 @@ func Default() Config {
 		HeartbeatInterval: time.Second,
 		DeadNodeTimeout:   5 * time.Minute,
 		DefaultReplicas:   3,
+		Quiesce:           true,
 		LogLevel:          "info",
 		LogFormat:         "text",
 	}

@@ -27,7 +27,7 @@ func TestDefault(t *testing.T) {
 		MergeQPS: 250, MergeDelay: 5 * time.Minute,
 		HistoryVersions: 16, HistoryRetention: time.Minute, WatchBuffer: 4096,
 		TxnMaxKeys: 1000, TxnMaxBytes: 4 << 20, TxnMaxDuration: 5 * time.Second,
-		HeartbeatInterval: time.Second, DeadNodeTimeout: 5 * time.Minute, DefaultReplicas: 3,
+		HeartbeatInterval: time.Second, DeadNodeTimeout: 5 * time.Minute, DefaultReplicas: 3, Quiesce: true,
 		LogLevel: "info", LogFormat: "text",
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -53,6 +53,7 @@ func TestEnsureDefaults(t *testing.T) {
 	d.HistoryVersions, d.HistoryRetention = 0, 0         // zero means no history and stays so
 	d.SplitQPS = 0                                       // zero means no load-based splits and stays so
 	d.MergeSizeBytes, d.MergeQPS, d.MergeDelay = 0, 0, 0 // zero means no automatic merges and stays so
+	d.Quiesce = false                                    // a bool has no "unset": false stays off
 	d.Advertise, d.AdvertisePeer = d.Listen, d.ListenPeer
 	if !reflect.DeepEqual(c, d) {
 		t.Fatalf("EnsureDefaults of zero = %+v\nwant %+v", c, d)

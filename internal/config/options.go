@@ -133,7 +133,7 @@ var options = []option{
 	durationOption("heartbeat-interval", "how often this node reports to the coordinator (and the coordinator plans)", func(c *Config) *time.Duration { return &c.HeartbeatInterval }),
 	durationOption("dead-node-timeout", "a node silent this long has its replicas rebuilt on other nodes", func(c *Config) *time.Duration { return &c.DeadNodeTimeout }),
 	intOption("default-replicas", "voters per range of a table created without --replicas (fewer while the cluster has fewer nodes)", func(c *Config) *int { return &c.DefaultReplicas }),
-	boolOption("quiesce", "let idle ranges stop their Raft heartbeats and election timers (woken by any request or message, or when their leader's node goes quiet); off by default for now (RELIABILITY.md #20)", func(c *Config) *bool { return &c.Quiesce }),
+	boolOption("quiesce", "let idle ranges stop their Raft heartbeats and election timers (woken by any request or message, or when their leader's node goes quiet); --quiesce=false keeps every range ticking", func(c *Config) *bool { return &c.Quiesce }),
 	boolOption("insecure", "allow a client listener (--listen, --listen-resp) off loopback without auth, and a peer listener off loopback without --peer-cert (protected mode is off)", func(c *Config) *bool { return &c.Insecure }),
 	stringOption("cert", "TLS certificate (PEM) of the client listeners; with --key enables TLS 1.2+", func(c *Config) *string { return &c.CertFile }),
 	stringOption("key", "TLS private key (PEM) of --cert", func(c *Config) *string { return &c.KeyFile }),
