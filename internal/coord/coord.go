@@ -316,7 +316,7 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 			seen[d.Id] = true
 			if l, ok := leaders[d.Id]; ok {
 				ri.Leader, ri.CaughtUp, ri.Term = l.node, l.rh.CaughtUp, l.rh.Term
-				ri.Bytes, ri.QPS = l.rh.ApproxBytes, l.rh.ReadsPerSec+l.rh.WritesPerSec
+				ri.Bytes, ri.QPS = l.rh.ApproxBytes, l.rh.WritesPerSec+l.rh.RequestsPerSec
 				ri.ColdFor, ri.Reported = c.markCold(d, ri, now), true
 				if ld := l.rh.Desc; ld != nil && ld.Id == d.Id {
 					if ld.Generation != d.Generation || ld.ConfVersion != d.ConfVersion {

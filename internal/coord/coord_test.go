@@ -93,7 +93,7 @@ func TestOptionsCapMergeSize(t *testing.T) {
 
 // fakeCluster is a balanced cluster of n nodes with one table of two
 // ranges: range 2 [, m) on nodes 1,2,3 and range 3 [m, ) on nodes 4,5,6,
-// both small; qps is what their leaders report.
+// both small; qps is the requests a second their leaders report.
 type fakeCluster struct {
 	nodes   []*cairnpb.Node
 	table   *cairnpb.Table
@@ -134,7 +134,7 @@ func (f *fakeCluster) beat(c *Coordinator) {
 				}
 				rh := &cairnpb.RangeHeartbeat{RangeId: d.Id, AppliedIndex: 10, ApproxBytes: 100, Term: 2}
 				if i == 0 {
-					rh.Leader, rh.CaughtUp, rh.Desc, rh.WritesPerSec = true, d.Replicas, d, f.qps[d.Id]
+					rh.Leader, rh.CaughtUp, rh.Desc, rh.RequestsPerSec = true, d.Replicas, d, f.qps[d.Id]
 				}
 				hb.Ranges = append(hb.Ranges, rh)
 			}

@@ -59,7 +59,8 @@ type RangeInfo struct {
 	// ranges of one table (colocate.go).
 	Table      uint64
 	Start, End []byte
-	// QPS is the load its leader reports (writes applied a second).
+	// QPS is the load its leader reports: entries applied a second plus
+	// requests it served a second (the splitter's measure for merges).
 	QPS float64
 	// ColdFor is how long the range has been, by its leader's reports,
 	// under the merge size and rate at its current generation (the
