@@ -87,6 +87,45 @@ func mergePairs(ranges []RangeInfo, m Merge) map[uint64]RangeInfo {
 	return pairs
 }
 
+// anchoredRanges returns the ranges that are the left half of a
+// candidate pair and stay where they are: every pair to their left in
+// the chain of candidates is colocated already (or there is none). Only
+// the right neighbour of an anchored range moves; a chain of cold ranges
+// is colocated from its left end, one link after another.
+func anchoredRanges(ranges []RangeInfo, pairs map[uint64]RangeInfo) map[uint64]bool {
+	byID := make(map[uint64]RangeInfo, len(ranges))
+	for _, r := range ranges {
+		byID[r.ID] = r
+	}
+	anchored := map[uint64]bool{}
+	for _, l := range pairs {
+		// Walk left until a range with a known answer or the chain's
+		// head; then answer for the ranges walked, right to left.
+		var path []uint64
+		ok := true
+		for cur := l; ; {
+			if known, seen := anchored[cur.ID]; seen {
+				ok = known
+				break
+			}
+			path = append(path, cur.ID)
+			ll, isRight := pairs[cur.ID]
+			if !isRight {
+				break // the head of the chain
+			}
+			if !sameNodes(ll, byID[cur.ID]) {
+				ok = false
+				break
+			}
+			cur = ll
+		}
+		for _, id := range path {
+			anchored[id] = ok
+		}
+	}
+	return anchored
+}
+
 // sameNodes: a and b have their voters on the same nodes and their
 // learners on the same nodes (what a merge requires).
 func sameNodes(a, b RangeInfo) bool {
@@ -100,20 +139,35 @@ func sameNodes(a, b RangeInfo) bool {
 // Both ranges must be settled: every replica where the table wants it
 // (no move, repair or catch-up in progress: those are repair's) and l's
 // replicas on good, up nodes (else repair moves l first, and r follows
-// l's new nodes). l must not itself be waiting to move onto its own left
-// neighbour (pairs[l.ID] differs from it): in a chain of cold ranges
-// everything converges on the leftmost range's nodes, and a range moves
-// once, not twice.
-func colocate(l, r RangeInfo, pairs map[uint64]RangeInfo, byID map[uint64]NodeInfo, voters map[uint64]int) (Op, bool) {
-	if sameNodes(l, r) || !settled(l, byID) || !settled(r, byID) || l.Want != r.Want || l.WantLearners != r.WantLearners {
-		return Op{}, false
-	}
-	if ll, ok := pairs[l.ID]; ok && !sameNodes(ll, l) {
+// l's new nodes). l must be anchored (see anchoredRanges): in a chain
+// of cold ranges everything converges on the leftmost range's nodes,
+// and a range moves once, not twice.
+func colocate(l, r RangeInfo, anchored bool, byID map[uint64]NodeInfo, voters map[uint64]int) (Op, bool) {
+	if !anchored || sameNodes(l, r) || !settled(l, byID) || l.Want != r.Want || l.WantLearners != r.WantLearners {
 		return Op{}, false
 	}
 	op := func(kind string, node uint64, reason string, args ...any) (Op, bool) {
 		return Op{Kind: kind, Range: r.ID, Node: node, Expect: r.ConfVersion,
 			Reason: fmt.Sprintf("colocate with range %d for a merge: "+reason, append([]any{l.ID}, args...)...)}, true
+	}
+	// r may lack a read learner that repair cannot place: the only nodes
+	// left are ones r left earlier (colocation removed them), still
+	// fenced. Then lift the fence of one of l's nodes r lacks; repair
+	// places the learner there, and colocation goes on from it.
+	if short := len(r.Learners) < r.WantLearners; short {
+		r.WantLearners = len(r.Learners)
+		if !settled(r, byID) {
+			return Op{}, false
+		}
+		for _, n := range slices.Concat(outside(l.Voters, r.Voters), outside(l.Learners, r.Learners)) {
+			if step, ready := admit(r, n, op); !ready && step.Kind != "" {
+				return step, true
+			}
+		}
+		return Op{}, false
+	}
+	if !settled(r, byID) {
+		return Op{}, false
 	}
 	// Voters first: a node of l's voters that r lacks gets r's replica.
 	for _, n := range l.Voters {

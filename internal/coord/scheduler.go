@@ -194,6 +194,7 @@ func Plan(nodes []NodeInfo, ranges []RangeInfo, lim Limits) []Op {
 			add(op)
 		}
 	}
+	anchored := anchoredRanges(ranges, pairs)
 	for _, r := range ranges {
 		l, ok := pairs[r.ID]
 		if moves >= lim.MaxMoves {
@@ -202,7 +203,7 @@ func Plan(nodes []NodeInfo, ranges []RangeInfo, lim Limits) []Op {
 		if !ok || busy[l.ID] || busy[r.ID] {
 			continue
 		}
-		if op, ok := colocate(l, r, pairs, byID, voters); ok {
+		if op, ok := colocate(l, r, anchored[l.ID], byID, voters); ok {
 			add(op)
 			if op.from != 0 {
 				load[op.from]-- // the surplus voter it will shed
