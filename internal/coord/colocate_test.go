@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestColocationConverges: starting from each merge_*.in cluster state,
@@ -31,13 +32,14 @@ func TestColocationConverges(t *testing.T) {
 
 // TestColocationConvergesRandom is TestColocationConverges on random
 // clusters: 4 to 8 nodes (one of them draining, sometimes), tables of
-// 2 to 5 small, cold ranges with 1 to 3 voters and 0 or 1 read learner
-// each (none with 1 voter), placed at random, and random move limits.
+// 2 to 5 ranges, a quarter of them too large to merge (the balancer
+// moves those), with 1 to 3 voters and 0 or 1 read learner each (none
+// with 1 voter), placed at random, and random move limits.
 func TestColocationConvergesRandom(t *testing.T) {
 	for seed := range uint64(500) {
 		rng := rand.New(rand.NewPCG(seed, 0))
 		nodes, ranges := randomCluster(rng)
-		lim := Limits{MaxMoves: 1 + rng.IntN(6), Balance: rng.IntN(4) > 0, Merge: Merge{SizeBytes: 1000, QPS: 10}}
+		lim := Limits{MaxMoves: 1 + rng.IntN(6), Balance: rng.IntN(4) > 0, Merge: Merge{SizeBytes: 1000, QPS: 10, Delay: time.Minute}}
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { runToRest(t, nodes, ranges, lim) })
 	}
 }
@@ -72,7 +74,11 @@ func randomCluster(rng *rand.Rand) ([]NodeInfo, []RangeInfo) {
 		for i := range count {
 			perm := rng.Perm(len(nodes))
 			r := RangeInfo{ID: id, Want: want, WantLearners: learners, Table: table + 1, Bytes: 10, Reported: true,
+				ColdFor: time.Hour,
 				Start: []byte{byte(i)}, End: []byte{byte(i + 1)}}
+			if rng.IntN(4) == 0 {
+				r.Bytes = 2000 // no merge candidate: the balancer may move it
+			}
 			if i == 0 {
 				r.Start = nil
 			}
