@@ -26,6 +26,16 @@ import (
 // among the voters the left range does not have. Learners go the other
 // way round: the right range's learner on a foreign node is removed first
 // and repair adds the missing read learner, on a node of the left range.
+// A node the right range left earlier is fenced (docs/design/placement.md);
+// colocation lifts the fence and gets a new term first, as repair does.
+// In a chain of candidates, a range moves only once everything to its
+// left is colocated (anchoredRanges), so no range moves twice.
+//
+// Invariants: every step is a single configuration change planned at the
+// range's conf_version (no quorum is lost: a voter goes only when the
+// range has one more than it wants, never the leader); at most one step
+// per range per round, within the round's move limit; nothing moves
+// while either range of the pair has a move or repair in progress.
 //
 // The balancer leaves both ranges of a candidate pair alone (see
 // balanceReplicas): moving either would part what colocation joins, and
@@ -53,8 +63,9 @@ type Merge struct {
 // right half of one, its left neighbour. Both are data ranges of one
 // table with stats from their leaders' heartbeats (a range whose leader
 // is mid-move, ahead of the catalog, stays a candidate: the balancer
-// must not move its partner meanwhile), adjacent (the left ends where the right starts), together
-// under m.SizeBytes and m.QPS, and each cold for at least m.Delay.
+// must not move its partner meanwhile), adjacent (the left ends where
+// the right starts), together under m.SizeBytes and m.QPS, and each cold
+// for at least m.Delay.
 func mergePairs(ranges []RangeInfo, m Merge) map[uint64]RangeInfo {
 	if m.SizeBytes == 0 {
 		return nil

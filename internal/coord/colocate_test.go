@@ -74,8 +74,7 @@ func randomCluster(rng *rand.Rand) ([]NodeInfo, []RangeInfo) {
 		for i := range count {
 			perm := rng.Perm(len(nodes))
 			r := RangeInfo{ID: id, Want: want, WantLearners: learners, Table: table + 1, Bytes: 10, Reported: true,
-				ColdFor: time.Hour,
-				Start: []byte{byte(i)}, End: []byte{byte(i + 1)}}
+				ColdFor: time.Hour, Start: []byte{byte(i)}, End: []byte{byte(i + 1)}}
 			if rng.IntN(4) == 0 {
 				r.Bytes = 2000 // no merge candidate: the balancer may move it
 			}
