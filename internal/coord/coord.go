@@ -359,9 +359,12 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 // not, so a pair being colocated stays a candidate. A round without a
 // leader's report leaves the mark as it is.
 func (c *Coordinator) markCold(d *cairnpb.RangeDescriptor, ri RangeInfo, now time.Time) time.Duration {
+	if c.opts.MergeSizeBytes == 0 {
+		return 0 // and no marks: nothing to lock for
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.opts.MergeSizeBytes == 0 || ri.Bytes >= c.opts.MergeSizeBytes || ri.QPS >= float64(c.opts.MergeQPS) {
+	if ri.Bytes >= c.opts.MergeSizeBytes || ri.QPS >= float64(c.opts.MergeQPS) {
 		delete(c.mu.cold, d.Id)
 		return 0
 	}
