@@ -1780,9 +1780,14 @@ type RangeHeartbeat struct {
 	// On a leader: the range's descriptor as applied (the catalog may lag).
 	Desc *RangeDescriptor `protobuf:"bytes,10,opt,name=desc,proto3" json:"desc,omitempty"`
 	// On a leader: how far each other replica is behind its commit index.
-	Lag           []*ReplicaLag `protobuf:"bytes,11,rep,name=lag,proto3" json:"lag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Lag []*ReplicaLag `protobuf:"bytes,11,rep,name=lag,proto3" json:"lag,omitempty"`
+	// On a leader: requests a second this node served for the range (reads
+	// and writes; counted only with load-based splits on, --split-qps).
+	// With writes_per_sec it is the splitter's measure of a range's load
+	// for merges, which the coordinator uses to colocate merge candidates.
+	RequestsPerSec float64 `protobuf:"fixed64,100,opt,name=requests_per_sec,json=requestsPerSec,proto3" json:"requests_per_sec,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RangeHeartbeat) Reset() {
@@ -1890,6 +1895,13 @@ func (x *RangeHeartbeat) GetLag() []*ReplicaLag {
 		return x.Lag
 	}
 	return nil
+}
+
+func (x *RangeHeartbeat) GetRequestsPerSec() float64 {
+	if x != nil {
+		return x.RequestsPerSec
+	}
+	return 0
 }
 
 // HeartbeatReply carries the coordinator's knowledge back: each range's
@@ -5254,7 +5266,7 @@ const file_peer_proto_rawDesc = "" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x125\n" +
 	"\x06ranges\x18\x02 \x03(\v2\x1d.cairn.peer.v1.RangeHeartbeatR\x06ranges\x12\x1c\n" +
 	"\tforwarded\x18\x03 \x01(\bR\tforwarded\x12%\n" +
-	"\x0eclient_address\x18P \x01(\tR\rclientAddress\"\x80\x03\n" +
+	"\x0eclient_address\x18P \x01(\tR\rclientAddress\"\xaa\x03\n" +
 	"\x0eRangeHeartbeat\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\bR\x06leader\x12#\n" +
@@ -5267,7 +5279,8 @@ const file_peer_proto_rawDesc = "" +
 	"\x04term\x18\t \x01(\x04R\x04term\x12-\n" +
 	"\x04desc\x18\n" +
 	" \x01(\v2\x19.cairn.v1.RangeDescriptorR\x04desc\x12&\n" +
-	"\x03lag\x18\v \x03(\v2\x14.cairn.v1.ReplicaLagR\x03lag\"\x9f\x01\n" +
+	"\x03lag\x18\v \x03(\v2\x14.cairn.v1.ReplicaLagR\x03lag\x12(\n" +
+	"\x10requests_per_sec\x18d \x01(\x01R\x0erequestsPerSec\"\x9f\x01\n" +
 	"\x0eHeartbeatReply\x12N\n" +
 	"\vrange_bytes\x18\x01 \x03(\v2-.cairn.peer.v1.HeartbeatReply.RangeBytesEntryR\n" +
 	"rangeBytes\x1a=\n" +

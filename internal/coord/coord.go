@@ -24,6 +24,28 @@
 // simply planned again from fresh state next round: the scheduler holds
 // no plan across rounds, so a coordinator that dies mid-move leaves
 // nothing for its successor to untangle (see docs/design/placement.md).
+//
+// # Colocation and balancing
+//
+// Two adjacent ranges merge only when their replicas are on the same
+// nodes (router.localMerge; docs/design/merges.md). When merges are on
+// (--merge-size), the scheduler finds neighbours that the router would
+// merge by its own thresholds (together under --merge-size and
+// --merge-qps, each reported so for --merge-delay at its current
+// generation; the coordinator keeps since-when marks like heartbeats,
+// soft state) but whose replicas differ, and moves the right range's
+// replicas onto the left range's nodes with the ordinary steps
+// (colocate.go). Replica balancing counts replicas per node and would
+// undo that; rather than making every colocation target one the balancer
+// already likes (often none is: the left range's nodes may well be the
+// most loaded), the balancer does not move either range of a candidate
+// pair. The exemption is short-lived: colocated, the pair merges after
+// the router's merge delay, and the merged range is balanced like any
+// other; a pair that turns hot or grows is no candidate any more and is
+// balanced again. Colocation may leave node counts uneven meanwhile; the
+// balancer evens them out with the other ranges. Leaderships are
+// balanced as before: the merge needs the left range's leader to hold a
+// replica of the right range, not to lead it.
 package coord
 
 import (
@@ -70,8 +92,17 @@ type Options struct {
 	MaxMoves int
 	// DefaultReplicas is the voters per range of a table that names none.
 	DefaultReplicas int
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// The router's settings for automatic merges (--merge-size,
+	// --merge-qps, --merge-delay) and its split size (a merge stays
+	// under half of it): adjacent ranges that would merge by them but
+	// sit on different nodes are colocated. MergeSizeBytes 0: no merges,
+	// no colocation.
+	MergeSizeBytes uint64
+	MergeQPS       int
+	MergeDelay     time.Duration
+	SplitSizeBytes uint64
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -96,6 +127,22 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if half := o.SplitSizeBytes / 2; half > 0 && o.MergeSizeBytes > half {
+		o.MergeSizeBytes = half // as router.RunSplitter does
+	}
+}
+
+// limits returns the scheduler's limits for a round.
+func (o *Options) limits() Limits {
+	return Limits{MaxMoves: o.MaxMoves, Balance: true,
+		Merge: Merge{SizeBytes: o.MergeSizeBytes, QPS: float64(o.MergeQPS), Delay: o.MergeDelay}}
+}
+
+// coldMark is since when a range has been small and cold at generation
+// gen, as its leader reports.
+type coldMark struct {
+	gen   uint64
+	since time.Time
 }
 
 type beat struct {
@@ -123,6 +170,11 @@ type Coordinator struct {
 		// time without a heartbeat counted from then.
 		since     time.Time
 		decisions []*cairnpb.Decision
+		// cold: the data ranges whose leaders report them under the
+		// merge size and rate, since when (RangeInfo.ColdFor). Soft
+		// state like the heartbeats: a new coordinator starts empty,
+		// so it waits a merge delay before it colocates anything.
+		cold map[uint64]coldMark
 	}
 }
 
@@ -131,6 +183,7 @@ func New(cluster Cluster, opts Options) *Coordinator {
 	opts.defaults()
 	c := &Coordinator{opts: opts, cluster: cluster}
 	c.mu.beats = map[uint64]beat{}
+	c.mu.cold = map[uint64]coldMark{}
 	return c
 }
 
@@ -155,6 +208,7 @@ func (c *Coordinator) Run(ctx context.Context) {
 		if !c.cluster.IsMetaLeader() {
 			c.mu.Lock()
 			c.mu.since = time.Time{}
+			clear(c.mu.cold)
 			c.mu.Unlock()
 			continue
 		}
@@ -171,7 +225,7 @@ func (c *Coordinator) Round(ctx context.Context) []Op {
 	}
 	c.mu.Unlock()
 	nodes, ranges := c.observe(ctx, now)
-	ops := Plan(nodes, ranges, Limits{MaxMoves: c.opts.MaxMoves, Balance: true})
+	ops := Plan(nodes, ranges, c.opts.limits())
 	for _, op := range ops {
 		c.act(ctx, op)
 	}
@@ -239,6 +293,7 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 		}
 	}
 	var ranges []RangeInfo
+	seen := map[uint64]bool{} // the catalog's data ranges (cold marks of others go)
 	if md, caught := c.cluster.Meta(); md != nil {
 		want := min(5, eligible)
 		if want%2 == 0 {
@@ -257,10 +312,12 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 		var heal []*cairnpb.RangeDescriptor
 		for _, d := range t.Ranges {
 			ri := RangeInfo{ID: d.Id, Voters: d.Replicas, Learners: d.Learners, ConfVersion: d.ConfVersion, Want: want, WantLearners: learners,
-				Holders: sorted(holders[d.Id]), Removed: removedOf(d)}
+				Holders: sorted(holders[d.Id]), Removed: removedOf(d), Table: t.Id, Start: d.Start, End: d.End}
+			seen[d.Id] = true
 			if l, ok := leaders[d.Id]; ok {
 				ri.Leader, ri.CaughtUp, ri.Term = l.node, l.rh.CaughtUp, l.rh.Term
-				ri.Bytes = l.rh.ApproxBytes
+				ri.Bytes, ri.QPS = l.rh.ApproxBytes, l.rh.WritesPerSec+l.rh.RequestsPerSec
+				ri.ColdFor, ri.Reported = c.markCold(d, ri, now), true
 				if ld := l.rh.Desc; ld != nil && ld.Id == d.Id {
 					if ld.Generation != d.Generation || ld.ConfVersion != d.ConfVersion {
 						// The leader is ahead (or behind: then it is not
@@ -285,7 +342,38 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 		}
 	}
 	slices.SortFunc(ranges, func(a, b RangeInfo) int { return cmp.Compare(a.ID, b.ID) })
+	c.mu.Lock()
+	for id := range c.mu.cold {
+		if !seen[id] {
+			delete(c.mu.cold, id) // merged away or dropped
+		}
+	}
+	c.mu.Unlock()
 	return nodes, ranges
+}
+
+// markCold updates since when range d, as its leader reports it in ri,
+// has been under the merge size and rate at its current generation, and
+// returns for how long (zero: not cold, or merges are off). A split or
+// merge (a new generation) starts the count again; a replica move does
+// not, so a pair being colocated stays a candidate. A round without a
+// leader's report leaves the mark as it is.
+func (c *Coordinator) markCold(d *cairnpb.RangeDescriptor, ri RangeInfo, now time.Time) time.Duration {
+	if c.opts.MergeSizeBytes == 0 {
+		return 0 // and no marks: nothing to lock for
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ri.Bytes >= c.opts.MergeSizeBytes || ri.QPS >= float64(c.opts.MergeQPS) {
+		delete(c.mu.cold, d.Id)
+		return 0
+	}
+	m, ok := c.mu.cold[d.Id]
+	if !ok || m.gen != d.Generation {
+		m = coldMark{gen: d.Generation, since: now}
+		c.mu.cold[d.Id] = m
+	}
+	return now.Sub(m.since)
 }
 
 func removedOf(d *cairnpb.RangeDescriptor) map[uint64]uint64 {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // NodeInfo is a node as the scheduler sees it.
@@ -53,6 +54,22 @@ type RangeInfo struct {
 	Removed map[uint64]uint64
 	// Term is the leader's term.
 	Term uint64
+	// Table is the range's table; Start and End its span [Start, End)
+	// (End empty: the table's last range). Merge candidates are adjacent
+	// ranges of one table (colocate.go).
+	Table      uint64
+	Start, End []byte
+	// QPS is the load its leader reports: entries applied a second plus
+	// requests it served a second (the splitter's measure for merges).
+	QPS float64
+	// ColdFor is how long the range has been, by its leader's reports,
+	// under the merge size and rate at its current generation (the
+	// coordinator's soft state; zero when merges are off).
+	ColdFor time.Duration
+	// Reported: Bytes, QPS and ColdFor come from a leader's heartbeat
+	// (also when Leader is zero because that leader's descriptor is ahead
+	// of the catalog, as in the middle of a move).
+	Reported bool
 }
 
 // Op is one step the scheduler asks for.
@@ -101,6 +118,9 @@ type Limits struct {
 	MaxMoves int
 	// Balance enables replica and leader balancing (repairs always run).
 	Balance bool
+	// Merge: the router's thresholds for automatic merges; candidate
+	// pairs on different nodes are colocated (colocate.go).
+	Merge Merge
 }
 
 // Plan decides the next steps for a cluster: at most one step per range
@@ -108,9 +128,9 @@ type Limits struct {
 // input, so it is tested from given cluster states (testdata/*.golden).
 //
 // Order of concern: a range's own health first (learners to promote or
-// drop, voters to replace, too many or too few voters), then balance
-// (replica counts, then leader counts), one balancing move per round so
-// the cluster never churns.
+// drop, voters to replace, too many or too few voters), then colocation
+// of merge candidates, then balance (replica counts, then leader counts),
+// which leaves merge candidates alone.
 func Plan(nodes []NodeInfo, ranges []RangeInfo, lim Limits) []Op {
 	byID := map[uint64]NodeInfo{}
 	for _, n := range nodes {
@@ -159,23 +179,52 @@ func Plan(nodes []NodeInfo, ranges []RangeInfo, lim Limits) []Op {
 			load[op.Node]--
 		}
 	}
+	// pairs: right range -> its left neighbour, for merge candidates. A
+	// range being colocated is repaired toward its left neighbour's nodes.
+	pairs := mergePairs(ranges, lim.Merge)
 	for _, r := range ranges {
 		if moves >= lim.MaxMoves {
 			break
 		}
-		if op, ok := repair(r, byID, nodes, load, voters); ok {
+		var partner *RangeInfo
+		if l, ok := pairs[r.ID]; ok {
+			partner = &l
+		}
+		if op, ok := repair(r, partner, byID, nodes, load, voters); ok {
 			add(op)
+		}
+	}
+	anchored := anchoredRanges(ranges, pairs)
+	for _, r := range ranges {
+		l, ok := pairs[r.ID]
+		if moves >= lim.MaxMoves {
+			break
+		}
+		if !ok || busy[l.ID] || busy[r.ID] {
+			continue
+		}
+		if op, ok := colocate(l, r, anchored[l.ID], byID, voters); ok {
+			add(op)
+			if op.from != 0 {
+				load[op.from]-- // the surplus voter it will shed
+			}
 		}
 	}
 	if !lim.Balance {
 		return ops
+	}
+	// Merge candidates keep their replicas where they are (colocate.go);
+	// their leaderships may move.
+	pinned := map[uint64]bool{}
+	for right, l := range pairs {
+		pinned[right], pinned[l.ID] = true, true
 	}
 	// Balancing with what the round has left: several moves, each on a
 	// range without a step this round, with the counts updated as if the
 	// earlier ones had completed. Ranges mid-move (learners, surplus
 	// voters) are not touched.
 	for moves < lim.MaxMoves {
-		op, ok := balanceReplicas(ranges, nodes, load, busy)
+		op, ok := balanceReplicas(ranges, nodes, load, busy, pinned)
 		if !ok {
 			break
 		}
@@ -224,8 +273,13 @@ func good(n NodeInfo, ok bool) bool {
 }
 
 // repair returns the step a range needs for its own health, if any.
-func repair(r RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voters map[uint64]int) (Op, bool) {
+// partner, if not nil, is the left neighbour r is being colocated with:
+// new replicas go to its nodes and surplus voters leave the others first.
+func repair(r RangeInfo, partner *RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voters map[uint64]int) (Op, bool) {
 	op := func(kind string, node uint64, reason string, args ...any) (Op, bool) {
+		if partner != nil {
+			reason += fmt.Sprintf(" (colocating with range %d for a merge)", partner.ID)
+		}
 		return Op{Kind: kind, Range: r.ID, Node: node, Expect: r.ConfVersion, Reason: fmt.Sprintf(reason, args...)}, true
 	}
 	if r.Leader == 0 {
@@ -242,8 +296,13 @@ func repair(r RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voter
 	// Learners: drop the ones on bad nodes; promote the caught-up ones a
 	// data range added (to replace a voter or to move one: the surplus
 	// voter goes next); the meta range promotes only to reach its count,
-	// since every other member keeps a meta learner for good.
-	for _, l := range r.Learners {
+	// since every other member keeps a meta learner for good. A range
+	// being colocated promotes a learner on its partner's voters first.
+	learners := r.Learners
+	if partner != nil {
+		learners = slices.Concat(inside(r.Learners, partner.Voters), outside(r.Learners, partner.Voters))
+	}
+	for _, l := range learners {
 		n, ok := byID[l]
 		switch {
 		case !ok || n.State == stateRemoved || (!r.Meta && !good(n, ok)):
@@ -258,7 +317,11 @@ func repair(r RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voter
 	// Too many voters: remove a bad one first, else the one on the most
 	// loaded node; never the leader (move leadership first).
 	if len(r.Voters) > r.Want {
-		victim := pickVictim(r, badVoters, goodVoters, voters)
+		cands := goodVoters
+		if partner != nil && len(outside(goodVoters, partner.Voters)) > 0 {
+			cands = outside(goodVoters, partner.Voters)
+		}
+		victim := pickVictim(r, badVoters, cands, voters)
 		if victim == r.Leader {
 			if to := transferTarget(r, victim, byID); to != 0 {
 				return op(OpTransferLeader, to, "leader on node %d is leaving the range", victim)
@@ -286,7 +349,7 @@ func repair(r RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voter
 		if r.Meta && pending > 0 {
 			return Op{}, false // meta learners exist everywhere: wait for one to catch up
 		}
-		if to := placeTarget(r, nodes, load); to != 0 {
+		if to := placeTarget(r, nodes, load, partnerNodes(partner, true)); to != 0 {
 			why := "under-replicated"
 			if len(badVoters) > 0 {
 				why = fmt.Sprintf("replacing node %d (%s)", badVoters[0], describeID(byID, badVoters[0]))
@@ -315,7 +378,7 @@ func repair(r RangeInfo, byID map[uint64]NodeInfo, nodes []NodeInfo, load, voter
 	// nodes without a replica of the range; a surplus voter has gone
 	// first, so a learner beyond the count here is one a move added.
 	if !r.Meta && len(r.Voters) == r.Want && len(r.Learners) < r.WantLearners {
-		if to := placeTarget(r, nodes, load); to != 0 {
+		if to := placeTarget(r, nodes, load, partnerNodes(partner, false)); to != 0 {
 			return op(OpAddLearner, to, "read learners: %d of %d", len(r.Learners), r.WantLearners)
 		}
 	}
@@ -371,8 +434,20 @@ func transferTarget(r RangeInfo, from uint64, byID map[uint64]NodeInfo) uint64 {
 }
 
 // placeTarget picks the node for a new replica: active, up, not holding
-// the range, fewest replicas, then lowest ID.
-func placeTarget(r RangeInfo, nodes []NodeInfo, load map[uint64]int) uint64 {
+// the range, among prefer if any of those qualifies, fewest replicas,
+// then lowest ID.
+func placeTarget(r RangeInfo, nodes []NodeInfo, load map[uint64]int, prefer []uint64) uint64 {
+	if len(prefer) > 0 {
+		var preferred []NodeInfo
+		for _, n := range nodes {
+			if slices.Contains(prefer, n.ID) && placeable(r, n) {
+				preferred = append(preferred, n)
+			}
+		}
+		if len(preferred) > 0 {
+			nodes = preferred
+		}
+	}
 	var best uint64
 	for _, n := range nodes {
 		if !placeable(r, n) {
@@ -415,8 +490,10 @@ func extremes(nodes []NodeInfo, count map[uint64]int) (hi, lo uint64) {
 }
 
 // balanceReplicas moves one replica from the most to the least loaded
-// node when they differ by more than one and by more than 10%.
-func balanceReplicas(ranges []RangeInfo, nodes []NodeInfo, load map[uint64]int, busy map[uint64]bool) (Op, bool) {
+// node when they differ by more than one and by more than 10%. It moves
+// no pinned range: both ranges of a merge candidate pair stay together
+// (colocate.go), and they are counted in the load all the same.
+func balanceReplicas(ranges []RangeInfo, nodes []NodeInfo, load map[uint64]int, busy, pinned map[uint64]bool) (Op, bool) {
 	hi, lo := extremes(nodes, load)
 	if hi == 0 || lo == 0 || load[hi]-load[lo] <= 1 || float64(load[hi]) <= 1.1*float64(load[lo]) {
 		return Op{}, false
@@ -428,7 +505,7 @@ func balanceReplicas(ranges []RangeInfo, nodes []NodeInfo, load map[uint64]int, 
 	cands := slices.Clone(ranges)
 	slices.SortStableFunc(cands, func(a, b RangeInfo) int { return cmp.Compare(len(a.Removed), len(b.Removed)) })
 	for _, r := range cands {
-		if r.Meta || busy[r.ID] || r.Leader == 0 || len(r.Learners) != r.WantLearners || len(r.Voters) != r.Want || !allCaughtUp(r) {
+		if r.Meta || busy[r.ID] || pinned[r.ID] || r.Leader == 0 || len(r.Learners) != r.WantLearners || len(r.Voters) != r.Want || !allCaughtUp(r) {
 			continue
 		}
 		if slices.Contains(r.Voters, hi) && placeable(r, byNode(nodes, lo)) {
@@ -497,4 +574,28 @@ func allCaughtUp(r RangeInfo) bool {
 		}
 	}
 	return true
+}
+
+// partnerNodes returns where a replica of a range being colocated with
+// partner should go: partner's voters (voters) or learners (read
+// learners); nil without a partner.
+func partnerNodes(partner *RangeInfo, voters bool) []uint64 {
+	switch {
+	case partner == nil:
+		return nil
+	case voters:
+		return partner.Voters
+	}
+	return partner.Learners
+}
+
+// inside returns the ids in of.
+func inside(ids, of []uint64) []uint64 {
+	var out []uint64
+	for _, id := range ids {
+		if slices.Contains(of, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the scheduler's golden files")
@@ -65,9 +66,14 @@ func TestPlanDeterministic(t *testing.T) {
 
 // parseState reads a cluster state:
 //
-//	limits moves=4 balance=true
+//	limits moves=4 balance=true mergesize=1000 mergeqps=10 mergedelay=5m
 //	node ID STATE [up] [dead]
 //	range ID [meta] voters=1,2,3 learners=4 want=3 wantlearners=1 leader=1 caught=1,2,3 holders=1,2,3,4 conf=7
+//	      table=1 start=a end=m bytes=100 qps=2.5 cold=10m
+//
+// Merges are off (mergesize 0) unless limits say otherwise; start= with
+// nothing after it is the table's first key, a missing end= its end.
+// bytes=, qps= or cold= make the range's stats reported (by a leader).
 func parseState(t *testing.T, path string) ([]NodeInfo, []RangeInfo, Limits) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -98,6 +104,24 @@ func parseState(t *testing.T, path string) ([]NodeInfo, []RangeInfo, Limits) {
 					lim.MaxMoves = n
 				case "balance":
 					lim.Balance = v == "true"
+				case "mergesize":
+					n, err := strconv.ParseUint(v, 10, 64)
+					if err != nil {
+						bad(err)
+					}
+					lim.Merge.SizeBytes = n
+				case "mergeqps":
+					q, err := strconv.ParseFloat(v, 64)
+					if err != nil {
+						bad(err)
+					}
+					lim.Merge.QPS = q
+				case "mergedelay":
+					d, err := time.ParseDuration(v)
+					if err != nil {
+						bad(err)
+					}
+					lim.Merge.Delay = d
 				default:
 					bad(fmt.Errorf("unknown limit %q", k))
 				}
@@ -182,6 +206,26 @@ func parseState(t *testing.T, path string) ([]NodeInfo, []RangeInfo, Limits) {
 					r.Leader = num()
 				case "conf":
 					r.ConfVersion = num()
+				case "table":
+					r.Table = num()
+				case "start":
+					r.Start = []byte(v)
+				case "end":
+					r.End = []byte(v)
+				case "bytes":
+					r.Bytes, r.Reported = num(), true
+				case "qps":
+					q, err := strconv.ParseFloat(v, 64)
+					if err != nil {
+						bad(err)
+					}
+					r.QPS, r.Reported = q, true
+				case "cold":
+					d, err := time.ParseDuration(v)
+					if err != nil {
+						bad(err)
+					}
+					r.ColdFor, r.Reported = d, true
 				default:
 					bad(fmt.Errorf("unknown range field %q", k))
 				}

@@ -222,29 +222,47 @@ func (rt *Router) place(rf uint32) (uint32, []uint64) {
 	return rf, cands
 }
 
+// RangeCounts are a range's counters at one heartbeat, for the next
+// heartbeat's rates: its applied index and the requests this node served
+// for it (rangeLoad, with load-based splits on).
+type RangeCounts struct {
+	Applied  uint64
+	Requests uint64
+}
+
 // Heartbeat builds this node's report to the coordinator: every local
 // replica, with leaders' descriptors, terms and caught-up replicas.
-// writesPerSec is estimated from applied-index deltas since prev (nil: no
-// rates).
-func (rt *Router) Heartbeat(prev map[uint64]uint64, elapsed float64) (*cairnpb.NodeHeartbeat, map[uint64]uint64) {
+// Leaders' writes_per_sec and requests_per_sec are estimated from the
+// deltas of the counters since prev, elapsed seconds ago (nil: no rates);
+// it returns the counters for the next call.
+func (rt *Router) Heartbeat(prev map[uint64]RangeCounts, elapsed float64) (*cairnpb.NodeHeartbeat, map[uint64]RangeCounts) {
 	hb := &cairnpb.NodeHeartbeat{NodeId: rt.store.NodeID(), ClientAddress: rt.opts.ClientAddress}
 	replicas := rt.store.ReplicasUnordered()
 	hb.Ranges = make([]*cairnpb.RangeHeartbeat, 0, len(replicas))
-	applied := make(map[uint64]uint64, len(replicas))
+	counts := make(map[uint64]RangeCounts, len(replicas))
 	for _, r := range replicas {
 		d := r.Desc()
 		term, _, idx := r.Status()
 		rh := &cairnpb.RangeHeartbeat{RangeId: d.Id, AppliedIndex: idx, ApproxBytes: r.ApproxBytes(), ConfVersion: d.ConfVersion, Term: term}
+		now := RangeCounts{Applied: idx}
+		if v, ok := rt.load.Load(r.ID); ok {
+			now.Requests = v.(*rangeLoad).n.Load()
+		}
 		if r.IsLeader() {
 			rh.Leader, rh.CaughtUp, rh.Desc, rh.Lag = true, r.CaughtUp(), d, r.Lag()
-			if p, ok := prev[d.Id]; ok && elapsed > 0 && idx >= p {
-				rh.WritesPerSec = float64(idx-p) / elapsed
+			if p, ok := prev[d.Id]; ok && elapsed > 0 {
+				if idx >= p.Applied {
+					rh.WritesPerSec = float64(idx-p.Applied) / elapsed
+				}
+				if now.Requests >= p.Requests { // the counter starts over when the range left and came back
+					rh.RequestsPerSec = float64(now.Requests-p.Requests) / elapsed
+				}
 			}
 		}
-		applied[d.Id] = idx
+		counts[d.Id] = now
 		hb.Ranges = append(hb.Ranges, rh)
 	}
-	return hb, applied
+	return hb, counts
 }
 
 // MetaReplica returns this node's replica of the meta range, or nil.

@@ -64,3 +64,44 @@ func TestRoutes(t *testing.T) {
 		t.Fatalf("heartbeat client address %q", hb.ClientAddress)
 	}
 }
+
+// TestHeartbeatRates: a leader reports its range's applied entries and
+// the requests it served a second (with load-based splits on), the
+// coordinator's measure of a merge candidate's load; the first report,
+// without earlier counters, has no rates.
+func TestHeartbeatRates(t *testing.T) {
+	e := newTTLEnv(t)
+	e.rt.opts.SplitQPS = 1 << 30 // count requests, never split by load
+	ctx := context.Background()
+	find := func(hb *cairnpb.NodeHeartbeat, id uint64) *cairnpb.RangeHeartbeat {
+		for _, rh := range hb.Ranges {
+			if rh.RangeId == id {
+				return rh
+			}
+		}
+		t.Fatalf("range %d not in heartbeat %v", id, hb)
+		return nil
+	}
+	routes, err := e.rt.Routes(ctx, &cairnpb.RoutesRequest{Table: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := routes.Ranges[0].Id
+	hb, counts := e.rt.Heartbeat(nil, 0)
+	if rh := find(hb, id); rh.WritesPerSec != 0 || rh.RequestsPerSec != 0 {
+		t.Fatalf("first heartbeat has rates: %v", rh)
+	}
+	for i := range 10 {
+		if _, err := e.rt.Put(ctx, &cairnpb.PutRequest{Table: "default", Key: []byte{'k', byte(i)}, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.rt.Get(ctx, &cairnpb.GetRequest{Table: "default", Key: []byte{'k', byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hb, _ = e.rt.Heartbeat(counts, 2)
+	rh := find(hb, id)
+	if !rh.Leader || rh.WritesPerSec < 5 || rh.RequestsPerSec < 10 {
+		t.Fatalf("after 10 writes and 10 reads in 2 s: writes %v/s, requests %v/s; want at least 5 and 10", rh.WritesPerSec, rh.RequestsPerSec)
+	}
+}

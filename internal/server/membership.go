@@ -134,7 +134,7 @@ func metaLeader(rt *router.Router) uint64 {
 func runHeartbeats(ctx context.Context, rt *router.Router, tr *transport.Transport, co *coord.Coordinator, interval time.Duration, logger *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	var prev map[uint64]uint64
+	var prev map[uint64]router.RangeCounts
 	last := time.Now()
 	next := 0
 	for {
@@ -144,8 +144,8 @@ func runHeartbeats(ctx context.Context, rt *router.Router, tr *transport.Transpo
 		case <-t.C:
 		}
 		now := time.Now()
-		hb, applied := rt.Heartbeat(prev, now.Sub(last).Seconds())
-		prev, last = applied, now
+		hb, counts := rt.Heartbeat(prev, now.Sub(last).Seconds())
+		prev, last = counts, now
 		if rt.IsMetaLeader() {
 			co.Heartbeat(hb)
 			rt.SetRangeBytes(co.RangeBytes())

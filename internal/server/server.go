@@ -198,7 +198,8 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	// The coordinator plans while this node leads the meta range; every
 	// node reports to it.
 	co := coord.New(rt, coord.Options{Interval: cfg.HeartbeatInterval, DeadAfter: cfg.DeadNodeTimeout,
-		DefaultReplicas: cfg.DefaultReplicas, Logger: logger})
+		DefaultReplicas: cfg.DefaultReplicas, Logger: logger,
+		MergeSizeBytes: cfg.MergeSizeBytes, MergeQPS: cfg.MergeQPS, MergeDelay: cfg.MergeDelay, SplitSizeBytes: cfg.SplitSizeBytes})
 	rt.SetCoordinator(co)
 	coordCtx, stopCoord := context.WithCancel(context.Background())
 	coordDone := make(chan struct{}, 2)
