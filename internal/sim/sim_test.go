@@ -179,7 +179,9 @@ func TestSimCatchesPlantedBugs(t *testing.T) {
 // ranges blocking the merged range (65, 88), a frozen replica waiting for
 // a left replica that had moved on (104), a split's catalog gap taken for
 // a merge (14), a snapshot of the left range refused after it merged and
-// split again (720). Each must pass and merge.
+// split again (720). Each must pass and merge. Later changes to the
+// schedule (the silent-leader poke of #20) moved seed 65 off merging; 70
+// merges in its place.
 // TestSimReusedVoterSeeds replays the seeds that found bug #17
 // (RELIABILITY.md): a node's new, empty replica of a range it had held
 // voted for a lagging candidate (two leaders in term 9 in seed 374;
@@ -201,7 +203,7 @@ func TestSimReusedVoterSeeds(t *testing.T) {
 
 func TestSimMergeSeeds(t *testing.T) {
 	skipWhenReplaying(t)
-	for _, seed := range []uint64{14, 65, 88, 104, 106, 113, 720} {
+	for _, seed := range []uint64{14, 70, 88, 104, 106, 113, 720} {
 		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce, NoMerges: *flagNoMerges})
 		if r.Failed() {
 			reportFailure(t, r)
