@@ -292,8 +292,16 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 			}
 		}
 	}
-	var ranges []RangeInfo
-	seen := map[uint64]bool{} // the catalog's data ranges (cold marks of others go)
+	tables := c.cluster.Tables()
+	n := 1
+	for _, t := range tables {
+		n += len(t.Ranges)
+	}
+	ranges := make([]RangeInfo, 0, n)
+	var seen map[uint64]bool // the catalog's data ranges (cold marks of others go)
+	if c.opts.MergeSizeBytes > 0 {
+		seen = make(map[uint64]bool, n)
+	}
 	if md, caught := c.cluster.Meta(); md != nil {
 		want := min(5, eligible)
 		if want%2 == 0 {
@@ -302,7 +310,7 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 		ranges = append(ranges, RangeInfo{ID: md.Id, Meta: true, Voters: md.Replicas, Learners: md.Learners,
 			ConfVersion: md.ConfVersion, Want: max(want, 1), Leader: self, CaughtUp: caught, Holders: sorted(holders[md.Id]), Removed: removedOf(md)})
 	}
-	for _, t := range c.cluster.Tables() {
+	for _, t := range tables {
 		want := int(t.Replicas)
 		if want <= 0 {
 			want = c.opts.DefaultReplicas
@@ -313,7 +321,9 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 		for _, d := range t.Ranges {
 			ri := RangeInfo{ID: d.Id, Voters: d.Replicas, Learners: d.Learners, ConfVersion: d.ConfVersion, Want: want, WantLearners: learners,
 				Holders: sorted(holders[d.Id]), Removed: removedOf(d), Table: t.Id, Start: d.Start, End: d.End}
-			seen[d.Id] = true
+			if seen != nil {
+				seen[d.Id] = true
+			}
 			if l, ok := leaders[d.Id]; ok {
 				ri.Leader, ri.CaughtUp, ri.Term = l.node, l.rh.CaughtUp, l.rh.Term
 				ri.Bytes, ri.QPS = l.rh.ApproxBytes, l.rh.WritesPerSec+l.rh.RequestsPerSec
@@ -341,7 +351,7 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 			}
 		}
 	}
-	slices.SortFunc(ranges, func(a, b RangeInfo) int { return cmp.Compare(a.ID, b.ID) })
+	ranges = sortedByID(ranges)
 	c.mu.Lock()
 	for id := range c.mu.cold {
 		if !seen[id] {
@@ -374,6 +384,26 @@ func (c *Coordinator) markCold(d *cairnpb.RangeDescriptor, ri RangeInfo, now tim
 		c.mu.cold[d.Id] = m
 	}
 	return now.Sub(m.since)
+}
+
+// sortedByID returns ranges in ID order. RangeInfo is large, so with many
+// ranges (10,000 on a node, every round) it sorts their positions and
+// copies each once instead of swapping the structs.
+func sortedByID(ranges []RangeInfo) []RangeInfo {
+	byID := func(a, b RangeInfo) int { return cmp.Compare(a.ID, b.ID) }
+	if slices.IsSortedFunc(ranges, byID) {
+		return ranges
+	}
+	order := make([]int32, len(ranges))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(ranges[a].ID, ranges[b].ID) })
+	out := make([]RangeInfo, len(ranges))
+	for i, j := range order {
+		out[i] = ranges[j]
+	}
+	return out
 }
 
 func removedOf(d *cairnpb.RangeDescriptor) map[uint64]uint64 {

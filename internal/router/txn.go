@@ -790,18 +790,12 @@ func (rt *Router) ResolveExpired(ctx context.Context) int {
 	resolved := 0
 	// One look per table skips every range of a table without intents
 	// (see ExpireDue).
-	has := map[uint64]bool{}
-	for _, l := range rt.ledDataRanges() {
+	has := func(t *cairnpb.Table) bool {
+		start, end := keys.IntentSpan(keys.TableID(t.Id), nil, nil)
+		return !spanEmpty(rt.store.DB(), start, end)
+	}
+	for _, l := range rt.ledDataRanges(has) {
 		t, d := l.t, l.d
-		intents, seen := has[d.TableId]
-		if !seen {
-			start, end := keys.IntentSpan(keys.TableID(d.TableId), nil, nil)
-			intents = !spanEmpty(rt.store.DB(), start, end)
-			has[d.TableId] = intents
-		}
-		if !intents {
-			continue
-		}
 		ks, ins, err := replica.IntentsIn(rt.store.DB(), d, 256)
 		if err != nil {
 			rt.logf("txn resolver: scan failed", "range", d.Id, "err", err)
