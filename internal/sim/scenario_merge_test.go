@@ -130,3 +130,99 @@ func TestScenarioTwoMergesBeforeTheLeftCatchesUp(t *testing.T) {
 		}
 	})
 }
+
+// The checker's own rule for a replica destroyed and created again: a
+// node that comes back from a crash opens its replicas from its stale
+// catalog, and the first messages it gets (held for it while it was down)
+// tell it that it was removed from the data range, so it destroys that
+// replica in the same step, before any check saw it. Added back later
+// (unfenced, then a learner), it holds a new, empty replica. The checker
+// took the applied index it read at the restart for that new replica's
+// predecessor only if it had seen the old replica object, and reported
+// "applied index went back from N to 0" (seed 1913, RELIABILITY.md #19:
+// not a bug of cairn).
+func TestScenarioReplicaGoneAtRestartComesBackEmpty(t *testing.T) {
+	runScenario(t, 1, func(sc *scenario) {
+		s := sc.s
+		s.move.every = 0
+		s.merge.every = 0
+		l := sc.leader()
+		f, o := sc.others(l)
+		sc.put(l, "k4", "v4")
+		var meta *replica.Replica
+		metaLeader := func() *replica.Replica {
+			sc.until("a meta leader", func() bool { meta = s.metaLeader(); return meta != nil })
+			return meta
+		}
+		if metaLeader() == f.st.Replica(replica.MetaRangeID) {
+			if err := meta.TransferLeader(l.id); err != nil {
+				t.Fatal(err)
+			}
+			sc.until("the meta range led by another node", func() bool { return l.st.Replica(replica.MetaRangeID).IsLeader() })
+		}
+		sc.until("a converged cluster", s.converged)
+		record := func(d *cairnpb.RangeDescriptor) {
+			t.Helper()
+			res := sc.await("a catalog record", mustPropose(t, metaLeader(), &cairnpb.Command{Op: &cairnpb.Command_UpdateRanges{UpdateRanges: &cairnpb.UpdateRanges{
+				TableId: tableID, Descs: []*cairnpb.RangeDescriptor{d},
+			}}}))
+			if res.Err != nil {
+				t.Fatalf("record range %d: %v", d.Id, res.Err)
+			}
+		}
+		change := func(what string, ch <-chan replica.Result) {
+			t.Helper()
+			res := sc.await(what, ch)
+			if res.Err != nil {
+				t.Fatalf("%s: %v", what, res.Err)
+			}
+			record(res.Desc)
+		}
+		// Everything sent to f waits from now on; f goes down and is
+		// removed from the data range.
+		s.net.hold = func(e *envelope) bool { return e.to == f.idx }
+		s.crash(f)
+		left := l.st.Replica(dataRange)
+		change("the removal", mustPropose2(t, left, replica.OpRemove, f.id))
+		// f restarts, and what was sent to it while it was down arrives
+		// in the same step: its meta replica learns of the removal, and
+		// reconcile destroys its replica of the data range at once.
+		for i := range s.net.held {
+			s.net.held[i].at = s.now + 1
+		}
+		s.net.q = append(s.net.q, s.net.held...)
+		s.net.hold, s.net.held = nil, nil
+		f.restartAt = s.now + 1
+		s.step(false)
+		if s.stopped {
+			t.Fatalf("at the restart: %v", s.res.Failures)
+		}
+		if !f.up || f.st.Replica(dataRange) != nil {
+			t.Fatal("f's replica of the data range survived its restart's first step; the scenario needs it destroyed there")
+		}
+		if _, ok := f.cursor[dataRange]; !ok {
+			t.Fatal("the checker had no cursor for f's replica of the data range; the scenario needs one from the restart")
+		}
+		left = l.st.Replica(dataRange)
+		change("the unfence", mustPropose(t, left, &cairnpb.Command{TableId: tableID, Op: &cairnpb.Command_Unfence{Unfence: &cairnpb.Unfence{Node: f.id}}}))
+		// A rejoin needs a later term: leadership to the third node.
+		if err := left.TransferLeader(o.id); err != nil {
+			t.Fatal(err)
+		}
+		sc.until("the transfer", func() bool { return o.st.Replica(dataRange).IsLeader() })
+		left = o.st.Replica(dataRange)
+		change("the learner", mustPropose2(t, left, replica.OpAddLearner, f.id))
+		sc.until("f's new replica catching up", func() bool {
+			r := f.st.Replica(dataRange)
+			if r == nil {
+				return false
+			}
+			_, _, a := r.Status()
+			_, c, _ := left.Status()
+			return a > 0 && a == c
+		})
+		if v, found, err := readKey(f, "k4"); err != nil || !found || v.value != "v4" {
+			t.Fatalf("f's new replica: k4=%q, found %v, %v", v.value, found, err)
+		}
+	})
+}
