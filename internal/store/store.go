@@ -658,8 +658,8 @@ const (
 //     an earlier merge for one: the catalog can record two merges into
 //     the left range before this node's left replica applied the first
 //     (seed 2344 destroyed the second right range's data here, and the
-//     left replica then merged a span it no longer held). (A replica that is not frozen was no member
-//     of the range when it froze, since every member applied the freeze
+//     left replica then merged a span it no longer held). (A replica
+//     that is not frozen was no member of the range when it froze, since every member applied the freeze
 //     before the merge: a node holding the left range, a member of the same
 //     replica set, holds a frozen replica.)
 func mergedAway(id keys.RangeID, st *cairnpb.RangeState, have map[keys.RangeID]*cairnpb.RangeState,
