@@ -372,6 +372,11 @@ func (s *Sim) start(n *node) {
 	for _, r := range st.Replicas() {
 		_, _, applied := r.Status()
 		n.cursor[r.ID] = applied
+		// The cursor follows this replica object: if the node destroys it
+		// before the next check (the catalog it catches up on says it
+		// moved off) and the range comes back empty, that is a new
+		// incarnation, not an applied index going back (seed 1913).
+		n.incarnation[r.ID] = r
 	}
 	s.ev("start", n.id, uint64(n.inc))
 }

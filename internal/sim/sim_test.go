@@ -173,15 +173,6 @@ func TestSimCatchesPlantedBugs(t *testing.T) {
 	}
 }
 
-// TestSimMergeSeeds replays the seeds that found merge bugs during
-// development (docs/design/merges.md): a freeze whose left range merged
-// away before the abort (106), uninitialized and stale replicas of merged
-// ranges blocking the merged range (65, 88), a frozen replica waiting for
-// a left replica that had moved on (104), a split's catalog gap taken for
-// a merge (14), a snapshot of the left range refused after it merged and
-// split again (720). Each must pass and merge. Later changes to the
-// schedule (the silent-leader poke of #20) moved seed 65 off merging; 70
-// merges in its place.
 // TestSimReusedVoterSeeds replays the seeds that found bug #17
 // (RELIABILITY.md): a node's new, empty replica of a range it had held
 // voted for a lagging candidate (two leaders in term 9 in seed 374;
@@ -201,15 +192,29 @@ func TestSimReusedVoterSeeds(t *testing.T) {
 	}
 }
 
+// TestSimMergeSeeds replays the seeds that found merge bugs during
+// development (docs/design/merges.md): a freeze whose left range merged
+// away before the abort (106), uninitialized and stale replicas of merged
+// ranges blocking the merged range (65, 88), a frozen replica waiting for
+// a left replica that had moved on (104), a split's catalog gap taken for
+// a merge (14), a snapshot of the left range refused after it merged and
+// split again (720), and those of RELIABILITY.md #19 (2344, 1913). Each
+// must pass and merge, but for the seeds in noMergeNow: since 89828fa
+// (transport and replica changes shift the schedules) neither seed of #19
+// reaches its case any more (1913 merges nothing; their cases have
+// scenario tests: TestScenarioTwoMergesBeforeTheLeftCatchesUp,
+// TestScenarioReplicaGoneAtRestartComesBackEmpty), and seed 65 merges no
+// range (70 merges in its place).
 func TestSimMergeSeeds(t *testing.T) {
 	skipWhenReplaying(t)
-	for _, seed := range []uint64{14, 70, 88, 104, 106, 113, 720} {
+	noMergeNow := map[uint64]bool{1913: true}
+	for _, seed := range []uint64{14, 70, 88, 104, 106, 113, 720, 2344, 1913} {
 		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce, NoMerges: *flagNoMerges})
 		if r.Failed() {
 			reportFailure(t, r)
 			continue
 		}
-		if r.Merges == 0 {
+		if r.Merges == 0 && !noMergeNow[seed] {
 			t.Errorf("seed %d merged no range", seed)
 		}
 	}

@@ -3,7 +3,8 @@
 // replica covered by a local replica of higher generation goes (Raft state
 // only); one the catalog no longer lists while a newer range holds its
 // start key goes like a moved replica, unless it is frozen and the local
-// left range has yet to apply the merge; a split's catalog gap (the right
+// left range has yet to apply the merge (at or below the freeze's
+// generation); a split's catalog gap (the right
 // half recorded before the left) is not mistaken for a merge.
 // Method: table-driven over hand-built states; no Raft, no Pebble.
 package store
@@ -52,6 +53,32 @@ func TestMergedAway(t *testing.T) {
 			name:    "frozen; the local left range moved on (abort or split), the catalog says merged",
 			have:    []*cairnpb.RangeState{state(desc(2, "", "m", 2), nil), state(desc(3, "m", "", 1), frozen)},
 			catalog: []*cairnpb.RangeDescriptor{desc(2, "", "", 3)},
+			want:    mergedElsewhere,
+		},
+		{
+			// Seed 2344: range 5 [g, m) and then range 3 [m, end) merged
+			// into range 2 (generation 1, then 2, then 3), and the catalog
+			// recorded both before this node's left replica applied the
+			// first merge. Range 3 is frozen for generation 2, which the
+			// local left replica has yet to reach; it will apply both
+			// merges and read range 3's data. Destroying that data here
+			// left the node's merged range without range 3's keys.
+			name: "frozen for a generation the local left range has yet to reach (an earlier merge to apply first)",
+			have: []*cairnpb.RangeState{
+				state(desc(2, "", "g", 1), nil),
+				state(desc(5, "g", "m", 1), &cairnpb.Frozen{LeftId: 2, LeftGeneration: 1}),
+				state(desc(3, "m", "", 1), &cairnpb.Frozen{LeftId: 2, LeftGeneration: 2}),
+			},
+			catalog: []*cairnpb.RangeDescriptor{desc(2, "", "", 3)},
+			want:    notMerged,
+		},
+		{
+			name: "frozen for a later generation of a local left range the catalog moved off this node",
+			have: []*cairnpb.RangeState{
+				state(desc(2, "", "g", 1), nil),
+				state(desc(3, "m", "", 1), &cairnpb.Frozen{LeftId: 2, LeftGeneration: 2}),
+			},
+			catalog: []*cairnpb.RangeDescriptor{{Id: 2, TableId: 1, Generation: 3, ConfVersion: 4, Replicas: []uint64{2, 3, 4}}},
 			want:    mergedElsewhere,
 		},
 		{
@@ -104,7 +131,7 @@ func TestMergedAway(t *testing.T) {
 			for _, d := range tc.catalog {
 				catalog[keys.RangeID(d.Id)] = d
 			}
-			if got := mergedAway(3, have[3], have, catalog); got != tc.want {
+			if got := mergedAway(3, have[3], have, catalog, 1); got != tc.want {
 				t.Fatalf("mergedAway = %d, want %d", got, tc.want)
 			}
 		})

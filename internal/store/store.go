@@ -528,7 +528,7 @@ func (s *Store) reconcile(catalog map[string]*cairnpb.Table) error {
 	// data destruction depends on which replicas stay: see mergedAway.
 	fates := map[keys.RangeID]mergeFate{}
 	for id, st := range have {
-		if f := mergedAway(id, st, have, byID); f != notMerged {
+		if f := mergedAway(id, st, have, byID, s.opts.NodeID); f != notMerged {
 			fates[id] = f
 		}
 	}
@@ -650,15 +650,20 @@ const (
 //     alone leaves a gap), and a replica that has not applied the split
 //     yet overlaps the right half. Left alone, such a replica would keep the merged
 //     range from being created here. It is destroyed like a moved one,
-//     unless it is frozen and the local replica of the left range is still
-//     at the freeze's generation: that replica has yet to apply the merge
-//     and take over the span with its data (at any later generation it
-//     never will). (A replica that is not frozen was no member
-//     of the range when it froze, since every member applied the freeze
+//     unless it is frozen and the local replica of the left range has not
+//     passed the freeze's generation (and is not moved off this node):
+//     that replica has yet to apply the merge and take over the span with
+//     its data (at any later generation it never will). Below the
+//     freeze's generation it still has entries to apply before the merge,
+//     an earlier merge for one: the catalog can record two merges into
+//     the left range before this node's left replica applied the first
+//     (seed 2344 destroyed the second right range's data here, and the
+//     left replica then merged a span it no longer held). (A replica
+//     that is not frozen was no member of the range when it froze, since every member applied the freeze
 //     before the merge: a node holding the left range, a member of the same
 //     replica set, holds a frozen replica.)
 func mergedAway(id keys.RangeID, st *cairnpb.RangeState, have map[keys.RangeID]*cairnpb.RangeState,
-	catalog map[keys.RangeID]*cairnpb.RangeDescriptor) mergeFate {
+	catalog map[keys.RangeID]*cairnpb.RangeDescriptor, node uint64) mergeFate {
 	for oid, o := range have {
 		if oid != id && replica.Subsumed(st, o.Desc) {
 			return mergedInto
@@ -678,11 +683,24 @@ func mergedAway(id keys.RangeID, st *cairnpb.RangeState, have map[keys.RangeID]*
 		return notMerged
 	}
 	if fr := st.Frozen; fr != nil {
-		if o := have[keys.RangeID(fr.LeftId)]; o != nil && o.Desc.Generation == fr.LeftGeneration {
+		// The local left replica has yet to reach the freeze's generation
+		// (below it: earlier merges or splits still to apply, seed 2344)
+		// or is at it: it may still apply the merge, and then it reads
+		// this replica's data as the right range's. Unless the catalog
+		// shows it moved off this node: it goes, and this one with it.
+		if o := have[keys.RangeID(fr.LeftId)]; o != nil && o.Desc.Generation <= fr.LeftGeneration && !movedOff(o.Desc, catalog, node) {
 			return notMerged
 		}
 	}
 	return mergedElsewhere
+}
+
+// movedOff reports whether the catalog records a newer configuration of
+// the local range d that does not hold node (reconcile destroys such a
+// replica as moved).
+func movedOff(d *cairnpb.RangeDescriptor, catalog map[keys.RangeID]*cairnpb.RangeDescriptor, node uint64) bool {
+	c := catalog[keys.RangeID(d.Id)]
+	return c != nil && !holds(c, node) && replica.DescNewer(c, d)
 }
 
 // destroyMoved deletes, into b, a replica that no longer belongs here: its
