@@ -64,6 +64,13 @@ func (rt *Router) MergeRange(ctx context.Context, req *cairnpb.MergeRangeRequest
 	return resp.GetMergeRange(), nil
 }
 
+// rangeStart keys a table's local replicas by start key (the splitter's
+// per-pass index of right neighbours).
+type rangeStart struct {
+	table uint64
+	start string
+}
+
 // rightOf returns the local replica of the range that starts where l's
 // range ends, or nil.
 func (rt *Router) rightOf(l *cairnpb.RangeDescriptor) *replica.Replica {
@@ -334,12 +341,18 @@ type mergeWatch struct {
 // cold, with the same replicas and unchanged descriptors, for
 // opts.MergeDelay. The delay also keeps a range that just split (its
 // descriptor changed) from merging back at once.
-func (rt *Router) maybeMerge(ctx context.Context, l *replica.Replica, opts SplitterOptions, watches map[keys.RangeID]*mergeWatch, now time.Time) {
+func (rt *Router) maybeMerge(ctx context.Context, l *replica.Replica, byStart map[rangeStart]*replica.Replica,
+	opts SplitterOptions, watches map[keys.RangeID]*mergeWatch, now time.Time) {
 	if opts.MergeSizeBytes == 0 {
 		return
 	}
 	d := l.Desc()
-	r := rt.rightOf(d)
+	var r *replica.Replica
+	if len(d.End) > 0 {
+		if r = byStart[rangeStart{d.TableId, string(d.End)}]; r != nil && string(r.Desc().Start) != string(d.End) {
+			r = nil // split or merged since the pass began
+		}
+	}
 	if l.Frozen() || r == nil || !replica.SameReplicas(d, r.Desc()) || l.ApproxBytes()+r.ApproxBytes() >= opts.MergeSizeBytes {
 		delete(watches, l.ID)
 		return

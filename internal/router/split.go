@@ -219,7 +219,20 @@ func (rt *Router) RunSplitter(ctx context.Context, opts SplitterOptions) {
 			return
 		case <-tick.C:
 		}
-		for _, r := range rt.store.Replicas() {
+		replicas := rt.store.Replicas()
+		// The right neighbours the merge checks need, found by start key
+		// in one pass: a lookup per range (store.LocalRangeFor walks every
+		// replica) made the pass quadratic, a full core at 10,000 ranges.
+		var byStart map[rangeStart]*replica.Replica
+		if opts.MergeSizeBytes > 0 {
+			byStart = make(map[rangeStart]*replica.Replica, len(replicas))
+			for _, r := range replicas {
+				if d := r.Desc(); r.Initialized() && len(d.Start) > 0 {
+					byStart[rangeStart{d.TableId, string(d.Start)}] = r
+				}
+			}
+		}
+		for _, r := range replicas {
 			if ctx.Err() != nil {
 				return
 			}
@@ -230,7 +243,7 @@ func (rt *Router) RunSplitter(ctx context.Context, opts SplitterOptions) {
 			rt.maybeUnfreeze(ctx, r, opts.MergeTimeout, frozenSince, time.Now())
 			rt.maybeSplitBySize(ctx, r, opts.SplitSizeBytes)
 			rt.maybeSplitByLoad(ctx, r, time.Now())
-			rt.maybeMerge(ctx, r, opts, merges, time.Now())
+			rt.maybeMerge(ctx, r, byStart, opts, merges, time.Now())
 		}
 		rt.forgetLoad()
 		for id := range merges {
