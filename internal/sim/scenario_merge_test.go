@@ -31,20 +31,6 @@ func TestScenarioTwoMergesBeforeTheLeftCatchesUp(t *testing.T) {
 		f, _ := sc.others(l)
 		sc.put(l, "k4", "v4")
 		sc.put(l, "k7", "v7")
-		var meta *replica.Replica
-		metaLeader := func() *replica.Replica {
-			sc.until("a meta leader", func() bool { meta = s.metaLeader(); return meta != nil })
-			return meta
-		}
-		record := func(d *cairnpb.RangeDescriptor) {
-			t.Helper()
-			res := sc.await("a catalog record", mustPropose(t, metaLeader(), &cairnpb.Command{Op: &cairnpb.Command_UpdateRanges{UpdateRanges: &cairnpb.UpdateRanges{
-				TableId: tableID, Descs: []*cairnpb.RangeDescriptor{d},
-			}}}))
-			if res.Err != nil {
-				t.Fatalf("record range %d: %v", d.Id, res.Err)
-			}
-		}
 		leaderOf := func(id keys.RangeID) *replica.Replica {
 			t.Helper()
 			var r *replica.Replica
@@ -53,15 +39,15 @@ func TestScenarioTwoMergesBeforeTheLeftCatchesUp(t *testing.T) {
 		}
 		split := func(at string) keys.RangeID {
 			t.Helper()
-			alloc := sc.await("a range ID", mustPropose(t, metaLeader(), &cairnpb.Command{Op: &cairnpb.Command_AllocRangeId{AllocRangeId: &cairnpb.AllocRangeID{}}}))
+			alloc := sc.await("a range ID", mustPropose(t, sc.metaLeader(), &cairnpb.Command{Op: &cairnpb.Command_AllocRangeId{AllocRangeId: &cairnpb.AllocRangeID{}}}))
 			left := leaderOf(dataRange)
 			res := sc.await("the split at "+at, mustPropose(t, left, &cairnpb.Command{TableId: tableID,
 				Op: &cairnpb.Command_Split{Split: &cairnpb.Split{SplitKey: []byte(at), NewRangeId: alloc.RangeID, ExpectedGeneration: left.Desc().Generation}}}))
 			if res.Err != nil {
 				t.Fatalf("split at %s: %v", at, res.Err)
 			}
-			record(res.Split.Left)
-			record(res.Split.Right)
+			sc.record(res.Split.Left)
+			sc.record(res.Split.Right)
 			return keysRangeID(res.Split.Right.Id)
 		}
 		right := split("k6")
@@ -95,7 +81,7 @@ func TestScenarioTwoMergesBeforeTheLeftCatchesUp(t *testing.T) {
 			if mres.Err != nil {
 				t.Fatalf("merge range %d: %v", rid, mres.Err)
 			}
-			record(mres.Desc)
+			sc.record(mres.Desc)
 			return mres.Desc
 		}
 		merge(middle)
@@ -149,34 +135,20 @@ func TestScenarioReplicaGoneAtRestartComesBackEmpty(t *testing.T) {
 		l := sc.leader()
 		f, o := sc.others(l)
 		sc.put(l, "k4", "v4")
-		var meta *replica.Replica
-		metaLeader := func() *replica.Replica {
-			sc.until("a meta leader", func() bool { meta = s.metaLeader(); return meta != nil })
-			return meta
-		}
-		if metaLeader() == f.st.Replica(replica.MetaRangeID) {
+		if meta := sc.metaLeader(); meta == f.st.Replica(replica.MetaRangeID) {
 			if err := meta.TransferLeader(l.id); err != nil {
 				t.Fatal(err)
 			}
 			sc.until("the meta range led by another node", func() bool { return l.st.Replica(replica.MetaRangeID).IsLeader() })
 		}
 		sc.until("a converged cluster", s.converged)
-		record := func(d *cairnpb.RangeDescriptor) {
-			t.Helper()
-			res := sc.await("a catalog record", mustPropose(t, metaLeader(), &cairnpb.Command{Op: &cairnpb.Command_UpdateRanges{UpdateRanges: &cairnpb.UpdateRanges{
-				TableId: tableID, Descs: []*cairnpb.RangeDescriptor{d},
-			}}}))
-			if res.Err != nil {
-				t.Fatalf("record range %d: %v", d.Id, res.Err)
-			}
-		}
 		change := func(what string, ch <-chan replica.Result) {
 			t.Helper()
 			res := sc.await(what, ch)
 			if res.Err != nil {
 				t.Fatalf("%s: %v", what, res.Err)
 			}
-			record(res.Desc)
+			sc.record(res.Desc)
 		}
 		// Everything sent to f waits from now on; f goes down and is
 		// removed from the data range.

@@ -296,6 +296,26 @@ func TestScenarioLeaseEndsBeforeANewLeader(t *testing.T) {
 	}
 }
 
+// metaLeader steps until some node leads the meta range and returns its
+// replica.
+func (sc *scenario) metaLeader() *replica.Replica {
+	sc.t.Helper()
+	var meta *replica.Replica
+	sc.until("a meta leader", func() bool { meta = sc.s.metaLeader(); return meta != nil })
+	return meta
+}
+
+// record writes d into the catalog (the meta range) of the data table.
+func (sc *scenario) record(d *cairnpb.RangeDescriptor) {
+	sc.t.Helper()
+	res := sc.await("a catalog record", mustPropose(sc.t, sc.metaLeader(), &cairnpb.Command{Op: &cairnpb.Command_UpdateRanges{UpdateRanges: &cairnpb.UpdateRanges{
+		TableId: tableID, Descs: []*cairnpb.RangeDescriptor{d},
+	}}}))
+	if res.Err != nil {
+		sc.t.Fatalf("record range %d: %v", d.Id, res.Err)
+	}
+}
+
 // await steps until ch delivers a result.
 func (sc *scenario) await(what string, ch <-chan replica.Result) replica.Result {
 	sc.t.Helper()
