@@ -39,20 +39,26 @@ import (
 //     leader (an empty heartbeat response, which raft steps harmlessly
 //     and which wakes the leader), so that a woken group never waits out
 //     an election timeout for a leader that is alive but asleep.
-//  4. A replica that keeps ticking without a word from its leader for an
-//     election timeout (it missed the quiesce heartbeat, or restarted and
-//     knows no leader) pokes its leader, or every voter it knows if it
-//     knows none, and does so again every election timeout while the
-//     silence lasts (pokeSilentLeader). A voter would also campaign and
-//     so wake the group, but a learner never campaigns: without the poke
-//     a learner that missed the entry promoting it waits forever for a
-//     leader that quiesced believing it caught up (RELIABILITY.md #20).
+//  4. A replica that keeps ticking without a word from its leader for
+//     half an election timeout (it missed the quiesce heartbeat, was woken
+//     by the store, or restarted and knows no leader) pokes its leader, or
+//     every voter it knows if it knows none, and does so again every half
+//     election timeout while the silence lasts (pokeSilentLeader). A
+//     learner never campaigns: without the poke a learner that missed the
+//     entry promoting it waits forever for a leader that quiesced
+//     believing it caught up (RELIABILITY.md #20). A voter would campaign
+//     after an election timeout, but a live leader it merely did not hear
+//     from refuses that campaign (and so do the other voters, within its
+//     lease), while the voter, a pre-candidate, knows no leader and
+//     refuses reads (#23): half a timeout leaves the woken leader time to
+//     send its heartbeat first.
 //  5. A quiesced follower does not notice its leader's death by itself;
 //     the store does: it tracks the liveness of every node (node
 //     heartbeats) and wakes the quiesced followers of ranges whose leader
 //     runs on a node it has not heard from for an election timeout
-//     (WakeIfLeader). They then campaign after an election timeout of
-//     ticks, as if the leader had just gone quiet.
+//     (WakeIfLeader). They poke the leader at once (it may only be slow)
+//     and campaign after an election timeout of ticks without an answer,
+//     as if the leader had just gone quiet.
 //
 // Why leases stay safe: a lease (lease.go) relies on followers not
 // voting for another candidate before they counted an election timeout of
@@ -106,7 +112,7 @@ func (r *Replica) unquiesce(pokeLeader bool) {
 	if !r.quiesced {
 		return
 	}
-	r.idleTicks = 0
+	r.idleTicks, r.silentTicks = 0, 0
 	r.quiesced = false
 	r.quiescedFlag.Store(false)
 	r.stats().Unquiesces.Add(1)
@@ -129,12 +135,12 @@ func (r *Replica) WakeIfLeader(node uint64) bool {
 	if !r.quiesced || r.rn.BasicStatus().Lead != node {
 		return false
 	}
-	r.unquiesce(false)
+	r.unquiesce(true)
 	return true
 }
 
 // pokeSilentLeader counts the ticks since this replica last heard from
-// its leader and, after an election timeout of them, pokes the leader (or
+// its leader and, after half an election timeout of them, pokes the leader (or
 // every voter, if it knows no leader) awake (invariant 4). Driver only,
 // from Tick, before raft's tick: at the tick where raft campaigns too, the
 // leader it knows still gets its poke.
@@ -146,7 +152,7 @@ func (r *Replica) pokeSilentLeader() {
 		r.silentTicks = 0
 		return
 	}
-	if r.silentTicks++; r.silentTicks < r.opts.ElectionTicks {
+	if r.silentTicks++; r.silentTicks < r.silentPokeTicks() {
 		return
 	}
 	r.silentTicks = 0
@@ -166,6 +172,10 @@ func (r *Replica) pokeSilentLeader() {
 		})
 	}
 }
+
+// silentPokeTicks is how many ticks without a word from the leader make
+// a replica poke it: half an election timeout (invariant 4).
+func (r *Replica) silentPokeTicks() int { return max(1, r.opts.ElectionTicks/2) }
 
 // noteStep wakes the replica for an incoming message m unless m is a
 // quiesce heartbeat or its response, and restarts the leader's idle count
