@@ -77,7 +77,7 @@ type Config struct {
 	// half of SplitSizeBytes, so the merged range does not split again)
 	// and that serve fewer than MergeQPS requests a second together, both
 	// unchanged for MergeDelay, merge. MergeSizeBytes 0 (the default
-	// while the simulation still finds merge bugs, RELIABILITY.md #19):
+	// until a full simulation sweep with merges passes, RELIABILITY.md):
 	// no automatic merges. Cluster-wide settings, like SplitSizeBytes.
 	MergeSizeBytes uint64
 	MergeQPS       int
