@@ -94,6 +94,10 @@ type peer struct {
 	addr  string
 	conn  *grpc.ClientConn
 	queue chan RangeMessage
+	// ctx ends the peer's goroutines: when the transport closes, or when
+	// AddPeer replaces the peer (a new address).
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // New returns a transport for node nodeID.
@@ -140,6 +144,11 @@ func (t *Transport) AddPeer(id uint64, addr string) error {
 		return fmt.Errorf("transport: peer %d at %s: %w", id, addr, err)
 	}
 	p := &peer{id: id, addr: addr, conn: conn, queue: make(chan RangeMessage, queueMsgs)}
+	p.ctx, p.cancel = context.WithCancel(t.ctx)
+	if old := t.mu.peers[id]; old != nil {
+		old.cancel() // its sender and reconnector stop
+		old.conn.Close()
+	}
 	t.mu.peers[id] = p
 	t.wg.Add(2)
 	go func() {
@@ -165,7 +174,7 @@ func (t *Transport) keepConnected(p *peer) {
 		if st == connectivity.Idle {
 			p.conn.Connect()
 		}
-		if !p.conn.WaitForStateChange(t.ctx, st) {
+		if !p.conn.WaitForStateChange(p.ctx, st) {
 			return // closed
 		}
 	}
@@ -230,9 +239,9 @@ func (t *Transport) failed(m RangeMessage) {
 // batches drained from p's queue.
 func (t *Transport) runSender(p *peer) {
 	backoff := 50 * time.Millisecond
-	for t.ctx.Err() == nil {
+	for p.ctx.Err() == nil {
 		err := t.stream(p)
-		if t.ctx.Err() != nil {
+		if p.ctx.Err() != nil {
 			return
 		}
 		t.logger.Debug("peer stream ended", "peer", p.id, "addr", p.addr, "err", err)
@@ -246,7 +255,7 @@ func (t *Transport) runSender(p *peer) {
 			}
 		}
 		select {
-		case <-t.ctx.Done():
+		case <-p.ctx.Done():
 			return
 		case <-time.After(backoff):
 		}
@@ -257,7 +266,7 @@ func (t *Transport) runSender(p *peer) {
 }
 
 func (t *Transport) stream(p *peer) error {
-	ctx, cancel := context.WithCancel(t.ctx)
+	ctx, cancel := context.WithCancel(p.ctx)
 	defer cancel()
 	st, err := cairnpb.NewPeerClient(p.conn).Raft(ctx)
 	if err != nil {

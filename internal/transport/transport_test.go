@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
@@ -77,4 +78,30 @@ func TestReconnectsWithoutTraffic(t *testing.T) {
 	s = serve(t, addr)
 	defer s.Stop()
 	waitConnected(t, tr, true, 5*time.Second)
+}
+
+// A peer re-added at a new address stops the old address's goroutines
+// and closes its connection, instead of reconnecting to it forever.
+func TestReplacedPeerStops(t *testing.T) {
+	tr := New(1, Callbacks{
+		Deliver:      func(context.Context, []RangeMessage) error { return nil },
+		Unreachable:  func(keys.RangeID, uint64) {},
+		SnapshotSent: func(keys.RangeID, uint64, bool) {},
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer tr.Close()
+	if err := tr.AddPeer(2, "127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	tr.mu.Lock()
+	old := tr.mu.peers[2]
+	tr.mu.Unlock()
+	if err := tr.AddPeer(2, "127.0.0.1:2"); err != nil {
+		t.Fatal(err)
+	}
+	if old.ctx.Err() == nil {
+		t.Fatal("the replaced peer's goroutines were not stopped")
+	}
+	if st := old.conn.GetState(); st != connectivity.Shutdown {
+		t.Fatalf("the replaced peer's connection is %v, want SHUTDOWN", st)
+	}
 }
