@@ -659,9 +659,10 @@ const (
 //     the left range before this node's left replica applied the first
 //     (seed 2344 destroyed the second right range's data here, and the
 //     left replica then merged a span it no longer held). (A replica
-//     that is not frozen was no member of the range when it froze, since every member applied the freeze
-//     before the merge: a node holding the left range, a member of the same
-//     replica set, holds a frozen replica.)
+//     that is not frozen was no member of the range when it froze, since
+//     every member applied the freeze before the merge: a node holding
+//     the left range, a member of the same replica set, holds a frozen
+//     replica.)
 func mergedAway(id keys.RangeID, st *cairnpb.RangeState, have map[keys.RangeID]*cairnpb.RangeState,
 	catalog map[keys.RangeID]*cairnpb.RangeDescriptor, node uint64) mergeFate {
 	for oid, o := range have {
