@@ -287,3 +287,59 @@ func TestProposalOf(t *testing.T) {
 		}
 	}
 }
+
+// TestTransferEndsLease: a leader that hands leadership over must stop
+// serving reads from its lease at once, for voters grant the transferee's
+// vote despite the lease. Node 1 holds a lease, transfers to node 2, and
+// hears nothing more; node 2 wins and commits a write. A lease read on
+// node 1 now would miss that write (RELIABILITY.md #25).
+func TestTransferEndsLease(t *testing.T) {
+	g := newGroupWith(t, func(o *Options) { o.TickInterval = time.Second }) // a 7 s lease
+	g.electLeader(1, all)
+	read, err := g.r[1].ReadBarrierAsync()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deliver(all)
+	if read != nil {
+		if err := <-read; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !g.r[1].HasLease() {
+		t.Fatal("setup: node 1 has no lease after a confirmed read index round")
+	}
+
+	if err := g.r[1].TransferLeader(2); err != nil {
+		t.Fatal(err)
+	}
+	notTo1 := func(m raftpb.Message) bool { return m.To != 1 }
+	g.process(1)
+	g.deliver(notTo1)
+	if !g.r[2].IsLeader() {
+		t.Fatal("setup: node 2 did not take over")
+	}
+	done := g.propose(2, "k", "new")
+	g.deliver(notTo1)
+	if res, ok := result(t, done); !ok || res.Err != nil {
+		t.Fatalf("setup: the new leader's write: %+v (answered %v)", res, ok)
+	}
+	if !g.r[1].IsLeader() {
+		t.Fatal("setup: node 1 heard of the new leader")
+	}
+
+	if g.r[1].HasLease() {
+		t.Fatal("node 1 still serves lease reads after handing leadership over")
+	}
+	read, err = g.r[1].ReadBarrierAsync()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read == nil {
+		t.Fatal("node 1 admits a read at once after handing leadership over")
+	}
+	g.deliver(all) // node 1 learns of the new term
+	if err := <-read; !errors.Is(err, kv.ErrNotLeader) {
+		t.Fatalf("node 1's read after the transfer: %v, want ErrNotLeader", err)
+	}
+}

@@ -49,6 +49,17 @@ import (
 // Leases are renewed in the background while reads use them: a tick that
 // finds less than half a lease left sends a read index round without
 // waiters. An idle range's lease lapses, and its next read pays one round.
+//
+// A leadership transfer ends the lease for the rest of the leader's term.
+// The transferee campaigns on MsgTimeoutNow, and voters grant that vote
+// despite the stickiness above, so the new leader can commit writes while
+// the old leader's lease runs; an old leader that kept serving lease reads
+// until it heard of the new term (late, behind a slow link) returned stale
+// data (RELIABILITY.md #25). Ending the lease only until the transfer is
+// over would not do: raft aborts a transfer after an election timeout, but
+// its MsgTimeoutNow may still be on its way and still win an election. So
+// a leader that started a transfer serves reads by read index rounds until
+// the term changes.
 
 type leaseRead struct {
 	w     *readWaiter
@@ -115,12 +126,23 @@ func (r *Replica) releaseLeaseReads(applied uint64) {
 	r.mu.leaseReads = kept
 }
 
+// endLeaseForTransfer ends the lease for the rest of this term before
+// this leader starts a leadership transfer (its MsgTimeoutNow leaves in a
+// later Ready). Driver only.
+func (r *Replica) endLeaseForTransfer() {
+	r.noLeaseTerm.Store(r.rn.BasicStatus().Term)
+	r.leaseUntil.Store(0)
+}
+
 // extendLease extends the lease after rb's read index came back. Driver
 // only, after the Ready's hard state and leader were recorded.
 func (r *Replica) extendLease(rb *readBatch) {
 	d := r.leaseDuration()
 	if d == 0 || rb.leaderTerm == 0 || rb.leaderTerm != r.term.Load() || !r.IsLeader() {
 		return
+	}
+	if rb.leaderTerm == r.noLeaseTerm.Load() {
+		return // a transfer started in this term
 	}
 	until := rb.sentAt + d
 	if until <= r.leaseUntil.Load() {
@@ -162,7 +184,8 @@ func (r *Replica) leaseReadIndexPeek() (uint64, bool) {
 	}
 	// Load order matters: extendLease stores the term, then the end.
 	until := r.leaseUntil.Load()
-	if until == 0 || r.nowNanos() >= until || r.leaseTerm.Load() != r.term.Load() {
+	term := r.term.Load()
+	if until == 0 || r.nowNanos() >= until || r.leaseTerm.Load() != term || r.noLeaseTerm.Load() == term {
 		return 0, false
 	}
 	return r.commit.Load(), true

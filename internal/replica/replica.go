@@ -173,12 +173,14 @@ type Replica struct {
 
 	// The read lease (lease.go): the clock's origin, the lease's end (ns
 	// since base; 0: none) and term, whether a read used it since the last
-	// renewal, and when votes start to be heard.
-	base       time.Time
-	leaseUntil atomic.Int64
-	leaseTerm  atomic.Uint64
-	leaseUsed  atomic.Bool
-	votesAfter int64
+	// renewal, and when votes start to be heard; the term in which this
+	// leader started a leadership transfer (no lease for the rest of it).
+	base        time.Time
+	leaseUntil  atomic.Int64
+	leaseTerm   atomic.Uint64
+	leaseUsed   atomic.Bool
+	votesAfter  int64
+	noLeaseTerm atomic.Uint64
 
 	mu struct {
 		sync.Mutex
@@ -552,6 +554,7 @@ func (r *Replica) DrainRequests() {
 	st := r.rn.BasicStatus()
 	lead := st.Lead
 	if transfer != 0 && lead == r.opts.NodeID {
+		r.endLeaseForTransfer()
 		r.rn.TransferLeader(transfer)
 	}
 	for _, p := range props {
@@ -664,6 +667,10 @@ func (r *Replica) step(m raftpb.Message) error {
 	}
 	if m.Type == raftpb.MsgReadIndex && r.answerFromLease(m) {
 		return nil
+	}
+	if m.Type == raftpb.MsgTransferLeader {
+		// A follower's transfer request: the leader starts it here.
+		r.endLeaseForTransfer()
 	}
 	return r.rn.Step(m)
 }

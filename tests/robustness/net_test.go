@@ -12,9 +12,6 @@ import (
 	"time"
 )
 
-// slowMark is the skb mark of packets the slow-link fault shapes.
-const slowMark = "0xcb1"
-
 var chainSeq atomic.Int64
 
 // firewall owns the iptables chains (and, during a slow-link fault, the
@@ -22,7 +19,7 @@ var chainSeq atomic.Int64
 // filter chain; heal flushes it.
 //
 //	mangle <base>-M  (from OUTPUT)  new connections: CONNMARK = owner uid
-//	mangle <base>-S  (from OUTPUT)  slow-link: MARK slowMark (flushable)
+//	mangle <base>-S  (from OUTPUT)  slow-link: CLASSIFY into our HTB class (flushable)
 //	filter <base>-F  (from INPUT)   partitions and loss: DROP (flushable)
 type firewall struct {
 	t     testing.TB
@@ -171,6 +168,14 @@ func (fw *firewall) Heal() error {
 // of rate on lo (queueing delay: latency that grows with load) and random
 // loss of the given fraction. Only one slow link per host at a time: the
 // qdisc of lo is shared, so a file lock serializes test processes.
+//
+// The packets are put into the class by iptables (CLASSIFY sets
+// skb->priority, which HTB reads before any filter), not by a tc filter:
+// a u32 "match mark" filter silently matches every packet on kernels built
+// without CONFIG_CLS_U32_MARK (ours), and then the fault throttled all
+// loopback traffic of the host, every node's clients and any other test
+// process included (RELIABILITY.md #24). Everything unclassified bypasses
+// the shaping (HTB's direct queue: the qdisc has no default class).
 func (fw *firewall) Slow(nodes []*Node, rate string, loss float64) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
@@ -188,16 +193,16 @@ func (fw *firewall) Slow(nodes []*Node, rate string, loss float64) error {
 			l.unlock()
 			return fmt.Errorf("lo has a root qdisc that is not ours (%q); the slow-link fault will not replace it", strings.TrimSpace(s))
 		}
-		// No default class: unmarked traffic bypasses the shaping.
+		// No default class and no filter: what iptables does not
+		// classify bypasses the shaping.
 		for _, args := range [][]string{
 			{"qdisc", "add", "dev", "lo", "root", "handle", tcHandle, "htb"},
-			{"class", "add", "dev", "lo", "parent", tcHandle, "classid", tcHandle + "1", "htb", "rate", rate, "ceil", rate},
-			{"filter", "add", "dev", "lo", "parent", tcHandle, "protocol", "ip", "prio", "1", "u32", "match", "mark", slowMark, "0xffffffff", "flowid", tcHandle + "1"},
+			{"class", "add", "dev", "lo", "parent", tcHandle, "classid", slowClass, "htb", "rate", rate, "ceil", rate},
 		} {
 			if err := tcRun(args...); err != nil {
 				_ = tcRun("qdisc", "del", "dev", "lo", "root", "handle", tcHandle)
 				l.unlock()
-				return fmt.Errorf("%v (the kernel needs sch_htb and cls_u32)", err)
+				return fmt.Errorf("%v (the kernel needs sch_htb)", err)
 			}
 		}
 		fw.tcLock, fw.tcSetUp = l, true
@@ -209,7 +214,7 @@ func (fw *firewall) Slow(nodes []*Node, rate string, loss float64) error {
 			{"--dport", strconv.Itoa(n.PeerPort)},
 			{"--sport", strconv.Itoa(n.PeerPort)},
 		} {
-			if err := ipt(append(append([]string{"-t", "mangle", "-A", s, "-p", "tcp"}, m...), "-j", "MARK", "--set-mark", slowMark)...); err != nil {
+			if err := ipt(append(append([]string{"-t", "mangle", "-A", s, "-p", "tcp"}, m...), "-j", "CLASSIFY", "--set-class", slowClass)...); err != nil {
 				return err
 			}
 		}
@@ -250,7 +255,7 @@ func (fw *firewall) Dropped() (dropped, shaped int64) {
 		}
 	}
 	if fw.tcSetUp {
-		if out, err := exec.Command("tc", "-s", "class", "show", "dev", "lo", "classid", tcHandle+"1").Output(); err == nil {
+		if out, err := exec.Command("tc", "-s", "class", "show", "dev", "lo", "classid", slowClass).Output(); err == nil {
 			f := strings.Fields(string(out))
 			// "Sent 1234 bytes 56 pkt (dropped 0, ...)"
 			for i := 0; i+4 < len(f); i++ {

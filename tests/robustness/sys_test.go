@@ -22,6 +22,7 @@ const (
 	chainPrefix = "CRB-"              // iptables chains: CRB-<pid>-<n>-<suffix>
 	runDirGlob  = "cairn-robust-run-" // $TMPDIR/cairn-robust-run-<pid>-*: data dirs, tmpfs mounts
 	tcHandle    = "cb00:"             // our root qdisc on lo
+	slowClass   = tcHandle + "1"      // its HTB class of slowed packets
 	tcLockPath  = "/run/cairn-robust-tc.lock"
 	keepMarker  = ".robustness-keep" // in a run dir kept for inspection
 	// Node i (1-based) of a cluster runs as uid uidBlock()+i; that uid is
@@ -102,9 +103,10 @@ func checkFaultTools() error {
 		{"-t", "mangle", "-N", probe},
 		{"-t", "mangle", "-A", probe, "-m", "conntrack", "--ctstate", "NEW", "-m", "owner", "--uid-owner", "1", "-j", "CONNMARK", "--set-mark", "1"},
 		{"-t", "mangle", "-A", probe, "-p", "tcp", "-m", "connmark", "--mark", "1", "--dport", "1", "-m", "statistic", "--mode", "random", "--probability", "0.5", "-j", "MARK", "--set-mark", "1"},
+		{"-t", "mangle", "-A", probe, "-p", "tcp", "--sport", "1", "-j", "CLASSIFY", "--set-class", slowClass},
 	} {
 		if err := ipt(args...); err != nil {
-			return fmt.Errorf("the kernel or iptables lacks a feature (owner, conntrack, connmark, statistic, MARK): %v", err)
+			return fmt.Errorf("the kernel or iptables lacks a feature (owner, conntrack, connmark, statistic, MARK, CLASSIFY): %v", err)
 		}
 	}
 	return nil
