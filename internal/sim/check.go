@@ -231,6 +231,7 @@ func (c *checker) final(s *Sim) {
 	s.res.Splits = s.split.splits
 	s.res.Merges = s.merge.merges
 	s.res.Moves = s.move.moves
+	s.res.Transfers = s.xfer.transfers
 	for _, o := range cl.history {
 		if o.out.Out == outUnknown {
 			s.res.Unknown++

@@ -29,6 +29,7 @@ var (
 	flagTrace     = flag.Bool("simtrace", false, "print every simulated event of a replayed seed")
 	flagNoQuiesce = flag.Bool("noquiesce", false, "keep idle ranges ticking (store.Options.Quiesce off)")
 	flagNoMerges  = flag.Bool("nomerges", false, "no random range merges")
+	flagNoXfers   = flag.Bool("notransfers", false, "no random leadership transfers (the seeds of before transfer.go)")
 )
 
 const defaultSeeds = 350
@@ -59,15 +60,15 @@ func reportFailure(t *testing.T, r *Result) {
 }
 
 func TestSim(t *testing.T) {
-	cfg := Config{Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce, NoMerges: *flagNoMerges}
+	cfg := Config{Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce, NoMerges: *flagNoMerges, NoTransfers: *flagNoXfers}
 	if *flagSeed >= 0 {
 		cfg.Seed = uint64(*flagSeed)
 		if *flagTrace {
 			cfg.Trace = os.Stdout
 		}
 		r := Run(cfg)
-		t.Logf("seed %d: %d steps, %d ops (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d merges, %d moves, porcupine %s, trace %016x",
-			r.Seed, r.Steps, r.Ops, r.Unknown, r.Crashes, r.Partitions, r.Snapshots, r.Splits, r.Merges, r.Moves, r.Linearizable, r.TraceHash)
+		t.Logf("seed %d: %d steps, %d ops (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d merges, %d moves, %d transfers, porcupine %s, trace %016x",
+			r.Seed, r.Steps, r.Ops, r.Unknown, r.Crashes, r.Partitions, r.Snapshots, r.Splits, r.Merges, r.Moves, r.Transfers, r.Linearizable, r.TraceHash)
 		if r.Failed() {
 			reportFailure(t, r)
 		}
@@ -80,12 +81,12 @@ func TestSim(t *testing.T) {
 			n = raceSeeds
 		}
 	}
-	var ops, unknown, crashes, parts, snaps, splits, merges, moves, quiesces, wakes, failed int
+	var ops, unknown, crashes, parts, snaps, splits, merges, moves, transfers, quiesces, wakes, failed int
 	for i := 0; i < n; i++ {
 		cfg.Seed = *flagFirst + uint64(i)
 		r := Run(cfg)
 		ops, unknown, crashes, parts, snaps = ops+r.Ops, unknown+r.Unknown, crashes+r.Crashes, parts+r.Partitions, snaps+r.Snapshots
-		splits, merges, moves = splits+r.Splits, merges+r.Merges, moves+r.Moves
+		splits, merges, moves, transfers = splits+r.Splits, merges+r.Merges, moves+r.Moves, transfers+r.Transfers
 		quiesces, wakes = quiesces+r.Quiesces, wakes+r.Wakes
 		if r.Failed() {
 			failed++
@@ -95,8 +96,8 @@ func TestSim(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d seeds: %d ops checked (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d merges, %d replica moves, %d quiesces, %d wakes, %d failed",
-		n, ops, unknown, crashes, parts, snaps, splits, merges, moves, quiesces, wakes, failed)
+	t.Logf("%d seeds: %d ops checked (%d unknown), %d crashes, %d partitions, %d snapshots, %d splits, %d merges, %d replica moves, %d transfers, %d quiesces, %d wakes, %d failed",
+		n, ops, unknown, crashes, parts, snaps, splits, merges, moves, transfers, quiesces, wakes, failed)
 	if splits == 0 && n >= 20 {
 		t.Errorf("no seed split a range: the split machinery did not run")
 	}
@@ -181,7 +182,7 @@ func TestSimCatchesPlantedBugs(t *testing.T) {
 func TestSimReusedVoterSeeds(t *testing.T) {
 	skipWhenReplaying(t)
 	for _, seed := range []uint64{374, 956} {
-		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce, NoMerges: *flagNoMerges})
+		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce, NoMerges: *flagNoMerges, NoTransfers: true})
 		if r.Failed() {
 			reportFailure(t, r)
 			continue
@@ -209,7 +210,7 @@ func TestSimMergeSeeds(t *testing.T) {
 	skipWhenReplaying(t)
 	noMergeNow := map[uint64]bool{1913: true}
 	for _, seed := range []uint64{14, 70, 88, 104, 106, 113, 720, 2344, 1913} {
-		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce, NoMerges: *flagNoMerges})
+		r := Run(Config{Seed: seed, Steps: *flagSteps, Nodes: *flagNodes, NoQuiesce: *flagNoQuiesce, NoMerges: *flagNoMerges, NoTransfers: true})
 		if r.Failed() {
 			reportFailure(t, r)
 			continue
