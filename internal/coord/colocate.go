@@ -74,7 +74,7 @@ func mergePairs(ranges []RangeInfo, m Merge) map[uint64]RangeInfo {
 		table uint64
 		start string
 	}
-	byStart := map[tableStart]RangeInfo{}
+	byStart := make(map[tableStart]RangeInfo, len(ranges))
 	for _, r := range ranges {
 		if !r.Meta {
 			byStart[tableStart{r.Table, string(r.Start)}] = r

@@ -456,8 +456,16 @@ func (c *Coordinator) RangeBytes() map[uint64]uint64 {
 	now := c.opts.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := map[uint64]uint64{}
-	terms := map[uint64]uint64{}
+	leaders := 0 // sized up front: at 10,000 ranges growing the maps cost more than filling them
+	for _, b := range c.mu.beats {
+		for _, rh := range b.hb.Ranges {
+			if rh.Leader {
+				leaders++
+			}
+		}
+	}
+	out := make(map[uint64]uint64, leaders)
+	terms := make(map[uint64]uint64, leaders)
 	for _, b := range c.mu.beats {
 		if now.Sub(b.at) >= c.opts.DownAfter {
 			continue
