@@ -289,6 +289,18 @@ func MergeDescs(have []*cairnpb.RangeDescriptor, descs []*cairnpb.RangeDescripto
 	return have, changed
 }
 
+// CatalogGap reports whether t has no entry for d's range and none that
+// overlaps d's span: a range the catalog never recorded (router's
+// maybeRecordGap).
+func CatalogGap(t *cairnpb.Table, d *cairnpb.RangeDescriptor) bool {
+	for _, h := range t.Ranges {
+		if h.Id == d.Id || DescsOverlap(h, d) {
+			return false
+		}
+	}
+	return true
+}
+
 func (r *Replica) applyUpdateRanges(b *pebble.Batch, u *cairnpb.UpdateRanges, ts uint64) (Result, error) {
 	t, err := findTable(b, u.TableId)
 	if err != nil {

@@ -248,10 +248,14 @@ func (rt *Router) RunSplitter(ctx context.Context, opts SplitterOptions) {
 			if ctx.Err() != nil {
 				return
 			}
-			if r.ID == replica.MetaRangeID || !r.IsLeader() || !r.Initialized() {
+			if r.ID == replica.MetaRangeID || !r.Initialized() {
 				continue
 			}
 			if (pass+uint64(r.ID))%idleEvery != 0 && r.IsQuiesced() && !r.Frozen() {
+				continue
+			}
+			if !r.IsLeader() {
+				rt.maybeRecordGap(ctx, r)
 				continue
 			}
 			rt.maybeUpdateMeta(ctx, r)
@@ -297,6 +301,37 @@ func (rt *Router) maybeUpdateMeta(ctx context.Context, r *replica.Replica) {
 	if err := rt.updateMeta(cctx, d.TableId, d); err != nil {
 		rt.logf("splitter: meta update failed", "range", d.Id, "err", err)
 	}
+}
+
+// maybeRecordGap records the descriptor of r, a replica of a range
+// without a known leader, when the catalog has no entry for the range and
+// none of its table's entries overlaps the range's span. That is a split
+// whose record was lost (the meta range was unavailable): normally the
+// new range's leader records it (maybeUpdateMeta), but a node that
+// skipped the split (a snapshot of the left range past it) has no replica
+// of the new range, and reconcile creates one only from the catalog; when
+// the new range needs that node's vote, neither ever happens
+// (RELIABILITY.md #26, simulation seed 6861). The record may be older than
+// the range's current descriptor; the leader, once elected, records the
+// current one, and the meta range keeps the newer of overlapping
+// descriptors (replica.MergeDescs), so a merged-away range is never
+// brought back.
+func (rt *Router) maybeRecordGap(ctx context.Context, r *replica.Replica) {
+	d := r.Desc()
+	if r.Leader() != 0 || rt.store.CatalogRange(keys.RangeID(d.Id)) != nil {
+		return
+	}
+	t := rt.store.TableByID(d.TableId)
+	if t == nil || !replica.CatalogGap(t, d) {
+		return
+	}
+	cctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	if err := rt.updateMeta(cctx, d.TableId, d); err != nil {
+		rt.logf("splitter: recording a range missing from the catalog failed", "range", d.Id, "err", err)
+		return
+	}
+	rt.logf("splitter: recorded a range missing from the catalog", "range", d.Id)
 }
 
 func (rt *Router) maybeSplitBySize(ctx context.Context, r *replica.Replica, limit uint64) {

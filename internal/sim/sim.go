@@ -64,6 +64,10 @@ const (
 	// BugSessionIgnoresToken serves the session-read probes whatever the
 	// session token needs (Config.Probes).
 	BugSessionIgnoresToken
+	// BugNoCatalogGapRepair leaves out the meta updater's rule that a
+	// leaderless replica of a range missing from the catalog records
+	// itself (router's maybeRecordGap; RELIABILITY.md #26).
+	BugNoCatalogGapRepair
 )
 
 const checkpointEvery = 400

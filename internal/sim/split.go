@@ -233,18 +233,29 @@ func (s *Sim) metaUpdater() {
 	}
 	for _, n := range s.upNodes() {
 		for _, r := range n.st.Replicas() {
-			if r.ID == replica.MetaRangeID || !r.IsLeader() || !r.Initialized() {
+			if r.ID == replica.MetaRangeID || !r.Initialized() {
 				continue
 			}
 			d := r.Desc()
 			t := n.st.TableByID(d.TableId)
-			if t == nil || catalogHas(t, d) {
+			if t == nil {
+				continue
+			}
+			// Leaders record their descriptor when the catalog lags; a
+			// replica of a range with no known leader records its own
+			// when the catalog has a gap where the range is (as the
+			// router's maybeRecordGap: RELIABILITY.md #26).
+			if r.IsLeader() && catalogHas(t, d) || !r.IsLeader() && (r.Leader() != 0 || !replica.CatalogGap(t, d) || s.cfg.Bug == BugNoCatalogGapRepair) {
 				continue
 			}
 			_, err := meta.ProposeAsync(&cairnpb.Command{Op: &cairnpb.Command_UpdateRanges{UpdateRanges: &cairnpb.UpdateRanges{
 				TableId: d.TableId, Descs: []*cairnpb.RangeDescriptor{d},
 			}}})
-			s.ev("meta-update", uint64(r.ID), d.Generation, boolInt(err == nil))
+			kind := "meta-update"
+			if !r.IsLeader() {
+				kind = "meta-gap"
+			}
+			s.ev(kind, uint64(r.ID), d.Generation, boolInt(err == nil))
 		}
 	}
 }
