@@ -32,3 +32,23 @@ func TestCatalogGap(t *testing.T) {
 		}
 	}
 }
+
+func TestSameReplicas(t *testing.T) {
+	d := func(voters, learners []uint64) *cairnpb.RangeDescriptor {
+		return &cairnpb.RangeDescriptor{Replicas: voters, Learners: learners}
+	}
+	for _, tc := range []struct {
+		a, b *cairnpb.RangeDescriptor
+		want bool
+	}{
+		{d([]uint64{1, 2, 3}, nil), d([]uint64{1, 2, 3}, nil), true},                 // as a split leaves them
+		{d([]uint64{3, 1, 2}, []uint64{5}), d([]uint64{1, 2, 3}, []uint64{5}), true}, // another order
+		{d([]uint64{1, 2, 3}, nil), d([]uint64{1, 2, 4}, nil), false},
+		{d([]uint64{1, 2}, []uint64{3}), d([]uint64{1, 2, 3}, nil), false}, // a learner is no voter
+		{d([]uint64{1, 2, 3}, nil), d([]uint64{1, 2}, nil), false},
+	} {
+		if got := SameReplicas(tc.a, tc.b); got != tc.want {
+			t.Errorf("SameReplicas(%v/%v, %v/%v) = %v, want %v", tc.a.Replicas, tc.a.Learners, tc.b.Replicas, tc.b.Learners, got, tc.want)
+		}
+	}
+}

@@ -353,7 +353,7 @@ func (rt *Router) maybeMerge(ctx context.Context, l *replica.Replica, byStart ma
 			r = nil // split or merged since the pass began
 		}
 	}
-	if l.Frozen() || r == nil || !sameReplicas(d, r.Desc()) || l.ApproxBytes()+r.ApproxBytes() >= opts.MergeSizeBytes {
+	if l.Frozen() || r == nil || !replica.SameReplicas(d, r.Desc()) || l.ApproxBytes()+r.ApproxBytes() >= opts.MergeSizeBytes {
 		delete(watches, l.ID)
 		return
 	}
@@ -387,16 +387,6 @@ func (rt *Router) maybeMerge(ctx context.Context, l *replica.Replica, byStart ma
 		return
 	}
 	rt.logf("splitter: merged", "range", d.Id, "right", rd.Id)
-}
-
-// sameReplicas is replica.SameReplicas with a fast path for what a split
-// leaves (both halves list their replicas in the same order), which
-// allocates nothing: the splitter asks it of every led range every pass.
-func sameReplicas(a, b *cairnpb.RangeDescriptor) bool {
-	if slices.Equal(a.Replicas, b.Replicas) && slices.Equal(a.Learners, b.Learners) {
-		return true
-	}
-	return replica.SameReplicas(a, b)
 }
 
 // requestCount is a measure of the requests r has served here: its

@@ -63,11 +63,7 @@ func TestReconnectsWithoutTraffic(t *testing.T) {
 	addr := lis.Addr().String()
 	lis.Close()
 	s := serve(t, addr)
-	tr := New(1, Callbacks{
-		Deliver:      func(context.Context, []RangeMessage) error { return nil },
-		Unreachable:  func(keys.RangeID, uint64) {},
-		SnapshotSent: func(keys.RangeID, uint64, bool) {},
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tr := quietTransport()
 	defer tr.Close()
 	if err := tr.AddPeer(2, addr); err != nil {
 		t.Fatal(err)
@@ -83,11 +79,7 @@ func TestReconnectsWithoutTraffic(t *testing.T) {
 // A peer re-added at a new address stops the old address's goroutines
 // and closes its connection, instead of reconnecting to it forever.
 func TestReplacedPeerStops(t *testing.T) {
-	tr := New(1, Callbacks{
-		Deliver:      func(context.Context, []RangeMessage) error { return nil },
-		Unreachable:  func(keys.RangeID, uint64) {},
-		SnapshotSent: func(keys.RangeID, uint64, bool) {},
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tr := quietTransport()
 	defer tr.Close()
 	if err := tr.AddPeer(2, "127.0.0.1:1"); err != nil {
 		t.Fatal(err)
@@ -104,4 +96,14 @@ func TestReplacedPeerStops(t *testing.T) {
 	if st := old.conn.GetState(); st != connectivity.Shutdown {
 		t.Fatalf("the replaced peer's connection is %v, want SHUTDOWN", st)
 	}
+}
+
+// quietTransport is node 1's transport with callbacks that ignore
+// everything, for tests of its connections only.
+func quietTransport() *Transport {
+	return New(1, Callbacks{
+		Deliver:      func(context.Context, []RangeMessage) error { return nil },
+		Unreachable:  func(keys.RangeID, uint64) {},
+		SnapshotSent: func(keys.RangeID, uint64, bool) {},
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
