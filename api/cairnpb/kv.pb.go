@@ -2580,8 +2580,13 @@ type Table struct {
 	// Quota on reads per second (gets and lists; 0: none), shared out over
 	// the ranges and their replicas (docs/design/quotas.md).
 	MaxReadsPerSec uint32 `protobuf:"varint,12,opt,name=max_reads_per_sec,json=maxReadsPerSec,proto3" json:"max_reads_per_sec,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The number of ranges a hash table started with (0 on a range
+	// table). Its initial bounds are a floor: automatic merges never join
+	// ranges across one, so an idle hash table keeps the spread it was
+	// created with (docs/design/hashing.md).
+	InitialRanges uint32 `protobuf:"varint,13,opt,name=initial_ranges,json=initialRanges,proto3" json:"initial_ranges,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Table) Reset() {
@@ -2694,6 +2699,13 @@ func (x *Table) GetHistoryRetentionMs() uint64 {
 func (x *Table) GetMaxReadsPerSec() uint32 {
 	if x != nil {
 		return x.MaxReadsPerSec
+	}
+	return 0
+}
+
+func (x *Table) GetInitialRanges() uint32 {
+	if x != nil {
+		return x.InitialRanges
 	}
 	return 0
 }
@@ -5239,7 +5251,7 @@ const file_kv_proto_rawDesc = "" +
 	"\rsession_token\x18\x03 \x01(\tR\fsessionToken\x12-\n" +
 	"\x12served_consistency\x18\x04 \x01(\tR\x11servedConsistency\x12\x1b\n" +
 	"\tserved_by\x18\x05 \x01(\x04R\bservedBy\x12!\n" +
-	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\xe6\x03\n" +
+	"\fstaleness_ms\x18\x06 \x01(\x03R\vstalenessMs\"\x8d\x04\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\"\n" +
@@ -5253,7 +5265,8 @@ const file_kv_proto_rawDesc = "" +
 	"\x10history_versions\x18\n" +
 	" \x01(\rH\x00R\x0fhistoryVersions\x88\x01\x01\x125\n" +
 	"\x14history_retention_ms\x18\v \x01(\x04H\x01R\x12historyRetentionMs\x88\x01\x01\x12)\n" +
-	"\x11max_reads_per_sec\x18\f \x01(\rR\x0emaxReadsPerSecB\x13\n" +
+	"\x11max_reads_per_sec\x18\f \x01(\rR\x0emaxReadsPerSec\x12%\n" +
+	"\x0einitial_ranges\x18\r \x01(\rR\rinitialRangesB\x13\n" +
 	"\x11_history_versionsB\x17\n" +
 	"\x15_history_retention_ms\"\xd7\x03\n" +
 	"\x12CreateTableRequest\x12\x12\n" +

@@ -248,7 +248,13 @@ func tableSettings(t *cairnpb.Table) *backup.TableSettings {
 		s.Partitioning = "range"
 	}
 	if s.Partitioning == "hash" {
-		s.InitialRanges = uint32(min(max(len(t.Ranges), 1), hashkey.MaxInitialRanges))
+		// The ranges it was created with, which merges keep; a table
+		// created before cairn recorded them is restored pre-split as
+		// it is now.
+		s.InitialRanges = t.InitialRanges
+		if s.InitialRanges == 0 {
+			s.InitialRanges = uint32(min(max(len(t.Ranges), 1), hashkey.MaxInitialRanges))
+		}
 	}
 	return s
 }

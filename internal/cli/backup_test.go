@@ -199,3 +199,22 @@ func TestBackupAndRestoreCommands(t *testing.T) {
 	run(t, "", "restore", "--endpoints", addr).expect(t, exitUsage, "")
 	run(t, "", "backup", "--endpoints", addr).expect(t, exitUsage, "")
 }
+
+// TestTableSettingsInitialRanges: a backup records the ranges a hash
+// table was created with (the floor merges keep), or, for a table that
+// has no record of them, the ranges it has.
+func TestTableSettingsInitialRanges(t *testing.T) {
+	five := make([]*cairnpb.RangeDescriptor, 5)
+	for _, tc := range []struct {
+		t    *cairnpb.Table
+		want uint32
+	}{
+		{&cairnpb.Table{Partitioning: "hash", InitialRanges: 2, Ranges: five}, 2},
+		{&cairnpb.Table{Partitioning: "hash", Ranges: five}, 5},
+		{&cairnpb.Table{Partitioning: "range", Ranges: five}, 0},
+	} {
+		if got := tableSettings(tc.t).InitialRanges; got != tc.want {
+			t.Errorf("%v: initial ranges %d, want %d", tc.t, got, tc.want)
+		}
+	}
+}

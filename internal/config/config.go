@@ -76,9 +76,9 @@ type Config struct {
 	// replicas whose data together stays under MergeSizeBytes (and under
 	// half of SplitSizeBytes, so the merged range does not split again)
 	// and that serve fewer than MergeQPS requests a second together, both
-	// unchanged for MergeDelay, merge. MergeSizeBytes 0 (the default
-	// until a full simulation sweep with merges passes, RELIABILITY.md):
-	// no automatic merges. Cluster-wide settings, like SplitSizeBytes.
+	// unchanged for MergeDelay, merge; never across the initial bounds
+	// of a hash table. MergeSizeBytes 0: no automatic merges.
+	// Cluster-wide settings, like SplitSizeBytes.
 	MergeSizeBytes uint64
 	MergeQPS       int
 	MergeDelay     time.Duration
@@ -149,6 +149,7 @@ func Default() Config {
 		RequestTimeout:    10 * time.Second,
 		SplitSizeBytes:    64 << 20,
 		SplitQPS:          2500,
+		MergeSizeBytes:    16 << 20,
 		MergeQPS:          250,
 		MergeDelay:        5 * time.Minute,
 		MaxKeyBytes:       kv.DefaultLimits.MaxKeyBytes,

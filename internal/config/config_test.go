@@ -24,7 +24,7 @@ func TestDefault(t *testing.T) {
 		Listen: "127.0.0.1:7379", ListenPeer: "127.0.0.1:7380", ListenResp: "127.0.0.1:7381",
 		TickInterval: 100 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1, LogKeepEntries: 10000,
 		RequestTimeout: 10 * time.Second, SplitSizeBytes: 64 << 20, SplitQPS: 2500, MaxKeyBytes: 4096, MaxValueBytes: 1 << 20,
-		MergeQPS: 250, MergeDelay: 5 * time.Minute,
+		MergeSizeBytes: 16 << 20, MergeQPS: 250, MergeDelay: 5 * time.Minute,
 		HistoryVersions: 16, HistoryRetention: time.Minute, WatchBuffer: 4096,
 		TxnMaxKeys: 1000, TxnMaxBytes: 4 << 20, TxnMaxDuration: 5 * time.Second,
 		HeartbeatInterval: time.Second, DeadNodeTimeout: 5 * time.Minute, DefaultReplicas: 3, Quiesce: true,

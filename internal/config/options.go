@@ -97,7 +97,7 @@ var options = []option{
 	},
 	{
 		name:  "merge-size",
-		usage: "adjacent ranges merge (the coordinator first moves them onto the same nodes) when their data together stays under this size and under half of --split-size (bytes, or with KiB/MiB/GiB; 0, the default for now: never, see README); same on every node",
+		usage: "adjacent ranges merge (the coordinator first moves them onto the same nodes) when their data together stays under this size and under half of --split-size (bytes, or with KiB/MiB/GiB; 0: never); same on every node",
 		kind:  kindUint,
 		get:   func(c *Config) string { return strconv.FormatUint(c.MergeSizeBytes, 10) },
 		set: func(c *Config, s string) (err error) {

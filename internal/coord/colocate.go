@@ -64,8 +64,8 @@ type Merge struct {
 // table with stats from their leaders' heartbeats (a range whose leader
 // is mid-move, ahead of the catalog, stays a candidate: the balancer
 // must not move its partner meanwhile), adjacent (the left ends where
-// the right starts), together under m.SizeBytes and m.QPS, and each cold
-// for at least m.Delay.
+// the right starts, not at an initial bound of a hash table), together
+// under m.SizeBytes and m.QPS, and each cold for at least m.Delay.
 func mergePairs(ranges []RangeInfo, m Merge) map[uint64]RangeInfo {
 	if m.SizeBytes == 0 {
 		return nil
@@ -82,7 +82,7 @@ func mergePairs(ranges []RangeInfo, m Merge) map[uint64]RangeInfo {
 	}
 	pairs := map[uint64]RangeInfo{}
 	for _, l := range ranges {
-		if l.Meta || len(l.End) == 0 {
+		if l.Meta || len(l.End) == 0 || l.KeepEnd {
 			continue
 		}
 		r, ok := byStart[tableStart{l.Table, string(l.End)}]

@@ -57,6 +57,7 @@ import (
 	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/keys/hashkey"
 )
 
 // Cluster is what the coordinator needs of its node (the router and the
@@ -320,7 +321,8 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 		var heal []*cairnpb.RangeDescriptor
 		for _, d := range t.Ranges {
 			ri := RangeInfo{ID: d.Id, Voters: d.Replicas, Learners: d.Learners, ConfVersion: d.ConfVersion, Want: want, WantLearners: learners,
-				Holders: sorted(holders[d.Id]), Removed: removedOf(d), Table: t.Id, Start: d.Start, End: d.End}
+				Holders: sorted(holders[d.Id]), Removed: removedOf(d), Table: t.Id, Start: d.Start, End: d.End,
+				KeepEnd: t.Partitioning == "hash" && hashkey.IsInitialBound(d.End, int(t.InitialRanges))}
 			if seen != nil {
 				seen[d.Id] = true
 			}

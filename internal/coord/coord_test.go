@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairn-db/cairn/api/cairnpb"
+	"github.com/cairn-db/cairn/internal/keys/hashkey"
 )
 
 // TestRoundColocatesAfterMergeDelay drives the coordinator (observe, plan,
@@ -77,6 +78,42 @@ func TestRoundColocatesAfterMergeDelay(t *testing.T) {
 		now = now.Add(time.Hour)
 		if ops := round(); len(ops) != 0 {
 			t.Fatalf("merges off, yet: %v", ops)
+		}
+	}
+}
+
+// TestRoundKeepsHashInitialBounds: two cold neighbours of a hash table
+// that meet at one of the table's initial bounds are never colocated
+// for a merge (an idle hash table keeps its initial ranges); meeting at
+// a bound a split made, they are.
+func TestRoundKeepsHashInitialBounds(t *testing.T) {
+	for _, tc := range []struct {
+		bound []byte
+		want  bool // colocated
+	}{
+		{hashkey.Point(1 << 63), false},      // the initial bound of 2 ranges
+		{hashkey.Point(1<<63 + 1<<62), true}, // a split's bound
+	} {
+		f := newFakeCluster(6)
+		f.table.Partitioning, f.table.InitialRanges = "hash", 2
+		f.table.Ranges[0].End, f.table.Ranges[1].Start = tc.bound, tc.bound
+		now := time.Unix(1_000_000, 0)
+		c := New(f, Options{Interval: time.Second, MergeSizeBytes: 1000, MergeQPS: 10, MergeDelay: time.Minute,
+			Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		colocations := 0
+		for range 5 {
+			f.beat(c)
+			for _, op := range c.Round(context.Background()) {
+				if op.Kind == OpAddLearner {
+					colocations++
+				}
+			}
+			now = now.Add(time.Hour)
+		}
+		// The fake cluster applies no change, so a colocation repeats
+		// every round.
+		if (colocations > 0) != tc.want {
+			t.Fatalf("bound %x: %d colocations, want them %v (changes %v)", tc.bound, colocations, tc.want, f.changes)
 		}
 	}
 }

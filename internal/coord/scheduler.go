@@ -59,6 +59,10 @@ type RangeInfo struct {
 	// ranges of one table (colocate.go).
 	Table      uint64
 	Start, End []byte
+	// KeepEnd: End is one of the initial bounds of a hash table, which
+	// merges never cross (the table keeps the ranges it was created
+	// with).
+	KeepEnd bool
 	// QPS is the load its leader reports: entries applied a second plus
 	// requests it served a second (the splitter's measure for merges).
 	QPS float64

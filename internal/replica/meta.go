@@ -300,6 +300,9 @@ func (r *Replica) applyCreateTable(b *pebble.Batch, c *cairnpb.CreateTable, ts u
 	t := &cairnpb.Table{Name: c.Name, Id: tableID, Partitioning: c.Partitioning, Replicas: replicas, Learners: c.Learners,
 		HistoryVersions: c.HistoryVersions, HistoryRetentionMs: c.HistoryRetentionMs, MaxReadsPerSec: c.MaxReadsPerSec,
 		Consistency: c.Consistency, MaxBytes: c.MaxBytes, MaxWritesPerSec: c.MaxWritesPerSec}
+	if c.Partitioning == "hash" {
+		t.InitialRanges = uint32(len(bounds) + 1)
+	}
 	for i := 0; i <= len(bounds); i++ {
 		rangeID, err := nextCounter(b, metaRangeCtr, 2)
 		if err != nil {

@@ -340,7 +340,8 @@ type mergeWatch struct {
 // it merges l with its right neighbour once both have stayed small and
 // cold, with the same replicas and unchanged descriptors, for
 // opts.MergeDelay. The delay also keeps a range that just split (its
-// descriptor changed) from merging back at once.
+// descriptor changed) from merging back at once. A hash table's initial
+// bounds are never merged across (initialBound).
 func (rt *Router) maybeMerge(ctx context.Context, l *replica.Replica, byStart map[rangeStart]*replica.Replica,
 	opts SplitterOptions, watches map[keys.RangeID]*mergeWatch, now time.Time) {
 	if opts.MergeSizeBytes == 0 {
@@ -354,6 +355,11 @@ func (rt *Router) maybeMerge(ctx context.Context, l *replica.Replica, byStart ma
 		}
 	}
 	if l.Frozen() || r == nil || !replica.SameReplicas(d, r.Desc()) || l.ApproxBytes()+r.ApproxBytes() >= opts.MergeSizeBytes {
+		delete(watches, l.ID)
+		return
+	}
+	t := rt.store.TableByID(d.TableId)
+	if t == nil || initialBound(t, d.End) {
 		delete(watches, l.ID)
 		return
 	}
@@ -376,10 +382,6 @@ func (rt *Router) maybeMerge(ctx context.Context, l *replica.Replica, byStart ma
 		return
 	}
 	delete(watches, l.ID)
-	t := rt.store.TableByID(d.TableId)
-	if t == nil {
-		return
-	}
 	cctx, cancel := rt.withTimeout(ctx)
 	defer cancel()
 	if _, err := rt.localMerge(cctx, l, t); err != nil {

@@ -11,6 +11,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/cairn-db/cairn/api/cairnpb"
 	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/keys/hashkey"
 	"github.com/cairn-db/cairn/internal/kv"
 )
 
@@ -208,6 +210,58 @@ func TestSplitterMerges(t *testing.T) {
 		resp, err := e.rt.Get(ctx, &cairnpb.GetRequest{Table: "default", Key: []byte(k)})
 		if err != nil || string(resp.Value) != "v" {
 			t.Fatalf("get %s: %v %v", k, resp, err)
+		}
+	}
+}
+
+// TestSplitterKeepsHashInitialRanges: the splitter merges the ranges a
+// hash table split into back to its initial ranges, and no further.
+func TestSplitterKeepsHashInitialRanges(t *testing.T) {
+	e := newTTLEnv(t)
+	ctx := context.Background()
+	createHash(t, e.rt, "h", 4)
+	bounds := hashkey.InitialBounds(4)
+	for _, b := range bounds {
+		h, _ := hashkey.PositionOf(b)
+		pos := hashkey.Point(h + 1<<60) // inside the range that starts at b
+		if _, err := e.rt.SplitRange(ctx, &cairnpb.SplitRangeRequest{Table: "h", Key: fmt.Appendf(nil, "0x%x", pos)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ranges := func() []*cairnpb.RangeDescriptor {
+		tbl, err := e.rt.GetTable(ctx, &cairnpb.GetTableRequest{Name: "h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tbl.Ranges
+	}
+	if n := len(ranges()); n != 7 {
+		t.Fatalf("%d ranges after 3 splits of 4", n)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.rt.RunSplitter(sctx, SplitterOptions{Interval: 20 * time.Millisecond, SplitSizeBytes: 1 << 20,
+			MergeSizeBytes: 1 << 16, MergeQPS: 1000, MergeDelay: 100 * time.Millisecond})
+	}()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(ranges()) > 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ranges left after automatic merging", len(ranges()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Ten merge delays more: the initial ranges stay.
+	time.Sleep(time.Second)
+	got := ranges()
+	if len(got) != 4 {
+		t.Fatalf("%d ranges, want the 4 the table was created with", len(got))
+	}
+	for i, b := range bounds {
+		if !bytes.Equal(got[i].End, b) {
+			t.Fatalf("range %d ends at %x, want the initial bound %x", i, got[i].End, b)
 		}
 	}
 }

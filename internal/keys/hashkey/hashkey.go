@@ -107,6 +107,28 @@ func InitialBounds(n int) [][]byte {
 	return out
 }
 
+// IsInitialBound reports whether k is one of InitialBounds(n): the end
+// of a hash table's initial interval other than the last. Merges never
+// join ranges across such a bound, so the initial ranges are a floor.
+func IsInitialBound(k []byte, n int) bool {
+	if n <= 1 || len(k) != PrefixLen {
+		return false
+	}
+	h, _ := PositionOf(k)
+	// Bound i is floor(i*2^64/n), so h*n/2^64 lies in (i-1, i]: i is the
+	// high word of h*n or one more.
+	hi, _ := bits.Mul64(h, uint64(n))
+	for _, i := range [2]uint64{hi, hi + 1} {
+		if i == 0 || i >= uint64(n) {
+			continue
+		}
+		if q, _ := bits.Div64(i, 0, uint64(n)); q == h {
+			return true
+		}
+	}
+	return false
+}
+
 // Midpoint returns the 8-byte key halving the hash interval [start, end)
 // of a range (empty end: the end of the space), or nil when the interval
 // is too narrow to halve. Only the first 8 bytes of the bounds count; the

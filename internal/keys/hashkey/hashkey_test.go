@@ -77,6 +77,41 @@ func TestInitialBounds(t *testing.T) {
 	}
 }
 
+func TestIsInitialBound(t *testing.T) {
+	for _, n := range []int{2, 3, 4, 7, 8, 1000, 1024} {
+		for _, b := range InitialBounds(n) {
+			if !IsInitialBound(b, n) {
+				t.Fatalf("n=%d: bound %x not recognised", n, b)
+			}
+			h, _ := PositionOf(b)
+			for _, near := range []uint64{h - 1, h + 1} {
+				if IsInitialBound(Point(near), n) {
+					t.Fatalf("n=%d: %x beside bound %x taken for a bound", n, near, h)
+				}
+			}
+			if IsInitialBound(append(b, 'k'), n) {
+				t.Fatalf("n=%d: a placement key %x taken for a bound", n, b)
+			}
+		}
+	}
+	// Splits halve intervals: their points are not initial bounds, except
+	// where they coincide with one of a finer table.
+	if b := Midpoint(nil, InitialBounds(4)[0]); IsInitialBound(b, 4) || !IsInitialBound(b, 8) {
+		t.Fatalf("midpoint %x of the first quarter", b)
+	}
+	for _, tc := range []struct {
+		k []byte
+		n int
+	}{{nil, 4}, {Point(0), 4}, {Point(1 << 63), 1}, {Point(1 << 63), 0}, {Point(1<<63 + 1), 2}} {
+		if IsInitialBound(tc.k, tc.n) {
+			t.Fatalf("IsInitialBound(%x, %d) = true", tc.k, tc.n)
+		}
+	}
+	if !IsInitialBound(Point(1<<63), 2) {
+		t.Fatal("the middle of the space is the bound of 2 ranges")
+	}
+}
+
 func TestMidpoint(t *testing.T) {
 	for _, tc := range []struct {
 		start, end []byte
