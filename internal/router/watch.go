@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-db/cairn/internal/keys"
 	"github.com/cairn-db/cairn/internal/keys/hashkey"
 	"github.com/cairn-db/cairn/internal/kv"
+	"github.com/cairn-db/cairn/internal/replica"
 	"github.com/cairn-db/cairn/internal/storage"
 	"github.com/cairn-db/cairn/internal/watch"
 )
@@ -94,6 +95,9 @@ func (rt *Router) watch(ctx context.Context, req *cairnpb.WatchRequest, send fun
 			return rt.relayWatch(ctx, t, lo, hi, req, send)
 		}
 		return kv.Errorf(kv.ErrUnavailable, "node %d holds no replica of some of the watched keys of table %q", rt.store.NodeID(), req.Table)
+	}
+	if err := rt.watchBarrier(ctx, local); err != nil {
+		return err
 	}
 	src := watch.Source{
 		DB:  rt.store.DB(),
@@ -482,18 +486,55 @@ func eventPB(e *watch.Event) *cairnpb.WatchEvent {
 }
 
 // span is a key interval [start, end); an empty end is unbounded.
-type span struct{ start, end []byte }
+// span is a local replica and its span.
+type span struct {
+	start, end []byte
+	r          *replica.Replica
+}
 
-// localRanges returns the spans of the initialized local replicas of table
-// that overlap [lo, hi) (hi nil: unbounded).
+// localRanges returns the initialized local replicas of table that overlap
+// [lo, hi) (hi nil: unbounded).
 func (rt *Router) localRanges(table uint64, lo, hi []byte) []span {
 	var out []span
 	for _, r := range rt.store.Replicas() {
 		if d := r.Desc(); d.TableId == table && r.Initialized() && overlaps(d.Start, d.End, lo, hi) {
-			out = append(out, span{d.Start, d.End})
+			out = append(out, span{d.Start, d.End, r})
 		}
 	}
 	return out
+}
+
+// watchBarrier returns once every replica of local has applied every
+// write committed before the call (a read barrier on each, in parallel).
+// A watch starts after it: its replay then holds every change
+// acknowledged before the watch began, so its catch-up marker ("synced")
+// means what a client takes it for, even on a lagging follower or
+// learner, and a watch "from now" starts no earlier than a linearizable
+// read would.
+func (rt *Router) watchBarrier(ctx context.Context, local []span) error {
+	ctx, cancel := rt.withTimeout(ctx)
+	defer cancel()
+	waits := make([]<-chan error, 0, len(local))
+	for _, s := range local {
+		done, err := s.r.ReadBarrierAsync()
+		if err != nil {
+			return err
+		}
+		if done != nil {
+			waits = append(waits, done)
+		}
+	}
+	for i, done := range waits {
+		select {
+		case err := <-done:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return kv.Errorf(kv.ErrUnavailable, "watch: %d of %d ranges not caught up in time: %v", len(waits)-i, len(local), ctx.Err())
+		}
+	}
+	return nil
 }
 
 func overlaps(start, end, lo, hi []byte) bool {

@@ -632,3 +632,63 @@ func sameChanges(t *testing.T, what string, got, want []string) {
 		t.Fatalf("%s: got %v, want %v (per key, in order)", what, got, want)
 	}
 }
+
+// TestWatchSyncedOnLaggingFollower: a watch served by a follower that has
+// not yet applied writes acknowledged before the watch began still
+// replays them all before its "synced" mark (a read barrier on the
+// watched ranges comes first). The follower is frozen (SIGSTOP) while
+// ten writes are acknowledged by the others, and the watch request is
+// sent to it while it is frozen, so that it handles the watch and the
+// leader's appends together when it resumes.
+func TestWatchSyncedOnLaggingFollower(t *testing.T) {
+	c := StartCluster(t, 3)
+	leader := c.Leader("default")
+	follower := c.Others(leader)[0]
+	first := leader.MustPut(t, "default", "lag/first", []byte("0"))
+	for _, n := range c.Nodes { // every replica has applied the first write
+		waitFor(t, 10*time.Second, "the first write on "+n.Name, func() error {
+			if r := n.Do(opTimeout, "GET", "/v1/kv/default/lag/first?consistency=stale&max_staleness=1h", nil); !r.OK() {
+				return fmt.Errorf("%s", r)
+			}
+			return nil
+		})
+	}
+	resume := pauseNode(t, follower)
+	var versions []uint64
+	for i := range 10 {
+		versions = append(versions, leader.MustPut(t, "default", fmt.Sprintf("lag/%d", i), []byte(fmt.Sprint(i))))
+	}
+	type result struct {
+		evs    []sseEvent
+		status int
+	}
+	done := make(chan result, 1)
+	go func() {
+		evs, status := readSSE(t, follower, fmt.Sprintf("/v1/watch/default?prefix=lag/&start_version=%d", first), 11)
+		done <- result{evs, status}
+	}()
+	time.Sleep(300 * time.Millisecond) // the request waits in the frozen node's socket
+	resume()
+	res := <-done
+	if res.status != 200 || len(res.evs) != 11 {
+		t.Fatalf("watch on %s: status %d, %d events: %+v", follower.Name, res.status, len(res.evs), res.evs)
+	}
+	for i, e := range res.evs {
+		if i == 10 {
+			if e.event != "synced" {
+				t.Fatalf("event 10 is %+v, want the synced mark after the 10 writes acknowledged before the watch", e)
+			}
+			break
+		}
+		var ev struct {
+			Key     string
+			Version uint64
+		}
+		if err := json.Unmarshal([]byte(e.data), &ev); err != nil || e.event != "put" {
+			t.Fatalf("event %d: %+v (%v): synced before the writes acknowledged before the watch began", i, e, err)
+		}
+		if want := fmt.Sprintf("lag/%d", i); ev.Key != want || ev.Version != versions[i] {
+			t.Fatalf("event %d: %s@%d, want %s@%d", i, ev.Key, ev.Version, want, versions[i])
+		}
+	}
+}
