@@ -137,3 +137,66 @@ func TestMergesUnderWrites(t *testing.T) {
 		t.Fatalf("put after the merges: %s (version %d, max before %d)", r, v, maxVersion)
 	}
 }
+
+// TestHashTableKeepsInitialRanges: with the default --merge-size (merges
+// on), a hash table's ranges that a split made merge back, but the
+// table never merges below the 4 ranges it was created with: an idle
+// hash table keeps its spread.
+func TestHashTableKeepsInitialRanges(t *testing.T) {
+	c := StartCluster(t, 3, "--merge-delay", "2s", "--merge-qps", "1000000")
+	n1 := c.Nodes[0]
+	if r := n1.Do(opTimeout, "POST", "/v1/tables", []byte(`{"name":"h","partitioning":"hash","initial_ranges":4}`)); r.Status != 201 {
+		t.Fatalf("create table: %s", r)
+	}
+	for _, k := range []string{"0x2000000000000000", "0xa000000000000000"} {
+		body, _ := json.Marshal(map[string]string{"table": "h", "key": k})
+		if r := n1.Do(opTimeout, "POST", "/v1/ranges/split", body); r.Status != 200 {
+			t.Fatalf("split at %s: %s", k, r)
+		}
+	}
+	for i := range 50 {
+		c.Nodes[i%3].MustPut(t, "h", fmt.Sprintf("k%03d", i), []byte("v"))
+	}
+	ends := func() ([]string, error) {
+		r := n1.Do(opTimeout, "GET", "/v1/tables/h", nil)
+		if r.Status != 200 {
+			return nil, fmt.Errorf("%s", r)
+		}
+		var tbl struct {
+			Ranges []struct {
+				End string `json:"end"`
+			} `json:"ranges"`
+		}
+		if err := r.JSON(&tbl); err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, d := range tbl.Ranges {
+			out = append(out, d.End)
+		}
+		return out, nil
+	}
+	if e, err := ends(); err != nil || len(e) != 6 {
+		t.Fatalf("after two splits: range ends %q (%v)", e, err)
+	}
+	want := fmt.Sprint([]string{"0x4000000000000000", "0x8000000000000000", "0xc000000000000000", ""})
+	waitFor(t, 60*time.Second, "the splits merged back", func() error {
+		e, err := ends()
+		if err != nil {
+			return err
+		}
+		if fmt.Sprint(e) != want {
+			return fmt.Errorf("range ends %q", e)
+		}
+		return nil
+	})
+	time.Sleep(8 * time.Second) // four merge delays more
+	if e, err := ends(); err != nil || fmt.Sprint(e) != want {
+		t.Fatalf("range ends %q (%v), want the initial %s", e, err, want)
+	}
+	for i := range 50 {
+		if v, _ := c.Nodes[(i+1)%3].MustGet(t, "h", fmt.Sprintf("k%03d", i)); string(v) != "v" {
+			t.Fatalf("k%03d = %q", i, v)
+		}
+	}
+}
