@@ -66,14 +66,15 @@ func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, 
 			cutoff = version - ret
 		}
 		prefix := keys.HistoryKeyPrefix(table, key)
-		it, err := b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+		upper := keys.PrefixEnd(prefix)
+		it, err := b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
 		if err != nil {
 			return err
 		}
-		// The newest n-1 entries stay (with the new one, n); past them, jump
-		// to the newest entry below the cutoff: everything from there back
-		// goes, without visiting the entries kept by age.
+		// The newest entry: the new change's predecessor, and the floor
+		// below which everything is deleted already (Change.Floor).
 		ok := it.Last()
+		c.Floor = version // no entry: the new one is the oldest
 		if ok {
 			if _, _, c.Prev, err = keys.DecodeHistoryKey(it.Key()); err != nil {
 				it.Close()
@@ -84,8 +85,18 @@ func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, 
 				it.Close()
 				return err
 			}
-			c.PrevSeq = prev.Seq
+			c.PrevSeq, c.Floor = prev.Seq, prev.Floor
+			if c.Floor > 0 {
+				// Never walk the deleted entries below the floor: they
+				// are tombstones until a compaction, as many as the
+				// key's writes, and skipping them cost each write more.
+				it.SetBounds(keys.HistoryKey(table, key, c.Floor), upper)
+				ok = it.Last()
+			}
 		}
+		// The newest n-1 entries stay (with the new one, n); past them, jump
+		// to the newest entry below the cutoff: everything from there back
+		// goes, without visiting the entries kept by age.
 		for kept := 1; ok && kept < n; kept++ {
 			ok = it.Prev()
 		}
@@ -99,13 +110,24 @@ func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, 
 			}
 		}
 		trimmed := 0
+		var newest uint64 // the newest entry trimmed
 		for ; ok && trimmed < maxTrimPerWrite; ok = it.Prev() {
+			if trimmed == 0 {
+				if _, _, newest, err = keys.DecodeHistoryKey(it.Key()); err != nil {
+					it.Close()
+					return err
+				}
+			}
 			if err := b.Delete(it.Key(), nil); err != nil {
 				it.Close()
 				return err
 			}
 			trimmed++
 		}
+		if trimmed > 0 && !ok {
+			c.Floor = newest + 1 // it and everything older are gone
+		}
+		c.Floor = min(c.Floor, version)
 		if err := it.Close(); err != nil {
 			return err
 		}

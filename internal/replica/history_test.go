@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/cairn-db/cairn/internal/keys"
+	"github.com/cairn-db/cairn/internal/storage"
 )
 
 // TestHistoryTrimAndLinks: a key's history keeps its newest
@@ -109,5 +112,52 @@ func TestTableHistoryPolicy(t *testing.T) {
 				t.Fatalf("kept changes at ms %v, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestHistoryFloor: every change records a floor at or below its key's
+// oldest retained entry (storage.Change.Floor) with every older entry
+// deleted, and the floor rises as writes trim the history; the next
+// write's iterator starts there instead of walking the deleted entries.
+func TestHistoryFloor(t *testing.T) {
+	e := newApplyEnv(t)
+	r := e.replicas[2]
+	r.opts.HistoryVersions, r.opts.HistoryRetention = 3, 0
+	next := map[keys.RangeID]uint64{}
+	var floors []uint64
+	for i := range 200 {
+		e.apply(t, []entry{e.parseEntry(t, mustTD(t, fmt.Sprintf("put key=a value=%d", i)), next)})
+		var live []uint64
+		var newest storage.Change
+		start, end := keys.HistorySpan(1, nil, nil)
+		it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			_, _, v, err := keys.DecodeHistoryKey(it.Key())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if newest, err = storage.DecodeChange(it.Value()); err != nil {
+				t.Fatal(err)
+			}
+			live = append(live, v)
+		}
+		it.Close()
+		if len(live) != min(i+1, 3) {
+			t.Fatalf("write %d: %d entries kept, want %d", i, len(live), min(i+1, 3))
+		}
+		if newest.Floor == 0 || newest.Floor > live[0] {
+			t.Fatalf("write %d: floor %d, oldest kept entry %d", i, newest.Floor, live[0])
+		}
+		floors = append(floors, newest.Floor)
+	}
+	// Each write trims the one entry that fell out, down to the floor: the
+	// floor follows right behind the oldest entry kept.
+	for i := 4; i < len(floors); i++ {
+		if floors[i] <= floors[i-1] {
+			t.Fatalf("floor did not rise at write %d: %v", i, floors[i-2:i+1])
+		}
 	}
 }
