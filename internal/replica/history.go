@@ -94,6 +94,13 @@ func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, 
 				ok = it.Last()
 			}
 		}
+		// Every retained entry is at or above the floor: none is older
+		// than the cutoff when the floor is not, and nothing goes (a key
+		// written often keeps many entries by age; walking them on each
+		// write was most of its cost).
+		if c.Floor > 0 && c.Floor >= cutoff {
+			ok = false
+		}
 		// The newest n-1 entries stay (with the new one, n); past them, jump
 		// to the newest entry below the cutoff: everything from there back
 		// goes, without visiting the entries kept by age.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/cockroachdb/pebble/v2"
@@ -339,43 +340,49 @@ func BenchmarkApply(b *testing.B) {
 }
 
 // BenchmarkApplyHotKey measures puts that all overwrite one key, as
-// redis-benchmark's default SET does, with every write trimming the
-// key's history (retention 0, the default 16 versions): the cost per put
-// must not grow with the number of earlier writes (the deleted entries
-// stay as tombstones until a compaction; storage.Change.Floor keeps the
-// trimming iterator away from them).
+// redis-benchmark's default SET does, under two history policies (the
+// default 16 versions): retention 0, where every write trims an entry,
+// and retention 1m, where every entry is kept by age (the default). The
+// cost per put must not grow with the number of earlier writes: trimmed
+// entries stay as tombstones until a compaction, and entries kept by age
+// pile up; storage.Change.Floor keeps the trimming iterator away from
+// both.
 //
 //	go test -run='^$' -bench=ApplyHotKey -benchtime=20000x ./internal/replica/
 func BenchmarkApplyHotKey(b *testing.B) {
-	e := newApplyEnvWith(b, storage.Options{})
-	r := e.replicas[2]
-	r.opts.HistoryRetention = 0
-	value := bytes.Repeat([]byte{'v'}, 100)
-	index := r.state.AppliedIndex
-	ents := make([]raftpb.Entry, 8)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		for j := range ents {
-			i++
-			cmd := &cairnpb.Command{NodeId: 2, ProposalId: uint64(i), TableId: 1, Timestamp: uint64(i),
-				Op: &cairnpb.Command_Put{Put: &cairnpb.PutRequest{Key: []byte("hot"), Value: value}}}
-			d, err := proto.Marshal(cmd)
-			if err != nil {
-				b.Fatal(err)
+	for _, retention := range []time.Duration{0, time.Minute} {
+		b.Run(fmt.Sprintf("retention=%v", retention), func(b *testing.B) {
+			e := newApplyEnvWith(b, storage.Options{})
+			r := e.replicas[2]
+			r.opts.HistoryRetention = retention
+			value := bytes.Repeat([]byte{'v'}, 100)
+			index := r.state.AppliedIndex
+			ents := make([]raftpb.Entry, 8)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				for j := range ents {
+					i++
+					cmd := &cairnpb.Command{NodeId: 2, ProposalId: uint64(i), TableId: 1, Timestamp: uint64(i),
+						Op: &cairnpb.Command_Put{Put: &cairnpb.PutRequest{Key: []byte("hot"), Value: value}}}
+					d, err := proto.Marshal(cmd)
+					if err != nil {
+						b.Fatal(err)
+					}
+					index++
+					ents[j] = raftpb.Entry{Index: index, Term: e.term, Data: d}
+				}
+				ab := e.db.NewIndexedBatch()
+				var out Applied
+				if err := r.Apply(ab, ents, &out); err != nil {
+					b.Fatal(err)
+				}
+				if err := ab.Commit(pebble.NoSync); err != nil {
+					b.Fatal(err)
+				}
+				ab.Close()
+				out.Fire()
 			}
-			index++
-			ents[j] = raftpb.Entry{Index: index, Term: e.term, Data: d}
-		}
-		ab := e.db.NewIndexedBatch()
-		var out Applied
-		if err := r.Apply(ab, ents, &out); err != nil {
-			b.Fatal(err)
-		}
-		if err := ab.Commit(pebble.NoSync); err != nil {
-			b.Fatal(err)
-		}
-		ab.Close()
-		out.Fire()
+		})
 	}
 }
