@@ -70,27 +70,36 @@ func mergePairs(ranges []RangeInfo, m Merge) map[uint64]RangeInfo {
 	if m.SizeBytes == 0 {
 		return nil
 	}
+	// Each half on its own must be small and cold; an idle cluster has
+	// many such ranges, but those of hash tables end at initial bounds,
+	// so most often no left half is found and nothing more is built
+	// (this runs every round, over every range).
+	small := func(r RangeInfo) bool {
+		return !r.Meta && r.Reported && r.ColdFor >= m.Delay && r.Bytes < m.SizeBytes && r.QPS < m.QPS
+	}
+	var lefts []RangeInfo
+	for _, l := range ranges {
+		if len(l.End) > 0 && !l.KeepEnd && small(l) {
+			lefts = append(lefts, l)
+		}
+	}
+	if len(lefts) == 0 {
+		return nil
+	}
 	type tableStart struct {
 		table uint64
 		start string
 	}
-	byStart := make(map[tableStart]RangeInfo, len(ranges))
+	byStart := make(map[tableStart]RangeInfo, len(lefts))
 	for _, r := range ranges {
-		if !r.Meta {
+		if small(r) {
 			byStart[tableStart{r.Table, string(r.Start)}] = r
 		}
 	}
 	pairs := map[uint64]RangeInfo{}
-	for _, l := range ranges {
-		if l.Meta || len(l.End) == 0 || l.KeepEnd {
-			continue
-		}
+	for _, l := range lefts {
 		r, ok := byStart[tableStart{l.Table, string(l.End)}]
-		if !ok || !bytes.Equal(r.Start, l.End) {
-			continue
-		}
-		if !l.Reported || !r.Reported || l.ColdFor < m.Delay || r.ColdFor < m.Delay ||
-			l.Bytes+r.Bytes >= m.SizeBytes || l.QPS+r.QPS >= m.QPS {
+		if !ok || !bytes.Equal(r.Start, l.End) || l.Bytes+r.Bytes >= m.SizeBytes || l.QPS+r.QPS >= m.QPS {
 			continue
 		}
 		pairs[r.ID] = l
@@ -104,11 +113,14 @@ func mergePairs(ranges []RangeInfo, m Merge) map[uint64]RangeInfo {
 // the right neighbour of an anchored range moves; a chain of cold ranges
 // is colocated from its left end, one link after another.
 func anchoredRanges(ranges []RangeInfo, pairs map[uint64]RangeInfo) map[uint64]bool {
+	anchored := map[uint64]bool{}
+	if len(pairs) == 0 {
+		return anchored
+	}
 	byID := make(map[uint64]RangeInfo, len(ranges))
 	for _, r := range ranges {
 		byID[r.ID] = r
 	}
-	anchored := map[uint64]bool{}
 	for _, l := range pairs {
 		// Walk left until a range with a known answer or the chain's
 		// head; then answer for the ranges walked, right to left.

@@ -64,11 +64,39 @@ func (rt *Router) MergeRange(ctx context.Context, req *cairnpb.MergeRangeRequest
 	return resp.GetMergeRange(), nil
 }
 
-// rangeStart keys a table's local replicas by start key (the splitter's
-// per-pass index of right neighbours).
+// rangeStart keys a table's local replicas by start key.
 type rangeStart struct {
 	table uint64
 	start string
+}
+
+// neighbours is the splitter's per-pass index of right neighbours: the
+// local replicas by table and start key, built on the pass's first
+// lookup (a lookup per range through store.LocalRangeFor, which walks
+// every replica, made a pass quadratic; and a pass whose ranges are all
+// kept from merging, such as an idle hash table's initial ranges, builds
+// nothing).
+type neighbours struct {
+	replicas []*replica.Replica
+	byStart  map[rangeStart]*replica.Replica
+}
+
+// rightOf returns the local replica whose range starts at end of table,
+// or nil.
+func (n *neighbours) rightOf(table uint64, end []byte) *replica.Replica {
+	if n.byStart == nil {
+		n.byStart = make(map[rangeStart]*replica.Replica, len(n.replicas))
+		for _, r := range n.replicas {
+			if d := r.Desc(); r.Initialized() && len(d.Start) > 0 {
+				n.byStart[rangeStart{d.TableId, string(d.Start)}] = r
+			}
+		}
+	}
+	r := n.byStart[rangeStart{table, string(end)}]
+	if r == nil || string(r.Desc().Start) != string(end) {
+		return nil // split or merged since the pass began
+	}
+	return r
 }
 
 // rightOf returns the local replica of the range that starts where l's
@@ -342,24 +370,21 @@ type mergeWatch struct {
 // opts.MergeDelay. The delay also keeps a range that just split (its
 // descriptor changed) from merging back at once. A hash table's initial
 // bounds are never merged across (initialBound).
-func (rt *Router) maybeMerge(ctx context.Context, l *replica.Replica, byStart map[rangeStart]*replica.Replica,
+func (rt *Router) maybeMerge(ctx context.Context, l *replica.Replica, nb *neighbours,
 	opts SplitterOptions, watches map[keys.RangeID]*mergeWatch, now time.Time) {
 	if opts.MergeSizeBytes == 0 {
 		return
 	}
 	d := l.Desc()
+	var t *cairnpb.Table
+	if len(d.End) > 0 && !l.Frozen() && l.ApproxBytes() < opts.MergeSizeBytes {
+		t = rt.store.TableByID(d.TableId)
+	}
 	var r *replica.Replica
-	if len(d.End) > 0 {
-		if r = byStart[rangeStart{d.TableId, string(d.End)}]; r != nil && string(r.Desc().Start) != string(d.End) {
-			r = nil // split or merged since the pass began
-		}
+	if t != nil && !initialBound(t, d.End) {
+		r = nb.rightOf(d.TableId, d.End)
 	}
-	if l.Frozen() || r == nil || !replica.SameReplicas(d, r.Desc()) || l.ApproxBytes()+r.ApproxBytes() >= opts.MergeSizeBytes {
-		delete(watches, l.ID)
-		return
-	}
-	t := rt.store.TableByID(d.TableId)
-	if t == nil || initialBound(t, d.End) {
+	if r == nil || !replica.SameReplicas(d, r.Desc()) || l.ApproxBytes()+r.ApproxBytes() >= opts.MergeSizeBytes {
 		delete(watches, l.ID)
 		return
 	}

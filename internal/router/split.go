@@ -231,19 +231,8 @@ func (rt *Router) RunSplitter(ctx context.Context, opts SplitterOptions) {
 			return
 		case <-tick.C:
 		}
-		replicas := rt.store.Replicas()
-		// The right neighbours the merge checks need, found by start key
-		// in one pass: a lookup per range (store.LocalRangeFor walks every
-		// replica) made the pass quadratic, a full core at 10,000 ranges.
-		var byStart map[rangeStart]*replica.Replica
-		if opts.MergeSizeBytes > 0 {
-			byStart = make(map[rangeStart]*replica.Replica, len(replicas))
-			for _, r := range replicas {
-				if d := r.Desc(); r.Initialized() && len(d.Start) > 0 {
-					byStart[rangeStart{d.TableId, string(d.Start)}] = r
-				}
-			}
-		}
+		replicas := rt.store.ReplicasUnordered()
+		nb := &neighbours{replicas: replicas} // the merge checks' right neighbours
 		for _, r := range replicas {
 			if ctx.Err() != nil {
 				return
@@ -262,7 +251,7 @@ func (rt *Router) RunSplitter(ctx context.Context, opts SplitterOptions) {
 			rt.maybeUnfreeze(ctx, r, opts.MergeTimeout, frozenSince, time.Now())
 			rt.maybeSplitBySize(ctx, r, opts.SplitSizeBytes)
 			rt.maybeSplitByLoad(ctx, r, time.Now())
-			rt.maybeMerge(ctx, r, byStart, opts, merges, time.Now())
+			rt.maybeMerge(ctx, r, nb, opts, merges, time.Now())
 		}
 		pass++
 		rt.forgetLoad()
