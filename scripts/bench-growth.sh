@@ -8,6 +8,9 @@
 # nodes. Reports per step the data size and range count (from
 # /v1/cluster), put and get ops/s, and the ratio of the last step to the
 # first. Runtime: about 6 minutes on 2 cores.
+# PRESPLIT=N splits the table by hand into N ranges over the first step's
+# keys before the fill, so that every step has at least N ranges: it
+# separates the cost of more ranges from the cost of more data.
 # Output: one JSON line per run in /tmp/benchgrowth/out.jsonl, then a
 # summary.
 set -euo pipefail
@@ -23,6 +26,9 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
 for i in 1 2 3; do for _ in $(seq 100); do curl -sf 127.0.0.1:$((B+100*i))/readyz >/dev/null && break; sleep 0.1; done; done
 E=127.0.0.1:$((B+100)),127.0.0.1:$((B+200)),127.0.0.1:$((B+300))
 $C --endpoints $E table create grow >/dev/null
+for k in $(seq 1 $(( ${PRESPLIT:-1} - 1 ))); do
+  $C --endpoints $E range split grow "$(printf 'bench-%08d' $(( k * 1000 / PRESPLIT )))" >/dev/null
+done
 # shape prints the table's range count and logical size as JSON fields.
 shape() {
   curl -sf 127.0.0.1:$((B+100))/v1/cluster | python3 -c '

@@ -186,14 +186,7 @@ func TestSplitterMerges(t *testing.T) {
 		}
 	}
 	checkCatalog(t, e.rt, 4)
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		e.rt.RunSplitter(sctx, SplitterOptions{Interval: 20 * time.Millisecond, SplitSizeBytes: 1 << 20,
-			MergeSizeBytes: 1 << 16, MergeQPS: 1000, MergeDelay: 100 * time.Millisecond})
-	}()
-	defer func() { cancel(); <-done }()
+	defer runMergingSplitter(e.rt)()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		tbl := checkCatalog(t, e.rt, 1)
@@ -238,14 +231,7 @@ func TestSplitterKeepsHashInitialRanges(t *testing.T) {
 	if n := len(ranges()); n != 7 {
 		t.Fatalf("%d ranges after 3 splits of 4", n)
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		e.rt.RunSplitter(sctx, SplitterOptions{Interval: 20 * time.Millisecond, SplitSizeBytes: 1 << 20,
-			MergeSizeBytes: 1 << 16, MergeQPS: 1000, MergeDelay: 100 * time.Millisecond})
-	}()
-	defer func() { cancel(); <-done }()
+	defer runMergingSplitter(e.rt)()
 	deadline := time.Now().Add(20 * time.Second)
 	for len(ranges()) > 4 {
 		if time.Now().After(deadline) {
@@ -264,4 +250,17 @@ func TestSplitterKeepsHashInitialRanges(t *testing.T) {
 			t.Fatalf("range %d ends at %x, want the initial bound %x", i, got[i].End, b)
 		}
 	}
+}
+
+// runMergingSplitter runs rt's splitter with quick automatic merges (a
+// 100 ms merge delay, a 20 ms pass) until the returned stop is called.
+func runMergingSplitter(rt *Router) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rt.RunSplitter(ctx, SplitterOptions{Interval: 20 * time.Millisecond, SplitSizeBytes: 1 << 20,
+			MergeSizeBytes: 1 << 16, MergeQPS: 1000, MergeDelay: 100 * time.Millisecond})
+	}()
+	return func() { cancel(); <-done }
 }

@@ -202,6 +202,23 @@ func readSSE(t *testing.T, n *Node, path string, want int, hdr ...string) ([]sse
 	return out, resp.StatusCode
 }
 
+// sseResult is what readSSE returned.
+type sseResult struct {
+	evs    []sseEvent
+	status int
+}
+
+// readSSEAsync runs readSSE in the background; its result arrives on the
+// channel.
+func readSSEAsync(t *testing.T, n *Node, path string, want int) <-chan sseResult {
+	done := make(chan sseResult, 1)
+	go func() {
+		evs, status := readSSE(t, n, path, want)
+		done <- sseResult{evs, status}
+	}()
+	return done
+}
+
 // scanSSE parses Server-Sent Events from r and hands each to emit until
 // emit returns false or r ends.
 func scanSSE(r io.Reader, emit func(sseEvent) bool) {
@@ -387,15 +404,7 @@ func TestWatchThroughNodeWithoutReplica(t *testing.T) {
 	for i := range 10 {
 		versions = append(versions, holder.MustPut(t, "wt", fmt.Sprintf("p/%d", i), []byte(fmt.Sprint(i))))
 	}
-	type result struct {
-		evs    []sseEvent
-		status int
-	}
-	done := make(chan result, 1)
-	go func() {
-		evs, status := readSSE(t, outsider, fmt.Sprintf("/v1/watch/wt?prefix=p/&start_version=%d", versions[0]-1), 16)
-		done <- result{evs, status}
-	}()
+	done := readSSEAsync(t, outsider, fmt.Sprintf("/v1/watch/wt?prefix=p/&start_version=%d", versions[0]-1), 16)
 	time.Sleep(500 * time.Millisecond)
 	for i := 10; i < 15; i++ {
 		versions = append(versions, holder.MustPut(t, "wt", fmt.Sprintf("p/%d", i), []byte(fmt.Sprint(i))))
@@ -658,15 +667,7 @@ func TestWatchSyncedOnLaggingFollower(t *testing.T) {
 	for i := range 10 {
 		versions = append(versions, leader.MustPut(t, "default", fmt.Sprintf("lag/%d", i), []byte(fmt.Sprint(i))))
 	}
-	type result struct {
-		evs    []sseEvent
-		status int
-	}
-	done := make(chan result, 1)
-	go func() {
-		evs, status := readSSE(t, follower, fmt.Sprintf("/v1/watch/default?prefix=lag/&start_version=%d", first), 11)
-		done <- result{evs, status}
-	}()
+	done := readSSEAsync(t, follower, fmt.Sprintf("/v1/watch/default?prefix=lag/&start_version=%d", first), 11)
 	time.Sleep(300 * time.Millisecond) // the request waits in the frozen node's socket
 	resume()
 	res := <-done
