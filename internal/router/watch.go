@@ -99,6 +99,11 @@ func (rt *Router) watch(ctx context.Context, req *cairnpb.WatchRequest, send fun
 	if err := rt.watchBarrier(ctx, local); err != nil {
 		return err
 	}
+	if !covers(rt.localRanges(t.Id, lo, hi), lo, hi) {
+		// A replica moved away while the barrier waited: the client
+		// resumes elsewhere (a relay from here would start over).
+		return kv.Errorf(kv.ErrUnavailable, "watch: node %d no longer holds some of the watched keys of table %q", rt.store.NodeID(), req.Table)
+	}
 	src := watch.Source{
 		DB:  rt.store.DB(),
 		Hub: rt.store.Hub(),
@@ -146,7 +151,7 @@ func (rt *Router) watch(ctx context.Context, req *cairnpb.WatchRequest, send fun
 		return kv.Errorf(kv.ErrCompacted, "%v", err)
 	case errors.Is(err, watch.ErrOverflow):
 		return kv.Errorf(kv.ErrResourceExhausted, "%v", err)
-	case errors.Is(err, watch.ErrReset):
+	case errors.Is(err, watch.ErrReset), errors.Is(err, watch.ErrMoved):
 		return kv.Errorf(kv.ErrUnavailable, "%v", err)
 	}
 	return err

@@ -19,6 +19,10 @@ var (
 	// Retryable: resume from the last Position; the history came with the
 	// snapshot.
 	ErrReset = errors.New("watch: the local replica was reset by a snapshot; resume from the last position")
+	// ErrMoved ends a watch whose replay meets a key this node no longer
+	// holds a replica of (it moved away while the watch started): the
+	// client resumes, on a node that holds it.
+	ErrMoved = errors.New("watch: this node no longer holds the watched keys; resume from the last position")
 )
 
 // Filter selects the changes of one table: of one key, or of every key

@@ -117,7 +117,7 @@ func Run(ctx context.Context, src Source, f Filter, start Start, opts Options, s
 		for i := range batch {
 			s, e, ok := src.SpanOf(batch[i].Key)
 			if !ok {
-				return fmt.Errorf("watch: this node no longer holds key %q", batch[i].Key)
+				return fmt.Errorf("%w (key %q)", ErrMoved, batch[i].Key)
 			}
 			batch[i].Start, batch[i].End = s, e
 			pos.Advance(s, e, batch[i].Seq)

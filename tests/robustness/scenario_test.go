@@ -277,6 +277,9 @@ type runStats struct {
 	// transfers and bankChecks count the bank's committed transfers and
 	// its read-only total checks.
 	transfers, bankChecks int64
+	// sessionReads and staleReads count the readers' checked reads;
+	// staleRefused the stale reads refused as too stale.
+	sessionReads, staleReads, staleRefused int64
 }
 
 func logSummary(t *testing.T, stats []*runStats) {
@@ -380,8 +383,12 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 		t.Fatalf("bank: %v", err)
 	}
 	t.Cleanup(bk.halt)
+	// Session and stale readers, each with its own key (readers_test.go).
+	rd := &readers{c: c, kc: kc, clients: 3, bound: time.Second, seed: seed}
+	t.Cleanup(rd.halt)
 	w.start()
 	bk.start()
+	rd.start()
 	e.deadline = time.Now().Add(dur)
 	sc.nemesis(e)
 	healStart := time.Now()
@@ -395,6 +402,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 	time.Sleep(500 * time.Millisecond)
 	w.halt()
 	bk.halt()
+	rd.halt()
 	// Every request has returned to its client, and no client gives up
 	// before the node does (clientTimeout > serverTimeout); let writes
 	// still in a Raft log settle before the final reads.
@@ -414,6 +422,8 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 	events, gaps, werrs = wt.snapshot()
 	CheckWatch(rep, ops, events, gaps)
 	bk.check(rep)
+	rd.check(rep)
+	st.sessionReads, st.staleReads, st.staleRefused = rd.sessionOK.Load(), rd.staleOK.Load(), rd.staleRefused.Load()
 	st.transfers, st.bankChecks = bk.transfers.Load(), bk.checks.Load()
 	if st.transfers == 0 || st.bankChecks == 0 {
 		rep.violate("bank: nothing happened (%d transfers, %d checks)", st.transfers, st.bankChecks)
@@ -433,7 +443,8 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 	}
 	st.report = rep
 	st.snapshots = c.countLog("restored snapshot")
-	t.Logf("scenario=%s seed=%d faults=%d snapshots=%d watched=%d transfers=%d bank-checks=%d %s", sc.name, seed, e.faults, st.snapshots, len(events), st.transfers, st.bankChecks, rep.Summary())
+	t.Logf("scenario=%s seed=%d faults=%d snapshots=%d watched=%d transfers=%d bank-checks=%d session-reads=%d stale-reads=%d stale-refused=%d %s",
+		sc.name, seed, e.faults, st.snapshots, len(events), st.transfers, st.bankChecks, st.sessionReads, st.staleReads, st.staleRefused, rep.Summary())
 	for k, res := range rep.Results {
 		if res != "Ok" && res != "Illegal" {
 			t.Logf("key %q: porcupine %s (check timed out after %v: not a violation, but not checked)", k, res, checkTimeout)
