@@ -86,20 +86,20 @@ func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, 
 				return err
 			}
 			c.PrevSeq, c.Floor = prev.Seq, prev.Floor
-			if c.Floor > 0 {
+			switch {
+			case c.Floor > 0 && c.Floor >= cutoff:
+				// Every retained entry is at or above the floor: none is
+				// older than the cutoff, and nothing goes (a key written
+				// often keeps many entries by age; walking them on each
+				// write was most of its cost).
+				ok = false
+			case c.Floor > 0:
 				// Never walk the deleted entries below the floor: they
 				// are tombstones until a compaction, as many as the
 				// key's writes, and skipping them cost each write more.
 				it.SetBounds(keys.HistoryKey(table, key, c.Floor), upper)
 				ok = it.Last()
 			}
-		}
-		// Every retained entry is at or above the floor: none is older
-		// than the cutoff when the floor is not, and nothing goes (a key
-		// written often keeps many entries by age; walking them on each
-		// write was most of its cost).
-		if c.Floor > 0 && c.Floor >= cutoff {
-			ok = false
 		}
 		// The newest n-1 entries stay (with the new one, n); past them, jump
 		// to the newest entry below the cutoff: everything from there back
