@@ -322,7 +322,7 @@ func (c *Coordinator) observe(ctx context.Context, now time.Time) ([]NodeInfo, [
 		for _, d := range t.Ranges {
 			ri := RangeInfo{ID: d.Id, Voters: d.Replicas, Learners: d.Learners, ConfVersion: d.ConfVersion, Want: want, WantLearners: learners,
 				Holders: sorted(holders[d.Id]), Removed: removedOf(d), Table: t.Id, Start: d.Start, End: d.End,
-				KeepEnd: t.Partitioning == "hash" && hashkey.IsInitialBound(d.End, int(t.InitialRanges))}
+				KeepEnd: hashkey.KeepsBound(t, d.End)}
 			if seen != nil {
 				seen[d.Id] = true
 			}

@@ -67,14 +67,6 @@ func validatePartitioning(req *cairnpb.CreateTableRequest) error {
 	return nil
 }
 
-// initialBound reports whether key end of table t is one of the bounds a
-// hash table was created with. Automatic merges keep them (and so the
-// spread over nodes the table was created for): an idle hash table
-// does not shrink back to one range.
-func initialBound(t *cairnpb.Table, end []byte) bool {
-	return IsHash(t) && hashkey.IsInitialBound(end, int(t.InitialRanges))
-}
-
 // placeKey returns the key table t stores key under: its placement key
 // on a hash table, key itself otherwise.
 func placeKey(t *cairnpb.Table, key []byte) []byte {

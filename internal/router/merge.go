@@ -369,7 +369,7 @@ type mergeWatch struct {
 // cold, with the same replicas and unchanged descriptors, for
 // opts.MergeDelay. The delay also keeps a range that just split (its
 // descriptor changed) from merging back at once. A hash table's initial
-// bounds are never merged across (initialBound).
+// bounds are never merged across (hashkey.KeepsBound).
 func (rt *Router) maybeMerge(ctx context.Context, l *replica.Replica, nb *neighbours,
 	opts SplitterOptions, watches map[keys.RangeID]*mergeWatch, now time.Time) {
 	if opts.MergeSizeBytes == 0 {
@@ -381,7 +381,7 @@ func (rt *Router) maybeMerge(ctx context.Context, l *replica.Replica, nb *neighb
 		t = rt.store.TableByID(d.TableId)
 	}
 	var r *replica.Replica
-	if t != nil && !initialBound(t, d.End) {
+	if t != nil && !hashkey.KeepsBound(t, d.End) {
 		r = nb.rightOf(d.TableId, d.End)
 	}
 	if r == nil || !replica.SameReplicas(d, r.Desc()) || l.ApproxBytes()+r.ApproxBytes() >= opts.MergeSizeBytes {

@@ -129,6 +129,20 @@ func IsInitialBound(k []byte, n int) bool {
 	return false
 }
 
+// Table is what KeepsBound needs of a table (cairnpb.Table has both).
+type Table interface {
+	GetPartitioning() string
+	GetInitialRanges() uint32
+}
+
+// KeepsBound reports whether end, a range's end key in table t, is one
+// of the bounds t was created with as a hash table. Automatic merges
+// (the splitter's and the coordinator's colocation) never cross one, so
+// an idle hash table keeps its initial ranges.
+func KeepsBound(t Table, end []byte) bool {
+	return t.GetPartitioning() == "hash" && IsInitialBound(end, int(t.GetInitialRanges()))
+}
+
 // Midpoint returns the 8-byte key halving the hash interval [start, end)
 // of a range (empty end: the end of the space), or nil when the interval
 // is too narrow to halve. Only the first 8 bytes of the bounds count; the

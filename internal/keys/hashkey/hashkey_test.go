@@ -176,3 +176,33 @@ func FuzzPlacementKey(f *testing.F) {
 		_ = FormatBound(b)
 	})
 }
+
+type fakeTable struct {
+	partitioning string
+	initial      uint32
+}
+
+func (f fakeTable) GetPartitioning() string  { return f.partitioning }
+func (f fakeTable) GetInitialRanges() uint32 { return f.initial }
+
+// TestKeepsBound: only a hash table's initial bounds are kept; a range
+// table's keys never are, whatever they look like.
+func TestKeepsBound(t *testing.T) {
+	b := InitialBounds(4)[1]
+	for _, tc := range []struct {
+		t    Table
+		end  []byte
+		want bool
+	}{
+		{fakeTable{"hash", 4}, b, true},
+		{fakeTable{"hash", 8}, b, true}, // 2/4 is 4/8
+		{fakeTable{"hash", 3}, b, false},
+		{fakeTable{"hash", 0}, b, false}, // created before initial_ranges was recorded
+		{fakeTable{"range", 4}, b, false},
+		{fakeTable{"hash", 4}, nil, false},
+	} {
+		if got := KeepsBound(tc.t, tc.end); got != tc.want {
+			t.Errorf("KeepsBound(%v, %x) = %v, want %v", tc.t, tc.end, got, tc.want)
+		}
+	}
+}
