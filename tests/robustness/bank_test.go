@@ -29,9 +29,7 @@ type bank struct {
 	total int
 	seed  uint64
 
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	clientGroup
 
 	transfers, checks atomic.Int64
 	mu                sync.Mutex
@@ -129,33 +127,15 @@ func (b *bank) setup() error {
 }
 
 func (b *bank) start() {
-	b.stop = make(chan struct{})
 	for w := range 2 {
-		b.wg.Add(1)
-		go b.transferer(rand.New(rand.NewPCG(b.seed, uint64(w)+0xba2c)))
+		rng := rand.New(rand.NewPCG(b.seed, uint64(w)+0xba2c))
+		b.spawn(func() { b.transferer(rng) })
 	}
-	b.wg.Add(1)
-	go b.checker(rand.New(rand.NewPCG(b.seed, 0xc4ec)))
-}
-
-func (b *bank) halt() {
-	b.once.Do(func() {
-		close(b.stop)
-		b.wg.Wait()
-	})
-}
-
-func (b *bank) stopped() bool {
-	select {
-	case <-b.stop:
-		return true
-	default:
-		return false
-	}
+	rng := rand.New(rand.NewPCG(b.seed, 0xc4ec))
+	b.spawn(func() { b.checker(rng) })
 }
 
 func (b *bank) transferer(rng *rand.Rand) {
-	defer b.wg.Done()
 	for !b.stopped() {
 		i, j := rng.IntN(len(b.accts)), rng.IntN(len(b.accts))
 		if i == j {
@@ -179,7 +159,6 @@ func (b *bank) transferer(rng *rand.Rand) {
 }
 
 func (b *bank) checker(rng *rand.Rand) {
-	defer b.wg.Done()
 	for !b.stopped() {
 		time.Sleep(50 * time.Millisecond)
 		n := b.c.Nodes[rng.IntN(len(b.c.Nodes))]

@@ -37,9 +37,7 @@ type readers struct {
 
 	sessionOK, staleOK, staleRefused atomic.Int64
 
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	clientGroup
 }
 
 // ack is an acknowledged write of a session client's key.
@@ -104,28 +102,10 @@ func checkStaleRead(acks []ack, call time.Time, bound time.Duration, found bool,
 }
 
 func (rd *readers) start() {
-	rd.stop = make(chan struct{})
 	rd.acks = map[string][]ack{}
 	for i := range rd.clients {
-		rd.wg.Add(2)
-		go rd.session(i)
-		go rd.staleReader(i)
-	}
-}
-
-func (rd *readers) halt() {
-	rd.once.Do(func() {
-		close(rd.stop)
-		rd.wg.Wait()
-	})
-}
-
-func (rd *readers) stopped() bool {
-	select {
-	case <-rd.stop:
-		return true
-	default:
-		return false
+		rd.spawn(func() { rd.session(i) })
+		rd.spawn(func() { rd.staleReader(i) })
 	}
 }
 
@@ -137,7 +117,6 @@ func (rd *readers) violate(format string, args ...any) {
 
 // session is session client id.
 func (rd *readers) session(id int) {
-	defer rd.wg.Done()
 	rng := rand.New(rand.NewPCG(rd.seed, 0x5e55+uint64(id)))
 	key := fmt.Sprintf("s%d", id)
 	st := &sessionState{attempted: map[string]bool{}}
@@ -202,7 +181,6 @@ func (rd *readers) session(id int) {
 
 // staleReader reads the session clients' keys with a staleness bound.
 func (rd *readers) staleReader(id int) {
-	defer rd.wg.Done()
 	rng := rand.New(rand.NewPCG(rd.seed, 0x57a1e+uint64(id)))
 	q := "?consistency=stale&max_staleness=" + rd.bound.String()
 	for !rd.stopped() {

@@ -21,9 +21,7 @@ type workload struct {
 	sdkEvery int
 	seed     uint64
 
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	clientGroup
 }
 
 func workloadKeys(n int) []string {
@@ -35,27 +33,8 @@ func workloadKeys(n int) []string {
 }
 
 func (w *workload) start() {
-	w.stop = make(chan struct{})
 	for i := range w.clients {
-		w.wg.Add(1)
-		go w.client(i)
-	}
-}
-
-// halt stops the clients and waits for their last requests.
-func (w *workload) halt() {
-	w.once.Do(func() {
-		close(w.stop)
-		w.wg.Wait()
-	})
-}
-
-func (w *workload) stopped() bool {
-	select {
-	case <-w.stop:
-		return true
-	default:
-		return false
+		w.spawn(func() { w.client(i) })
 	}
 }
 
@@ -100,7 +79,6 @@ func (h httpAt) Get(o *Op) *Op    { return h.kc.Get(h.n, o) }
 func (h httpAt) List(o *Op) *Op   { return h.kc.List(h.n, o) }
 
 func (w *workload) client(id int) {
-	defer w.wg.Done()
 	rng := rand.New(rand.NewPCG(w.seed, uint64(id)+1))
 	// Every sdkEvery-th client goes through the Go SDK.
 	var sdk *sdkClient
@@ -245,4 +223,44 @@ func (p *stalePlant) remember(o *Op) {
 		past = past[len(past)-64:]
 	}
 	p.past[o.Key] = past
+}
+
+// clientGroup is a set of client goroutines (the workload's, the bank's,
+// the readers') that run until halted: spawn starts one, stopped is what
+// each polls, halt stops them all and waits (once; later calls return).
+type clientGroup struct {
+	init sync.Once
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+func (g *clientGroup) stopCh() chan struct{} {
+	g.init.Do(func() { g.stop = make(chan struct{}) })
+	return g.stop
+}
+
+func (g *clientGroup) spawn(f func()) {
+	g.stopCh()
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		f()
+	}()
+}
+
+func (g *clientGroup) stopped() bool {
+	select {
+	case <-g.stopCh():
+		return true
+	default:
+		return false
+	}
+}
+
+func (g *clientGroup) halt() {
+	g.once.Do(func() {
+		close(g.stopCh())
+		g.wg.Wait()
+	})
 }
