@@ -64,6 +64,11 @@ type Config struct {
 
 	// RequestTimeout bounds one client request inside the node.
 	RequestTimeout time.Duration
+	// MaxClockOffset bounds how far apart the nodes' wall clocks may be.
+	// A request forwarded to another node carries its deadline, and the
+	// receiver refuses it once more than this past (RELIABILITY.md #28);
+	// 0 turns the check off. Leases and stale reads do not depend on it.
+	MaxClockOffset time.Duration
 	// SplitSizeBytes: a range whose data grows past it splits in two. A
 	// cluster-wide setting: give every node the same value (the leader of
 	// a range decides with its own).
@@ -147,6 +152,7 @@ func Default() Config {
 		HeartbeatTicks:    1,
 		LogKeepEntries:    10000,
 		RequestTimeout:    10 * time.Second,
+		MaxClockOffset:    500 * time.Millisecond,
 		SplitSizeBytes:    64 << 20,
 		SplitQPS:          2500,
 		MergeSizeBytes:    16 << 20,

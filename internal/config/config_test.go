@@ -23,7 +23,7 @@ func TestDefault(t *testing.T) {
 		Name: "n1", DataDir: "./cairn-data",
 		Listen: "127.0.0.1:7379", ListenPeer: "127.0.0.1:7380", ListenResp: "127.0.0.1:7381",
 		TickInterval: 100 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1, LogKeepEntries: 10000,
-		RequestTimeout: 10 * time.Second, SplitSizeBytes: 64 << 20, SplitQPS: 2500, MaxKeyBytes: 4096, MaxValueBytes: 1 << 20,
+		RequestTimeout: 10 * time.Second, MaxClockOffset: 500 * time.Millisecond, SplitSizeBytes: 64 << 20, SplitQPS: 2500, MaxKeyBytes: 4096, MaxValueBytes: 1 << 20,
 		MergeSizeBytes: 16 << 20, MergeQPS: 250, MergeDelay: 5 * time.Minute,
 		HistoryVersions: 16, HistoryRetention: time.Minute, WatchBuffer: 4096,
 		TxnMaxKeys: 1000, TxnMaxBytes: 4 << 20, TxnMaxDuration: 5 * time.Second,
@@ -54,6 +54,7 @@ func TestEnsureDefaults(t *testing.T) {
 	d.SplitQPS = 0                                       // zero means no load-based splits and stays so
 	d.MergeSizeBytes, d.MergeQPS, d.MergeDelay = 0, 0, 0 // zero means no automatic merges and stays so
 	d.Quiesce = false                                    // a bool has no "unset": false stays off
+	d.MaxClockOffset = 0                                 // zero means no deadline check and stays so
 	d.Advertise, d.AdvertisePeer = d.Listen, d.ListenPeer
 	if !reflect.DeepEqual(c, d) {
 		t.Fatalf("EnsureDefaults of zero = %+v\nwant %+v", c, d)
@@ -119,6 +120,7 @@ func TestValidate(t *testing.T) {
 		{"election huge", func(c *Config) { c.ElectionTicks = 5000 }, "--election-ticks"},
 		{"keep zero", func(c *Config) { c.LogKeepEntries = 0 }, "--log-keep-entries"},
 		{"timeout negative", func(c *Config) { c.RequestTimeout = -time.Second }, "--request-timeout: -1s is not positive"},
+		{"clock offset negative", func(c *Config) { c.MaxClockOffset = -time.Second }, "--max-clock-offset: -1s is negative"},
 		{"key zero", func(c *Config) { c.MaxKeyBytes = 0 }, "--max-key-bytes: 0 is outside [1, 65536]"},
 		{"value huge", func(c *Config) { c.MaxValueBytes = 1 << 30 }, "--max-value-bytes"},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, "--log-level: \"loud\" is not one of"},
@@ -198,7 +200,7 @@ func TestFlagNames(t *testing.T) {
 	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
 	want := []string{"name", "data-dir", "listen", "listen-peer", "listen-resp", "advertise", "advertise-peer",
 		"initial-cluster", "join", "tick-interval", "election-ticks", "heartbeat-ticks", "log-keep-entries",
-		"split-size", "split-qps", "merge-size", "merge-qps", "merge-delay", "request-timeout", "max-key-bytes", "max-value-bytes", "log-level", "log-format", "config",
+		"split-size", "split-qps", "merge-size", "merge-qps", "merge-delay", "request-timeout", "max-clock-offset", "max-key-bytes", "max-value-bytes", "log-level", "log-format", "config",
 		"history-versions", "history-retention", "watch-buffer", "insecure", "cert", "key", "ca", "peer-cert", "peer-key", "peer-ca",
 		"txn-max-keys", "txn-max-bytes", "txn-max-duration", "heartbeat-interval", "dead-node-timeout", "default-replicas", "quiesce"}
 	slices.Sort(names)
@@ -313,7 +315,7 @@ func TestFlagsRoundTrip(t *testing.T) {
 	args := []string{"--name=n2", "--data-dir=/d", "--listen=127.0.0.2:1", "--listen-peer=127.0.0.2:2",
 		"--listen-resp=", "--advertise=127.0.0.2:1", "--initial-cluster=n1=127.0.0.1:2,n2=127.0.0.2:2",
 		"--tick-interval=1.5s", "--election-ticks=3", "--heartbeat-ticks=2", "--log-keep-entries=7",
-		"--request-timeout=1m", "--split-size=2KiB", "--split-qps=0", "--merge-size=1KiB", "--merge-qps=7", "--merge-delay=3s", "--max-key-bytes=10", "--max-value-bytes=20", "--log-level=warn", "--log-format=json",
+		"--request-timeout=1m", "--max-clock-offset=250ms", "--split-size=2KiB", "--split-qps=0", "--merge-size=1KiB", "--merge-qps=7", "--merge-delay=3s", "--max-key-bytes=10", "--max-value-bytes=20", "--log-level=warn", "--log-format=json",
 		"--history-versions=3", "--history-retention=2s", "--watch-buffer=9",
 		"--txn-max-keys=3", "--txn-max-bytes=1KiB", "--txn-max-duration=2s",
 		"--heartbeat-interval=200ms", "--dead-node-timeout=3s", "--default-replicas=5", "--quiesce=false"}
@@ -325,7 +327,7 @@ func TestFlagsRoundTrip(t *testing.T) {
 		Advertise: "127.0.0.2:1", AdvertisePeer: "127.0.0.2:2",
 		InitialCluster: map[string]string{"n1": "127.0.0.1:2", "n2": "127.0.0.2:2"},
 		TickInterval:   1500 * time.Millisecond, ElectionTicks: 3, HeartbeatTicks: 2, LogKeepEntries: 7,
-		RequestTimeout: time.Minute, SplitSizeBytes: 2048, MergeSizeBytes: 1024, MergeQPS: 7, MergeDelay: 3 * time.Second, MaxKeyBytes: 10, MaxValueBytes: 20, LogLevel: "warn", LogFormat: "json",
+		RequestTimeout: time.Minute, MaxClockOffset: 250 * time.Millisecond, SplitSizeBytes: 2048, MergeSizeBytes: 1024, MergeQPS: 7, MergeDelay: 3 * time.Second, MaxKeyBytes: 10, MaxValueBytes: 20, LogLevel: "warn", LogFormat: "json",
 		HistoryVersions: 3, HistoryRetention: 2 * time.Second, WatchBuffer: 9,
 		TxnMaxKeys: 3, TxnMaxBytes: 1024, TxnMaxDuration: 2 * time.Second,
 		HeartbeatInterval: 200 * time.Millisecond, DeadNodeTimeout: 3 * time.Second, DefaultReplicas: 5}

@@ -113,6 +113,7 @@ var options = []option{
 	durationOption("merge-delay", "how long two adjacent ranges must stay small, cold and unchanged (no split, no move) before they merge", func(c *Config) *time.Duration { return &c.MergeDelay }),
 	intOption("split-qps", "a range whose leader serves more requests a second than this for 5 s splits at its median request key (0: never); same on every node", func(c *Config) *int { return &c.SplitQPS }),
 	durationOption("request-timeout", "time limit of one client request inside the node", func(c *Config) *time.Duration { return &c.RequestTimeout }),
+	durationOption("max-clock-offset", "largest difference between two nodes' wall clocks: a forwarded request that reaches its node more than this after its deadline is not executed (0: no check)", func(c *Config) *time.Duration { return &c.MaxClockOffset }),
 	intOption("max-key-bytes", "largest key accepted", func(c *Config) *int { return &c.MaxKeyBytes }),
 	intOption("max-value-bytes", "largest value accepted", func(c *Config) *int { return &c.MaxValueBytes }),
 	intOption("history-versions", "changes of each key kept for watch resumption (0: none); same on every node", func(c *Config) *int { return &c.HistoryVersions }),

@@ -146,6 +146,9 @@ func (c Config) validateNumbers(add func(string, error)) {
 	if c.RequestTimeout <= 0 {
 		add("request-timeout", fmt.Errorf("%v is not positive", c.RequestTimeout))
 	}
+	if c.MaxClockOffset < 0 {
+		add("max-clock-offset", fmt.Errorf("%v is negative", c.MaxClockOffset))
+	}
 	if c.MaxKeyBytes < 1 || c.MaxKeyBytes > MaxKeyBytesLimit {
 		add("max-key-bytes", fmt.Errorf("%d is outside [1, %d]", c.MaxKeyBytes, MaxKeyBytesLimit))
 	}

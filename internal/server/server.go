@@ -182,7 +182,8 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 	if peerClientTLS != nil {
 		tr.SetCredentials(credentials.NewTLS(peerClientTLS))
 	}
-	tr.SetDialOptions(grpc.WithUnaryInterceptor(auth.ForwardInterceptor()), grpc.WithStreamInterceptor(auth.ForwardStreamInterceptor()))
+	tr.SetDialOptions(grpc.WithChainUnaryInterceptor(auth.ForwardInterceptor(), transport.DeadlineClientInterceptor()),
+		grpc.WithStreamInterceptor(auth.ForwardStreamInterceptor()))
 	trRef.Store(tr)
 	addPeers(joinNodes)
 	addPeers(st.Nodes())
@@ -255,7 +256,10 @@ func Run(ctx context.Context, cfg config.Config) (err error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		// A peer that connects and goes silent must not hold a connection
 		// in its handshake for gRPC's default 120 s: Stop waits for those.
-		grpc.ConnectionTimeout(5 * time.Second)}
+		grpc.ConnectionTimeout(5 * time.Second),
+		// A forwarded request that arrives after its sender gave up is
+		// not executed (RELIABILITY.md #28).
+		grpc.UnaryInterceptor(transport.DeadlineServerInterceptor(cfg.MaxClockOffset, nil))}
 	if peerServerTLS != nil {
 		peerOpts = append(peerOpts, grpc.Creds(credentials.NewTLS(peerServerTLS)))
 	}
