@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,13 @@ import (
 // read must reflect every write acknowledged more than D before it was
 // sent; a replica that cannot prove that must refuse (a retryable
 // error), never answer older data.
+//
+// The keys live in a table of their own with 3 voters per range and, on a
+// cluster of more than 3 nodes, a read learner on every other node
+// (--learners): the faults leave learners far behind, and the staleness
+// check then shows that none is used beyond its bound. A run counts the
+// reads that learners served (a sampler follows which nodes are learners)
+// and fails if they served none, so the learners are really in the test.
 type readers struct {
 	c       *Cluster
 	kc      *kvClient
@@ -36,8 +44,99 @@ type readers struct {
 	violations []string
 
 	sessionOK, staleOK, staleRefused atomic.Int64
+	// learners is the table's learners per range (0 on 3 nodes);
+	// learnerSet the nodes last seen holding a learner of it;
+	// learnerReads the checked reads those nodes served.
+	learners     int
+	learnerSet   atomic.Pointer[map[uint64]bool]
+	learnerReads atomic.Int64
 
 	clientGroup
+}
+
+// readersTable is the readers' table.
+const readersTable = "sessions"
+
+// setup creates the readers' table (3 voters, a learner on every other
+// node) and, if it has learners, waits until the coordinator has placed
+// them, before any fault.
+func (rd *readers) setup() error {
+	rd.learners = max(len(rd.c.Nodes)-3, 0)
+	n := rd.c.Nodes[0]
+	body := fmt.Sprintf(`{"name":%q,"replicas":%d,"learners":%d}`, readersTable, min(3, len(rd.c.Nodes)), rd.learners)
+	if r := rd.kc.do(n, "POST", "/v1/tables", []byte(body), nil); r.err != nil || r.status != 201 {
+		return fmt.Errorf("create table %s: %d %v %s", readersTable, r.status, r.err, r.body)
+	}
+	if rd.learners == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		set, placed, err := rd.sampleLearners(n)
+		if err == nil && placed {
+			rd.learnerSet.Store(&set)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("learners of %s not placed within 30s (%v, last seen %v)", readersTable, err, set)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// sampleLearners asks n which nodes hold learners of the readers' table,
+// and whether every range of it has all its learners.
+func (rd *readers) sampleLearners(n *Node) (map[uint64]bool, bool, error) {
+	r := rd.kc.do(n, "GET", "/v1/cluster", nil, nil)
+	if r.err != nil || r.status != 200 {
+		return nil, false, fmt.Errorf("GET /v1/cluster: %d %v", r.status, r.err)
+	}
+	var st struct {
+		Ranges []struct {
+			Table    string   `json:"table"`
+			Learners []uint64 `json:"learners"`
+		} `json:"ranges"`
+	}
+	if err := json.Unmarshal(r.body, &st); err != nil {
+		return nil, false, err
+	}
+	set := map[uint64]bool{}
+	ranges, placed := 0, true
+	for _, rs := range st.Ranges {
+		if rs.Table != readersTable {
+			continue
+		}
+		ranges++
+		placed = placed && len(rs.Learners) == rd.learners
+		for _, id := range rs.Learners {
+			set[id] = true
+		}
+	}
+	return set, ranges > 0 && placed, nil
+}
+
+// followLearners keeps learnerSet current through the faults (the
+// coordinator moves replicas; a node that cannot answer is skipped).
+func (rd *readers) followLearners() {
+	rng := rand.New(rand.NewPCG(rd.seed, 0x1ea7))
+	for !rd.stopped() {
+		if set, _, err := rd.sampleLearners(rd.c.Nodes[rng.IntN(len(rd.c.Nodes))]); err == nil && len(set) > 0 {
+			rd.learnerSet.Store(&set)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// served counts a checked read that a learner served.
+func (rd *readers) served(by string) {
+	id, err := strconv.ParseUint(strings.TrimPrefix(by, "n"), 10, 64)
+	if set := rd.learnerSet.Load(); err == nil && set != nil && (*set)[id] {
+		rd.learnerReads.Add(1)
+	}
+}
+
+func (rd *readers) keyPath(key string) string {
+	return "/v1/kv/" + readersTable + "/" + key
 }
 
 // ack is an acknowledged write of a session client's key.
@@ -103,6 +202,9 @@ func checkStaleRead(acks []ack, call time.Time, bound time.Duration, found bool,
 
 func (rd *readers) start() {
 	rd.acks = map[string][]ack{}
+	if rd.learners > 0 {
+		rd.spawn(rd.followLearners)
+	}
 	for i := range rd.clients {
 		rd.spawn(func() { rd.session(i) })
 		rd.spawn(func() { rd.staleReader(i) })
@@ -130,7 +232,7 @@ func (rd *readers) session(id int) {
 		if rng.IntN(5) < 2 {
 			value := fmt.Sprintf("%s-%d", key, n)
 			st.attempted[value] = true
-			r := rd.kc.do(node, "PUT", rd.kc.keyPath(key), []byte(value), hdr)
+			r := rd.kc.do(node, "PUT", rd.keyPath(key), []byte(value), hdr)
 			if r.err != nil || r.status != 200 {
 				pause(r)
 				continue
@@ -151,7 +253,7 @@ func (rd *readers) session(id int) {
 			pause(r)
 			continue
 		}
-		r := rd.kc.do(node, "GET", rd.kc.keyPath(key)+"?consistency=session", nil, hdr)
+		r := rd.kc.do(node, "GET", rd.keyPath(key)+"?consistency=session", nil, hdr)
 		found := r.err == nil && r.status == 200
 		if !found && !(r.err == nil && r.status == 404 && errCode(r.body) == "not_found") {
 			pause(r)
@@ -170,6 +272,7 @@ func (rd *readers) session(id int) {
 		if msg := checkSessionRead(st, found, version, value); msg != "" {
 			rd.violate("%s (client %d, key %s, served by %s): %s", node.Name, id, key, r.header.Get("Cairn-Served-By"), msg)
 		}
+		rd.served(r.header.Get("Cairn-Served-By"))
 		st.seen = max(st.seen, version)
 		if t := r.header.Get("Cairn-Session"); t != "" {
 			token = t
@@ -187,7 +290,7 @@ func (rd *readers) staleReader(id int) {
 		node := rd.c.Nodes[rng.IntN(len(rd.c.Nodes))]
 		key := fmt.Sprintf("s%d", rng.IntN(rd.clients))
 		call := time.Now()
-		r := rd.kc.do(node, "GET", rd.kc.keyPath(key)+q, nil, nil)
+		r := rd.kc.do(node, "GET", rd.keyPath(key)+q, nil, nil)
 		found := r.err == nil && r.status == 200
 		if !found && !(r.err == nil && r.status == 404 && errCode(r.body) == "not_found") {
 			if r.err == nil && r.status == 503 {
@@ -211,6 +314,7 @@ func (rd *readers) staleReader(id int) {
 			rd.violate("%s (key %s, served by %s, staleness %s): %s", node.Name, key,
 				r.header.Get("Cairn-Served-By"), r.header.Get("Cairn-Staleness"), msg)
 		}
+		rd.served(r.header.Get("Cairn-Served-By"))
 		rd.staleOK.Add(1)
 		pause(r)
 	}
@@ -249,6 +353,9 @@ func (rd *readers) check(r *Report) {
 	}
 	if rd.sessionOK.Load() == 0 || rd.staleOK.Load() == 0 {
 		r.violate("readers: nothing checked (%d session reads, %d stale reads)", rd.sessionOK.Load(), rd.staleOK.Load())
+	}
+	if rd.learners > 0 && rd.learnerReads.Load() == 0 {
+		r.violate("readers: no read was served by a learner (%d learners per range)", rd.learners)
 	}
 }
 

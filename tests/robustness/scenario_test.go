@@ -278,8 +278,9 @@ type runStats struct {
 	// its read-only total checks.
 	transfers, bankChecks int64
 	// sessionReads and staleReads count the readers' checked reads;
-	// staleRefused the stale reads refused as too stale.
-	sessionReads, staleReads, staleRefused int64
+	// staleRefused the stale reads refused as too stale; learnerReads
+	// the checked reads that learners served.
+	sessionReads, staleReads, staleRefused, learnerReads int64
 }
 
 func logSummary(t *testing.T, stats []*runStats) {
@@ -385,6 +386,9 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 	t.Cleanup(bk.halt)
 	// Session and stale readers, each with its own key (readers_test.go).
 	rd := &readers{c: c, kc: kc, clients: 3, bound: time.Second, seed: seed}
+	if err := rd.setup(); err != nil {
+		t.Fatalf("readers: %v", err)
+	}
 	t.Cleanup(rd.halt)
 	w.start()
 	bk.start()
@@ -424,6 +428,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 	bk.check(rep)
 	rd.check(rep)
 	st.sessionReads, st.staleReads, st.staleRefused = rd.sessionOK.Load(), rd.staleOK.Load(), rd.staleRefused.Load()
+	st.learnerReads = rd.learnerReads.Load()
 	st.transfers, st.bankChecks = bk.transfers.Load(), bk.checks.Load()
 	if st.transfers == 0 || st.bankChecks == 0 {
 		rep.violate("bank: nothing happened (%d transfers, %d checks)", st.transfers, st.bankChecks)
@@ -443,8 +448,8 @@ func runScenario(t *testing.T, sc scenario, seed uint64, dur time.Duration, ro r
 	}
 	st.report = rep
 	st.snapshots = c.countLog("restored snapshot")
-	t.Logf("scenario=%s seed=%d faults=%d snapshots=%d watched=%d transfers=%d bank-checks=%d session-reads=%d stale-reads=%d stale-refused=%d %s",
-		sc.name, seed, e.faults, st.snapshots, len(events), st.transfers, st.bankChecks, st.sessionReads, st.staleReads, st.staleRefused, rep.Summary())
+	t.Logf("scenario=%s seed=%d faults=%d snapshots=%d watched=%d transfers=%d bank-checks=%d session-reads=%d stale-reads=%d stale-refused=%d learner-reads=%d %s",
+		sc.name, seed, e.faults, st.snapshots, len(events), st.transfers, st.bankChecks, st.sessionReads, st.staleReads, st.staleRefused, st.learnerReads, rep.Summary())
 	for k, res := range rep.Results {
 		if res != "Ok" && res != "Illegal" {
 			t.Logf("key %q: porcupine %s (check timed out after %v: not a violation, but not checked)", k, res, checkTimeout)
