@@ -357,6 +357,7 @@ func registerMetrics(logger *slog.Logger, st *store.Store, db *pebble.DB) *prome
 	cs = append(cs, respapi.Collectors()...)
 	cs = append(cs, router.Collectors()...)
 	cs = append(cs, auth.Collectors()...)
+	cs = append(cs, transport.Collectors()...)
 	for i, c := range cs {
 		if err := prometheus.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -34,6 +35,15 @@ import (
 // clock runs ahead refuses calls that were still in time (the sender sees
 // a clear DeadlineExceeded), one whose clock lags executes late calls as
 // before. A zero offset turns the check off.
+
+// lateCalls counts the calls DeadlineServerInterceptor refused.
+var lateCalls = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "cairn_peer_calls_late_total",
+	Help: "Peer calls not executed because they arrived more than --max-clock-offset after their sender's deadline (a slow link, or clocks further apart than the offset).",
+})
+
+// Collectors returns the package's metrics, for registration.
+func Collectors() []prometheus.Collector { return []prometheus.Collector{lateCalls} }
 
 // DeadlineMetadataKey is the gRPC metadata key of a peer call's deadline:
 // the caller's wall clock, in Unix nanoseconds.
@@ -68,6 +78,7 @@ func DeadlineServerInterceptor(maxOffset time.Duration, now func() time.Time) gr
 		}
 		left := deadline.Add(maxOffset).Sub(now())
 		if left <= 0 {
+			lateCalls.Inc()
 			return nil, status.Errorf(codes.DeadlineExceeded,
 				"%s arrived %v after its sender's deadline (allowed clock offset %v): not executed",
 				info.FullMethod, (-left + maxOffset).Round(time.Millisecond), maxOffset)

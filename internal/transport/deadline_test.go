@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -89,10 +90,14 @@ func TestForwardPastDeadlineIsRefused(t *testing.T) {
 	// Arrived past the deadline and the offset: refused, not executed.
 	skew.Store(int64(6 * time.Second))
 	ctx, cancel = timed(5 * time.Second)
+	late := testutil.ToFloat64(lateCalls)
 	err = forward(ctx)
 	cancel()
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("a forward that arrived 1s past its deadline: %v, want DeadlineExceeded", err)
+	}
+	if got := testutil.ToFloat64(lateCalls) - late; got != 1 {
+		t.Fatalf("cairn_peer_calls_late_total grew by %v, want 1", got)
 	}
 	if rec.calls.Load() != 1 {
 		t.Fatalf("a late forward was executed (%d calls)", rec.calls.Load())
