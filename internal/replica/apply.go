@@ -267,7 +267,7 @@ func checkCondition(c *cairnpb.Condition, found bool, version uint64) error {
 }
 
 func (r *Replica) applyPut(b *pebble.Batch, table keys.TableID, req *cairnpb.PutRequest, ts uint64) (Result, error) {
-	if locked, err := checkUnlocked(b, table, req.Key); err != nil || locked != nil {
+	if locked, err := r.checkUnlocked(b, table, req.Key); err != nil || locked != nil {
 		return Result{Err: locked}, err
 	}
 	cur, err := readLive(b, table, req.Key, r.state.MaxTimestamp)
@@ -285,7 +285,7 @@ func (r *Replica) applyPut(b *pebble.Batch, table keys.TableID, req *cairnpb.Put
 }
 
 func (r *Replica) applyDelete(b *pebble.Batch, table keys.TableID, key []byte, cond *cairnpb.Condition, ts uint64) (Result, error) {
-	if locked, err := checkUnlocked(b, table, key); err != nil || locked != nil {
+	if locked, err := r.checkUnlocked(b, table, key); err != nil || locked != nil {
 		return Result{Err: locked}, err
 	}
 	cur, err := readLive(b, table, key, r.state.MaxTimestamp)
@@ -330,7 +330,7 @@ func (r *Replica) applyBatch(b *pebble.Batch, table keys.TableID, req *cairnpb.B
 		if !r.containsKey(key) {
 			return Result{Err: kv.Errorf(kv.ErrRangeKeyMismatch, "batch op %d: range %d no longer holds the key", i, r.ID)}, nil
 		}
-		if locked, err := checkUnlocked(b, table, key); err != nil || locked != nil {
+		if locked, err := r.checkUnlocked(b, table, key); err != nil || locked != nil {
 			return Result{Err: locked}, err
 		}
 		cur, err := readLive(b, table, key, r.state.MaxTimestamp)

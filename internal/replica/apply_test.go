@@ -397,6 +397,12 @@ func (e *applyEnv) apply(t testing.TB, ents []entry) string {
 	}
 	b.Close()
 	out.Fire()
+	// After the commit, as the store does: reads wake, intents are looked for.
+	for i, en := range ents {
+		if i == 0 || ents[i-1].r != en.r {
+			en.r.ReleaseReads()
+		}
+	}
 	var sb strings.Builder
 	for _, en := range ents {
 		fmt.Fprintf(&sb, "index %d: ", en.ent.Index)

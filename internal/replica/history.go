@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"errors"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -54,7 +55,15 @@ func (r *Replica) historyOf(cmd *cairnpb.Command) historyPolicy {
 // versions and the command alone, so every replica keeps the same
 // entries and the history travels in snapshots like the data it
 // describes. Driver only.
-func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, version uint64, c storage.Change) error {
+//
+// stored is the version of the key's stored value (0: none). A key's
+// versions only grow, so its newest history entry, if it has one, is at
+// that version: a point lookup (bloom filters, no iterator) finds it, and
+// when its floor says nothing needs trimming no iterator is built at all,
+// the common case of a key written again within the retention. Otherwise
+// (no stored value, no entry there after a policy change, or something to
+// trim) an iterator finds the newest entry and trims.
+func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, stored, version uint64, c storage.Change) error {
 	// The change's place in the range's apply order: its version, unless
 	// that is not above the last change's (a transaction's write resolved
 	// after later writes of other keys of the range).
@@ -66,39 +75,60 @@ func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, 
 			cutoff = version - ret
 		}
 		prefix := keys.HistoryKeyPrefix(table, key)
-		upper := keys.PrefixEnd(prefix)
-		it, err := b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+		lower, upper := prefix, keys.PrefixEnd(prefix)
+		known := false // the newest entry was found by its version
+		if stored != 0 {
+			prev, found, err := readChange(b, keys.HistoryKey(table, key, stored))
+			if err != nil {
+				return err
+			}
+			if found {
+				known = true
+				c.Prev, c.PrevSeq, c.Floor = stored, prev.Seq, prev.Floor
+				if c.Floor > 0 && c.Floor >= cutoff {
+					// Every retained entry is at or above the floor
+					// (Change.Floor): none is older than the cutoff, and
+					// nothing goes (a key written often keeps many
+					// entries by age; walking them on each write was most
+					// of its cost).
+					c.Floor = min(c.Floor, version)
+					return r.putChange(b, table, key, version, c)
+				}
+				if c.Floor > 0 {
+					// Never walk the deleted entries below the floor: they
+					// are tombstones until a compaction, as many as the
+					// key's writes, and skipping them cost each write more.
+					lower = keys.HistoryKey(table, key, c.Floor)
+				}
+			}
+		}
+		it, err := b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
 			return err
 		}
-		// The newest entry: the new change's predecessor, and the floor
-		// below which everything is deleted already (Change.Floor).
 		ok := it.Last()
-		c.Floor = version // no entry: the new one is the oldest
-		if ok {
-			if _, _, c.Prev, err = keys.DecodeHistoryKey(it.Key()); err != nil {
-				it.Close()
-				return err
-			}
-			prev, err := storage.DecodeChange(it.Value())
-			if err != nil {
-				it.Close()
-				return err
-			}
-			c.PrevSeq, c.Floor = prev.Seq, prev.Floor
-			switch {
-			case c.Floor > 0 && c.Floor >= cutoff:
-				// Every retained entry is at or above the floor: none is
-				// older than the cutoff, and nothing goes (a key written
-				// often keeps many entries by age; walking them on each
-				// write was most of its cost).
-				ok = false
-			case c.Floor > 0:
-				// Never walk the deleted entries below the floor: they
-				// are tombstones until a compaction, as many as the
-				// key's writes, and skipping them cost each write more.
-				it.SetBounds(keys.HistoryKey(table, key, c.Floor), upper)
-				ok = it.Last()
+		if !known {
+			// The newest entry found by the iterator: the new change's
+			// predecessor, and its floor.
+			c.Floor = version // no entry: the new one is the oldest
+			if ok {
+				if _, _, c.Prev, err = keys.DecodeHistoryKey(it.Key()); err != nil {
+					it.Close()
+					return err
+				}
+				prev, err := storage.DecodeChange(it.Value())
+				if err != nil {
+					it.Close()
+					return err
+				}
+				c.PrevSeq, c.Floor = prev.Seq, prev.Floor
+				switch {
+				case c.Floor > 0 && c.Floor >= cutoff:
+					ok = false // nothing to trim, as above
+				case c.Floor > 0:
+					it.SetBounds(keys.HistoryKey(table, key, c.Floor), upper)
+					ok = it.Last()
+				}
 			}
 		}
 		// The newest n-1 entries stay (with the new one, n); past them, jump
@@ -138,11 +168,37 @@ func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, 
 		if err := it.Close(); err != nil {
 			return err
 		}
-		if err := b.Set(keys.HistoryKey(table, key, version), storage.EncodeChange(c), nil); err != nil {
-			return err
-		}
+		return r.putChange(b, table, key, version, c)
 	}
+	r.queueEvent(table, key, version, c)
+	return nil
+}
+
+// putChange writes a history entry and queues its event.
+func (r *Replica) putChange(b *pebble.Batch, table keys.TableID, key []byte, version uint64, c storage.Change) error {
+	if err := b.Set(keys.HistoryKey(table, key, version), storage.EncodeChange(c), nil); err != nil {
+		return err
+	}
+	r.queueEvent(table, key, version, c)
+	return nil
+}
+
+// queueEvent queues a change for the node's watchers.
+func (r *Replica) queueEvent(table keys.TableID, key []byte, version uint64, c storage.Change) {
 	d := r.Desc()
 	r.events = append(r.events, watch.Event{Table: table, Key: key, Version: version, Change: c, Start: d.Start, End: d.End})
-	return nil
+}
+
+// readChange reads one history entry as of b.
+func readChange(b *pebble.Batch, hk []byte) (storage.Change, bool, error) {
+	v, closer, err := b.Get(hk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return storage.Change{}, false, nil
+	}
+	if err != nil {
+		return storage.Change{}, false, err
+	}
+	defer closer.Close()
+	c, err := storage.DecodeChange(v)
+	return c, err == nil, err
 }

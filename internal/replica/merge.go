@@ -175,6 +175,7 @@ func (r *Replica) applyMerge(m *cairnpb.Merge, out *Applied) (Result, error) {
 	if err := r.checkMerge(m); err != nil {
 		return Result{Err: err}, nil
 	}
+	r.mayHaveIntents() // the right range's come along
 	rs := m.RightState
 	right := rs.Desc
 	d := cloneDesc(r.Desc())

@@ -157,6 +157,12 @@ type Replica struct {
 	applied atomic.Uint64
 	maxTS   atomic.Uint64 // state.MaxTimestamp as of the committed apply batches, for readers
 	maxSeq  atomic.Uint64 // state.MaxSeq likewise, for watchers
+	// intentFree: no transaction intent lies in the range's span in the
+	// committed applied state, nor in the apply batch being built
+	// (intents.go). Starts false (unknown).
+	intentFree atomic.Bool
+	// intentScanAt is when the driver last looked for intents (nowNanos).
+	intentScanAt int64
 	// approxBytes mirrors state.ApproxBytes for other goroutines.
 	approxBytes atomic.Uint64
 	destroyed   atomic.Bool
@@ -813,6 +819,7 @@ func (r *Replica) ReleaseReads() {
 	}
 	r.readsIndexed = kept
 	r.releaseLeaseReads(applied)
+	r.scanIntents()
 }
 
 // Destroy fails every waiter; the store then drops the replica (its range
@@ -906,6 +913,7 @@ func (r *Replica) snapshot() (raftpb.Snapshot, error) {
 
 func (r *Replica) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	r.unknownOrphans(snap.Metadata.Index)
+	r.mayHaveIntents()
 	sd := &cairnpb.SnapshotData{}
 	if err := proto.Unmarshal(snap.Data, sd); err != nil {
 		return err

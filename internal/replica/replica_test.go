@@ -290,42 +290,56 @@ func dumpHistory(t testing.TB, db *pebble.DB, table keys.TableID) string {
 // BenchmarkApply measures the apply path: one Apply call of batch put
 // commands (unmarshal, read for the condition, version, write) into an
 // indexed batch, committed without fsync, as the store's step 6 does.
-// Pebble has the node's default options; puts overwrite 10k keys.
+// Pebble has the node's default options; puts overwrite 10k keys. Two
+// history policies: the node's default (16 versions, 1 minute: every
+// write is within the retention, nothing is trimmed) and trim (3
+// versions, no retention: every write deletes its key's oldest entry).
 //
 //	go test -run='^$' -bench=Apply -benchmem ./internal/replica/
 func BenchmarkApply(b *testing.B) {
+	policies := []struct {
+		name        string
+		versions    uint32
+		retentionMs uint64
+	}{{"default", DefaultHistoryVersions, 60_000}, {"trim", 3, 0}}
 	for _, batch := range []int{1, 64} {
 		for _, valueBytes := range []int{100, 1024} {
-			b.Run(fmt.Sprintf("batch=%d/valueBytes=%d", batch, valueBytes), func(b *testing.B) {
-				e := newApplyEnvWith(b, storage.Options{})
-				r := e.replicas[2]
-				// A ring of marshaled commands over 10k keys.
-				const ring = 4096
-				datas := make([][]byte, ring)
-				value := bytes.Repeat([]byte{'v'}, valueBytes)
-				for i := range datas {
-					cmd := &cairnpb.Command{NodeId: 2, ProposalId: uint64(i), TableId: 1, Timestamp: uint64(i),
-						Op: &cairnpb.Command_Put{Put: &cairnpb.PutRequest{Key: fmt.Appendf(nil, "key-%08d", i*7919%10000), Value: value}}}
-					d, err := proto.Marshal(cmd)
-					if err != nil {
-						b.Fatal(err)
-					}
-					datas[i] = d
+			for _, pol := range policies {
+				if pol.name == "trim" && (batch != 64 || valueBytes != 100) {
+					continue
 				}
-				ents := make([]raftpb.Entry, batch)
-				index := r.state.AppliedIndex
-				k := 0
-				b.ReportAllocs()
-				b.SetBytes(int64(batch * valueBytes))
-				for b.Loop() {
-					for i := range ents {
-						index++
-						ents[i] = raftpb.Entry{Index: index, Term: e.term, Data: datas[k%ring]}
-						k++
+				b.Run(fmt.Sprintf("batch=%d/valueBytes=%d/history=%s", batch, valueBytes, pol.name), func(b *testing.B) {
+					e := newApplyEnvWith(b, storage.Options{})
+					r := e.replicas[2]
+					// A ring of marshaled commands over 10k keys.
+					const ring = 4096
+					datas := make([][]byte, ring)
+					value := bytes.Repeat([]byte{'v'}, valueBytes)
+					for i := range datas {
+						cmd := &cairnpb.Command{NodeId: 2, ProposalId: uint64(i), TableId: 1, Timestamp: uint64(i),
+							HistoryVersions: &pol.versions, HistoryRetentionMs: &pol.retentionMs,
+							Op: &cairnpb.Command_Put{Put: &cairnpb.PutRequest{Key: fmt.Appendf(nil, "key-%08d", i*7919%10000), Value: value}}}
+						d, err := proto.Marshal(cmd)
+						if err != nil {
+							b.Fatal(err)
+						}
+						datas[i] = d
 					}
-					applyCommitted(b, e.db, r, ents)
-				}
-			})
+					ents := make([]raftpb.Entry, batch)
+					index := r.state.AppliedIndex
+					k := 0
+					b.ReportAllocs()
+					b.SetBytes(int64(batch * valueBytes))
+					for b.Loop() {
+						for i := range ents {
+							index++
+							ents[i] = raftpb.Entry{Index: index, Term: e.term, Data: datas[k%ring]}
+							k++
+						}
+						applyCommitted(b, e.db, r, ents)
+					}
+				})
+			}
 		}
 	}
 }
@@ -382,4 +396,5 @@ func applyCommitted(b *testing.B, db *pebble.DB, r *Replica, ents []raftpb.Entry
 		b.Fatal(err)
 	}
 	out.Fire()
+	r.ReleaseReads()
 }

@@ -33,6 +33,14 @@ type current struct {
 	size     int64  // bytes of the stored key and value (for the range size)
 }
 
+// storedVersion is the version of cur's stored value, 0 if none.
+func storedVersion(cur current) uint64 {
+	if !cur.stored {
+		return 0
+	}
+	return cur.version
+}
+
 // readLive reads key's stored state as of b, judged at timestamp ts.
 func readLive(b *pebble.Batch, table keys.TableID, key []byte, ts uint64) (current, error) {
 	v, closer, err := b.Get(keys.DataKey(table, key))
@@ -99,7 +107,7 @@ func (r *Replica) storeValue(b *pebble.Batch, table keys.TableID, key, value []b
 			return err
 		}
 	}
-	return r.recordChange(b, table, key, v, storage.Change{Kind: storage.ChangePut, ExpireAt: exp, Value: value})
+	return r.recordChange(b, table, key, storedVersion(cur), v, storage.Change{Kind: storage.ChangePut, ExpireAt: exp, Value: value})
 }
 
 // removeValue deletes a stored key and its expiry index entry, and records
@@ -114,7 +122,7 @@ func (r *Replica) removeValue(b *pebble.Batch, table keys.TableID, key []byte, c
 			return err
 		}
 	}
-	return r.recordChange(b, table, key, version, storage.Change{Kind: kind})
+	return r.recordChange(b, table, key, storedVersion(cur), version, storage.Change{Kind: kind})
 }
 
 // applyExpire removes the keys of an Expire command that still have the

@@ -14,6 +14,7 @@ package replica
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -29,26 +30,41 @@ import (
 // applyOne applies cmd to r at the next index with timestamp ms<<16.
 func (e *applyEnv) applyOne(t *testing.T, r *Replica, ms uint64, cmd *cairnpb.Command) Result {
 	t.Helper()
-	cmd.NodeId, cmd.ProposalId, cmd.Timestamp = 1, e.nextProp, ms<<16
-	if cmd.TableId == 0 {
-		cmd.TableId = r.Desc().TableId
+	return e.applyMany(t, r, ms, cmd)[0]
+}
+
+// applyMany applies cmds to r at the next indexes, in one apply batch,
+// with timestamp ms<<16, and returns their results.
+func (e *applyEnv) applyMany(t *testing.T, r *Replica, ms uint64, cmds ...*cairnpb.Command) []Result {
+	t.Helper()
+	var ents []entry
+	var dones []chan Result
+	for i, cmd := range cmds {
+		cmd.NodeId, cmd.ProposalId, cmd.Timestamp = 1, e.nextProp, ms<<16
+		if cmd.TableId == 0 {
+			cmd.TableId = r.Desc().TableId
+		}
+		e.nextProp++
+		done := make(chan Result, 1)
+		r.waiters[cmd.ProposalId] = &proposal{id: cmd.ProposalId, done: done}
+		data, err := proto.Marshal(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		index := r.state.AppliedIndex + 1 + uint64(i)
+		ents = append(ents, entry{r: r, ent: raftpb.Entry{Type: raftpb.EntryNormal, Index: index, Term: e.term, Data: data}}) // apply must not consume the result
+		dones = append(dones, done)
 	}
-	e.nextProp++
-	done := make(chan Result, 1)
-	r.waiters[cmd.ProposalId] = &proposal{id: cmd.ProposalId, done: done}
-	data, err := proto.Marshal(cmd)
-	if err != nil {
-		t.Fatal(err)
+	e.apply(t, ents)
+	results := make([]Result, len(dones))
+	for i, done := range dones {
+		select {
+		case results[i] = <-done:
+		default:
+			t.Fatalf("command %d not applied", i)
+		}
 	}
-	en := entry{r: r, ent: raftpb.Entry{Type: raftpb.EntryNormal, Index: r.state.AppliedIndex + 1, Term: e.term, Data: data}} // apply must not consume the result
-	e.apply(t, []entry{en})
-	select {
-	case res := <-done:
-		return res
-	default:
-		t.Fatal("command not applied")
-		return Result{}
-	}
+	return results
 }
 
 func txnMeta(id byte, primary string, expireMs int64) *cairnpb.TxnMeta {
@@ -276,5 +292,102 @@ func TestTxnSnapshotCarriesIntents(t *testing.T) {
 	}
 	if kvs, _ := txnSnapshotKVs(e.db, r.Desc()); len(kvs) != 0 {
 		t.Fatalf("cleared, still %d", len(kvs))
+	}
+}
+
+// TestIntentFree: a replica skips intent lookups only while its range
+// holds no intent (intents.go): unknown at start, known free after a
+// scan of the committed state, not free from the moment a prewrite is
+// applied (a plain write of the key later in the same apply batch is
+// still refused), free again once the intents are resolved and a scan
+// finds none; a snapshot or a merge makes it unknown again.
+func TestIntentFree(t *testing.T) {
+	e := newApplyEnv(t)
+	r := e.replicas[2]
+	scan := func() {
+		r.intentScanAt = 0 // due now
+		r.ReleaseReads()
+	}
+	put := func(k, v string) *cairnpb.Command {
+		return &cairnpb.Command{Op: &cairnpb.Command_Put{Put: &cairnpb.PutRequest{Key: []byte(k), Value: []byte(v)}}}
+	}
+	if r.IntentFree() {
+		t.Fatal("a new replica claims to hold no intents before it looked")
+	}
+	if res := e.applyOne(t, r, 1000, put("a", "1")); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if !r.IntentFree() {
+		t.Fatal("no intents in the range, but the replica does not know it after an apply")
+	}
+
+	m := txnMeta(7, "b", 9000)
+	res := e.applyMany(t, r, 1001, prewrite(m, true, tput("b", "txn")), put("b", "plain"))
+	if res[0].Err != nil {
+		t.Fatalf("prewrite: %v", res[0].Err)
+	}
+	if !errors.Is(res[1].Err, kv.ErrTxnConflict) {
+		t.Fatalf("a plain write of a key prewritten earlier in the same apply batch: %v, want a conflict", res[1].Err)
+	}
+	scan()
+	if r.IntentFree() {
+		t.Fatal("an intent is in the range, but the replica claims none")
+	}
+	if res := e.applyOne(t, r, 1002, put("b", "plain")); !errors.Is(res.Err, kv.ErrTxnConflict) {
+		t.Fatalf("a plain write of a locked key: %v, want a conflict", res.Err)
+	}
+
+	if res := e.applyOne(t, r, 1003, txnEnd(m, cairnpb.TxnStatus_COMMITTED, false)); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if res := e.applyOne(t, r, 1004, resolve(m, true, "b")); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	scan()
+	if !r.IntentFree() {
+		t.Fatal("every intent is resolved, but the replica does not know it")
+	}
+	if res := e.applyOne(t, r, 1005, put("b", "plain")); res.Err != nil {
+		t.Fatalf("a plain write after the resolve: %v", res.Err)
+	}
+
+	snap, err := r.snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.db.NewBatch()
+	defer b.Close()
+	if err := r.applySnapshot(b, snap); err != nil {
+		t.Fatal(err)
+	}
+	if r.IntentFree() {
+		t.Fatal("a snapshot may bring intents, but the replica still claims none")
+	}
+}
+
+// TestIntentFreeAfterMerge: a merge brings the right range's intents into
+// the left range, which must not keep claiming it has none.
+func TestIntentFreeAfterMerge(t *testing.T) {
+	e := newApplyEnv(t)
+	left := e.replicas[2]
+	e.handle(t, mustTD(t, "split key=m new=3 gen=0"))
+	e.handle(t, mustTD(t, "open-range id=3"))
+	right := e.replicas[3]
+	if res := e.applyOne(t, right, 1000, prewrite(txnMeta(8, "x", 9000), true, tput("x", "txn"))); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	e.handle(t, mustTD(t, "freeze left=2 lgen=1 gen=1"))
+	left.intentScanAt = 0
+	left.ReleaseReads()
+	if !left.IntentFree() {
+		t.Fatal("the left range holds no intent before the merge, but does not know it")
+	}
+	if out := e.handle(t, mustTD(t, "merge right=3 gen=1")); !strings.Contains(out, "ok") {
+		t.Fatalf("merge: %s", out)
+	}
+	left.intentScanAt = 0
+	left.ReleaseReads()
+	if left.IntentFree() {
+		t.Fatal("the merged range holds the right range's intent, but claims none")
 	}
 }

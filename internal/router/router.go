@@ -582,12 +582,15 @@ func (rt *Router) localGet(ctx context.Context, r *replica.Replica, t *cairnpb.T
 	}
 	// The intent first, then the value: a transaction acknowledged
 	// before this read either still has its intent here or has resolved
-	// it into the value.
-	if waited, err := rt.waitIntent(ctx, req.Table, t, req.Key, false); err != nil || waited {
-		if err != nil {
-			return nil, err
+	// it into the value. A range without intents skips the lookup
+	// (replica/intents.go).
+	if !r.IntentFree() {
+		if waited, err := rt.waitIntent(ctx, req.Table, t, req.Key, false); err != nil || waited {
+			if err != nil {
+				return nil, err
+			}
+			return rt.localGet(ctx, r, t, req)
 		}
-		return rt.localGet(ctx, r, t, req)
 	}
 	out := &cairnpb.GetResponse{SessionToken: tokenOf(sv.entry), ServedConsistency: sv.level,
 		ServedBy: rt.store.NodeID(), StalenessMs: sv.staleness.Milliseconds(), Leader: r.Leader()}
