@@ -10,6 +10,9 @@
 # Prints CSV: round,system,pipeline,test,rps,p50_ms,p99_ms (redis-benchmark)
 # or round,system,1,PUT(kvload),ops_per_sec,,,other_cores (kvload).
 # Usage: scripts/bench-redis.sh [ROUNDS] [N] [KVLOAD_DURATION]
+# CAIRN_ARGS adds server flags (default --split-qps 0: redis-benchmark
+# writes and reads one key, and a load-based split would move that key's
+# range, and its leader, off the node measured as the leader).
 # Needs: redis-server, redis-tools, etcd-server (scripts/deps.sh + apt), Go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +37,7 @@ start_cairn() {
     p=$((17279 + 100 * i))
     "$work/cairn" server --name "n$i" --data-dir "$work/c/n$i" --listen "127.0.0.1:$p" \
       --listen-peer "127.0.0.1:$((p + 1))" --listen-resp "127.0.0.1:$((p + 2))" \
-      --initial-cluster "$ic" >"$work/c/n$i.log" 2>&1 &
+      --initial-cluster "$ic" ${CAIRN_ARGS---split-qps 0} >"$work/c/n$i.log" 2>&1 &
     pids+=($!)
   done
   for i in 1 2 3; do
