@@ -131,38 +131,44 @@ func (r *Replica) recordChange(b *pebble.Batch, table keys.TableID, key []byte, 
 				}
 			}
 		}
-		// The newest n-1 entries stay (with the new one, n); past them, jump
-		// to the newest entry below the cutoff: everything from there back
-		// goes, without visiting the entries kept by age.
+		// What may go: entries older than the cutoff that are not among
+		// the newest n-1 (with the new one, n). They go oldest first, at
+		// most maxTrimPerWrite per write, and the floor rises past them,
+		// so the next write starts at the oldest entry left and never
+		// walks over what earlier writes deleted. (Trimming newest first
+		// left each write's deletions above older entries, and every later
+		// write walked over all of them again: a burst of writes of one
+		// key, aging out, cost each write more than the last, seconds per
+		// apply for a burst of 100k.)
 		for kept := 1; ok && kept < n; kept++ {
 			ok = it.Prev()
 		}
+		bound := cutoff // entries at or above it stay
 		if ok {
 			// it is at the newest entry not kept by count.
-			if _, _, v, err := keys.DecodeHistoryKey(it.Key()); err != nil {
+			_, _, v, err := keys.DecodeHistoryKey(it.Key())
+			if err != nil {
 				it.Close()
 				return err
-			} else if v >= cutoff {
-				ok = it.SeekLT(keys.HistoryKey(table, key, cutoff))
 			}
-		}
-		trimmed := 0
-		var newest uint64 // the newest entry trimmed
-		for ; ok && trimmed < maxTrimPerWrite; ok = it.Prev() {
-			if trimmed == 0 {
-				if _, _, newest, err = keys.DecodeHistoryKey(it.Key()); err != nil {
+			bound = min(bound, v+1)
+			trimmed := 0
+			for ok = it.First(); ok && trimmed < maxTrimPerWrite; ok = it.Next() {
+				_, _, v, err := keys.DecodeHistoryKey(it.Key())
+				if err != nil {
 					it.Close()
 					return err
 				}
+				if v >= bound {
+					break
+				}
+				if err := b.Delete(it.Key(), nil); err != nil {
+					it.Close()
+					return err
+				}
+				trimmed++
+				c.Floor = v + 1 // it and everything older are gone
 			}
-			if err := b.Delete(it.Key(), nil); err != nil {
-				it.Close()
-				return err
-			}
-			trimmed++
-		}
-		if trimmed > 0 && !ok {
-			c.Floor = newest + 1 // it and everything older are gone
 		}
 		c.Floor = min(c.Floor, version)
 		if err := it.Close(); err != nil {

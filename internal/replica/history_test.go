@@ -2,6 +2,7 @@ package replica
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,5 +160,84 @@ func TestHistoryFloor(t *testing.T) {
 		if floors[i] <= floors[i-1] {
 			t.Fatalf("floor did not rise at write %d: %v", i, floors[i-2:i+1])
 		}
+	}
+}
+
+// TestHistoryBurstAgesOutOldestFirst: a burst of writes of one key, kept
+// by age, goes once it ages out, maxTrimPerWrite entries per later write,
+// oldest first: what is left is always the newest part of the history
+// (no holes), and the floor rises with every trimming write, so no write
+// walks over entries deleted before it. (Trimmed newest first, the
+// deletions sat above the older entries and the floor stayed put: each
+// write walked over every earlier write's deletions, and a burst of
+// redis-benchmark SETs made forwarded writes wait seconds a minute later.)
+func TestHistoryBurstAgesOutOldestFirst(t *testing.T) {
+	e := newApplyEnv(t)
+	r := e.replicas[2]
+	r.opts.HistoryVersions, r.opts.HistoryRetention = 3, 10*time.Second
+	next := map[keys.RangeID]uint64{}
+	put := func(ms uint64) {
+		e.apply(t, []entry{e.parseEntry(t, mustTD(t, fmt.Sprintf("put key=a value=x ts=%d", ms<<16)), next)})
+	}
+	live := func() ([]uint64, storage.Change) {
+		var vs []uint64
+		var newest storage.Change
+		start, end := keys.HistorySpan(1, nil, nil)
+		it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			_, _, v, err := keys.DecodeHistoryKey(it.Key())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if newest, err = storage.DecodeChange(it.Value()); err != nil {
+				t.Fatal(err)
+			}
+			vs = append(vs, v)
+		}
+		return vs, newest
+	}
+	const burst = 300
+	var burstVersions []uint64
+	for i := range burst {
+		put(1000 + uint64(i))
+		burstVersions = append(burstVersions, (1000+uint64(i))<<16)
+	}
+	if vs, _ := live(); len(vs) != burst {
+		t.Fatalf("%d entries after the burst, want all %d (kept by age)", len(vs), burst)
+	}
+	// 20 s later the whole burst is past the retention.
+	var floors []uint64
+	for j := range 8 {
+		put(1000 + burst + 20_000 + uint64(j))
+		vs, newest := live()
+		floors = append(floors, newest.Floor)
+		// What is left of the burst is its newest part, from the floor up.
+		var fromBurst []uint64
+		for _, v := range vs {
+			if v < (1000+burst)<<16 {
+				fromBurst = append(fromBurst, v)
+			}
+		}
+		wantLeft := max(burst-(j+1)*maxTrimPerWrite, 0)
+		if len(fromBurst) != wantLeft || (len(fromBurst) > 0 && !slices.Equal(fromBurst, burstVersions[burst-len(fromBurst):])) {
+			t.Fatalf("after aged write %d: %d burst entries left (want the newest %d, no holes): %v...", j, len(fromBurst), wantLeft, fromBurst[:min(len(fromBurst), 5)])
+		}
+		if n := len(fromBurst); n > 0 && (newest.Floor > fromBurst[0] || newest.Floor <= burstVersions[burst-n-1]) {
+			t.Fatalf("after aged write %d: floor %d, want above the newest trimmed entry %d and at most the oldest left %d",
+				j, newest.Floor, burstVersions[burst-n-1], fromBurst[0])
+		}
+	}
+	for j := 1; j < 4; j++ {
+		if floors[j] <= floors[j-1] {
+			t.Fatalf("the floor did not rise with trimming write %d: %v", j, floors)
+		}
+	}
+	// Left: the 8 later writes, all younger than the retention.
+	if vs, _ := live(); len(vs) != 8 || vs[0] != (1000+burst+20_000)<<16 {
+		t.Fatalf("%d entries left after the burst aged out (oldest %d), want the 8 later writes", len(vs), vs[0])
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -63,6 +65,7 @@ func Open(dir string, opts Options) (*pebble.DB, error) {
 		FS:           opts.FS,
 
 		DisableAutomaticCompactions: opts.DisableAutomaticCompactions,
+		EventListener:               stallLogger(),
 	}
 	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	po.EnsureDefaults()
@@ -74,6 +77,23 @@ func Open(dir string, opts Options) (*pebble.DB, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
 	return db, nil
+}
+
+// stallLogger logs Pebble's write stalls (too many memtables waiting to
+// be flushed, or too many files in L0): every write of the node, Raft log
+// appends included, waits while one lasts, so a stall shows as seconds of
+// latency on every range at once.
+func stallLogger() *pebble.EventListener {
+	var began atomic.Int64
+	return &pebble.EventListener{
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			began.Store(time.Now().UnixNano())
+			slog.Warn("pebble: write stall began", "reason", info.Reason)
+		},
+		WriteStallEnd: func() {
+			slog.Warn("pebble: write stall ended", "took", time.Duration(time.Now().UnixNano()-began.Load()).Round(time.Millisecond))
+		},
+	}
 }
 
 type quietLogger struct{}
