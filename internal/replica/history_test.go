@@ -128,24 +128,7 @@ func TestHistoryFloor(t *testing.T) {
 	var floors []uint64
 	for i := range 200 {
 		e.apply(t, []entry{e.parseEntry(t, mustTD(t, fmt.Sprintf("put key=a value=%d", i)), next)})
-		var live []uint64
-		var newest storage.Change
-		start, end := keys.HistorySpan(1, nil, nil)
-		it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for ok := it.First(); ok; ok = it.Next() {
-			_, _, v, err := keys.DecodeHistoryKey(it.Key())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if newest, err = storage.DecodeChange(it.Value()); err != nil {
-				t.Fatal(err)
-			}
-			live = append(live, v)
-		}
-		it.Close()
+		live, newest := historyEntries(t, e.db)
 		if len(live) != min(i+1, 3) {
 			t.Fatalf("write %d: %d entries kept, want %d", i, len(live), min(i+1, 3))
 		}
@@ -179,27 +162,7 @@ func TestHistoryBurstAgesOutOldestFirst(t *testing.T) {
 	put := func(ms uint64) {
 		e.apply(t, []entry{e.parseEntry(t, mustTD(t, fmt.Sprintf("put key=a value=x ts=%d", ms<<16)), next)})
 	}
-	live := func() ([]uint64, storage.Change) {
-		var vs []uint64
-		var newest storage.Change
-		start, end := keys.HistorySpan(1, nil, nil)
-		it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer it.Close()
-		for ok := it.First(); ok; ok = it.Next() {
-			_, _, v, err := keys.DecodeHistoryKey(it.Key())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if newest, err = storage.DecodeChange(it.Value()); err != nil {
-				t.Fatal(err)
-			}
-			vs = append(vs, v)
-		}
-		return vs, newest
-	}
+	live := func() ([]uint64, storage.Change) { return historyEntries(t, e.db) }
 	const burst = 300
 	var burstVersions []uint64
 	for i := range burst {
@@ -240,4 +203,29 @@ func TestHistoryBurstAgesOutOldestFirst(t *testing.T) {
 	if vs, _ := live(); len(vs) != 8 || vs[0] != (1000+burst+20_000)<<16 {
 		t.Fatalf("%d entries left after the burst aged out (oldest %d), want the 8 later writes", len(vs), vs[0])
 	}
+}
+
+// historyEntries returns the versions of table 1's history entries in
+// key order, and the last entry's change.
+func historyEntries(t *testing.T, db *pebble.DB) ([]uint64, storage.Change) {
+	t.Helper()
+	var vs []uint64
+	var last storage.Change
+	start, end := keys.HistorySpan(1, nil, nil)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		_, _, v, err := keys.DecodeHistoryKey(it.Key())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last, err = storage.DecodeChange(it.Value()); err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, v)
+	}
+	return vs, last
 }
