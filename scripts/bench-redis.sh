@@ -13,6 +13,10 @@
 # CAIRN_ARGS adds server flags (default --split-qps 0: redis-benchmark
 # writes and reads one key, and a load-based split would move that key's
 # range, and its leader, off the node measured as the leader).
+# NODE_PROCS sets GOMAXPROCS of every cairn node and etcd member (default
+# 1: three nodes and the load generator share this machine's 2 cores, and
+# a Go process that believes it has both spends much of its CPU handing
+# goroutines between threads; "" keeps Go's default, the number of cores).
 # Needs: redis-server, redis-tools, etcd-server (scripts/deps.sh + apt), Go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +26,8 @@ work=$(mktemp -d /tmp/cairn-rbench.XXXXXX)
 cp -r "$tools/kvload" "$work/kvload-src"
 (cd "$work/kvload-src" && go build -o "$work/kvload" .)
 CGO_ENABLED=0 go build -o "$work/cairn" ./cmd/cairn
+
+procs=${NODE_PROCS-1}
 
 pids=()
 stop_all() {
@@ -35,7 +41,7 @@ start_cairn() {
   local ic="n1=127.0.0.1:17380,n2=127.0.0.1:17480,n3=127.0.0.1:17580" i p
   for i in 1 2 3; do
     p=$((17279 + 100 * i))
-    "$work/cairn" server --name "n$i" --data-dir "$work/c/n$i" --listen "127.0.0.1:$p" \
+    env ${procs:+GOMAXPROCS=$procs} "$work/cairn" server --name "n$i" --data-dir "$work/c/n$i" --listen "127.0.0.1:$p" \
       --listen-peer "127.0.0.1:$((p + 1))" --listen-resp "127.0.0.1:$((p + 2))" \
       --initial-cluster "$ic" ${CAIRN_ARGS---split-qps 0} >"$work/c/n$i.log" 2>&1 &
     pids+=($!)
@@ -89,7 +95,7 @@ for r in $(seq "$rounds"); do
     rb "$r" "redis-$fs" 26379
     stop_all
   done
-  bash "$tools/etcd3.sh" start >/dev/null
+  env ${procs:+GOMAXPROCS=$procs} bash "$tools/etcd3.sh" start >/dev/null
   kv "$r" etcd etcd "127.0.0.1:22379,127.0.0.1:22389,127.0.0.1:22399" "$(paste -sd, /tmp/etcd3.pids)"
   bash "$tools/etcd3.sh" stop >/dev/null
 done

@@ -30,7 +30,8 @@ func parseReadLevel(consistency, tableDefault string, maxStalenessMs int64, toke
 	if err != nil {
 		return lv, err
 	}
-	if _, err := kv.DecodeSessionToken(token); err != nil {
+	tok, err := kv.DecodeSessionToken(token)
+	if err != nil {
 		return lv, err
 	}
 	if c == "" {
@@ -42,10 +43,7 @@ func parseReadLevel(consistency, tableDefault string, maxStalenessMs int64, toke
 	}
 	switch c {
 	case kv.Session:
-		if lv.token, err = kv.DecodeSessionToken(token); err != nil {
-			return lv, err
-		}
-		lv.level = kv.Session
+		lv.token, lv.level = tok, kv.Session
 	case kv.Stale:
 		if lv.maxStaleness, err = kv.CheckMaxStaleness(maxStalenessMs); err != nil {
 			return lv, err

@@ -104,8 +104,10 @@ func New(s *store.Store, t *transport.Transport, opts Options) *Router {
 	return &Router{opts: opts, store: s, transport: t, stopWatches: make(chan struct{})}
 }
 
+// withTimeout bounds a request by RequestTimeout (timeout.go: the timer
+// starts only if the request waits).
 func (rt *Router) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, rt.opts.RequestTimeout)
+	return withLazyTimeout(ctx, rt.opts.RequestTimeout)
 }
 
 // table resolves a table name, confirming a miss linearizably.

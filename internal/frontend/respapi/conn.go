@@ -55,6 +55,12 @@ type conn struct {
 	// run collects pipelined SETs or GETs (pipeline.go).
 	run pipelineRun
 
+	// Socket deadlines (armRead, armWrite): partial is set while a
+	// command is being read, partialArmed once its deadline is set;
+	// readDeadline and writeDeadline are the deadlines last set.
+	partial, partialArmed       bool
+	readDeadline, writeDeadline time.Time
+
 	// Read by other connections (CLIENT LIST).
 	info       atomic.Pointer[clientInfo]
 	lastCmd    atomic.Pointer[command]
@@ -74,7 +80,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 		srv:     s,
 		nc:      nc,
 		id:      int64(s.nextID.Add(1)),
-		r:       resp.NewReader(nc, s.limits),
 		created: now,
 		addr:    nc.RemoteAddr().String(),
 		laddr:   nc.LocalAddr().String(),
@@ -82,6 +87,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		proto:   2,
 		table:   "default",
 	}
+	c.r = resp.NewReader(connReader{c}, s.limits)
 	c.info.Store(&clientInfo{proto: 2})
 	c.lastActive.Store(now.UnixNano())
 	return c
@@ -109,21 +115,17 @@ func (c *conn) serve() {
 	}()
 	opts := &c.srv.opts
 	for {
+		c.partial = false
 		if c.r.Buffered() == 0 {
 			if !c.flush() {
 				return
 			}
-			var idle time.Time
-			if opts.IdleTimeout > 0 {
-				idle = time.Now().Add(opts.IdleTimeout)
-			}
-			_ = c.nc.SetReadDeadline(idle)
 			if err := c.r.WaitFrame(); err != nil {
 				c.readFailed(err)
 				return
 			}
 		}
-		_ = c.nc.SetReadDeadline(time.Now().Add(opts.PartialCommandTimeout))
+		c.partial, c.partialArmed = true, false
 		args, err := c.r.ReadCommand()
 		if err != nil {
 			c.flushRun() // the commands received whole still run
@@ -146,12 +148,60 @@ func (c *conn) serve() {
 	}
 }
 
+// connReader is what the connection's resp.Reader reads from: the socket,
+// with its read deadline armed only when a read is about to happen (most
+// commands arrive whole in one read, and setting a deadline costs a
+// runtime timer update).
+type connReader struct{ c *conn }
+
+func (r connReader) Read(p []byte) (int, error) {
+	r.c.armRead()
+	return r.c.nc.Read(p)
+}
+
+// armRead sets the read deadline for the read about to happen: a command
+// whose first byte arrived must arrive whole within PartialCommandTimeout
+// of its first read that had to wait; between commands the connection may
+// idle for IdleTimeout (0: forever).
+func (c *conn) armRead() {
+	var want time.Time
+	switch opts := &c.srv.opts; {
+	case c.partial:
+		if c.partialArmed {
+			return
+		}
+		c.partialArmed = true
+		want = time.Now().Add(opts.PartialCommandTimeout)
+	case opts.IdleTimeout > 0:
+		want = time.Now().Add(opts.IdleTimeout)
+	}
+	if want.IsZero() && c.readDeadline.IsZero() {
+		return
+	}
+	c.readDeadline = want
+	_ = c.nc.SetReadDeadline(want)
+}
+
+// armWrite sets the write deadline for a write about to happen to
+// WriteTimeout from now, renewing it only once a sixteenth of the timeout
+// has passed since it was last set: a client that takes no replies is
+// cut after 15/16 to all of WriteTimeout.
+func (c *conn) armWrite() {
+	wt := c.srv.opts.WriteTimeout
+	now := time.Now()
+	if c.writeDeadline.Sub(now) > wt-wt/16 {
+		return
+	}
+	c.writeDeadline = now.Add(wt)
+	_ = c.nc.SetWriteDeadline(c.writeDeadline)
+}
+
 // flush writes out the buffered replies; false if the connection failed.
 func (c *conn) flush() bool {
 	if c.out.Len() == 0 {
 		return true
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
+	c.armWrite()
 	_, err := c.nc.Write(c.out.Bytes())
 	c.out.Reset(keepBufferBytes)
 	if err != nil {

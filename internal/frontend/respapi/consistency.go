@@ -46,6 +46,9 @@ func (s *sessionToken) observe(tok string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if tok == s.token {
+		return // a read of the same state: nothing new (the common case)
+	}
 	if m, err := kv.MergeSessionTokens(s.token, tok); err == nil {
 		s.token = m
 	}
@@ -74,8 +77,10 @@ func (c *conn) txnBackend() Backend { return connBackend{Backend: c.srv.backend,
 
 func (b connBackend) Get(ctx context.Context, req *cairnpb.GetRequest) (*cairnpb.GetResponse, error) {
 	if b.reads && req.Consistency == "" {
-		r := proto.Clone(req).(*cairnpb.GetRequest)
-		r.Consistency, r.MaxStalenessMs = b.c.level.consistency, b.c.level.maxStalenessMs
+		// A copy, field by field (proto.Clone costs a reflective walk on
+		// every GET); TestConnBackendGetCopiesEveryField keeps it whole.
+		r := &cairnpb.GetRequest{Table: req.Table, Key: req.Key, Consistency: b.c.level.consistency,
+			MaxStalenessMs: b.c.level.maxStalenessMs, SessionToken: req.SessionToken}
 		if r.Consistency == kv.Session || r.Consistency == "" {
 			// "" may be a table whose default is session.
 			r.SessionToken = b.c.session.get()

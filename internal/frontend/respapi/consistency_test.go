@@ -98,3 +98,26 @@ func TestConnectionSession(t *testing.T) {
 		t.Fatalf("stale GET asked %+v", r)
 	}
 }
+
+// connBackend.Get copies a GetRequest field by field; a field added to
+// the message must be added to that copy (and here).
+func TestConnBackendGetCopiesEveryField(t *testing.T) {
+	fields := (&cairnpb.GetRequest{}).ProtoReflect().Descriptor().Fields()
+	copied := map[string]bool{"table": true, "key": true, "consistency": true, "max_staleness_ms": true, "session_token": true}
+	if fields.Len() != len(copied) {
+		t.Fatalf("GetRequest has %d fields, connBackend.Get copies %d", fields.Len(), len(copied))
+	}
+	for i := range fields.Len() {
+		if name := string(fields.Get(i).Name()); !copied[name] {
+			t.Fatalf("GetRequest field %q is not copied by connBackend.Get", name)
+		}
+	}
+	b := &levelRecorder{memBackend: newMemBackend()}
+	c := &conn{level: connLevel{consistency: kv.Stale, maxStalenessMs: 250}}
+	_, _ = connBackend{Backend: b, c: c, reads: true}.Get(context.Background(),
+		&cairnpb.GetRequest{Table: "t", Key: []byte("k")})
+	got := b.last(t)
+	if got.Table != "t" || string(got.Key) != "k" || got.Consistency != kv.Stale || got.MaxStalenessMs != 250 {
+		t.Fatalf("backend got %v", got)
+	}
+}
