@@ -13,10 +13,13 @@
 # CAIRN_ARGS adds server flags (default --split-qps 0: redis-benchmark
 # writes and reads one key, and a load-based split would move that key's
 # range, and its leader, off the node measured as the leader).
-# NODE_PROCS sets GOMAXPROCS of every cairn node and etcd member (default
-# 1: three nodes and the load generator share this machine's 2 cores, and
-# a Go process that believes it has both spends much of its CPU handing
-# goroutines between threads; "" keeps Go's default, the number of cores).
+# NODE_PROCS sets GOMAXPROCS of every cairn node and etcd member (default:
+# Go's own, the CPUs the process may use; 1 under PIN=1).
+# PIN=1 runs every server (cairn's three nodes, redis-server, etcd's three
+# members) on CPU 0 and the load generators on CPU 1 (taskset): the
+# servers then get one core and the client the other, and the runs stop
+# depending on where the kernel happens to place each process (unpinned,
+# the same run here varies by up to 2x between 28k and 50k GET/s).
 # Needs: redis-server, redis-tools, etcd-server (scripts/deps.sh + apt), Go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +30,9 @@ cp -r "$tools/kvload" "$work/kvload-src"
 (cd "$work/kvload-src" && go build -o "$work/kvload" .)
 CGO_ENABLED=0 go build -o "$work/cairn" ./cmd/cairn
 
-procs=${NODE_PROCS-1}
+procs=${NODE_PROCS:-}
+srv=(); cli=()
+if [ "${PIN:-0}" = 1 ]; then srv=(taskset -c 0); cli=(taskset -c 1); fi
 
 pids=()
 stop_all() {
@@ -41,7 +46,7 @@ start_cairn() {
   local ic="n1=127.0.0.1:17380,n2=127.0.0.1:17480,n3=127.0.0.1:17580" i p
   for i in 1 2 3; do
     p=$((17279 + 100 * i))
-    env ${procs:+GOMAXPROCS=$procs} "$work/cairn" server --name "n$i" --data-dir "$work/c/n$i" --listen "127.0.0.1:$p" \
+    "${srv[@]}" env ${procs:+GOMAXPROCS=$procs} "$work/cairn" server --name "n$i" --data-dir "$work/c/n$i" --listen "127.0.0.1:$p" \
       --listen-peer "127.0.0.1:$((p + 1))" --listen-resp "127.0.0.1:$((p + 2))" \
       --initial-cluster "$ic" ${CAIRN_ARGS---split-qps 0} >"$work/c/n$i.log" 2>&1 &
     pids+=($!)
@@ -58,7 +63,7 @@ start_cairn() {
 
 start_redis() { # $1 = always | everysec
   rm -rf "$work/r"; mkdir -p "$work/r"
-  redis-server --port 26379 --bind 127.0.0.1 --save "" --appendonly yes --appendfsync "$1" \
+  "${srv[@]}" redis-server --port 26379 --bind 127.0.0.1 --save "" --appendonly yes --appendfsync "$1" \
     --dir "$work/r" >"$work/r/log" 2>&1 &
   pids+=($!)
   for _ in $(seq 50); do redis-cli -p 26379 ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -68,7 +73,7 @@ start_redis() { # $1 = always | everysec
 rb() {
   local P
   for P in 1 16; do
-    timeout 600 redis-benchmark -p "$3" -t set,get,incr,mset -c 50 -n "$n" -P "$P" --csv |
+    timeout 600 "${cli[@]}" redis-benchmark -p "$3" -t set,get,incr,mset -c 50 -n "$n" -P "$P" --csv |
       tail -n +2 | tr -d '"' | awk -F, -v r="$1" -v s="$2" -v p="$P" '{print r "," s "," p "," $1 "," $2 "," $5 "," $7}'
   done
 }
@@ -77,7 +82,7 @@ rb() {
 # clients; the last column is the CPU used by other processes (noise).
 kv() {
   local out
-  out=$("$work/kvload" --driver "$3" --endpoints "$4" --clients 50 --read-ratio 0 \
+  out=$("${cli[@]}" "$work/kvload" --driver "$3" --endpoints "$4" --clients 50 --read-ratio 0 \
     --duration "$kvdur" --preload --server-pids "$5" --label "$2")
   echo "$out" >>"$work/kvload.jsonl"
   echo "$1,$2,1,PUT(kvload),$(echo "$out" | grep -o '"ops_per_sec":[0-9.]*' | head -1 | cut -d: -f2),,,$(echo "$out" | grep -o '"other_cores":[0-9.]*' | head -1 | cut -d: -f2)"
@@ -95,7 +100,7 @@ for r in $(seq "$rounds"); do
     rb "$r" "redis-$fs" 26379
     stop_all
   done
-  env ${procs:+GOMAXPROCS=$procs} bash "$tools/etcd3.sh" start >/dev/null
+  "${srv[@]}" env ${procs:+GOMAXPROCS=$procs} bash "$tools/etcd3.sh" start >/dev/null
   kv "$r" etcd etcd "127.0.0.1:22379,127.0.0.1:22389,127.0.0.1:22399" "$(paste -sd, /tmp/etcd3.pids)"
   bash "$tools/etcd3.sh" stop >/dev/null
 done
