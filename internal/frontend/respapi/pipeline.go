@@ -12,22 +12,24 @@ import (
 // Pipelines: a client that sends many commands without waiting (redis-cli
 // --pipe, redis-benchmark -P, client pipelines) would otherwise pay one
 // Raft round per SET and one ReadIndex round per GET, one after another.
-// Instead, a run of consecutive plain SETs already received is written as
-// one atomic batch, and a run of consecutive GETs is read in parallel.
+// Instead, a run of consecutive plain SETs and MSETs already received is
+// written as one atomic batch, and a run of consecutive GETs is read in
+// parallel.
 //
 // Both keep the semantics of running the commands one by one, in order:
-// the SETs of a run apply together (later ones win on the same key), which
-// is one of the orders of running them in sequence, and nothing else of
-// the connection runs in between; the GETs of a run have no write of this
+// the writes of a run apply together (later ones win on the same key),
+// which is one of the orders of running them in sequence (each MSET stays
+// atomic: it is inside one atomic batch), and nothing else of the
+// connection runs in between; the GETs of a run have no write of this
 // connection between them, and concurrent reads of a client's pipeline may
 // be ordered either way.
 //
-// A run ends at any other command, at maxRunCommands or maxRunBytes, and
+// A run ends at any other command, at maxRunOps keys or maxRunBytes, and
 // when no further command is buffered (replies are never held back
 // waiting for more input).
 
 const (
-	maxRunCommands = kv.MaxBatchOps
+	maxRunOps      = kv.MaxBatchOps
 	maxRunBytes    = 4 << 20
 )
 
@@ -39,49 +41,55 @@ const (
 	runGets
 )
 
-// pipelineRun is the run being collected; its args are copies.
+// pipelineRun is the run being collected; its args are copies. ops
+// counts its keys (one batch operation each).
 type pipelineRun struct {
 	kind  runKind
 	cmds  [][][]byte
+	ops   int
 	bytes int
 }
 
-// runKindOf says whether args may join a run: a plain SET (no options) or
-// a GET, outside MULTI.
-func (c *conn) runKindOf(args [][]byte) runKind {
+// runKindOf says whether args may join a run, and with how many keys: a
+// plain SET (no options), an MSET, or a GET, outside MULTI.
+func (c *conn) runKindOf(args [][]byte) (runKind, int) {
 	if c.multi != nil {
-		return runNone
+		return runNone, 0
 	}
 	switch {
 	case len(args) == 3 && len(args[0]) == 3 && bytes.EqualFold(args[0], []byte("set")):
-		return runSets
+		return runSets, 1
+	case len(args) >= 3 && len(args)%2 == 1 && len(args) <= 2*maxRunOps+1 && len(args[0]) == 4 &&
+		bytes.EqualFold(args[0], []byte("mset")):
+		return runSets, len(args) / 2
 	case len(args) == 2 && len(args[0]) == 3 && bytes.EqualFold(args[0], []byte("get")):
-		return runGets
+		return runGets, 1
 	}
-	return runNone
+	return runNone, 0
 }
 
 // collect handles a command read from a pipeline: it joins the current run
 // (which then runs when full or when nothing more is buffered) or, when it
 // cannot, the run runs and the command is dispatched.
 func (c *conn) collect(args [][]byte) {
-	kind := c.runKindOf(args)
+	kind, ops := c.runKindOf(args)
 	if kind == runNone || (c.run.kind == runNone && c.r.Buffered() == 0) {
 		c.flushRun()
 		c.dispatch(args)
 		return
 	}
-	if c.run.kind != kind {
+	if c.run.kind != kind || c.run.ops+ops > maxRunOps {
 		c.flushRun()
 	}
 	c.run.kind = kind
+	c.run.ops += ops
 	cp := make([][]byte, len(args))
 	for i, a := range args {
 		cp[i] = bytes.Clone(a)
 		c.run.bytes += len(a)
 	}
 	c.run.cmds = append(c.run.cmds, cp)
-	if c.r.Buffered() == 0 || len(c.run.cmds) >= maxRunCommands || c.run.bytes >= maxRunBytes {
+	if c.r.Buffered() == 0 || c.run.ops >= maxRunOps || c.run.bytes >= maxRunBytes {
 		c.flushRun()
 	}
 }
@@ -98,40 +106,42 @@ func (c *conn) flushRun() {
 		return
 	}
 	c.srv.stats.commands.Add(uint64(len(run.cmds)))
+	c.lastCmd.Store(lookup(run.cmds[len(run.cmds)-1][0]))
 	start := time.Now()
-	cmd := commandTable["get"]
 	if run.kind == runSets {
-		cmd = commandTable["set"]
-		c.lastCmd.Store(cmd)
 		c.runSetBatch(run.cmds)
 	} else {
-		c.lastCmd.Store(cmd)
 		c.runGetBatch(run.cmds)
 	}
 	// Each command of the run took as long as the run.
 	d := time.Since(start)
-	for range run.cmds {
-		cmd.observe(d)
+	for _, args := range run.cmds {
+		lookup(args[0]).observe(d)
 	}
 }
 
-// runSetBatch answers a run of plain SETs with one atomic batch. A SET
-// with an invalid key or value gets its error and is left out, as it
-// would fail alone. If the keys span ranges, the SETs run one by one.
+// runSetBatch answers a run of plain SETs and MSETs with one atomic batch.
+// A command with an invalid key or value gets its error and is left out
+// whole, as it would fail alone. If the keys span ranges, the commands
+// run one by one (each MSET atomic through the transaction layer).
 func (c *conn) runSetBatch(cmds [][][]byte) {
 	limits := &c.srv.opts.Limits
 	invalid := make([]error, len(cmds))
 	var ops []*cairnpb.BatchOp
 	for i, args := range cmds {
-		if err := limits.ValidateKey(args[1]); err != nil {
-			invalid[i] = err
+		for j := 1; j < len(args) && invalid[i] == nil; j += 2 {
+			if err := limits.ValidateKey(args[j]); err != nil {
+				invalid[i] = err
+			} else if err := limits.ValidateValue(args[j+1]); err != nil {
+				invalid[i] = err
+			}
+		}
+		if invalid[i] != nil {
 			continue
 		}
-		if err := limits.ValidateValue(args[2]); err != nil {
-			invalid[i] = err
-			continue
+		for j := 1; j < len(args); j += 2 {
+			ops = append(ops, batchPut(string(args[j]), args[j+1], nil))
 		}
-		ops = append(ops, batchPut(string(args[1]), args[2], nil))
 	}
 	var err error
 	if len(ops) > 0 {
@@ -139,7 +149,7 @@ func (c *conn) runSetBatch(cmds [][][]byte) {
 	}
 	if errors.Is(err, kv.ErrInvalidArgument) {
 		for _, args := range cmds {
-			runSet(c, args)
+			lookup(args[0]).run(c, args)
 		}
 		return
 	}

@@ -163,6 +163,40 @@ func TestPipelinedRuns(t *testing.T) {
 	}
 }
 
+// TestPipelinedMSetRuns: MSETs join the SETs of a pipeline run, each
+// whole (an MSET with one invalid pair fails alone and writes nothing);
+// the run is one batch.
+func TestPipelinedMSetRuns(t *testing.T) {
+	b := newMemBackend()
+	s := newTestServer(t, b, Options{})
+	c := dial(t, startServer(t, s))
+	var in []byte
+	in = append(in, encode("SET", "a", "1")...)
+	in = append(in, encode("MSET", "a", "2", "b", "2", "c", "2")...)
+	in = append(in, encode("mset", "d", "bad", "", "x")...)
+	in = append(in, encode("MSET", "e", "4")...)
+	in = append(in, encode("SET", "e", "5")...)
+	in = append(in, encode("MSET", "c", "3", "c", "6")...)
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		in = append(in, encode("GET", k)...)
+	}
+	c.send(in)
+	var got []string
+	for range 11 {
+		got = append(got, c.read())
+	}
+	want := []string{"OK", "OK", "(error) ERR invalid argument: key is empty", "OK", "OK", "OK",
+		`"2"`, `"2"`, `"6"`, "(nil)", `"5"`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("replies:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.batches != 1 || b.puts != 0 {
+		t.Fatalf("%d batches, %d puts: the SETs and MSETs were not one batch", b.batches, b.puts)
+	}
+}
+
 func TestProtocolErrorClosesConnection(t *testing.T) {
 	s := newTestServer(t, newMemBackend(), Options{})
 	addr := startServer(t, s)
