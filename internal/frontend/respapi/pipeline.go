@@ -29,8 +29,8 @@ import (
 // waiting for more input).
 
 const (
-	maxRunOps      = kv.MaxBatchOps
-	maxRunBytes    = 4 << 20
+	maxRunOps   = kv.MaxBatchOps
+	maxRunBytes = 4 << 20
 )
 
 type runKind int
