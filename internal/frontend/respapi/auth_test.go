@@ -140,6 +140,39 @@ func TestProtectedModeDenies(t *testing.T) {
 	c.expectClosed()
 }
 
+// A pipeline is checked like single commands: pipelined SETs, MSETs and
+// GETs are refused in protected mode (and write nothing), and answered
+// -NOAUTH before AUTH, instead of reaching the backend as one run.
+func TestPipelinesAreRefusedLikeCommands(t *testing.T) {
+	pipeline := string(encode("SET", "a", "1")) + string(encode("MSET", "b", "2", "c", "3")) +
+		string(encode("GET", "a")) + string(encode("GET", "b"))
+
+	b := newMemBackend()
+	s := newTestServer(t, b, Options{Auth: &fakeAuth{protect: true}})
+	c := dial(t, startServer(t, s))
+	c.send([]byte(pipeline))
+	if got := c.read(); !strings.Contains(got, "DENIED") {
+		t.Fatalf("pipelined SET in protected mode: %s", got)
+	}
+	c.expectClosed()
+	b.mu.Lock()
+	batches, puts := b.batches, b.puts
+	b.mu.Unlock()
+	if batches != 0 || puts != 0 {
+		t.Fatalf("protected mode: the pipeline reached the backend (%d batches, %d puts)", batches, puts)
+	}
+
+	fa := &fakeAuth{enabled: true, users: map[string]string{"writer": "w"}}
+	s = newTestServer(t, guardedBackend{newMemBackend()}, Options{Auth: fa})
+	c = dial(t, startServer(t, s))
+	c.send([]byte(pipeline))
+	for i := range 4 {
+		if got := c.read(); !strings.Contains(got, "NOAUTH") {
+			t.Fatalf("pipelined command %d before AUTH: %s", i, got)
+		}
+	}
+}
+
 func (g guardedBackend) Txn(ctx context.Context, r *cairnpb.TxnRequest) (*cairnpb.TxnResponse, error) {
 	for _, op := range r.Ops {
 		if op.Kind == cairnpb.TxnOp_PUT || op.Kind == cairnpb.TxnOp_DELETE {

@@ -121,22 +121,14 @@ func (c *conn) dispatch(args [][]byte) {
 		c.flagTransaction()
 		return
 	}
-	if !c.certChecked && c.srv.opts.Auth != nil {
-		// The TLS handshake is done once the first command was read.
-		c.certChecked = true
-		if tc, ok := c.nc.(*tls.Conn); ok {
-			if ctx, ok := c.srv.opts.Auth.CertContext(c.srv.ctx, tc.ConnectionState()); ok {
-				c.ctx, c.authed = ctx, true
-			}
-		}
-	}
-	if c.srv.opts.Auth != nil && c.srv.opts.Auth.ProtectedRefuses(c.addr) {
-		c.out.Error(msgProtected)
+	switch msg := c.refusal(cmd); msg {
+	case "":
+	case msgProtected:
+		c.out.Error(msg)
 		c.closing = true
 		return
-	}
-	if !c.authed && c.srv.opts.Auth != nil && c.srv.opts.Auth.Enabled() && !slices.Contains(cmd.flags, "no-auth") {
-		c.out.Error(msgNoAuth)
+	default:
+		c.out.Error(msg)
 		c.flagTransaction()
 		return
 	}
@@ -147,6 +139,32 @@ func (c *conn) dispatch(args [][]byte) {
 	start := time.Now()
 	cmd.run(c, args)
 	cmd.observe(time.Since(start))
+}
+
+// refusal is the reply that refuses cmd on this connection before it
+// runs (protected mode, or -NOAUTH), or "". Every command passes it, in a
+// pipeline run too (collect). The TLS client certificate is looked at
+// first, once: the handshake is done once the first command was read.
+func (c *conn) refusal(cmd *command) string {
+	a := c.srv.opts.Auth
+	if a == nil {
+		return ""
+	}
+	if !c.certChecked {
+		c.certChecked = true
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			if ctx, ok := a.CertContext(c.srv.ctx, tc.ConnectionState()); ok {
+				c.ctx, c.authed = ctx, true
+			}
+		}
+	}
+	switch {
+	case a.ProtectedRefuses(c.addr):
+		return msgProtected
+	case !c.authed && a.Enabled() && !slices.Contains(cmd.flags, "no-auth"):
+		return msgNoAuth
+	}
+	return ""
 }
 
 // wrongArgs is Redis's arity error; name is "get" or "client|setname".

@@ -41,38 +41,44 @@ const (
 	runGets
 )
 
-// pipelineRun is the run being collected; its args are copies. ops
-// counts its keys (one batch operation each).
+// pipelineRun is the run being collected; its args are copies, and
+// commands[i] is the command of cmds[i] (for the metrics). ops counts its
+// keys (one batch operation each).
 type pipelineRun struct {
-	kind  runKind
-	cmds  [][][]byte
-	ops   int
-	bytes int
+	kind     runKind
+	cmds     [][][]byte
+	commands []*command
+	ops      int
+	bytes    int
 }
 
-// runKindOf says whether args may join a run, and with how many keys: a
-// plain SET (no options), an MSET, or a GET, outside MULTI.
-func (c *conn) runKindOf(args [][]byte) (runKind, int) {
+// runKindOf says whether args may join a run, as which command and with
+// how many keys: a plain SET (no options), an MSET, or a GET, outside
+// MULTI.
+func (c *conn) runKindOf(args [][]byte) (runKind, *command, int) {
 	if c.multi != nil {
-		return runNone, 0
+		return runNone, nil, 0
 	}
 	switch {
 	case len(args) == 3 && len(args[0]) == 3 && bytes.EqualFold(args[0], []byte("set")):
-		return runSets, 1
+		return runSets, commandTable["set"], 1
 	case len(args) >= 3 && len(args)%2 == 1 && len(args) <= 2*maxRunOps+1 && len(args[0]) == 4 &&
 		bytes.EqualFold(args[0], []byte("mset")):
-		return runSets, len(args) / 2
+		return runSets, commandTable["mset"], len(args) / 2
 	case len(args) == 2 && len(args[0]) == 3 && bytes.EqualFold(args[0], []byte("get")):
-		return runGets, 1
+		return runGets, commandTable["get"], 1
 	}
-	return runNone, 0
+	return runNone, nil, 0
 }
 
 // collect handles a command read from a pipeline: it joins the current run
 // (which then runs when full or when nothing more is buffered) or, when it
 // cannot, the run runs and the command is dispatched.
 func (c *conn) collect(args [][]byte) {
-	kind, ops := c.runKindOf(args)
+	kind, cmd, ops := c.runKindOf(args)
+	if kind != runNone && c.refusal(cmd) != "" {
+		kind = runNone // dispatch answers the refusal, after the run
+	}
 	if kind == runNone || (c.run.kind == runNone && c.r.Buffered() == 0) {
 		c.flushRun()
 		c.dispatch(args)
@@ -89,6 +95,7 @@ func (c *conn) collect(args [][]byte) {
 		c.run.bytes += len(a)
 	}
 	c.run.cmds = append(c.run.cmds, cp)
+	c.run.commands = append(c.run.commands, cmd)
 	if c.r.Buffered() == 0 || c.run.ops >= maxRunOps || c.run.bytes >= maxRunBytes {
 		c.flushRun()
 	}
@@ -106,7 +113,7 @@ func (c *conn) flushRun() {
 		return
 	}
 	c.srv.stats.commands.Add(uint64(len(run.cmds)))
-	c.lastCmd.Store(lookup(run.cmds[len(run.cmds)-1][0]))
+	c.lastCmd.Store(run.commands[len(run.commands)-1])
 	start := time.Now()
 	if run.kind == runSets {
 		c.runSetBatch(run.cmds)
@@ -115,8 +122,8 @@ func (c *conn) flushRun() {
 	}
 	// Each command of the run took as long as the run.
 	d := time.Since(start)
-	for _, args := range run.cmds {
-		lookup(args[0]).observe(d)
+	for _, cmd := range run.commands {
+		cmd.observe(d)
 	}
 }
 
